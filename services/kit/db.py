@@ -1,0 +1,97 @@
+"""The psycopg 3 connection pool and the migration runner.
+
+Each service owns one Postgres schema (auth, orders, inventory...) in the shared database;
+its pool sets `search_path` to it, so SQL in repositories names tables unqualified. Migrations
+are plain numbered SQL files in the service's `migrations/` folder, applied in order at start
+and recorded in `<schema>.schema_migrations`; an advisory lock keeps two replicas from applying
+them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+DictConnection = AsyncConnection[dict[str, Any]]
+Pool = AsyncConnectionPool[DictConnection]
+
+
+def create_pool(settings: ServiceSettings, schema: str) -> Pool:
+    """A pool (not yet opened) whose connections return rows as dicts and use `schema`."""
+    return AsyncConnectionPool(
+        settings.db_conninfo,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        kwargs={"row_factory": dict_row, "options": f"-c search_path={schema},public"},
+        connection_class=AsyncConnection[dict[str, Any]],
+        open=False,
+        name=f"{settings.service_name}-pool",
+    )
+
+
+def migration_files(directory: Path) -> list[tuple[str, Path]]:
+    """The migration files of a folder in the order they apply: (version, path)."""
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} must be named NNNN_description.sql")
+        files.append((path.stem, path))
+    return files
+
+
+async def apply_migrations(pool: Pool, schema: str, directory: Path) -> list[str]:
+    """Apply the not yet applied migrations of `directory`; returns the versions applied."""
+    applied_now: list[str] = []
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"migrations:{schema}",))
+        try:
+            await conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
+            await conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+                    " version text PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(sql.Identifier(schema))
+            )
+            await conn.commit()
+            cursor = await conn.execute(
+                sql.SQL("SELECT version FROM {}.schema_migrations").format(sql.Identifier(schema))
+            )
+            done = {row["version"] for row in await cursor.fetchall()}
+            for version, path in migration_files(directory):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text().encode())
+                    await conn.execute(
+                        sql.SQL("INSERT INTO {}.schema_migrations (version) VALUES (%s)").format(
+                            sql.Identifier(schema)
+                        ),
+                        (version,),
+                    )
+                log.info("applied migration", extra={"schema": schema, "version": version})
+                applied_now.append(version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"migrations:{schema}",))
+            await conn.commit()
+    return applied_now
+
+
+async def ping(pool: Pool) -> None:
+    """Raise unless the database answers."""
+    async with pool.connection(timeout=2) as conn:
+        await conn.execute("SELECT 1")

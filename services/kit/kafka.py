@@ -1,0 +1,221 @@
+"""Kafka on confluent-kafka: an idempotent producer and a batch consumer that commits after work.
+
+The producer is idempotent with acks=all; a poll thread serves delivery reports, and `publish`
+awaits the broker's acknowledgement. The consumer reads in batches, hands each message to an
+async handler, and commits offsets only once the whole batch is processed, so a crash means a
+redelivery (which consumers dedupe by event id), never a loss. A message whose handler keeps
+failing goes, with its error, to `<topic>.dlq` instead of blocking its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from services.kit.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_SUFFIX = ".dlq"
+MessageHandler = Callable[[Message], Awaitable[None]]
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
+
+
+class EventProducer:
+    """An idempotent, acks=all producer whose `publish` awaits the broker's acknowledgement."""
+
+    def __init__(self, bootstrap: str, client_id: str, *, service: str, linger_ms: int = 1) -> None:
+        self.service = service
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "compression.type": "lz4",
+                "message.timeout.ms": 30000,
+            }
+        )
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Send one message and wait until the broker has it."""
+        await asyncio.gather(self.publish_nowait(topic, key, value, headers))
+
+    def publish_nowait(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[None]:
+        """Send one message; the returned future resolves on the broker's acknowledgement."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                loop.call_soon_threadsafe(_fail, future, KafkaException(err))
+            else:
+                loop.call_soon_threadsafe(_succeed, future)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key.encode(),
+                    headers=list((headers or {}).items()),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.01)
+        EVENTS_PUBLISHED.labels(self.service, topic).inc()
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        remaining = self._producer.flush(timeout)
+        self._stopping.set()
+        self._poller.join(timeout=2)
+        if remaining:
+            log.error("producer closed with undelivered messages", extra={"count": remaining})
+
+
+def _succeed(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class BatchConsumer:
+    """Consumes topics in batches with a per-message handler; commits after each batch."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Iterable[str],
+        handler: MessageHandler,
+        *,
+        service: str,
+        dead_letters: EventProducer,
+        batch_size: int = 200,
+        poll_timeout: float = 0.05,
+        attempts: int = 3,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.topics = list(topics)
+        self.handler = handler
+        self.service = service
+        self.dead_letters = dead_letters
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.attempts = attempts
+        self._stop = asyncio.Event()
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "session.timeout.ms": 10000,
+            "fetch.wait.max.ms": 10,
+        }
+        config.update(extra_config or {})
+        self._consumer = Consumer(config)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; then commit what was processed and leave the group."""
+        self._consumer.subscribe(self.topics)
+        log.info("consuming", extra={"topics": self.topics})
+        try:
+            while not self._stop.is_set():
+                batch = await asyncio.to_thread(
+                    self._consumer.consume, self.batch_size, self.poll_timeout
+                )
+                processed = False
+                for message in batch:
+                    if message.error() is not None:
+                        log.warning("consume error", extra={"error": str(message.error())})
+                        continue
+                    await self._process(message)
+                    processed = True
+                if processed:
+                    await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+        finally:
+            await asyncio.to_thread(self._consumer.close)
+
+    async def _process(self, message: Message) -> None:
+        topic = message.topic() or "unknown"
+        error: Exception | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await self.handler(message)
+            except Exception as exc:  # the handler's failure decides retry or dead letter
+                error = exc
+                log.warning(
+                    "event handler failed",
+                    extra={"topic": topic, "attempt": attempt, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.05 * attempt)
+            else:
+                return
+        await self.dead_letters.publish(
+            dead_letter_topic(topic),
+            (message.key() or b"").decode(),
+            message.value() or b"",
+            {
+                "dlq-error": repr(error)[:1000],
+                "dlq-source-topic": topic,
+                "dlq-source-partition": str(message.partition()),
+                "dlq-source-offset": str(message.offset()),
+            },
+        )
+        EVENTS_CONSUMED.labels(self.service, topic, "dead_lettered").inc()
+        log.error(
+            "event dead-lettered",
+            extra={"topic": topic, "error": repr(error), "to": dead_letter_topic(topic)},
+        )
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+    """Create the topics that do not exist yet (single-replica defaults for local brokers)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in topics]
+    missing = [t for t in missing if t.topic not in existing]
+    if not missing:
+        return
+    for topic, future in admin.create_topics(missing, operation_timeout=10).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created topic", extra={"topic": topic})
+
+
+def ping(bootstrap: str) -> None:
+    """Raise unless a broker answers a metadata request."""
+    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)

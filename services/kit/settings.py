@@ -1,0 +1,73 @@
+"""Typed settings read from environment variables, shared by every service.
+
+The seed's variable names (PORT, DB_HOST, KAFKA_BROKER, RABBITMQ_URL, REDIS_URL, JWT_SECRET...)
+are the field names, so they keep working unchanged. Each service subclasses
+`ServiceSettings` and adds its own fields.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "secret", "changeme", "change-me", "your-secret-key", "dev-secret-change-me", "jwt-secret"}
+)
+DEVELOPMENT_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused outside development
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; subclasses add their own."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Environment = Field(default="development", alias="APP_ENV")
+    service_name: str = "realtimeorder"
+    host: str = Field(default="127.0.0.1", alias="HOST")
+    port: int = Field(default=8000, alias="PORT")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    db_host: str = Field(default="127.0.0.1", alias="DB_HOST")
+    db_port: int = Field(default=5432, alias="DB_PORT")
+    db_name: str = Field(default="realtimeorder", alias="DB_NAME")
+    db_user: str = Field(default="postgres", alias="DB_USER")
+    db_password: str = Field(default="postgres", alias="DB_PASSWORD")
+    db_pool_min: int = Field(default=2, alias="DB_POOL_MIN")
+    db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
+
+    kafka_broker: str = Field(default="127.0.0.1:9092", alias="KAFKA_BROKER")
+    rabbitmq_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/", alias="RABBITMQ_URL")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+
+    jwt_secret: str = Field(default=DEVELOPMENT_JWT_SECRET, alias="JWT_SECRET")
+    jwt_issuer: str = Field(default="realtimeorder", alias="JWT_ISSUER")
+    access_token_ttl_seconds: int = Field(default=900, alias="ACCESS_TOKEN_TTL_SECONDS", gt=0)
+
+    @property
+    def db_conninfo(self) -> str:
+        """libpq connection string built from the DB_* variables."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.db_host,
+            port=self.db_port,
+            dbname=self.db_name,
+            user=self.db_user,
+            password=self.db_password,
+            application_name=self.service_name,
+        )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.environment == "development":
+            return self
+        if self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 32:
+            raise ValueError(
+                "JWT_SECRET is a placeholder or shorter than 32 characters; "
+                f"set a real secret when APP_ENV={self.environment}"
+            )
+        return self

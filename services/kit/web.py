@@ -1,0 +1,132 @@
+"""The FastAPI app every service starts from: request ids, metrics, probes and error rendering.
+
+`create_service_app` gives a service `/healthz` (the process is alive), `/readyz` (every
+dependency registered with `add_readiness_check` answers) and `/metrics`, a request-id and
+metrics middleware, and problem+json errors. The service adds its routers and its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.errors import install_error_handlers
+from services.kit.logs import request_id_var
+from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from services.kit.settings import ServiceSettings
+
+REQUEST_ID_HEADER = "x-request-id"
+ReadinessCheck = Callable[[], Awaitable[object]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+log = logging.getLogger(__name__)
+_UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestContextMiddleware:
+    """Propagates X-Request-ID and records request metrics by route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope.get("path", "")
+            if path not in _UNTRACKED_PATHS:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                method = scope.get("method", "GET")
+                HTTP_REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
+                HTTP_LATENCY.labels(self.service, method, route).observe(
+                    time.perf_counter() - started
+                )
+            request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode()
+    for key, value in scope.get("headers", []):
+        if key.lower() == wanted:
+            decoded: str = value.decode("latin-1")[:128]
+            return decoded
+    return None
+
+
+def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
+    """Make `/readyz` depend on `check` (which raises or times out when not ready)."""
+    app.state.readiness_checks[name] = check
+
+
+async def _run_check(check: ReadinessCheck) -> str | None:
+    try:
+        await asyncio.wait_for(check(), timeout=2.0)
+    except Exception as exc:  # any failure means not ready; the reason goes in the body
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan) -> FastAPI:
+    """A FastAPI app with the platform's probes, metrics, request ids and error handling."""
+
+    async def wrapped_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting", extra={"port": settings.port, "environment": settings.environment})
+        async with lifespan(app):
+            yield
+        log.info("stopped")
+
+    from contextlib import asynccontextmanager
+
+    app = FastAPI(title=title, lifespan=asynccontextmanager(wrapped_lifespan))
+    app.state.settings = settings
+    app.state.readiness_checks = {}
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
+        results = await asyncio.gather(*(_run_check(c) for c in checks.values()))
+        failures = {name: r for name, r in zip(checks, results, strict=True) if r is not None}
+        body: dict[str, Any] = {
+            "status": "ready" if not failures else "not-ready",
+            "checks": {name: failures.get(name, "ok") for name in checks},
+        }
+        return JSONResponse(body, status_code=503 if failures else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
