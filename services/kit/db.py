@@ -51,8 +51,14 @@ def migration_files(directory: Path) -> list[tuple[str, Path]]:
     return files
 
 
-async def apply_migrations(pool: Pool, schema: str, directory: Path) -> list[str]:
-    """Apply the not yet applied migrations of `directory`; returns the versions applied."""
+async def apply_migrations(
+    pool: Pool, schema: str, directory: Path, *, prefix: str = ""
+) -> list[str]:
+    """Apply the not yet applied migrations of `directory`; returns the versions applied.
+
+    `prefix` keeps the versions of a shared folder (the kit's outbox tables) apart from the
+    service's own.
+    """
     applied_now: list[str] = []
     async with pool.connection() as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"migrations:{schema}",))
@@ -72,7 +78,8 @@ async def apply_migrations(pool: Pool, schema: str, directory: Path) -> list[str
                 sql.SQL("SELECT version FROM {}.schema_migrations").format(sql.Identifier(schema))
             )
             done = {row["version"] for row in await cursor.fetchall()}
-            for version, path in migration_files(directory):
+            for stem, path in migration_files(directory):
+                version = prefix + stem
                 if version in done:
                     continue
                 async with conn.transaction():

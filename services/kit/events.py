@@ -37,7 +37,7 @@ class Envelope(BaseModel, Generic[DataT]):
     data: DataT
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return orjson.dumps(self.model_dump(mode="json", by_alias=True))
 
 
 def parse_envelope(raw: bytes | str, data_type: type[DataT]) -> Envelope[DataT]:

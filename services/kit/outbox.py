@@ -1,0 +1,170 @@
+"""The transactional outbox, its relay, and the consumer's dedupe by event id.
+
+A service writes an event with `add_to_outbox` in the same transaction as the state change it
+reports; `OutboxRelay` publishes committed rows to Kafka in id order and marks them published.
+A crash between commit and publish loses nothing (the row is still unpublished); a crash between
+publish and marking republishes, which consumers absorb with `claim_event` (an insert into
+`processed_events` in the consumer's own transaction). Published rows are kept for a replay
+window, then purged.
+
+The outbox tables come from `KIT_MIGRATIONS`, applied into each service's schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel
+
+from services.kit.db import DictConnection, Pool
+from services.kit.events import Envelope
+from services.kit.kafka import EventProducer
+
+log = logging.getLogger(__name__)
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+NOTIFY_CHANNEL = "outbox"
+
+
+async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
+    """Record `event` for publication when the current transaction commits."""
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, message_key, payload) VALUES (%s, %s, %s, %s)",
+        (event.id, topic, event.subject, event.to_bytes()),
+    )
+    # One channel per schema, so each relay wakes only for its own service's rows.
+    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '')")
+
+
+async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:
+    """Record `event_id` as processed in the current transaction; False if it already was."""
+    cursor = await conn.execute(
+        "INSERT INTO processed_events (event_id, topic) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (event_id, topic),
+    )
+    return cursor.rowcount == 1
+
+
+def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[Any]:
+    """A new envelope for `data` about `subject` (the order id)."""
+    envelope: Envelope[Any] = Envelope[BaseModel](
+        source=source, type=type_, subject=subject, data=data
+    )
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in order; wakes on NOTIFY and polls as a fallback."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        producer: EventProducer,
+        conninfo: str,
+        schema: str,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        retention_hours: int = 72,
+    ) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.conninfo = conninfo
+        self.schema = schema
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention_hours = retention_hours
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until `stop()`; errors are logged and retried, never fatal."""
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        purge_every, last_purge = 600.0, 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stop.is_set():
+                try:
+                    published = await self.publish_batch()
+                    if loop.time() - last_purge > purge_every:
+                        await self.purge()
+                        last_purge = loop.time()
+                except Exception:  # a broker or database outage: keep the rows, retry later
+                    log.exception("outbox relay failed; retrying")
+                    published = 0
+                    await asyncio.sleep(1.0)
+                if published < self.batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unpublished rows; returns how many were published."""
+        async with self.pool.connection() as conn, conn.transaction():
+            # One relay publishes at a time, so each key's events reach Kafka in commit order
+            # even with several replicas.
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema())) AS ok"
+            )
+            lock = await cursor.fetchone()
+            if not lock or not lock["ok"]:
+                return 0
+            cursor = await conn.execute(
+                "SELECT id, topic, message_key, payload FROM outbox"
+                " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (self.batch_size,),
+            )
+            rows = await cursor.fetchall()
+            if not rows:
+                return 0
+            await asyncio.gather(
+                *(
+                    self.producer.publish_nowait(
+                        row["topic"], row["message_key"], bytes(row["payload"])
+                    )
+                    for row in rows
+                )
+            )
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)",
+                ([row["id"] for row in rows],),
+            )
+        return len(rows)
+
+    async def purge(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => %s)",
+                (self.retention_hours,),
+            )
+            await conn.execute(
+                "DELETE FROM processed_events"
+                " WHERE processed_at < now() - make_interval(hours => %s)",
+                (self.retention_hours * 4,),
+            )
+
+    async def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    channel = sql.Identifier(f"{NOTIFY_CHANNEL}_{self.schema}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except Exception:  # the poll fallback keeps relaying while we reconnect
+                log.warning("outbox listener lost its connection; reconnecting")
+                await asyncio.sleep(1.0)
