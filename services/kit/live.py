@@ -1,0 +1,48 @@
+"""Live order updates over Socket.IO: rooms, event names and the pushed payload.
+
+The Socket.IO server runs in the gateway; any process (a Kafka consumer in the orders service,
+say) emits through Redis with `create_emitter`, so pushes work across processes and replicas.
+Each connection sits in its user's room, and admins also in the admin room; clients cannot
+join rooms themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import socketio
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+ADMIN_ROOM = "admins"
+ORDER_UPDATED = "order.updated"
+SYNC_REQUEST = "order.sync"
+REDIS_CHANNEL = "realtimeorder-socketio"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+class OrderUpdate(BaseModel):
+    """What a client receives on `order.updated`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    order_id: str
+    user_id: str
+    status: str
+    version: int
+    time: datetime
+    reason: str | None = None
+
+
+def create_emitter(redis_url: str) -> socketio.AsyncRedisManager:
+    """A write-only manager that emits to the gateway's Socket.IO clients through Redis."""
+    return socketio.AsyncRedisManager(redis_url, channel=REDIS_CHANNEL, write_only=True)
+
+
+async def push_order_update(emitter: socketio.AsyncRedisManager, update: OrderUpdate) -> None:
+    """Send `update` to the order's owner and to the admins."""
+    payload = update.model_dump(mode="json", by_alias=True)
+    await emitter.emit(ORDER_UPDATED, payload, room=[user_room(update.user_id), ADMIN_ROOM])
