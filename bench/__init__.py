@@ -1,0 +1,1 @@
+"""`make bench`: end-to-end throughput and latency of the running platform."""
