@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -52,10 +52,9 @@ async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:
 
 def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[Any]:
     """A new envelope for `data` about `subject` (the order id)."""
-    envelope: Envelope[Any] = Envelope[BaseModel](
-        source=source, type=type_, subject=subject, data=data
-    )
-    return envelope
+    # Parametrised with the data's own class, so pydantic keeps (and serialises) its fields.
+    envelope_type = cast("type[Envelope[Any]]", Envelope[type(data)])  # type: ignore[misc]
+    return envelope_type(source=source, type=type_, subject=subject, data=data)
 
 
 class OutboxRelay:

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.kit.db import migration_files
+from services.kit.outbox import KIT_MIGRATIONS
+
+
+def test_files_apply_in_numeric_order(tmp_path: Path) -> None:
+    for name in ("0002_b.sql", "0001_a.sql", "0010_c.sql"):
+        (tmp_path / name).write_text("SELECT 1;")
+    assert [v for v, _ in migration_files(tmp_path)] == ["0001_a", "0002_b", "0010_c"]
+
+
+def test_badly_named_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "init.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="NNNN_description"):
+        migration_files(tmp_path)
+
+
+def test_kit_ships_its_outbox_migration() -> None:
+    assert [v for v, _ in migration_files(KIT_MIGRATIONS)] == ["0001_outbox_and_processed_events"]
