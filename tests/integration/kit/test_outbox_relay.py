@@ -1,0 +1,150 @@
+"""The outbox relay, the batch consumer and dedupe on a real Postgres and Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Message
+
+from services.kit.db import Pool, apply_migrations, create_pool
+from services.kit.events import parse_envelope
+from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic, ensure_topics
+from services.kit.order_events import ReservationExpired
+from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event, event
+from services.kit.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+SCHEMA = "kit_test"
+
+
+@pytest.fixture
+async def settings(postgres_server: Any, kafka_server: Any) -> ServiceSettings:
+    dbname = postgres_server.create_database("kit")
+    return ServiceSettings(
+        **postgres_server.env(dbname), KAFKA_BROKER=kafka_server.bootstrap, service_name="kit"
+    )
+
+
+@pytest.fixture
+async def pool(settings: ServiceSettings) -> AsyncIterator[Pool]:
+    pool = create_pool(settings, SCHEMA)
+    await pool.open()
+    await apply_migrations(pool, SCHEMA, KIT_MIGRATIONS, prefix="kit:")
+    yield pool
+    await pool.close()
+
+
+def _expired(order_id: str) -> Any:
+    from datetime import UTC, datetime
+
+    data = ReservationExpired(
+        order_id=order_id, user_id="u", version=1, expired_at=datetime.now(UTC)
+    )
+    return event("/test", "inventory.reservation-expired", order_id, data)
+
+
+def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Message]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < expected and time.monotonic() < deadline:
+        found += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+    consumer.close()
+    return found
+
+
+async def test_migrations_apply_once(pool: Pool) -> None:
+    assert await apply_migrations(pool, SCHEMA, KIT_MIGRATIONS, prefix="kit:") == []
+
+
+async def test_relay_publishes_committed_rows_in_order_and_only_those(
+    pool: Pool, settings: ServiceSettings
+) -> None:
+    topic = f"kit-relay-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings.kafka_broker, [topic], partitions=1)
+    events = [_expired(f"o-{n}") for n in range(5)]
+    async with pool.connection() as conn, conn.transaction():
+        for item in events:
+            await add_to_outbox(conn, topic, item)
+    async with pool.connection() as conn:
+        await conn.execute("BEGIN")
+        await add_to_outbox(conn, topic, _expired("rolled-back"))
+        await conn.execute("ROLLBACK")
+
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA, poll_interval=0.1)
+    task = asyncio.create_task(relay.run())
+    try:
+        messages = await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 5)
+        # Rows added while the relay runs are woken by NOTIFY, not only by polling.
+        async with pool.connection() as conn, conn.transaction():
+            await add_to_outbox(conn, topic, _expired("late"))
+        late = await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 6)
+    finally:
+        relay.stop()
+        await task
+        producer.close()
+
+    assert [m.key() for m in messages] == [f"o-{n}".encode() for n in range(5)]
+    ids = [parse_envelope(m.value() or b"", ReservationExpired).id for m in messages]
+    assert ids == [e.id for e in events]
+    assert [m.key() for m in late][-1] == b"late"
+    assert b"rolled-back" not in [m.key() for m in late]
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+        assert (await cursor.fetchone() or {})["n"] == 0
+
+
+async def test_claim_event_refuses_a_redelivery(pool: Pool) -> None:
+    event_id = str(uuid.uuid4())
+    async with pool.connection() as conn, conn.transaction():
+        assert await claim_event(conn, event_id, "t") is True
+    async with pool.connection() as conn, conn.transaction():
+        assert await claim_event(conn, event_id, "t") is False
+
+
+async def test_consumer_dead_letters_a_poison_message_and_moves_on(
+    settings: ServiceSettings,
+) -> None:
+    topic = f"kit-dlq-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings.kafka_broker, [topic, dead_letter_topic(topic)], partitions=1)
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    await producer.publish(topic, "k1", b"poison")
+    await producer.publish(topic, "k2", b"good")
+    handled: list[bytes] = []
+
+    async def handler(message: Message) -> None:
+        if message.value() == b"poison":
+            raise ValueError("cannot parse")
+        handled.append(message.value() or b"")
+        consumer.stop()
+
+    consumer = BatchConsumer(
+        settings.kafka_broker,
+        f"g-{topic}",
+        [topic],
+        handler,
+        service="kit",
+        dead_letters=producer,
+    )
+    await asyncio.wait_for(consumer.run(), timeout=30)
+    dead = await asyncio.to_thread(_read_all, settings.kafka_broker, dead_letter_topic(topic), 1)
+    producer.close()
+    assert handled == [b"good"]
+    assert dead[0].value() == b"poison"
+    headers: dict[str, Any] = dict(dead[0].headers() or [])
+    assert b"cannot parse" in headers["dlq-error"]
+    assert headers["dlq-source-topic"] == topic.encode()
