@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.ports import HOST
+from devstack.ports import HOST, is_listening
 
 Probe = Callable[[], None]
 """Returns when the server answers; raises (anything) while it does not."""
@@ -229,3 +229,272 @@ def redis(root: Path, port: int, *, durable: bool = True) -> ServerSpec:
         ready=ready,
         prepare=prepare,
     )
+
+
+# --- RabbitMQ ---------------------------------------------------------------------------------
+
+RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+
+
+def epmd(port: int) -> ServerSpec:
+    """A private Erlang port mapper for our RabbitMQ node, so it never shares the system one."""
+
+    def ready() -> None:
+        run_as(["epmd", "-port", str(port), "-names"], None, Path("/"))
+
+    return ServerSpec(
+        name="epmd",
+        argv=(shutil.which("epmd") or "/usr/bin/epmd", "-port", str(port), "-address", HOST),
+        cwd=Path("/"),
+        ports={"epmd": port},
+        ready=ready,
+        start_timeout=15.0,
+    )
+
+
+@dataclass(frozen=True)
+class RabbitPorts:
+    amqp: int
+    management: int
+    dist: int
+    epmd: int
+
+
+def rabbitmq_conf(ports: RabbitPorts, user: str, password: str) -> str:
+    """The new-style rabbitmq.conf: listeners on 127.0.0.1, an administrator, logs to stdout."""
+    return "\n".join(
+        [
+            f"listeners.tcp.default = {HOST}:{ports.amqp}",
+            f"management.tcp.ip = {HOST}",
+            f"management.tcp.port = {ports.management}",
+            f"default_user = {user}",
+            f"default_pass = {password}",
+            "default_user_tags.administrator = true",
+            "default_permissions.configure = .*",
+            "default_permissions.read = .*",
+            "default_permissions.write = .*",
+            "disk_free_limit.absolute = 50MB",
+            "log.console = true",
+            "log.console.level = info",
+            "log.file = false",
+            "",
+        ]
+    )
+
+
+def rabbitmq(root: Path, ports: RabbitPorts, user: str, password: str) -> ServerSpec:
+    """RabbitMQ with its management plugin; needs `epmd(ports.epmd)` running first."""
+    config = root / "rabbitmq.conf"
+    plugins = root / "enabled_plugins"
+    env = {
+        # Unique per AMQP port, so several nodes (tests beside `make up`) never collide.
+        "RABBITMQ_NODENAME": f"rabbit-{ports.amqp}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": HOST,
+        "RABBITMQ_NODE_PORT": str(ports.amqp),
+        "RABBITMQ_DIST_PORT": str(ports.dist),
+        "ERL_EPMD_PORT": str(ports.epmd),
+        "ERL_EPMD_ADDRESS": HOST,
+        "RABBITMQ_CONFIG_FILE": str(config),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
+        "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(root / "log"),
+        "RABBITMQ_PID_FILE": str(root / "rabbitmq.pid"),
+        "RABBITMQ_LOGS": "-",
+        # The Erlang cookie lives in $HOME: keep ours private to this node.
+        "HOME": str(root),
+        # Never spawn a detached epmd (ours runs first), and do not busy-wait on idle
+        # schedulers: the machine is shared with every other server and service.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+            "-start_epmd false +sbwt none +sbwtdcpu none +sbwtdio none"
+        ),
+    }
+
+    def prepare() -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "log").mkdir(exist_ok=True)
+        config.write_text(rabbitmq_conf(ports, user, password))
+        plugins.write_text("[rabbitmq_management].\n")
+        (root / "rabbitmq-env.conf").write_text("")
+        (root / "advanced.config").write_text("[].\n")
+
+    def ready() -> None:
+        rabbitmq_ready(ports, user, password)
+
+    return ServerSpec(
+        name="rabbitmq",
+        argv=(str(RABBITMQ_SCRIPTS / "rabbitmq-server"),),
+        cwd=root,
+        ports={"amqp": ports.amqp, "management": ports.management, "dist": ports.dist},
+        ready=ready,
+        env=env,
+        prepare=prepare,
+        start_timeout=90.0,
+        stop_timeout=60.0,
+    )
+
+
+def rabbitmq_ready(ports: RabbitPorts, user: str, password: str) -> None:
+    """An AMQP connection opens and the management API answers an authenticated request."""
+    import base64
+    import urllib.request
+
+    import pika
+
+    credentials = pika.PlainCredentials(user, password)
+    parameters = pika.ConnectionParameters(
+        HOST, ports.amqp, credentials=credentials, socket_timeout=2, connection_attempts=1
+    )
+    pika.BlockingConnection(parameters).close()
+    request = urllib.request.Request(f"http://{HOST}:{ports.management}/api/overview")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - our own URL
+        response.read()
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+KAFKA_POM = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
+
+
+def kafka_version(pom: Path = KAFKA_POM) -> str:
+    """The broker version pinned in scripts/kafka/pom.xml."""
+    import xml.etree.ElementTree as ET
+
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    version = ET.parse(pom).findtext("m:properties/m:kafka.version", namespaces=namespace)  # noqa: S314 - our own file
+    if not version:
+        raise RuntimeError(f"{pom} does not pin kafka.version")
+    return version
+
+
+def kafka_libs_dir() -> Path:
+    """Where scripts/install.sh puts the broker's jars (KAFKA_LIBS_DIR overrides)."""
+    override = os.environ.get("KAFKA_LIBS_DIR")
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "realtimeorder" / "kafka" / kafka_version() / "libs"
+
+
+def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
+    """A single node in KRaft combined mode (broker and controller), as in Kafka's own sample."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "3",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Consumer groups join at once instead of waiting for more members (tests, restarts).
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.retention.hours": "24",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+KAFKA_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = warn
+"""
+
+KAFKA_JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+
+
+def _cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not led by '-'."""
+    import base64
+    import secrets
+
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def kafka(root: Path, port: int, controller_port: int) -> ServerSpec:
+    """A single Kafka broker in KRaft combined mode on the jars scripts/install.sh resolved."""
+    libs = kafka_libs_dir()
+    java = shutil.which("java") or "/usr/bin/java"
+    properties = root / "server.properties"
+    log4j = root / "log4j2.properties"
+    log_dir = root / "data"
+    classpath = f"{libs}/*"
+    jvm = (
+        *KAFKA_JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={root / 'logs'}",
+        "-cp",
+        classpath,
+    )
+
+    def prepare() -> None:
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            raise RuntimeError(f"Kafka's jars are missing from {libs}: run scripts/install.sh")
+        root.mkdir(parents=True, exist_ok=True)
+        properties.write_text(kafka_properties(port, controller_port, log_dir))
+        log4j.write_text(KAFKA_LOG4J2)
+        if (log_dir / "meta.properties").exists():
+            return
+        run_as(
+            [java, *jvm, "kafka.tools.StorageTool", "format", "--standalone",
+             "-t", _cluster_id(), "-c", str(properties)],
+            None,
+            root,
+        )  # fmt: skip
+
+    def ready() -> None:
+        kafka_ready(f"{HOST}:{port}")
+
+    return ServerSpec(
+        name="kafka",
+        argv=(java, *jvm, "kafka.Kafka", str(properties)),
+        cwd=root,
+        ports={"kafka": port, "controller": controller_port},
+        ready=ready,
+        prepare=prepare,
+        start_timeout=90.0,
+        stop_timeout=60.0,
+    )
+
+
+def kafka_ready(bootstrap: str) -> None:
+    """The broker answers a metadata request and names itself in it."""
+    from confluent_kafka.admin import AdminClient
+
+    host, _, port = bootstrap.rpartition(":")
+    if not is_listening(int(port), host):  # cheap, and spares librdkafka's reconnect noise
+        raise RuntimeError(f"nothing listens on {bootstrap} yet")
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
+    metadata = admin.list_topics(timeout=2)
+    if not metadata.brokers:
+        raise RuntimeError("no broker in the metadata yet")

@@ -76,3 +76,66 @@ def start_redis(base: Path) -> RedisServer:
     port = free_port()
     spec = servers.redis(base / "redis", port, durable=False)
     return RedisServer(port=port, process=start(spec, base))
+
+
+@dataclass
+class RabbitMQServer:
+    port: int
+    management_port: int
+    user: str
+    password: str
+    process: ManagedProcess
+    epmd: ManagedProcess
+    host: str = HOST
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://{self.user}:{self.password}@{self.host}:{self.port}/%2F"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.host}:{self.management_port}"
+
+    def stop(self) -> None:
+        try:
+            self.process.stop()
+        finally:
+            self.epmd.stop()
+
+
+def start_rabbitmq(base: Path) -> RabbitMQServer:
+    ports = servers.RabbitPorts(
+        amqp=free_port(), management=free_port(), dist=free_port(), epmd=free_port()
+    )
+    user, password = "test", secrets.token_urlsafe(12)
+    epmd = start(servers.epmd(ports.epmd), base)
+    try:
+        process = start(servers.rabbitmq(base / "rabbitmq", ports, user, password), base)
+    except BaseException:
+        epmd.stop()
+        raise
+    return RabbitMQServer(
+        port=ports.amqp,
+        management_port=ports.management,
+        user=user,
+        password=password,
+        process=process,
+        epmd=epmd,
+    )
+
+
+@dataclass
+class KafkaServer:
+    port: int
+    process: ManagedProcess
+    host: str = HOST
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def start_kafka(base: Path) -> KafkaServer:
+    port = free_port()
+    spec = servers.kafka(base / "kafka", port, free_port())
+    return KafkaServer(port=port, process=start(spec, base))

@@ -40,3 +40,17 @@ def redis_server(devstack_dir: Path) -> Iterator[testing.RedisServer]:
     server = testing.start_redis(devstack_dir)
     yield server
     server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(devstack_dir: Path) -> Iterator[testing.RabbitMQServer]:
+    server = testing.start_rabbitmq(devstack_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_server(devstack_dir: Path) -> Iterator[testing.KafkaServer]:
+    server = testing.start_kafka(devstack_dir)
+    yield server
+    server.process.stop()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
+import httpx
+import pika
 import psycopg
 import pytest
 import redis
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from devstack.testing import PostgresServer, RedisServer
+from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +52,68 @@ def test_redis_set_and_get(redis_server: RedisServer) -> None:
         client.set("greeting", "hello", ex=60)
         assert client.get("greeting") == "hello"
         assert client.ttl("greeting") > 0
+
+
+def test_rabbitmq_publish_with_confirms_then_get(rabbitmq_server: RabbitMQServer) -> None:
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_server.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare(queue, durable=True)
+        channel.basic_publish("", queue, b"order shipped", pika.BasicProperties(delivery_mode=2))
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        assert method is not None
+        assert body == b"order shipped"
+    finally:
+        connection.close()
+
+
+def test_rabbitmq_management_api_answers_the_admin(rabbitmq_server: RabbitMQServer) -> None:
+    auth = (rabbitmq_server.user, rabbitmq_server.password)
+    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=5) as client:
+        whoami = client.get("/api/whoami")
+        assert whoami.status_code == 200
+        assert "administrator" in whoami.json()["tags"]
+        overview = client.get("/api/overview").json()
+        assert overview["node"].startswith(f"rabbit-{rabbitmq_server.port}@")
+        assert client.get("/api/overview", auth=("guest", "wrong")).status_code == 401
+
+
+def test_kafka_create_topic_produce_and_consume(kafka_server: KafkaServer) -> None:
+    topic = f"test.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(
+        timeout=30
+    )
+    assert topic in admin.list_topics(timeout=10).topics
+
+    producer = Producer(
+        {"bootstrap.servers": kafka_server.bootstrap, "enable.idempotence": True, "acks": "all"}
+    )
+    sent = {f"order-{n}": f"created {n}" for n in range(10)}
+    for key, value in sent.items():
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_server.bootstrap,
+            "group.id": f"test-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    received: dict[str, str] = {}
+    try:
+        consumer.subscribe([topic])
+        for _ in range(60):
+            for message in consumer.consume(num_messages=100, timeout=1):
+                assert message.error() is None
+                received[message.key().decode()] = message.value().decode()
+            if len(received) == len(sent):
+                break
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    assert received == sent
