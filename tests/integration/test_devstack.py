@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
 
@@ -109,8 +109,11 @@ def test_kafka_create_topic_produce_and_consume(kafka_server: KafkaServer) -> No
         consumer.subscribe([topic])
         for _ in range(60):
             for message in consumer.consume(num_messages=100, timeout=1):
+                raw_key, raw_value = message.key(), message.value()
                 assert message.error() is None
-                received[message.key().decode()] = message.value().decode()
+                assert raw_key is not None
+                assert raw_value is not None
+                received[raw_key.decode()] = raw_value.decode()
             if len(received) == len(sent):
                 break
         consumer.commit(asynchronous=False)
