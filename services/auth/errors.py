@@ -1,0 +1,62 @@
+"""The auth service's domain errors; each carries its HTTP status (see services.kit.errors)."""
+
+from __future__ import annotations
+
+from services.kit.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    """Wrong email or wrong password: deliberately the same answer for both."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid email or password.")
+
+
+class InvalidRefreshToken(Unauthorized):
+    """Unknown, expired, revoked or reused refresh token: one answer for all of them."""
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is not valid.")
+
+
+class AccountGone(Unauthorized):
+    """A valid access token whose account has been deleted since."""
+
+    def __init__(self) -> None:
+        super().__init__("The account of this token no longer exists.")
+
+
+class EmailTaken(Conflict):
+    code = "email-taken"
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists.")
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"There is no user {user_id}.")
+
+
+class LastAdmin(Conflict):
+    code = "last-admin"
+
+    def __init__(self) -> None:
+        super().__init__("The last admin cannot be demoted; promote another user first.")
+
+
+class NotAnAdmin(Forbidden):
+    """The token says ADMIN but the account has been demoted or deleted since it was issued."""
+
+    def __init__(self) -> None:
+        super().__init__("This action needs the ADMIN role.")
+
+
+class RateLimiterUnavailable(DomainError):
+    """Redis is down: logins are refused rather than let through without a brute-force guard."""
+
+    status = 503
+    code = "rate-limiter-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Login is temporarily unavailable; try again shortly.")

@@ -1,0 +1,78 @@
+"""The auth service's app: `create_app` is the factory `realtimeorder serve auth` runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.auth.endpoints import router
+from services.auth.passwords import Passwords, build_hasher
+from services.auth.ratelimit import LoginLimiter
+from services.auth.repository import MIGRATIONS, SCHEMA
+from services.auth.service import AuthService, ensure_admin
+from services.auth.settings import Settings
+from services.kit.cache import create_redis
+from services.kit.db import apply_migrations, create_pool, ping
+from services.kit.web import add_readiness_check, create_service_app
+
+PRUNE_INTERVAL_SECONDS = 3600
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = create_pool(settings, SCHEMA)
+        redis = create_redis(settings)
+        await pool.open(wait=True, timeout=30)
+        try:
+            await apply_migrations(pool, SCHEMA, MIGRATIONS)
+            passwords = Passwords(build_hasher(settings))
+            await passwords.prepare()
+            if settings.admin_email and settings.admin_password:
+                await ensure_admin(
+                    pool,
+                    passwords,
+                    settings.admin_email,
+                    settings.admin_password.get_secret_value(),
+                )
+            service = AuthService(settings, pool, passwords, LoginLimiter(redis, settings))
+            app.state.auth_service = service
+
+            async def redis_ready() -> None:
+                await redis.ping()
+
+            add_readiness_check(app, "postgres", lambda: ping(pool))
+            add_readiness_check(app, "redis", redis_ready)
+            pruner = asyncio.create_task(_prune_forever(service), name="prune-refresh-tokens")
+            try:
+                yield
+            finally:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    app = create_service_app(settings, "RealTimeOrder auth", lifespan)
+    app.include_router(router)
+    return app
+
+
+async def _prune_forever(service: AuthService) -> None:
+    while True:
+        try:
+            deleted = await service.prune_refresh_tokens()
+            if deleted:
+                log.info("pruned expired refresh tokens", extra={"count": deleted})
+        except Exception:  # a failed round is retried at the next one
+            log.exception("pruning refresh tokens failed")
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)

@@ -1,0 +1,80 @@
+"""The password policy and argon2id hashing, off the event loop.
+
+argon2 is deliberately slow and memory hungry, so every hash and verify runs in a worker thread;
+the default executor's small thread count also bounds how much memory concurrent logins take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from services.auth.settings import Settings
+
+PASSWORD_MIN_LENGTH = 8
+# The upper bound keeps a request from making argon2 chew on megabytes.
+PASSWORD_MAX_LENGTH = 128
+
+log = logging.getLogger(__name__)
+
+
+def password_policy_violation(password: str) -> str | None:
+    """Why `password` is not acceptable for a new account, or None when it is."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"The password must be at least {PASSWORD_MIN_LENGTH} characters long."
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"The password must be at most {PASSWORD_MAX_LENGTH} characters long."
+    if not password.strip():
+        return "The password must not be only whitespace."
+    return None
+
+
+def build_hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_cost_kib,
+        parallelism=settings.argon2_parallelism,
+        type=Type.ID,
+    )
+
+
+class Passwords:
+    """Hashes and verifies passwords with argon2id in worker threads."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self._hasher = hasher
+        self._dummy_hash: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, stored_hash: str, password: str) -> bool:
+        """Whether `password` matches `stored_hash`; a corrupt hash never matches."""
+        try:
+            return await asyncio.to_thread(self._hasher.verify, stored_hash, password)
+        except InvalidHashError:
+            log.error("stored password hash is not a valid argon2 hash")
+            return False
+        except VerificationError:
+            return False
+
+    async def prepare(self) -> None:
+        """Make the hash `verify_nothing` checks against (done at start, not on a request)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+
+    async def verify_nothing(self, password: str) -> None:
+        """Spend the time of a real verify, so unknown emails answer as slowly as known ones."""
+        await self.prepare()
+        assert self._dummy_hash is not None
+        await self.verify(self._dummy_hash, password)
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return False

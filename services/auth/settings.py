@@ -1,0 +1,75 @@
+"""Settings of the auth service (environment variables; the seed's names keep working)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+
+from pydantic import Field, SecretStr, field_validator
+
+from services.kit.settings import ServiceSettings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(ServiceSettings):
+    """The auth service's settings.
+
+    Login rate limits use fixed windows in Redis, counted per normalised email and per client
+    address:
+
+    - `login_email_max_failures` failed logins (LOGIN_EMAIL_MAX_FAILURES, default 5) per email
+      within `login_email_window_seconds` (LOGIN_EMAIL_WINDOW_SECONDS, default 300) block further
+      attempts for that email until the window ends; a successful login clears the count.
+    - `login_address_max_attempts` attempts of any outcome (LOGIN_ADDRESS_MAX_ATTEMPTS, default
+      20) per client address within `login_address_window_seconds`
+      (LOGIN_ADDRESS_WINDOW_SECONDS, default 60).
+
+    The client address is the socket peer, unless the peer is one of `trusted_proxies`
+    (TRUSTED_PROXIES: comma-separated addresses or CIDR networks, default the loopback
+    addresses where the gateway runs), in which case it is taken from X-Forwarded-For.
+
+    Password hashing is argon2id with the ARGON2_* parameters (argon2-cffi's RFC 9106
+    low-memory profile by default); a stored hash made with other parameters is rehashed at the
+    next successful login.
+    """
+
+    service_name: str = "auth"
+    port: int = Field(default=3001, alias="PORT")
+
+    refresh_token_ttl_seconds: int = Field(
+        default=14 * 24 * 3600, alias="REFRESH_TOKEN_TTL_SECONDS", gt=0
+    )
+
+    login_email_max_failures: int = Field(default=5, alias="LOGIN_EMAIL_MAX_FAILURES", gt=0)
+    login_email_window_seconds: int = Field(default=300, alias="LOGIN_EMAIL_WINDOW_SECONDS", gt=0)
+    login_address_max_attempts: int = Field(default=20, alias="LOGIN_ADDRESS_MAX_ATTEMPTS", gt=0)
+    login_address_window_seconds: int = Field(
+        default=60, alias="LOGIN_ADDRESS_WINDOW_SECONDS", gt=0
+    )
+    trusted_proxies: str = Field(default="127.0.0.1,::1", alias="TRUSTED_PROXIES")
+
+    argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
+    argon2_memory_cost_kib: int = Field(default=65536, alias="ARGON2_MEMORY_COST_KIB", ge=8)
+    argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
+
+    admin_email: str | None = Field(default=None, alias="ADMIN_EMAIL")
+    admin_password: SecretStr | None = Field(default=None, alias="ADMIN_PASSWORD")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        _parse_networks(value)
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return _parse_networks(self.trusted_proxies)
+
+
+def _parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    return tuple(
+        ipaddress.ip_network(entry.strip(), strict=False)
+        for entry in value.split(",")
+        if entry.strip()
+    )

@@ -1,0 +1,68 @@
+"""The password policy and argon2id hashing."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+
+from services.auth.passwords import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    Passwords,
+    password_policy_violation,
+)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["x" * PASSWORD_MIN_LENGTH, "x" * PASSWORD_MAX_LENGTH, "pässwörd", "  spaced out  "],
+)
+def test_acceptable_passwords(password: str) -> None:
+    assert password_policy_violation(password) is None
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("", "at least 8"),
+        ("x" * (PASSWORD_MIN_LENGTH - 1), "at least 8"),
+        ("x" * (PASSWORD_MAX_LENGTH + 1), "at most 128"),
+        (" " * 12, "whitespace"),
+    ],
+)
+def test_unacceptable_passwords(password: str, reason: str) -> None:
+    violation = password_policy_violation(password)
+    assert violation is not None
+    assert reason in violation
+
+
+def fast_passwords(time_cost: int = 1) -> Passwords:
+    return Passwords(PasswordHasher(time_cost=time_cost, memory_cost=1024, parallelism=1))
+
+
+async def test_hash_is_argon2id_salted_and_verifies() -> None:
+    passwords = fast_passwords()
+    first = await passwords.hash("a good password")
+    second = await passwords.hash("a good password")
+    assert first.startswith("$argon2id$")
+    assert first != second
+    assert await passwords.verify(first, "a good password")
+    assert not await passwords.verify(first, "a wrong password")
+
+
+async def test_a_corrupt_hash_never_matches() -> None:
+    passwords = fast_passwords()
+    assert not await passwords.verify("not-a-hash", "anything")
+    assert not passwords.needs_rehash("not-a-hash")
+
+
+async def test_needs_rehash_when_parameters_change() -> None:
+    stored = await fast_passwords(time_cost=1).hash("a good password")
+    assert not fast_passwords(time_cost=1).needs_rehash(stored)
+    assert fast_passwords(time_cost=2).needs_rehash(stored)
+
+
+async def test_verify_nothing_never_succeeds() -> None:
+    passwords = fast_passwords()
+    await passwords.verify_nothing("")
+    await passwords.verify_nothing("any password")
