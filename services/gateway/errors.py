@@ -1,0 +1,15 @@
+"""The gateway's own refusals; the kit's errors cover the rest (401, 403, 404, 502, 504)."""
+
+from __future__ import annotations
+
+from services.kit.errors import DomainError
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload-too-large"
+
+
+class InvalidPath(DomainError):
+    status = 400
+    code = "invalid-path"

@@ -1,0 +1,18 @@
+"""Metrics of the traffic the gateway forwards; label values are bounded by the routing table."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+UPSTREAM_REQUESTS = Counter(
+    "gateway_upstream_requests_total",
+    "Requests forwarded upstream, by upstream and outcome: the status class of the answer, "
+    "or timeout, or unavailable.",
+    ["upstream", "status"],
+)
+UPSTREAM_LATENCY = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time from sending a request upstream to having read the whole answer, by upstream.",
+    ["upstream"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
