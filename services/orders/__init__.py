@@ -1,0 +1,1 @@
+"""The orders service: order lifecycle, its timeline, and its events over Kafka."""

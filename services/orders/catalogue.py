@@ -1,0 +1,76 @@
+"""The inventory service's catalogue, read over HTTP to price an order.
+
+One pooled `httpx.AsyncClient` lives for the app's lifetime. A batch lookup
+(`GET /inventory/products?ids=a,b,c`) returns every listed product that exists, active or not;
+unknown ids are absent. When inventory cannot be reached or answers with a server error, no
+order can be priced, so the create is refused with 503 rather than guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from services.orders.domain import CatalogueProduct
+from services.orders.errors import InventoryUnavailable
+from services.orders.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_IDS_PER_LOOKUP = 100
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=settings.inventory_base_url,
+        timeout=settings.inventory_timeout_seconds,
+        limits=httpx.Limits(
+            max_connections=settings.inventory_max_connections,
+            max_keepalive_connections=settings.inventory_max_connections,
+            # Below uvicorn's 5 s keep-alive, so we drop an idle connection before inventory does.
+            keepalive_expiry=4.0,
+        ),
+    )
+
+
+class Catalogue:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def products(self, ids: Collection[str]) -> dict[str, CatalogueProduct]:
+        """The catalogue entries of `ids` that exist, by id."""
+        if not ids:
+            return {}
+        if len(ids) > MAX_IDS_PER_LOOKUP:
+            raise ValueError(f"at most {MAX_IDS_PER_LOOKUP} ids per lookup")
+        try:
+            response = await self.http.get("/inventory/products", params={"ids": ",".join(ids)})
+        except httpx.HTTPError as exc:
+            log.warning("inventory unreachable", extra={"error": repr(exc)})
+            raise InventoryUnavailable() from exc
+        if response.status_code != 200:
+            log.warning(
+                "inventory refused a catalogue lookup",
+                extra={"status": response.status_code, "body": response.text[:300]},
+            )
+            raise InventoryUnavailable()
+        try:
+            found = [_product(item) for item in response.json()["items"]]
+        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+            log.error("inventory sent an unexpected catalogue body", extra={"error": repr(exc)})
+            raise InventoryUnavailable() from exc
+        return {product.id: product for product in found if product.id in ids}
+
+
+def _product(item: dict[str, Any]) -> CatalogueProduct:
+    return CatalogueProduct(
+        id=str(item["id"]),
+        sku=str(item["sku"]),
+        name=str(item["name"]),
+        price=Decimal(str(item["price"])),
+        currency=str(item["currency"]).upper(),
+        active=bool(item["active"]),
+    )

@@ -1,0 +1,212 @@
+"""The orders service's pure rules: the status machine, pricing, request hashing and cursors.
+
+Nothing here does I/O, so every rule is unit-tested directly.
+
+The status machine is one table, `TRANSITIONS`: for each status, the statuses an order may move
+to and who may move it there. Three kinds of actor change an order:
+
+- `inventory` (through Kafka): CONFIRMED or FAILED from CREATED, and CANCELLED when a
+  reservation expires;
+- `admin` (PUT /orders/{id}/status or POST /orders/{id}/cancel): SHIPPED, DELIVERED, CANCELLED;
+- `owner` (POST /orders/{id}/cancel): CANCELLED while CREATED or CONFIRMED.
+
+CONFIRMED and FAILED are inventory's answer to a reservation, so an admin cannot set them: an
+order confirmed by hand would ship goods nobody reserved.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from services.orders.errors import (
+    CurrencyMismatch,
+    IllegalTransition,
+    InvalidCursor,
+    ProductUnavailable,
+)
+
+
+class Status(StrEnum):
+    CREATED = "CREATED"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+class Actor(StrEnum):
+    INVENTORY = "inventory"
+    ADMIN = "admin"
+    OWNER = "owner"
+
+
+INVENTORY, ADMIN, OWNER = Actor.INVENTORY, Actor.ADMIN, Actor.OWNER
+
+TRANSITIONS: Mapping[Status, Mapping[Status, frozenset[Actor]]] = {
+    Status.CREATED: {
+        Status.CONFIRMED: frozenset({INVENTORY}),
+        Status.FAILED: frozenset({INVENTORY}),
+        Status.CANCELLED: frozenset({OWNER, ADMIN, INVENTORY}),
+    },
+    Status.CONFIRMED: {
+        Status.SHIPPED: frozenset({ADMIN}),
+        Status.CANCELLED: frozenset({OWNER, ADMIN, INVENTORY}),
+    },
+    Status.SHIPPED: {Status.DELIVERED: frozenset({ADMIN})},
+    Status.DELIVERED: {},
+    Status.FAILED: {},
+    Status.CANCELLED: {},
+}
+FINAL_STATUSES = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
+ADMIN_SETTABLE = frozenset(
+    target for moves in TRANSITIONS.values() for target, actors in moves.items() if ADMIN in actors
+)
+
+
+def allowed_next(current: Status, actor: Actor) -> list[Status]:
+    """The statuses `actor` may move an order in `current` to, in table order."""
+    return [target for target, actors in TRANSITIONS[current].items() if actor in actors]
+
+
+def can_transition(current: Status, target: Status, actor: Actor) -> bool:
+    return actor in TRANSITIONS[current].get(target, frozenset())
+
+
+def check_transition(current: Status, target: Status, actor: Actor) -> None:
+    """Raise `IllegalTransition` (409, naming the allowed moves) unless the move is legal."""
+    if not can_transition(current, target, actor):
+        raise IllegalTransition(current, target, [str(s) for s in allowed_next(current, actor)])
+
+
+# --- pricing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueProduct:
+    """What the inventory service's catalogue says about a product."""
+
+    id: str
+    sku: str
+    name: str
+    price: Decimal
+    currency: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    product_id: str
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PricedOrder:
+    lines: tuple[PricedLine, ...]
+    total: Decimal
+    currency: str
+
+
+CENT = Decimal("0.01")
+
+
+def price_order(
+    quantities: Mapping[str, int], catalogue: Mapping[str, CatalogueProduct]
+) -> PricedOrder:
+    """Price the requested quantities from the catalogue alone.
+
+    Every product must be known and active, and all must share one currency (an order has one
+    total). The client's own idea of prices never gets here.
+    """
+    unknown = [pid for pid in quantities if pid not in catalogue]
+    inactive = [pid for pid in quantities if pid in catalogue and not catalogue[pid].active]
+    if unknown or inactive:
+        raise ProductUnavailable(unknown=unknown, inactive=inactive)
+    currencies = sorted({catalogue[pid].currency for pid in quantities})
+    if len(currencies) != 1:
+        raise CurrencyMismatch(currencies)
+    lines = []
+    for product_id, quantity in quantities.items():
+        product = catalogue[product_id]
+        unit_price = product.price.quantize(CENT)
+        lines.append(
+            PricedLine(
+                product_id=product_id,
+                sku=product.sku,
+                name=product.name,
+                quantity=quantity,
+                unit_price=unit_price,
+                line_total=(unit_price * quantity).quantize(CENT),
+            )
+        )
+    total = sum((line.line_total for line in lines), Decimal("0.00"))
+    return PricedOrder(lines=tuple(lines), total=total, currency=currencies[0])
+
+
+def merge_quantities(items: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Sum the quantities of repeated products, keeping the order of first appearance."""
+    merged: dict[str, int] = {}
+    for product_id, quantity in items:
+        merged[product_id] = merged.get(product_id, 0) + quantity
+    return merged
+
+
+# --- idempotency -------------------------------------------------------------------------
+
+
+def request_fingerprint(quantities: Mapping[str, int], shipping_address: Mapping[str, Any]) -> str:
+    """A stable hash of what a create request asks for.
+
+    Computed on the normalised request (duplicates merged, lines sorted, ignored fields gone),
+    so a retry that repeats the request with its lines in another order, or with a client-side
+    price that is ignored anyway, is recognised as the same request.
+    """
+    canonical = {
+        "items": sorted(quantities.items()),
+        "shippingAddress": {k: v for k, v in sorted(shipping_address.items()) if v is not None},
+    }
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# --- cursors -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The position after the last order of a page: orders are sorted by (created_at, id) desc."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = orjson.dumps([cursor.created_at.isoformat(), str(cursor.id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> Cursor:
+    """The cursor of a `nextCursor` value; `InvalidCursor` (422) for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        created_at, order_id = orjson.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return Cursor(created_at=parsed, id=uuid.UUID(order_id))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        raise InvalidCursor() from exc

@@ -1,0 +1,186 @@
+"""The orders HTTP API: thin handlers over `OrderService` (see the package README)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from services.kit.errors import InvalidInput
+from services.kit.security import CurrentAdmin, CurrentUser
+from services.orders.domain import Status
+from services.orders.repository import LineRow, OrderRow, TimelineRow
+from services.orders.schemas import (
+    MAX_PAGE_SIZE,
+    CancelRequest,
+    CreateOrderRequest,
+    OrderLineOut,
+    OrderOut,
+    OrderPage,
+    OrderSummary,
+    ShippingAddress,
+    StatusChangeRequest,
+    TimelineEntry,
+)
+from services.orders.service import OrderService, OrderView
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _service(request: Request) -> OrderService:
+    service: OrderService = request.app.state.orders
+    return service
+
+
+Orders = Annotated[OrderService, Depends(_service)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("/create", status_code=status.HTTP_201_CREATED)
+async def create_order(
+    body: CreateOrderRequest,
+    principal: CurrentUser,
+    orders: Orders,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderOut:
+    """Place an order: 201 when created, 200 (with Idempotent-Replayed: true) for a retry."""
+    created = await orders.create(principal, body, idempotency_key)
+    response.headers["Location"] = f"/orders/{created.view.order.id}"
+    if created.replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers[REPLAYED_HEADER] = "true"
+    return _order_out(created.view)
+
+
+@router.get("")
+async def list_orders(
+    principal: CurrentUser,
+    orders: Orders,
+    status_: Annotated[list[str], Query(alias="status")] = [],  # noqa: B006 - FastAPI copies it
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+) -> OrderPage:
+    """Newest first; `status` repeats or takes a comma-separated list."""
+    page = await orders.list_orders(
+        principal,
+        statuses=_statuses(status_),
+        created_from=created_from,
+        created_to=created_to,
+        text=q.strip() if q else None,
+        user_id=user_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return OrderPage(
+        items=[_summary(order, lines) for order, lines in page.orders],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{order_id}")
+async def get_order(order_id: uuid.UUID, principal: CurrentUser, orders: Orders) -> OrderOut:
+    return _order_out(await orders.get(principal, order_id))
+
+
+@router.get("/{order_id}/timeline")
+async def get_timeline(
+    order_id: uuid.UUID,
+    principal: CurrentUser,
+    orders: Orders,
+    since_version: Annotated[int, Query(alias="sinceVersion", ge=0)] = 0,
+) -> list[TimelineEntry]:
+    """The entries newer than `sinceVersion`: what a reconnecting client missed."""
+    return [_entry(row) for row in await orders.timeline(principal, order_id, since_version)]
+
+
+@router.put("/{order_id}/status")
+async def set_status(
+    order_id: uuid.UUID, body: StatusChangeRequest, principal: CurrentAdmin, orders: Orders
+) -> OrderOut:
+    view = await orders.set_status(
+        principal,
+        order_id,
+        body.status,
+        reason=body.reason or None,
+        expected_version=body.expected_version,
+    )
+    return _order_out(view)
+
+
+@router.post("/{order_id}/cancel")
+async def cancel_order(
+    order_id: uuid.UUID,
+    principal: CurrentUser,
+    orders: Orders,
+    body: CancelRequest | None = None,
+) -> OrderOut:
+    body = body or CancelRequest()
+    view = await orders.cancel(
+        principal, order_id, reason=body.reason or None, expected_version=body.expected_version
+    )
+    return _order_out(view)
+
+
+def _statuses(values: list[str]) -> list[Status]:
+    wanted = [part.strip().upper() for value in values for part in value.split(",")]
+    try:
+        return [Status(value) for value in wanted if value]
+    except ValueError as exc:
+        raise InvalidInput(f"status must be among {', '.join(Status)}.", field="status") from exc
+
+
+def _line(row: LineRow) -> OrderLineOut:
+    return OrderLineOut(
+        product_id=row.product_id,
+        sku=row.sku,
+        name=row.name,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        line_total=row.line_total,
+    )
+
+
+def _entry(row: TimelineRow) -> TimelineEntry:
+    return TimelineEntry(
+        status=row.status,
+        actor=row.actor,
+        reason=row.reason,
+        event_id=row.event_id,
+        version=row.version,
+        at=row.at,
+    )
+
+
+def _summary(order: OrderRow, lines: list[LineRow]) -> OrderSummary:
+    return OrderSummary(
+        id=order.id,
+        user_id=order.user_id,
+        status=order.status,
+        version=order.version,
+        total=order.total,
+        currency=order.currency,
+        items=[_line(line) for line in lines],
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+def _order_out(view: OrderView) -> OrderOut:
+    summary = _summary(view.order, view.lines)
+    return OrderOut(
+        **summary.model_dump(),
+        shipping_address=ShippingAddress.model_validate(view.order.shipping_address),
+        timeline=[_entry(row) for row in view.timeline],
+    )

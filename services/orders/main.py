@@ -1,0 +1,182 @@
+"""The orders service app: HTTP API, outbox relay and the consumer of inventory's answers.
+
+The relay and the consumer are background tasks of the lifespan (RUN_RELAY, RUN_CONSUMERS).
+`Workers.start_relay()` and `Workers.start_consumer()` start one each, so tests can kill one
+mid-stream (cancel its task) and start it again. Shutdown stops the consumer (committing what
+it processed), then the relay, flushes the producer and closes the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from services.kit.cache import create_redis
+from services.kit.db import Pool, apply_migrations, create_pool, ping
+from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic, ensure_topics
+from services.kit.kafka import ping as kafka_ping
+from services.kit.live import create_emitter
+from services.kit.order_events import ALL_TOPICS
+from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay
+from services.kit.web import add_readiness_check, create_service_app
+from services.orders import repository as repo
+from services.orders.catalogue import Catalogue, create_http_client
+from services.orders.endpoints import router
+from services.orders.handlers import CONSUMED_TOPICS, message_handler
+from services.orders.service import LiveUpdates, OrderService
+from services.orders.settings import Settings
+
+log = logging.getLogger(__name__)
+IDEMPOTENCY_PURGE_INTERVAL_SECONDS = 3600.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class Worker:
+    """A background task and the way to ask it to finish."""
+
+    name: str
+    task: asyncio.Task[None]
+    stop: Callable[[], None]
+
+    async def shutdown(self) -> None:
+        """Ask the worker to finish its batch; cancel it if it does not in time."""
+        self.stop()
+        done, _ = await asyncio.wait({self.task}, timeout=STOP_TIMEOUT_SECONDS)
+        if not done:
+            log.warning("worker did not stop in time; cancelling", extra={"worker": self.name})
+            self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("worker failed", extra={"worker": self.name})
+
+
+@dataclass
+class Workers:
+    """The service's background tasks, started and stopped by the lifespan or by tests."""
+
+    settings: Settings
+    pool: Pool
+    producer: EventProducer
+    service: OrderService
+    relay: Worker | None = None
+    consumer: Worker | None = None
+    _others: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_relay(self) -> Worker:
+        relay = OutboxRelay(self.pool, self.producer, self.settings.db_conninfo, repo.SCHEMA)
+        task = asyncio.create_task(relay.run(), name="orders-outbox-relay")
+        self.relay = Worker("relay", task, relay.stop)
+        return self.relay
+
+    def start_consumer(self) -> Worker:
+        consumer = BatchConsumer(
+            self.settings.kafka_broker,
+            self.settings.kafka_consumer_group,
+            CONSUMED_TOPICS,
+            message_handler(self.service),
+            service=self.settings.service_name,
+            dead_letters=self.producer,
+        )
+        task = asyncio.create_task(consumer.run(), name="orders-consumer")
+        self.consumer = Worker("consumer", task, consumer.stop)
+        return self.consumer
+
+    def start_maintenance(self) -> None:
+        self._others.append(
+            asyncio.create_task(self._purge_idempotency_keys(), name="orders-maintenance")
+        )
+
+    async def _purge_idempotency_keys(self) -> None:
+        while True:
+            try:
+                async with self.pool.connection() as conn:
+                    purged = await repo.purge_idempotency_keys(
+                        conn, ttl_hours=self.settings.idempotency_key_ttl_hours
+                    )
+                if purged:
+                    log.info("purged idempotency keys", extra={"count": purged})
+            except Exception:  # retried at the next interval
+                log.exception("idempotency key purge failed")
+            await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_SECONDS)
+
+    async def stop_all(self) -> None:
+        for task in self._others:
+            task.cancel()
+        await asyncio.gather(*self._others, return_exceptions=True)
+        if self.consumer is not None:
+            await self.consumer.shutdown()
+        if self.relay is not None:
+            await self.relay.shutdown()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = create_pool(settings, repo.SCHEMA)
+        await pool.open(wait=True, timeout=30)
+        await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
+        await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
+        if settings.run_relay or settings.run_consumers:
+            topics = [*ALL_TOPICS, *(dead_letter_topic(t) for t in CONSUMED_TOPICS)]
+            await asyncio.to_thread(
+                ensure_topics, settings.kafka_broker, topics, settings.kafka_topic_partitions
+            )
+        http = create_http_client(settings)
+        redis = create_redis(settings)
+        emitter = create_emitter(settings.redis_url)
+        producer = EventProducer(
+            settings.kafka_broker, settings.service_name, service=settings.service_name
+        )
+        service = OrderService(
+            settings,
+            pool,
+            Catalogue(http),
+            LiveUpdates(emitter, settings.live_push_timeout_seconds),
+        )
+        workers = Workers(settings, pool, producer, service)
+        app.state.orders = service
+        app.state.workers = workers
+
+        async def redis_ready() -> None:
+            await redis.ping()
+
+        async def kafka_ready() -> None:
+            await asyncio.to_thread(kafka_ping, settings.kafka_broker)
+
+        async def postgres_ready() -> None:
+            await ping(pool)
+
+        add_readiness_check(app, "postgres", postgres_ready)
+        add_readiness_check(app, "redis", redis_ready)
+        add_readiness_check(app, "kafka", kafka_ready)
+
+        if settings.run_relay:
+            workers.start_relay()
+        if settings.run_consumers:
+            workers.start_consumer()
+        workers.start_maintenance()
+        try:
+            yield
+        finally:
+            await workers.stop_all()
+            await asyncio.to_thread(producer.close)
+            await http.aclose()
+            await redis.aclose()
+            if emitter.redis is not None:
+                await emitter.redis.aclose()
+            await pool.close()
+
+    app = create_service_app(settings, "RealTimeOrder orders", lifespan)
+    app.include_router(router)
+    return app

@@ -1,0 +1,30 @@
+"""The orders service's Prometheus metrics (label sets are bounded: statuses and outcomes)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ORDERS_CREATED = Counter("orders_created_total", "Orders created (idempotent replays excluded).")
+IDEMPOTENT_REPLAYS = Counter(
+    "orders_idempotent_replays_total",
+    "Create requests answered with the order of an earlier request with the same key.",
+)
+TRANSITIONS = Counter(
+    "orders_transitions_total",
+    "Order status changes applied, by new status and kind of actor.",
+    ["status", "actor"],
+)
+EVENTS_IGNORED = Counter(
+    "orders_events_ignored_total",
+    "Consumed events that changed nothing, by topic and why (duplicate, stale, unknown-order).",
+    ["topic", "why"],
+)
+CONFIRMATION_LATENCY = Histogram(
+    "orders_create_to_confirmed_seconds",
+    "Time from an order's creation to its confirmation being applied.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+LIVE_PUSH_FAILURES = Counter(
+    "orders_live_push_failures_total",
+    "Socket.IO pushes that failed after their change was committed.",
+)

@@ -1,0 +1,327 @@
+"""All SQL of the orders service. Tables live in the `orders` schema (the pool's search_path)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from services.kit.db import DictConnection
+from services.orders.domain import Cursor, PricedOrder, Status
+
+SCHEMA = "orders"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    id: uuid.UUID
+    user_id: str
+    status: Status
+    version: int
+    total: Decimal
+    currency: str
+    shipping_address: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LineRow:
+    order_id: uuid.UUID
+    line_no: int
+    product_id: str
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    order_id: uuid.UUID
+    version: int
+    status: Status
+    actor: str
+    reason: str | None
+    event_id: uuid.UUID | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    request_hash: str
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """What GET /orders narrows the list to; `user_id` None means every user's orders."""
+
+    user_id: str | None = None
+    statuses: Sequence[Status] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    text: str | None = None
+
+
+def _order(row: dict[str, Any]) -> OrderRow:
+    return OrderRow(**{**row, "status": Status(row["status"])})
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+async def claim_idempotency_key(
+    conn: DictConnection,
+    *,
+    user_id: str,
+    key: str,
+    request_hash: str,
+    order_id: uuid.UUID,
+    ttl_hours: int,
+) -> bool:
+    """Record `key` for the order just written; False if a live record already has it.
+
+    Runs inside the create transaction; a concurrent request with the same key waits here on
+    the primary key until the first commits, then gets False (and rolls back its order). A
+    record older than the TTL is taken over.
+    """
+    cursor = await conn.execute(
+        """
+        INSERT INTO idempotency_keys AS k (user_id, key, request_hash, order_id)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT (user_id, key) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash,
+                order_id = EXCLUDED.order_id,
+                created_at = now()
+            WHERE k.created_at < now() - make_interval(hours => %s)
+        """,
+        (user_id, key, request_hash, order_id, ttl_hours),
+    )
+    return cursor.rowcount == 1
+
+
+async def find_idempotency_key(
+    conn: DictConnection, *, user_id: str, key: str, ttl_hours: int
+) -> IdempotencyRecord | None:
+    cursor = await conn.execute(
+        """
+        SELECT request_hash, order_id FROM idempotency_keys
+        WHERE user_id = %s AND key = %s AND created_at >= now() - make_interval(hours => %s)
+        """,
+        (user_id, key, ttl_hours),
+    )
+    row = await cursor.fetchone()
+    return IdempotencyRecord(**row) if row else None
+
+
+async def purge_idempotency_keys(conn: DictConnection, *, ttl_hours: int) -> int:
+    cursor = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => %s)",
+        (ttl_hours,),
+    )
+    return cursor.rowcount
+
+
+async def insert_order(
+    conn: DictConnection,
+    *,
+    order_id: uuid.UUID,
+    user_id: str,
+    priced: PricedOrder,
+    shipping_address: dict[str, Any],
+) -> OrderRow:
+    cursor = await conn.execute(
+        """
+        INSERT INTO orders (id, user_id, status, version, total, currency, shipping_address)
+        VALUES (%s, %s, 'CREATED', 1, %s, %s, %s)
+        RETURNING id, user_id, status, version, total, currency::text AS currency,
+                  shipping_address, created_at, updated_at
+        """,
+        (order_id, user_id, priced.total, priced.currency, Jsonb(shipping_address)),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    async with conn.cursor() as lines:
+        await lines.executemany(
+            """
+            INSERT INTO order_lines
+                (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            [
+                (
+                    order_id,
+                    number,
+                    line.product_id,
+                    line.sku,
+                    line.name,
+                    line.quantity,
+                    line.unit_price,
+                    line.line_total,
+                )
+                for number, line in enumerate(priced.lines, start=1)
+            ],
+        )
+    return _order(row)
+
+
+# --- status changes ----------------------------------------------------------------------
+
+
+async def lock_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | None:
+    """The order, locked until the transaction ends, so its changes apply one at a time."""
+    cursor = await conn.execute(
+        """
+        SELECT id, user_id, status, version, total, currency::text AS currency,
+               shipping_address, created_at, updated_at
+        FROM orders WHERE id = %s FOR UPDATE
+        """,
+        (order_id,),
+    )
+    row = await cursor.fetchone()
+    return _order(row) if row else None
+
+
+async def set_status(
+    conn: DictConnection, order_id: uuid.UUID, status: Status, version: int
+) -> OrderRow:
+    cursor = await conn.execute(
+        """
+        UPDATE orders SET status = %s, version = %s, updated_at = now()
+        WHERE id = %s
+        RETURNING id, user_id, status, version, total, currency::text AS currency,
+                  shipping_address, created_at, updated_at
+        """,
+        (status, version, order_id),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return _order(row)
+
+
+async def add_timeline_entry(
+    conn: DictConnection,
+    *,
+    order_id: uuid.UUID,
+    version: int,
+    status: Status,
+    actor: str,
+    reason: str | None,
+    event_id: str | None,
+) -> TimelineRow:
+    cursor = await conn.execute(
+        """
+        INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        RETURNING order_id, version, status, actor, reason, event_id, at
+        """,
+        (order_id, version, status, actor, reason, event_id),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return TimelineRow(**{**row, "status": Status(row["status"])})
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+async def get_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | None:
+    cursor = await conn.execute(
+        """
+        SELECT id, user_id, status, version, total, currency::text AS currency,
+               shipping_address, created_at, updated_at
+        FROM orders WHERE id = %s
+        """,
+        (order_id,),
+    )
+    row = await cursor.fetchone()
+    return _order(row) if row else None
+
+
+async def get_lines(
+    conn: DictConnection, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[LineRow]]:
+    """The lines of each order, in line order."""
+    cursor = await conn.execute(
+        """
+        SELECT order_id, line_no, product_id, sku, name, quantity, unit_price, line_total
+        FROM order_lines WHERE order_id = ANY(%s) ORDER BY order_id, line_no
+        """,
+        (list(order_ids),),
+    )
+    lines: dict[uuid.UUID, list[LineRow]] = {order_id: [] for order_id in order_ids}
+    for row in await cursor.fetchall():
+        lines[row["order_id"]].append(LineRow(**row))
+    return lines
+
+
+async def get_timeline(
+    conn: DictConnection, order_id: uuid.UUID, *, since_version: int = 0
+) -> list[TimelineRow]:
+    cursor = await conn.execute(
+        """
+        SELECT order_id, version, status, actor, reason, event_id, at
+        FROM order_timeline WHERE order_id = %s AND version > %s ORDER BY version
+        """,
+        (order_id, since_version),
+    )
+    return [
+        TimelineRow(**{**row, "status": Status(row["status"])}) for row in await cursor.fetchall()
+    ]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_orders(
+    conn: DictConnection, where: OrderFilter, *, after: Cursor | None, limit: int
+) -> list[OrderRow]:
+    """One page of orders, newest first, strictly after `after` when given."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.user_id is not None:
+        clauses.append("o.user_id = %s")
+        params.append(where.user_id)
+    if where.statuses:
+        clauses.append("o.status = ANY(%s)")
+        params.append([str(s) for s in where.statuses])
+    if where.created_from is not None:
+        clauses.append("o.created_at >= %s")
+        params.append(where.created_from)
+    if where.created_to is not None:
+        clauses.append("o.created_at < %s")
+        params.append(where.created_to)
+    if where.text:
+        # An order id prefix, or part of a product's name or sku on one of its lines.
+        clauses.append(
+            """(o.id::text LIKE %s OR EXISTS (
+                   SELECT 1 FROM order_lines l WHERE l.order_id = o.id
+                   AND (l.name ILIKE %s OR l.sku ILIKE %s)))"""
+        )
+        pattern = f"%{_escape_like(where.text)}%"
+        params += [_escape_like(where.text.lower()) + "%", pattern, pattern]
+    if after is not None:
+        clauses.append("(o.created_at, o.id) < (%s, %s)")
+        params += [after.created_at, after.id]
+    sql_where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    cursor = await conn.execute(
+        f"""
+        SELECT o.id, o.user_id, o.status, o.version, o.total, o.currency::text AS currency,
+               o.shipping_address, o.created_at, o.updated_at
+        FROM orders o {sql_where}
+        ORDER BY o.created_at DESC, o.id DESC
+        LIMIT %s
+        """,  # noqa: S608 - the clauses are fixed strings; every value is a parameter
+        [*params, limit],
+    )
+    return [_order(row) for row in await cursor.fetchall()]

@@ -1,0 +1,468 @@
+"""The orders service's decisions: create, read, list, and change the status of orders.
+
+Every change is one transaction: the order row (locked with SELECT ... FOR UPDATE), a timeline
+entry for the new version, and, where other services must hear of it, an outbox event. Only
+after COMMIT are the side effects run: metrics and the live Socket.IO push. A push that fails
+is logged and counted; the change stays.
+
+The timeline entry's event id is the event that reports the change: the outbox event this
+service emits (order.created, order.shipped, order.delivered, order.cancelled), or the consumed
+inventory event for CONFIRMED and FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import socketio
+from psycopg import Rollback
+
+from services.kit.db import DictConnection, Pool
+from services.kit.errors import Forbidden
+from services.kit.live import OrderUpdate, push_order_update
+from services.kit.order_events import (
+    ORDER_CANCELLED,
+    ORDER_CREATED,
+    ORDER_DELIVERED,
+    ORDER_SHIPPED,
+    OrderCreated,
+    OrderLine,
+    OrderStatusChanged,
+)
+from services.kit.outbox import add_to_outbox, claim_event, event
+from services.kit.tokens import Principal
+from services.orders import metrics
+from services.orders import repository as repo
+from services.orders.catalogue import Catalogue
+from services.orders.domain import (
+    Actor,
+    Cursor,
+    Status,
+    can_transition,
+    check_transition,
+    decode_cursor,
+    encode_cursor,
+    price_order,
+    request_fingerprint,
+)
+from services.orders.errors import IdempotencyKeyReused, OrderNotFound, VersionMismatch
+from services.orders.schemas import CreateOrderRequest
+from services.orders.settings import Settings
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/orders"
+
+# The changes this service reports to others; CONFIRMED and FAILED are inventory's own events.
+EMITTED_TOPICS: dict[Status, str] = {
+    Status.SHIPPED: ORDER_SHIPPED,
+    Status.DELIVERED: ORDER_DELIVERED,
+    Status.CANCELLED: ORDER_CANCELLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order: repo.OrderRow
+    lines: list[repo.LineRow]
+    timeline: list[repo.TimelineRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    view: OrderView
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    orders: list[tuple[repo.OrderRow, list[repo.LineRow]]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A committed status change, with what the after-commit side effects need."""
+
+    order: repo.OrderRow
+    previous: Status
+    entry: repo.TimelineRow
+    actor: Actor
+
+
+class LiveUpdates:
+    """Pushes order updates to Socket.IO clients through Redis, never failing the caller."""
+
+    def __init__(self, emitter: socketio.AsyncRedisManager, timeout: float) -> None:
+        self.emitter = emitter
+        self.timeout = timeout
+
+    async def push(self, change: Change) -> None:
+        update = OrderUpdate(
+            order_id=str(change.order.id),
+            user_id=change.order.user_id,
+            status=change.order.status,
+            version=change.order.version,
+            time=change.entry.at,
+            reason=change.entry.reason,
+        )
+        try:
+            await asyncio.wait_for(push_order_update(self.emitter, update), self.timeout)
+        except Exception as exc:  # the change is committed; a lost push is recovered by sync
+            metrics.LIVE_PUSH_FAILURES.inc()
+            log.warning(
+                "live push failed",
+                extra={"order_id": update.order_id, "version": update.version, "error": repr(exc)},
+            )
+
+
+def actor_label(kind: Actor, principal: Principal | None = None) -> str:
+    """Who made a change, as the timeline and the events name them."""
+    if kind is Actor.INVENTORY or principal is None:
+        return str(kind)
+    return f"{'admin' if kind is Actor.ADMIN else 'user'}:{principal.user_id}"
+
+
+class OrderService:
+    def __init__(
+        self, settings: Settings, pool: Pool, catalogue: Catalogue, live: LiveUpdates
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.catalogue = catalogue
+        self.live = live
+
+    # --- create ---------------------------------------------------------------------------
+
+    async def create(
+        self, principal: Principal, request: CreateOrderRequest, idempotency_key: str | None
+    ) -> Created:
+        quantities = request.quantities()
+        address = request.shipping_address.model_dump(mode="json", by_alias=True)
+        fingerprint = request_fingerprint(quantities, address)
+        ttl = self.settings.idempotency_key_ttl_hours
+        if idempotency_key is not None:
+            async with self.pool.connection() as conn:
+                known = await repo.find_idempotency_key(
+                    conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
+                )
+            if known is not None:
+                return await self._replay(known, fingerprint)
+
+        # Priced outside the transaction: no row is held while inventory answers.
+        priced = price_order(quantities, await self.catalogue.products(list(quantities)))
+        order_id = uuid.uuid4()
+        claimed = True
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                order = await repo.insert_order(
+                    conn,
+                    order_id=order_id,
+                    user_id=principal.user_id,
+                    priced=priced,
+                    shipping_address=address,
+                )
+                created = event(
+                    SOURCE,
+                    ORDER_CREATED,
+                    str(order_id),
+                    OrderCreated(
+                        order_id=str(order_id),
+                        user_id=principal.user_id,
+                        version=order.version,
+                        items=[
+                            OrderLine(
+                                product_id=line.product_id,
+                                sku=line.sku,
+                                name=line.name,
+                                quantity=line.quantity,
+                                unit_price=line.unit_price,
+                                line_total=line.line_total,
+                            )
+                            for line in priced.lines
+                        ],
+                        total=priced.total,
+                        currency=priced.currency,
+                        created_at=order.created_at,
+                    ),
+                )
+                entry = await repo.add_timeline_entry(
+                    conn,
+                    order_id=order_id,
+                    version=order.version,
+                    status=Status.CREATED,
+                    actor=actor_label(Actor.OWNER, principal),
+                    reason=None,
+                    event_id=created.id,
+                )
+                await add_to_outbox(conn, ORDER_CREATED, created)
+                if idempotency_key is not None:
+                    claimed = await repo.claim_idempotency_key(
+                        conn,
+                        user_id=principal.user_id,
+                        key=idempotency_key,
+                        request_hash=fingerprint,
+                        order_id=order_id,
+                        ttl_hours=ttl,
+                    )
+                    if not claimed:
+                        # A concurrent request with this key committed first: its order stands.
+                        raise Rollback()
+            if not claimed:
+                assert idempotency_key is not None
+                known = await repo.find_idempotency_key(
+                    conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
+                )
+                assert known is not None
+                return await self._replay(known, fingerprint)
+            lines = (await repo.get_lines(conn, [order_id]))[order_id]
+
+        metrics.ORDERS_CREATED.inc()
+        change = Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
+        await self._after_commit(change)
+        log.info(
+            "order created",
+            extra={"order_id": str(order_id), "total": str(priced.total), "lines": len(lines)},
+        )
+        return Created(view=OrderView(order=order, lines=lines, timeline=[entry]), replayed=False)
+
+    async def _replay(self, known: repo.IdempotencyRecord, fingerprint: str) -> Created:
+        if known.request_hash != fingerprint:
+            raise IdempotencyKeyReused()
+        async with self.pool.connection() as conn:
+            view = await self._view(conn, known.order_id)
+        assert view is not None
+        metrics.IDEMPOTENT_REPLAYS.inc()
+        return Created(view=view, replayed=True)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, order_id: uuid.UUID) -> OrderView:
+        async with self.pool.connection() as conn:
+            view = await self._view(conn, order_id)
+        if view is None or not _may_see(principal, view.order):
+            raise OrderNotFound(order_id)
+        return view
+
+    async def timeline(
+        self, principal: Principal, order_id: uuid.UUID, since_version: int
+    ) -> list[repo.TimelineRow]:
+        async with self.pool.connection() as conn:
+            order = await repo.get_order(conn, order_id)
+            if order is None or not _may_see(principal, order):
+                raise OrderNotFound(order_id)
+            return await repo.get_timeline(conn, order_id, since_version=since_version)
+
+    async def list_orders(
+        self,
+        principal: Principal,
+        *,
+        statuses: Sequence[Status] = (),
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        text: str | None = None,
+        user_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> Page:
+        if not principal.is_admin:
+            if user_id is not None and user_id != principal.user_id:
+                raise Forbidden("Only admins may list other users' orders.")
+            user_id = principal.user_id
+        where = repo.OrderFilter(
+            user_id=user_id,
+            statuses=statuses,
+            created_from=_aware(created_from),
+            created_to=_aware(created_to),
+            text=text or None,
+        )
+        after = decode_cursor(cursor) if cursor else None
+        async with self.pool.connection() as conn:
+            rows = await repo.list_orders(conn, where, after=after, limit=limit + 1)
+            page = rows[:limit]
+            lines = await repo.get_lines(conn, [row.id for row in page])
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(Cursor(created_at=last.created_at, id=last.id))
+        return Page(orders=[(row, lines[row.id]) for row in page], next_cursor=next_cursor)
+
+    async def _view(self, conn: DictConnection, order_id: uuid.UUID) -> OrderView | None:
+        order = await repo.get_order(conn, order_id)
+        if order is None:
+            return None
+        lines = (await repo.get_lines(conn, [order_id]))[order_id]
+        return OrderView(order=order, lines=lines, timeline=await repo.get_timeline(conn, order_id))
+
+    # --- changes over HTTP ----------------------------------------------------------------
+
+    async def set_status(
+        self,
+        principal: Principal,
+        order_id: uuid.UUID,
+        target: Status,
+        *,
+        reason: str | None,
+        expected_version: int | None,
+    ) -> OrderView:
+        """An admin's change (the admin role is checked by the endpoint)."""
+        return await self._change_by_caller(
+            principal, order_id, target, Actor.ADMIN, reason, expected_version
+        )
+
+    async def cancel(
+        self,
+        principal: Principal,
+        order_id: uuid.UUID,
+        *,
+        reason: str | None,
+        expected_version: int | None,
+    ) -> OrderView:
+        kind = Actor.ADMIN if principal.is_admin else Actor.OWNER
+        return await self._change_by_caller(
+            principal, order_id, Status.CANCELLED, kind, reason, expected_version
+        )
+
+    async def _change_by_caller(
+        self,
+        principal: Principal,
+        order_id: uuid.UUID,
+        target: Status,
+        kind: Actor,
+        reason: str | None,
+        expected_version: int | None,
+    ) -> OrderView:
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                order = await repo.lock_order(conn, order_id)
+                if order is None or not _may_see(principal, order):
+                    raise OrderNotFound(order_id)
+                if expected_version is not None and expected_version != order.version:
+                    raise VersionMismatch(expected_version, order.version)
+                check_transition(order.status, target, kind)
+                change = await self._apply(
+                    conn, order, target, kind, actor_label(kind, principal), reason
+                )
+            view = await self._view(conn, order_id)
+        assert view is not None
+        await self._after_commit(change)
+        return view
+
+    # --- changes from inventory's events --------------------------------------------------
+
+    async def apply_inventory_event(
+        self,
+        *,
+        topic: str,
+        event_id: str,
+        order_id: str,
+        target: Status,
+        reason: str | None,
+    ) -> Change | None:
+        """Apply inventory's answer once; a redelivered, stale or foreign event changes nothing.
+
+        CONFIRMED and FAILED carry the consumed event's id in the timeline. A reservation that
+        expired cancels the order, which is reported onwards as order.cancelled.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await claim_event(conn, event_id, topic):
+                metrics.EVENTS_IGNORED.labels(topic, "duplicate").inc()
+                log.info("duplicate event ignored", extra={"topic": topic, "event": event_id})
+                return None
+            order = await repo.lock_order(conn, _parse_uuid(order_id))
+            if order is None:
+                metrics.EVENTS_IGNORED.labels(topic, "unknown-order").inc()
+                log.warning("event for an unknown order", extra={"topic": topic})
+                return None
+            if not can_transition(order.status, target, Actor.INVENTORY):
+                metrics.EVENTS_IGNORED.labels(topic, "stale").inc()
+                log.info(
+                    "stale event ignored",
+                    extra={"topic": topic, "status": order.status, "wanted": target},
+                )
+                return None
+            change = await self._apply(
+                conn,
+                order,
+                target,
+                Actor.INVENTORY,
+                actor_label(Actor.INVENTORY),
+                reason,
+                consumed_event_id=None if target in EMITTED_TOPICS else event_id,
+            )
+        if target is Status.CONFIRMED:
+            waited = (change.entry.at - order.created_at).total_seconds()
+            metrics.CONFIRMATION_LATENCY.observe(max(waited, 0.0))
+        await self._after_commit(change)
+        return change
+
+    # --- shared ---------------------------------------------------------------------------
+
+    async def _apply(
+        self,
+        conn: DictConnection,
+        order: repo.OrderRow,
+        target: Status,
+        kind: Actor,
+        actor: str,
+        reason: str | None,
+        *,
+        consumed_event_id: str | None = None,
+    ) -> Change:
+        """Move a locked order to `target` (already checked legal) inside the caller's tx."""
+        updated = await repo.set_status(conn, order.id, target, order.version + 1)
+        event_id = consumed_event_id
+        topic = EMITTED_TOPICS.get(target)
+        if topic is not None:
+            changed = event(
+                SOURCE,
+                topic,
+                str(order.id),
+                OrderStatusChanged(
+                    order_id=str(order.id),
+                    user_id=order.user_id,
+                    version=updated.version,
+                    status=target,
+                    previous_status=order.status,
+                    actor=actor,
+                    reason=reason,
+                    total=order.total,
+                    currency=order.currency,
+                ),
+            )
+            await add_to_outbox(conn, topic, changed)
+            event_id = changed.id
+        entry = await repo.add_timeline_entry(
+            conn,
+            order_id=order.id,
+            version=updated.version,
+            status=target,
+            actor=actor,
+            reason=reason,
+            event_id=event_id,
+        )
+        return Change(order=updated, previous=order.status, entry=entry, actor=kind)
+
+    async def _after_commit(self, change: Change) -> None:
+        metrics.TRANSITIONS.labels(change.order.status, change.actor).inc()
+        await self.live.push(change)
+
+
+def _may_see(principal: Principal, order: repo.OrderRow) -> bool:
+    return principal.is_admin or order.user_id == principal.user_id
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Naive datetimes in filters are read as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _parse_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

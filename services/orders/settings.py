@@ -1,0 +1,43 @@
+"""Settings of the orders service (environment variables; the seed's names keep working)."""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field
+
+from services.kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """The orders service's settings.
+
+    - INVENTORY_SERVICE_URL: where the product catalogue is read to price an order.
+    - INVENTORY_TIMEOUT_SECONDS: how long a create waits for the catalogue before answering 503.
+    - IDEMPOTENCY_KEY_TTL_HOURS: how long an `Idempotency-Key` replays its first result.
+    - RUN_RELAY / RUN_CONSUMERS: run the outbox relay and the Kafka consumer in this process
+      (both on by default; tests and one-role deployments turn them off).
+    - KAFKA_CONSUMER_GROUP: the consumer group (default "orders").
+    - LIVE_PUSH_TIMEOUT_SECONDS: the longest a Socket.IO push through Redis may hold up the
+      caller; a push that fails or times out is logged, the change stays committed.
+    """
+
+    service_name: str = "orders"
+    port: int = Field(default=3002, alias="PORT")
+
+    inventory_service_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:3003"), alias="INVENTORY_SERVICE_URL"
+    )
+    inventory_timeout_seconds: float = Field(default=3.0, alias="INVENTORY_TIMEOUT_SECONDS", gt=0)
+    inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
+
+    idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
+
+    run_relay: bool = Field(default=True, alias="RUN_RELAY")
+    run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
+    kafka_consumer_group: str = Field(default="orders", alias="KAFKA_CONSUMER_GROUP")
+    kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS", gt=0)
+
+    live_push_timeout_seconds: float = Field(default=2.0, alias="LIVE_PUSH_TIMEOUT_SECONDS", gt=0)
+
+    @property
+    def inventory_base_url(self) -> str:
+        return str(self.inventory_service_url).rstrip("/")
