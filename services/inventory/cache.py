@@ -1,0 +1,72 @@
+"""The product list cache in Redis, invalidated as a whole by one INCR.
+
+Every cached page is stored as `<generation>:<json>` under a key derived from the normalised
+query. Every product or stock change increments the generation counter after its transaction
+commits; a read fetches the counter and the page in one MGET and uses the page only if it was
+built in the current generation. A page built from a read that raced with a change carries the
+generation read *before* the query, so it is never served after that change's INCR.
+
+Redis being down never fails a read: the list is then served from Postgres.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.inventory.metrics import PRODUCT_CACHE
+from services.inventory.schemas import ProductQuery
+
+GENERATION_KEY = "inventory:products:generation"
+_PAGE_PREFIX = "inventory:products:list:"
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(query: ProductQuery) -> str:
+    """The Redis key of a query's page: equal normalised queries share it."""
+    canonical = orjson.dumps(query.canonical(), option=orjson.OPT_SORT_KEYS)
+    return _PAGE_PREFIX + hashlib.sha256(canonical).hexdigest()[:40]
+
+
+class ProductListCache:
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+
+    async def get_or_build(self, query: ProductQuery, build: Callable[[], Awaitable[str]]) -> str:
+        """The page of `query` as JSON: cached if current, else built and stored."""
+        key = cache_key(query)
+        generation = "0"
+        try:
+            current, page = await self.redis.mget(GENERATION_KEY, key)
+            generation = str(current or "0")
+            if page is not None:
+                page_generation, _, body = str(page).partition(":")
+                if page_generation == generation:
+                    PRODUCT_CACHE.labels("hit").inc()
+                    return str(body)
+        except RedisError:
+            log.warning("product cache unavailable; reading from the database", exc_info=True)
+            PRODUCT_CACHE.labels("miss").inc()
+            return await build()
+        PRODUCT_CACHE.labels("miss").inc()
+        body = await build()
+        try:
+            await self.redis.set(key, f"{generation}:{body}", ex=self.ttl_seconds)
+        except RedisError:
+            log.warning("could not store a product page in the cache", exc_info=True)
+        return body
+
+    async def invalidate(self) -> None:
+        """Make every cached page stale; call after the change's transaction has committed."""
+        try:
+            await self.redis.incr(GENERATION_KEY)
+        except RedisError:
+            # The change is committed; cached pages stay stale until their TTL runs out.
+            log.error("could not invalidate the product cache", exc_info=True)

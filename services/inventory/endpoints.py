@@ -1,0 +1,135 @@
+"""The inventory HTTP API: public catalogue and stock reads, admin edits (see README.md)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from services.inventory.schemas import (
+    AdjustmentPage,
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    StockLevelOut,
+    StockSet,
+    product_query,
+)
+from services.inventory.service import InventoryService
+from services.kit.errors import InvalidInput
+from services.kit.security import CurrentAdmin
+from services.kit.tokens import Principal, bearer_token, verify_access_token
+
+router = APIRouter(prefix="/inventory", tags=["inventory"])
+
+
+def _inventory(request: Request) -> InventoryService:
+    service: InventoryService = request.app.state.inventory
+    return service
+
+
+def _optional_principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal | None:
+    """The caller of a public endpoint: anonymous without a token, refused with a bad one."""
+    if authorization is None:
+        return None
+    return verify_access_token(request.app.state.settings, bearer_token(authorization))
+
+
+Inventory = Annotated[InventoryService, Depends(_inventory)]
+OptionalCaller = Annotated[Principal | None, Depends(_optional_principal)]
+
+
+@router.get("/products", response_model=ProductPage)
+async def list_products(
+    inventory: Inventory,
+    caller: OptionalCaller,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    active: bool | None = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
+    min_price: Annotated[Decimal | None, Query(alias="minPrice", ge=0)] = None,
+    max_price: Annotated[Decimal | None, Query(alias="maxPrice", ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    ids: Annotated[str | None, Query(max_length=4000)] = None,
+) -> Response:
+    query = product_query(
+        q=q,
+        active=active,
+        currency=currency,
+        min_price=min_price,
+        max_price=max_price,
+        limit=limit,
+        cursor=cursor,
+        ids=ids,
+        is_admin=caller is not None and caller.is_admin,
+    )
+    body = await inventory.list_products(query)
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/products/{product_id}", response_model=ProductOut)
+async def get_product(product_id: str, inventory: Inventory, response: Response) -> ProductOut:
+    product = await inventory.get_product(product_id)
+    response.headers["ETag"] = _etag(product.version)
+    return product
+
+
+@router.post("/products", response_model=ProductOut, status_code=201)
+async def create_product(
+    body: ProductCreate, admin: CurrentAdmin, inventory: Inventory, response: Response
+) -> ProductOut:
+    product = await inventory.create_product(body, admin)
+    response.headers["Location"] = f"/inventory/products/{product.id}"
+    response.headers["ETag"] = _etag(product.version)
+    return product
+
+
+@router.patch("/products/{product_id}", response_model=ProductOut)
+async def update_product(
+    product_id: str,
+    body: ProductPatch,
+    admin: CurrentAdmin,
+    inventory: Inventory,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> ProductOut:
+    product = await inventory.update_product(product_id, body, _expected_version(if_match))
+    response.headers["ETag"] = _etag(product.version)
+    return product
+
+
+@router.get("/stock/{product_id}", response_model=StockLevelOut)
+async def get_stock(product_id: str, inventory: Inventory) -> StockLevelOut:
+    return await inventory.get_stock(product_id)
+
+
+@router.put("/stock/{product_id}", response_model=StockLevelOut)
+async def set_stock(
+    product_id: str, body: StockSet, admin: CurrentAdmin, inventory: Inventory
+) -> StockLevelOut:
+    return await inventory.set_stock(product_id, body.on_hand, body.reason, admin)
+
+
+@router.get("/stock/{product_id}/adjustments", response_model=AdjustmentPage)
+async def list_adjustments(
+    product_id: str, admin: CurrentAdmin, inventory: Inventory
+) -> AdjustmentPage:
+    return AdjustmentPage(items=await inventory.list_adjustments(product_id))
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); None for none or `*`."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise InvalidInput("If-Match must name a product version, as in the ETag header.")
+    return int(value)

@@ -1,0 +1,326 @@
+"""All of the inventory service's SQL (schema `inventory`; the pool's search_path names it).
+
+Row locks are always taken in the same order (the order, then stock rows by product id), so
+concurrent reservations, releases, commits and stock edits wait for each other but never
+deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from services.inventory.schemas import ProductCreate, ProductQuery
+from services.kit.db import DictConnection
+
+SCHEMA = "inventory"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+Row = dict[str, Any]
+Line = tuple[str, int]
+"""A product id and a quantity."""
+
+_PRODUCT = """
+    SELECT p.id, p.sku, p.name, p.description, p.price, p.currency, p.image_url, p.active,
+           p.version, p.created_at, p.updated_at, s.on_hand, s.reserved, s.available
+      FROM products p
+      JOIN stock s ON s.product_id = p.id
+"""
+_EDITABLE_COLUMNS = frozenset(
+    {"sku", "name", "description", "price", "currency", "image_url", "active"}
+)
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+async def insert_product(conn: DictConnection, product: ProductCreate) -> str | None:
+    """Insert a product and its stock row; None when the sku exists already."""
+    cursor = await conn.execute(
+        "INSERT INTO products (sku, name, description, price, currency, image_url)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (sku) DO NOTHING RETURNING id",
+        (
+            product.sku,
+            product.name,
+            product.description,
+            product.price,
+            product.currency,
+            product.image_url,
+        ),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    await conn.execute(
+        "INSERT INTO stock (product_id, on_hand) VALUES (%s, %s)",
+        (row["id"], product.initial_stock),
+    )
+    return str(row["id"])
+
+
+async def get_product(conn: DictConnection, product_id: str) -> Row | None:
+    cursor = await conn.execute(_PRODUCT + " WHERE p.id = %s", (product_id,))
+    return await cursor.fetchone()
+
+
+async def lock_product(conn: DictConnection, product_id: str) -> Row | None:
+    """The product, locked for an edit (not its stock row, which reservations use)."""
+    cursor = await conn.execute(_PRODUCT + " WHERE p.id = %s FOR NO KEY UPDATE OF p", (product_id,))
+    return await cursor.fetchone()
+
+
+async def update_product(conn: DictConnection, product_id: str, changes: dict[str, Any]) -> None:
+    """Set `changes` (column → value) and bump the version."""
+    unknown = set(changes) - _EDITABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    assignments = [
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+        for column in sorted(changes)
+    ]
+    statement = sql.SQL(
+        "UPDATE products SET {}, version = version + 1, updated_at = now() WHERE id = {}"
+    ).format(sql.SQL(", ").join(assignments), sql.Placeholder("id"))
+    await conn.execute(statement, {**changes, "id": product_id})
+
+
+async def list_products(conn: DictConnection, query: ProductQuery) -> list[Row]:
+    """The products matching `query` ordered by (name, id); one more than a page, to see if
+    another page follows."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if query.ids is not None:
+        conditions.append("p.id = ANY(%(ids)s::uuid[])")
+        params["ids"] = list(query.ids)
+    if query.q is not None:
+        conditions.append("(p.name ILIKE %(pattern)s OR p.sku ILIKE %(pattern)s)")
+        params["pattern"] = f"%{_escape_like(query.q)}%"
+    if query.active is not None:
+        conditions.append("p.active = %(active)s")
+        params["active"] = query.active
+    if query.currency is not None:
+        conditions.append("p.currency = %(currency)s")
+        params["currency"] = query.currency
+    if query.min_price is not None:
+        conditions.append("p.price >= %(min_price)s")
+        params["min_price"] = query.min_price
+    if query.max_price is not None:
+        conditions.append("p.price <= %(max_price)s")
+        params["max_price"] = query.max_price
+    if query.after is not None:
+        conditions.append("(p.name, p.id) > (%(after_name)s, %(after_id)s::uuid)")
+        params["after_name"], params["after_id"] = query.after
+    statement = _PRODUCT
+    if conditions:
+        statement += " WHERE " + " AND ".join(conditions)
+    statement += " ORDER BY p.name, p.id"
+    if query.ids is None:
+        statement += " LIMIT %(limit)s"
+        params["limit"] = query.limit + 1
+    cursor = await conn.execute(statement, params)
+    return await cursor.fetchall()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- stock ------------------------------------------------------------------------------------
+
+
+async def get_stock(conn: DictConnection, product_id: str) -> Row | None:
+    cursor = await conn.execute(
+        "SELECT product_id, on_hand, reserved, available, updated_at FROM stock"
+        " WHERE product_id = %s",
+        (product_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def lock_stock(conn: DictConnection, product_id: str) -> Row | None:
+    cursor = await conn.execute(
+        "SELECT product_id, on_hand, reserved, available, updated_at FROM stock"
+        " WHERE product_id = %s FOR UPDATE",
+        (product_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def set_on_hand(conn: DictConnection, product_id: str, on_hand: int) -> Row:
+    cursor = await conn.execute(
+        "UPDATE stock SET on_hand = %s, updated_at = now() WHERE product_id = %s"
+        " RETURNING product_id, on_hand, reserved, available, updated_at",
+        (on_hand, product_id),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+async def add_adjustment(
+    conn: DictConnection,
+    product_id: str,
+    old_on_hand: int,
+    new_on_hand: int,
+    reason: str,
+    actor_id: str,
+    actor_email: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO stock_adjustments"
+        " (product_id, old_on_hand, new_on_hand, reason, actor_id, actor_email)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (product_id, old_on_hand, new_on_hand, reason, actor_id, actor_email),
+    )
+
+
+async def list_adjustments(conn: DictConnection, product_id: str, limit: int) -> list[Row]:
+    cursor = await conn.execute(
+        "SELECT id, product_id, old_on_hand, new_on_hand, reason, actor_id, actor_email,"
+        " created_at FROM stock_adjustments WHERE product_id = %s ORDER BY id DESC LIMIT %s",
+        (product_id, limit),
+    )
+    return await cursor.fetchall()
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+async def lock_order(conn: DictConnection, order_id: str) -> None:
+    """Serialise every change about one order until the transaction ends.
+
+    The events of one order arrive on different topics, so two replicas may handle its
+    order.created and order.cancelled at the same moment; this makes one wait for the other.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('order:' || %s))", (order_id,))
+
+
+async def get_reservation(conn: DictConnection, order_id: str) -> Row | None:
+    cursor = await conn.execute(
+        "SELECT order_id, user_id, status, order_version, expires_at, reason"
+        " FROM reservations WHERE order_id = %s",
+        (order_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def lock_stock_levels(conn: DictConnection, product_ids: Sequence[str]) -> list[Row]:
+    """Lock the stock rows of `product_ids` in product id order (the lock order everywhere)."""
+    cursor = await conn.execute(
+        "SELECT s.product_id::text AS product_id, s.available, p.active"
+        "  FROM stock s JOIN products p ON p.id = s.product_id"
+        " WHERE s.product_id = ANY(%s::uuid[])"
+        " ORDER BY s.product_id FOR UPDATE OF s",
+        (list(product_ids),),
+    )
+    return await cursor.fetchall()
+
+
+async def reserve_stock(conn: DictConnection, lines: Sequence[Line]) -> None:
+    await conn.execute(
+        "UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()"
+        "  FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)"
+        " WHERE stock.product_id = v.product_id",
+        ([product_id for product_id, _ in lines], [quantity for _, quantity in lines]),
+    )
+
+
+async def insert_reservation(
+    conn: DictConnection,
+    order_id: str,
+    user_id: str,
+    status: str,
+    order_version: int,
+    *,
+    ttl_seconds: int | None = None,
+    reason: str | None = None,
+) -> datetime | None:
+    """Record what inventory knows of an order; returns the expiry (with a `ttl_seconds`)."""
+    cursor = await conn.execute(
+        "INSERT INTO reservations (order_id, user_id, status, order_version, expires_at, reason)"
+        " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s), %s)"
+        " RETURNING expires_at",
+        (order_id, user_id, status, order_version, ttl_seconds, reason),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    expires_at: datetime | None = row["expires_at"]
+    return expires_at
+
+
+async def insert_lines(conn: DictConnection, order_id: str, lines: Sequence[Line]) -> None:
+    await conn.execute(
+        "INSERT INTO reservation_lines (order_id, product_id, quantity)"
+        " SELECT %s, v.product_id, v.quantity"
+        "   FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)",
+        (order_id, [product_id for product_id, _ in lines], [quantity for _, quantity in lines]),
+    )
+
+
+async def lock_reserved_stock(conn: DictConnection, order_id: str) -> list[Row]:
+    """The order's lines, with their stock rows locked in product id order."""
+    cursor = await conn.execute(
+        "SELECT l.product_id::text AS product_id, l.quantity, s.on_hand, s.reserved"
+        "  FROM reservation_lines l JOIN stock s ON s.product_id = l.product_id"
+        " WHERE l.order_id = %s ORDER BY l.product_id FOR UPDATE OF s",
+        (order_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def release_stock(conn: DictConnection, order_id: str) -> None:
+    """Give the order's reserved units back (they stay on hand)."""
+    await conn.execute(
+        "UPDATE stock SET reserved = stock.reserved - l.quantity, updated_at = now()"
+        "  FROM reservation_lines l"
+        " WHERE l.order_id = %s AND stock.product_id = l.product_id",
+        (order_id,),
+    )
+
+
+async def commit_stock(conn: DictConnection, order_id: str) -> None:
+    """The order's reserved units leave the warehouse."""
+    await conn.execute(
+        "UPDATE stock SET on_hand = stock.on_hand - l.quantity,"
+        "                 reserved = stock.reserved - l.quantity, updated_at = now()"
+        "  FROM reservation_lines l"
+        " WHERE l.order_id = %s AND stock.product_id = l.product_id",
+        (order_id,),
+    )
+
+
+async def commit_unreserved_stock(conn: DictConnection, order_id: str) -> None:
+    """Units of an already released reservation leave the warehouse: on hand drops, but never
+    below what other orders hold reserved."""
+    await conn.execute(
+        "UPDATE stock SET on_hand = GREATEST(stock.on_hand - l.quantity, stock.reserved),"
+        "                 updated_at = now()"
+        "  FROM reservation_lines l"
+        " WHERE l.order_id = %s AND stock.product_id = l.product_id",
+        (order_id,),
+    )
+
+
+async def set_reservation_status(
+    conn: DictConnection, order_id: str, status: str, order_version: int, reason: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE reservations SET status = %s, reason = %s, updated_at = now(),"
+        " order_version = GREATEST(order_version, %s) WHERE order_id = %s",
+        (status, reason, order_version, order_id),
+    )
+
+
+async def due_reservations(conn: DictConnection, limit: int) -> list[str]:
+    """Ids of orders whose reservation has expired, oldest first."""
+    cursor = await conn.execute(
+        "SELECT order_id FROM reservations WHERE status = 'RESERVED' AND expires_at <= now()"
+        " ORDER BY expires_at LIMIT %s",
+        (limit,),
+    )
+    return [row["order_id"] for row in await cursor.fetchall()]

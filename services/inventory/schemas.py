@@ -1,0 +1,249 @@
+"""Request and response bodies; JSON is camelCase and money is a decimal string."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+from services.kit.errors import InvalidInput
+
+MAX_QUANTITY = 1_000_000_000
+MAX_IDS = 100
+
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Currency = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
+]
+ImageUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$")
+]
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
+
+
+class RequestModel(CamelModel):
+    """A request body: unknown fields are refused, so a misspelt field is not silently lost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProductCreate(RequestModel):
+    sku: Sku
+    name: ProductName
+    description: Description = ""
+    price: Price
+    currency: Currency
+    image_url: ImageUrl | None = None
+    initial_stock: Quantity = 0
+
+
+# Fields a PATCH may set to null; any other field sent as null is a mistake, not a request.
+_NULLABLE_PATCH_FIELDS = frozenset({"image_url", "version"})
+
+
+class ProductPatch(RequestModel):
+    """A partial update: only the fields present change; `imageUrl: null` clears the image."""
+
+    sku: Sku | None = None
+    name: ProductName | None = None
+    description: Description | None = None
+    price: Price | None = None
+    currency: Currency | None = None
+    image_url: ImageUrl | None = None
+    active: bool | None = None
+    version: int | None = Field(default=None, ge=1, description="The version being edited.")
+
+    @model_validator(mode="after")
+    def _no_null_for_required_fields(self) -> Self:
+        for name in self.model_fields_set - _NULLABLE_PATCH_FIELDS:
+            if getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The columns this patch sets, by column name."""
+        return {name: getattr(self, name) for name in self.model_fields_set - {"version"}}
+
+
+class StockOut(CamelModel):
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class ProductOut(CamelModel):
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    image_url: str | None
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    stock: StockOut
+
+
+class ProductPage(CamelModel):
+    items: list[ProductOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+
+class StockLevelOut(CamelModel):
+    product_id: uuid.UUID
+    on_hand: int
+    reserved: int
+    available: int
+    updated_at: datetime
+
+
+class StockSet(RequestModel):
+    on_hand: Quantity
+    reason: Reason
+
+
+class AdjustmentOut(CamelModel):
+    id: int
+    product_id: uuid.UUID
+    old_on_hand: int
+    new_on_hand: int
+    reason: str
+    actor_id: str
+    actor_email: str
+    created_at: datetime
+
+
+class AdjustmentPage(CamelModel):
+    items: list[AdjustmentOut]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductQuery:
+    """A normalised product list query: equal queries are equal values (and share a cache key).
+
+    With `ids` it is a batch lookup: every listed product, active or not unless `active` says
+    otherwise, in one page (`limit` and `after` do not apply).
+    """
+
+    q: str | None = None
+    active: bool | None = True
+    currency: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    limit: int = 20
+    after: tuple[str, str] | None = None
+    ids: tuple[str, ...] | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """The query as plain JSON values, one spelling per meaning."""
+        return {
+            "q": self.q,
+            "active": self.active,
+            "currency": self.currency,
+            "minPrice": _plain_decimal(self.min_price),
+            "maxPrice": _plain_decimal(self.max_price),
+            "limit": self.limit,
+            "after": list(self.after) if self.after else None,
+            "ids": list(self.ids) if self.ids is not None else None,
+        }
+
+
+def product_query(
+    *,
+    q: str | None = None,
+    active: bool | None = None,
+    currency: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    ids: str | None = None,
+    is_admin: bool = False,
+) -> ProductQuery:
+    """Normalise the list endpoint's parameters; `InvalidInput` names the bad ones.
+
+    Only active products are listed unless the caller is an admin, asks for `active`
+    explicitly, or looks products up by id.
+    """
+    text = " ".join((q or "").split()).lower() or None
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise _invalid("minPrice", "must not be greater than maxPrice")
+    if ids is not None:
+        return ProductQuery(
+            q=text,
+            active=active,
+            currency=currency.upper() if currency else None,
+            min_price=min_price,
+            max_price=max_price,
+            limit=0,
+            ids=parse_ids(ids),
+        )
+    return ProductQuery(
+        q=text,
+        active=active if active is not None or is_admin else True,
+        currency=currency.upper() if currency else None,
+        min_price=min_price,
+        max_price=max_price,
+        limit=limit,
+        after=decode_cursor(cursor) if cursor else None,
+    )
+
+
+def parse_ids(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of product ids: canonical, unique and sorted."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise _invalid("ids", "must name at least one product id")
+    try:
+        ids = sorted({str(uuid.UUID(part)) for part in parts})
+    except ValueError:
+        raise _invalid("ids", "must be comma-separated product ids (UUIDs)") from None
+    if len(ids) > MAX_IDS:
+        raise _invalid("ids", f"may name at most {MAX_IDS} products")
+    return tuple(ids)
+
+
+def encode_cursor(name: str, product_id: str) -> str:
+    """The opaque cursor of the page that starts after product (`name`, `product_id`)."""
+    raw = orjson.dumps([name, product_id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        name, product_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        return str(name), str(uuid.UUID(str(product_id)))
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise _invalid("cursor", "is not a cursor this service returned") from None
+
+
+def _plain_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        "The request is not valid.",
+        errors=[{"field": field, "message": f"{field} {message}", "type": "value_error"}],
+    )

@@ -1,0 +1,426 @@
+"""The inventory service's decisions: the catalogue, stock edits and reservations.
+
+`decide_reservation` is the pure rule (all lines or none); `InventoryService` runs it and the
+catalogue edits inside transactions, and invalidates the product cache after each commit.
+Reservation methods take the consumer's connection, because they share a transaction with the
+event's dedupe record (see handlers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg.errors import UniqueViolation
+
+from services.inventory import repository as repo
+from services.inventory.cache import ProductListCache
+from services.inventory.errors import (
+    BelowReserved,
+    PreconditionFailed,
+    ProductNotFound,
+    SkuTaken,
+    VersionMismatch,
+)
+from services.inventory.metrics import RESERVATIONS
+from services.inventory.schemas import (
+    AdjustmentOut,
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+    StockLevelOut,
+    StockOut,
+    encode_cursor,
+)
+from services.kit.db import DictConnection, Pool
+from services.kit.order_events import (
+    ORDER_CONFIRMED,
+    ORDER_FAILED,
+    RESERVATION_EXPIRED,
+    LineRefusal,
+    OrderConfirmed,
+    OrderCreated,
+    OrderFailed,
+    OrderLine,
+    OrderStatusChanged,
+    ReservationExpired,
+)
+from services.kit.outbox import add_to_outbox, event
+from services.kit.tokens import Principal
+
+log = logging.getLogger(__name__)
+
+EVENT_SOURCE = "/inventory"
+UNKNOWN_PRODUCT = "unknown-product"
+INACTIVE_PRODUCT = "inactive-product"
+INSUFFICIENT_STOCK = "insufficient-stock"
+INVALID_QUANTITY = "invalid-quantity"
+SWEEP_BATCH = 100
+
+Outcome = Literal["confirmed", "failed", "released", "committed", "tombstoned", "ignored"]
+STOCK_CHANGING_OUTCOMES = frozenset({"confirmed", "released", "committed"})
+
+
+# --- the reservation rule ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedLine:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    available: int
+    active: bool
+
+
+def canonical_product_id(raw: str) -> str:
+    """A product id in the database's spelling; anything that is not a UUID stays as sent."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return raw
+
+
+def merge_lines(items: Iterable[OrderLine]) -> list[RequestedLine]:
+    """One requested quantity per product, in product id order (the lock order)."""
+    totals: dict[str, int] = {}
+    for item in items:
+        product_id = canonical_product_id(item.product_id)
+        totals[product_id] = totals.get(product_id, 0) + item.quantity
+    return [RequestedLine(pid, qty) for pid, qty in sorted(totals.items())]
+
+
+def decide_reservation(
+    lines: Sequence[RequestedLine], stock: Mapping[str, StockLevel]
+) -> list[LineRefusal]:
+    """The refusals for an order's lines given their stock; none means reserve every line."""
+    refusals = []
+    for line in lines:
+        level = stock.get(line.product_id)
+        reason: str | None = None
+        if line.quantity <= 0:
+            reason = INVALID_QUANTITY
+        elif level is None:
+            reason = UNKNOWN_PRODUCT
+        elif not level.active:
+            reason = INACTIVE_PRODUCT
+        elif level.available < line.quantity:
+            reason = INSUFFICIENT_STOCK
+        if reason is not None:
+            refusals.append(
+                LineRefusal(
+                    product_id=line.product_id,
+                    requested=line.quantity,
+                    available=max(level.available, 0) if level is not None else 0,
+                    reason=reason,
+                )
+            )
+    if not lines:
+        refusals.append(
+            LineRefusal(product_id="", requested=0, available=0, reason=INVALID_QUANTITY)
+        )
+    return refusals
+
+
+def refusal_summary(refusals: Sequence[LineRefusal], line_count: int) -> str:
+    """A one-line reason for the whole order, e.g. `2 of 3 lines refused: insufficient-stock`."""
+    reasons = ", ".join(sorted({refusal.reason for refusal in refusals}))
+    return f"{len(refusals)} of {max(line_count, len(refusals))} lines refused: {reasons}"
+
+
+def _as_uuid(raw: str) -> str | None:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+class InventoryService:
+    def __init__(self, pool: Pool, cache: ProductListCache, reservation_ttl_seconds: int) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.reservation_ttl_seconds = reservation_ttl_seconds
+
+    # catalogue reads
+
+    async def list_products(self, query: ProductQuery) -> str:
+        """The page of `query` as JSON (from the cache when it is current)."""
+
+        async def build() -> str:
+            async with self.pool.connection() as conn:
+                rows = await repo.list_products(conn, query)
+            next_cursor = None
+            if query.ids is None and len(rows) > query.limit:
+                rows = rows[: query.limit]
+                last = rows[-1]
+                next_cursor = encode_cursor(last["name"], str(last["id"]))
+            page = ProductPage(items=[_product(row) for row in rows], next_cursor=next_cursor)
+            return page.model_dump_json(by_alias=True)
+
+        return await self.cache.get_or_build(query, build)
+
+    async def get_product(self, product_id: str) -> ProductOut:
+        valid_id = _as_uuid(product_id)
+        if valid_id is None:
+            raise ProductNotFound(product_id)
+        async with self.pool.connection() as conn:
+            row = await repo.get_product(conn, valid_id)
+        if row is None:
+            raise ProductNotFound(product_id)
+        return _product(row)
+
+    async def get_stock(self, product_id: str) -> StockLevelOut:
+        valid_id = _as_uuid(product_id)
+        if valid_id is None:
+            raise ProductNotFound(product_id)
+        async with self.pool.connection() as conn:
+            row = await repo.get_stock(conn, valid_id)
+        if row is None:
+            raise ProductNotFound(product_id)
+        return StockLevelOut.model_validate(row)
+
+    async def list_adjustments(self, product_id: str, limit: int = 100) -> list[AdjustmentOut]:
+        valid_id = _as_uuid(product_id)
+        if valid_id is None:
+            raise ProductNotFound(product_id)
+        async with self.pool.connection() as conn:
+            if await repo.get_stock(conn, valid_id) is None:
+                raise ProductNotFound(product_id)
+            rows = await repo.list_adjustments(conn, valid_id, limit)
+        return [AdjustmentOut.model_validate(row) for row in rows]
+
+    # catalogue changes (admin)
+
+    async def create_product(self, new: ProductCreate, actor: Principal) -> ProductOut:
+        async with self.pool.connection() as conn, conn.transaction():
+            product_id = await repo.insert_product(conn, new)
+            if product_id is None:
+                raise SkuTaken(new.sku)
+            await repo.add_adjustment(
+                conn, product_id, 0, new.initial_stock, "initial stock", actor.user_id, actor.email
+            )
+            row = await repo.get_product(conn, product_id)
+        await self.cache.invalidate()
+        assert row is not None
+        log.info("product created", extra={"product_id": product_id, "sku": new.sku})
+        return _product(row)
+
+    async def update_product(
+        self, product_id: str, patch: ProductPatch, if_match: int | None
+    ) -> ProductOut:
+        valid_id = _as_uuid(product_id)
+        if valid_id is None:
+            raise ProductNotFound(product_id)
+        changes = patch.changes()
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await repo.lock_product(conn, valid_id)
+            if row is None:
+                raise ProductNotFound(product_id)
+            if if_match is not None and if_match != row["version"]:
+                raise PreconditionFailed(row["version"])
+            if patch.version is not None and patch.version != row["version"]:
+                raise VersionMismatch(row["version"])
+            changes = {k: v for k, v in changes.items() if row[k] != v}
+            if not changes:
+                return _product(row)
+            try:
+                await repo.update_product(conn, valid_id, changes)
+            except UniqueViolation:
+                raise SkuTaken(str(changes.get("sku"))) from None
+            row = await repo.get_product(conn, valid_id)
+        await self.cache.invalidate()
+        assert row is not None
+        log.info("product updated", extra={"product_id": valid_id, "fields": sorted(changes)})
+        return _product(row)
+
+    async def set_stock(
+        self, product_id: str, on_hand: int, reason: str, actor: Principal
+    ) -> StockLevelOut:
+        valid_id = _as_uuid(product_id)
+        if valid_id is None:
+            raise ProductNotFound(product_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            current = await repo.lock_stock(conn, valid_id)
+            if current is None:
+                raise ProductNotFound(product_id)
+            if on_hand < current["reserved"]:
+                raise BelowReserved(on_hand, current["reserved"])
+            row = await repo.set_on_hand(conn, valid_id, on_hand)
+            await repo.add_adjustment(
+                conn, valid_id, current["on_hand"], on_hand, reason, actor.user_id, actor.email
+            )
+        await self.cache.invalidate()
+        log.info(
+            "stock set",
+            extra={"product_id": valid_id, "old": current["on_hand"], "new": on_hand},
+        )
+        return StockLevelOut.model_validate(row)
+
+    # reservations (each inside the consumer's transaction)
+
+    async def reserve(self, conn: DictConnection, order: OrderCreated) -> Outcome:
+        """Reserve every line of a new order or none; answer with confirmed or failed."""
+        await repo.lock_order(conn, order.order_id)
+        known = await repo.get_reservation(conn, order.order_id)
+        if known is not None:
+            log.info("order already known; nothing to reserve", extra={"status": known["status"]})
+            return "ignored"
+        lines = merge_lines(order.items)
+        lockable = [line.product_id for line in lines if _as_uuid(line.product_id) is not None]
+        levels = {
+            row["product_id"]: StockLevel(available=row["available"], active=row["active"])
+            for row in await repo.lock_stock_levels(conn, lockable)
+        }
+        refusals = decide_reservation(lines, levels)
+        if refusals:
+            reason = refusal_summary(refusals, len(lines))
+            await repo.insert_reservation(
+                conn, order.order_id, order.user_id, "REFUSED", order.version, reason=reason
+            )
+            failed = OrderFailed(
+                order_id=order.order_id,
+                user_id=order.user_id,
+                version=order.version,
+                reason=reason,
+                lines=refusals,
+            )
+            await add_to_outbox(
+                conn, ORDER_FAILED, event(EVENT_SOURCE, ORDER_FAILED, order.order_id, failed)
+            )
+            log.info("order refused", extra={"reason": reason})
+            return "failed"
+        reserved = [(line.product_id, line.quantity) for line in lines]
+        await repo.reserve_stock(conn, reserved)
+        expires_at = await repo.insert_reservation(
+            conn,
+            order.order_id,
+            order.user_id,
+            "RESERVED",
+            order.version,
+            ttl_seconds=self.reservation_ttl_seconds,
+        )
+        assert expires_at is not None
+        await repo.insert_lines(conn, order.order_id, reserved)
+        confirmed = OrderConfirmed(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            version=order.version,
+            reservation_expires_at=expires_at,
+        )
+        await add_to_outbox(
+            conn, ORDER_CONFIRMED, event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed)
+        )
+        log.info("order reserved", extra={"lines": len(reserved)})
+        return "confirmed"
+
+    async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Outcome:
+        """An order was cancelled: give its units back, or remember it if it is not known yet."""
+        await repo.lock_order(conn, change.order_id)
+        known = await repo.get_reservation(conn, change.order_id)
+        if known is None:
+            await repo.insert_reservation(
+                conn,
+                change.order_id,
+                change.user_id,
+                "CANCELLED",
+                change.version,
+                reason="cancelled before it was seen",
+            )
+            log.info("tombstone for an order cancelled before it was created")
+            return "tombstoned"
+        if known["status"] != "RESERVED":
+            log.info("cancelled order holds no reservation", extra={"status": known["status"]})
+            return "ignored"
+        await repo.lock_reserved_stock(conn, change.order_id)
+        await repo.release_stock(conn, change.order_id)
+        await repo.set_reservation_status(
+            conn, change.order_id, "RELEASED", change.version, "cancelled"
+        )
+        log.info("reservation released (order cancelled)")
+        return "released"
+
+    async def commit(self, conn: DictConnection, change: OrderStatusChanged) -> Outcome:
+        """An order was shipped: its reserved units leave the warehouse."""
+        await repo.lock_order(conn, change.order_id)
+        known = await repo.get_reservation(conn, change.order_id)
+        status = known["status"] if known else None
+        if status == "RESERVED":
+            await repo.lock_reserved_stock(conn, change.order_id)
+            await repo.commit_stock(conn, change.order_id)
+        elif status == "RELEASED":
+            # Shipped while its reservation expired: the goods still left, so count them out.
+            log.warning("shipped order's reservation was already released; committing anyway")
+            await repo.lock_reserved_stock(conn, change.order_id)
+            await repo.commit_unreserved_stock(conn, change.order_id)
+        else:
+            log.warning("shipped order has no reservation to commit", extra={"status": status})
+            return "ignored"
+        await repo.set_reservation_status(conn, change.order_id, "COMMITTED", change.version, None)
+        log.info("reservation committed (order shipped)")
+        return "committed"
+
+    async def expire_due(self) -> int:
+        """Release every reservation past its expiry; returns how many were released."""
+        released = 0
+        while True:
+            async with self.pool.connection() as conn:
+                due = await repo.due_reservations(conn, SWEEP_BATCH)
+            for order_id in due:
+                if await self._expire(order_id):
+                    released += 1
+                    RESERVATIONS.labels("expired").inc()
+            if due:
+                await self.cache.invalidate()
+            if len(due) < SWEEP_BATCH:
+                return released
+
+    async def _expire(self, order_id: str) -> bool:
+        async with self.pool.connection() as conn, conn.transaction():
+            await repo.lock_order(conn, order_id)
+            known = await repo.get_reservation(conn, order_id)
+            now = await _database_now(conn)
+            if known is None or known["status"] != "RESERVED" or known["expires_at"] > now:
+                return False  # another replica, a cancel or a ship got there first
+            await repo.lock_reserved_stock(conn, order_id)
+            await repo.release_stock(conn, order_id)
+            await repo.set_reservation_status(
+                conn, order_id, "RELEASED", known["order_version"], "expired"
+            )
+            expired = ReservationExpired(
+                order_id=order_id,
+                user_id=known["user_id"],
+                version=known["order_version"],
+                expired_at=known["expires_at"],
+            )
+            await add_to_outbox(
+                conn,
+                RESERVATION_EXPIRED,
+                event(EVENT_SOURCE, RESERVATION_EXPIRED, order_id, expired),
+            )
+        log.info("reservation expired", extra={"order_id": order_id})
+        return True
+
+
+async def _database_now(conn: DictConnection) -> datetime:
+    cursor = await conn.execute("SELECT now() AS now")
+    row = await cursor.fetchone()
+    assert row is not None
+    now: datetime = row["now"]
+    return now
+
+
+def _product(row: Mapping[str, Any]) -> ProductOut:
+    stock = StockOut(on_hand=row["on_hand"], reserved=row["reserved"], available=row["available"])
+    return ProductOut.model_validate({**row, "stock": stock})

@@ -1,0 +1,31 @@
+"""Settings of the inventory service (environment variables; the seed's names keep working)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """The inventory service's settings.
+
+    The Kafka consumer, the outbox relay and the reservation sweeper run as background tasks of
+    the web process; each can be turned off (RUN_CONSUMERS, RUN_RELAY, RUN_SWEEPER), e.g. to
+    run them in a separate deployment or to drive them by hand in tests.
+    """
+
+    service_name: str = "inventory"
+    port: int = Field(default=3003, alias="PORT")
+
+    seed_demo_catalogue: bool = Field(default=True, alias="SEED_DEMO_CATALOGUE")
+    reservation_ttl_seconds: int = Field(default=900, alias="RESERVATION_TTL_SECONDS", gt=0)
+    reservation_sweep_interval_seconds: float = Field(
+        default=5.0, alias="RESERVATION_SWEEP_INTERVAL_SECONDS", gt=0
+    )
+    product_cache_ttl_seconds: int = Field(default=60, alias="PRODUCT_CACHE_TTL_SECONDS", gt=0)
+
+    run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
+    run_relay: bool = Field(default=True, alias="RUN_RELAY")
+    run_sweeper: bool = Field(default=True, alias="RUN_SWEEPER")
+    consumer_group: str = Field(default="inventory", alias="KAFKA_CONSUMER_GROUP", min_length=1)

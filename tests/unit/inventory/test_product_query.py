@@ -1,0 +1,91 @@
+"""List queries are normalised, so equal questions share one cache entry and others do not."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from services.inventory.cache import cache_key
+from services.inventory.schemas import (
+    MAX_IDS,
+    ProductQuery,
+    decode_cursor,
+    encode_cursor,
+    product_query,
+)
+from services.kit.errors import InvalidInput
+
+A = "00000000-0000-4000-8000-00000000000a"
+B = "00000000-0000-4000-8000-00000000000b"
+
+
+def test_spelling_differences_share_a_key() -> None:
+    first = product_query(q="  Camping   MUG ", currency="usd", min_price=Decimal("10"))
+    second = product_query(q="camping mug", currency="USD", min_price=Decimal("10.00"))
+    assert first == second
+    assert cache_key(first) == cache_key(second)
+
+
+def test_id_lists_are_sorted_deduplicated_and_lowercased() -> None:
+    first = product_query(ids=f"{B},{A.upper()}, {A}")
+    second = product_query(ids=f"{A},{B}")
+    assert first.ids == (A, B)
+    assert cache_key(first) == cache_key(second)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"q": "mugs"},
+        {"currency": "EUR"},
+        {"min_price": Decimal("10.01")},
+        {"max_price": Decimal("10")},
+        {"limit": 21},
+        {"active": False},
+        {"cursor": encode_cursor("Mug", A)},
+        {"ids": A},
+    ],
+)
+def test_different_questions_get_different_keys(other: dict[str, object]) -> None:
+    base: dict[str, object] = {"q": "mug", "currency": "USD", "min_price": Decimal("10")}
+    assert cache_key(product_query(**base)) != cache_key(product_query(**(base | other)))  # type: ignore[arg-type]
+
+
+def test_the_public_sees_active_products_unless_it_asks() -> None:
+    assert product_query().active is True
+    assert product_query(active=False).active is False
+    assert product_query(is_admin=True).active is None
+    assert cache_key(product_query()) != cache_key(product_query(is_admin=True))
+
+
+def test_a_batch_lookup_returns_inactive_products_too_and_has_no_page() -> None:
+    query = product_query(ids=A, limit=5)
+    assert query == ProductQuery(active=None, limit=0, ids=(A,))
+
+
+def test_bad_ids_are_refused() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        product_query(ids=f"{A},nope")
+    assert refused.value.extra["errors"][0]["field"] == "ids"
+    with pytest.raises(InvalidInput):
+        product_query(ids=" , ")
+
+
+def test_at_most_a_hundred_ids() -> None:
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(MAX_IDS + 1)]
+    assert len(product_query(ids=",".join(ids[:MAX_IDS])).ids or ()) == MAX_IDS
+    with pytest.raises(InvalidInput):
+        product_query(ids=",".join(ids))
+
+
+def test_cursor_round_trip_and_forgeries() -> None:
+    assert decode_cursor(encode_cursor("Mug, blue", A)) == ("Mug, blue", A)
+    for forged in ("!!!", "e30", encode_cursor("x", "not-a-uuid")):
+        with pytest.raises(InvalidInput):
+            product_query(cursor=forged)
+
+
+def test_price_bounds_must_be_in_order() -> None:
+    with pytest.raises(InvalidInput):
+        product_query(min_price=Decimal("5"), max_price=Decimal("4.99"))
