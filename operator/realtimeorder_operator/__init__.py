@@ -1,0 +1,1 @@
+"""RealTimeOrder's Kubernetes operator: EventTopic, NotificationQueue and WorkerAutoscaler."""

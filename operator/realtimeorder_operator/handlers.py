@@ -1,0 +1,560 @@
+"""Kopf handlers: thin glue between the API server's events and the pure builders.
+
+Each handler observes (Kafka, RabbitMQ, the API server), asks `builders` / `scaling` what to do,
+does it, and writes the outcome into the resource's status: a Ready condition with a reason, a
+message and the observed generation. An unreachable backing service raises
+`kopf.TemporaryError` (retried after RETRY_DELAY_SECONDS); a request the backing service refuses
+is reported in the condition and re-checked by the resource's timer, never retried in a loop.
+
+Run it with `python -m realtimeorder_operator` (settings from the environment, see settings.py),
+or `kopf run -m realtimeorder_operator.handlers --standalone --all-namespaces`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+from kubernetes.aio import client as kube_client
+from prometheus_client import start_http_server
+
+from realtimeorder_operator import builders, scaling
+from realtimeorder_operator.builders import (
+    GROUP,
+    OWNER_LABEL,
+    STRIMZI_GROUP,
+    STRIMZI_MANAGED_ANNOTATION,
+    STRIMZI_VERSION,
+    TOPOLOGY_GROUP,
+    TOPOLOGY_VERSION,
+    VERSION,
+    Condition,
+    QueueSpec,
+    TopicSpec,
+)
+from realtimeorder_operator.kafka_admin import KafkaAdmin, KafkaRequestRejected, KafkaUnavailable
+from realtimeorder_operator.kube import (
+    CustomObjects,
+    KubeRequestRejected,
+    KubeUnavailable,
+    connect,
+)
+from realtimeorder_operator.metrics import RECONCILIATIONS, SCALINGS
+from realtimeorder_operator.rabbitmq_admin import (
+    QueueConflict,
+    RabbitManagement,
+    RabbitRequestRejected,
+    RabbitUnavailable,
+)
+from realtimeorder_operator.scale import DeploymentScaler
+from realtimeorder_operator.settings import get_settings
+
+SETTINGS = get_settings()
+EVENT_TOPICS = "eventtopics"
+NOTIFICATION_QUEUES = "notificationqueues"
+WORKER_AUTOSCALERS = "workerautoscalers"
+
+
+@dataclass
+class Backends:
+    api: kube_client.ApiClient
+    kafka: KafkaAdmin
+    rabbit: RabbitManagement
+    scaler: DeploymentScaler
+    event_topics: CustomObjects
+    kafka_topics: CustomObjects
+    topology_queues: CustomObjects
+    topology_policies: CustomObjects
+
+
+def _backends(memo: kopf.Memo) -> Backends:
+    return cast(Backends, memo.backends)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # Handler chatter stays in the logs; Events are posted explicitly for what users care about.
+    settings.posting.level = logging.WARNING
+    if SETTINGS.metrics_port:
+        start_http_server(SETTINGS.metrics_port)
+    api = await connect()
+    memo.backends = Backends(
+        api=api,
+        kafka=KafkaAdmin(SETTINGS.kafka_broker, timeout=SETTINGS.kafka_timeout_seconds),
+        rabbit=RabbitManagement(
+            SETTINGS.rabbitmq_management_url,
+            SETTINGS.rabbitmq_user,
+            SETTINGS.rabbitmq_password.get_secret_value(),
+            timeout=SETTINGS.rabbitmq_timeout_seconds,
+        ),
+        scaler=DeploymentScaler(api),
+        event_topics=CustomObjects(api, GROUP, VERSION, EVENT_TOPICS),
+        kafka_topics=CustomObjects(api, STRIMZI_GROUP, STRIMZI_VERSION, "kafkatopics"),
+        topology_queues=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "queues"),
+        topology_policies=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "policies"),
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    backends = _backends(memo)
+    await backends.rabbit.aclose()
+    await backends.api.close()  # type: ignore[no-untyped-call]
+
+
+def _set_ready(
+    patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, condition: Condition
+) -> None:
+    generation = meta.get("generation")
+    patch.status["conditions"] = builders.with_condition(
+        status.get("conditions"), condition, generation=generation, now=builders.now_utc()
+    )
+    if condition.status == "True":
+        patch.status["observedGeneration"] = generation
+
+
+_UNAVAILABLE_REASONS = {
+    KafkaUnavailable: "KafkaUnavailable",
+    RabbitUnavailable: "RabbitMQUnavailable",
+    KubeUnavailable: "KubernetesUnavailable",
+}
+
+
+def _unavailable(
+    kind: str, patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, exc: Exception
+) -> kopf.TemporaryError:
+    """Report the outage in the Ready condition and ask kopf to retry after a delay."""
+    reason = _UNAVAILABLE_REASONS.get(type(exc), "BackendUnavailable")
+    RECONCILIATIONS.labels(kind, reason).inc()
+    _set_ready(patch, status, meta, Condition("False", reason, str(exc)))
+    return kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds)
+
+
+# ---- EventTopic -------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, EVENT_TOPICS)
+@kopf.on.create(GROUP, VERSION, EVENT_TOPICS)
+@kopf.on.update(GROUP, VERSION, EVENT_TOPICS, field="spec")
+@kopf.timer(
+    GROUP,
+    VERSION,
+    EVENT_TOPICS,
+    interval=SETTINGS.reconcile_interval_seconds,
+    initial_delay=SETTINGS.reconcile_interval_seconds,
+)
+async def reconcile_event_topic(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    desired = TopicSpec.from_resource(spec, meta["name"])
+    namespace = meta["namespace"]
+    patch.status["topicName"] = desired.name
+    try:
+        if SETTINGS.strimzi_kafka_cluster:
+            condition = await _reconcile_kafka_topic(
+                _backends(memo), body, desired, namespace, SETTINGS.strimzi_kafka_cluster, patch
+            )
+        else:
+            condition = await _reconcile_topic_directly(
+                _backends(memo).kafka, body, desired, patch, logger
+            )
+    except (KafkaUnavailable, KubeUnavailable) as exc:
+        raise _unavailable("EventTopic", patch, status, meta, exc) from exc
+    except (KafkaRequestRejected, KubeRequestRejected) as exc:
+        condition = Condition("False", "Rejected", str(exc))
+    RECONCILIATIONS.labels("EventTopic", condition.reason).inc()
+    _set_ready(patch, status, meta, condition)
+
+
+async def _reconcile_topic_directly(
+    kafka: KafkaAdmin, body: kopf.Body, desired: TopicSpec, patch: kopf.Patch, logger: kopf.Logger
+) -> Condition:
+    patch.status["mode"] = "KafkaAdmin"
+    observed = await asyncio.to_thread(kafka.describe_topic, desired.name)
+    plan = builders.plan_topic(desired, observed)
+    if plan.refusal is not None:
+        logger.warning(plan.refusal.message)
+    elif plan.changes:
+        await asyncio.to_thread(kafka.apply, desired, plan)
+        summary = builders.describe_plan(plan, desired)
+        logger.info(summary)
+        kopf.event(body, type="Normal", reason="TopicChanged", message=summary)
+        observed = await asyncio.to_thread(kafka.describe_topic, desired.name)
+    if observed is not None:
+        patch.status["partitions"] = observed.partitions
+        patch.status["replicationFactor"] = observed.replication_factor
+    if plan.refusal is not None:
+        return plan.refusal
+    return Condition("True", "TopicReady", f"topic {desired.name} matches the spec")
+
+
+async def _reconcile_kafka_topic(
+    backends: Backends,
+    body: kopf.Body,
+    desired: TopicSpec,
+    namespace: str,
+    cluster: str,
+    patch: kopf.Patch,
+) -> Condition:
+    patch.status["mode"] = "Strimzi"
+    name = body["metadata"]["name"]
+    patch.status["kafkaTopic"] = name
+    existing = await backends.kafka_topics.get(namespace, name)
+    if existing is None:
+        topic = builders.build_kafka_topic(body, desired, cluster=cluster, namespace=namespace)
+        await backends.kafka_topics.create(namespace, topic)
+        kopf.event(body, type="Normal", reason="KafkaTopicCreated", message=f"KafkaTopic {name}")
+        return Condition("Unknown", "WaitingForStrimzi", "KafkaTopic created")
+    update, refusal = builders.plan_kafka_topic_update(desired, existing, body["metadata"]["uid"])
+    if refusal is not None:
+        return refusal
+    if update is not None:
+        await backends.kafka_topics.patch(namespace, name, update)
+        return Condition("Unknown", "WaitingForStrimzi", "KafkaTopic updated")
+    return builders.mirror_kafka_topic_status(existing)
+
+
+@kopf.on.delete(GROUP, VERSION, EVENT_TOPICS)
+async def delete_event_topic(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    desired = TopicSpec.from_resource(spec, meta["name"])
+    namespace = meta["namespace"]
+    backends = _backends(memo)
+    try:
+        if SETTINGS.strimzi_kafka_cluster:
+            existing = await backends.kafka_topics.get(namespace, meta["name"])
+            owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
+            if existing is None or not any(o.get("uid") == meta["uid"] for o in owners):
+                return
+            if desired.deletion_policy == "Retain":
+                # An unmanaged KafkaTopic can be deleted without Strimzi deleting the topic.
+                await backends.kafka_topics.patch(
+                    namespace,
+                    meta["name"],
+                    {"metadata": {"annotations": {STRIMZI_MANAGED_ANNOTATION: "false"}}},
+                )
+            await backends.kafka_topics.delete(namespace, meta["name"])
+        elif desired.deletion_policy == "Delete":
+            if await asyncio.to_thread(backends.kafka.delete_topic, desired.name):
+                logger.info(f"deleted topic {desired.name}")
+        else:
+            logger.info(f"kept topic {desired.name} (deletionPolicy Retain)")
+    except (KafkaUnavailable, KubeUnavailable) as exc:
+        raise kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds) from exc
+
+
+if SETTINGS.strimzi_kafka_cluster:
+
+    @kopf.on.event(
+        STRIMZI_GROUP, STRIMZI_VERSION, "kafkatopics", labels={OWNER_LABEL: kopf.PRESENT}
+    )
+    async def mirror_kafka_topic(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Copy the Strimzi topic operator's verdict into the owning EventTopic's status."""
+        if type == "DELETED":
+            return
+        namespace = body["metadata"]["namespace"]
+        backends = _backends(memo)
+        owner_name = body["metadata"]["labels"][OWNER_LABEL]
+        owner = await backends.event_topics.get(namespace, owner_name)
+        if owner is None or owner["metadata"].get("deletionTimestamp"):
+            return
+        desired = TopicSpec.from_resource(owner.get("spec") or {}, owner_name)
+        _unused, refusal = builders.plan_kafka_topic_update(desired, body, owner["metadata"]["uid"])
+        condition = refusal or builders.mirror_kafka_topic_status(body)
+        owner_status = owner.get("status") or {}
+        generation = owner["metadata"].get("generation")
+        update: dict[str, Any] = {
+            "conditions": builders.with_condition(
+                owner_status.get("conditions"),
+                condition,
+                generation=generation,
+                now=builders.now_utc(),
+            )
+        }
+        strimzi_status = body.get("status") or {}
+        if strimzi_status.get("topicId"):
+            update["topicId"] = strimzi_status["topicId"]
+        if condition.status == "True":
+            update["observedGeneration"] = generation
+            update["partitions"] = body["spec"].get("partitions")
+            if body["spec"].get("replicas"):
+                update["replicationFactor"] = body["spec"]["replicas"]
+        await backends.event_topics.patch_status(namespace, owner_name, update)
+
+
+# ---- NotificationQueue ------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, NOTIFICATION_QUEUES)
+@kopf.on.create(GROUP, VERSION, NOTIFICATION_QUEUES)
+@kopf.on.update(GROUP, VERSION, NOTIFICATION_QUEUES, field="spec")
+@kopf.timer(
+    GROUP,
+    VERSION,
+    NOTIFICATION_QUEUES,
+    interval=SETTINGS.reconcile_interval_seconds,
+    initial_delay=SETTINGS.reconcile_interval_seconds,
+)
+async def reconcile_notification_queue(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Declare (or render) the whole topology and read the message counts; the timer repeats
+    it, so a queue deleted behind the operator's back comes back."""
+    queue = QueueSpec.from_resource(spec, meta["name"])
+    namespace = meta["namespace"]
+    backends = _backends(memo)
+    declarations = builders.build_queue_topology(queue)
+    patch.status["queues"] = {
+        "work": queue.queue_name,
+        "retry": [d.name for d in declarations if d.role == "retry"],
+        "deadLetter": queue.dead_letter_queue,
+    }
+    try:
+        if SETTINGS.rabbitmq_topology_cluster:
+            patch.status["mode"] = "TopologyOperator"
+            condition = await _render_topology(
+                backends, body, queue, namespace, SETTINGS.rabbitmq_topology_cluster
+            )
+        else:
+            patch.status["mode"] = "ManagementApi"
+            condition = await _declare_queues(backends.rabbit, queue, declarations, logger)
+            previous = set((status.get("queues") or {}).get("retry") or ())
+            for orphan in sorted(previous - {d.name for d in declarations}):
+                # Only an empty retry queue goes: one still holding parked messages stays.
+                if await backends.rabbit.delete_queue(queue.vhost, orphan, if_empty=True):
+                    logger.info(f"deleted retry queue {orphan}, no longer in the spec")
+        await _refresh_queue_counts(backends.rabbit, queue, patch)
+    except (RabbitUnavailable, KubeUnavailable) as exc:
+        raise _unavailable("NotificationQueue", patch, status, meta, exc) from exc
+    except (RabbitRequestRejected, KubeRequestRejected) as exc:
+        condition = Condition("False", "Rejected", str(exc))
+    RECONCILIATIONS.labels("NotificationQueue", condition.reason).inc()
+    _set_ready(patch, status, meta, condition)
+
+
+async def _declare_queues(
+    rabbit: RabbitManagement,
+    queue: QueueSpec,
+    declarations: list[builders.QueueDeclaration],
+    logger: kopf.Logger,
+) -> Condition:
+    conflicts: list[str] = []
+    for declaration in declarations:
+        existing = await rabbit.get_queue(queue.vhost, declaration.name)
+        if existing is not None:
+            mismatches = builders.queue_mismatches(declaration, existing)
+            if mismatches:
+                conflicts.append(builders.describe_mismatches(declaration.name, mismatches))
+            continue
+        try:
+            if await rabbit.declare_queue(queue.vhost, declaration):
+                logger.info(f"declared {declaration.role} queue {declaration.name}")
+        except QueueConflict as exc:
+            conflicts.append(f"queue {declaration.name}: {exc}")
+    if conflicts:
+        message = "; ".join(conflicts)
+        logger.warning(message)
+        return Condition("False", "QueueArgumentsConflict", message)
+    return Condition(
+        "True", "QueuesDeclared", f"{len(declarations)} queues declared as the spec says"
+    )
+
+
+async def _render_topology(
+    backends: Backends, body: kopf.Body, queue: QueueSpec, namespace: str, cluster: str
+) -> Condition:
+    objects = builders.build_topology_objects(body, queue, cluster=cluster, namespace=namespace)
+    for obj in objects:
+        api = backends.topology_queues if obj["kind"] == "Queue" else backends.topology_policies
+        name = obj["metadata"]["name"]
+        existing = await api.get(namespace, name)
+        if existing is None:
+            await api.create(namespace, obj)
+        elif existing.get("spec") != obj["spec"]:
+            await api.patch(namespace, name, {"spec": obj["spec"]})
+    return Condition(
+        "True",
+        "TopologyRendered",
+        f"{len(objects)} Queue and Policy objects rendered for RabbitmqCluster {cluster}",
+    )
+
+
+async def _refresh_queue_counts(
+    rabbit: RabbitManagement, queue: QueueSpec, patch: kopf.Patch
+) -> None:
+    work = await rabbit.queue_counts(queue.vhost, queue.queue_name)
+    dead = await rabbit.queue_counts(queue.vhost, queue.dead_letter_queue)
+    if work is not None:
+        patch.status["messages"] = work.messages
+        patch.status["messagesReady"] = work.messages_ready
+        patch.status["messagesUnacknowledged"] = work.messages_unacknowledged
+        patch.status["consumers"] = work.consumers
+    if dead is not None:
+        patch.status["deadLetterMessages"] = dead.messages
+    patch.status["lastRefreshTime"] = builders.rfc3339(builders.now_utc())
+
+
+@kopf.on.delete(GROUP, VERSION, NOTIFICATION_QUEUES)
+async def delete_notification_queue(
+    spec: kopf.Spec, meta: kopf.Meta, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    queue = QueueSpec.from_resource(spec, meta["name"])
+    if SETTINGS.rabbitmq_topology_cluster:
+        return  # the owned Queue objects carry the deletion policy; garbage collection does it
+    if queue.deletion_policy == "Retain":
+        logger.info(f"kept queue {queue.queue_name} and its retry queues (deletionPolicy Retain)")
+        return
+    rabbit = _backends(memo).rabbit
+    try:
+        for declaration in builders.build_queue_topology(queue):
+            if declaration.role != "dead-letter" and await rabbit.delete_queue(
+                queue.vhost, declaration.name
+            ):
+                logger.info(f"deleted {declaration.role} queue {declaration.name}")
+    except RabbitUnavailable as exc:
+        raise kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds) from exc
+
+
+# ---- WorkerAutoscaler -------------------------------------------------------------------------
+
+
+@kopf.timer(GROUP, VERSION, WORKER_AUTOSCALERS, interval=SETTINGS.autoscaler_interval_seconds)
+async def autoscale(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    backends = _backends(memo)
+    namespace = meta["namespace"]
+    target = spec["targetRef"]["name"]
+    now = builders.now_utc()
+    try:
+        scale = await backends.scaler.read(namespace, target)
+        if scale is None:
+            _set_ready(
+                patch,
+                status,
+                meta,
+                Condition("False", "TargetNotFound", f"Deployment {target} does not exist"),
+            )
+            return
+        measured = await _measure(backends, spec["trigger"])
+    except (KafkaUnavailable, RabbitUnavailable, KubeUnavailable) as exc:
+        raise _unavailable("WorkerAutoscaler", patch, status, meta, exc) from exc
+    except (KafkaRequestRejected, RabbitRequestRejected, KubeRequestRejected) as exc:
+        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", str(exc)))
+        return
+    if isinstance(measured, str):
+        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", measured))
+        return
+    metric_name, metric, per_replica, cap = measured
+
+    policy = scaling.ScalingPolicy(
+        min_replicas=int(spec.get("minReplicas", 1)),
+        max_replicas=int(spec["maxReplicas"]),
+        cooldown_seconds=int(spec.get("cooldownSeconds", 300)),
+        stabilization_seconds=int(spec.get("stabilizationSeconds", 300)),
+    )
+    recommended = scaling.recommend_replicas(
+        metric,
+        per_replica,
+        min_replicas=policy.min_replicas,
+        max_replicas=policy.max_replicas,
+        partition_cap=cap,
+    )
+    decision = scaling.decide(
+        policy,
+        recommended=recommended,
+        current=scale.desired,
+        now=now,
+        last_scale=builders.parse_rfc3339(status.get("lastScaleTime") or meta["creationTimestamp"]),
+        history=[
+            scaling.Recommendation(builders.parse_rfc3339(r["time"]), int(r["replicas"]))
+            for r in status.get("recommendations") or ()
+        ],
+    )
+    message = (
+        f"{metric_name}={metric} recommends {recommended} replica(s) "
+        f"(min {policy.min_replicas}, max {policy.max_replicas}); Deployment {target} "
+    )
+    if decision.scales(scale.desired):
+        try:
+            await backends.scaler.set_replicas(namespace, target, decision.replicas)
+        except KubeUnavailable as exc:
+            raise _unavailable("WorkerAutoscaler", patch, status, meta, exc) from exc
+        except KubeRequestRejected as exc:
+            _set_ready(patch, status, meta, Condition("False", "ScaleFailed", str(exc)))
+            return
+        direction = "up" if decision.replicas > scale.desired else "down"
+        SCALINGS.labels(direction).inc()
+        scaled = f"scaled {direction} from {scale.desired} to {decision.replicas}"
+        logger.info(f"{target} {scaled}: {metric_name}={metric}")
+        kopf.event(
+            body,
+            type="Normal",
+            reason="Scaled",
+            message=f"Deployment {target} {scaled}: {metric_name}={metric}",
+        )
+        patch.status["lastScaleTime"] = builders.rfc3339(now)
+        message += scaled
+    else:
+        message += f"stays at {scale.desired} ({decision.reason})"
+    patch.status["metricName"] = metric_name
+    patch.status["metricValue"] = metric
+    patch.status["desiredReplicas"] = recommended
+    patch.status["currentReplicas"] = decision.replicas
+    patch.status["recommendations"] = [
+        {"time": builders.rfc3339(r.at), "replicas": r.replicas} for r in decision.recommendations
+    ]
+    _set_ready(patch, status, meta, Condition("True", decision.reason, message))
+
+
+async def _measure(
+    backends: Backends, trigger: Mapping[str, Any]
+) -> tuple[str, int, int, int | None] | str:
+    """(metric name, value, per-replica target, partition cap), or why there is no value."""
+    if trigger.get("kafkaLag"):
+        lag = trigger["kafkaLag"]
+        offsets = await asyncio.to_thread(
+            backends.kafka.group_offsets, lag["topic"], lag["consumerGroup"]
+        )
+        if offsets is None:
+            return f"topic {lag['topic']} does not exist"
+        value = scaling.consumer_group_lag(offsets, lag.get("offsetResetPolicy", "earliest"))
+        return "kafkaLag", value, int(lag["lagPerReplica"]), len(offsets)
+    depth = trigger["queueDepth"]
+    counts = await backends.rabbit.queue_counts(depth.get("vhost", "/"), depth["queue"])
+    if counts is None:
+        return f"queue {depth['queue']} does not exist"
+    return "queueDepth", counts.messages, int(depth["messagesPerReplica"]), None
