@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.admin_email,
                     settings.admin_password.get_secret_value(),
                 )
+            elif settings.admin_email or settings.admin_password:
+                log.warning(
+                    "ADMIN_EMAIL and ADMIN_PASSWORD must both be set; no admin bootstrapped"
+                )
             service = AuthService(settings, pool, passwords, LoginLimiter(redis, settings))
             app.state.auth_service = service
 
