@@ -46,7 +46,10 @@ def serve(service: str) -> None:
 def create_admin(email: str) -> None:
     password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password: ")
     commands = importlib.import_module("services.auth.commands")
-    asyncio.run(commands.create_admin(_settings("auth"), email, password))
+    try:
+        asyncio.run(commands.create_admin(_settings("auth"), email, password))
+    except ValueError as exc:
+        sys.exit(f"create-admin: {exc}")
     print(f"{email} is an admin")
 
 
