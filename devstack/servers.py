@@ -498,3 +498,56 @@ def kafka_ready(bootstrap: str) -> None:
     metadata = admin.list_topics(timeout=2)
     if not metadata.brokers:
         raise RuntimeError("no broker in the metadata yet")
+
+
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+def prometheus_config(port: int, targets: Mapping[str, int], interval: str = "5s") -> str:
+    """A scrape config: Prometheus itself plus one job per service's /metrics (YAML, as JSON)."""
+    import json
+
+    jobs: dict[str, int] = {"prometheus": port, **targets}
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": name,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"{HOST}:{target}"], "labels": {"service": name}}],
+            }
+            for name, target in jobs.items()
+        ],
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def prometheus(root: Path, port: int, targets: Mapping[str, int]) -> ServerSpec:
+    """Prometheus scraping `targets` (name -> port on 127.0.0.1) and itself."""
+    config = root / "prometheus.yml"
+
+    def prepare() -> None:
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        config.write_text(prometheus_config(port, targets))
+
+    def ready() -> None:
+        import urllib.request
+
+        url = f"http://{HOST}:{port}/-/ready"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            response.read()
+
+    return ServerSpec(
+        name="prometheus",
+        argv=(
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={root / 'data'}",
+            "--storage.tsdb.retention.time=2d",
+            f"--web.listen-address={HOST}:{port}",
+        ),
+        cwd=root,
+        ports={"prometheus": port},
+        ready=ready,
+        prepare=prepare,
+    )

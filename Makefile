@@ -1,0 +1,47 @@
+# The verbs a newcomer needs. Everything the stack runs lives under .run/ (git-ignored).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: help install up down status logs lint test test-unit bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install what is missing: Debian packages, .venv, the Kafka broker's jars
+	@scripts/install.sh
+
+up: install ## start servers and services, wait until healthy, print the URLs
+	@$(VENV)/python -m devstack up
+
+down: ## stop everything `make up` started and check its ports are free
+	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack down; fi
+
+status: ## what runs, with pids and ports
+	@$(VENV)/python -m devstack status
+
+logs: ## the tail of every log (.run/logs/<name>.log; follow one: python -m devstack logs -f NAME)
+	@$(VENV)/python -m devstack logs
+
+lint: ## ruff (lint + format check), mypy strict, import contracts
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/lint-imports
+
+test: install lint ## install what is missing, lint, then the whole test suite
+	@if [[ -x scripts/k8s-testenv/build.sh ]]; then scripts/k8s-testenv/build.sh; fi
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+test-unit: ## the fast tests only (no servers)
+	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: install ## the end-to-end benchmark (starts the stack if needed)
+	@if [[ -f bench/__main__.py ]]; then $(VENV)/python -m bench; \
+	else echo "make bench: the bench package does not exist yet"; exit 1; fi
+
+clean: down ## stop the stack and delete .run/ (all local data and logs)
+	rm -rf .run

@@ -1,0 +1,31 @@
+"""python -m devstack up|down|status|logs: the local stack behind `make up` and friends."""
+
+from __future__ import annotations
+
+import argparse
+
+from devstack import stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the backing servers and services; wait until ready")
+    commands.add_parser("down", help="stop everything `up` started and check the ports are free")
+    commands.add_parser("status", help="what runs, with pids and ports")
+    logs = commands.add_parser("logs", help="the tail of each process's log")
+    logs.add_argument("names", nargs="*", help="programs (default: all)")
+    logs.add_argument("-n", "--lines", type=int, default=30)
+    logs.add_argument("-f", "--follow", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return stack.up()
+    if args.command == "down":
+        return stack.down()
+    if args.command == "status":
+        return stack.status()
+    return stack.logs(args.names, args.lines, args.follow)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

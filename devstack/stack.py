@@ -1,0 +1,598 @@
+"""`make up`, `make down`, `make status` and `make logs`: the whole platform under supervisord.
+
+Everything lives under one git-ignored folder (`.run/` at the repository root, DEVSTACK_RUN_DIR
+overrides): supervisord's config, socket and pid file, each process's log in `logs/<name>.log`,
+each server's data in `data/<name>/`, generated secrets and `stack.json`, the ports the running
+stack was started with (so `down` and `status` need no environment).
+
+`up` starts supervisord with every program stopped, then starts them in stages and waits for
+each one's own readiness probe: the private epmd, then the backing servers, then the services
+(GET /readyz). `down` asks supervisord to stop everything and exit, then checks every port is
+free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack import servers
+from devstack.platform import SERVICES
+from devstack.ports import HOST, is_listening, wait_closed
+from devstack.process import child_environment, log_tail
+from devstack.servers import ServerSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "realtimeorder"
+DB_PASSWORD = "postgres"  # noqa: S105 - the seed's local development credentials
+RABBITMQ_USER = "admin"
+RABBITMQ_PASSWORD = "admin"  # noqa: S105 - the seed's local development credentials
+
+# name -> (environment variable, default port)
+SERVER_PORTS: dict[str, tuple[str, int]] = {
+    "postgres": ("POSTGRES_PORT", 5432),
+    "redis": ("REDIS_PORT", 6379),
+    "rabbitmq": ("RABBITMQ_PORT", 5672),
+    "rabbitmq_management": ("RABBITMQ_MANAGEMENT_PORT", 15672),
+    "rabbitmq_dist": ("RABBITMQ_DIST_PORT", 25672),
+    "rabbitmq_epmd": ("RABBITMQ_EPMD_PORT", 4371),
+    "kafka": ("KAFKA_PORT", 9092),
+    "kafka_controller": ("KAFKA_CONTROLLER_PORT", 9093),
+    "prometheus": ("PROMETHEUS_PORT", 9090),
+}
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("DEVSTACK_RUN_DIR") or REPO_ROOT / ".run").resolve()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What `up` runs and on which ports; saved as stack.json while the stack runs."""
+
+    run_dir: Path
+    ports: dict[str, int]
+    services: dict[str, int]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, run_dir: Path, environ: Mapping[str, str] = os.environ) -> StackConfig:
+        ports = {
+            name: int(environ.get(variable, default))
+            for name, (variable, default) in SERVER_PORTS.items()
+        }
+        services: dict[str, int] = {}
+        skipped: dict[str, str] = {}
+        for service in SERVICES:
+            reason = service.missing()
+            if reason is None:
+                services[service.name] = service.port(environ)
+            else:
+                skipped[service.name] = reason
+        return cls(run_dir, ports, services, skipped)
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "stack.json"
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.run_dir / "supervisord.conf"
+
+    def save(self) -> None:
+        data = asdict(self) | {"run_dir": str(self.run_dir)}
+        self.state_file.write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> StackConfig | None:
+        try:
+            data = json.loads((run_dir / "stack.json").read_text())
+        except FileNotFoundError:
+            return None
+        return cls(run_dir, data["ports"], data["services"], data.get("skipped", {}))
+
+    def all_ports(self) -> dict[str, int]:
+        return self.ports | self.services
+
+
+def load_secrets(run_dir: Path) -> dict[str, str]:
+    """Secrets generated on the first `up` and kept in .run/secrets.env (KEY=value lines)."""
+    path = run_dir / "secrets.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip()
+    if "JWT_SECRET" not in values:
+        values["JWT_SECRET"] = secrets.token_urlsafe(48)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+        path.chmod(0o600)
+    return values
+
+
+# --- what runs ----------------------------------------------------------------------------------
+
+
+def service_environment(
+    config: StackConfig, jwt_secret: str, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """The variables every service reads, pointing at this stack's servers (seed names)."""
+    ports = config.ports
+    env = {
+        "APP_ENV": "development",
+        "DB_HOST": HOST,
+        "DB_PORT": str(ports["postgres"]),
+        "DB_NAME": DATABASE,
+        "DB_USER": "postgres",
+        "DB_PASSWORD": DB_PASSWORD,
+        "KAFKA_BROKER": f"{HOST}:{ports['kafka']}",
+        "RABBITMQ_URL": (
+            f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{HOST}:{ports['rabbitmq']}/%2F"
+        ),
+        "REDIS_URL": f"redis://{HOST}:{ports['redis']}/0",
+        "JWT_SECRET": jwt_secret,
+        "PYTHONUNBUFFERED": "1",
+    }
+    for service in SERVICES:
+        env[service.url_variable] = f"http://{HOST}:{service.port(environ)}"
+    for variable in ("ADMIN_EMAIL", "ADMIN_PASSWORD"):
+        if environ.get(variable):
+            env[variable] = environ[variable]
+    return env
+
+
+def service_command(name: str) -> tuple[str, ...]:
+    command = Path(sys.executable).parent / "realtimeorder"
+    if command.exists():
+        return (str(command), "serve", name)
+    return (sys.executable, "-m", "services.cli", "serve", name)
+
+
+def http_ready(url: str) -> Callable[[], None]:
+    def probe() -> None:
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
+            response.read()
+
+    return probe
+
+
+def service_spec(config: StackConfig, name: str, env: Mapping[str, str]) -> ServerSpec:
+    port = config.services[name]
+    return ServerSpec(
+        name=name,
+        argv=service_command(name),
+        cwd=REPO_ROOT,
+        ports={"http": port},
+        ready=http_ready(f"http://{HOST}:{port}/readyz"),
+        env={**env, "PORT": str(port)},
+        start_timeout=float(os.environ.get("SERVICE_START_TIMEOUT", "90")),
+        stop_timeout=25.0,
+    )
+
+
+def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
+    """What `up` starts, in order: each stage is ready before the next one starts."""
+    data, ports = config.run_dir / "data", config.ports
+    rabbit_ports = servers.RabbitPorts(
+        amqp=ports["rabbitmq"],
+        management=ports["rabbitmq_management"],
+        dist=ports["rabbitmq_dist"],
+        epmd=ports["rabbitmq_epmd"],
+    )
+    env = service_environment(config, jwt_secret)
+    return [
+        [servers.epmd(ports["rabbitmq_epmd"])],
+        [
+            servers.postgres(data / "postgres", ports["postgres"], DB_PASSWORD),
+            servers.redis(data / "redis", ports["redis"]),
+            servers.rabbitmq(data / "rabbitmq", rabbit_ports, RABBITMQ_USER, RABBITMQ_PASSWORD),
+            servers.kafka(data / "kafka", ports["kafka"], ports["kafka_controller"]),
+            servers.prometheus(data / "prometheus", ports["prometheus"], config.services),
+        ],
+        [service_spec(config, name, env) for name in config.services],
+    ]
+
+
+# --- supervisord ----------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    """A value for supervisord's config: its parser expands %(...)s, so % is doubled."""
+    return value.replace("%", "%%")
+
+
+def _environment_line(env: Mapping[str, str]) -> str:
+    pairs = []
+    for key, value in env.items():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        pairs.append(f'{key}="{_quote(escaped)}"')
+    return ",".join(pairs)
+
+
+def render_program(spec: ServerSpec, priority: int, logs: Path, *, service: bool) -> str:
+    lines = [
+        f"[program:{spec.name}]",
+        f"command={_quote(shlex.join(spec.argv))}",
+        f"directory={_quote(str(spec.cwd))}",
+        "autostart=false",
+        # A crashed process comes back; one that cannot start at all is left FATAL for `up`
+        # to report.
+        "autorestart=unexpected",
+        "exitcodes=0",
+        f"startsecs={2 if service else 1}",
+        "startretries=2",
+        f"priority={priority}",
+        f"stopsignal={signal.Signals(spec.stop_signal).name.removeprefix('SIG')}",
+        f"stopwaitsecs={int(spec.stop_timeout)}",
+        "stopasgroup=true",
+        "killasgroup=true",
+        "redirect_stderr=true",
+        f"stdout_logfile={_quote(str(logs / f'{spec.name}.log'))}",
+        "stdout_logfile_maxbytes=20MB",
+        "stdout_logfile_backups=2",
+    ]
+    if spec.user is not None:
+        lines.append(f"user={spec.user}")
+    if spec.env:
+        lines.append(f"environment={_environment_line(spec.env)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_supervisord_conf(config: StackConfig, plan: Sequence[Sequence[ServerSpec]]) -> str:
+    run = config.run_dir
+    head = f"""\
+[unix_http_server]
+file={_quote(str(config.socket))}
+chmod=0700
+
+[supervisord]
+logfile={_quote(str(config.logs / "supervisord.log"))}
+logfile_maxbytes=5MB
+logfile_backups=1
+pidfile={_quote(str(run / "supervisord.pid"))}
+childlogdir={_quote(str(config.logs))}
+directory={_quote(str(REPO_ROOT))}
+identifier=realtimeorder
+minfds=4096
+environment=DEVSTACK_RUN_DIR="{_quote(str(run))}"
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{_quote(str(config.socket))}
+"""
+    programs = [
+        render_program(spec, 100 * (stage + 1), config.logs, service=stage == len(plan) - 1)
+        for stage, specs in enumerate(plan)
+        for spec in specs
+    ]
+    return "\n".join([head, *programs])
+
+
+def supervisor(config: StackConfig) -> Any:
+    """An XML-RPC proxy to our supervisord over its unix socket."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, serverurl=f"unix://{config.socket}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def supervisord_running(config: StackConfig) -> bool:
+    if not config.socket.exists():
+        return False
+    try:
+        return bool(supervisor(config).getState()["statename"] == "RUNNING")
+    except (OSError, xmlrpc.client.Error):
+        return False
+
+
+def start_supervisord(config: StackConfig) -> None:
+    executable = Path(sys.executable).parent / "supervisord"
+    # supervisord forks into the background and this first process exits at once.
+    result = subprocess.run(
+        [str(executable), "-c", str(config.supervisord_conf)],
+        check=False,
+        env=child_environment(),
+        cwd=REPO_ROOT,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"supervisord exited with {result.returncode}")
+    deadline = time.monotonic() + 20
+    while not supervisord_running(config):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"supervisord did not start; {config.logs / 'supervisord.log'}:\n"
+                + log_tail(config.logs / "supervisord.log")
+            )
+        time.sleep(0.1)
+
+
+def _process_states(config: StackConfig) -> dict[str, dict[str, Any]]:
+    return {info["name"]: info for info in supervisor(config).getAllProcessInfo()}
+
+
+# --- up ---------------------------------------------------------------------------------------
+
+
+def _ports_in_use(config: StackConfig) -> list[str]:
+    variables = {name: variable for name, (variable, _) in SERVER_PORTS.items()}
+    variables |= {service.name: service.port_variable for service in SERVICES}
+    return [
+        f"{port} ({name}; set {variables[name]} to use another port)"
+        for name, port in config.all_ports().items()
+        if is_listening(port)
+    ]
+
+
+def _answers(spec: ServerSpec) -> bool:
+    try:
+        spec.ready()
+    except Exception:  # not ready yet: any failure of the probe
+        return False
+    return True
+
+
+def _wait_stage(config: StackConfig, started: Mapping[str, tuple[ServerSpec, float]]) -> None:
+    """Wait until each program of a stage is ready; exit with its log tail if one fails."""
+    pending = dict(started)
+    rpc = supervisor(config)
+    while pending:
+        for name, (spec, start) in list(pending.items()):
+            state = rpc.getProcessInfo(name)["statename"]
+            failed = state in {"FATAL", "EXITED", "BACKOFF", "STOPPED"}
+            elapsed = time.monotonic() - start
+            if not failed and elapsed > spec.start_timeout:
+                failed = True
+                state = f"not ready after {spec.start_timeout:.0f}s"
+            if failed:
+                log = config.logs / f"{name}.log"
+                raise SystemExit(
+                    f"\n{name} failed to start ({state}). Last lines of {log}:\n"
+                    f"{log_tail(log)}\n\n`make logs` shows every log; `make down` stops the rest."
+                )
+            if not _answers(spec):
+                continue
+            print(f"  {name:<14} ready in {elapsed:4.1f}s", flush=True)
+            del pending[name]
+        time.sleep(0.25)
+
+
+def ensure_database(config: StackConfig) -> None:
+    import psycopg
+    from psycopg import sql
+
+    conninfo = servers.postgres_conninfo(config.ports["postgres"], DB_PASSWORD)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+
+
+def up() -> int:
+    directory = run_dir()
+    running = supervisord_running(StackConfig(directory, {}, {}))
+    config = StackConfig.load(directory) if running else None
+    if config is None:
+        config = StackConfig.from_environ(directory)
+    for name, reason in config.skipped.items():
+        print(f"skipping {name}: {reason}")
+    plan = stages(config, load_secrets(directory)["JWT_SECRET"])
+
+    if running:
+        states = _process_states(config)
+        if all(states.get(spec.name, {}).get("statename") == "RUNNING" for s in plan for spec in s):
+            print("The stack is already running.")
+            print_urls(config)
+            return 0
+        print("The stack is partly running; starting what is stopped.")
+    else:
+        busy = _ports_in_use(config)
+        if busy:
+            print("These ports are already in use:\n  " + "\n  ".join(busy), file=sys.stderr)
+            return 1
+        config.logs.mkdir(parents=True, exist_ok=True)
+        config.save()
+        config.supervisord_conf.write_text(render_supervisord_conf(config, plan))
+        start_supervisord(config)
+
+    rpc = supervisor(config)
+    for stage in plan:
+        states = _process_states(config)
+        started: dict[str, tuple[ServerSpec, float]] = {}
+        for spec in stage:
+            if states[spec.name]["statename"] == "RUNNING":
+                continue
+            if spec.prepare is not None:
+                spec.prepare()
+            started[spec.name] = (spec, time.monotonic())
+            rpc.startProcess(spec.name, False)
+        _wait_stage(config, started)
+        if any(spec.name == "postgres" for spec in stage):
+            ensure_database(config)
+    print_urls(config)
+    return 0
+
+
+def print_urls(config: StackConfig) -> None:
+    ports, services = config.ports, config.services
+    print("\nRealTimeOrder is up:")
+    if "gateway" in services:
+        print(f"  gateway              http://localhost:{services['gateway']}")
+    for name, port in services.items():
+        if name != "gateway":
+            print(f"  {name:<20} http://localhost:{port}")
+    print(
+        f"  RabbitMQ management  http://localhost:{ports['rabbitmq_management']}"
+        f" ({RABBITMQ_USER}/{RABBITMQ_PASSWORD})\n"
+        f"  Prometheus           http://localhost:{ports['prometheus']}\n"
+        f"  Kafka bootstrap      {HOST}:{ports['kafka']}\n"
+        f"  PostgreSQL           postgresql://postgres:{DB_PASSWORD}@{HOST}:{ports['postgres']}"
+        f"/{DATABASE}\n"
+        f"  Redis                redis://{HOST}:{ports['redis']}/0\n"
+        f"  logs                 {config.logs}/<name>.log (make logs)"
+    )
+    for name, reason in config.skipped.items():
+        print(f"  (not started: {name}: {reason})")
+
+
+# --- down -------------------------------------------------------------------------------------
+
+
+def _listening_pids(port: int) -> set[int]:
+    """Pids of processes listening on 127.0.0.1:port (from `ss`)."""
+    output = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+    ).stdout
+    pids: set[int] = set()
+    for part in output.split("pid=")[1:]:
+        digits = part.split(",", 1)[0]
+        if digits.isdigit():
+            pids.add(int(digits))
+    return pids
+
+
+def _belongs_to(pid: int, directory: Path) -> bool:
+    """Whether supervisord started `pid` for this stack.
+
+    supervisord marks each program's environment; servers that reuse that memory for their
+    process title (Redis) still run in their data folder under `directory`.
+    """
+    proc = Path(f"/proc/{pid}")
+    try:
+        environ = (proc / "environ").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(proc / "cwd"))
+    except OSError:
+        return False
+    return f"DEVSTACK_RUN_DIR={directory}".encode() in environ or cwd.is_relative_to(directory)
+
+
+def _stop_pids(pids: Iterable[int], timeout: float = 30.0) -> None:
+    """SIGTERM each pid, wait for all of them together, then SIGKILL what is left."""
+    pids = frozenset(pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (nothing reaps supervisord's children once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def down() -> int:
+    directory = run_dir()
+    config = StackConfig.load(directory)
+    if config is None:
+        print("Nothing to stop (no stack.json under the run folder).")
+        return 0
+    if supervisord_running(config):
+        pid = int((directory / "supervisord.pid").read_text().strip())
+        print("Stopping every program, then supervisord...", flush=True)
+        with contextlib.suppress(OSError, xmlrpc.client.Error):
+            supervisor(config).shutdown()
+        deadline = time.monotonic() + 120
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            print(f"supervisord (pid {pid}) is still running", file=sys.stderr)
+            return 1
+
+    epmd_port = config.ports["rabbitmq_epmd"]
+    if is_listening(epmd_port):
+        # An epmd that an Erlang tool daemonised on our private port outlives supervisord.
+        subprocess.run(["epmd", "-port", str(epmd_port), "-kill"], capture_output=True, check=False)
+
+    # Programs whose supervisord died (killed, machine suspended...) still hold their ports.
+    leftovers: set[int] = set()
+    for name, port in config.all_ports().items():
+        for pid in _listening_pids(port):
+            if _belongs_to(pid, directory):
+                print(f"stopping leftover {name} process {pid}")
+                leftovers.add(pid)
+    _stop_pids(leftovers)
+
+    still_open = wait_closed(config.all_ports().values(), timeout=20)
+    if still_open:
+        print(f"ports still in use: {still_open}", file=sys.stderr)
+        return 1
+    print("Stopped; every port of the stack is free.")
+    return 0
+
+
+# --- status and logs ------------------------------------------------------------------------------
+
+
+def status() -> int:
+    directory = run_dir()
+    config = StackConfig.load(directory)
+    if config is None or not supervisord_running(config):
+        print("The stack is not running (make up starts it).")
+        return 0
+    plan = stages(config, load_secrets(directory)["JWT_SECRET"])
+    ports = {spec.name: list(spec.ports.values()) for stage in plan for spec in stage}
+    print(f"{'program':<14} {'state':<9} {'pid':>7}  {'ports':<24} details")
+    for name, info in _process_states(config).items():
+        shown = ",".join(
+            f"{port}{'' if is_listening(port) else '(closed)'}" for port in ports.get(name, [])
+        )
+        print(
+            f"{name:<14} {info['statename']:<9} {info['pid'] or '-':>7}  {shown:<24} "
+            f"{info['description']}"
+        )
+    for name, reason in config.skipped.items():
+        print(f"{name:<14} {'SKIPPED':<9} {'-':>7}  {'':<24} {reason}")
+    return 0
+
+
+def logs(names: Sequence[str], lines: int, follow: bool) -> int:
+    directory = run_dir() / "logs"
+    files = (
+        sorted(directory.glob("*.log")) if not names else [directory / f"{n}.log" for n in names]
+    )
+    files = [path for path in files if path.exists()]
+    if not files:
+        print(f"No logs under {directory}.")
+        return 1
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            subprocess.run(["tail", "-n", str(lines), "-F", *map(str, files)], check=False)
+        return 0
+    for path in files:
+        print(f"==> {path} <==\n{log_tail(path, lines)}\n")
+    return 0
