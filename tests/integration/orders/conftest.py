@@ -1,0 +1,128 @@
+"""The orders app on real Postgres, Redis and Kafka, with the catalogue played by a stub.
+
+One app per test module, on a fresh database and its own consumer group; tests stay apart by
+using fresh users (an order is only visible to its owner) and asserting per order id. Events
+inventory would send are produced straight to Kafka by the tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg.rows import DictRow, dict_row
+
+from devstack.testing import KafkaServer, PostgresServer, RedisServer
+from services.kit.kafka import EventProducer
+from services.orders.main import create_app
+from services.orders.settings import Settings
+from tests.integration.orders.support import JWT_SECRET, CatalogueStub, User, make_user, serve
+
+
+@pytest.fixture(scope="module")
+async def catalogue() -> AsyncIterator[CatalogueStub]:
+    stub = CatalogueStub()
+    async with serve(stub.app()) as url:
+        stub.url = url
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def orders_database(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database("orders")
+
+
+def orders_settings(
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    kafka_server: KafkaServer,
+    database: str,
+    inventory_url: str,
+    **overrides: Any,
+) -> Settings:
+    values: dict[str, Any] = {
+        **postgres_server.env(database),
+        "APP_ENV": "test",
+        "REDIS_URL": redis_server.url,
+        "KAFKA_BROKER": kafka_server.bootstrap,
+        "JWT_SECRET": JWT_SECRET,
+        "INVENTORY_SERVICE_URL": inventory_url,
+        "KAFKA_CONSUMER_GROUP": f"orders-test-{uuid.uuid4().hex[:8]}",
+        "DB_POOL_MIN": 2,
+        "DB_POOL_MAX": 10,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def settings(
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    kafka_server: KafkaServer,
+    orders_database: str,
+    catalogue: CatalogueStub,
+) -> Settings:
+    return orders_settings(
+        postgres_server,
+        redis_server,
+        kafka_server,
+        orders_database,
+        catalogue.url,
+    )
+
+
+@pytest.fixture(scope="module")
+async def orders_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=orders_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
+    """Plays inventory on Kafka."""
+    producer = EventProducer(kafka_server.bootstrap, "inventory-double", service="tests")
+    yield producer
+    producer.close()
+
+
+@pytest.fixture
+def user(settings: Settings) -> User:
+    return make_user(settings)
+
+
+@pytest.fixture
+def other_user(settings: Settings) -> User:
+    return make_user(settings)
+
+
+@pytest.fixture
+def admin(settings: Settings) -> User:
+    return make_user(settings, "ADMIN")
+
+
+@pytest.fixture(scope="module")
+def db(
+    postgres_server: PostgresServer, orders_database: str
+) -> Iterator[psycopg.Connection[DictRow]]:
+    """For looking behind the API: what the service really stored."""
+    with psycopg.connect(
+        postgres_server.conninfo(orders_database),
+        autocommit=True,
+        row_factory=dict_row,
+        options="-c search_path=orders",
+    ) as conn:
+        yield conn
