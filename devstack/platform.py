@@ -16,7 +16,7 @@ from dataclasses import dataclass
 class Service:
     name: str
     default_port: int
-    url_variable: str
+    url_variable: str | None
     """The gateway's variable holding this service's base URL (the seed's names)."""
 
     @property
@@ -42,7 +42,7 @@ class Service:
 
 
 SERVICES = (
-    Service("gateway", 3000, "GATEWAY_URL"),
+    Service("gateway", 3000, None),
     Service("auth", 3001, "AUTH_SERVICE_URL"),
     Service("orders", 3002, "ORDER_SERVICE_URL"),
     Service("inventory", 3003, "INVENTORY_SERVICE_URL"),

@@ -138,7 +138,12 @@ def load_secrets(run_dir: Path) -> dict[str, str]:
 def service_environment(
     config: StackConfig, jwt_secret: str, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
-    """The variables every service reads, pointing at this stack's servers (seed names)."""
+    """The variables every service reads, pointing at this stack's servers (seed names).
+
+    Anything else set when `make up` starts supervisord (ADMIN_EMAIL and ADMIN_PASSWORD, LOG_LEVEL,
+    CORS_ORIGINS...) reaches the services through its environment, and stays out of the
+    config file.
+    """
     ports = config.ports
     env = {
         "APP_ENV": "development",
@@ -156,10 +161,9 @@ def service_environment(
         "PYTHONUNBUFFERED": "1",
     }
     for service in SERVICES:
-        env[service.url_variable] = f"http://{HOST}:{service.port(environ)}"
-    for variable in ("ADMIN_EMAIL", "ADMIN_PASSWORD"):
-        if environ.get(variable):
-            env[variable] = environ[variable]
+        if service.url_variable is not None:
+            port = config.services.get(service.name) or service.port(environ)
+            env[service.url_variable] = f"http://{HOST}:{port}"
     return env
 
 
@@ -226,10 +230,12 @@ def _quote(value: str) -> str:
 
 
 def _environment_line(env: Mapping[str, str]) -> str:
+    """supervisord's KEY="value",... syntax, which has no escapes: refuse what it cannot hold."""
     pairs = []
     for key, value in env.items():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        pairs.append(f'{key}="{_quote(escaped)}"')
+        if '"' in value or value.startswith("'") or value.endswith("'"):
+            raise ValueError(f"{key} cannot be passed through supervisord: it contains quotes")
+        pairs.append(f'{key}="{_quote(value)}"')
     return ",".join(pairs)
 
 
@@ -417,6 +423,7 @@ def up() -> int:
             return 1
         config.logs.mkdir(parents=True, exist_ok=True)
         config.save()
+        config.supervisord_conf.touch(mode=0o600)  # it holds JWT_SECRET
         config.supervisord_conf.write_text(render_supervisord_conf(config, plan))
         start_supervisord(config)
 

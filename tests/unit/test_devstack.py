@@ -1,0 +1,187 @@
+"""The local stack's generated configuration, read back by the programs that consume it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from supervisor.options import ServerOptions
+
+from devstack import servers, stack
+from devstack.platform import SERVICES, Service
+
+OVERRIDES = {
+    "POSTGRES_PORT": "15432",
+    "KAFKA_PORT": "19092",
+    "RABBITMQ_PORT": "15673",
+    "AUTH_PORT": "13001",
+    "GATEWAY_PORT": "13000",
+}
+
+
+def make_config(tmp_path: Path, environ: dict[str, str] | None = None) -> stack.StackConfig:
+    return stack.StackConfig.from_environ(tmp_path / ".run", environ or {})
+
+
+def parse_supervisord_conf(path: Path) -> dict[str, Any]:
+    options = ServerOptions()
+    options.realize(args=["-c", str(path)])
+    return {
+        process.name: process
+        for group in options.process_group_configs
+        for process in group.process_configs
+    }
+
+
+def test_ports_default_to_the_seed_and_follow_their_variables(tmp_path: Path) -> None:
+    defaults = make_config(tmp_path)
+    assert defaults.ports["postgres"] == 5432
+    assert defaults.ports["kafka"] == 9092
+    assert defaults.ports["rabbitmq_management"] == 15672
+    assert defaults.ports["prometheus"] == 9090
+    assert defaults.services.get("gateway") == 3000
+
+    custom = make_config(tmp_path, OVERRIDES)
+    assert custom.ports["postgres"] == 15432
+    assert custom.ports["kafka"] == 19092
+    assert custom.services.get("auth") == 13001
+
+
+def test_a_service_without_a_package_is_skipped_with_the_reason() -> None:
+    assert Service("auth", 3001, "AUTH_SERVICE_URL").missing() is None
+    reason = Service("nosuchservice", 3999, "NOSUCH_URL").missing()
+    assert reason == "services/nosuchservice/main.py does not exist yet"
+
+
+def test_every_service_has_its_own_port_and_port_variable() -> None:
+    assert len({service.default_port for service in SERVICES}) == len(SERVICES)
+    assert [service.port_variable for service in SERVICES][:4] == [
+        "GATEWAY_PORT",
+        "AUTH_PORT",
+        "ORDERS_PORT",
+        "INVENTORY_PORT",
+    ]
+
+
+def test_services_point_at_the_stack_servers_with_the_seed_variables(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    env = stack.service_environment(config, "s3cret", OVERRIDES)
+    assert env["DB_PORT"] == "15432"
+    assert env["DB_NAME"] == "realtimeorder"
+    assert env["KAFKA_BROKER"] == "127.0.0.1:19092"
+    assert env["RABBITMQ_URL"] == "amqp://admin:admin@127.0.0.1:15673/%2F"
+    assert env["AUTH_SERVICE_URL"] == "http://127.0.0.1:13001"
+    assert env["NOTIFICATION_SERVICE_URL"] == "http://127.0.0.1:3004"
+    assert env["JWT_SECRET"] == "s3cret"
+    assert env["APP_ENV"] == "development"
+
+
+def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
+    first = stack.load_secrets(tmp_path)
+    assert len(first["JWT_SECRET"]) >= 32
+    assert stack.load_secrets(tmp_path) == first
+    assert (tmp_path / "secrets.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    awkward_secret = "a%b\\c,d=e'f"
+    plan = stack.stages(config, awkward_secret)
+    config.logs.mkdir(parents=True)
+    config.supervisord_conf.write_text(stack.render_supervisord_conf(config, plan))
+
+    programs = parse_supervisord_conf(config.supervisord_conf)
+    specs = {spec.name: spec for stage in plan for spec in stage}
+    assert set(programs) == set(specs)
+    for name, spec in specs.items():
+        program = programs[name]
+        assert program.command == shlex.join(spec.argv)
+        assert program.directory == str(spec.cwd)
+        assert program.stopsignal == spec.stop_signal
+        assert program.stdout_logfile == str(config.logs / f"{name}.log")
+        environment = program.environment
+        assert environment["DEVSTACK_RUN_DIR"] == str(config.run_dir)
+        for key, value in spec.env.items():
+            assert environment[key] == value
+
+    gateway = programs["gateway"].environment
+    assert gateway["JWT_SECRET"] == awkward_secret
+    assert gateway["RABBITMQ_URL"].endswith("/%2F")
+    assert gateway["PORT"] == "13000"
+    if os.geteuid() == 0:
+        assert programs["postgres"].uid == pwd.getpwnam("postgres").pw_uid
+
+
+def test_a_value_supervisord_cannot_hold_is_refused(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    with pytest.raises(ValueError, match="JWT_SECRET cannot be passed"):
+        stack.render_supervisord_conf(config, stack.stages(config, 'has "quotes"'))
+
+
+def test_supervisord_stops_services_before_servers_and_epmd_last(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.logs.mkdir(parents=True)
+    config.supervisord_conf.write_text(
+        stack.render_supervisord_conf(config, stack.stages(config, "secret"))
+    )
+    programs = parse_supervisord_conf(config.supervisord_conf)
+    priority = {name: p.priority for name, p in programs.items()}
+    assert priority["epmd"] < priority["rabbitmq"] == priority["postgres"] < priority["auth"]
+
+
+def test_prometheus_config_is_valid_and_scrapes_every_service(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (scripts/install.sh installs it)")
+    path = tmp_path / "prometheus.yml"
+    path.write_text(servers.prometheus_config(9090, {"gateway": 3000, "auth": 3001}))
+    result = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    config = json.loads(path.read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "prometheus": ["127.0.0.1:9090"],
+        "gateway": ["127.0.0.1:3000"],
+        "auth": ["127.0.0.1:3001"],
+    }
+
+
+def test_kafka_runs_one_kraft_node_on_loopback(tmp_path: Path) -> None:
+    text = servers.kafka_properties(9092, 9093, tmp_path / "data")
+    properties = dict(line.split("=", 1) for line in text.splitlines())
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert properties["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092"
+    assert properties["offsets.topic.replication.factor"] == "1"
+    assert properties["log.dirs"] == str(tmp_path / "data")
+
+
+def test_kafka_version_comes_from_the_pom() -> None:
+    version = servers.kafka_version()
+    assert int(version.split(".")[0]) >= 4
+    assert servers.kafka_libs_dir().parts[-2:] == (version, "libs")
+
+
+def test_rabbitmq_listens_on_loopback_with_an_administrator() -> None:
+    ports = servers.RabbitPorts(amqp=5672, management=15672, dist=25672, epmd=4371)
+    conf = dict(
+        line.split(" = ", 1) for line in servers.rabbitmq_conf(ports, "admin", "pw").splitlines()
+    )
+    assert conf["listeners.tcp.default"] == "127.0.0.1:5672"
+    assert conf["management.tcp.ip"] == "127.0.0.1"
+    assert conf["management.tcp.port"] == "15672"
+    assert conf["default_user"] == "admin"
+    assert conf["default_user_tags.administrator"] == "true"
