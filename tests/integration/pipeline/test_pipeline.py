@@ -1,0 +1,337 @@
+"""Issue 3's acceptance, end to end: orders and inventory over real Kafka, pushes over Socket.IO.
+
+Every assertion is made through the services' own APIs (and, for exactly-once, their tables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from services.kit.kafka import EventProducer
+from services.kit.order_events import ORDER_CONFIRMED, ORDER_CREATED
+from tests.integration.orders.support import eventually
+from tests.integration.pipeline.conftest import Platform
+
+pytestmark = pytest.mark.integration
+
+
+def rows(platform: Platform, query: str, *params: Any) -> list[dict[str, Any]]:
+    with psycopg.connect(platform.db_conninfo, row_factory=dict_row) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+async def test_happy_path_is_confirmed_and_pushed_to_the_owner(platform: Platform) -> None:
+    product = await platform.product(stock=5, price="7.25")
+    user, stranger = platform.user(), platform.user()
+    async with platform.live(user) as live, platform.live(stranger) as other:
+        response = await platform.place(user, (product, 2))
+        assert response.status_code == 201, response.text
+        order_id = response.json()["id"]
+        pushed = await live.update(order_id, "CONFIRMED")
+        created_push = await live.update(order_id, "CREATED")
+
+    assert pushed["userId"] == user.id
+    assert (pushed["version"], created_push["version"]) == (2, 1)
+    assert other.for_order(order_id) == [], "a push goes to the owner and admins only"
+    order = await platform.order(user, order_id)
+    assert order["status"] == "CONFIRMED"
+    assert order["total"] == "14.50"
+    assert [(e["status"], e["version"], e["actor"]) for e in order["timeline"]] == [
+        ("CREATED", 1, f"user:{user.id}"),
+        ("CONFIRMED", 2, "inventory"),
+    ]
+    assert await platform.stock(product) == {"onHand": 5, "reserved": 2, "available": 3}
+
+    # A client that reconnects asks the gateway for what it missed since the version it has.
+    async with platform.live(user) as again:
+        answer = await again.sio.call(
+            "order.sync", {"orderId": order_id, "sinceVersion": 1}, timeout=10
+        )
+    assert answer["orderId"] == order_id
+    assert [(u["status"], u["version"]) for u in answer["updates"]] == [("CONFIRMED", 2)]
+
+
+async def test_insufficient_stock_fails_with_reasons_and_reserves_nothing(
+    platform: Platform,
+) -> None:
+    plenty = await platform.product(stock=10)
+    scarce = await platform.product(stock=1)
+    user = platform.user()
+    response = await platform.place(user, (plenty, 3), (scarce, 2))
+    assert response.status_code == 201, response.text
+
+    order = await platform.settled(user, response.json()["id"])
+    assert order["status"] == "FAILED"
+    reason = order["timeline"][-1]["reason"]
+    assert f"{scarce}: insufficient-stock (requested 2, available 1)" in reason
+    assert plenty not in reason
+    assert await platform.stock(plenty) == {"onHand": 10, "reserved": 0, "available": 10}
+    assert await platform.stock(scarce) == {"onHand": 1, "reserved": 0, "available": 1}
+
+
+async def test_fifty_concurrent_orders_for_ten_units_confirm_exactly_ten(
+    platform: Platform,
+) -> None:
+    product = await platform.product(stock=10)
+    buyer = platform.user()
+    responses = await asyncio.gather(*(platform.place(buyer, (product, 1)) for _ in range(50)))
+    assert [r.status_code for r in responses] == [201] * 50
+
+    orders = await platform.all_settled(buyer, [r.json()["id"] for r in responses])
+    statuses = [o["status"] for o in orders.values()]
+    assert statuses.count("CONFIRMED") == 10
+    assert statuses.count("FAILED") == 40
+    assert await platform.stock(product) == {"onHand": 10, "reserved": 10, "available": 0}
+
+
+async def _kill_orders_relay(platform: Platform) -> Callable[[], object]:
+    workers = platform.orders_workers
+    assert workers.relay is not None
+    await workers.relay.kill()
+    return workers.start_relay
+
+
+async def _kill_orders_consumer(platform: Platform) -> Callable[[], object]:
+    workers = platform.orders_workers
+    assert workers.consumer is not None
+    await workers.consumer.kill()
+    return workers.start_consumer
+
+
+async def _kill_inventory_consumer(platform: Platform) -> Callable[[], object]:
+    work = platform.inventory_work
+    await work.kill_consumer()
+    return work.start_consumer
+
+
+async def _kill_inventory_relay(platform: Platform) -> Callable[[], object]:
+    [relay] = [t for t in asyncio.all_tasks() if t.get_name() == "inventory-outbox-relay"]
+    relay.cancel()
+    await asyncio.gather(relay, return_exceptions=True)
+    return platform.inventory_work.start_relay
+
+
+KILLERS: dict[str, Callable[[Platform], Awaitable[Callable[[], object]]]] = {
+    "orders relay": _kill_orders_relay,
+    "orders consumer": _kill_orders_consumer,
+    "inventory consumer": _kill_inventory_consumer,
+    "inventory relay": _kill_inventory_relay,
+}
+
+
+@pytest.mark.parametrize("worker", list(KILLERS))
+async def test_killing_a_worker_mid_stream_settles_every_order_exactly_once(
+    platform: Platform, worker: str
+) -> None:
+    product = await platform.product(stock=1000)
+    buyer = platform.user()
+    placed: list[str] = []
+
+    async def feed(count: int) -> None:
+        for _ in range(count):
+            response = await platform.place(buyer, (product, 1))
+            assert response.status_code == 201, response.text
+            placed.append(response.json()["id"])
+            await asyncio.sleep(0.02)
+
+    feeder = asyncio.create_task(feed(30))
+
+    async def flowing() -> bool:
+        return len(placed) >= 8
+
+    await eventually(flowing, what="orders to flow")
+    restart = await KILLERS[worker](platform)
+    killed_at = len(placed)
+    await asyncio.sleep(0.6)  # orders keep coming while the worker is dead
+    restart()
+    await feeder
+    assert len(placed) > killed_at, "orders must arrive while the worker is down"
+
+    orders = await platform.all_settled(buyer, placed)
+    for order in orders.values():
+        assert [(e["status"], e["version"]) for e in order["timeline"]] == [
+            ("CREATED", 1),
+            ("CONFIRMED", 2),
+        ], order["id"]
+    assert await platform.stock(product) == {"onHand": 1000, "reserved": 30, "available": 970}
+    created = rows(
+        platform,
+        "SELECT message_key, count(*) AS n FROM orders.outbox"
+        " WHERE topic = %s AND message_key = ANY(%s) GROUP BY message_key",
+        ORDER_CREATED,
+        placed,
+    )
+    assert sorted(r["n"] for r in created) == [1] * 30
+
+
+async def test_a_duplicated_kafka_message_changes_nothing(
+    platform: Platform, kafka_server: Any
+) -> None:
+    product = await platform.product(stock=5)
+    user = platform.user()
+    response = await platform.place(user, (product, 1))
+    order_id = response.json()["id"]
+    before = await platform.settled(user, order_id)
+    assert before["status"] == "CONFIRMED"
+
+    [created] = rows(
+        platform,
+        "SELECT payload FROM orders.outbox WHERE message_key = %s AND topic = %s",
+        order_id,
+        ORDER_CREATED,
+    )
+    [confirmed] = rows(
+        platform,
+        "SELECT payload FROM inventory.outbox WHERE message_key = %s AND topic = %s",
+        order_id,
+        ORDER_CONFIRMED,
+    )
+    duplicates_before = await _duplicates(platform)
+    producer = EventProducer(kafka_server.bootstrap, "replayer", service="tests")
+    try:
+        for _ in range(2):
+            await producer.publish(ORDER_CREATED, order_id, bytes(created["payload"]))
+            await producer.publish(ORDER_CONFIRMED, order_id, bytes(confirmed["payload"]))
+    finally:
+        await asyncio.to_thread(producer.close)
+
+    async def absorbed() -> bool:
+        inventory, orders = await _duplicates(platform)
+        return inventory >= duplicates_before[0] + 2 and orders >= duplicates_before[1] + 2
+
+    await eventually(absorbed, what="both services to see the copies")
+    assert await platform.order(user, order_id) == before
+    assert await platform.stock(product) == {"onHand": 5, "reserved": 1, "available": 4}
+
+
+async def _duplicates(platform: Platform) -> tuple[float, float]:
+    """Redeliveries ignored so far: by inventory (order.created) and by orders (confirmed)."""
+    text = (await platform.http.get(f"{platform.orders_url}/metrics")).text
+    inventory = orders = 0.0
+    for line in text.splitlines():
+        if line.startswith(
+            'events_consumed_total{outcome="duplicate",service="inventory",topic="order.created"}'
+        ):
+            inventory = float(line.rsplit(" ", 1)[1])
+        if line.startswith('orders_events_ignored_total{topic="order.confirmed",why="duplicate"}'):
+            orders = float(line.rsplit(" ", 1)[1])
+    return inventory, orders
+
+
+async def test_client_sent_prices_are_ignored(platform: Platform) -> None:
+    product = await platform.product(stock=5, price="19.99")
+    user = platform.user()
+    response = await platform.http.post(
+        f"{platform.orders_url}/orders",
+        json={
+            "items": [{"productId": product, "quantity": 2, "unitPrice": "0.01", "price": "0"}],
+            "shippingAddress": {
+                "name": "A",
+                "line1": "B",
+                "city": "C",
+                "postalCode": "1",
+                "country": "FR",
+            },
+            "total": "0.02",
+        },
+        headers=user.headers,
+    )
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert (order["total"], order["items"][0]["unitPrice"]) == ("39.98", "19.99")
+    settled = await platform.settled(user, order["id"])
+    assert Decimal(settled["total"]) == Decimal("39.98")
+
+
+async def test_another_users_order_is_404(platform: Platform) -> None:
+    product = await platform.product(stock=5)
+    owner, stranger = platform.user(), platform.user()
+    order_id = (await platform.place(owner, (product, 1))).json()["id"]
+    for path in (f"/orders/{order_id}", f"/orders/{order_id}/timeline"):
+        response = await platform.http.get(f"{platform.orders_url}{path}", headers=stranger.headers)
+        assert response.status_code == 404
+    cancel = await platform.http.post(
+        f"{platform.orders_url}/orders/{order_id}/cancel", headers=stranger.headers
+    )
+    assert cancel.status_code == 404
+    admin_view = await platform.http.get(
+        f"{platform.orders_url}/orders/{order_id}", headers=platform.admin.headers
+    )
+    assert admin_view.status_code == 200
+
+
+async def test_illegal_transitions_are_409_and_shipping_commits_stock(platform: Platform) -> None:
+    product = await platform.product(stock=5)
+    user = platform.user()
+    order_id = (await platform.place(user, (product, 2))).json()["id"]
+    await platform.settled(user, order_id)
+    status_url = f"{platform.orders_url}/orders/{order_id}/status"
+
+    async def put(status: str) -> Any:
+        return await platform.http.put(
+            status_url, json={"status": status}, headers=platform.admin.headers
+        )
+
+    skipped = await put("DELIVERED")
+    assert skipped.status_code == 409
+    assert skipped.headers["content-type"] == "application/problem+json"
+    assert skipped.json()["allowed"] == ["SHIPPED", "CANCELLED"]
+
+    assert (await put("SHIPPED")).status_code == 200
+
+    async def committed() -> bool:
+        return await platform.stock(product) == {"onHand": 3, "reserved": 0, "available": 3}
+
+    await eventually(committed, what="inventory to commit the shipped reservation")
+    assert (await put("DELIVERED")).status_code == 200
+    late = await put("CANCELLED")
+    assert late.status_code == 409
+    assert late.json()["allowed"] == []
+
+
+async def test_cancelling_a_confirmed_order_releases_its_stock(platform: Platform) -> None:
+    product = await platform.product(stock=4)
+    user = platform.user()
+    order_id = (await platform.place(user, (product, 3))).json()["id"]
+    await platform.settled(user, order_id)
+    assert (await platform.stock(product))["reserved"] == 3
+
+    async with platform.live(user) as live:
+        cancel = await platform.http.post(
+            f"{platform.orders_url}/orders/{order_id}/cancel",
+            json={"reason": "found it cheaper"},
+            headers=user.headers,
+        )
+        assert cancel.status_code == 200, cancel.text
+        await live.update(order_id, "CANCELLED")
+
+    async def released() -> bool:
+        return await platform.stock(product) == {"onHand": 4, "reserved": 0, "available": 4}
+
+    await eventually(released, what="inventory to release the reservation")
+
+
+async def test_an_idempotent_retry_returns_the_same_order(platform: Platform) -> None:
+    product = await platform.product(stock=5)
+    user = platform.user()
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await platform.place(user, (product, 2), headers=key)
+    assert first.status_code == 201
+    order_id = first.json()["id"]
+    await platform.settled(user, order_id)
+
+    retry = await platform.place(user, (product, 2), headers=key)
+    assert retry.status_code == 200
+    assert retry.json()["id"] == order_id
+    assert retry.json()["status"] == "CONFIRMED"
+    assert await platform.stock(product) == {"onHand": 5, "reserved": 2, "available": 3}
+    listed = await platform.http.get(f"{platform.orders_url}/orders", headers=user.headers)
+    assert [o["id"] for o in listed.json()["items"]] == [order_id]
