@@ -85,6 +85,15 @@ class BackgroundWork:
             await self._consumer.stop_and_wait()
             self._consumer = None
 
+    async def kill_consumer(self) -> None:
+        """Cancel the consumer mid-batch, as a crash would: nothing more is committed, so the
+        group redelivers the uncommitted messages to whoever consumes next."""
+        if self._consumer is not None:
+            self._consumer.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer.task
+            self._consumer = None
+
     def start_relay(self) -> None:
         if _running(self._relay):
             return

@@ -1,0 +1,382 @@
+"""Reservations over a real Kafka broker: order.created in, order.confirmed / order.failed out,
+all lines or none, never more than the stock, each message's effect exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.inventory.handlers import TOPICS, EventHandler
+from services.inventory.service import InventoryService
+from services.inventory.settings import Settings
+from services.kit.events import Envelope, parse_envelope
+from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic
+from services.kit.order_events import (
+    ORDER_CONFIRMED,
+    ORDER_CREATED,
+    ORDER_FAILED,
+    OrderConfirmed,
+    OrderFailed,
+)
+from tests.integration.inventory.support import (
+    Caller,
+    Received,
+    TopicReader,
+    create_product,
+    eventually,
+    order_created,
+    status_changed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def publish(
+    producer: EventProducer, topic: str, envelope: Envelope[Any], key: str = ""
+) -> None:
+    await producer.publish(topic, key or envelope.subject, envelope.to_bytes())
+
+
+async def answer(reader: TopicReader, order_id: str) -> Received:
+    """Inventory's one answer to an order (confirmed or failed)."""
+
+    async def answered() -> list[Received]:
+        return [r for r in reader.received(order_id) if r.topic in (ORDER_CONFIRMED, ORDER_FAILED)]
+
+    found = await eventually(answered, what=f"an answer to order {order_id}")
+    return found[0]
+
+
+async def answers(reader: TopicReader, order_id: str) -> list[Received]:
+    return [r for r in reader.received(order_id) if r.topic in (ORDER_CONFIRMED, ORDER_FAILED)]
+
+
+async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int, int]:
+    body = (await client.get(f"/inventory/stock/{product_id}")).json()
+    return body["onHand"], body["reserved"], body["available"]
+
+
+def reservation(db: Any, order_id: str) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = db.execute(
+        "SELECT * FROM reservations WHERE order_id = %s", (order_id,)
+    ).fetchone()
+    return row
+
+
+async def test_an_order_in_stock_is_confirmed_and_reserved(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=5)
+    created = order_created([(product["id"], 2)], user_id="ada")
+    await publish(producer, ORDER_CREATED, created)
+
+    received = await answer(reader, created.subject)
+    assert received.topic == ORDER_CONFIRMED
+    confirmed = parse_envelope(received.value, OrderConfirmed)
+    assert confirmed.source == "/inventory"
+    assert confirmed.subject == created.subject
+    assert (confirmed.data.order_id, confirmed.data.user_id, confirmed.data.version) == (
+        created.subject,
+        "ada",
+        1,
+    )
+    expires_in = confirmed.data.reservation_expires_at - datetime.now(UTC)
+    assert timedelta(seconds=880) < expires_in <= timedelta(seconds=900)
+    assert await stock(client, product["id"]) == (5, 2, 3)
+    row = reservation(db, created.subject)
+    assert row is not None
+    assert row["status"] == "RESERVED"
+    assert row["expires_at"] == confirmed.data.reservation_expires_at
+
+
+async def test_an_order_that_cannot_be_served_reserves_nothing(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    plenty = await create_product(client, admin, stock=10)
+    short = await create_product(client, admin, stock=1)
+    retired = await create_product(client, admin, stock=10)
+    await client.patch(
+        f"/inventory/products/{retired['id']}", json={"active": False}, headers=admin.headers
+    )
+    unknown = str(uuid.uuid4())
+    created = order_created([(plenty["id"], 2), (short["id"], 3), (retired["id"], 1), (unknown, 1)])
+    await publish(producer, ORDER_CREATED, created)
+
+    received = await answer(reader, created.subject)
+    assert received.topic == ORDER_FAILED
+    failed = parse_envelope(received.value, OrderFailed).data
+    refusals = {r.product_id: (r.requested, r.available, r.reason) for r in failed.lines}
+    assert refusals == {
+        short["id"]: (3, 1, "insufficient-stock"),
+        retired["id"]: (1, 10, "inactive-product"),
+        unknown: (1, 0, "unknown-product"),
+    }
+    assert failed.reason.startswith("3 of 4 lines refused")
+    for product, on_hand in ((plenty, 10), (short, 1), (retired, 10)):
+        assert await stock(client, product["id"]) == (on_hand, 0, on_hand)
+    row = reservation(db, created.subject)
+    assert row is not None
+    assert row["status"] == "REFUSED"
+    lines = db.execute(
+        "SELECT count(*) AS n FROM reservation_lines WHERE order_id = %s", (created.subject,)
+    ).fetchone()
+    assert lines["n"] == 0
+
+
+async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    settings: Settings,
+    service: InventoryService,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    # A second replica in the same group, so the orders are reserved by two consumers at once.
+    replica = BatchConsumer(
+        settings.kafka_broker,
+        settings.consumer_group,
+        TOPICS,
+        EventHandler(service),
+        service="inventory-replica",
+        dead_letters=producer,
+    )
+    replica_task = asyncio.create_task(replica.run())
+    try:
+        orders = [order_created([(product["id"], 1)]) for _ in range(50)]
+        await asyncio.gather(*(publish(producer, ORDER_CREATED, o) for o in orders))
+        results = [await answer(reader, o.subject) for o in orders]
+    finally:
+        replica.stop()
+        await replica_task
+    assert Counter(r.topic for r in results) == {ORDER_CONFIRMED: 10, ORDER_FAILED: 40}
+    assert await stock(client, product["id"]) == (10, 10, 0)
+    for order in orders:
+        assert len(await answers(reader, order.subject)) == 1
+
+
+async def test_concurrent_reservations_never_exceed_stock(
+    client: httpx.AsyncClient, admin: Caller, service: InventoryService, db: Any
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    handler = EventHandler(service)
+    orders = [order_created([(product["id"], 1 + n % 2)]) for n in range(50)]
+    outcomes = await asyncio.gather(*(handler.handle(ORDER_CREATED, o.to_bytes()) for o in orders))
+    confirmed = [o for o, outcome in zip(orders, outcomes, strict=True) if outcome == "confirmed"]
+    reserved = sum(o.data.items[0].quantity for o in confirmed)
+    assert set(outcomes) == {"confirmed", "failed"}
+    assert reserved == 10
+    assert await stock(client, product["id"]) == (10, 10, 0)
+    held = db.execute(
+        "SELECT sum(quantity) AS n FROM reservation_lines WHERE product_id = %s", (product["id"],)
+    ).fetchone()
+    assert held["n"] == 10
+
+
+async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
+    client: httpx.AsyncClient, admin: Caller, service: InventoryService
+) -> None:
+    products = [(await create_product(client, admin, stock=1000))["id"] for _ in range(4)]
+    handler = EventHandler(service)
+    orders = []
+    for n in range(60):
+        lines = [(pid, 1 + (n + i) % 3) for i, pid in enumerate(products)]
+        orders.append(order_created(lines if n % 2 else list(reversed(lines))))
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(handler.handle(ORDER_CREATED, o.to_bytes()) for o in orders)), 60
+    )
+    assert set(outcomes) == {"confirmed"}
+    for pid in products:
+        wanted = sum(i.quantity for o in orders for i in o.data.items if i.product_id == pid)
+        assert await stock(client, pid) == (1000, wanted, 1000 - wanted)
+
+
+async def test_a_duplicated_message_changes_nothing(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    created = order_created([(product["id"], 3)])
+    await publish(producer, ORDER_CREATED, created)
+    await publish(producer, ORDER_CREATED, created)
+    # Same key, so the same partition: once this one is answered, both copies were handled.
+    later = order_created([(product["id"], 1)])
+    await publish(producer, ORDER_CREATED, later, key=created.subject)
+    await answer(reader, later.subject)
+
+    assert [r.topic for r in await answers(reader, created.subject)] == [ORDER_CONFIRMED]
+    assert await stock(client, product["id"]) == (10, 4, 6)
+    claimed = db.execute(
+        "SELECT count(*) AS n FROM processed_events WHERE event_id = %s", (created.id,)
+    ).fetchone()
+    assert claimed["n"] == 1
+
+
+async def test_a_cancelled_order_releases_its_units(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    created = order_created([(product["id"], 4)])
+    await publish(producer, ORDER_CREATED, created)
+    assert (await answer(reader, created.subject)).topic == ORDER_CONFIRMED
+    assert await stock(client, product["id"]) == (10, 4, 6)
+
+    topic, cancelled = status_changed(created.subject, "CANCELLED", version=2)
+    await publish(producer, topic, cancelled)
+
+    async def released() -> bool:
+        return await stock(client, product["id"]) == (10, 0, 10)
+
+    await eventually(released, what="the reservation to be released")
+    row = reservation(db, created.subject)
+    assert row is not None
+    assert (row["status"], row["reason"], row["order_version"]) == ("RELEASED", "cancelled", 2)
+
+    # Cancelled again (another event): nothing is released twice.
+    topic, again = status_changed(created.subject, "CANCELLED", version=2)
+    await publish(producer, topic, again)
+    await eventually(lambda: _claimed(db, again.id), what="the second cancellation to be processed")
+    assert await stock(client, product["id"]) == (10, 0, 10)
+
+
+async def _claimed(db: Any, event_id: str) -> bool:
+    row = db.execute(
+        "SELECT count(*) AS n FROM processed_events WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    return bool(row["n"])
+
+
+async def test_an_order_cancelled_before_it_arrives_reserves_nothing(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    order_id = str(uuid.uuid4())
+    topic, cancelled = status_changed(order_id, "CANCELLED", previous="CREATED", version=2)
+    await publish(producer, topic, cancelled)
+
+    async def tombstone() -> dict[str, Any] | None:
+        return reservation(db, order_id)
+
+    row = await eventually(tombstone, what="the tombstone")
+    assert row["status"] == "CANCELLED"
+
+    created = order_created([(product["id"], 2)], order_id=order_id)
+    await publish(producer, ORDER_CREATED, created)
+    later = order_created([(product["id"], 1)])
+    await publish(producer, ORDER_CREATED, later, key=order_id)
+    await answer(reader, later.subject)
+
+    assert await answers(reader, order_id) == []
+    assert await stock(client, product["id"]) == (10, 1, 9)
+    after = reservation(db, order_id)
+    assert after is not None
+    assert after["status"] == "CANCELLED"
+
+
+async def test_shipping_commits_the_reservation(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    created = order_created([(product["id"], 3)])
+    await publish(producer, ORDER_CREATED, created)
+    assert (await answer(reader, created.subject)).topic == ORDER_CONFIRMED
+
+    topic, shipped = status_changed(created.subject, "SHIPPED", version=3)
+    await publish(producer, topic, shipped)
+
+    async def committed() -> bool:
+        return await stock(client, product["id"]) == (7, 0, 7)
+
+    await eventually(committed, what="the reservation to be committed")
+    row = reservation(db, created.subject)
+    assert row is not None
+    assert row["status"] == "COMMITTED"
+
+    # A cancel that arrives after shipping gives nothing back.
+    topic, cancelled = status_changed(created.subject, "CANCELLED", version=4)
+    await publish(producer, topic, cancelled)
+    await eventually(lambda: _claimed(db, cancelled.id), what="the late cancel")
+    assert await stock(client, product["id"]) == (7, 0, 7)
+
+
+async def test_an_unprocessable_message_is_dead_lettered_and_the_next_one_is_served(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    key = str(uuid.uuid4())
+    await producer.publish(ORDER_CREATED, key, b"this is not an event")
+    broken = order_created([(product["id"], 1)])
+    no_items = broken.to_bytes().replace(b'"items"', b'"things"')
+    await producer.publish(ORDER_CREATED, key, no_items)
+    after = order_created([(product["id"], 2)])
+    await publish(producer, ORDER_CREATED, after, key=key)
+
+    assert (await answer(reader, after.subject)).topic == ORDER_CONFIRMED
+
+    async def dead_letters() -> list[Received]:
+        found = reader.received(key, dead_letter_topic(ORDER_CREATED))
+        return found if len(found) == 2 else []
+
+    first, second = await eventually(dead_letters, what="two dead letters")
+    assert first.value == b"this is not an event"
+    assert second.value == no_items
+    for letter in (first, second):
+        assert letter.headers["dlq-source-topic"] == ORDER_CREATED
+        assert letter.headers["dlq-error"]
+    assert await stock(client, product["id"]) == (10, 2, 8)
+
+
+async def test_a_crashed_consumer_answers_every_order_once_after_restart(
+    client: httpx.AsyncClient,
+    admin: Caller,
+    producer: EventProducer,
+    reader: TopicReader,
+    inventory_app: FastAPI,
+) -> None:
+    product = await create_product(client, admin, stock=100)
+    orders = [order_created([(product["id"], 1)]) for _ in range(40)]
+    await asyncio.gather(*(publish(producer, ORDER_CREATED, o) for o in orders[:20]))
+    await answer(reader, orders[0].subject)
+    await inventory_app.state.background.kill_consumer()
+    await asyncio.gather(*(publish(producer, ORDER_CREATED, o) for o in orders[20:]))
+    inventory_app.state.background.start_consumer()
+
+    for order in orders:
+        assert (await answer(reader, order.subject)).topic == ORDER_CONFIRMED
+    await asyncio.sleep(1.0)  # time for a redelivered copy to show up, were there one
+    for order in orders:
+        assert len(await answers(reader, order.subject)) == 1
+    assert await stock(client, product["id"]) == (100, 40, 60)
