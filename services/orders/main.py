@@ -51,10 +51,21 @@ class Worker:
         if not done:
             log.warning("worker did not stop in time; cancelling", extra={"worker": self.name})
             self.task.cancel()
+        await self._reap()
+
+    async def kill(self) -> None:
+        """Cancel the worker wherever it is, as a crash would: an unfinished consumer batch is
+        not committed (the group redelivers it), an unfinished relay batch is not marked
+        published (it is published again)."""
+        self.task.cancel()
+        await self._reap()
+
+    async def _reap(self) -> None:
         try:
             await self.task
         except asyncio.CancelledError:
-            pass
+            if not self.task.cancelled():
+                raise  # the caller is being cancelled, not the worker
         except Exception:
             log.exception("worker failed", extra={"worker": self.name})
 

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import socketio
-from psycopg import Rollback
 
 from services.kit.db import DictConnection, Pool
 from services.kit.errors import Forbidden
+from services.kit.events import Envelope
 from services.kit.live import OrderUpdate, push_order_update
 from services.kit.order_events import (
     ORDER_CANCELLED,
@@ -43,6 +43,7 @@ from services.orders.catalogue import Catalogue
 from services.orders.domain import (
     Actor,
     Cursor,
+    PricedOrder,
     Status,
     can_transition,
     check_transition,
@@ -157,9 +158,8 @@ class OrderService:
         # Priced outside the transaction: no row is held while inventory answers.
         priced = price_order(quantities, await self.catalogue.products(list(quantities)))
         order_id = uuid.uuid4()
-        claimed = True
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
                 order = await repo.insert_order(
                     conn,
                     order_id=order_id,
@@ -167,30 +167,7 @@ class OrderService:
                     priced=priced,
                     shipping_address=address,
                 )
-                created = event(
-                    SOURCE,
-                    ORDER_CREATED,
-                    str(order_id),
-                    OrderCreated(
-                        order_id=str(order_id),
-                        user_id=principal.user_id,
-                        version=order.version,
-                        items=[
-                            OrderLine(
-                                product_id=line.product_id,
-                                sku=line.sku,
-                                name=line.name,
-                                quantity=line.quantity,
-                                unit_price=line.unit_price,
-                                line_total=line.line_total,
-                            )
-                            for line in priced.lines
-                        ],
-                        total=priced.total,
-                        currency=priced.currency,
-                        created_at=order.created_at,
-                    ),
-                )
+                created = _created_event(order, priced)
                 entry = await repo.add_timeline_entry(
                     conn,
                     order_id=order_id,
@@ -201,35 +178,33 @@ class OrderService:
                     event_id=created.id,
                 )
                 await add_to_outbox(conn, ORDER_CREATED, created)
-                if idempotency_key is not None:
-                    claimed = await repo.claim_idempotency_key(
-                        conn,
-                        user_id=principal.user_id,
-                        key=idempotency_key,
-                        request_hash=fingerprint,
-                        order_id=order_id,
-                        ttl_hours=ttl,
-                    )
-                    if not claimed:
-                        # A concurrent request with this key committed first: its order stands.
-                        raise Rollback()
-            if not claimed:
-                assert idempotency_key is not None
+                if idempotency_key is not None and not await repo.claim_idempotency_key(
+                    conn,
+                    user_id=principal.user_id,
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    order_id=order_id,
+                    ttl_hours=ttl,
+                ):
+                    raise _KeyTakenMeanwhile()
+        except _KeyTakenMeanwhile:
+            # A concurrent request with this key committed first: its order stands, ours is
+            # rolled back.
+            assert idempotency_key is not None
+            async with self.pool.connection() as conn:
                 known = await repo.find_idempotency_key(
                     conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
                 )
-                assert known is not None
-                return await self._replay(known, fingerprint)
-            lines = (await repo.get_lines(conn, [order_id]))[order_id]
+            assert known is not None
+            return await self._replay(known, fingerprint)
 
         metrics.ORDERS_CREATED.inc()
-        change = Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
-        await self._after_commit(change)
-        log.info(
-            "order created",
-            extra={"order_id": str(order_id), "total": str(priced.total), "lines": len(lines)},
+        await self._after_commit(
+            Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
         )
-        return Created(view=OrderView(order=order, lines=lines, timeline=[entry]), replayed=False)
+        log.info("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
+        view = OrderView(order=order, lines=_line_rows(order_id, priced), timeline=[entry])
+        return Created(view=view, replayed=False)
 
     async def _replay(self, known: repo.IdempotencyRecord, fingerprint: str) -> Created:
         if known.request_hash != fingerprint:
@@ -451,6 +426,50 @@ class OrderService:
     async def _after_commit(self, change: Change) -> None:
         metrics.TRANSITIONS.labels(change.order.status, change.actor).inc()
         await self.live.push(change)
+
+
+class _KeyTakenMeanwhile(Exception):
+    """Rolls back a create whose idempotency key another request claimed first."""
+
+
+def _created_event(order: repo.OrderRow, priced: PricedOrder) -> Envelope[Any]:
+    data = OrderCreated(
+        order_id=str(order.id),
+        user_id=order.user_id,
+        version=order.version,
+        items=[
+            OrderLine(
+                product_id=line.product_id,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+            )
+            for line in priced.lines
+        ],
+        total=priced.total,
+        currency=priced.currency,
+        created_at=order.created_at,
+    )
+    return event(SOURCE, ORDER_CREATED, str(order.id), data)
+
+
+def _line_rows(order_id: uuid.UUID, priced: PricedOrder) -> list[repo.LineRow]:
+    """The lines as stored, without reading them back."""
+    return [
+        repo.LineRow(
+            order_id=order_id,
+            line_no=number,
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            line_total=line.line_total,
+        )
+        for number, line in enumerate(priced.lines, start=1)
+    ]
 
 
 def _may_see(principal: Principal, order: repo.OrderRow) -> bool:
