@@ -1,0 +1,180 @@
+{{/*
+Where the backing services are and how a component authenticates to them, whichever mode each
+runs in: bundled (postgresql, redis), operator-managed (Strimzi kafka, RabbitmqCluster) or
+external. Components list what they connect to in `<component>.uses`; that list decides their
+connection variables and the `realtimeorder.io/uses-<service>` pod labels the NetworkPolicies
+select on.
+*/}}
+
+{{/* ---- PostgreSQL ---------------------------------------------------------------------------- */}}
+{{- define "realtimeorder.database.host" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "realtimeorder.postgresql.fullname" . -}}
+{{- else -}}
+{{- .Values.externalDatabase.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.database.port" -}}
+{{- if .Values.postgresql.enabled -}}5432{{- else -}}{{ .Values.externalDatabase.port }}{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.database.name" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.database }}{{- else -}}{{ .Values.externalDatabase.database }}{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.database.user" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.user }}{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.database.secretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- .Values.postgresql.auth.existingSecret | default (include "realtimeorder.postgresql.fullname" .) -}}
+{{- else -}}
+{{- .Values.externalDatabase.existingSecret | default (printf "%s-external-database" (include "realtimeorder.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.database.secretKey" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.existingSecretPasswordKey }}{{- else -}}{{ .Values.externalDatabase.existingSecretPasswordKey }}{{- end -}}
+{{- end -}}
+
+{{/* ---- Redis --------------------------------------------------------------------------------- */}}
+{{- define "realtimeorder.redis.secretName" -}}
+{{- if .Values.redis.enabled -}}
+{{- .Values.redis.auth.existingSecret | default (include "realtimeorder.redis.fullname" .) -}}
+{{- else -}}
+{{- .Values.externalRedis.existingSecret | default (printf "%s-external-redis" (include "realtimeorder.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- Kafka --------------------------------------------------------------------------------- */}}
+{{- define "realtimeorder.kafka.bootstrap" -}}
+{{- if .Values.kafka.enabled -}}
+{{- printf "%s-kafka-bootstrap.%s.svc:9092" (include "realtimeorder.kafka.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.externalKafka.brokers -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- RabbitMQ ------------------------------------------------------------------------------ */}}
+{{/* The cluster operator writes the generated credentials to "<cluster>-default-user". */}}
+{{- define "realtimeorder.rabbitmq.secretName" -}}
+{{- if .Values.rabbitmq.enabled -}}
+{{- printf "%s-default-user" (include "realtimeorder.rabbitmq.fullname" .) -}}
+{{- else -}}
+{{- .Values.externalRabbitmq.existingSecret | default (printf "%s-external-rabbitmq" (include "realtimeorder.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.rabbitmq.host" -}}
+{{- printf "%s.%s.svc" (include "realtimeorder.rabbitmq.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "realtimeorder.rabbitmq.managementUrl" -}}
+{{- if .Values.rabbitmq.enabled -}}
+{{- printf "http://%s:15672" (include "realtimeorder.rabbitmq.host" .) -}}
+{{- else -}}
+{{- .Values.externalRabbitmq.managementUrl -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- Connection variables of a component ---------------------------------------------------
+Secrets come through secretKeyRef; a URL that embeds a password is assembled with Kubernetes'
+$(VAR) expansion from variables defined just before it.
+Usage: include "realtimeorder.backingEnv" (dict "root" $ "uses" .Values.auth.uses) */}}
+{{- define "realtimeorder.backingEnv" -}}
+{{- $root := .root -}}
+{{- $uses := .uses | default list -}}
+{{- if has "postgresql" $uses }}
+- name: DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.database.secretName" $root }}
+      key: {{ include "realtimeorder.database.secretKey" $root }}
+{{- end }}
+{{- if has "redis" $uses }}
+{{- if $root.Values.redis.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.redis.secretName" $root }}
+      key: {{ $root.Values.redis.auth.existingSecretPasswordKey }}
+- name: REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "realtimeorder.redis.fullname" $root) | quote }}
+{{- else }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.redis.secretName" $root }}
+      key: {{ $root.Values.externalRedis.existingSecretUrlKey }}
+{{- end }}
+{{- end }}
+{{- if has "rabbitmq" $uses }}
+{{- if $root.Values.rabbitmq.enabled }}
+- name: RABBITMQ_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" $root }}
+      key: username
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" $root }}
+      key: password
+- name: RABBITMQ_URL
+  value: {{ printf "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@%s:5672/" (include "realtimeorder.rabbitmq.host" $root) | quote }}
+{{- else }}
+- name: RABBITMQ_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" $root }}
+      key: {{ $root.Values.externalRabbitmq.existingSecretUrlKey }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod labels naming the backing services a component connects to. */}}
+{{- define "realtimeorder.usesLabels" -}}
+{{- range (.uses | default list) }}
+realtimeorder.io/uses-{{ . }}: "true"
+{{- end }}
+{{- end -}}
+
+{{/* ---- Generated secrets ---------------------------------------------------------------------
+The value already stored in the named Secret when there is one (so upgrades keep it), otherwise
+`length` random alphanumerics; base64-encoded for a Secret's data.
+Usage: include "realtimeorder.generatedSecretValue" (dict "root" $ "name" "x" "key" "password" "length" 32) */}}
+{{- define "realtimeorder.generatedSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name -}}
+{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- randAlphaNum (int .length) | b64enc -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- Public URLs -------------------------------------------------------------------------- */}}
+{{- define "realtimeorder.publicUrl" -}}
+{{- printf "%s://%s" .root.Values.hostnames.scheme .host -}}
+{{- end -}}
+
+{{- define "realtimeorder.corsOrigins" -}}
+{{- if .Values.gateway.corsOrigins -}}
+{{- join "," .Values.gateway.corsOrigins -}}
+{{- else -}}
+{{- $origins := list -}}
+{{- if .Values.userApp.enabled -}}
+{{- $origins = append $origins (include "realtimeorder.publicUrl" (dict "root" . "host" .Values.hostnames.app)) -}}
+{{- end -}}
+{{- if .Values.adminDashboard.enabled -}}
+{{- $origins = append $origins (include "realtimeorder.publicUrl" (dict "root" . "host" .Values.hostnames.admin)) -}}
+{{- end -}}
+{{- join "," $origins -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- JWT ----------------------------------------------------------------------------------- */}}
+{{- define "realtimeorder.jwt.secretName" -}}
+{{- .Values.jwt.existingSecret | default (printf "%s-jwt" (include "realtimeorder.fullname" .)) -}}
+{{- end -}}

@@ -1,0 +1,327 @@
+{{/*
+The resources every HTTP component renders, parameterised by its values block, so that a
+component's folder (templates/<component>/) holds one short file per resource kind.
+
+Every template takes a dict:
+  root  the chart's root context ($)
+  key   the component's key in values.yaml (gateway, userApp...)
+  name  its resource suffix and app.kubernetes.io/component label (gateway, user-app...)
+  type  "service": a Python service of the platform image (`realtimeorder serve <name>`),
+        with /healthz, /readyz and /metrics;
+        "web": a web app image (nginx on containerPort, /healthz, the runtime /config.json)
+  env   (Deployment, optional) name of a template rendering the component's own EnvVar list
+*/}}
+
+{{- define "realtimeorder.component.deployment" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- $isService := eq .type "service" -}}
+{{- if $values.enabled }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  {{- /* Left to the HPA or the operator's WorkerAutoscaler when one scales this Deployment. */}}
+  {{- if not (or $values.autoscaling.enabled (include "realtimeorder.scaledByOperator" $ctx)) }}
+  replicas: {{ $values.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  selector:
+    matchLabels: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 8 }}
+        {{- if $isService }}
+        {{- include "realtimeorder.usesLabels" $values | nindent 8 }}
+        {{- end }}
+        {{- with $values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        kubectl.kubernetes.io/default-container: {{ .name }}
+        {{- if $isService }}
+        checksum/config: {{ include "realtimeorder.config.data" $root | sha256sum }}
+        {{- else }}
+        checksum/config: {{ include "realtimeorder.webConfig.data" $root | sha256sum }}
+        {{- end }}
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "realtimeorder.serviceAccountName" (dict "root" $root "key" .key "name" .name) }}
+      # The services never call the Kubernetes API.
+      automountServiceAccountToken: false
+      # Service links would add *_PORT variables that can shadow settings such as DB_PORT.
+      enableServiceLinks: false
+      {{- include "realtimeorder.imagePullSecrets" $root | nindent 6 }}
+      securityContext: {{- include "realtimeorder.podSecurityContext" (dict "root" $root "values" $values) | nindent 8 }}
+      terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
+      {{- include "realtimeorder.scheduling" $values | nindent 6 }}
+      containers:
+        - name: {{ .name }}
+          image: {{ include "realtimeorder.image" (dict "root" $root "image" $values.image) | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          {{- if $isService }}
+          args: ["serve", {{ .name | quote }}]
+          {{- end }}
+          ports:
+            - name: http
+              containerPort: {{ $values.containerPort }}
+              protocol: TCP
+          {{- if or $isService .env $values.extraEnv }}
+          env:
+            {{- if $isService }}
+            - name: PORT
+              value: {{ $values.containerPort | quote }}
+            - name: JWT_SECRET
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "realtimeorder.jwt.secretName" $root }}
+                  key: {{ $root.Values.jwt.existingSecretKey }}
+            {{- include "realtimeorder.backingEnv" (dict "root" $root "uses" $values.uses) | nindent 12 }}
+            {{- end }}
+            {{- with .env }}
+            {{- include . $root | nindent 12 }}
+            {{- end }}
+            {{- with $values.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- end }}
+          {{- if or $isService $values.extraEnvFrom }}
+          envFrom:
+            {{- if $isService }}
+            - configMapRef:
+                name: {{ include "realtimeorder.fullname" $root }}-env
+            {{- end }}
+            {{- with $values.extraEnvFrom }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- end }}
+          {{- with $values.probes }}
+          {{- if .startup.enabled }}
+          startupProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .startup "path" "/healthz" "port" "http") | nindent 12 }}
+          {{- end }}
+          {{- if .liveness.enabled }}
+          livenessProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .liveness "path" "/healthz" "port" "http") | nindent 12 }}
+          {{- end }}
+          {{- if .readiness.enabled }}
+          readinessProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .readiness "path" (ternary "/readyz" "/healthz" $isService) "port" "http") | nindent 12 }}
+          {{- end }}
+          {{- end }}
+          {{- include "realtimeorder.preStop" (dict "seconds" $values.preStopSleepSeconds) | nindent 10 }}
+          resources: {{- toYaml $values.resources | nindent 12 }}
+          securityContext: {{- include "realtimeorder.containerSecurityContext" (dict "root" $root "values" $values) | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if not $isService }}
+            - name: web-config
+              mountPath: /usr/share/nginx/html/config.json
+              subPath: config.json
+              readOnly: true
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $root.Values.tmpVolume.sizeLimit }}
+        {{- if not $isService }}
+        - name: web-config
+          configMap:
+            name: {{ include "realtimeorder.fullname" $root }}-web-config
+        {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.component.service" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if $values.enabled }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root "extra" $values.service.annotations) | nindent 2 }}
+spec:
+  type: {{ $values.service.type }}
+  sessionAffinity: {{ $values.service.sessionAffinity }}
+  ports:
+    - name: http
+      port: {{ $values.service.port }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+  selector: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.component.serviceAccount" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "realtimeorder.serviceAccountName" (dict "root" $root "key" .key "name" .name) }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root "extra" $values.serviceAccount.annotations) | nindent 2 }}
+automountServiceAccountToken: false
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.component.hpa" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $values.autoscaling.enabled }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "realtimeorder.componentFullname" $ctx }}
+  minReplicas: {{ $values.autoscaling.minReplicas }}
+  maxReplicas: {{ $values.autoscaling.maxReplicas }}
+  metrics:
+    {{- with $values.autoscaling.targetCPUUtilizationPercentage }}
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ . }}
+    {{- end }}
+    {{- with $values.autoscaling.targetMemoryUtilizationPercentage }}
+    - type: Resource
+      resource:
+        name: memory
+        target:
+          type: Utilization
+          averageUtilization: {{ . }}
+    {{- end }}
+  behavior:
+    # Scale down slowly: Socket.IO clients and in-flight consumers move on every removal.
+    scaleDown:
+      stabilizationWindowSeconds: 300
+      policies:
+        - type: Pods
+          value: 1
+          periodSeconds: 60
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.component.pdb" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $values.pdb.create }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  {{- $minAvailable := $values.pdb.minAvailable | default "" | toString }}
+  {{- if $minAvailable }}
+  minAvailable: {{ $minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ $values.pdb.maxUnavailable | default 1 }}
+  {{- end }}
+  selector:
+    matchLabels: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* Ingress rules: the release's callers named in networkPolicy.allowFrom, the public when
+allowExternal, Prometheus when monitoring is on, plus extraIngress. No rule denies all. */}}
+{{- define "realtimeorder.component.networkPolicy" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $root.Values.networkPolicy.enabled }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  podSelector:
+    matchLabels: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 6 }}
+  policyTypes: [Ingress]
+  {{- $port := list (dict "port" "http" "protocol" "TCP") }}
+  {{- $rules := list }}
+  {{- if $values.networkPolicy.allowExternal }}
+  {{- $rule := dict "ports" $port }}
+  {{- with $root.Values.networkPolicy.externalFrom }}
+  {{- $_ := set $rule "from" . }}
+  {{- end }}
+  {{- $rules = append $rules $rule }}
+  {{- end }}
+  {{- with $values.networkPolicy.allowFrom }}
+  {{- $peers := list }}
+  {{- range . }}
+  {{- $peers = append $peers (dict "podSelector" (dict "matchLabels" (include "realtimeorder.componentSelectorLabels" (dict "root" $root "name" .) | fromYaml))) }}
+  {{- end }}
+  {{- $rules = append $rules (dict "ports" $port "from" $peers) }}
+  {{- end }}
+  {{- if and $root.Values.monitoring.enabled (eq .type "service") $root.Values.networkPolicy.metricsFrom }}
+  {{- $rules = append $rules (dict "ports" $port "from" $root.Values.networkPolicy.metricsFrom) }}
+  {{- end }}
+  {{- $rules = concat $rules $values.networkPolicy.extraIngress }}
+  ingress: {{- toYaml $rules | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.component.serviceMonitor" -}}
+{{- $root := .root -}}
+{{- $values := index $root.Values .key -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $root.Values.monitoring.enabled }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+    {{- with $root.Values.monitoring.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  selector:
+    matchLabels: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ $root.Release.Namespace | quote }}]
+  endpoints:
+    - port: {{ .port | default "http" }}
+      path: /metrics
+      interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
+      scrapeTimeout: {{ $root.Values.monitoring.serviceMonitor.scrapeTimeout }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,61 @@
+{{/*
+The configuration every Python service reads from the `<fullname>-env` ConfigMap (through
+envFrom), and the runtime config.json of the web apps. Pods carry a checksum of these, so a
+change rolls them.
+*/}}
+
+{{- define "realtimeorder.config.data" -}}
+APP_ENV: {{ .Values.appEnv | quote }}
+LOG_LEVEL: {{ .Values.logLevel | quote }}
+DB_HOST: {{ include "realtimeorder.database.host" . | quote }}
+DB_PORT: {{ include "realtimeorder.database.port" . | quote }}
+DB_NAME: {{ include "realtimeorder.database.name" . | quote }}
+DB_USER: {{ include "realtimeorder.database.user" . | quote }}
+KAFKA_BROKER: {{ include "realtimeorder.kafka.bootstrap" . | quote }}
+{{- /* Service URLs: the gateway proxies to all of them, orders reads prices from inventory. */}}
+{{- range $key, $env := dict "auth" "AUTH_SERVICE_URL" "orders" "ORDER_SERVICE_URL" "inventory" "INVENTORY_SERVICE_URL" }}
+{{- $values := index $.Values $key }}
+{{- if $values.enabled }}
+{{ $env }}: {{ printf "http://%s:%v" (include "realtimeorder.componentFullname" (dict "root" $ "name" $key)) $values.service.port | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.webConfig.data" -}}
+{{- $api := include "realtimeorder.publicUrl" (dict "root" . "host" .Values.hostnames.api) -}}
+{{- dict "apiUrl" $api "socketUrl" $api "socketPath" "/socket.io/" | toPrettyJson -}}
+{{- end -}}
+
+{{/* Refuse value combinations that would install something that cannot work. */}}
+{{- define "realtimeorder.validate" -}}
+{{- if and (not .Values.kafka.enabled) (not .Values.externalKafka.brokers) -}}
+{{- fail "kafka.enabled is false: set externalKafka.brokers" -}}
+{{- end -}}
+{{- if and (not .Values.rabbitmq.enabled) (not (or .Values.externalRabbitmq.url .Values.externalRabbitmq.existingSecret)) -}}
+{{- fail "rabbitmq.enabled is false: set externalRabbitmq.url or externalRabbitmq.existingSecret" -}}
+{{- end -}}
+{{- if and (not .Values.rabbitmq.enabled) .Values.operator.enabled (not .Values.externalRabbitmq.managementUrl) -}}
+{{- fail "rabbitmq.enabled is false: the operator needs externalRabbitmq.managementUrl" -}}
+{{- end -}}
+{{- if and (not .Values.postgresql.enabled) (not .Values.externalDatabase.host) -}}
+{{- fail "postgresql.enabled is false: set externalDatabase.host" -}}
+{{- end -}}
+{{- if and (not .Values.postgresql.enabled) (not (or .Values.externalDatabase.password .Values.externalDatabase.existingSecret)) -}}
+{{- fail "postgresql.enabled is false: set externalDatabase.password or externalDatabase.existingSecret" -}}
+{{- end -}}
+{{- if and (not .Values.redis.enabled) (not (or .Values.externalRedis.url .Values.externalRedis.existingSecret)) -}}
+{{- fail "redis.enabled is false: set externalRedis.url or externalRedis.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.jwt.secret (lt (len .Values.jwt.secret) 32) (ne .Values.appEnv "development") -}}
+{{- fail "jwt.secret must be at least 32 characters outside development (or leave it empty to generate one)" -}}
+{{- end -}}
+{{- if and (eq .Values.operator.kafkaMode "strimzi") (not .Values.kafka.enabled) -}}
+{{- fail "operator.kafkaMode=strimzi needs kafka.enabled (the Strimzi cluster its KafkaTopics belong to)" -}}
+{{- end -}}
+{{- if and (eq .Values.operator.rabbitmqMode "topology") (not .Values.rabbitmq.enabled) -}}
+{{- fail "operator.rabbitmqMode=topology needs rabbitmq.enabled (the RabbitmqCluster its Queues reference)" -}}
+{{- end -}}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
+{{- fail "httpRoute.enabled needs httpRoute.parentRefs (the Gateway to attach to)" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,168 @@
+{{/*
+Names, labels and images shared by every template.
+
+Each component has a `realtimeorder.<component>.fullname` helper; adding a component adds one
+line here (see the chart README, "Adding a component").
+*/}}
+
+{{- define "realtimeorder.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "realtimeorder.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<fullname>-<name>"; 52 characters at most so StatefulSet pod names and their revision
+labels stay within 63. Usage: include "realtimeorder.componentFullname" (dict "root" $ "name" "auth") */}}
+{{- define "realtimeorder.componentFullname" -}}
+{{- printf "%s-%s" (include "realtimeorder.fullname" .root) .name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "realtimeorder.gateway.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "gateway") }}{{- end -}}
+{{- define "realtimeorder.auth.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "auth") }}{{- end -}}
+{{- define "realtimeorder.orders.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "orders") }}{{- end -}}
+{{- define "realtimeorder.inventory.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "inventory") }}{{- end -}}
+{{- define "realtimeorder.userApp.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "user-app") }}{{- end -}}
+{{- define "realtimeorder.adminDashboard.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "admin-dashboard") }}{{- end -}}
+{{- define "realtimeorder.operator.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "operator") }}{{- end -}}
+{{- define "realtimeorder.postgresql.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "postgresql") }}{{- end -}}
+{{- define "realtimeorder.redis.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "redis") }}{{- end -}}
+{{- define "realtimeorder.kafka.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "kafka") }}{{- end -}}
+{{- define "realtimeorder.rabbitmq.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "rabbitmq") }}{{- end -}}
+
+{{- define "realtimeorder.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "realtimeorder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "realtimeorder.labels" -}}
+helm.sh/chart: {{ include "realtimeorder.chart" . }}
+{{ include "realtimeorder.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: realtimeorder
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Usage: include "realtimeorder.componentLabels" (dict "root" $ "name" "auth") */}}
+{{- define "realtimeorder.componentLabels" -}}
+{{ include "realtimeorder.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- define "realtimeorder.componentSelectorLabels" -}}
+{{ include "realtimeorder.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/* metadata.annotations from commonAnnotations plus the given map ("extra"); empty renders nothing.
+Usage: include "realtimeorder.annotations" (dict "root" $ "extra" .Values.x.annotations) | nindent 2 */}}
+{{- define "realtimeorder.annotations" -}}
+{{- $all := merge (deepCopy (.extra | default dict)) (.root.Values.commonAnnotations | default dict) -}}
+{{- with $all }}
+annotations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A container image reference. "image" is the component's image block; when it names no
+repository, the platform image (.Values.image) fills in whatever it leaves empty.
+Usage: include "realtimeorder.image" (dict "root" $ "image" .Values.auth.image) */}}
+{{- define "realtimeorder.image" -}}
+{{- $own := .image | default dict -}}
+{{- $repository := $own.repository -}}
+{{- $tag := $own.tag -}}
+{{- $digest := $own.digest -}}
+{{- if not $repository -}}
+{{- $base := .root.Values.image -}}
+{{- $repository = $base.repository -}}
+{{- if not (or $tag $digest) -}}
+{{- $tag = $base.tag -}}
+{{- $digest = $base.digest -}}
+{{- end -}}
+{{- end -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $repository $digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (toString ($tag | default .root.Chart.AppVersion)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod and container security contexts: the component's own settings over the chart-wide ones.
+Usage: include "realtimeorder.podSecurityContext" (dict "root" $ "values" .Values.auth) */}}
+{{- define "realtimeorder.podSecurityContext" -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.podSecurityContext) (.values.podSecurityContext | default dict)) -}}
+{{- end -}}
+
+{{- define "realtimeorder.containerSecurityContext" -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.containerSecurityContext) (.values.containerSecurityContext | default dict)) -}}
+{{- end -}}
+
+{{/* A probe from its values ({enabled, periodSeconds, ...}) on an HTTP path of the named port.
+Usage: include "realtimeorder.httpProbe" (dict "probe" .Values.auth.probes.liveness "path" "/healthz" "port" "http") */}}
+{{- define "realtimeorder.httpProbe" -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .port }}
+{{ toYaml (omit .probe "enabled") }}
+{{- end -}}
+
+{{/* The ServiceAccount name of a component. Usage: (dict "root" $ "key" "auth" "name" "auth") */}}
+{{- define "realtimeorder.serviceAccountName" -}}
+{{- $values := index .root.Values .key -}}
+{{- if $values.serviceAccount.create -}}
+{{- $values.serviceAccount.name | default (include "realtimeorder.componentFullname" (dict "root" .root "name" .name)) -}}
+{{- else -}}
+{{- $values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The preStop hook: keep serving while endpoints and proxies stop sending new requests. */}}
+{{- define "realtimeorder.preStop" -}}
+{{- if gt (int .seconds) 0 }}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .seconds }}
+{{- end }}
+{{- end -}}
+
+{{/* Scheduling fields shared by every pod spec. Usage: include "realtimeorder.scheduling" .Values.auth */}}
+{{- define "realtimeorder.scheduling" -}}
+{{- with .priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

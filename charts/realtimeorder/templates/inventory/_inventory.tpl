@@ -1,0 +1,4 @@
+{{- define "realtimeorder.inventory.env" -}}
+- name: SEED_DEMO_CATALOGUE
+  value: {{ .Values.inventory.seedDemoCatalogue | quote }}
+{{- end -}}

@@ -1,0 +1,54 @@
+{{/* The operator's modes after resolving "auto", and the namespaces it reconciles. */}}
+{{- define "realtimeorder.operator.kafkaMode" -}}
+{{- if eq .Values.operator.kafkaMode "auto" -}}
+{{- ternary "strimzi" "admin" .Values.kafka.enabled -}}
+{{- else -}}
+{{- .Values.operator.kafkaMode -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.operator.watchNamespaces" -}}
+{{- .Values.operator.watchNamespaces | default (list .Release.Namespace) | uniq | join "," -}}
+{{- end -}}
+
+{{- define "realtimeorder.operator.serviceAccountName" -}}
+{{- include "realtimeorder.serviceAccountName" (dict "root" . "key" "operator" "name" "operator") -}}
+{{- end -}}
+
+{{/* What the operator may do, in every namespace it reconciles. */}}
+{{- define "realtimeorder.operator.rules" -}}
+# Its own resources: Kopf watches them and patches finalizers, annotations and status.
+- apiGroups: ["realtimeorder.io"]
+  resources: ["eventtopics", "notificationqueues", "workerautoscalers"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["realtimeorder.io"]
+  resources: ["eventtopics/status", "notificationqueues/status", "workerautoscalers/status"]
+  verbs: ["get", "patch", "update"]
+# Children carry owner references with blockOwnerDeletion, which admission checks against this.
+- apiGroups: ["realtimeorder.io"]
+  resources: ["eventtopics/finalizers", "notificationqueues/finalizers", "workerautoscalers/finalizers"]
+  verbs: ["update"]
+# Kubernetes Events for each reconciliation and scale.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+# WorkerAutoscaler: only the scale subresource of its target, never the Deployment itself.
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch"]
+{{- if eq (include "realtimeorder.operator.kafkaMode" .) "strimzi" }}
+# Strimzi mode: one KafkaTopic per EventTopic.
+- apiGroups: ["kafka.strimzi.io"]
+  resources: ["kafkatopics"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if eq .Values.operator.rabbitmqMode "topology" }}
+# Topology mode: Queue and Policy objects of the RabbitMQ messaging topology operator.
+- apiGroups: ["rabbitmq.com"]
+  resources: ["queues", "policies"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
+{{- end -}}
