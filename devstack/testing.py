@@ -1,7 +1,9 @@
 """Throwaway backing servers for the test suite, on free ports under a temporary folder.
 
-`tests/conftest.py` exposes these as session-scoped pytest fixtures; each server starts the
-first time a test asks for it and stops when the session ends.
+`tests/conftest.py` exposes these as session-scoped pytest fixtures. When the first test that
+needs one runs, every server the session's tests need starts at once in the background (the
+JVM and the Erlang VM mostly wait on themselves, so starting them together saves time); all of
+them stop together when the session ends.
 """
 
 from __future__ import annotations
@@ -9,8 +11,12 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from devstack import servers
 from devstack.ports import HOST, free_port
@@ -44,6 +50,9 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         return dbname
 
+    def stop(self) -> None:
+        self.process.stop()
+
     def env(self, dbname: str) -> dict[str, str]:
         """The DB_* variables a service reads, pointing at `dbname` on this server."""
         return {
@@ -70,6 +79,9 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.stop()
 
 
 def start_redis(base: Path) -> RedisServer:
@@ -134,8 +146,71 @@ class KafkaServer:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def stop(self) -> None:
+        self.process.stop()
+
 
 def start_kafka(base: Path) -> KafkaServer:
     port = free_port()
     spec = servers.kafka(base / "kafka", port, free_port())
     return KafkaServer(port=port, process=start(spec, base))
+
+
+class Server(Protocol):
+    def stop(self) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=Server)
+
+STARTERS: dict[str, Callable[[Path], Server]] = {
+    "postgres": start_postgres,
+    "redis": start_redis,
+    "rabbitmq": start_rabbitmq,
+    "kafka": start_kafka,
+}
+
+
+class TestServers:
+    """The session's servers: each starts at most once, several at a time; all stop together."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._pool = ThreadPoolExecutor(max_workers=len(STARTERS), thread_name_prefix="server")
+        self._started: dict[str, Future[Server]] = {}
+        self.timings: dict[str, str] = {}
+
+    def _start(self, name: str) -> Server:
+        began = time.monotonic()
+        server = STARTERS[name](self.base)
+        self.timings[name] = f"started in {time.monotonic() - began:.1f}s"
+        return server
+
+    def start_in_background(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self._started:
+                self._started[name] = self._pool.submit(self._start, name)
+
+    def get(self, name: str, kind: type[ServerT]) -> ServerT:
+        self.start_in_background([name])
+        server = self._started[name].result()
+        assert isinstance(server, kind)
+        return server
+
+    def stop_all(self) -> None:
+        """Stop every started server at once; raise the first failure after trying them all."""
+
+        def stop(name: str, future: Future[Server]) -> None:
+            try:
+                server = future.result()
+            except Exception:  # it never started, so there is nothing to stop
+                return
+            began = time.monotonic()
+            server.stop()
+            self.timings[name] += f", stopped in {time.monotonic() - began:.1f}s"
+
+        stops = [self._pool.submit(stop, name, future) for name, future in self._started.items()]
+        self._pool.shutdown(wait=True)
+        for done in stops:
+            done.result()
