@@ -13,8 +13,9 @@
 # Binaries go to ${RTO_K8S_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/k8s-testenv}/bin,
 # outside the repository. Each binary has a stamp keyed by the versions, the Go version and the
 # wrapper module's go.sum, so a second run with nothing to do takes well under a second.
-# A first build on 2 cores takes a long while (the Kubernetes binaries dominate): Go's output
-# goes to a log file under the cache directory, whose path is printed.
+# A first build takes a long while (15 to 30 minutes on 2 cores, plus about a minute of module
+# downloads): Go's output goes to log files under the cache directory, whose paths are printed.
+# Concurrent runs sharing a cache directory take turns (flock).
 set -euo pipefail
 
 # ---- Pinned versions: the one place to change them ---------------------------------------------
@@ -42,7 +43,7 @@ case "${1:-}" in
   "") ;;
   --print-bin-dir) echo "$BIN_DIR"; exit 0 ;;
   --update-modules) MODE="update" ;;
-  -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument: $1 (see --help)" ;;
 esac
 
@@ -146,6 +147,16 @@ is_current() {  # tool key
 }
 
 mkdir -p "$BIN_DIR" "$LOG_DIR"
+
+# One build at a time per cache directory; a second run waits, then finds the work done.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$TOOLS_DIR/.build.lock"
+  if ! flock -n 9; then
+    log "another build.sh is running on $TOOLS_DIR; waiting for it"
+    flock 9
+  fi
+fi
+rm -rf "$TOOLS_DIR"/tmp-build.*  # left by an interrupted build
 
 # ---- Build --------------------------------------------------------------------------------------
 # run_go_build <name> <module-dir> <output> <ldflags> <package>...: builds into a temporary
