@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fastapi import FastAPI
 
@@ -70,6 +71,38 @@ class Worker:
             log.exception("worker failed", extra={"worker": self.name})
 
 
+class Runner(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class ConsumerLoop:
+    """Keeps a consumer running: one that fails (a commit refused during a rebalance, a dead
+    letter the broker would not take) is replaced by a fresh one, which resumes from the last
+    committed offsets; the redelivered messages are deduped by event id."""
+
+    def __init__(self, make: Callable[[], Runner], restart_delay: float = 1.0) -> None:
+        self.make = make
+        self.restart_delay = restart_delay
+        self._stopping = False
+        self._current: Runner | None = None
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._current is not None:
+            self._current.stop()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._current = self.make()
+            try:
+                await self._current.run()
+            except Exception:
+                log.exception("consumer failed; starting a new one")
+                await asyncio.sleep(self.restart_delay)
+
+
 @dataclass
 class Workers:
     """The service's background tasks, started and stopped by the lifespan or by tests."""
@@ -89,16 +122,19 @@ class Workers:
         return self.relay
 
     def start_consumer(self) -> Worker:
-        consumer = BatchConsumer(
-            self.settings.kafka_broker,
-            self.settings.kafka_consumer_group,
-            CONSUMED_TOPICS,
-            message_handler(self.service),
-            service=self.settings.service_name,
-            dead_letters=self.producer,
-        )
-        task = asyncio.create_task(consumer.run(), name="orders-consumer")
-        self.consumer = Worker("consumer", task, consumer.stop)
+        def make() -> BatchConsumer:
+            return BatchConsumer(
+                self.settings.kafka_broker,
+                self.settings.kafka_consumer_group,
+                CONSUMED_TOPICS,
+                message_handler(self.service),
+                service=self.settings.service_name,
+                dead_letters=self.producer,
+            )
+
+        loop = ConsumerLoop(make)
+        task = asyncio.create_task(loop.run(), name="orders-consumer")
+        self.consumer = Worker("consumer", task, loop.stop)
         return self.consumer
 
     def start_maintenance(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import socketio
@@ -213,7 +214,11 @@ async def start_platform(
         )
         orders_app = create_orders_app(orders_settings)
         orders_url = await stack.enter_async_context(serve(orders_app))
-        sockets = create_socket_server(token_settings, orders_url=orders_url, http=http)
+        # The gateway's pooled session for order.sync calls to the orders service.
+        gateway_http = await stack.enter_async_context(aiohttp.ClientSession())
+        sockets = create_socket_server(
+            token_settings, orders_url=orders_url, http=lambda: gateway_http
+        )
         socket_url = await stack.enter_async_context(serve(socketio.ASGIApp(sockets)))
         platform = Platform(
             orders_url=orders_url,
