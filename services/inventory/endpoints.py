@@ -25,12 +25,14 @@ from services.kit.tokens import Principal, bearer_token, verify_access_token
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
 
-def _inventory(request: Request) -> InventoryService:
+# The dependencies are coroutines so FastAPI calls them inline instead of in its threadpool,
+# which would cost more than they do on the cached list's hot path.
+async def _inventory(request: Request) -> InventoryService:
     service: InventoryService = request.app.state.inventory
     return service
 
 
-def _optional_principal(
+async def _optional_principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal | None:
     """The caller of a public endpoint: anonymous without a token, refused with a bad one."""
