@@ -44,4 +44,4 @@ bench: install ## the end-to-end benchmark (starts the stack if needed)
 	else echo "make bench: the bench package does not exist yet"; exit 1; fi
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
-	rm -rf .run
+	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from devstack import stack
 
@@ -13,17 +14,21 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start the backing servers and services; wait until ready")
     commands.add_parser("down", help="stop everything `up` started and check the ports are free")
     commands.add_parser("status", help="what runs, with pids and ports")
+    commands.add_parser("clean", help="delete the run folder: every local data and log")
     logs = commands.add_parser("logs", help="the tail of each process's log")
     logs.add_argument("names", nargs="*", help="programs (default: all)")
     logs.add_argument("-n", "--lines", type=int, default=30)
     logs.add_argument("-f", "--follow", action="store_true")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... logs | head` ends quietly
     if args.command == "up":
         return stack.up()
     if args.command == "down":
         return stack.down()
     if args.command == "status":
         return stack.status()
+    if args.command == "clean":
+        return stack.clean()
     return stack.logs(args.names, args.lines, args.follow)
 
 

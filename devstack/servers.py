@@ -87,13 +87,20 @@ def run_as(argv: list[str], user: str | None, cwd: Path) -> None:
         raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{output}")
 
 
+def can_reach(path: Path, user: str | None) -> bool:
+    """Whether `user` can search `path` and every folder above it."""
+    if user is None:
+        return True
+    try:
+        run_as(["test", "-x", str(path)], user, Path("/"))
+    except RuntimeError:
+        return False
+    return True
+
+
 def _ensure_reachable(path: Path, user: str | None) -> None:
     """Fail early and clearly when `user` cannot reach `path` (e.g. a checkout under /root)."""
-    if user is None:
-        return
-    try:
-        run_as(["test", "-w", str(path)], user, Path("/"))
-    except RuntimeError:
+    if not can_reach(path, user):
         raise RuntimeError(
             f"user {user} cannot write {path}: every parent folder must be searchable "
             f"by {user} (e.g. chmod o+x on them), or clone the repository elsewhere"

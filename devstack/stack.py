@@ -14,16 +14,20 @@ free.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import pwd
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +202,49 @@ def service_spec(config: StackConfig, name: str, env: Mapping[str, str]) -> Serv
     )
 
 
+def place_postgres_data(config: StackConfig) -> None:
+    """Make sure the unprivileged postgres user can reach PostgreSQL's data folder.
+
+    A checkout inside a private folder (/root, a mode-700 temporary folder) is out of that
+    user's reach; the data then lives in its home (/var/lib/postgresql/realtimeorder/...), and
+    .run/data/postgres is a symbolic link to it, so `make clean` still finds it.
+    """
+    data = config.run_dir / "data"
+    link = data / "postgres"
+    data.mkdir(parents=True, exist_ok=True)
+    user = servers.unprivileged_user("postgres")
+    if link.exists() or link.is_symlink() or user is None or servers.can_reach(data, user):
+        return
+    home = Path(pwd.getpwnam(user).pw_dir)
+    digest = hashlib.sha256(str(config.run_dir).encode()).hexdigest()[:12]
+    elsewhere = home / "realtimeorder" / digest
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    print(f"PostgreSQL's data goes to {elsewhere} ({user} cannot reach {data})")
+    link.symlink_to(elsewhere)
+
+
+def postgres_root(config: StackConfig) -> Path:
+    link = config.run_dir / "data" / "postgres"
+    return link.resolve() if link.is_symlink() else link
+
+
+def clean() -> int:
+    """Delete the run folder (data, logs, secrets) once the stack is down."""
+    directory = run_dir()
+    config = StackConfig.load(directory)
+    if config is not None and supervisord_running(config):
+        print("The stack is running: make down first.", file=sys.stderr)
+        return 1
+    link = directory / "data" / "postgres"
+    if link.is_symlink():
+        shutil.rmtree(link.resolve(), ignore_errors=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the shared parent of such data folders, once empty
+        (Path(pwd.getpwnam("postgres").pw_dir) / "realtimeorder").rmdir()
+    print(f"Deleted {directory}.")
+    return 0
+
+
 def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
     """What `up` starts, in order: each stage is ready before the next one starts."""
     data, ports = config.run_dir / "data", config.ports
@@ -211,7 +258,7 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
     return [
         [servers.epmd(ports["rabbitmq_epmd"])],
         [
-            servers.postgres(data / "postgres", ports["postgres"], DB_PASSWORD),
+            servers.postgres(postgres_root(config), ports["postgres"], DB_PASSWORD),
             servers.redis(data / "redis", ports["redis"]),
             servers.rabbitmq(data / "rabbitmq", rabbit_ports, RABBITMQ_USER, RABBITMQ_PASSWORD),
             servers.kafka(data / "kafka", ports["kafka"], ports["kafka_controller"]),
@@ -363,29 +410,54 @@ def _answers(spec: ServerSpec) -> bool:
     return True
 
 
-def _wait_stage(config: StackConfig, started: Mapping[str, tuple[ServerSpec, float]]) -> None:
-    """Wait until each program of a stage is ready; exit with its log tail if one fails."""
-    pending = dict(started)
-    rpc = supervisor(config)
-    while pending:
-        for name, (spec, start) in list(pending.items()):
-            state = rpc.getProcessInfo(name)["statename"]
-            failed = state in {"FATAL", "EXITED", "BACKOFF", "STOPPED"}
-            elapsed = time.monotonic() - start
-            if not failed and elapsed > spec.start_timeout:
-                failed = True
-                state = f"not ready after {spec.start_timeout:.0f}s"
-            if failed:
-                log = config.logs / f"{name}.log"
-                raise SystemExit(
-                    f"\n{name} failed to start ({state}). Last lines of {log}:\n"
-                    f"{log_tail(log)}\n\n`make logs` shows every log; `make down` stops the rest."
-                )
-            if not _answers(spec):
-                continue
-            print(f"  {name:<14} ready in {elapsed:4.1f}s", flush=True)
-            del pending[name]
-        time.sleep(0.25)
+# supervisord's states of a program that is not running and will not start by itself
+STOPPED_STATES = frozenset({"STOPPED", "EXITED", "FATAL"})
+
+
+def _wait_ready(config: StackConfig, spec: ServerSpec, started: float | None) -> str | None:
+    """Poll one program until its probe answers; the reason it failed, or None once ready.
+
+    `started` is when `up` started it, or None when it was running already.
+    """
+    began = time.monotonic() if started is None else started
+    rpc = supervisor(config)  # one connection per thread: the proxy is not thread-safe
+    while True:
+        state = str(rpc.getProcessInfo(spec.name)["statename"])
+        elapsed = time.monotonic() - began
+        if state in STOPPED_STATES:
+            return state
+        if elapsed > spec.start_timeout:
+            return f"not ready after {spec.start_timeout:.0f}s"
+        if _answers(spec):
+            if started is not None:
+                print(f"  {spec.name:<14} ready in {elapsed:4.1f}s", flush=True)
+            return None
+        time.sleep(0.2)
+
+
+def _wait_stage(
+    config: StackConfig, started: Mapping[str, tuple[ServerSpec, float | None]]
+) -> None:
+    """Wait until each program of a stage is ready; exit with the log tails of those that fail."""
+    if not started:
+        return
+    with ThreadPoolExecutor(max_workers=len(started)) as pool:
+        waits = {
+            name: pool.submit(_wait_ready, config, spec, began)
+            for name, (spec, began) in started.items()
+        }
+    failures = {name: wait.result() for name, wait in waits.items() if wait.result()}
+    if failures:
+        report = []
+        for name, reason in failures.items():
+            log = config.logs / f"{name}.log"
+            report.append(
+                f"{name} failed to start ({reason}). Last lines of {log}:\n{log_tail(log)}"
+            )
+        raise SystemExit(
+            "\n" + "\n\n".join(report) + "\n\n`make logs` shows every log; `make down` stops "
+            "the rest."
+        )
 
 
 def ensure_database(config: StackConfig) -> None:
@@ -407,21 +479,24 @@ def up() -> int:
         config = StackConfig.from_environ(directory)
     for name, reason in config.skipped.items():
         print(f"skipping {name}: {reason}")
+    place_postgres_data(config)
     plan = stages(config, load_secrets(directory)["JWT_SECRET"])
 
     if running:
         states = _process_states(config)
-        if all(states.get(spec.name, {}).get("statename") == "RUNNING" for s in plan for spec in s):
-            print("The stack is already running.")
-            print_urls(config)
-            return 0
-        print("The stack is partly running; starting what is stopped.")
+        stopped = [name for name, info in states.items() if info["statename"] in STOPPED_STATES]
+        if stopped:
+            print(f"The stack is running except {', '.join(stopped)}: starting those.")
+        else:
+            print("The stack is already running; checking that each program answers.")
     else:
         busy = _ports_in_use(config)
         if busy:
             print("These ports are already in use:\n  " + "\n  ".join(busy), file=sys.stderr)
             return 1
         config.logs.mkdir(parents=True, exist_ok=True)
+        for log in config.logs.glob("*.log"):  # the previous run's logs stay for one more
+            log.replace(log.with_suffix(".log.1"))
         config.save()
         config.supervisord_conf.touch(mode=0o600)  # it holds JWT_SECRET
         config.supervisord_conf.write_text(render_supervisord_conf(config, plan))
@@ -430,9 +505,10 @@ def up() -> int:
     rpc = supervisor(config)
     for stage in plan:
         states = _process_states(config)
-        started: dict[str, tuple[ServerSpec, float]] = {}
+        started: dict[str, tuple[ServerSpec, float | None]] = {}
         for spec in stage:
-            if states[spec.name]["statename"] == "RUNNING":
+            if states[spec.name]["statename"] not in STOPPED_STATES:
+                started[spec.name] = (spec, None)
                 continue
             if spec.prepare is not None:
                 spec.prepare()
