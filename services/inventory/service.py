@@ -377,13 +377,21 @@ class InventoryService:
         while True:
             async with self.pool.connection() as conn:
                 due = await repo.due_reservations(conn, SWEEP_BATCH)
+            released_now = 0
             for order_id in due:
-                if await self._expire(order_id):
-                    released += 1
-                    RESERVATIONS.labels("expired").inc()
-            if due:
+                try:
+                    if await self._expire(order_id):
+                        released_now += 1
+                        RESERVATIONS.labels("expired").inc()
+                except Exception:  # one broken reservation must not hold back the others
+                    log.exception(
+                        "could not release an expired reservation", extra={"order_id": order_id}
+                    )
+            if released_now:
+                released += released_now
                 await self.cache.invalidate()
-            if len(due) < SWEEP_BATCH:
+            # Another batch only if this one made progress: what failed is retried next round.
+            if len(due) < SWEEP_BATCH or not released_now:
                 return released
 
     async def _expire(self, order_id: str) -> bool:
