@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import socketio
 from fastapi import FastAPI
 
 from services.kit.cache import create_redis
@@ -165,64 +166,66 @@ class Workers:
             await self.relay.shutdown()
 
 
+async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
+    if emitter.redis is not None:
+        await emitter.redis.aclose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = create_pool(settings, repo.SCHEMA)
-        await pool.open(wait=True, timeout=30)
-        await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
-        await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
-        if settings.run_relay or settings.run_consumers:
-            topics = [*ALL_TOPICS, *(dead_letter_topic(t) for t in CONSUMED_TOPICS)]
-            await asyncio.to_thread(
-                ensure_topics, settings.kafka_broker, topics, settings.kafka_topic_partitions
+        # Each resource is closed in reverse order of opening, also when start-up fails.
+        async with AsyncExitStack() as resources:
+            pool = create_pool(settings, repo.SCHEMA)
+            await pool.open(wait=True, timeout=30)
+            resources.push_async_callback(pool.close)
+            await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
+            await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
+            if settings.run_relay or settings.run_consumers:
+                topics = [*ALL_TOPICS, *(dead_letter_topic(t) for t in CONSUMED_TOPICS)]
+                await asyncio.to_thread(
+                    ensure_topics, settings.kafka_broker, topics, settings.kafka_topic_partitions
+                )
+            redis = create_redis(settings)
+            resources.push_async_callback(redis.aclose)
+            emitter = create_emitter(settings.redis_url)
+            resources.push_async_callback(_close_emitter, emitter)
+            http = await resources.enter_async_context(create_http_client(settings))
+            producer = EventProducer(
+                settings.kafka_broker, settings.service_name, service=settings.service_name
             )
-        http = create_http_client(settings)
-        redis = create_redis(settings)
-        emitter = create_emitter(settings.redis_url)
-        producer = EventProducer(
-            settings.kafka_broker, settings.service_name, service=settings.service_name
-        )
-        service = OrderService(
-            settings,
-            pool,
-            Catalogue(http),
-            LiveUpdates(emitter, settings.live_push_timeout_seconds),
-        )
-        workers = Workers(settings, pool, producer, service)
-        app.state.orders = service
-        app.state.workers = workers
+            resources.push_async_callback(asyncio.to_thread, producer.close)
+            service = OrderService(
+                settings,
+                pool,
+                Catalogue(http),
+                LiveUpdates(emitter, settings.live_push_timeout_seconds),
+            )
+            workers = Workers(settings, pool, producer, service)
+            resources.push_async_callback(workers.stop_all)
+            app.state.orders = service
+            app.state.workers = workers
 
-        async def redis_ready() -> None:
-            await redis.ping()
+            async def postgres_ready() -> None:
+                await ping(pool)
 
-        async def kafka_ready() -> None:
-            await asyncio.to_thread(kafka_ping, settings.kafka_broker)
+            async def redis_ready() -> None:
+                await redis.ping()
 
-        async def postgres_ready() -> None:
-            await ping(pool)
+            async def kafka_ready() -> None:
+                await asyncio.to_thread(kafka_ping, settings.kafka_broker)
 
-        add_readiness_check(app, "postgres", postgres_ready)
-        add_readiness_check(app, "redis", redis_ready)
-        add_readiness_check(app, "kafka", kafka_ready)
-
-        if settings.run_relay:
-            workers.start_relay()
-        if settings.run_consumers:
-            workers.start_consumer()
-        workers.start_maintenance()
-        try:
+            add_readiness_check(app, "postgres", postgres_ready)
+            add_readiness_check(app, "redis", redis_ready)
+            add_readiness_check(app, "kafka", kafka_ready)
+            if settings.run_relay:
+                workers.start_relay()
+            if settings.run_consumers:
+                workers.start_consumer()
+            workers.start_maintenance()
             yield
-        finally:
-            await workers.stop_all()
-            await asyncio.to_thread(producer.close)
-            await http.aclose()
-            await redis.aclose()
-            if emitter.redis is not None:
-                await emitter.redis.aclose()
-            await pool.close()
 
     app = create_service_app(settings, "RealTimeOrder orders", lifespan)
     app.include_router(router)
