@@ -28,7 +28,7 @@ from tests.integration.orders.support import (
     make_user,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.integration
 Db = psycopg.Connection[DictRow]
 
 

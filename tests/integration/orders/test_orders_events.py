@@ -45,7 +45,7 @@ from tests.integration.orders.support import (
     eventually,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.integration
 Db = psycopg.Connection[DictRow]
 
 
