@@ -293,7 +293,7 @@ spec:
   {{- $rules = append $rules (dict "ports" $port "from" $root.Values.networkPolicy.metricsFrom) }}
   {{- end }}
   {{- $rules = concat $rules $values.networkPolicy.extraIngress }}
-  ingress: {{- toYaml $rules | nindent 4 }}
+  ingress: {{- toYaml ($rules | default (list)) | nindent 4 }}
 {{- end }}
 {{- end -}}
 
