@@ -1,0 +1,746 @@
+"""The Helm chart, rendered with every values profile and checked against a real API server.
+
+- `helm lint --strict` with each profile;
+- every rendering: hardened pods, probes and graceful termination, references that resolve
+  (Secrets, ConfigMaps, ServiceAccounts, Service selectors), NetworkPolicies that admit only the
+  callers, operator RBAC equal to what the operator's own tests grant it, alerts promtool
+  accepts, values the schema or the templates refuse;
+- every rendering (and the dev loop's value sets from skaffold.yaml, and k8s/) applied with a
+  server-side dry run to the session's API server, with our CRDs and the third-party CRDs
+  installed (see conftest.py);
+- a real `helm install` and `helm upgrade`: generated secrets survive the upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from tests.k8s.conftest import KubeCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "realtimeorder"
+RELEASE = "realtimeorder"
+PROFILES = sorted((CHART / "ci").glob("*-values.yaml"))
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+Manifest = dict[str, Any]
+
+
+class RenderError(AssertionError):
+    """helm template refused the values; the message is helm's."""
+
+
+def helm_template(
+    helm: Path, values: Iterable[Path] = (), namespace: str = "default", *extra: str
+) -> list[Manifest]:
+    """`helm template` of the chart as the release `realtimeorder` in `namespace`."""
+    args = [str(helm), "template", RELEASE, str(CHART), "--namespace", namespace]
+    for path in values:
+        args += ["--values", str(path)]
+    result = subprocess.run([*args, *extra], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def profile_id(path: Path) -> str:
+    return path.name.removesuffix("-values.yaml")
+
+
+def skaffold_value_sets() -> dict[str, list[Path]]:
+    """The value files skaffold.yaml passes to helm: its default, and each profile's patch."""
+    skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text(encoding="utf-8"))
+    release = skaffold["deploy"]["helm"]["releases"][0]
+    sets = {"skaffold": [ROOT / f for f in release["valuesFiles"]]}
+    for profile in skaffold.get("profiles", []):
+        for patch in profile.get("patches", []):
+            if patch["path"] == "/deploy/helm/releases/0/valuesFiles" and patch["op"] == "replace":
+                sets[f"skaffold-{profile['name']}"] = [ROOT / f for f in patch["value"]]
+    return sets
+
+
+def by_kind(docs: Iterable[Manifest], kind: str) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def named(docs: Iterable[Manifest], kind: str, name: str) -> Manifest:
+    for doc in docs:
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"no {kind} {name} rendered")
+
+
+def component(doc: Manifest) -> str:
+    labels: dict[str, str] = doc["metadata"].get("labels", {})
+    return labels.get("app.kubernetes.io/component", "")
+
+
+def pod_spec(workload: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(workload: Manifest) -> Iterator[dict[str, Any]]:
+    spec = pod_spec(workload)
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def referenced_secrets(workload: Manifest) -> set[str]:
+    names: set[str] = set()
+    spec = pod_spec(workload)
+    for container in containers(workload):
+        for item in container.get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+    return names
+
+
+def referenced_config_maps(workload: Manifest) -> set[str]:
+    names: set[str] = set()
+    for container in containers(workload):
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                names.add(source["configMapRef"]["name"])
+    for volume in pod_spec(workload).get("volumes", []):
+        if "configMap" in volume:
+            names.add(volume["configMap"]["name"])
+    return names
+
+
+def rule_triples(rules: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """RBAC rules as (apiGroup, resource, verb) triples, to compare rule sets however grouped."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+def existing_secret_names(values: Any) -> set[str]:
+    """Every `existingSecret` named anywhere in a values file."""
+    found: set[str] = set()
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if key == "existingSecret" and isinstance(value, str) and value:
+                found.add(value)
+            else:
+                found |= existing_secret_names(value)
+    elif isinstance(values, list):
+        for item in values:
+            found |= existing_secret_names(item)
+    return found
+
+
+PYTHON_SERVICES = ("gateway", "auth", "orders", "inventory")
+WEB_APPS = ("user-app", "admin-dashboard")
+SEED_TOPICS = (
+    "order.created",
+    "order.confirmed",
+    "order.failed",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+)
+SEED_QUEUES = ("email.notifications", "sms.notifications", "push.notifications")
+# uvicorn's graceful shutdown (services/cli.py) must fit in the grace period after the preStop.
+UVICORN_GRACEFUL_SECONDS = 20
+FIELD_MANAGER = "realtimeorder-chart-tests"
+
+VALUE_SETS: dict[str, list[Path]] = {profile_id(p): [p] for p in PROFILES} | skaffold_value_sets()
+
+
+def namespace_for(name: str) -> str:
+    return f"chart-{name}"
+
+
+@pytest.fixture(scope="session")
+def rendered(helm: Path) -> Any:
+    """rendered(name) -> the manifests of a value set of VALUE_SETS, rendered once a session."""
+    cache: dict[str, list[Manifest]] = {}
+
+    def get(name: str) -> list[Manifest]:
+        if name not in cache:
+            cache[name] = helm_template(helm, VALUE_SETS[name], namespace_for(name))
+        return cache[name]
+
+    return get
+
+
+def workloads(docs: Iterable[Manifest]) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] in WORKLOAD_KINDS]
+
+
+def pod_labels(docs: Iterable[Manifest]) -> dict[str, dict[str, str]]:
+    """Pod template labels of each workload, by component."""
+    return {
+        component(w): w["spec"]["template"]["metadata"]["labels"]
+        for w in workloads(docs)
+        if component(w)
+    }
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted: dict[str, str] = selector.get("matchLabels", {})
+    return all(labels.get(key) == value for key, value in wanted.items())
+
+
+# ---- helm lint -------------------------------------------------------------------------------
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_strict(helm: Path, name: str) -> None:
+    args = [str(helm), "lint", "--strict", str(CHART), "--namespace", namespace_for(name)]
+    for path in VALUE_SETS[name]:
+        args += ["--values", str(path)]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- what every rendering must hold ------------------------------------------------------------
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_pods_are_hardened(rendered: Any, name: str) -> None:
+    docs = rendered(name)
+    assert workloads(docs), "nothing rendered"
+    for workload in workloads(docs):
+        where = f"{workload['kind']} {workload['metadata']['name']}"
+        spec = pod_spec(workload)
+        pod_security = spec.get("securityContext", {})
+        assert spec.get("enableServiceLinks") is False, where
+        if component(workload) != "operator":
+            assert spec.get("automountServiceAccountToken") is False, where
+        for container in containers(workload):
+            security = container.get("securityContext", {})
+            assert security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True, where
+            seccomp = security.get("seccompProfile") or pod_security.get("seccompProfile")
+            assert seccomp == {"type": "RuntimeDefault"}, where
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("privileged", False) is False, where
+            assert security.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert security.get("readOnlyRootFilesystem") is True, where
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}: no writable /tmp"
+            resources = container.get("resources", {})
+            assert resources.get("requests", {}).get("memory"), f"{where}: no memory request"
+            assert resources.get("limits", {}).get("memory"), f"{where}: no memory limit"
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_services_probe_health_and_drain_before_stopping(rendered: Any, name: str) -> None:
+    deployments = {component(d): d for d in by_kind(rendered(name), "Deployment")}
+    for service in PYTHON_SERVICES:
+        deployment = deployments[service]
+        (container,) = pod_spec(deployment)["containers"]
+        assert container["args"] == ["serve", service]
+        port = container["ports"][0]
+        assert port["name"] == "http"
+        assert env_of(container)["PORT"]["value"] == str(port["containerPort"])
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+        assert grace >= sleep + UVICORN_GRACEFUL_SECONDS, f"{service}: {grace}s grace"
+    if "operator" in deployments:
+        (container,) = pod_spec(deployments["operator"])["containers"]
+        assert container["command"] == ["python", "-m", "realtimeorder_operator"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        health = next(p for p in container["ports"] if p["name"] == "health")
+        assert env_of(container)["HEALTH_PORT"]["value"] == str(health["containerPort"])
+        assert deployments["operator"]["spec"]["strategy"]["type"] == "Recreate"
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_reference_resolves(rendered: Any, name: str) -> None:
+    docs = rendered(name)
+    values = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in VALUE_SETS[name]]
+    secrets = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
+    secrets |= {f"{d['metadata']['name']}-default-user" for d in by_kind(docs, "RabbitmqCluster")}
+    secrets |= set().union(*(existing_secret_names(v) for v in values))
+    config_maps = {d["metadata"]["name"] for d in by_kind(docs, "ConfigMap")}
+    accounts = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")} | {"default"}
+    deployments = {d["metadata"]["name"] for d in by_kind(docs, "Deployment")}
+    for workload in workloads(docs):
+        where = f"{workload['kind']} {workload['metadata']['name']}"
+        assert referenced_secrets(workload) <= secrets, where
+        assert referenced_config_maps(workload) <= config_maps, where
+        assert pod_spec(workload).get("serviceAccountName", "default") in accounts, where
+
+    labels = [w["spec"]["template"]["metadata"]["labels"] for w in workloads(docs)]
+    services: dict[str, Manifest] = {}
+    for service in by_kind(docs, "Service"):
+        services[service["metadata"]["name"]] = service
+        selector = {"matchLabels": service["spec"]["selector"]}
+        assert any(selects(selector, pod) for pod in labels), service["metadata"]["name"]
+    for budget in by_kind(docs, "PodDisruptionBudget"):
+        assert any(selects(budget["spec"]["selector"], pod) for pod in labels)
+    for policy in by_kind(docs, "NetworkPolicy"):
+        assert any(selects(policy["spec"]["podSelector"], pod) for pod in labels)
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    for scaler in by_kind(docs, "WorkerAutoscaler"):
+        assert scaler["spec"]["targetRef"]["name"] in deployments
+
+    def has_port(service_name: str, port: int | str) -> bool:
+        ports = services[service_name]["spec"]["ports"]
+        return any(port in (p["port"], p.get("name")) for p in ports)
+
+    for ingress in by_kind(docs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert has_port(backend["name"], backend["port"]["name"]), backend
+    for route in by_kind(docs, "HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                assert has_port(ref["name"], ref["port"]), ref
+    for binding in by_kind(docs, "RoleBinding") + by_kind(docs, "ClusterRoleBinding"):
+        role_kind = binding["roleRef"]["kind"]
+        assert binding["roleRef"]["name"] in {
+            d["metadata"]["name"] for d in by_kind(docs, role_kind)
+        }
+        for subject in binding["subjects"]:
+            assert subject["name"] in accounts
+
+
+# ---- behaviour of particular values -----------------------------------------------------------
+
+
+@pytest.mark.k8s
+def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
+    docs = rendered("default")
+    pods = pod_labels(docs)
+
+    def admitted(target: str) -> set[str]:
+        (policy,) = [p for p in by_kind(docs, "NetworkPolicy") if component(p) == target]
+        callers: set[str] = set()
+        for rule in policy["spec"]["ingress"]:
+            if "from" not in rule:
+                callers.add("anyone")
+            for peer in rule.get("from", []):
+                if "podSelector" in peer and "namespaceSelector" not in peer:
+                    callers |= {
+                        c for c, labels in pods.items() if selects(peer["podSelector"], labels)
+                    }
+        return callers
+
+    assert admitted("gateway") == {"anyone"}
+    assert admitted("auth") == {"gateway"}
+    assert admitted("orders") == {"gateway"}
+    assert admitted("inventory") == {"gateway", "orders"}
+    assert admitted("operator") == set()
+    assert admitted("postgresql") == {"auth", "orders", "inventory"}
+    assert admitted("redis") == {"gateway", "auth", "orders", "inventory"}
+
+    (kafka,) = by_kind(docs, "Kafka")
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    kafka_clients = {
+        c
+        for peer in listener["networkPolicyPeers"]
+        for c, labels in pods.items()
+        if selects(peer["podSelector"], labels)
+    }
+    assert kafka_clients == {"orders", "inventory", "operator"}
+
+
+@pytest.mark.k8s
+def test_metrics_scrapes_are_admitted_only_with_monitoring(rendered: Any) -> None:
+    for name, expected in (("default", False), ("monitoring-gateway-api", True)):
+        policies = [p for p in by_kind(rendered(name), "NetworkPolicy") if component(p) == "auth"]
+        (policy,) = policies
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule.get("from", [])]
+        assert any("namespaceSelector" in peer for peer in peers) is expected, name
+    monitored = rendered("monitoring-gateway-api")
+    monitors = {component(m) for m in by_kind(monitored, "ServiceMonitor")}
+    assert monitors == {*PYTHON_SERVICES, "operator"}
+    assert not by_kind(rendered("default"), "ServiceMonitor")
+
+
+@pytest.mark.k8s
+def test_operator_rbac_is_exactly_what_the_operator_needs(rendered: Any) -> None:
+    # The operator's tests run it with exactly these rules: the chart must grant the same.
+    from tests.k8s.operator.support import OPERATOR_CLUSTER_RULES, OPERATOR_RULES
+
+    needed = rule_triples(OPERATOR_RULES)
+    everywhere = {t for t in needed if t[0] not in ("kafka.strimzi.io", "rabbitmq.com")}
+    strimzi = {t for t in needed if t[0] == "kafka.strimzi.io"}
+    topology = {t for t in needed if t[0] == "rabbitmq.com"}
+    expected = {
+        "operators": everywhere | strimzi | topology,
+        "default": everywhere | strimzi,
+        "bundled": everywhere,
+    }
+    for name, triples in expected.items():
+        docs = rendered(name)
+        role = named(docs, "Role", f"{RELEASE}-operator")
+        assert role["metadata"]["namespace"] == namespace_for(name)
+        assert rule_triples(role["rules"]) == triples, name
+        observe = named(docs, "ClusterRole", f"{RELEASE}-operator-{namespace_for(name)}-observe")
+        assert rule_triples(observe["rules"]) == rule_triples(OPERATOR_CLUSTER_RULES)
+
+    # Reconciling every namespace: one ClusterRole with the same rules, no Role.
+    docs = rendered("monitoring-gateway-api")
+    assert not by_kind(docs, "Role")
+    cluster_role = named(docs, "ClusterRole", f"{RELEASE}-operator-chart-monitoring-gateway-api")
+    assert rule_triples(cluster_role["rules"]) == everywhere | strimzi
+    (operator,) = [d for d in by_kind(docs, "Deployment") if component(d) == "operator"]
+    (container,) = pod_spec(operator)["containers"]
+    assert env_of(container)["WATCH_NAMESPACE"]["value"] == ""
+
+
+@pytest.mark.k8s
+def test_operator_modes_reach_its_settings(rendered: Any) -> None:
+    def operator_env(name: str) -> dict[str, Any]:
+        docs = rendered(name)
+        (operator,) = [d for d in by_kind(docs, "Deployment") if component(d) == "operator"]
+        return env_of(pod_spec(operator)["containers"][0])
+
+    operators = operator_env("operators")
+    assert operators["STRIMZI_KAFKA_CLUSTER"]["value"] == f"{RELEASE}-kafka"
+    assert operators["RABBITMQ_TOPOLOGY_CLUSTER"]["value"] == f"{RELEASE}-rabbitmq"
+    assert operators["WATCH_NAMESPACE"]["value"] == namespace_for("operators")
+    user_ref = operators["RABBITMQ_USER"]["valueFrom"]["secretKeyRef"]
+    assert user_ref == {"name": f"{RELEASE}-rabbitmq-default-user", "key": "username"}
+
+    bundled = operator_env("bundled")
+    assert "STRIMZI_KAFKA_CLUSTER" not in bundled
+    assert "RABBITMQ_TOPOLOGY_CLUSTER" not in bundled
+    assert bundled["RABBITMQ_MANAGEMENT_URL"]["value"] == "http://dev-rabbitmq:15672"
+    assert bundled["RABBITMQ_USER"]["value"] == "realtimeorder"
+
+
+@pytest.mark.k8s
+def test_backing_services_reach_the_services(rendered: Any) -> None:
+    docs = rendered("default")
+    (config_map,) = [
+        c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"].endswith("-env")
+    ]
+    data = config_map["data"]
+    namespace = namespace_for("default")
+    assert data["KAFKA_BROKER"] == f"{RELEASE}-kafka-kafka-bootstrap.{namespace}.svc:9092"
+    assert data["DB_HOST"] == f"{RELEASE}-postgresql"
+    assert data["APP_ENV"] == "production"
+    assert data["INVENTORY_SERVICE_URL"] == f"http://{RELEASE}-inventory:3003"
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    orders = env_of(pod_spec(deployments["orders"])["containers"][0])
+    # The Redis URL is assembled from the password variable defined just before it.
+    names = list(orders)
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+    assert orders["REDIS_URL"]["value"] == f"redis://:$(REDIS_PASSWORD)@{RELEASE}-redis:6379/0"
+    gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
+    assert "DB_PASSWORD" not in gateway, "the gateway does not use PostgreSQL"
+
+    external = {component(d): d for d in by_kind(rendered("external"), "Deployment")}
+    auth = env_of(pod_spec(external["auth"])["containers"][0])
+    assert auth["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-database"
+    assert auth["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-redis"
+    assert auth["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "realtimeorder-jwt",
+        "key": "signing-key",
+    }
+    assert auth["ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-admin"
+    assert not by_kind(rendered("external"), "Secret"), (
+        "every secret is brought by the platform team"
+    )
+
+
+@pytest.mark.k8s
+def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
+    docs = rendered("default")
+    topics = {t["spec"]["topicName"]: t for t in by_kind(docs, "EventTopic")}
+    assert set(topics) == {*SEED_TOPICS, *(f"{t}.dlq" for t in SEED_TOPICS)}
+    assert topics["order.created"]["spec"]["partitions"] == 3
+    assert topics["order.created.dlq"]["spec"]["partitions"] == 1
+    assert topics["order.created.dlq"]["spec"]["config"]["retention.ms"] == "2592000000"
+    assert all(
+        t["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for t in topics.values()
+    )
+    queues = {q["spec"]["queueName"]: q["spec"] for q in by_kind(docs, "NotificationQueue")}
+    assert set(queues) == set(SEED_QUEUES)
+    assert all(q["deadLetterQueue"] == "notifications.dlq" for q in queues.values())
+
+    operators = rendered("operators")
+    assert all(t["spec"]["replicationFactor"] == 3 for t in by_kind(operators, "EventTopic"))
+    deployments = {component(d): d for d in by_kind(operators, "Deployment")}
+    # The WorkerAutoscaler owns inventory's replicas: Helm must not reset them on upgrade.
+    assert "replicas" not in deployments["inventory"]["spec"]
+    assert deployments["orders"]["spec"]["replicas"] == 2
+    (scaler,) = by_kind(operators, "WorkerAutoscaler")
+    assert scaler["spec"]["targetRef"] == {"kind": "Deployment", "name": f"{RELEASE}-inventory"}
+    assert scaler["spec"]["trigger"]["kafkaLag"]["consumerGroup"] == "inventory"
+
+    autoscaled = by_kind(rendered("monitoring-gateway-api"), "Deployment")
+    assert all("replicas" not in d["spec"] for d in autoscaled if component(d) in PYTHON_SERVICES)
+
+
+@pytest.mark.k8s
+def test_routes_send_socket_io_and_the_api_to_the_gateway(rendered: Any) -> None:
+    (ingress,) = by_kind(rendered("external"), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "contour"
+    rules = {r["host"]: r["http"]["paths"] for r in ingress["spec"]["rules"]}
+    api = {p["path"]: p["backend"]["service"]["name"] for p in rules["api.shop.example.com"]}
+    assert api == {"/socket.io": f"{RELEASE}-gateway", "/": f"{RELEASE}-gateway"}
+    app = rules["shop.example.com"][0]["backend"]["service"]["name"]
+    assert app == f"{RELEASE}-user-app"
+
+    routes = {
+        r["metadata"]["name"]: r for r in by_kind(rendered("monitoring-gateway-api"), "HTTPRoute")
+    }
+    api_route = routes[f"{RELEASE}-api"]
+    socket_rule, rest_rule = api_route["spec"]["rules"]
+    assert socket_rule["matches"][0]["path"] == {"type": "PathPrefix", "value": "/socket.io"}
+    assert socket_rule["timeouts"] == {"request": "0s"}
+    assert rest_rule["timeouts"] == {"request": "60s"}
+    assert set(routes) == {f"{RELEASE}-api", f"{RELEASE}-user-app", f"{RELEASE}-admin-dashboard"}
+
+    deployments = {component(d): d for d in by_kind(rendered("external"), "Deployment")}
+    gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
+    assert (
+        gateway["CORS_ORIGINS"]["value"]
+        == "https://shop.example.com,https://admin.shop.example.com"
+    )
+    web_config = named(rendered("external"), "ConfigMap", f"{RELEASE}-web-config")
+    assert json.loads(web_config["data"]["config.json"])["apiUrl"] == "https://api.shop.example.com"
+
+
+@pytest.mark.k8s
+def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool (Debian package prometheus) is needed to check the alert rules")
+    (rule,) = by_kind(rendered("monitoring-gateway-api"), "PrometheusRule")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}), encoding="utf-8")
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {
+        "RealTimeOrderTargetDown",
+        "RealTimeOrderHighErrorRate",
+        "RealTimeOrderNoOrders",
+    } <= alerts
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "gateway.replicacount=2"], "replicacount"),
+        (["--set", "kafka.enabled=false"], "externalKafka.brokers"),
+        (["--set", "redis.enabled=false"], "externalRedis.url"),
+        (["--set", "jwt.secret=too-short"], "at least 32 characters"),
+        (
+            [
+                "--set",
+                "kafka.enabled=false,externalKafka.brokers=k:9092,operator.kafkaMode=strimzi",
+            ],
+            "kafkaMode=strimzi",
+        ),
+        (["--set", "httpRoute.enabled=true"], "parentRefs"),
+        (["--set", "appEnv=staging"], "appEnv"),
+        (
+            [
+                "--set",
+                "orders.autoscaling.enabled=true,workerAutoscalers[0].name=o,"
+                "workerAutoscalers[0].target=orders,workerAutoscalers[0].maxReplicas=3,"
+                "workerAutoscalers[0].trigger.queueDepth.queue=q,"
+                "workerAutoscalers[0].trigger.queueDepth.messagesPerReplica=10",
+            ],
+            "one Deployment takes one scaler",
+        ),
+    ],
+)
+def test_values_that_cannot_work_are_refused(helm: Path, args: list[str], message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        helm_template(helm, (), "default", *args)
+
+
+# ---- a real API server -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dynamic(kube: KubeCluster) -> DynamicClient:
+    return DynamicClient(kube.api)  # type: ignore[no-untyped-call]
+
+
+def ensure_namespace(api: client.ApiClient, name: str) -> None:
+    """A namespace whose Pod Security admission warns about anything short of "restricted"."""
+    body: Any = {
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        }
+    }
+    try:
+        client.CoreV1Api(api).create_namespace(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def dry_run_apply(
+    kube: KubeCluster, dynamic: DynamicClient, docs: list[Manifest], namespace: str
+) -> list[str]:
+    """Server-side apply every manifest with dryRun=All and strict field validation.
+
+    Returns one line per refusal and per warning (Pod Security, deprecated APIs...).
+    """
+    problems: list[str] = []
+    namespaces = {namespace} | {
+        d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]
+    }
+    for name in sorted(namespaces):
+        ensure_namespace(kube.api, name)
+    for doc in docs:
+        what = f"{doc['kind']} {doc['metadata']['name']}"
+        try:
+            resource = dynamic.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        except ResourceNotFoundError:
+            problems.append(f"{what}: {doc['apiVersion']} {doc['kind']} is not served")
+            continue
+        target = doc["metadata"].get("namespace", namespace) if resource.namespaced else None
+        request = kube.api.param_serialize(
+            "PATCH",
+            resource.path(name=doc["metadata"]["name"], namespace=target),
+            query_params=[
+                ("dryRun", "All"),
+                ("fieldManager", FIELD_MANAGER),
+                ("force", "true"),
+                ("fieldValidation", "Strict"),
+            ],
+            header_params={
+                "Accept": "application/json",
+                "Content-Type": "application/apply-patch+yaml",
+            },
+            body=doc,
+            auth_settings=["BearerToken"],
+        )
+        response = kube.api.call_api(*request[:4])
+        body = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status <= 299:
+            try:
+                message = json.loads(body).get("message", body)
+            except ValueError:
+                message = body
+            problems.append(f"{what}: {response.status} {message}")
+        problems += [f"{what}: warning: {w}" for w in response.headers.getlist("Warning")]
+    return problems
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_server_side_dry_run(
+    kube: KubeCluster, dynamic: DynamicClient, rendered: Any, name: str
+) -> None:
+    docs = rendered(name)
+    problems = dry_run_apply(kube, dynamic, docs, namespace_for(name))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.k8s
+def test_k8s_folder_is_accepted(kube: KubeCluster, dynamic: DynamicClient) -> None:
+    folder = ROOT / "k8s"
+    docs = [
+        doc
+        for path in sorted(folder.rglob("*.yaml"))
+        if path.name not in {"dev-values.yaml", "dev-operators-values.yaml"}
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc
+    ]
+    kinds = {doc["kind"] for doc in docs}
+    assert {
+        "Namespace",
+        "EventTopic",
+        "NotificationQueue",
+        "WorkerAutoscaler",
+        "StatefulSet",
+    } <= kinds
+    problems = dry_run_apply(kube, dynamic, docs, "chart-k8s-folder")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.k8s
+def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Path) -> None:
+    namespace = "chart-install"
+    ensure_namespace(kube.api, namespace)
+    base = [
+        str(helm),
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        str(CHART / "ci" / "bundled-values.yaml"),
+        # No operator runs here to reconcile them; the other tests own the custom resources.
+        "--set",
+        "eventTopics.enabled=false,notificationQueues.enabled=false",
+    ]
+    core = client.CoreV1Api(kube.api)
+    generated = (f"{RELEASE}-jwt", f"{RELEASE}-postgresql", f"{RELEASE}-redis")
+
+    def secret_data() -> dict[str, dict[str, Any]]:
+        return {
+            name: dict(core.read_namespaced_secret(name, namespace).data or {})
+            for name in generated
+        }
+
+    try:
+        result = subprocess.run(base, capture_output=True, text=True, env=kube.env(), check=False)
+        assert result.returncode == 0, result.stderr
+        first = secret_data()
+        assert len(first[f"{RELEASE}-jwt"]["jwt-secret"]) == 64  # 48 characters, base64-encoded
+        result = subprocess.run(
+            [*base, "--set", "logLevel=DEBUG"],
+            capture_output=True,
+            text=True,
+            env=kube.env(),
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert secret_data() == first
+        config_map = core.read_namespaced_config_map(f"{RELEASE}-env", namespace)
+        assert config_map.data is not None
+        assert config_map.data["LOG_LEVEL"] == "DEBUG"
+    finally:
+        subprocess.run(
+            [str(helm), "uninstall", RELEASE, "--namespace", namespace],
+            capture_output=True,
+            env=kube.env(),
+            check=False,
+        )

@@ -1,0 +1,114 @@
+"""What holds the chart, the images, skaffold and kind together, checked without a cluster.
+
+The chart README's parameter tables are generated from values.yaml; the images' user and entry
+point are the ones the chart and pyproject.toml expect; skaffold.yaml builds each image once and
+hands every built image to helm; kind-config.yaml maps the ingress ports.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "realtimeorder"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dockerfile_stage(path: Path, stage: str) -> str:
+    """The instructions of one named stage of a Dockerfile."""
+    text = path.read_text(encoding="utf-8")
+    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)
+    for body in stages[1:]:
+        if re.match(rf"\S+ AS {stage}\b", body):
+            return body
+    raise AssertionError(f"{path.name} has no stage {stage}")
+
+
+def test_readme_parameters_are_generated_from_values() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "chart-readme.py"), "--check", str(CHART)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_service_image_runs_as_the_user_the_chart_expects() -> None:
+    runtime = dockerfile_stage(ROOT / "services" / "Dockerfile", "runtime")
+    values = load(CHART / "values.yaml")
+    uid = values["podSecurityContext"]["runAsUser"]
+    assert re.search(rf"^USER {uid}:{uid}$", runtime, flags=re.MULTILINE)
+    assert "build-essential" not in runtime, "no compiler in the runtime image"
+    entrypoint = re.search(r'^ENTRYPOINT \["(\S+)"\]$', runtime, flags=re.MULTILINE)
+    assert entrypoint is not None
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "scripts"
+    ]
+    assert scripts[entrypoint.group(1)] == "services.cli:main"
+
+
+def test_web_image_runs_as_the_user_and_port_the_chart_expects() -> None:
+    dockerfile = ROOT / "frontend" / "Dockerfile"
+    runtime = dockerfile_stage(dockerfile, "runtime")
+    values = load(CHART / "values.yaml")
+    app = values["userApp"]
+    uid = app["podSecurityContext"]["runAsUser"]
+    assert re.search(rf"^USER {uid}:{uid}$", runtime, flags=re.MULTILINE)
+    assert f"EXPOSE {app['containerPort']}" in runtime
+    nginx = (ROOT / "frontend" / "nginx" / "default.conf").read_text(encoding="utf-8")
+    assert f"listen {app['containerPort']};" in nginx
+    assert "location = /healthz" in nginx
+
+
+def test_skaffold_builds_each_image_once_and_hands_it_to_helm() -> None:
+    skaffold = load(ROOT / "skaffold.yaml")
+    assert skaffold["apiVersion"] == "skaffold/v4beta13"
+    artifacts = list(skaffold["build"]["artifacts"])
+    templates: dict[str, str] = dict(skaffold["deploy"]["helm"]["releases"][0]["setValueTemplates"])
+    for profile in skaffold["profiles"]:
+        for patch in profile["patches"]:
+            if patch["path"] == "/build/artifacts/-":
+                artifacts.append(patch["value"])
+            prefix = "/deploy/helm/releases/0/setValueTemplates/"
+            if patch["path"].startswith(prefix):
+                templates[patch["path"].removeprefix(prefix)] = patch["value"]
+    images = [a["image"] for a in artifacts]
+    assert len(images) == len(set(images)), "an image is built twice"
+    for artifact in artifacts:
+        context = ROOT / artifact["context"]
+        assert (context / artifact["docker"]["dockerfile"]).is_file()
+        variable = re.sub(r"[^A-Za-z0-9_]", "_", artifact["image"])
+        used = " ".join(templates.values())
+        assert f"IMAGE_REPO_{variable}" in used, artifact["image"]
+        assert f"IMAGE_TAG_{variable}" in used, artifact["image"]
+    release = skaffold["deploy"]["helm"]["releases"][0]
+    assert (ROOT / release["chartPath"] / "Chart.yaml").is_file()
+    values_files = list(release["valuesFiles"])
+    for profile in skaffold["profiles"]:
+        for patch in profile["patches"]:
+            if patch["path"] == "/deploy/helm/releases/0/valuesFiles":
+                values_files += patch["value"]
+    assert all((ROOT / path).is_file() for path in values_files)
+
+
+def test_kind_cluster_has_workers_and_ingress_ports() -> None:
+    kind = load(ROOT / "kind-config.yaml")
+    assert kind["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    roles = [node["role"] for node in kind["nodes"]]
+    assert roles.count("control-plane") == 1
+    assert roles.count("worker") >= 1
+    (control_plane,) = [n for n in kind["nodes"] if n["role"] == "control-plane"]
+    assert control_plane["labels"]["ingress-ready"] == "true"
+    ports = {m["containerPort"] for m in control_plane["extraPortMappings"]}
+    assert ports == {80, 443}
