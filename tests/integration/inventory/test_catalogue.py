@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.inventory.demo import DEMO_CATALOGUE, seed_demo_catalogue
 from services.inventory.handlers import EventHandler
+from services.inventory.main import create_app
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
 from services.kit.order_events import ORDER_CREATED
@@ -41,6 +42,20 @@ async def test_the_demo_catalogue_is_seeded_once(
     assert all(p["active"] and p["stock"]["available"] > 0 for p in demo)
     assert await seed_demo_catalogue(service.pool) == 0
     assert len(await listed(client, q="demo-", limit=100)) == len(DEMO_CATALOGUE)
+
+
+async def test_a_restart_applies_nothing_twice(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    before = await listed(client, q="demo-", limit=100)
+    quiet = settings.model_copy(
+        update={"run_consumers": False, "run_relay": False, "run_sweeper": False}
+    )
+    second = create_app(quiet)
+    async with second.router.lifespan_context(second):
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://second") as other:
+            assert await listed(other, q="demo-", limit=100) == before
 
 
 async def test_an_admin_creates_a_product(client: httpx.AsyncClient, admin: Caller) -> None:
