@@ -34,6 +34,7 @@ from services.orders.errors import (
     IllegalTransition,
     InvalidCursor,
     ProductUnavailable,
+    TotalTooLarge,
 )
 
 
@@ -123,6 +124,7 @@ class PricedOrder:
 
 
 CENT = Decimal("0.01")
+MAX_TOTAL = Decimal("9999999999.99")  # what numeric(12,2) holds
 
 
 def price_order(
@@ -155,6 +157,8 @@ def price_order(
             )
         )
     total = sum((line.line_total for line in lines), Decimal("0.00"))
+    if total > MAX_TOTAL:
+        raise TotalTooLarge(total, currencies[0])
     return PricedOrder(lines=tuple(lines), total=total, currency=currencies[0])
 
 

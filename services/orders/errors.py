@@ -64,6 +64,16 @@ class CurrencyMismatch(InvalidInput):
         )
 
 
+class TotalTooLarge(InvalidInput):
+    code = "total-too-large"
+
+    def __init__(self, total: object, currency: str) -> None:
+        super().__init__(
+            f"An order total of {total} {currency} is more than one order may hold; "
+            "split it into several orders."
+        )
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 

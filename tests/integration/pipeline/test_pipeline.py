@@ -319,6 +319,38 @@ async def test_cancelling_a_confirmed_order_releases_its_stock(platform: Platfor
     await eventually(released, what="inventory to release the reservation")
 
 
+async def test_a_cancel_that_overtakes_the_reservation_reserves_nothing(
+    platform: Platform,
+) -> None:
+    """order.created and order.cancelled travel on different topics: inventory may hear of the
+    cancel first, and must then not reserve for the order when order.created arrives."""
+    product = await platform.product(stock=5)
+    user = platform.user()
+    await platform.inventory_work.kill_consumer()
+    try:
+        order_id = (await platform.place(user, (product, 2))).json()["id"]
+        cancel = await platform.http.post(
+            f"{platform.orders_url}/orders/{order_id}/cancel", headers=user.headers
+        )
+        assert cancel.status_code == 200, cancel.text
+    finally:
+        platform.inventory_work.start_consumer()
+
+    async def heard_both() -> bool:
+        done = rows(
+            platform,
+            "SELECT count(*) AS n FROM inventory.processed_events p"
+            " JOIN orders.outbox o ON o.event_id = p.event_id WHERE o.message_key = %s",
+            order_id,
+        )
+        return bool(done[0]["n"] == 2)
+
+    await eventually(heard_both, what="inventory to consume order.created and order.cancelled")
+    assert await platform.stock(product) == {"onHand": 5, "reserved": 0, "available": 5}
+    order = await platform.order(user, order_id)
+    assert [e["status"] for e in order["timeline"]] == ["CREATED", "CANCELLED"]
+
+
 async def test_an_idempotent_retry_returns_the_same_order(platform: Platform) -> None:
     product = await platform.product(stock=5)
     user = platform.user()

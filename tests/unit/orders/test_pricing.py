@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from services.orders.domain import CatalogueProduct, merge_quantities, price_order
-from services.orders.errors import CurrencyMismatch, ProductUnavailable
+from services.orders.errors import CurrencyMismatch, ProductUnavailable, TotalTooLarge
 
 
 def product(
@@ -66,6 +66,14 @@ def test_one_order_has_one_currency() -> None:
         price_order({"a": 1, "c": 1}, CATALOGUE)
     assert caught.value.status == 422
     assert caught.value.extra == {"currencies": ["EUR", "USD"]}
+
+
+def test_a_total_beyond_what_an_order_holds_is_refused() -> None:
+    catalogue = {"big": product("big", "99999999.99")}
+    assert price_order({"big": 100}, catalogue).total == Decimal("9999999999.00")
+    with pytest.raises(TotalTooLarge) as caught:
+        price_order({"big": 101}, catalogue)
+    assert caught.value.status == 422
 
 
 def test_repeated_products_are_merged_in_first_seen_order() -> None:
