@@ -88,9 +88,14 @@ class EventProducer:
         return future
 
     def close(self, timeout: float = 10.0) -> None:
+        if self._stopping.is_set():
+            return
         remaining = self._producer.flush(timeout)
         self._stopping.set()
         self._poller.join(timeout=2)
+        # Dropping the last reference destroys the librdkafka handle, which otherwise keeps
+        # reconnecting to a broker that is gone.
+        del self._producer
         if remaining:
             log.error("producer closed with undelivered messages", extra={"count": remaining})
 

@@ -14,14 +14,14 @@ from services.kit.errors import Forbidden
 from services.kit.tokens import Principal, bearer_token, verify_access_token
 
 
-def current_principal(
+async def current_principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller of a protected endpoint."""
+    """The caller of a protected endpoint (async, so FastAPI runs it without a thread hop)."""
     return verify_access_token(request.app.state.settings, bearer_token(authorization))
 
 
-def current_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def current_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """The caller of an admin-only endpoint."""
     if not principal.is_admin:
         raise Forbidden("This action needs the ADMIN role.")
