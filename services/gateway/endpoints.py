@@ -2,19 +2,27 @@
 
 There is no catch-all route: paths outside the table's prefixes are free for other ASGI apps
 mounted on the gateway (Socket.IO at /socket.io/), and unknown paths are 404 without any work.
+
+The proxy is a raw ASGI endpoint on plain Starlette routes, not a FastAPI route: it reads the
+request's scope and body itself, so request objects, dependency resolution and response
+validation would be per-request work with nothing to do. FastAPI's router records only its own
+routes in the request scope, where the request metrics find the route template, so these routes
+record themselves. Errors are raised as domain errors and rendered by the app's handlers.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
-import httpx
-from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from services.gateway.errors import InvalidPath
 from services.gateway.headers import upstream_request_headers, upstream_url
 from services.gateway.routes import ROUTES, has_dot_segments, match_route, service_prefixes
-from services.gateway.service import authorize, forward, read_body
+from services.gateway.service import UpstreamRequest, authorize, forward, read_body
 from services.gateway.settings import Settings
 from services.kit.errors import NotFound
 from services.kit.logs import request_id_var
@@ -23,49 +31,86 @@ PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
-async def proxy(request: Request) -> Response:
-    """Check the caller against the route's policy, then forward the request as it came."""
-    settings: Settings = request.app.state.settings
-    path: str = request.scope["path"]
-    if has_dot_segments(path):
-        raise InvalidPath("Paths with '.' or '..' segments are not accepted.")
-    route = match_route(request.method, path)
-    if route is None:
-        raise NotFound(f"No service serves {request.method} {path}.")
-    authorize(settings, route.policy, request.headers.get("authorization"))
-    body = await read_body(
-        request.headers.get("content-length"), request.stream(), settings.max_request_body_bytes
-    )
-    client = request.client
-    outgoing = httpx.Request(
-        request.method,
-        upstream_url(
-            settings.upstream_url(route.upstream),
-            request.scope.get("raw_path") or path.encode(),
-            request.scope.get("query_string", b""),
-        ),
-        headers=upstream_request_headers(
-            request.scope["headers"],
-            request_id=request_id_var.get() or uuid.uuid4().hex,
-            client_host=client.host if client else None,
-            scheme=request.url.scheme,
-        ),
-        content=body,
-    )
-    answer = await forward(request.app.state.http_client, outgoing, route.upstream)
-    response = Response(content=answer.body, status_code=answer.status)
-    headers = list(answer.headers)
-    length = answer.content_length if request.method == "HEAD" else str(len(answer.body))
-    if length is not None and answer.status >= 200 and answer.status not in _NO_BODY_STATUSES:
-        headers.append((b"content-length", length.encode("latin-1")))
-    response.raw_headers = headers
-    return response
+class NamedRoute(Route):
+    """A Starlette route that puts itself in the scope, for metrics by route template."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        await super().handle(scope, receive, send)
 
 
-def proxy_router() -> APIRouter:
+class NamedMount(Mount):
+    """A mounted ASGI app that puts its mount in the scope, for metrics by route template."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        await super().handle(scope, receive, send)
+
+
+class Proxy:
+    """Checks the caller against the route's policy, then forwards the request as it came."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings: Settings = scope["app"].state.settings
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if has_dot_segments(path):
+            raise InvalidPath("Paths with '.' or '..' segments are not accepted.")
+        route = match_route(method, path)
+        if route is None:
+            raise NotFound(f"No service serves {method} {path}.")
+        authorization = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-length" and content_length is None:
+                content_length = value.decode("latin-1")
+        authorize(settings, route.policy, authorization)
+        try:
+            body = await read_body(
+                content_length, _body_chunks(receive), settings.max_request_body_bytes
+            )
+        except ClientDisconnect:
+            return  # nobody is left to answer
+        client = scope.get("client")
+        outgoing = UpstreamRequest(
+            method=method,
+            url=upstream_url(
+                settings.upstream_url(route.upstream),
+                scope.get("raw_path") or path.encode(),
+                scope.get("query_string", b""),
+            ),
+            headers=upstream_request_headers(
+                scope["headers"],
+                request_id=request_id_var.get() or uuid.uuid4().hex,
+                client_host=client[0] if client else None,
+                scheme=scope.get("scheme", "http"),
+            ),
+            body=body,
+        )
+        answer = await forward(scope["app"].state.http_session, outgoing, route.upstream)
+        headers = answer.headers
+        length = answer.content_length if method == "HEAD" else str(len(answer.body))
+        if length is not None and answer.status >= 200 and answer.status not in _NO_BODY_STATUSES:
+            headers.append((b"content-length", length.encode("latin-1")))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def proxy_routes() -> list[BaseRoute]:
     """Routes `/<prefix>` and `/<prefix>/...` of every service in the table to `proxy`."""
-    router = APIRouter()
-    for prefix in service_prefixes(ROUTES):
-        for path in (prefix, prefix + "/{path:path}"):
-            router.add_api_route(path, proxy, methods=PROXIED_METHODS, include_in_schema=False)
-    return router
+    return [
+        NamedRoute(path, Proxy(), methods=PROXIED_METHODS)
+        for prefix in service_prefixes(ROUTES)
+        for path in (prefix, prefix + "/{path:path}")
+    ]

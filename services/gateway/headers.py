@@ -15,10 +15,12 @@ alone answers for CORS; two Access-Control-Allow-Origin values make browsers ref
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import quote
 
-import httpx
+from yarl import URL
 
 RawHeaders = list[tuple[bytes, bytes]]
+Headers = list[tuple[str, str]]
 
 HOP_BY_HOP = frozenset(
     {
@@ -46,6 +48,7 @@ _SET_BY_GATEWAY_ON_REQUEST = frozenset(
 )
 _SET_BY_GATEWAY_ON_RESPONSE = frozenset({b"content-length", b"date", b"server", b"x-request-id"})
 _CORS_HEADER_PREFIX = b"access-control-"
+_VISIBLE_ASCII = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -71,17 +74,29 @@ def forwarded_for(existing: str | None, client_host: str | None) -> str | None:
     return ", ".join(chain) or None
 
 
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def upstream_request_headers(
     headers: Iterable[tuple[bytes, bytes]],
     *,
     request_id: str,
     client_host: str | None,
     scheme: str,
-) -> RawHeaders:
-    """The headers to send upstream for a client request's (lower-case, raw) headers."""
+) -> Headers:
+    """The headers to send upstream for a client request's (lower-case, raw) headers.
+
+    The HTTP client takes text and writes it back as UTF-8, so values are decoded as UTF-8 and
+    reach the service byte for byte; a value that is not UTF-8 (obsolete Latin-1 text) is
+    decoded as Latin-1 rather than refused.
+    """
     headers = list(headers)
     hop_by_hop = HOP_BY_HOP | _connection_tokens(headers)
-    kept: RawHeaders = []
+    kept: Headers = []
     incoming_forwarded_for: list[str] = []
     host: bytes | None = None
     for raw_name, value in headers:
@@ -96,14 +111,14 @@ def upstream_request_headers(
             or name.startswith(IDENTITY_HEADER_PREFIX)
         ):
             continue
-        kept.append((name, value))
+        kept.append((name.decode("latin-1"), _header_text(value)))
     chain = forwarded_for(", ".join(incoming_forwarded_for), client_host)
     if chain:
-        kept.append((b"x-forwarded-for", chain.encode("latin-1")))
-    kept.append((b"x-forwarded-proto", scheme.encode("latin-1")))
+        kept.append(("x-forwarded-for", chain))
+    kept.append(("x-forwarded-proto", scheme))
     if host:
-        kept.append((b"x-forwarded-host", host))
-    kept.append((b"x-request-id", request_id.encode("latin-1")))
+        kept.append(("x-forwarded-host", _header_text(host)))
+    kept.append(("x-request-id", request_id))
     return kept
 
 
@@ -124,14 +139,19 @@ def downstream_response_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHe
     return kept
 
 
-def upstream_url(base_url: str, raw_path: bytes, query_string: bytes) -> httpx.URL:
+def _visible_ascii(raw: bytes) -> str:
+    """`raw` as text, with any byte outside visible ASCII percent-encoded (RFC 3986 form)."""
+    return raw.decode("ascii") if raw.isascii() else quote(raw, safe=_VISIBLE_ASCII)
+
+
+def upstream_url(base_url: str, raw_path: bytes, query_string: bytes) -> URL:
     """The upstream URL for a request: the service's base URL, then the same path and query.
 
-    The raw (still percent-encoded) path is forwarded, so the service decodes exactly what the
-    client sent.
+    The raw (still percent-encoded) path and query are forwarded as they came, so the service
+    decodes exactly what the client sent; only bytes a URL may not hold raw (a client sending
+    UTF-8 unescaped) are percent-encoded, which the service decodes to the same bytes.
     """
-    base = httpx.URL(base_url)
-    target = base.raw_path.split(b"?", 1)[0].rstrip(b"/") + raw_path
+    target = base_url.split("?", 1)[0].rstrip("/") + _visible_ascii(raw_path)
     if query_string:
-        target += b"?" + query_string
-    return base.copy_with(raw_path=target)
+        target += "?" + _visible_ascii(query_string)
+    return URL(target, encoded=True)

@@ -6,18 +6,30 @@ puts each connection in its user's room, and admins also in the admin room; ther
 that lets a client join a room. Emits come from any process through Redis (see
 services.kit.live), so this server can run as several replicas.
 
+The server listens on Redis from the app's start (`listen_for_pushes`), not from its first
+connection as python-socketio would by default, so no push to an early client is lost while
+the subscription is still being set up; `stop_listening` closes the subscription on shutdown.
+
 A client that reconnects asks for what it missed with `order.sync` {orderId, sinceVersion}; the
 server fetches the order's timeline from the orders service with the client's own token, so the
-orders service decides what the caller may see.
+orders service decides what the caller may see. The answer is {orderId, updates} or
+{orderId, error}; an unexpected failure is an error answer too, never a missing one, so a
+client's call does not wait for its own timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
-import httpx
+import aiohttp
+import orjson
 import socketio
+from yarl import URL
 
 from services.kit.errors import Unauthorized
 from services.kit.live import ADMIN_ROOM, REDIS_CHANNEL, SYNC_REQUEST, user_room
@@ -26,6 +38,8 @@ from services.kit.tokens import bearer_token, verify_access_token
 
 log = logging.getLogger(__name__)
 
+HttpSession = Callable[[], aiohttp.ClientSession]
+
 
 def _token_from(environ: dict[str, Any], auth: Any) -> str:
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
@@ -33,14 +47,27 @@ def _token_from(environ: dict[str, Any], auth: Any) -> str:
     return bearer_token(environ.get("HTTP_AUTHORIZATION"))
 
 
+def _error_detail(body: bytes) -> str:
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "failed"
+    detail = problem.get("detail") if isinstance(problem, dict) else None
+    return detail if isinstance(detail, str) else "failed"
+
+
 def create_socket_server(
     settings: ServiceSettings,
     *,
     orders_url: str,
-    http: httpx.AsyncClient,
+    http: HttpSession,
     cors_origins: list[str] | str = "*",
 ) -> socketio.AsyncServer:
-    """A Socket.IO server whose rooms are fed through Redis by the services."""
+    """A Socket.IO server whose rooms are fed through Redis by the services.
+
+    `http` gives the pooled HTTP session for `order.sync`; it is a function because the
+    session opens with the app's lifespan, after the server is built.
+    """
     server = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=REDIS_CHANNEL),
@@ -50,6 +77,7 @@ def create_socket_server(
         logger=False,
         engineio_logger=False,
     )
+    orders = orders_url.rstrip("/")
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
@@ -66,24 +94,52 @@ def create_socket_server(
     async def sync(sid: str, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("orderId"), str):
             return {"error": "orderId is required"}
+        order_id: str = data["orderId"]
         since = data.get("sinceVersion", 0)
-        if not isinstance(since, int) or since < 0:
-            return {"error": "sinceVersion must be a non-negative integer"}
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            return {"orderId": order_id, "error": "sinceVersion must be a non-negative integer"}
         session = await server.get_session(sid)
         try:
             verify_access_token(settings, session["token"])
         except Unauthorized as exc:
             await server.disconnect(sid)
-            return {"error": exc.detail}
-        response = await http.get(
-            f"{orders_url}/orders/{data['orderId']}/timeline",
-            params={"sinceVersion": since},
-            headers={"Authorization": f"Bearer {session['token']}"},
-        )
-        if response.status_code != 200:
-            return {"orderId": data["orderId"], "error": response.json().get("detail", "failed")}
-        return {"orderId": data["orderId"], "updates": response.json()}
+            return {"orderId": order_id, "error": exc.detail}
+        # the id is one path segment, whatever the client put in it
+        url = URL(f"{orders}/orders/{quote(order_id, safe='')}/timeline", encoded=True)
+        try:
+            async with http().get(
+                url,
+                params={"sinceVersion": since},
+                headers={"Authorization": f"Bearer {session['token']}"},
+            ) as response:
+                body = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("order.sync: the orders service is unreachable", extra={"error": repr(exc)})
+            return {"orderId": order_id, "error": "The orders service is unavailable."}
+        if response.status != 200:
+            return {"orderId": order_id, "error": _error_detail(body)}
+        return {"orderId": order_id, "updates": orjson.loads(body)}
 
     server.on("connect", connect)
     server.on(SYNC_REQUEST, sync)
     return server
+
+
+def listen_for_pushes(server: socketio.AsyncServer) -> None:
+    """Subscribe to the pushes on Redis now; call it in the app's running loop."""
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
+
+
+async def stop_listening(server: socketio.AsyncServer) -> None:
+    """Stop the server's background work and close its Redis subscription."""
+    await server.shutdown()
+    manager = server.manager
+    listener: asyncio.Task[None] | None = getattr(manager, "thread", None)
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+    if getattr(manager, "redis", None) is not None:
+        await manager.redis.aclose()

@@ -1,14 +1,21 @@
-"""The gateway app: the proxy routes, CORS for the web apps, and the pooled upstream client.
+"""The gateway app: the proxy routes, the Socket.IO server, CORS, and the pooled upstream session.
 
-Other ASGI apps join the gateway by mounting on the app `create_app` returns, for instance
-`app.mount("/socket.io", socketio.ASGIApp(sio, socketio_path="socket.io"))`: the proxy
-registers only the service prefixes of the routing table, so a mount elsewhere is reached
-whatever the order, and it runs behind the same CORS and request-id middleware.
+The Socket.IO server is mounted at /socket.io on the same app, so it shares the gateway's
+origin and runs behind the same CORS and request-id middleware (both pass WebSocket scopes
+through untouched); it leaves CORS to the gateway's middleware. The proxy registers only the
+service prefixes of the routing table, so the mount is reached whatever the order.
 
 `/readyz` does not depend on the upstream services. The gateway can serve as soon as it runs,
 and answers 502 for a service that is down; tying its readiness to every service would take
 all gateway replicas out of the load balancer when a single service fails, turning a partial
 outage into a total one. Each service reports its own readiness.
+
+It does depend on Redis. Live updates reach this replica's Socket.IO clients only through
+Redis, so a replica that cannot reach Redis serves clients that wait for pushes that never
+come, and should not take new ones; a rollout with a wrong REDIS_URL stops at its first
+replica instead of replacing working ones. A Redis outage for every replica takes the gateway
+out too, but auth, orders and inventory are not ready without Redis either, so little that
+works is lost.
 """
 
 from __future__ import annotations
@@ -16,29 +23,57 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
+import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from services.gateway.endpoints import PROXIED_METHODS, proxy_router
-from services.gateway.service import create_http_client
+from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
+from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
+from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
-from services.kit.web import create_service_app
+from services.kit.cache import create_redis
+from services.kit.web import add_readiness_check, create_service_app
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location"]
+SOCKET_IO_PATH = "socket.io"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway as a FastAPI app; the upstream client opens and closes with its lifespan."""
+    """The gateway as a FastAPI app; the upstream session and Redis open with its lifespan."""
     settings = settings or Settings()
+
+    def http_session() -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = app.state.http_session
+        return session
+
+    sockets = create_socket_server(
+        settings,
+        orders_url=settings.upstream_url("orders"),
+        http=http_session,
+        cors_origins=[],
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with create_http_client(settings) as client:
-            app.state.http_client = client
-            yield
+        redis = create_redis(settings)
+        add_readiness_check(app, "redis", redis.ping)
+        try:
+            async with create_http_session(settings) as session:
+                app.state.http_session = session
+                listen_for_pushes(sockets)
+                try:
+                    yield
+                finally:
+                    await stop_listening(sockets)
+        finally:
+            await redis.aclose()
 
     app = create_service_app(settings, title="RealTimeOrder gateway", lifespan=lifespan)
-    app.include_router(proxy_router())
+    app.state.sockets = sockets
+    app.router.routes.extend(proxy_routes())
+    socket_app = socketio.ASGIApp(sockets, socketio_path=SOCKET_IO_PATH)
+    app.router.routes.append(NamedMount(f"/{SOCKET_IO_PATH}", socket_app))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

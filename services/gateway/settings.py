@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, Field, field_validator
@@ -37,7 +38,6 @@ class Settings(ServiceSettings):
 
     upstream_timeout_seconds: float = Field(default=10.0, alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
     upstream_max_connections: int = Field(default=200, alias="UPSTREAM_MAX_CONNECTIONS", gt=0)
-    upstream_max_keepalive: int = Field(default=100, alias="UPSTREAM_MAX_KEEPALIVE", gt=0)
     # Below uvicorn's 5 s keep-alive on the upstreams, so the gateway drops an idle connection
     # before the service does, instead of racing it with a request on a closing socket.
     upstream_keepalive_seconds: float = Field(default=4.0, alias="UPSTREAM_KEEPALIVE_SECONDS", gt=0)
@@ -53,8 +53,8 @@ class Settings(ServiceSettings):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
-    def upstream_url(self, upstream: Upstream) -> str:
-        """The base URL of an upstream service, without a trailing slash."""
+    @cached_property
+    def _upstream_urls(self) -> dict[Upstream, str]:
         urls: dict[Upstream, AnyHttpUrl] = {
             "auth": self.auth_service_url,
             "orders": self.order_service_url,
@@ -62,4 +62,8 @@ class Settings(ServiceSettings):
             "notifications": self.notification_service_url,
             "analytics": self.analytics_service_url,
         }
-        return str(urls[upstream]).rstrip("/")
+        return {upstream: str(url).rstrip("/") for upstream, url in urls.items()}
+
+    def upstream_url(self, upstream: Upstream) -> str:
+        """The base URL of an upstream service, without a trailing slash."""
+        return self._upstream_urls[upstream]

@@ -12,26 +12,26 @@ import asyncio
 import base64
 import http.client
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
-from starlette.types import ASGIApp
 
+from devstack.testing import RedisServer
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.kit.tokens import Principal, Role, issue_access_token
+from tests.integration.gateway.support import UvicornThread, closed_port, listening_socket
 
 pytestmark = pytest.mark.integration
 
@@ -42,59 +42,11 @@ MAX_BODY = 4096
 ORIGIN = "http://localhost:5173"
 
 
-def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class UvicornThread:
-    """An ASGI app served by uvicorn in a background thread on a free port."""
-
-    def __init__(self, app: ASGIApp, *, proxy_headers: bool = True) -> None:
-        self.sock = _listening_socket()
-        self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", proxy_headers=proxy_headers
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> UvicornThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
 class SilentUpstream:
     """Reads each request's head, then closes the connection without an answer."""
 
     def __init__(self) -> None:
-        self.sock = _listening_socket()
+        self.sock = listening_socket()
         self.sock.settimeout(0.1)
         self.port: int = self.sock.getsockname()[1]
         self.request_lines: list[str] = []
@@ -200,14 +152,17 @@ def upstream() -> Iterator[UvicornThread]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: UvicornThread, silent: SilentUpstream) -> Iterator[Gateway]:
+def gateway(
+    upstream: UvicornThread, silent: SilentUpstream, redis_server: RedisServer
+) -> Iterator[Gateway]:
     settings = Settings(
         APP_ENV="test",
         JWT_SECRET=SECRET,
+        REDIS_URL=redis_server.url,
         AUTH_SERVICE_URL=upstream.url,
         ORDER_SERVICE_URL=upstream.url,
         INVENTORY_SERVICE_URL=upstream.url,
-        NOTIFICATION_SERVICE_URL=f"http://127.0.0.1:{_closed_port()}",
+        NOTIFICATION_SERVICE_URL=f"http://127.0.0.1:{closed_port()}",
         ANALYTICS_SERVICE_URL=f"http://127.0.0.1:{silent.port}",
         UPSTREAM_TIMEOUT_SECONDS=TIMEOUT_SECONDS,
         UPSTREAM_MAX_CONNECTIONS=MAX_CONNECTIONS,
@@ -295,7 +250,7 @@ def test_the_pooled_client_keeps_no_cookies(gateway: Gateway) -> None:
     assert first.headers.get_list("set-cookie")
     second = httpx.get(f"{gateway.server.url}/inventory/products")
     assert "cookie" not in received_headers(second)
-    assert len(gateway.app.state.http_client.cookies.jar) == 0
+    assert isinstance(gateway.app.state.http_session.cookie_jar, aiohttp.DummyCookieJar)
 
 
 def test_hop_by_hop_and_forged_identity_headers_are_dropped(gateway: Gateway) -> None:
@@ -501,11 +456,11 @@ def test_only_safe_methods_are_retried_when_no_answer_came(
 
 
 def test_sequential_requests_reuse_one_pooled_connection(gateway: Gateway) -> None:
-    pooled = gateway.app.state.http_client
+    pooled = gateway.app.state.http_session
     ports = {tuple(gateway.client.get("/inventory/products").json()["client"]) for _ in range(30)}
     assert len(ports) == 1
-    assert gateway.app.state.http_client is pooled
-    assert not pooled.is_closed
+    assert gateway.app.state.http_session is pooled
+    assert not pooled.closed
 
 
 def test_concurrent_requests_share_a_bounded_pool(gateway: Gateway) -> None:

@@ -12,7 +12,7 @@ from services.gateway.headers import (
 )
 
 
-def _names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+def _names(headers: list[tuple[str, str]]) -> list[str]:
     return [name for name, _ in headers]
 
 
@@ -36,14 +36,14 @@ def test_request_keeps_end_to_end_headers_and_drops_hop_by_hop_ones() -> None:
         incoming, request_id="rid-1", client_host="10.0.0.5", scheme="https"
     )
     assert out == [
-        (b"authorization", b"Bearer abc"),
-        (b"content-type", b"application/json"),
-        (b"accept", b"*/*"),
-        (b"idempotency-key", b"k-1"),
-        (b"x-forwarded-for", b"10.0.0.5"),
-        (b"x-forwarded-proto", b"https"),
-        (b"x-forwarded-host", b"api.example.com"),
-        (b"x-request-id", b"rid-1"),
+        ("authorization", "Bearer abc"),
+        ("content-type", "application/json"),
+        ("accept", "*/*"),
+        ("idempotency-key", "k-1"),
+        ("x-forwarded-for", "10.0.0.5"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "api.example.com"),
+        ("x-request-id", "rid-1"),
     ]
 
 
@@ -55,7 +55,7 @@ def test_request_drops_every_identity_header_a_client_could_forge() -> None:
         (b"x-username", b"kept"),
     ]
     out = upstream_request_headers(incoming, request_id="r", client_host=None, scheme="http")
-    assert _names(out) == [b"x-username", b"x-forwarded-proto", b"x-request-id"]
+    assert _names(out) == ["x-username", "x-forwarded-proto", "x-request-id"]
 
 
 def test_request_id_and_forwarding_headers_are_the_gateways_not_the_clients() -> None:
@@ -70,9 +70,9 @@ def test_request_id_and_forwarding_headers_are_the_gateways_not_the_clients() ->
             incoming, request_id="kit-id", client_host="1.2.3.4", scheme="http"
         )
     )
-    assert out[b"x-request-id"] == b"kit-id"
-    assert out[b"x-forwarded-proto"] == b"http"
-    assert out[b"x-forwarded-host"] == b"gw:3000"
+    assert out["x-request-id"] == "kit-id"
+    assert out["x-forwarded-proto"] == "http"
+    assert out["x-forwarded-host"] == "gw:3000"
 
 
 def test_request_extends_an_incoming_forwarded_for_chain() -> None:
@@ -80,7 +80,7 @@ def test_request_extends_an_incoming_forwarded_for_chain() -> None:
     out = dict(
         upstream_request_headers(incoming, request_id="r", client_host="10.0.0.9", scheme="http")
     )
-    assert out[b"x-forwarded-for"] == b"198.51.100.1, 198.51.100.2, 10.0.0.9"
+    assert out["x-forwarded-for"] == "198.51.100.1, 198.51.100.2, 10.0.0.9"
 
 
 @pytest.mark.parametrize(
@@ -136,6 +136,15 @@ def test_response_drops_hop_by_hop_cors_and_gateway_owned_headers() -> None:
             "http://orders:3002/orders/a%2Fb?status=CREATED&q=a%20b",
         ),
         ("http://svc/api/", b"/orders", b"x=1", "http://svc/api/orders?x=1"),
+        # already-encoded characters stay as they are, even ones a URL library would decode
+        ("http://svc", b"/inventory/%7Ea%2e", b"", "http://svc/inventory/%7Ea%2e"),
+        # raw UTF-8 from a client is percent-encoded: the service decodes the same bytes
+        (
+            "http://svc",
+            b"/orders/caf\xc3\xa9",
+            b"q=\xc3\xa9&r=%C3%A9",
+            "http://svc/orders/caf%C3%A9?q=%C3%A9&r=%C3%A9",
+        ),
     ],
 )
 def test_upstream_url_keeps_the_raw_path_and_query(
@@ -143,3 +152,11 @@ def test_upstream_url_keeps_the_raw_path_and_query(
 ) -> None:
     url = upstream_url(base, raw_path, query)
     assert str(url) == expected
+    assert url.raw_path_qs == "/" + expected.split("/", 3)[3]
+
+
+def test_utf8_header_values_are_sent_byte_for_byte() -> None:
+    incoming = [(b"x-note", "café ☕".encode()), (b"x-legacy", b"caf\xe9")]
+    out = upstream_request_headers(incoming, request_id="r", client_host=None, scheme="http")
+    # the HTTP client writes header text as UTF-8
+    assert [value.encode() for _, value in out[:2]] == ["café ☕".encode(), "café".encode()]
