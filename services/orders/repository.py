@@ -103,10 +103,11 @@ async def claim_idempotency_key(
                 order_id = EXCLUDED.order_id,
                 created_at = now()
             WHERE k.created_at < now() - make_interval(hours => %s)
+        RETURNING 1 AS claimed
         """,
         (user_id, key, request_hash, order_id, ttl_hours),
     )
-    return cursor.rowcount == 1
+    return await cursor.fetchone() is not None
 
 
 async def find_idempotency_key(
@@ -217,18 +218,28 @@ async def add_timeline_entry(
     actor: str,
     reason: str | None,
     event_id: str | None,
+    at: datetime,
 ) -> TimelineRow:
-    cursor = await conn.execute(
+    """Record a version of an order; `at` is the time of that version (the order's updated_at).
+
+    Returns the entry without reading it back, so it can be sent in a pipeline.
+    """
+    await conn.execute(
         """
-        INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id)
-        VALUES (%s, %s, %s, %s, %s, %s)
-        RETURNING order_id, version, status, actor, reason, event_id, at
+        INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
         """,
-        (order_id, version, status, actor, reason, event_id),
+        (order_id, version, status, actor, reason, event_id, at),
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return TimelineRow(**{**row, "status": Status(row["status"])})
+    return TimelineRow(
+        order_id=order_id,
+        version=version,
+        status=status,
+        actor=actor,
+        reason=reason,
+        event_id=uuid.UUID(event_id) if event_id else None,
+        at=at,
+    )
 
 
 # --- reads -------------------------------------------------------------------------------

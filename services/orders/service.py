@@ -159,7 +159,8 @@ class OrderService:
         priced = price_order(quantities, await self.catalogue.products(list(quantities)))
         order_id = uuid.uuid4()
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            # Pipelined: the statements go out together and only the reads wait for answers.
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 order = await repo.insert_order(
                     conn,
                     order_id=order_id,
@@ -176,6 +177,7 @@ class OrderService:
                     actor=actor_label(Actor.OWNER, principal),
                     reason=None,
                     event_id=created.id,
+                    at=order.created_at,
                 )
                 await add_to_outbox(conn, ORDER_CREATED, created)
                 if idempotency_key is not None and not await repo.claim_idempotency_key(
@@ -320,9 +322,10 @@ class OrderService:
                 if expected_version is not None and expected_version != order.version:
                     raise VersionMismatch(expected_version, order.version)
                 check_transition(order.status, target, kind)
-                change = await self._apply(
-                    conn, order, target, kind, actor_label(kind, principal), reason
-                )
+                async with conn.pipeline():
+                    change = await self._apply(
+                        conn, order, target, kind, actor_label(kind, principal), reason
+                    )
             view = await self._view(conn, order_id)
         assert view is not None
         await self._after_commit(change)
@@ -361,15 +364,16 @@ class OrderService:
                     extra={"topic": topic, "status": order.status, "wanted": target},
                 )
                 return None
-            change = await self._apply(
-                conn,
-                order,
-                target,
-                Actor.INVENTORY,
-                actor_label(Actor.INVENTORY),
-                reason,
-                consumed_event_id=None if target in EMITTED_TOPICS else event_id,
-            )
+            async with conn.pipeline():
+                change = await self._apply(
+                    conn,
+                    order,
+                    target,
+                    Actor.INVENTORY,
+                    actor_label(Actor.INVENTORY),
+                    reason,
+                    consumed_event_id=None if target in EMITTED_TOPICS else event_id,
+                )
         if target is Status.CONFIRMED:
             waited = (change.entry.at - order.created_at).total_seconds()
             metrics.CONFIRMATION_LATENCY.observe(max(waited, 0.0))
@@ -389,7 +393,10 @@ class OrderService:
         *,
         consumed_event_id: str | None = None,
     ) -> Change:
-        """Move a locked order to `target` (already checked legal) inside the caller's tx."""
+        """Move a locked order to `target` (already checked legal) inside the caller's tx.
+
+        Only the order update is read back, so the caller may send this in a pipeline.
+        """
         updated = await repo.set_status(conn, order.id, target, order.version + 1)
         event_id = consumed_event_id
         topic = EMITTED_TOPICS.get(target)
@@ -420,6 +427,7 @@ class OrderService:
             actor=actor,
             reason=reason,
             event_id=event_id,
+            at=updated.updated_at,
         )
         return Change(order=updated, previous=order.status, entry=entry, actor=kind)
 
