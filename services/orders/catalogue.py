@@ -9,7 +9,8 @@ order can be priced, so the create is refused with 503 rather than guessed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -37,15 +38,45 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 class Catalogue:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    """Batch lookups of the catalogue, optionally remembered for `cache_seconds`.
+
+    With a cache (CATALOGUE_CACHE_SECONDS > 0) a product's price may be that many seconds old
+    when an order is priced; inventory still decides the reservation against its own current
+    state, so a product deactivated meanwhile is refused there. Unknown products are never
+    remembered, so a new product can be ordered at once.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.http = http
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, CatalogueProduct]] = {}
 
     async def products(self, ids: Collection[str]) -> dict[str, CatalogueProduct]:
         """The catalogue entries of `ids` that exist, by id."""
-        if not ids:
-            return {}
         if len(ids) > MAX_IDS_PER_LOOKUP:
             raise ValueError(f"at most {MAX_IDS_PER_LOOKUP} ids per lookup")
+        found: dict[str, CatalogueProduct] = {}
+        now = self.clock()
+        for product_id in ids:
+            cached = self._cache.get(product_id)
+            if cached is not None and now - cached[0] < self.cache_seconds:
+                found[product_id] = cached[1]
+        missing = [product_id for product_id in ids if product_id not in found]
+        if missing:
+            fetched = await self._fetch(missing)
+            if self.cache_seconds > 0:
+                self._cache.update((p.id, (now, p)) for p in fetched.values())
+            found.update(fetched)
+        return found
+
+    async def _fetch(self, ids: list[str]) -> dict[str, CatalogueProduct]:
         try:
             response = await self.http.get("/inventory/products", params={"ids": ",".join(ids)})
         except httpx.HTTPError as exc:
@@ -62,7 +93,8 @@ class Catalogue:
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             log.error("inventory sent an unexpected catalogue body", extra={"error": repr(exc)})
             raise InventoryUnavailable() from exc
-        return {product.id: product for product in found if product.id in ids}
+        wanted = set(ids)
+        return {product.id: product for product in found if product.id in wanted}
 
 
 def _product(item: dict[str, Any]) -> CatalogueProduct:

@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service = OrderService(
                 settings,
                 pool,
-                Catalogue(http),
+                Catalogue(http, cache_seconds=settings.catalogue_cache_seconds),
                 LiveUpdates(emitter, settings.live_push_timeout_seconds),
             )
             workers = Workers(settings, pool, producer, service)

@@ -12,6 +12,8 @@ class Settings(ServiceSettings):
 
     - INVENTORY_SERVICE_URL: where the product catalogue is read to price an order.
     - INVENTORY_TIMEOUT_SECONDS: how long a create waits for the catalogue before answering 503.
+    - CATALOGUE_CACHE_SECONDS: how long a looked-up product is reused without asking inventory
+      again (0, the default, asks every time); see `catalogue.Catalogue`.
     - IDEMPOTENCY_KEY_TTL_HOURS: how long an `Idempotency-Key` replays its first result.
     - RUN_RELAY / RUN_CONSUMERS: run the outbox relay and the Kafka consumer in this process
       (both on by default; tests and one-role deployments turn them off).
@@ -28,6 +30,7 @@ class Settings(ServiceSettings):
     )
     inventory_timeout_seconds: float = Field(default=3.0, alias="INVENTORY_TIMEOUT_SECONDS", gt=0)
     inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
+    catalogue_cache_seconds: float = Field(default=0.0, alias="CATALOGUE_CACHE_SECONDS", ge=0)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
 
