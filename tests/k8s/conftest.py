@@ -45,6 +45,7 @@ CHART_CRDS = ROOT / "charts" / "realtimeorder" / "crds"
 OPERATOR_CRDS = ROOT / "operator" / "crds"
 THIRD_PARTY_SCRIPT = ROOT / "scripts" / "third-party-crds.sh"
 ESTABLISHED_TIMEOUT = 60.0
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def third_party_crd_dir() -> Path:
 def load_crds(paths: list[Path]) -> list[dict[str, Any]]:
     documents: list[dict[str, Any]] = []
     for path in paths:
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        # libyaml's loader: the third-party CRDs are megabytes of YAML.
+        for document in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
             if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
                 documents.append(document)
     return documents

@@ -49,6 +49,6 @@
 # Topology mode: Queue and Policy objects of the RabbitMQ messaging topology operator.
 - apiGroups: ["rabbitmq.com"]
   resources: ["queues", "policies"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 {{- end }}
 {{- end -}}
