@@ -1,9 +1,9 @@
 """What the gateway decides: who may pass, how much body it takes, and how a request goes upstream.
 
 One `aiohttp.ClientSession`, opened at start, carries every upstream request over pooled
-HTTP/1.1 keep-alive connections (aiohttp rather than httpx: on two cores httpx's pool spent
-more time finding a connection than the whole exchange took, and proxied about a quarter of
-aiohttp's rate).
+HTTP/1.1 keep-alive connections. It is aiohttp rather than httpx because the gateway's time
+goes to the upstream client: measured on two cores with 32 callers, httpx's pool used about
+five times the CPU per proxied request (some 5 ms against 0.9 ms).
 
 Only safe methods (GET, HEAD, OPTIONS) are retried, once, and only when the connection failed
 before an answer came (a refused connection or a keep-alive connection the service had just
