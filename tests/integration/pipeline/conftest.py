@@ -23,6 +23,7 @@ import socketio
 from fastapi import FastAPI
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
+from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
 from services.inventory.background import BackgroundWork
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
@@ -181,8 +182,6 @@ async def start_platform(
     kafka: KafkaServer,
     **inventory_overrides: Any,
 ) -> AsyncIterator[Platform]:
-    from services.gateway.live import create_socket_server
-
     database = postgres.create_database("pipeline")
     run = uuid.uuid4().hex[:8]
     shared: dict[str, Any] = {
@@ -219,6 +218,8 @@ async def start_platform(
         sockets = create_socket_server(
             token_settings, orders_url=orders_url, http=lambda: gateway_http
         )
+        listen_for_pushes(sockets)
+        stack.push_async_callback(stop_listening, sockets)
         socket_url = await stack.enter_async_context(serve(socketio.ASGIApp(sockets)))
         platform = Platform(
             orders_url=orders_url,
@@ -241,8 +242,8 @@ async def _wait_until_consuming(platform: Platform) -> None:
     probe = OrderUpdate(
         order_id="warm-up", user_id="nobody", status="CREATED", version=1, time=datetime.now(UTC)
     )
-    # The server subscribes to Redis when its first client connects; a push before that is
-    # not delivered to anyone, so keep pushing a probe until the admin receives it.
+    # The server's Redis subscription is set up in the background; a push before it is ready
+    # reaches nobody, so keep pushing a probe until the admin receives one.
     async with platform.live(platform.admin) as admin:
 
         async def received() -> bool:
