@@ -723,6 +723,9 @@ def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Pat
     try:
         result = subprocess.run(base, capture_output=True, text=True, env=kube.env(), check=False)
         assert result.returncode == 0, result.stderr
+        # NOTES.txt: how to reach the gateway without an Ingress, and how to create an admin.
+        assert f"port-forward svc/{RELEASE}-gateway 3000:3000" in result.stdout
+        assert "realtimeorder create-admin" in result.stdout
         first = secret_data()
         assert len(first[f"{RELEASE}-jwt"]["jwt-secret"]) == 64  # 48 characters, base64-encoded
         result = subprocess.run(
