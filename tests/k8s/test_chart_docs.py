@@ -112,3 +112,10 @@ def test_kind_cluster_has_workers_and_ingress_ports() -> None:
     assert control_plane["labels"]["ingress-ready"] == "true"
     ports = {m["containerPort"] for m in control_plane["extraPortMappings"]}
     assert ports == {80, 443}
+
+
+def test_chart_ships_the_operators_crds_unchanged() -> None:
+    chart = {p.name: load(p) for p in sorted((CHART / "crds").glob("*.yaml"))}
+    operator = {p.name: load(p) for p in sorted((ROOT / "operator" / "crds").glob("*.yaml"))}
+    assert chart, "charts/realtimeorder/crds/ is empty"
+    assert chart == operator
