@@ -321,6 +321,9 @@ spec:
   endpoints:
     - port: {{ .port | default "http" }}
       path: /metrics
+      # The services label their metrics with `service` themselves (kit/metrics.py); keep
+      # that rather than Prometheus' target label of the same name.
+      honorLabels: true
       interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
       scrapeTimeout: {{ $root.Values.monitoring.serviceMonitor.scrapeTimeout }}
 {{- end }}
