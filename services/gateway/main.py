@@ -35,7 +35,7 @@ from services.gateway.settings import Settings
 from services.kit.cache import create_redis
 from services.kit.web import add_readiness_check, create_service_app
 
-EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location"]
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"]
 SOCKET_IO_PATH = "socket.io"
 
 

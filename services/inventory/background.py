@@ -88,11 +88,14 @@ class BackgroundWork:
     async def kill_consumer(self) -> None:
         """Cancel the consumer mid-batch, as a crash would: nothing more is committed, so the
         group redelivers the uncommitted messages to whoever consumes next."""
-        if self._consumer is not None:
-            self._consumer.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer.task
-            self._consumer = None
+        await _kill(self._consumer)
+        self._consumer = None
+
+    async def kill_relay(self) -> None:
+        """Cancel the relay mid-batch, as a crash would: rows published but not yet marked are
+        published again by the next relay (consumers dedupe)."""
+        await _kill(self._relay)
+        self._relay = None
 
     def start_relay(self) -> None:
         if _running(self._relay):
@@ -138,3 +141,10 @@ async def _every(interval: float, stop: asyncio.Event, work: Callable[[], Awaita
             log.exception("reservation sweep failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _kill(work: _Task | None) -> None:
+    if work is not None:
+        work.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work.task

@@ -167,9 +167,41 @@ class BatchConsumer:
                     await self._process(message)
                     processed = True
                 if processed:
-                    await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+                    await self._commit()
         finally:
             await asyncio.to_thread(self._consumer.close)
+
+    async def _commit(self) -> None:
+        try:
+            await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance or a broker hiccup: the next batch's commit covers these offsets, and
+            # if the partition moved, its new owner redelivers them (consumers dedupe).
+            log.warning("offset commit failed; continuing", extra={"error": str(exc)})
+
+    async def _dead_letter(self, message: Message, topic: str, error: Exception | None) -> None:
+        headers = {
+            "dlq-error": repr(error)[:1000],
+            "dlq-source-topic": topic,
+            "dlq-source-partition": str(message.partition()),
+            "dlq-source-offset": str(message.offset()),
+        }
+        delay = 0.5
+        while True:
+            try:
+                await self.dead_letters.publish(
+                    dead_letter_topic(topic),
+                    (message.key() or b"").decode(),
+                    message.value() or b"",
+                    headers,
+                )
+                return
+            except KafkaException as exc:
+                # Never skip a message we could not park: hold the partition until Kafka
+                # takes it, so nothing is committed past an event that went nowhere.
+                log.error("dead-letter publish failed; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _process(self, message: Message) -> None:
         topic = message.topic() or "unknown"
@@ -186,17 +218,7 @@ class BatchConsumer:
                 await asyncio.sleep(0.05 * attempt)
             else:
                 return
-        await self.dead_letters.publish(
-            dead_letter_topic(topic),
-            (message.key() or b"").decode(),
-            message.value() or b"",
-            {
-                "dlq-error": repr(error)[:1000],
-                "dlq-source-topic": topic,
-                "dlq-source-partition": str(message.partition()),
-                "dlq-source-offset": str(message.offset()),
-            },
-        )
+        await self._dead_letter(message, topic, error)
         EVENTS_CONSUMED.labels(self.service, topic, "dead_lettered").inc()
         log.error(
             "event dead-lettered",

@@ -113,10 +113,9 @@ async def _kill_inventory_consumer(platform: Platform) -> Callable[[], object]:
 
 
 async def _kill_inventory_relay(platform: Platform) -> Callable[[], object]:
-    [relay] = [t for t in asyncio.all_tasks() if t.get_name() == "inventory-outbox-relay"]
-    relay.cancel()
-    await asyncio.gather(relay, return_exceptions=True)
-    return platform.inventory_work.start_relay
+    work = platform.inventory_work
+    await work.kill_relay()
+    return work.start_relay
 
 
 KILLERS: dict[str, Callable[[Platform], Awaitable[Callable[[], object]]]] = {
