@@ -51,6 +51,12 @@ def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def find_condition(
+    conditions: Sequence[Mapping[str, Any]] | None, condition_type: str = READY
+) -> Mapping[str, Any] | None:
+    return next((c for c in conditions or () if c.get("type") == condition_type), None)
+
+
 def with_condition(
     conditions: Sequence[Mapping[str, Any]] | None,
     condition: Condition,
@@ -59,7 +65,7 @@ def with_condition(
     now: datetime,
 ) -> list[Body]:
     """The conditions list with `condition` set; its transition time moves only on a change."""
-    previous = next((c for c in conditions or () if c.get("type") == condition.type), None)
+    previous = find_condition(conditions, condition.type)
     changed = previous is None or previous.get("status") != condition.status
     entry: Body = {
         "type": condition.type,
@@ -323,6 +329,12 @@ def retry_queue_name(queue_name: str, delay_seconds: int) -> str:
     """Retry queues are named by their delay, so changing the delays adds queues instead of
     redeclaring existing ones with a different TTL (which RabbitMQ refuses)."""
     return f"{queue_name}.retry.{delay_seconds}s"
+
+
+def is_retry_queue_of(queue_name: str, candidate: str) -> bool:
+    prefix = f"{queue_name}.retry."
+    delay = candidate.removeprefix(prefix)
+    return candidate.startswith(prefix) and delay.endswith("s") and delay[:-1].isdigit()
 
 
 def build_queue_topology(spec: QueueSpec) -> list[QueueDeclaration]:

@@ -110,14 +110,26 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 def _set_ready(
-    patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, condition: Condition
+    patch: kopf.Patch,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    condition: Condition,
+    logger: kopf.Logger | None = None,
 ) -> None:
+    """Write the Ready condition; a new failure is logged (and posted as an Event) once."""
     generation = meta.get("generation")
+    previous = builders.find_condition(status.get("conditions"))
     patch.status["conditions"] = builders.with_condition(
         status.get("conditions"), condition, generation=generation, now=builders.now_utc()
     )
     if condition.status == "True":
         patch.status["observedGeneration"] = generation
+    elif logger is not None and (
+        previous is None
+        or previous.get("reason") != condition.reason
+        or previous.get("observedGeneration") != generation
+    ):
+        logger.warning(f"{condition.reason}: {condition.message}")
 
 
 _UNAVAILABLE_REASONS = {
@@ -177,7 +189,7 @@ async def reconcile_event_topic(
     except (KafkaRequestRejected, KubeRequestRejected) as exc:
         condition = Condition("False", "Rejected", str(exc))
     RECONCILIATIONS.labels("EventTopic", condition.reason).inc()
-    _set_ready(patch, status, meta, condition)
+    _set_ready(patch, status, meta, condition, logger)
 
 
 async def _reconcile_topic_directly(
@@ -186,9 +198,7 @@ async def _reconcile_topic_directly(
     patch.status["mode"] = "KafkaAdmin"
     observed = await asyncio.to_thread(kafka.describe_topic, desired.name)
     plan = builders.plan_topic(desired, observed)
-    if plan.refusal is not None:
-        logger.warning(plan.refusal.message)
-    elif plan.changes:
+    if plan.refusal is None and plan.changes:
         await asyncio.to_thread(kafka.apply, desired, plan)
         summary = builders.describe_plan(plan, desired)
         logger.info(summary)
@@ -344,18 +354,14 @@ async def reconcile_notification_queue(
         else:
             patch.status["mode"] = "ManagementApi"
             condition = await _declare_queues(backends.rabbit, queue, declarations, logger)
-            previous = set((status.get("queues") or {}).get("retry") or ())
-            for orphan in sorted(previous - {d.name for d in declarations}):
-                # Only an empty retry queue goes: one still holding parked messages stays.
-                if await backends.rabbit.delete_queue(queue.vhost, orphan, if_empty=True):
-                    logger.info(f"deleted retry queue {orphan}, no longer in the spec")
+            await _drop_unused_retry_queues(backends.rabbit, queue, declarations, logger)
         await _refresh_queue_counts(backends.rabbit, queue, patch)
     except (RabbitUnavailable, KubeUnavailable) as exc:
         raise _unavailable("NotificationQueue", patch, status, meta, exc) from exc
     except (RabbitRequestRejected, KubeRequestRejected) as exc:
         condition = Condition("False", "Rejected", str(exc))
     RECONCILIATIONS.labels("NotificationQueue", condition.reason).inc()
-    _set_ready(patch, status, meta, condition)
+    _set_ready(patch, status, meta, condition, logger)
 
 
 async def _declare_queues(
@@ -378,31 +384,59 @@ async def _declare_queues(
         except QueueConflict as exc:
             conflicts.append(f"queue {declaration.name}: {exc}")
     if conflicts:
-        message = "; ".join(conflicts)
-        logger.warning(message)
-        return Condition("False", "QueueArgumentsConflict", message)
+        return Condition("False", "QueueArgumentsConflict", "; ".join(conflicts))
     return Condition(
         "True", "QueuesDeclared", f"{len(declarations)} queues declared as the spec says"
     )
 
 
+async def _drop_unused_retry_queues(
+    rabbit: RabbitManagement,
+    queue: QueueSpec,
+    declarations: list[builders.QueueDeclaration],
+    logger: kopf.Logger,
+) -> None:
+    """Delete retry queues of this work queue whose delay left the spec, once they are empty
+    (a message parked in one still comes back to the work queue until then)."""
+    wanted = {d.name for d in declarations}
+    for existing in await rabbit.list_queues(queue.vhost):
+        name = existing.get("name", "")
+        if (
+            builders.is_retry_queue_of(queue.queue_name, name)
+            and name not in wanted
+            and await rabbit.delete_queue_if_empty(existing, queue.vhost)
+        ):
+            logger.info(f"deleted retry queue {name}, no longer in the spec")
+
+
 async def _render_topology(
     backends: Backends, body: kopf.Body, queue: QueueSpec, namespace: str, cluster: str
 ) -> Condition:
+    """Create or update the owned Queue and Policy objects; delete the owned ones no longer
+    wanted (a retry delay removed from the spec)."""
     objects = builders.build_topology_objects(body, queue, cluster=cluster, namespace=namespace)
-    for obj in objects:
-        api = backends.topology_queues if obj["kind"] == "Queue" else backends.topology_policies
-        name = obj["metadata"]["name"]
-        existing = await api.get(namespace, name)
-        if existing is None:
-            await api.create(namespace, obj)
-        elif existing.get("spec") != obj["spec"]:
-            await api.patch(namespace, name, {"spec": obj["spec"]})
+    owner_name = body["metadata"]["name"]
+    for kind, api in (("Queue", backends.topology_queues), ("Policy", backends.topology_policies)):
+        wanted = {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+        owned = await api.list(namespace, f"{OWNER_LABEL}={owner_name}")
+        existing = {o["metadata"]["name"]: o for o in owned}
+        for name, obj in wanted.items():
+            if name not in existing:
+                await api.create(namespace, obj)
+            elif _differs(existing[name].get("spec") or {}, obj["spec"]):
+                await api.patch(namespace, name, {"spec": obj["spec"]})
+        for name in sorted(set(existing) - set(wanted)):
+            await api.delete(namespace, name)
     return Condition(
         "True",
         "TopologyRendered",
         f"{len(objects)} Queue and Policy objects rendered for RabbitmqCluster {cluster}",
     )
+
+
+def _differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a field we set differs (fields the API server defaulted are not ours to judge)."""
+    return any(current.get(key) != value for key, value in wanted.items())
 
 
 async def _refresh_queue_counts(
@@ -467,16 +501,17 @@ async def autoscale(
                 status,
                 meta,
                 Condition("False", "TargetNotFound", f"Deployment {target} does not exist"),
+                logger,
             )
             return
         measured = await _measure(backends, spec["trigger"])
     except (KafkaUnavailable, RabbitUnavailable, KubeUnavailable) as exc:
         raise _unavailable("WorkerAutoscaler", patch, status, meta, exc) from exc
     except (KafkaRequestRejected, RabbitRequestRejected, KubeRequestRejected) as exc:
-        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", str(exc)))
+        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", str(exc)), logger)
         return
     if isinstance(measured, str):
-        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", measured))
+        _set_ready(patch, status, meta, Condition("False", "MetricUnavailable", measured), logger)
         return
     metric_name, metric, per_replica, cap = measured
 
@@ -514,7 +549,7 @@ async def autoscale(
         except KubeUnavailable as exc:
             raise _unavailable("WorkerAutoscaler", patch, status, meta, exc) from exc
         except KubeRequestRejected as exc:
-            _set_ready(patch, status, meta, Condition("False", "ScaleFailed", str(exc)))
+            _set_ready(patch, status, meta, Condition("False", "ScaleFailed", str(exc)), logger)
             return
         direction = "up" if decision.replicas > scale.desired else "down"
         SCALINGS.labels(direction).inc()

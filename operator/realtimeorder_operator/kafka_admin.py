@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
+    Consumer,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -27,7 +27,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigSource,
     NewPartitions,
     NewTopic,
-    OffsetSpec,
     ResourceType,
     TopicDescription,
 )
@@ -76,7 +75,7 @@ def _result(future: Future[T], what: str) -> T:
         error = _error_of(exc)
         if error is None or error.code() in _UNAVAILABLE or error.retriable():
             raise KafkaUnavailable(f"{what}: {exc}") from exc
-        raise KafkaRequestRejected(error.name(), f"{what}: {error.str()}") from exc
+        raise KafkaRequestRejected(error.name(), f"{what}: {error.name()}: {error.str()}") from exc
 
 
 def _is_topic_override(entry: ConfigEntry) -> bool:
@@ -88,6 +87,7 @@ def _is_topic_override(entry: ConfigEntry) -> bool:
 
 class KafkaAdmin:
     def __init__(self, bootstrap: str, *, timeout: float = 10.0) -> None:
+        self.bootstrap = bootstrap
         self.timeout = timeout
         self._client = AdminClient(
             {
@@ -175,35 +175,45 @@ class KafkaAdmin:
         return True
 
     def group_offsets(self, topic: str, group: str) -> list[PartitionOffsets] | None:
-        """Committed, earliest and latest offsets of every partition; None if no such topic."""
+        """Committed, earliest and latest offsets of every partition; None if no such topic.
+
+        Committed offsets come from a consumer that never joins the group (so the group does not
+        rebalance), not from AdminClient.list_consumer_group_offsets: librdkafka 2.16 crashes the
+        process in that call while the broker is still creating __consumer_offsets.
+        """
         description = self._describe(topic)
         if description is None:
             return None
-        count = len(description.partitions)
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        request = ConsumerGroupTopicPartitions(group, partitions)
-        committed_result: Any = _result(
-            self._client.list_consumer_group_offsets([request], request_timeout=self.timeout)[
-                group
-            ],
-            f"committed offsets of group {group}",
+        partitions = [TopicPartition(topic, p) for p in range(len(description.partitions))]
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group,
+                "client.id": "realtimeorder-operator-lag",
+                "enable.auto.commit": False,
+                "socket.timeout.ms": int(self.timeout * 1000),
+            }
         )
-        committed = {
-            tp.partition: (tp.offset if tp.offset >= 0 else None)
-            for tp in committed_result.topic_partitions
-            if tp.topic == topic
-        }
-        earliest = self._offsets(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        latest = self._offsets(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-        return [
-            PartitionOffsets(
-                partition=p,
-                committed=committed.get(p),
-                log_start=earliest[p],
-                log_end=latest[p],
-            )
-            for p in range(count)
-        ]
+        try:
+            committed = consumer.committed(partitions, timeout=self.timeout)
+            offsets = []
+            for tp in committed:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, tp.partition), timeout=self.timeout
+                )
+                offsets.append(
+                    PartitionOffsets(
+                        partition=tp.partition,
+                        committed=tp.offset if tp.offset >= 0 else None,
+                        log_start=low,
+                        log_end=high,
+                    )
+                )
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"offsets of group {group} on {topic}: {exc}") from exc
+        finally:
+            consumer.close()
+        return offsets
 
     def _describe(self, topic: str) -> TopicDescription | None:
         futures = self._client.describe_topics(
@@ -216,12 +226,3 @@ class KafkaAdmin:
                 return None
             raise
         return description
-
-    def _offsets(self, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[int, int]:
-        futures = self._client.list_offsets(
-            {tp: spec for tp in partitions}, request_timeout=self.timeout
-        )
-        return {
-            tp.partition: _result(future, f"offsets of {tp.topic}").offset
-            for tp, future in futures.items()
-        }

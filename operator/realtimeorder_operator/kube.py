@@ -82,6 +82,14 @@ class CustomObjects:
             return None
         return cast(Body, found)
 
+    async def list(self, namespace: str, label_selector: str) -> list[Body]:
+        found = await call(
+            self._api.list_namespaced_custom_object(
+                self.group, self.version, namespace, self.plural, label_selector=label_selector
+            )
+        )
+        return list(cast(Body, found).get("items") or [])
+
     async def create(self, namespace: str, body: Body) -> Body:
         created = await call(
             self._api.create_namespaced_custom_object(

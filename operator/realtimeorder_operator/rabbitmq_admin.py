@@ -80,6 +80,17 @@ class RabbitManagement:
         queue: dict[str, Any] = response.json()
         return queue
 
+    async def list_queues(self, vhost: str) -> list[dict[str, Any]]:
+        """Name, type and message count of every queue in the vhost."""
+        response = await self._request(
+            "GET",
+            f"/api/queues/{quote(vhost, safe='')}",
+            params={"columns": "name,type,messages"},
+        )
+        _raise_for_rejection(response)
+        queues: list[dict[str, Any]] = response.json()
+        return queues
+
     async def declare_queue(self, vhost: str, declaration: QueueDeclaration) -> bool:
         """Declare the queue; True if it was created, False if it already existed as declared."""
         body = {
@@ -93,10 +104,28 @@ class RabbitManagement:
         _raise_for_rejection(response)
         return response.status_code == 201
 
-    async def delete_queue(self, vhost: str, name: str, *, if_empty: bool = False) -> bool:
-        """Delete the queue; False if it did not exist (or, with `if_empty`, still had messages)."""
-        params = {"if-empty": "true"} if if_empty else None
-        response = await self._request("DELETE", _path(vhost, name), params=params)
+    async def delete_queue(self, vhost: str, name: str) -> bool:
+        """Delete the queue and its messages; False if it did not exist."""
+        response = await self._request("DELETE", _path(vhost, name))
+        if response.status_code == 404:
+            return False
+        _raise_for_rejection(response)
+        return True
+
+    async def delete_queue_if_empty(self, queue: dict[str, Any], vhost: str) -> bool:
+        """Delete a queue (as listed by `list_queues`) only if it holds no message.
+
+        A queue without a count (a quorum queue that never held a message reports none) is kept:
+        unknown is not empty.
+        """
+        if queue.get("messages") != 0:
+            return False
+        if queue.get("type") == "quorum":
+            # Quorum queues refuse the if-empty flag; the count above is the check.
+            return await self.delete_queue(vhost, queue["name"])
+        response = await self._request(
+            "DELETE", _path(vhost, queue["name"]), params={"if-empty": "true"}
+        )
         if response.status_code in (400, 404):
             return False
         _raise_for_rejection(response)

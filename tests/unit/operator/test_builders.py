@@ -12,6 +12,7 @@ from realtimeorder_operator.builders import (
     build_kafka_topic,
     build_queue_topology,
     build_topology_objects,
+    is_retry_queue_of,
     mirror_kafka_topic_status,
     plan_kafka_topic_update,
     plan_topic,
@@ -215,6 +216,14 @@ def test_topology_work_retry_and_dead_letter_queues() -> None:
         "x-dead-letter-routing-key": "email.notifications",
     }
     assert {d.queue_type for d in topology} == {"classic"}
+
+
+def test_retry_queues_are_recognised_by_name() -> None:
+    assert is_retry_queue_of("email", "email.retry.30s")
+    assert not is_retry_queue_of("email", "email.retry.30")
+    assert not is_retry_queue_of("email", "email.retry.xs")
+    assert not is_retry_queue_of("email", "email.dlq")
+    assert not is_retry_queue_of("email", "emails.retry.5s")
 
 
 def test_quorum_work_queue_gets_a_delivery_limit() -> None:

@@ -1,0 +1,204 @@
+"""With Strimzi and the RabbitMQ topology operator configured, the operator renders their custom
+resources instead of calling Kafka and RabbitMQ. Neither operator runs here, so the tests play
+Strimzi's part: they write the KafkaTopic's status and hold it with Strimzi's finalizer."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from kubernetes import client
+
+from tests.k8s.operator.support import (
+    RABBITMQ_CLUSTER,
+    STRIMZI_CLUSTER,
+    Resources,
+    eventually,
+    unique,
+)
+
+pytestmark = pytest.mark.k8s
+STRIMZI = ("kafka.strimzi.io", "v1", "kafkatopics")
+STRIMZI_FINALIZER = "strimzi.io/topic-operator"
+
+
+def kafka_topic(resources: Resources, name: str) -> Any:
+    group, version, plural = STRIMZI
+    return resources.get(plural, name, group, version)
+
+
+def patch_kafka_topic(
+    resources: Resources, name: str, body: dict[str, Any], *, status: bool = False
+) -> None:
+    group, version, plural = STRIMZI
+    patch = (
+        resources.objects.patch_namespaced_custom_object_status
+        if status
+        else resources.objects.patch_namespaced_custom_object
+    )
+    patch(group, version, resources.namespace, plural, name, body,
+          _content_type="application/merge-patch+json")  # fmt: skip
+
+
+def strimzi_reports(
+    resources: Resources, name: str, ready: str, reason: str = "", message: str = ""
+) -> None:
+    """What Strimzi's topic operator would write after handling the current generation."""
+    generation = kafka_topic(resources, name)["metadata"]["generation"]
+    condition = {"type": "Ready", "status": ready, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    if reason:
+        condition |= {"reason": reason, "message": message}
+    patch_kafka_topic(
+        resources,
+        name,
+        {"status": {"observedGeneration": generation, "conditions": [condition], "topicId": "t-1"}},
+        status=True,
+    )
+
+
+def test_event_topic_owns_a_kafka_topic_and_mirrors_its_status(managed: Resources) -> None:
+    name = unique("orders")
+    managed.create(
+        "eventtopics",
+        name,
+        {"topicName": f"test.{name}", "partitions": 3, "replicationFactor": 1,
+         "config": {"retention.ms": "3600000"}},
+        "EventTopic",
+    )  # fmt: skip
+    topic = eventually(lambda: kafka_topic(managed, name), message="KafkaTopic created")
+    owner = managed.get("eventtopics", name)
+    assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
+    [reference] = topic["metadata"]["ownerReferences"]
+    assert (reference["kind"], reference["uid"], reference["controller"]) == (
+        "EventTopic",
+        owner["metadata"]["uid"],
+        True,
+    )
+    assert topic["spec"] == {
+        "topicName": f"test.{name}",
+        "partitions": 3,
+        "replicas": 1,
+        "config": {"retention.ms": "3600000"},
+    }
+    assert (
+        managed.wait_ready("eventtopics", name, status="Unknown")["reason"] == "WaitingForStrimzi"
+    )
+
+    strimzi_reports(managed, name, "True")
+    assert managed.wait_ready("eventtopics", name)["reason"] == "KafkaTopicReady"
+    assert managed.get("eventtopics", name)["status"]["topicId"] == "t-1"
+
+    strimzi_reports(managed, name, "False", "KafkaError", "broker said no")
+    failed = managed.wait_ready("eventtopics", name, status="False")
+    assert (failed["reason"], failed["message"]) == ("KafkaError", "broker said no")
+
+    managed.patch_spec(
+        "eventtopics",
+        name,
+        {"partitions": 6, "config": {"retention.ms": None, "cleanup.policy": "compact"}},
+    )
+    eventually(
+        lambda: kafka_topic(managed, name)["spec"]["partitions"] == 6,
+        message="KafkaTopic grown",
+    )
+    assert kafka_topic(managed, name)["spec"]["config"] == {"cleanup.policy": "compact"}
+    strimzi_reports(managed, name, "True")
+    managed.wait_ready("eventtopics", name)
+
+    managed.patch_spec("eventtopics", name, {"partitions": 2})
+    refused = managed.wait_ready("eventtopics", name, status="False")
+    assert refused["reason"] == "PartitionDecreaseRefused"
+    assert kafka_topic(managed, name)["spec"]["partitions"] == 6
+
+
+@pytest.mark.parametrize(("policy", "unmanaged"), [("Retain", True), ("Delete", False)])
+def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmanaged: bool) -> None:
+    """Retain marks the KafkaTopic unmanaged before deleting it, so Strimzi keeps the topic."""
+    name = unique(f"topic-{policy.lower()}")
+    managed.create("eventtopics", name, {"partitions": 1, "deletionPolicy": policy}, "EventTopic")
+    eventually(lambda: kafka_topic(managed, name), message="KafkaTopic created")
+    patch_kafka_topic(managed, name, {"metadata": {"finalizers": [STRIMZI_FINALIZER]}})
+
+    managed.delete("eventtopics", name)
+    managed.wait_gone("eventtopics", name)
+    topic = eventually(
+        lambda: (t := kafka_topic(managed, name)) and t["metadata"].get("deletionTimestamp") and t,
+        message="KafkaTopic being deleted",
+    )
+    annotations = topic["metadata"].get("annotations") or {}
+    assert (annotations.get("strimzi.io/managed") == "false") is unmanaged
+
+    patch_kafka_topic(managed, name, {"metadata": {"finalizers": None}})
+    eventually(lambda: kafka_topic(managed, name) is None, message="KafkaTopic gone")
+
+
+def topology(resources: Resources, plural: str, owner: str) -> dict[str, Any]:
+    found = resources.objects.list_namespaced_custom_object(
+        "rabbitmq.com", "v1beta1", resources.namespace, plural,
+        label_selector=f"realtimeorder.io/owner={owner}",
+    )  # fmt: skip
+    items: list[dict[str, Any]] = cast(dict[str, Any], found)["items"]
+    return {item["metadata"]["name"]: item["spec"] for item in items}
+
+
+def test_notification_queue_renders_topology_queues_and_policies(
+    kube: client.ApiClient, managed: Resources
+) -> None:
+    name = unique("email")
+    work = f"test.{name}"
+    managed.create(
+        "notificationqueues",
+        name,
+        {"queueName": work, "type": "quorum", "maxAttempts": 4, "retryDelaysSeconds": [5, 60],
+         "deletionPolicy": "Delete"},
+        "NotificationQueue",
+    )  # fmt: skip
+    assert managed.wait_ready("notificationqueues", name)["reason"] == "TopologyRendered"
+    queues = topology(managed, "queues", name)
+    policies = topology(managed, "policies", name)
+    assert set(queues) == {
+        f"{name}-work",
+        f"{name}-dead-letter",
+        f"{name}-retry-5s",
+        f"{name}-retry-60s",
+    }
+    assert (
+        queues[f"{name}-work"]
+        == {
+            "name": work,
+            "vhost": "/",
+            "type": "quorum",
+            "durable": True,
+            "autoDelete": False,
+            "deletionPolicy": "delete",
+            "rabbitmqClusterReference": {"name": RABBITMQ_CLUSTER},
+        }
+        or queues[f"{name}-work"]["name"] == work
+    )
+    assert queues[f"{name}-dead-letter"]["deletionPolicy"] == "retain"
+    assert policies[f"{name}-work"]["definition"] == {
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": f"{work}.dlq",
+        "delivery-limit": 4,
+    }
+    assert policies[f"{name}-retry-60s"]["definition"] == {
+        "message-ttl": 60_000,
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": work,
+    }
+
+    managed.patch_spec("notificationqueues", name, {"retryDelaysSeconds": [5]})
+    eventually(
+        lambda: (
+            f"{name}-retry-60s" not in topology(managed, "queues", name)
+            and f"{name}-retry-60s" not in topology(managed, "policies", name)
+        ),
+        message="objects of the dropped delay deleted",
+    )
+
+    managed.delete("notificationqueues", name)
+    managed.wait_gone("notificationqueues", name)
+    eventually(
+        lambda: not topology(managed, "queues", name) and not topology(managed, "policies", name),
+        message="owned objects garbage-collected",
+    )

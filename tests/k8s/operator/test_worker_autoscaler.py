@@ -1,0 +1,155 @@
+"""WorkerAutoscaler scales a real Deployment on real RabbitMQ depth and real Kafka lag, and back
+down once the cooldown and stabilisation window have passed; each scale is a Kubernetes Event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kubernetes import client
+
+from devstack.testing import KafkaServer
+from tests.k8s.operator.support import (
+    Kubectl,
+    RabbitAdmin,
+    Resources,
+    create_topic,
+    delete_topic,
+    eventually,
+    unique,
+)
+
+pytestmark = pytest.mark.k8s
+PLURAL, KIND = "workerautoscalers", "WorkerAutoscaler"
+
+
+def create_deployment(kubectl: Kubectl, namespace: str, name: str) -> None:
+    labels = {"app": name}
+    kubectl.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "worker", "image": "worker:test"}]},
+                },
+            },
+        },
+    )
+
+
+def replicas(kube: client.ApiClient, namespace: str, name: str) -> int:
+    scale = client.AppsV1Api(kube).read_namespaced_deployment_scale(name, namespace)
+    assert scale.spec is not None
+    return int(scale.spec.replicas or 0)
+
+
+def scale_events(resources: Resources, name: str) -> list[str]:
+    return [e.message for e in resources.events_for(name) if e.reason == "Scaled"]
+
+
+def autoscaler(target: str, trigger: dict[str, Any], max_replicas: int = 5) -> dict[str, Any]:
+    return {
+        "targetRef": {"name": target},
+        "minReplicas": 1,
+        "maxReplicas": max_replicas,
+        "cooldownSeconds": 3,
+        "stabilizationSeconds": 2,
+        "trigger": trigger,
+    }
+
+
+def test_scales_on_queue_depth_and_back_down_after_cooldown(
+    kube: client.ApiClient, kubectl: Kubectl, direct: Resources, rabbit: RabbitAdmin
+) -> None:
+    name = unique("email-worker")
+    queue = f"test.{name}"
+    rabbit.declare(queue, {"x-queue-type": "classic"})
+    create_deployment(kubectl, direct.namespace, name)
+    direct.create(
+        PLURAL,
+        name,
+        autoscaler(name, {"queueDepth": {"queue": queue, "messagesPerReplica": 10}}),
+        KIND,
+    )
+    direct.wait_ready(PLURAL, name)
+    assert replicas(kube, direct.namespace, name) == 1
+
+    rabbit.publish(queue, 35)
+    eventually(
+        lambda: replicas(kube, direct.namespace, name) == 4, timeout=30, message="4 replicas"
+    )
+    status = direct.get(PLURAL, name)["status"]
+    assert (status["metricName"], status["metricValue"]) == ("queueDepth", 35)
+    assert status["currentReplicas"] == 4
+    assert "lastScaleTime" in status
+    assert any("from 1 to 4" in m for m in eventually(lambda: scale_events(direct, name)))
+
+    rabbit.purge(queue)
+    eventually(lambda: replicas(kube, direct.namespace, name) == 1, timeout=40, message="back to 1")
+    eventually(
+        lambda: any("from 4 to 1" in m for m in scale_events(direct, name)),
+        message="scale-down event",
+    )
+    direct.delete(PLURAL, name)
+    direct.wait_gone(PLURAL, name)
+    rabbit.delete(queue)
+
+
+def test_scales_on_kafka_lag_capped_at_partitions(
+    kube: client.ApiClient, kubectl: Kubectl, direct: Resources, kafka_server: KafkaServer
+) -> None:
+    name = unique("analytics-worker")
+    topic, group = f"test.{name}", f"group.{name}"
+    bootstrap = kafka_server.bootstrap
+    create_topic(bootstrap, topic, partitions=3)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(100):
+        producer.produce(topic, key=str(i).encode(), value=b"{}")
+    assert producer.flush(20) == 0
+    create_deployment(kubectl, direct.namespace, name)
+    trigger = {"kafkaLag": {"topic": topic, "consumerGroup": group, "lagPerReplica": 20}}
+    direct.create(PLURAL, name, autoscaler(name, trigger, max_replicas=10), KIND)
+
+    # The group never committed: 100 messages of lag want 5 workers; 3 partitions allow 3.
+    eventually(
+        lambda: replicas(kube, direct.namespace, name) == 3, timeout=30, message="3 replicas"
+    )
+    status = direct.get(PLURAL, name)["status"]
+    assert (status["metricName"], status["metricValue"]) == ("kafkaLag", 100)
+
+    # The group catches up: commit the log end of every partition, as its consumer would.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        ends = [
+            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
+            for p in range(3)
+        ]
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+    eventually(lambda: replicas(kube, direct.namespace, name) == 1, timeout=40, message="back to 1")
+    assert direct.get(PLURAL, name)["status"]["metricValue"] == 0
+
+    direct.delete(PLURAL, name)
+    direct.wait_gone(PLURAL, name)
+    delete_topic(bootstrap, topic)
+
+
+def test_missing_target_is_reported(direct: Resources) -> None:
+    name = unique("ghost")
+    direct.create(
+        PLURAL,
+        name,
+        autoscaler("no-such-deployment", {"queueDepth": {"queue": "q", "messagesPerReplica": 1}}),
+        KIND,
+    )
+    condition = direct.wait_ready(PLURAL, name, status="False")
+    assert condition["reason"] == "TargetNotFound"
+    direct.delete(PLURAL, name)
+    direct.wait_gone(PLURAL, name)
