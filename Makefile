@@ -5,6 +5,10 @@ SHELL := bash
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
+# Third-party CRDs for the chart's dry-run tests: a local mirror beside the checkout when there is
+# one; otherwise the tests fetch the pinned upstream files (scripts/third-party-crds.sh).
+RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
+export RTO_THIRD_PARTY_CRDS
 
 .PHONY: help install up down status logs lint test test-unit bench clean
 

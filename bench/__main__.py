@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--customers 16]
 
-Needs the platform running (`make up`; started here when the gateway does not answer) and an
-admin account (ADMIN_EMAIL / ADMIN_PASSWORD, the same the stack was started with). For each
+Needs the platform running (`make up`; started here when the gateway does not answer). It logs
+in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
+`realtimeorder create-admin` against the stack's database. For each
 arrival rate it places orders open-loop for the given time while every customer listens on
 Socket.IO, and measures create -> CONFIRMED pushed. Then it measures the cached product list
 through the gateway with wrk. Results go to docs/benchmarks.md.
@@ -67,11 +68,21 @@ async def ensure_stack(base: str) -> None:
 
 
 async def admin_token(client: httpx.AsyncClient) -> str:
-    email = os.environ.get("ADMIN_EMAIL", "admin@realtimeorder.local")
-    password = os.environ.get("ADMIN_PASSWORD")
-    if not password:
-        secret = ROOT / ".run" / "secrets" / "admin_password"
-        password = secret.read_text().strip() if secret.exists() else ""
+    """Log in as ADMIN_EMAIL/ADMIN_PASSWORD, or create a benchmark admin with the CLI."""
+    email = os.environ.get("ADMIN_EMAIL", "")
+    password = os.environ.get("ADMIN_PASSWORD", "")
+    if not (email and password):
+        email, password = "bench-admin@realtimeorder.local", uuid.uuid4().hex
+        env = {**os.environ, "ADMIN_PASSWORD": password}
+        if "POSTGRES_PORT" in os.environ:
+            env["DB_PORT"] = os.environ["POSTGRES_PORT"]
+        await asyncio.to_thread(
+            subprocess.run,
+            [str(ROOT / ".venv" / "bin" / "realtimeorder"), "create-admin", email],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     response = await client.post("/auth/login", json={"email": email, "password": password})
     if response.status_code != 200:
         sys.exit(f"admin login failed ({response.status_code}): set ADMIN_EMAIL/ADMIN_PASSWORD")

@@ -20,7 +20,7 @@ die() { log "ERROR: $*"; exit 1; }
 APT_PACKAGES=(
   postgresql redis-server rabbitmq-server prometheus
   openjdk-17-jre-headless maven
-  python3 python3-venv iproute2 ca-certificates
+  python3 python3-venv iproute2 ca-certificates wrk
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
