@@ -1,11 +1,14 @@
-"""Two real operator processes against the real API server, Kafka and RabbitMQ.
+"""Two real operator processes against the session's API server (the `kube` fixture of
+tests/k8s/conftest.py, which installs our CRDs and the Strimzi and RabbitMQ ones), Kafka and
+RabbitMQ.
 
-- `direct_namespace`: the default mode (Kafka Admin API, RabbitMQ management API).
-- `managed_namespace`: STRIMZI_KAFKA_CLUSTER and RABBITMQ_TOPOLOGY_CLUSTER set, so the operator
+- `direct_operator`: the default mode (Kafka Admin API, RabbitMQ management API).
+- `managed_operator`: STRIMZI_KAFKA_CLUSTER and RABBITMQ_TOPOLOGY_CLUSTER set, so the operator
   renders Strimzi KafkaTopics and topology Queues/Policies. Neither of those operators runs here:
   the tests play Strimzi's part by writing the KafkaTopic status themselves.
 
-Each operator runs as its own ServiceAccount, bound to the rules in `support.OPERATOR_RULES`.
+Each operator watches a namespace of its own as its own ServiceAccount, bound to
+`support.OPERATOR_RULES` / `OPERATOR_CLUSTER_RULES`, the rules the chart grants.
 """
 
 from __future__ import annotations
@@ -14,54 +17,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from devstack.testing import KafkaServer, RabbitMQServer
-from tests.k8s.controlplane import ControlPlane, control_plane
+from tests.k8s.conftest import KubeCluster
 from tests.k8s.operator import support
 
-SHARED_CRDS = support.ROOT.parent / "shared" / "k8s-crds"
-THIRD_PARTY_CRDS = [
-    SHARED_CRDS / "strimzi" / "043-Crd-kafkatopic.yaml",
-    SHARED_CRDS / "rabbitmq-topology" / "rabbitmq.com_queues.yaml",
-    SHARED_CRDS / "rabbitmq-topology" / "rabbitmq.com_policies.yaml",
-]
+
+@pytest.fixture(scope="session")
+def kube_api(kube: KubeCluster) -> client.ApiClient:
+    return kube.api
 
 
 @pytest.fixture(scope="session")
-def operator_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with control_plane(tmp_path_factory.mktemp("operator-control-plane")) as plane:
-        yield plane
+def kubectl(kube: KubeCluster) -> support.Kubectl:
+    return support.Kubectl(kube.control_plane)
 
 
-@pytest.fixture(scope="session")
-def kubectl(operator_control_plane: ControlPlane) -> support.Kubectl:
-    kubectl = support.Kubectl(operator_control_plane)
-    kubectl.install_crds(support.OPERATOR_CRDS + THIRD_PARTY_CRDS)
-    return kubectl
-
-
-@pytest.fixture(scope="session")
-def kube(
-    operator_control_plane: ControlPlane, kubectl: support.Kubectl
-) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(operator_control_plane.kubeconfig), client_configuration=configuration
-    )
-    api = client.ApiClient(configuration)
-    yield api
-    api.close()  # type: ignore[no-untyped-call]
-
-
-def _operator_namespace(
+def _operator(
     kubectl: support.Kubectl, workdir: Path, namespace: str, env: dict[str, str]
-) -> Iterator[str]:
+) -> Iterator[support.OperatorProcess]:
     kubeconfig = support.operator_kubeconfig(kubectl, namespace, workdir / "kubeconfig")
     with support.run_operator(
-        kubeconfig, workdir / "operator.log", {"WATCH_NAMESPACE": namespace, **env}
-    ):
-        yield namespace
+        kubeconfig, workdir / "operator.log", namespace, {"WATCH_NAMESPACE": namespace, **env}
+    ) as running:
+        yield running
 
 
 def _backing_env(kafka: KafkaServer, rabbitmq: RabbitMQServer) -> dict[str, str]:
@@ -74,13 +54,13 @@ def _backing_env(kafka: KafkaServer, rabbitmq: RabbitMQServer) -> dict[str, str]
 
 
 @pytest.fixture(scope="session")
-def direct_namespace(
+def direct_operator(
     kubectl: support.Kubectl,
     kafka_server: KafkaServer,
     rabbitmq_server: RabbitMQServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    yield from _operator_namespace(
+) -> Iterator[support.OperatorProcess]:
+    yield from _operator(
         kubectl,
         tmp_path_factory.mktemp("operator-direct"),
         "operator-direct",
@@ -89,13 +69,13 @@ def direct_namespace(
 
 
 @pytest.fixture(scope="session")
-def managed_namespace(
+def managed_operator(
     kubectl: support.Kubectl,
     kafka_server: KafkaServer,
     rabbitmq_server: RabbitMQServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    yield from _operator_namespace(
+) -> Iterator[support.OperatorProcess]:
+    yield from _operator(
         kubectl,
         tmp_path_factory.mktemp("operator-managed"),
         "operator-managed",
@@ -108,13 +88,17 @@ def managed_namespace(
 
 
 @pytest.fixture
-def direct(kube: client.ApiClient, direct_namespace: str) -> support.Resources:
-    return support.Resources(kube, direct_namespace)
+def direct(
+    kube_api: client.ApiClient, direct_operator: support.OperatorProcess
+) -> support.Resources:
+    return support.Resources(kube_api, direct_operator.namespace)
 
 
 @pytest.fixture
-def managed(kube: client.ApiClient, managed_namespace: str) -> support.Resources:
-    return support.Resources(kube, managed_namespace)
+def managed(
+    kube_api: client.ApiClient, managed_operator: support.OperatorProcess
+) -> support.Resources:
+    return support.Resources(kube_api, managed_operator.namespace)
 
 
 @pytest.fixture(scope="session")

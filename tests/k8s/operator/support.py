@@ -28,7 +28,6 @@ from devstack.ports import free_port
 from tests.k8s.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]
-OPERATOR_CRDS = sorted((ROOT / "operator" / "crds").glob("*.yaml"))
 GROUP, VERSION = "realtimeorder.io", "v1alpha1"
 # The names the managed-mode operator is configured with (no such clusters run in the tests).
 STRIMZI_CLUSTER = "events"
@@ -136,13 +135,6 @@ class Kubectl:
 
     def apply(self, *documents: dict[str, Any]) -> None:
         self("apply", "--server-side", "-f", "-", manifest=yaml.safe_dump_all(documents))
-
-    def install_crds(self, paths: list[Path]) -> None:
-        for path in paths:
-            self("apply", "--server-side", "--force-conflicts", "-f", str(path))
-        for path in paths:
-            name = load_yaml(path)["metadata"]["name"]
-            self("wait", "--for=condition=Established", "--timeout=30s", f"crd/{name}")
 
 
 class Resources:
@@ -301,7 +293,9 @@ def operator_kubeconfig(kubectl: Kubectl, namespace: str, path: Path) -> Path:
 class OperatorProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
+    namespace: str
     health_port: int
+    metrics_port: int
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -318,20 +312,19 @@ class OperatorProcess:
 
 @contextlib.contextmanager
 def run_operator(
-    kubeconfig: Path, log_path: Path, env: dict[str, str]
+    kubeconfig: Path, log_path: Path, namespace: str, env: dict[str, str]
 ) -> Iterator[OperatorProcess]:
     """Start `python -m realtimeorder_operator`; yield once its liveness endpoint answers."""
-    health_port = free_port()
+    health_port, metrics_port = free_port(), free_port()
     child_env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
         "HEALTH_PORT": str(health_port),
-        "METRICS_PORT": str(free_port()),
+        "METRICS_PORT": str(metrics_port),
         "RECONCILE_INTERVAL_SECONDS": "2",
         "AUTOSCALER_INTERVAL_SECONDS": "1",
         "RETRY_DELAY_SECONDS": "1",
         "KAFKA_TIMEOUT_SECONDS": "5",
-        "LOG_LEVEL": "DEBUG",
         "PYTHONFAULTHANDLER": "1",
         **env,
     }
@@ -346,7 +339,7 @@ def run_operator(
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-    running = OperatorProcess(process, log_path, health_port)
+    running = OperatorProcess(process, log_path, namespace, health_port, metrics_port)
     try:
 
         def healthy() -> bool:

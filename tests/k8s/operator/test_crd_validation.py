@@ -15,9 +15,9 @@ NAMESPACE = "crd-validation"
 
 
 @pytest.fixture(scope="module")
-def objects(kube: client.ApiClient, kubectl: Kubectl) -> client.CustomObjectsApi:
+def objects(kube_api: client.ApiClient, kubectl: Kubectl) -> client.CustomObjectsApi:
     kubectl("create", "namespace", NAMESPACE)
-    return client.CustomObjectsApi(kube)
+    return client.CustomObjectsApi(kube_api)
 
 
 def create(objects: client.CustomObjectsApi, plural: str, kind: str, spec: dict[str, Any]) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from kubernetes import client
 
 from tests.k8s.operator.support import (
     RABBITMQ_CLUSTER,
@@ -142,7 +141,7 @@ def topology(resources: Resources, plural: str, owner: str) -> dict[str, Any]:
 
 
 def test_notification_queue_renders_topology_queues_and_policies(
-    kube: client.ApiClient, managed: Resources
+    managed: Resources,
 ) -> None:
     name = unique("email")
     work = f"test.{name}"

@@ -43,8 +43,8 @@ def create_deployment(kubectl: Kubectl, namespace: str, name: str) -> None:
     )
 
 
-def replicas(kube: client.ApiClient, namespace: str, name: str) -> int:
-    scale = client.AppsV1Api(kube).read_namespaced_deployment_scale(name, namespace)
+def replicas(kube_api: client.ApiClient, namespace: str, name: str) -> int:
+    scale = client.AppsV1Api(kube_api).read_namespaced_deployment_scale(name, namespace)
     assert scale.spec is not None
     return int(scale.spec.replicas or 0)
 
@@ -65,7 +65,7 @@ def autoscaler(target: str, trigger: dict[str, Any], max_replicas: int = 5) -> d
 
 
 def test_scales_on_queue_depth_and_back_down_after_cooldown(
-    kube: client.ApiClient, kubectl: Kubectl, direct: Resources, rabbit: RabbitAdmin
+    kube_api: client.ApiClient, kubectl: Kubectl, direct: Resources, rabbit: RabbitAdmin
 ) -> None:
     name = unique("email-worker")
     queue = f"test.{name}"
@@ -78,11 +78,11 @@ def test_scales_on_queue_depth_and_back_down_after_cooldown(
         KIND,
     )
     direct.wait_ready(PLURAL, name)
-    assert replicas(kube, direct.namespace, name) == 1
+    assert replicas(kube_api, direct.namespace, name) == 1
 
     rabbit.publish(queue, 35)
     eventually(
-        lambda: replicas(kube, direct.namespace, name) == 4, timeout=30, message="4 replicas"
+        lambda: replicas(kube_api, direct.namespace, name) == 4, timeout=30, message="4 replicas"
     )
     status = direct.get(PLURAL, name)["status"]
     assert (status["metricName"], status["metricValue"]) == ("queueDepth", 35)
@@ -91,7 +91,9 @@ def test_scales_on_queue_depth_and_back_down_after_cooldown(
     assert any("from 1 to 4" in m for m in eventually(lambda: scale_events(direct, name)))
 
     rabbit.purge(queue)
-    eventually(lambda: replicas(kube, direct.namespace, name) == 1, timeout=40, message="back to 1")
+    eventually(
+        lambda: replicas(kube_api, direct.namespace, name) == 1, timeout=40, message="back to 1"
+    )
     eventually(
         lambda: any("from 4 to 1" in m for m in scale_events(direct, name)),
         message="scale-down event",
@@ -102,7 +104,7 @@ def test_scales_on_queue_depth_and_back_down_after_cooldown(
 
 
 def test_scales_on_kafka_lag_capped_at_partitions(
-    kube: client.ApiClient, kubectl: Kubectl, direct: Resources, kafka_server: KafkaServer
+    kube_api: client.ApiClient, kubectl: Kubectl, direct: Resources, kafka_server: KafkaServer
 ) -> None:
     name = unique("analytics-worker")
     topic, group = f"test.{name}", f"group.{name}"
@@ -118,7 +120,7 @@ def test_scales_on_kafka_lag_capped_at_partitions(
 
     # The group never committed: 100 messages of lag want 5 workers; 3 partitions allow 3.
     eventually(
-        lambda: replicas(kube, direct.namespace, name) == 3, timeout=30, message="3 replicas"
+        lambda: replicas(kube_api, direct.namespace, name) == 3, timeout=30, message="3 replicas"
     )
     status = direct.get(PLURAL, name)["status"]
     assert (status["metricName"], status["metricValue"]) == ("kafkaLag", 100)
@@ -133,7 +135,9 @@ def test_scales_on_kafka_lag_capped_at_partitions(
         consumer.commit(offsets=ends, asynchronous=False)
     finally:
         consumer.close()
-    eventually(lambda: replicas(kube, direct.namespace, name) == 1, timeout=40, message="back to 1")
+    eventually(
+        lambda: replicas(kube_api, direct.namespace, name) == 1, timeout=40, message="back to 1"
+    )
     assert direct.get(PLURAL, name)["status"]["metricValue"] == 0
 
     direct.delete(PLURAL, name)
