@@ -226,7 +226,13 @@ async def _reconcile_kafka_topic(
     existing = await backends.kafka_topics.get(namespace, name)
     if existing is None:
         topic = builders.build_kafka_topic(body, desired, cluster=cluster, namespace=namespace)
-        await backends.kafka_topics.create(namespace, topic)
+        try:
+            await backends.kafka_topics.create(namespace, topic)
+        except KubeRequestRejected as exc:
+            if exc.status != 409:
+                raise
+            # Created meanwhile by another reconcile: compare it on the next attempt.
+            raise kopf.TemporaryError("KafkaTopic created concurrently", delay=1) from exc
         kopf.event(body, type="Normal", reason="KafkaTopicCreated", message=f"KafkaTopic {name}")
         return Condition("Unknown", "WaitingForStrimzi", "KafkaTopic created")
     update, refusal = builders.plan_kafka_topic_update(desired, existing, body["metadata"]["uid"])
