@@ -82,6 +82,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     # Handler chatter stays in the logs; Events are posted explicitly for what users care about.
     settings.posting.level = logging.WARNING
+    # One line per management API call would drown the operator's own messages.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if SETTINGS.metrics_port:
         start_http_server(SETTINGS.metrics_port)
     api = await connect()
@@ -124,10 +126,14 @@ def _set_ready(
     )
     if condition.status == "True":
         patch.status["observedGeneration"] = generation
-    elif logger is not None and (
-        previous is None
-        or previous.get("reason") != condition.reason
-        or previous.get("observedGeneration") != generation
+    elif (
+        condition.status == "False"
+        and logger is not None
+        and (
+            previous is None
+            or previous.get("reason") != condition.reason
+            or previous.get("observedGeneration") != generation
+        )
     ):
         logger.warning(f"{condition.reason}: {condition.message}")
 
