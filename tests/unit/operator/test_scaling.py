@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from realtimeorder_operator.scaling import (
     PartitionOffsets,
     Recommendation,
