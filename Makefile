@@ -5,6 +5,7 @@ SHELL := bash
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # Third-party CRDs for the chart's dry-run tests: a local mirror beside the checkout when there is
 # one; otherwise the tests fetch the pinned upstream files (scripts/third-party-crds.sh).
 RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
@@ -44,7 +45,7 @@ test-unit: ## the fast tests only (no servers)
 	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
 
 bench: install ## the end-to-end benchmark (starts the stack if needed)
-	@if [[ -f bench/__main__.py ]]; then $(VENV)/python -m bench; \
+	@if [[ -f bench/__main__.py ]]; then $(VENV)/python -m bench $(BENCH_ARGS); \
 	else echo "make bench: the bench package does not exist yet"; exit 1; fi
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)

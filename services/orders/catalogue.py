@@ -1,6 +1,7 @@
 """The inventory service's catalogue, read over HTTP to price an order.
 
-One pooled `httpx.AsyncClient` lives for the app's lifetime. A batch lookup
+One pooled `aiohttp.ClientSession` lives for the app's lifetime (httpx's pool costs several
+times more CPU per request under concurrency, on the hot path of every create). A batch lookup
 (`GET /inventory/products?ids=a,b,c`) returns every listed product that exists, active or not;
 unknown ids are absent. When inventory cannot be reached or answers with a server error, no
 order can be priced, so the create is refused with 503 rather than guessed.
@@ -14,7 +15,8 @@ from collections.abc import Callable, Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from services.orders.domain import CatalogueProduct
 from services.orders.errors import InventoryUnavailable
@@ -24,16 +26,16 @@ log = logging.getLogger(__name__)
 MAX_IDS_PER_LOOKUP = 100
 
 
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+def create_http_client(settings: Settings) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
         base_url=settings.inventory_base_url,
-        timeout=settings.inventory_timeout_seconds,
-        limits=httpx.Limits(
-            max_connections=settings.inventory_max_connections,
-            max_keepalive_connections=settings.inventory_max_connections,
+        timeout=aiohttp.ClientTimeout(total=settings.inventory_timeout_seconds),
+        connector=aiohttp.TCPConnector(
+            limit=settings.inventory_max_connections,
             # Below uvicorn's 5 s keep-alive, so we drop an idle connection before inventory does.
-            keepalive_expiry=4.0,
+            keepalive_timeout=4.0,
         ),
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 
@@ -48,7 +50,7 @@ class Catalogue:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         *,
         cache_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
@@ -78,18 +80,20 @@ class Catalogue:
 
     async def _fetch(self, ids: list[str]) -> dict[str, CatalogueProduct]:
         try:
-            response = await self.http.get("/inventory/products", params={"ids": ",".join(ids)})
-        except httpx.HTTPError as exc:
+            async with self.http.get(
+                "/inventory/products", params={"ids": ",".join(ids)}
+            ) as response:
+                status, text = response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("inventory unreachable", extra={"error": repr(exc)})
             raise InventoryUnavailable() from exc
-        if response.status_code != 200:
+        if status != 200:
             log.warning(
-                "inventory refused a catalogue lookup",
-                extra={"status": response.status_code, "body": response.text[:300]},
+                "inventory refused a catalogue lookup", extra={"status": status, "body": text[:300]}
             )
             raise InventoryUnavailable()
         try:
-            found = [_product(item) for item in response.json()["items"]]
+            found = [_product(item) for item in orjson.loads(text)["items"]]
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             log.error("inventory sent an unexpected catalogue body", extra={"error": repr(exc)})
             raise InventoryUnavailable() from exc

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from services.orders.catalogue import Catalogue
 from services.orders.errors import InventoryUnavailable
@@ -39,14 +42,14 @@ class Inventory:
         self.status = 200
         self.body: Any = None
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/inventory/products"
-        ids = request.url.params["ids"].split(",")
+    async def handle(self, request: web.Request) -> web.Response:
+        assert request.path == "/inventory/products"
+        ids = request.query["ids"].split(",")
         self.asked.append(ids)
         if self.body is not None:
-            return httpx.Response(self.status, json=self.body)
+            return web.json_response(self.body, status=self.status)
         found = [PRODUCTS[i] for i in ids if i in PRODUCTS]
-        return httpx.Response(self.status, json={"items": found, "nextCursor": None})
+        return web.json_response({"items": found, "nextCursor": None}, status=self.status)
 
 
 class Clock:
@@ -57,14 +60,32 @@ class Clock:
         return self.now
 
 
-def catalogue(inventory: Inventory, **kwargs: Any) -> Catalogue:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(inventory.handle), base_url="http://inv")
-    return Catalogue(http, **kwargs)
+@pytest.fixture
+async def serve() -> AsyncIterator[Any]:
+    """Serves an `Inventory` on a loopback port; yields a function building a Catalogue on it."""
+    servers: list[TestServer] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(inventory: Inventory, **kwargs: Any) -> Catalogue:
+        app = web.Application()
+        app.router.add_get("/inventory/products", inventory.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        session = aiohttp.ClientSession(base_url=str(server.make_url("/")))
+        sessions.append(session)
+        return Catalogue(session, **kwargs)
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for server in servers:
+        await server.close()
 
 
-async def test_a_lookup_returns_the_known_products() -> None:
+async def test_a_lookup_returns_the_known_products(serve: Any) -> None:
     inventory = Inventory()
-    found = await catalogue(inventory).products(["p1", "p2", "nope"])
+    found = await (await serve(inventory)).products(["p1", "p2", "nope"])
     assert set(found) == {"p1", "p2"}
     assert found["p1"].price == Decimal("12.50")
     assert found["p1"].currency == "EUR"
@@ -72,17 +93,17 @@ async def test_a_lookup_returns_the_known_products() -> None:
     assert inventory.asked == [["p1", "p2", "nope"]]
 
 
-async def test_without_a_cache_every_lookup_asks_inventory() -> None:
+async def test_without_a_cache_every_lookup_asks_inventory(serve: Any) -> None:
     inventory = Inventory()
-    lookups = catalogue(inventory)
+    lookups = await serve(inventory)
     await lookups.products(["p1"])
     await lookups.products(["p1"])
     assert inventory.asked == [["p1"], ["p1"]]
 
 
-async def test_with_a_cache_only_missing_or_stale_products_are_asked_for() -> None:
+async def test_with_a_cache_only_missing_or_stale_products_are_asked_for(serve: Any) -> None:
     inventory, clock = Inventory(), Clock()
-    lookups = catalogue(inventory, cache_seconds=2, clock=clock)
+    lookups = await serve(inventory, cache_seconds=2, clock=clock)
     await lookups.products(["p1", "nope"])
     clock.now += 1
     found = await lookups.products(["p1", "p2", "nope"])
@@ -92,9 +113,9 @@ async def test_with_a_cache_only_missing_or_stale_products_are_asked_for() -> No
     assert inventory.asked == [["p1", "nope"], ["p2", "nope"], ["p1"]]
 
 
-async def test_nothing_to_look_up_asks_nothing() -> None:
+async def test_nothing_to_look_up_asks_nothing(serve: Any) -> None:
     inventory = Inventory()
-    assert await catalogue(inventory).products([]) == {}
+    assert await (await serve(inventory)).products([]) == {}
     assert inventory.asked == []
 
 
@@ -107,18 +128,19 @@ async def test_nothing_to_look_up_asks_nothing() -> None:
         (200, {"items": [{"id": "p1"}]}),
     ],
 )
-async def test_an_unusable_answer_is_inventory_unavailable(status: int, body: Any) -> None:
+async def test_an_unusable_answer_is_inventory_unavailable(
+    serve: Any, status: int, body: Any
+) -> None:
     inventory = Inventory()
     inventory.status, inventory.body = status, body
     with pytest.raises(InventoryUnavailable) as caught:
-        await catalogue(inventory).products(["p1"])
+        await (await serve(inventory)).products(["p1"])
     assert caught.value.status == 503
 
 
 async def test_an_unreachable_inventory_is_unavailable() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+    from devstack.ports import free_port
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(refuse), base_url="http://inv")
-    with pytest.raises(InventoryUnavailable):
-        await Catalogue(http).products(["p1"])
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{free_port()}") as http:
+        with pytest.raises(InventoryUnavailable):
+            await Catalogue(http).products(["p1"])
