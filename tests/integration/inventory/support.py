@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import httpx
 from confluent_kafka import Consumer, Message
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
@@ -220,3 +221,9 @@ async def create_product(
     assert response.status_code == 201, response.text
     product: dict[str, Any] = response.json()
     return product
+
+
+async def stock_levels(client: httpx.AsyncClient, product_id: str) -> tuple[int, int, int]:
+    """On hand, reserved and available units of a product."""
+    body = (await client.get(f"/inventory/stock/{product_id}")).json()
+    return body["onHand"], body["reserved"], body["available"]

@@ -26,6 +26,7 @@ from tests.integration.inventory.support import (
     eventually,
     order_created,
     status_changed,
+    stock_levels,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -34,11 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 @pytest.fixture(scope="module")
 def settings_overrides() -> dict[str, Any]:
     return {"RESERVATION_TTL_SECONDS": 1, "RESERVATION_SWEEP_INTERVAL_SECONDS": 0.2}
-
-
-async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int, int]:
-    body = (await client.get(f"/inventory/stock/{product_id}")).json()
-    return body["onHand"], body["reserved"], body["available"]
 
 
 async def confirmed_then_expired(
@@ -81,7 +77,7 @@ async def test_an_expired_reservation_is_released_and_announced(
         1,
     )
     assert expired.expired_at == confirmed.reservation_expires_at
-    assert await stock(client, product["id"]) == (10, 0, 10)
+    assert await stock_levels(client, product["id"]) == (10, 0, 10)
     row = db.execute(
         "SELECT status, reason FROM reservations WHERE order_id = %s", (confirmed.order_id,)
     ).fetchone()
@@ -102,7 +98,7 @@ async def test_an_expired_reservation_is_released_and_announced(
         return bool(row["n"])
 
     await eventually(processed, what="the cancellation")
-    assert await stock(client, product["id"]) == (10, 0, 10)
+    assert await stock_levels(client, product["id"]) == (10, 0, 10)
     assert len(reader.received(confirmed.order_id, RESERVATION_EXPIRED)) == 1
 
 
@@ -119,7 +115,7 @@ async def test_goods_shipped_after_their_reservation_expired_still_leave_the_sto
     await producer.publish(topic, confirmed.order_id, shipped.to_bytes())
 
     async def counted_out() -> bool:
-        return await stock(client, product["id"]) == (7, 0, 7)
+        return await stock_levels(client, product["id"]) == (7, 0, 7)
 
     await eventually(counted_out, what="the shipped units to leave the stock")
     row = db.execute(

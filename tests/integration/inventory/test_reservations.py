@@ -33,6 +33,7 @@ from tests.integration.inventory.support import (
     eventually,
     order_created,
     status_changed,
+    stock_levels,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -56,11 +57,6 @@ async def answer(reader: TopicReader, order_id: str) -> Received:
 
 async def answers(reader: TopicReader, order_id: str) -> list[Received]:
     return [r for r in reader.received(order_id) if r.topic in (ORDER_CONFIRMED, ORDER_FAILED)]
-
-
-async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int, int]:
-    body = (await client.get(f"/inventory/stock/{product_id}")).json()
-    return body["onHand"], body["reserved"], body["available"]
 
 
 def reservation(db: Any, order_id: str) -> dict[str, Any] | None:
@@ -93,7 +89,7 @@ async def test_an_order_in_stock_is_confirmed_and_reserved(
     )
     expires_in = confirmed.data.reservation_expires_at - datetime.now(UTC)
     assert timedelta(seconds=880) < expires_in <= timedelta(seconds=900)
-    assert await stock(client, product["id"]) == (5, 2, 3)
+    assert await stock_levels(client, product["id"]) == (5, 2, 3)
     row = reservation(db, created.subject)
     assert row is not None
     assert row["status"] == "RESERVED"
@@ -128,7 +124,7 @@ async def test_an_order_that_cannot_be_served_reserves_nothing(
     }
     assert failed.reason.startswith("3 of 4 lines refused")
     for product, on_hand in ((plenty, 10), (short, 1), (retired, 10)):
-        assert await stock(client, product["id"]) == (on_hand, 0, on_hand)
+        assert await stock_levels(client, product["id"]) == (on_hand, 0, on_hand)
     row = reservation(db, created.subject)
     assert row is not None
     assert row["status"] == "REFUSED"
@@ -165,7 +161,7 @@ async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
         replica.stop()
         await replica_task
     assert Counter(r.topic for r in results) == {ORDER_CONFIRMED: 10, ORDER_FAILED: 40}
-    assert await stock(client, product["id"]) == (10, 10, 0)
+    assert await stock_levels(client, product["id"]) == (10, 10, 0)
     for order in orders:
         assert len(await answers(reader, order.subject)) == 1
 
@@ -181,7 +177,7 @@ async def test_concurrent_reservations_never_exceed_stock(
     reserved = sum(o.data.items[0].quantity for o in confirmed)
     assert set(outcomes) == {"confirmed", "failed"}
     assert reserved == 10
-    assert await stock(client, product["id"]) == (10, 10, 0)
+    assert await stock_levels(client, product["id"]) == (10, 10, 0)
     held = db.execute(
         "SELECT sum(quantity) AS n FROM reservation_lines WHERE product_id = %s", (product["id"],)
     ).fetchone()
@@ -203,7 +199,7 @@ async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
     assert set(outcomes) == {"confirmed"}
     for pid in products:
         wanted = sum(i.quantity for o in orders for i in o.data.items if i.product_id == pid)
-        assert await stock(client, pid) == (1000, wanted, 1000 - wanted)
+        assert await stock_levels(client, pid) == (1000, wanted, 1000 - wanted)
 
 
 async def test_a_duplicated_message_changes_nothing(
@@ -223,7 +219,7 @@ async def test_a_duplicated_message_changes_nothing(
     await answer(reader, later.subject)
 
     assert [r.topic for r in await answers(reader, created.subject)] == [ORDER_CONFIRMED]
-    assert await stock(client, product["id"]) == (10, 4, 6)
+    assert await stock_levels(client, product["id"]) == (10, 4, 6)
     claimed = db.execute(
         "SELECT count(*) AS n FROM processed_events WHERE event_id = %s", (created.id,)
     ).fetchone()
@@ -241,13 +237,13 @@ async def test_a_cancelled_order_releases_its_units(
     created = order_created([(product["id"], 4)])
     await publish(producer, ORDER_CREATED, created)
     assert (await answer(reader, created.subject)).topic == ORDER_CONFIRMED
-    assert await stock(client, product["id"]) == (10, 4, 6)
+    assert await stock_levels(client, product["id"]) == (10, 4, 6)
 
     topic, cancelled = status_changed(created.subject, "CANCELLED", version=2)
     await publish(producer, topic, cancelled)
 
     async def released() -> bool:
-        return await stock(client, product["id"]) == (10, 0, 10)
+        return await stock_levels(client, product["id"]) == (10, 0, 10)
 
     await eventually(released, what="the reservation to be released")
     row = reservation(db, created.subject)
@@ -258,7 +254,7 @@ async def test_a_cancelled_order_releases_its_units(
     topic, again = status_changed(created.subject, "CANCELLED", version=2)
     await publish(producer, topic, again)
     await eventually(lambda: _claimed(db, again.id), what="the second cancellation to be processed")
-    assert await stock(client, product["id"]) == (10, 0, 10)
+    assert await stock_levels(client, product["id"]) == (10, 0, 10)
 
 
 async def _claimed(db: Any, event_id: str) -> bool:
@@ -293,7 +289,7 @@ async def test_an_order_cancelled_before_it_arrives_reserves_nothing(
     await answer(reader, later.subject)
 
     assert await answers(reader, order_id) == []
-    assert await stock(client, product["id"]) == (10, 1, 9)
+    assert await stock_levels(client, product["id"]) == (10, 1, 9)
     after = reservation(db, order_id)
     assert after is not None
     assert after["status"] == "CANCELLED"
@@ -315,7 +311,7 @@ async def test_shipping_commits_the_reservation(
     await publish(producer, topic, shipped)
 
     async def committed() -> bool:
-        return await stock(client, product["id"]) == (7, 0, 7)
+        return await stock_levels(client, product["id"]) == (7, 0, 7)
 
     await eventually(committed, what="the reservation to be committed")
     row = reservation(db, created.subject)
@@ -326,7 +322,7 @@ async def test_shipping_commits_the_reservation(
     topic, cancelled = status_changed(created.subject, "CANCELLED", version=4)
     await publish(producer, topic, cancelled)
     await eventually(lambda: _claimed(db, cancelled.id), what="the late cancel")
-    assert await stock(client, product["id"]) == (7, 0, 7)
+    assert await stock_levels(client, product["id"]) == (7, 0, 7)
 
 
 async def test_an_unprocessable_message_is_dead_lettered_and_the_next_one_is_served(
@@ -356,7 +352,7 @@ async def test_an_unprocessable_message_is_dead_lettered_and_the_next_one_is_ser
     for letter in (first, second):
         assert letter.headers["dlq-source-topic"] == ORDER_CREATED
         assert letter.headers["dlq-error"]
-    assert await stock(client, product["id"]) == (10, 2, 8)
+    assert await stock_levels(client, product["id"]) == (10, 2, 8)
 
 
 async def test_a_crashed_consumer_answers_every_order_once_after_restart(
@@ -379,4 +375,4 @@ async def test_a_crashed_consumer_answers_every_order_once_after_restart(
     await asyncio.sleep(1.0)  # time for a redelivered copy to show up, were there one
     for order in orders:
         assert len(await answers(reader, order.subject)) == 1
-    assert await stock(client, product["id"]) == (100, 40, 60)
+    assert await stock_levels(client, product["id"]) == (100, 40, 60)
