@@ -47,6 +47,10 @@ case "${1:-}" in
   *) die "unknown argument: $1 (see --help)" ;;
 esac
 
+# The Go toolchain's usual home, for shells whose PATH lacks it.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  PATH="/usr/local/go/bin:$PATH"
+fi
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 GO_VERSION="$(go env GOVERSION)"
 
