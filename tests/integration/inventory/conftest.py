@@ -28,11 +28,10 @@ from services.kit.order_events import (
     RESERVATION_EXPIRED,
 )
 from tests.integration.inventory.support import (
-    Caller,
     TopicReader,
     inventory_settings,
-    make_caller,
 )
+from tests.support import Bearer, bearer
 
 ANSWER_TOPICS = (
     ORDER_CONFIRMED,
@@ -104,13 +103,13 @@ def reader(kafka_server: KafkaServer, inventory_app: FastAPI) -> Iterator[TopicR
 
 
 @pytest.fixture
-def admin(settings: Settings) -> Caller:
-    return make_caller(settings, "ADMIN")
+def admin(settings: Settings) -> Bearer:
+    return bearer(settings, "ADMIN")
 
 
 @pytest.fixture
-def user(settings: Settings) -> Caller:
-    return make_caller(settings)
+def user(settings: Settings) -> Bearer:
+    return bearer(settings)
 
 
 @pytest.fixture(scope="module")

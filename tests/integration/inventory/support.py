@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,7 +26,7 @@ from services.kit.order_events import (
     OrderStatusChanged,
 )
 from services.kit.outbox import event
-from services.kit.tokens import Principal, Role, issue_access_token
+from tests.support import Bearer
 
 JWT_SECRET = "inventory-integration-tests-secret-0123456789"
 T = TypeVar("T")
@@ -57,22 +55,6 @@ def inventory_settings(
     }
     values.update(overrides)
     return Settings(**values)
-
-
-@dataclass(frozen=True)
-class Caller:
-    principal: Principal
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def make_caller(settings: Settings, role: Role = "USER") -> Caller:
-    user_id = str(uuid.uuid4())
-    principal = Principal(user_id=user_id, email=f"{user_id[:8]}@example.com", role=role)
-    return Caller(principal, issue_access_token(settings, principal))
 
 
 def order_created(
@@ -191,22 +173,8 @@ def _headers(message: Message) -> dict[str, str]:
     }
 
 
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition"
-) -> T:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def create_product(
-    client: Any, admin: Caller, *, stock: int = 10, **fields: Any
+    client: Any, admin: Bearer, *, stock: int = 10, **fields: Any
 ) -> dict[str, Any]:
     """A new product through the admin API, with a unique sku unless one is given."""
     body: dict[str, Any] = {

@@ -17,7 +17,11 @@ from services.inventory.main import create_app
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
 from services.kit.order_events import ORDER_CREATED
-from tests.integration.inventory.support import Caller, create_product, order_created
+from tests.integration.inventory.support import (
+    create_product,
+    order_created,
+)
+from tests.support import Bearer
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -58,7 +62,7 @@ async def test_a_restart_applies_nothing_twice(
             assert await listed(other, q="demo-", limit=100) == before
 
 
-async def test_an_admin_creates_a_product(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_an_admin_creates_a_product(client: httpx.AsyncClient, admin: Bearer) -> None:
     sku = f"MUG-{uuid.uuid4().hex[:8]}"
     response = await client.post(
         "/inventory/products",
@@ -102,7 +106,7 @@ async def test_an_admin_creates_a_product(client: httpx.AsyncClient, admin: Call
     assert entry["actorId"] == admin.principal.user_id
 
 
-async def test_a_duplicate_sku_is_a_conflict(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_a_duplicate_sku_is_a_conflict(client: httpx.AsyncClient, admin: Bearer) -> None:
     product = await create_product(client, admin)
     again = await client.post(
         "/inventory/products",
@@ -115,11 +119,11 @@ async def test_a_duplicate_sku_is_a_conflict(client: httpx.AsyncClient, admin: C
 
 
 async def test_only_admins_change_the_catalogue(
-    client: httpx.AsyncClient, admin: Caller, user: Caller, settings: Settings
+    client: httpx.AsyncClient, admin: Bearer, user: Bearer, settings: Settings
 ) -> None:
     product = await create_product(client, admin)
     body = {"sku": f"X-{uuid.uuid4().hex[:8]}", "name": "X", "price": "1", "currency": "USD"}
-    forged = {"X-User-Role": "ADMIN", "X-User-Id": admin.principal.user_id}
+    forged = {"X-Bearer-Role": "ADMIN", "X-Bearer-Id": admin.principal.user_id}
     other_secret = jwt.encode(
         {"sub": "x", "role": "ADMIN", "typ": "access", "iss": settings.jwt_issuer,
          "iat": 1, "exp": 4_000_000_000},
@@ -168,7 +172,7 @@ async def test_a_public_read_with_a_bad_token_is_refused(client: httpx.AsyncClie
     ],
 )
 async def test_invalid_products_are_refused(
-    client: httpx.AsyncClient, admin: Caller, change: dict[str, Any]
+    client: httpx.AsyncClient, admin: Bearer, change: dict[str, Any]
 ) -> None:
     body = {"sku": f"V-{uuid.uuid4().hex[:8]}", "name": "V", "price": "1", "currency": "USD"}
     response = await client.post("/inventory/products", json=body | change, headers=admin.headers)
@@ -177,7 +181,7 @@ async def test_invalid_products_are_refused(
 
 
 async def test_a_patch_changes_what_it_names_and_bumps_the_version(
-    client: httpx.AsyncClient, admin: Caller
+    client: httpx.AsyncClient, admin: Bearer
 ) -> None:
     product = await create_product(client, admin, name="Lamp", price="30.00")
     path = f"/inventory/products/{product['id']}"
@@ -227,7 +231,7 @@ async def test_a_patch_changes_what_it_names_and_bumps_the_version(
 
 
 async def test_a_deactivated_product_leaves_the_public_list(
-    client: httpx.AsyncClient, admin: Caller, user: Caller
+    client: httpx.AsyncClient, admin: Bearer, user: Bearer
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     product = await create_product(client, admin, name=f"Retired {tag}")
@@ -250,7 +254,7 @@ async def test_a_deactivated_product_leaves_the_public_list(
     assert by_id.json()["active"] is False
 
 
-async def test_filters_by_text_currency_and_price(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_filters_by_text_currency_and_price(client: httpx.AsyncClient, admin: Bearer) -> None:
     tag = uuid.uuid4().hex[:10]
     cheap = await create_product(client, admin, name=f"Cheap {tag}", price="5.00")
     mid = await create_product(client, admin, name=f"Mid {tag}", price="10.00")
@@ -280,7 +284,7 @@ async def test_filters_by_text_currency_and_price(client: httpx.AsyncClient, adm
 
 
 async def test_pages_walk_every_product_once_in_name_order(
-    client: httpx.AsyncClient, admin: Caller
+    client: httpx.AsyncClient, admin: Bearer
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     created = [
@@ -307,7 +311,7 @@ async def test_pages_walk_every_product_once_in_name_order(
     assert too_many.status_code == 422
 
 
-async def test_a_batch_lookup_by_ids(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_a_batch_lookup_by_ids(client: httpx.AsyncClient, admin: Bearer) -> None:
     first = await create_product(client, admin, name="Alpha lookup")
     second = await create_product(client, admin, name="Beta lookup")
     found = await listed(
@@ -323,7 +327,7 @@ async def test_a_batch_lookup_by_ids(client: httpx.AsyncClient, admin: Caller) -
 
 
 async def test_the_list_is_cached_and_every_change_is_visible_at_once(
-    client: httpx.AsyncClient, admin: Caller, db: Any, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, db: Any, service: InventoryService
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     product = await create_product(client, admin, name=f"Cached {tag}", stock=10)
@@ -360,7 +364,7 @@ async def test_the_list_is_cached_and_every_change_is_visible_at_once(
     }
 
 
-async def test_setting_stock_is_audited(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_setting_stock_is_audited(client: httpx.AsyncClient, admin: Bearer) -> None:
     product = await create_product(client, admin, stock=10)
     response = await client.put(
         f"/inventory/stock/{product['id']}",
@@ -393,7 +397,7 @@ async def test_setting_stock_is_audited(client: httpx.AsyncClient, admin: Caller
 
 
 async def test_stock_cannot_drop_below_what_is_reserved(
-    client: httpx.AsyncClient, admin: Caller, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, service: InventoryService
 ) -> None:
     product = await create_product(client, admin, stock=10)
     created = order_created([(product["id"], 4)])
@@ -410,7 +414,7 @@ async def test_stock_cannot_drop_below_what_is_reserved(
     assert [(a["oldOnHand"], a["newOnHand"]) for a in audit] == [(10, 4), (0, 10)]
 
 
-async def test_unknown_products_are_not_found(client: httpx.AsyncClient, admin: Caller) -> None:
+async def test_unknown_products_are_not_found(client: httpx.AsyncClient, admin: Bearer) -> None:
     unknown = uuid.uuid4()
     for path in (
         f"/inventory/products/{unknown}",

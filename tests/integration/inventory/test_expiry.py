@@ -19,15 +19,14 @@ from services.kit.order_events import (
     ReservationExpired,
 )
 from tests.integration.inventory.support import (
-    Caller,
     Received,
     TopicReader,
     create_product,
-    eventually,
     order_created,
     status_changed,
     stock_levels,
 )
+from tests.support import Bearer, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -60,7 +59,7 @@ async def confirmed_then_expired(
 
 async def test_an_expired_reservation_is_released_and_announced(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -104,7 +103,7 @@ async def test_an_expired_reservation_is_released_and_announced(
 
 async def test_goods_shipped_after_their_reservation_expired_still_leave_the_stock(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,

@@ -26,15 +26,14 @@ from services.kit.order_events import (
     OrderFailed,
 )
 from tests.integration.inventory.support import (
-    Caller,
     Received,
     TopicReader,
     create_product,
-    eventually,
     order_created,
     status_changed,
     stock_levels,
 )
+from tests.support import Bearer, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -68,7 +67,7 @@ def reservation(db: Any, order_id: str) -> dict[str, Any] | None:
 
 async def test_an_order_in_stock_is_confirmed_and_reserved(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -98,7 +97,7 @@ async def test_an_order_in_stock_is_confirmed_and_reserved(
 
 async def test_an_order_that_cannot_be_served_reserves_nothing(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -136,7 +135,7 @@ async def test_an_order_that_cannot_be_served_reserves_nothing(
 
 async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     settings: Settings,
@@ -167,7 +166,7 @@ async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
 
 
 async def test_concurrent_reservations_never_exceed_stock(
-    client: httpx.AsyncClient, admin: Caller, service: InventoryService, db: Any
+    client: httpx.AsyncClient, admin: Bearer, service: InventoryService, db: Any
 ) -> None:
     product = await create_product(client, admin, stock=10)
     handler = EventHandler(service)
@@ -185,7 +184,7 @@ async def test_concurrent_reservations_never_exceed_stock(
 
 
 async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
-    client: httpx.AsyncClient, admin: Caller, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, service: InventoryService
 ) -> None:
     products = [(await create_product(client, admin, stock=1000))["id"] for _ in range(4)]
     handler = EventHandler(service)
@@ -204,7 +203,7 @@ async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
 
 async def test_a_duplicated_message_changes_nothing(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -228,7 +227,7 @@ async def test_a_duplicated_message_changes_nothing(
 
 async def test_a_cancelled_order_releases_its_units(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -266,7 +265,7 @@ async def _claimed(db: Any, event_id: str) -> bool:
 
 async def test_an_order_cancelled_before_it_arrives_reserves_nothing(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -297,7 +296,7 @@ async def test_an_order_cancelled_before_it_arrives_reserves_nothing(
 
 async def test_shipping_commits_the_reservation(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     db: Any,
@@ -327,7 +326,7 @@ async def test_shipping_commits_the_reservation(
 
 async def test_an_unprocessable_message_is_dead_lettered_and_the_next_one_is_served(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
 ) -> None:
@@ -357,7 +356,7 @@ async def test_an_unprocessable_message_is_dead_lettered_and_the_next_one_is_ser
 
 async def test_a_crashed_consumer_answers_every_order_once_after_restart(
     client: httpx.AsyncClient,
-    admin: Caller,
+    admin: Bearer,
     producer: EventProducer,
     reader: TopicReader,
     inventory_app: FastAPI,

@@ -21,7 +21,12 @@ from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.kit.kafka import EventProducer
 from services.orders.main import create_app
 from services.orders.settings import Settings
-from tests.integration.orders.support import JWT_SECRET, CatalogueStub, User, make_user, serve
+from tests.integration.orders.support import (
+    JWT_SECRET,
+    CatalogueStub,
+    serve,
+)
+from tests.support import Bearer, bearer
 
 
 @pytest.fixture(scope="module")
@@ -100,18 +105,18 @@ def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
 
 
 @pytest.fixture
-def user(settings: Settings) -> User:
-    return make_user(settings)
+def user(settings: Settings) -> Bearer:
+    return bearer(settings)
 
 
 @pytest.fixture
-def other_user(settings: Settings) -> User:
-    return make_user(settings)
+def other_user(settings: Settings) -> Bearer:
+    return bearer(settings)
 
 
 @pytest.fixture
-def admin(settings: Settings) -> User:
-    return make_user(settings, "ADMIN")
+def admin(settings: Settings) -> Bearer:
+    return bearer(settings, "ADMIN")
 
 
 @pytest.fixture(scope="module")

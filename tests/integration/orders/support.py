@@ -9,9 +9,8 @@ pipeline tests run the real inventory service instead.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,8 +24,6 @@ from redis.asyncio import Redis
 
 from devstack.ports import HOST, free_port
 from services.kit.live import REDIS_CHANNEL
-from services.kit.settings import ServiceSettings
-from services.kit.tokens import Principal, Role, issue_access_token
 
 JWT_SECRET = "orders-integration-tests-secret-0123456789abcdef"
 ADDRESS = {
@@ -66,40 +63,6 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-
-
-@dataclass(frozen=True)
-class User:
-    principal: Principal
-    token: str
-
-    @property
-    def id(self) -> str:
-        return self.principal.user_id
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def make_user(settings: ServiceSettings, role: Role = "USER") -> User:
-    user_id = str(uuid.uuid4())
-    principal = Principal(user_id=user_id, email=f"{user_id[:8]}@example.com", role=role)
-    return User(principal, issue_access_token(settings, principal))
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
-) -> T:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

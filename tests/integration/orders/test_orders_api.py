@@ -23,10 +23,8 @@ from tests.integration.orders.support import (
     ADDRESS,
     CatalogueStub,
     LiveListener,
-    User,
-    eventually,
-    make_user,
 )
+from tests.support import Bearer, bearer, eventually
 
 pytestmark = pytest.mark.integration
 Db = psycopg.Connection[DictRow]
@@ -41,7 +39,7 @@ def order_body(*items: tuple[str, int], **extra: Any) -> dict[str, Any]:
 
 
 async def place(
-    client: httpx.AsyncClient, user: User, *items: tuple[str, int], **headers: str
+    client: httpx.AsyncClient, user: Bearer, *items: tuple[str, int], **headers: str
 ) -> dict[str, Any]:
     response = await client.post(
         "/orders", json=order_body(*items), headers={**user.headers, **headers}
@@ -55,7 +53,7 @@ async def place(
 
 
 async def test_create_prices_from_the_catalogue_and_ignores_client_prices(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, db: Db
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db
 ) -> None:
     mug = catalogue.add("Mug", "12.50")
     tea = catalogue.add("Tea", "3.99")
@@ -105,7 +103,7 @@ async def test_create_prices_from_the_catalogue_and_ignores_client_prices(
 
 
 async def test_the_relay_publishes_the_created_event(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, db: Db
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db
 ) -> None:
     order = await place(client, user, (catalogue.add("Pen", "1.00"), 1))
 
@@ -119,7 +117,7 @@ async def test_the_relay_publishes_the_created_event(
 
 
 async def test_repeated_products_are_merged(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "1.10")
     order = await place(client, user, (pen, 2), (pen, 5))
@@ -129,7 +127,7 @@ async def test_repeated_products_are_merged(
 
 
 async def test_validation_errors_are_problem_details(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "1.00")
     body = order_body((pen, 0))
@@ -142,7 +140,7 @@ async def test_validation_errors_are_problem_details(
 
 
 async def test_unknown_and_inactive_products_are_named(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "1.00")
     retired = catalogue.add("Old pen", "1.00", active=False)
@@ -158,7 +156,7 @@ async def test_unknown_and_inactive_products_are_named(
 
 
 async def test_one_currency_per_order(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     eur = catalogue.add("Pen", "1.00", "EUR")
     usd = catalogue.add("Pen", "1.00", "USD")
@@ -170,7 +168,7 @@ async def test_one_currency_per_order(
 
 
 async def test_a_failing_catalogue_gives_503(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "1.00")
     catalogue.failing = True
@@ -202,7 +200,7 @@ async def test_an_unreachable_catalogue_gives_503(
         RUN_CONSUMERS=False,
     )
     app = create_app(nowhere)
-    user = make_user(settings)
+    user = bearer(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
@@ -223,7 +221,7 @@ async def test_a_token_is_required(client: httpx.AsyncClient) -> None:
 
 
 async def test_an_idempotent_retry_returns_the_first_order(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, db: Db
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db
 ) -> None:
     pen = catalogue.add("Pen", "2.00")
     key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
@@ -244,7 +242,7 @@ async def test_an_idempotent_retry_returns_the_first_order(
 
 
 async def test_the_same_key_with_another_request_is_refused(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "2.00")
     key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
@@ -257,7 +255,7 @@ async def test_the_same_key_with_another_request_is_refused(
 
 
 async def test_keys_belong_to_their_user(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, other_user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, other_user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "2.00")
     key = {"Idempotency-Key": "shared-key"}
@@ -268,7 +266,7 @@ async def test_keys_belong_to_their_user(
 
 
 async def test_concurrent_retries_with_one_key_create_one_order(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, db: Db
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db
 ) -> None:
     pen = catalogue.add("Pen", "2.00")
     key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
@@ -292,7 +290,11 @@ async def test_concurrent_retries_with_one_key_create_one_order(
 
 
 async def test_another_users_order_is_404(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, other_user: User, admin: User
+    client: httpx.AsyncClient,
+    catalogue: CatalogueStub,
+    user: Bearer,
+    other_user: Bearer,
+    admin: Bearer,
 ) -> None:
     order = await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     path = f"/orders/{order['id']}"
@@ -313,7 +315,7 @@ async def test_another_users_order_is_404(
 
 
 async def test_owner_cancels_a_created_order(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, db: Db, settings: Settings
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db, settings: Settings
 ) -> None:
     order = await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     async with LiveListener(settings.redis_url) as live:
@@ -355,7 +357,7 @@ async def test_owner_cancels_a_created_order(
 
 
 async def test_admin_status_changes_follow_the_machine(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, admin: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, admin: Bearer
 ) -> None:
     order = await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     path = f"/orders/{order['id']}/status"
@@ -389,7 +391,7 @@ async def test_admin_status_changes_follow_the_machine(
 
 
 async def test_timeline_since_a_version(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, admin: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, admin: Bearer
 ) -> None:
     order = await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     await client.post(f"/orders/{order['id']}/cancel", headers=user.headers)
@@ -409,7 +411,7 @@ async def test_timeline_since_a_version(
 
 
 async def test_listing_pages_through_own_orders_newest_first(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, other_user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, other_user: Bearer
 ) -> None:
     pen = catalogue.add("Pen", "1.00")
     placed = [(await place(client, user, (pen, n)))["id"] for n in range(1, 8)]
@@ -436,7 +438,7 @@ async def test_listing_pages_through_own_orders_newest_first(
 
 
 async def test_listing_filters(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User, admin: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, admin: Bearer
 ) -> None:
     teapot = catalogue.add("Blue teapot", "30.00")
     kettle = catalogue.add("Kettle", "20.00")
@@ -482,7 +484,7 @@ async def test_listing_filters(
 
 
 async def test_ready_and_metrics(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
 ) -> None:
     await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     ready = await client.get("/readyz")

@@ -41,15 +41,16 @@ from tests.integration.orders.support import (
     ADDRESS,
     CatalogueStub,
     LiveListener,
-    User,
-    eventually,
 )
+from tests.support import Bearer, eventually
 
 pytestmark = pytest.mark.integration
 Db = psycopg.Connection[DictRow]
 
 
-async def place(client: httpx.AsyncClient, catalogue: CatalogueStub, user: User) -> dict[str, Any]:
+async def place(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
+) -> dict[str, Any]:
     pen = catalogue.add("Pen", "1.50")
     response = await client.post(
         "/orders",
@@ -76,7 +77,7 @@ async def send(producer: EventProducer, topic: str, envelope: Envelope[Any]) -> 
 
 
 async def order_in(
-    client: httpx.AsyncClient, user: User, order_id: str, status: str
+    client: httpx.AsyncClient, user: Bearer, order_id: str, status: str
 ) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         body: dict[str, Any] = (
@@ -110,7 +111,7 @@ async def test_confirmed_moves_the_order_and_pushes_it_live(
     client: httpx.AsyncClient,
     catalogue: CatalogueStub,
     producer: EventProducer,
-    user: User,
+    user: Bearer,
     settings: Settings,
 ) -> None:
     order = await place(client, catalogue, user)
@@ -135,7 +136,7 @@ async def test_confirmed_moves_the_order_and_pushes_it_live(
 
 
 async def test_a_duplicated_message_changes_nothing(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: Bearer
 ) -> None:
     order = await place(client, catalogue, user)
     answer = confirmed(order)
@@ -159,7 +160,7 @@ async def test_a_duplicated_message_changes_nothing(
 
 
 async def test_failed_keeps_inventorys_reasons(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: Bearer
 ) -> None:
     order = await place(client, catalogue, user)
     product = order["items"][0]["productId"]
@@ -187,7 +188,7 @@ async def test_failed_keeps_inventorys_reasons(
 
 
 async def test_a_stale_answer_is_ignored(
-    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: User
+    client: httpx.AsyncClient, catalogue: CatalogueStub, producer: EventProducer, user: Bearer
 ) -> None:
     order = await place(client, catalogue, user)
     await client.post(f"/orders/{order['id']}/cancel", headers=user.headers)
@@ -210,7 +211,7 @@ async def test_an_expired_reservation_cancels_and_tells_the_others(
     client: httpx.AsyncClient,
     catalogue: CatalogueStub,
     producer: EventProducer,
-    user: User,
+    user: Bearer,
     db: Db,
 ) -> None:
     order = await place(client, catalogue, user)
@@ -242,8 +243,8 @@ async def test_admin_ships_and_delivers(
     client: httpx.AsyncClient,
     catalogue: CatalogueStub,
     producer: EventProducer,
-    user: User,
-    admin: User,
+    user: Bearer,
+    admin: Bearer,
     db: Db,
 ) -> None:
     order = await place(client, catalogue, user)

@@ -35,11 +35,9 @@ from services.orders.settings import Settings as OrdersSettings
 from tests.integration.orders.support import (
     ADDRESS,
     JWT_SECRET,
-    User,
-    eventually,
-    make_user,
     serve,
 )
+from tests.support import Bearer, bearer, eventually
 
 FINAL = frozenset({"CONFIRMED", "FAILED", "CANCELLED", "DELIVERED"})
 
@@ -70,7 +68,7 @@ class Platform:
     inventory_app: FastAPI
     http: httpx.AsyncClient
     token_settings: ServiceSettings
-    admin: User
+    admin: Bearer
     db_conninfo: str
 
     @property
@@ -83,8 +81,8 @@ class Platform:
         work: BackgroundWork = self.inventory_app.state.background
         return work
 
-    def user(self) -> User:
-        return make_user(self.token_settings)
+    def user(self) -> Bearer:
+        return bearer(self.token_settings)
 
     async def product(self, stock: int, price: str = "10.00", currency: str = "EUR") -> str:
         suffix = uuid.uuid4().hex[:10]
@@ -110,7 +108,7 @@ class Platform:
         return {k: body[k] for k in ("onHand", "reserved", "available")}
 
     async def place(
-        self, user: User, *items: tuple[str, int], headers: dict[str, str] | None = None
+        self, user: Bearer, *items: tuple[str, int], headers: dict[str, str] | None = None
     ) -> httpx.Response:
         return await self.http.post(
             f"{self.orders_url}/orders",
@@ -121,14 +119,14 @@ class Platform:
             headers={**user.headers, **(headers or {})},
         )
 
-    async def order(self, user: User, order_id: str) -> dict[str, Any]:
+    async def order(self, user: Bearer, order_id: str) -> dict[str, Any]:
         response = await self.http.get(f"{self.orders_url}/orders/{order_id}", headers=user.headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
     async def all_settled(
-        self, user: User, order_ids: list[str], within: float = 60.0
+        self, user: Bearer, order_ids: list[str], within: float = 60.0
     ) -> dict[str, dict[str, Any]]:
         """Every order once final, by id (polled one at a time to keep the load light)."""
         done: dict[str, dict[str, Any]] = {}
@@ -144,7 +142,7 @@ class Platform:
         return done
 
     async def settled(
-        self, user: User, order_id: str, statuses: frozenset[str] = FINAL, within: float = 30.0
+        self, user: Bearer, order_id: str, statuses: frozenset[str] = FINAL, within: float = 30.0
     ) -> dict[str, Any]:
         """The order once it reaches one of `statuses`."""
 
@@ -155,7 +153,7 @@ class Platform:
         return await eventually(check, within=within, what=f"order {order_id} in {statuses}")
 
     @asynccontextmanager
-    async def live(self, user: User) -> AsyncIterator[LiveClient]:
+    async def live(self, user: Bearer) -> AsyncIterator[LiveClient]:
         client = LiveClient(socketio.AsyncClient(reconnection=False))
 
         async def on_update(data: dict[str, Any]) -> None:
@@ -229,7 +227,7 @@ async def start_platform(
             inventory_app=inventory_app,
             http=http,
             token_settings=token_settings,
-            admin=make_user(token_settings, "ADMIN"),
+            admin=bearer(token_settings, "ADMIN"),
             db_conninfo=postgres.conninfo(database),
         )
         await _wait_until_consuming(platform)

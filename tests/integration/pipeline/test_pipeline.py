@@ -17,8 +17,8 @@ from psycopg.rows import dict_row
 
 from services.kit.kafka import EventProducer
 from services.kit.order_events import ORDER_CONFIRMED, ORDER_CREATED
-from tests.integration.orders.support import eventually
 from tests.integration.pipeline.conftest import Platform
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
-from tests.integration.orders.support import eventually
 from tests.integration.pipeline.conftest import Platform, start_platform
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 TTL_SECONDS = 2

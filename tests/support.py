@@ -1,0 +1,52 @@
+"""Helpers every test tier shares: callers with real access tokens, and waiting for effects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from services.kit.settings import ServiceSettings
+from services.kit.tokens import Principal, Role, issue_access_token
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """A caller holding a real access token signed with the service's secret."""
+
+    principal: Principal
+    token: str
+
+    @property
+    def id(self) -> str:
+        return self.principal.user_id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def bearer(settings: ServiceSettings, role: Role = "USER") -> Bearer:
+    """A new user with `role` and an access token for it."""
+    user_id = str(uuid.uuid4())
+    principal = Principal(user_id=user_id, email=f"{user_id[:8]}@example.com", role=role)
+    return Bearer(principal, issue_access_token(settings, principal))
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition"
+) -> T:
+    """Poll `check` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
