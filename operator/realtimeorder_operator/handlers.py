@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 from kubernetes.aio import client as kube_client
@@ -57,6 +57,30 @@ SETTINGS = get_settings()
 EVENT_TOPICS = "eventtopics"
 NOTIFICATION_QUEUES = "notificationqueues"
 WORKER_AUTOSCALERS = "workerautoscalers"
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
+
+
+def reconciled(plural: str) -> Callable[[Handler], Handler]:
+    """Register a reconciler for every moment a resource may need it: when it appears, when its
+    spec changes, when the operator restarts, and on a timer that repairs what was changed
+    behind the operator's back (a topic or queue deleted by hand)."""
+
+    def register(handler: Handler) -> Handler:
+        kopf.timer(
+            GROUP,
+            VERSION,
+            plural,
+            interval=SETTINGS.reconcile_interval_seconds,
+            initial_delay=SETTINGS.reconcile_interval_seconds,
+        )(handler)
+        kopf.on.update(GROUP, VERSION, plural, field="spec")(handler)
+        kopf.on.create(GROUP, VERSION, plural)(handler)
+        kopf.on.resume(GROUP, VERSION, plural)(handler)
+        return handler
+
+    return register
 
 
 @dataclass
@@ -158,16 +182,7 @@ def _unavailable(
 # ---- EventTopic -------------------------------------------------------------------------------
 
 
-@kopf.on.resume(GROUP, VERSION, EVENT_TOPICS)
-@kopf.on.create(GROUP, VERSION, EVENT_TOPICS)
-@kopf.on.update(GROUP, VERSION, EVENT_TOPICS, field="spec")
-@kopf.timer(
-    GROUP,
-    VERSION,
-    EVENT_TOPICS,
-    interval=SETTINGS.reconcile_interval_seconds,
-    initial_delay=SETTINGS.reconcile_interval_seconds,
-)
+@reconciled(EVENT_TOPICS)
 async def reconcile_event_topic(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -326,16 +341,7 @@ if SETTINGS.strimzi_kafka_cluster:
 # ---- NotificationQueue ------------------------------------------------------------------------
 
 
-@kopf.on.resume(GROUP, VERSION, NOTIFICATION_QUEUES)
-@kopf.on.create(GROUP, VERSION, NOTIFICATION_QUEUES)
-@kopf.on.update(GROUP, VERSION, NOTIFICATION_QUEUES, field="spec")
-@kopf.timer(
-    GROUP,
-    VERSION,
-    NOTIFICATION_QUEUES,
-    interval=SETTINGS.reconcile_interval_seconds,
-    initial_delay=SETTINGS.reconcile_interval_seconds,
-)
+@reconciled(NOTIFICATION_QUEUES)
 async def reconcile_notification_queue(
     body: kopf.Body,
     spec: kopf.Spec,
