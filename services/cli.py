@@ -13,11 +13,25 @@ import argparse
 import asyncio
 import getpass
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
 
-SERVICES = ("gateway", "auth", "orders", "inventory")
+
+def services() -> tuple[str, ...]:
+    """Every package under services/ that has a `main` module: what `serve` can run."""
+    import pkgutil
+
+    import services as package
+
+    return tuple(
+        sorted(
+            info.name
+            for info in pkgutil.iter_modules(package.__path__)
+            if info.ispkg and importlib.util.find_spec(f"services.{info.name}.main") is not None
+        )
+    )
 
 
 def _settings(service: str) -> Any:
@@ -57,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="realtimeorder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run one service")
-    serve_cmd.add_argument("service", choices=SERVICES)
+    serve_cmd.add_argument("service", choices=services())
     admin_cmd = commands.add_parser("create-admin", help="create or promote an admin account")
     admin_cmd.add_argument("email")
     args = parser.parse_args(argv)
