@@ -179,6 +179,7 @@ async def run_rate(
     sent: dict[str, float] = {}
     done: dict[str, float] = {}
     finished = asyncio.Event()
+    placing_over = False
 
     def on_update(data: dict[str, Any]) -> None:
         order_id = data.get("orderId")
@@ -198,8 +199,6 @@ async def run_rate(
 
     for _, sio in customers:
         sio.on("order.updated", on_update)
-
-    placing_over = False
 
     async def place(i: int) -> None:
         token, _ = customers[i % len(customers)]

@@ -58,7 +58,7 @@ class EventProducer:
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Send one message and wait until the broker has it."""
-        await asyncio.gather(self.publish_nowait(topic, key, value, headers))
+        await self.publish_nowait(topic, key, value, headers)
 
     def publish_nowait(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None

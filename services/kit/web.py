@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -101,8 +101,6 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
         async with lifespan(app):
             yield
         log.info("stopped")
-
-    from contextlib import asynccontextmanager
 
     app = FastAPI(title=title, lifespan=asynccontextmanager(wrapped_lifespan))
     app.state.settings = settings
