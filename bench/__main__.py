@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import re
@@ -30,6 +29,8 @@ from typing import Any
 
 import aiohttp
 import socketio
+
+from services.kit.runtime import wait_event
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -239,8 +240,7 @@ async def run_rate(
     result.placed = len(sent)
     placing_over = True
     if len(done) < result.placed:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finished.wait(), timeout=30)
+        await wait_event(finished, 30)
     if done:
         result.throughput = len(done) / (max(done.values()) - begin)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,9 +16,10 @@ from services.auth.service import AuthService, ensure_admin
 from services.auth.settings import Settings
 from services.kit.cache import create_redis
 from services.kit.db import apply_migrations, create_pool, ping
+from services.kit.runtime import Periodic, Runtime
 from services.kit.web import add_readiness_check, create_service_app
 
-PRUNE_INTERVAL_SECONDS = 3600
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             add_readiness_check(app, "postgres", lambda: ping(pool))
             add_readiness_check(app, "redis", redis_ready)
-            pruner = asyncio.create_task(_prune_forever(service), name="prune-refresh-tokens")
+            runtime = Runtime(settings.service_name)
+            runtime.add("refresh-token-pruner", lambda: _pruner(service))
+            runtime.attach(app)
+            runtime.start()
             try:
                 yield
             finally:
-                pruner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pruner
+                await runtime.stop()
         finally:
             await redis.aclose()
             await pool.close()
@@ -71,12 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _prune_forever(service: AuthService) -> None:
-    while True:
-        try:
-            deleted = await service.prune_refresh_tokens()
-            if deleted:
-                log.info("pruned expired refresh tokens", extra={"count": deleted})
-        except Exception:  # a failed round is retried at the next one
-            log.exception("pruning refresh tokens failed")
-        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+def _pruner(service: AuthService) -> Periodic:
+    async def prune() -> None:
+        deleted = await service.prune_refresh_tokens()
+        if deleted:
+            log.info("pruned expired refresh tokens", extra={"count": deleted})
+
+    return Periodic("refresh-token-pruner", PRUNE_INTERVAL_SECONDS, prune)

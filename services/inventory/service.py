@@ -2,8 +2,8 @@
 
 `decide_reservation` is the pure rule (all lines or none); `InventoryService` runs it and the
 catalogue edits inside transactions, and invalidates the product cache after each commit.
-Reservation methods take the consumer's connection, because they share a transaction with the
-event's dedupe record (see handlers.py).
+Reservation methods run inside the consumer's transaction (kit/consumer.py: it shares the
+event's dedupe record) and return their after-commit effects instead of running them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from psycopg.errors import UniqueViolation
@@ -26,7 +27,7 @@ from services.inventory.errors import (
     SkuTaken,
     VersionMismatch,
 )
-from services.inventory.metrics import RESERVATIONS
+from services.inventory.metrics import RESERVATION_OUTCOMES, RESERVATIONS
 from services.inventory.schemas import (
     AdjustmentOut,
     ProductCreate,
@@ -38,6 +39,8 @@ from services.inventory.schemas import (
     StockOut,
     encode_cursor,
 )
+from services.kit.after_commit import Effect
+from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.order_events import (
     ORDER_CONFIRMED,
@@ -270,13 +273,13 @@ class InventoryService:
 
     # reservations (each inside the consumer's transaction)
 
-    async def reserve(self, conn: DictConnection, order: OrderCreated) -> Outcome:
+    async def reserve(self, conn: DictConnection, order: OrderCreated) -> Applied:
         """Reserve every line of a new order or none; answer with confirmed or failed."""
         await repo.lock_order(conn, order.order_id)
         known = await repo.get_reservation(conn, order.order_id)
         if known is not None:
             log.info("order already known; nothing to reserve", extra={"status": known["status"]})
-            return "ignored"
+            return self._applied("ignored")
         lines = merge_lines(order.items)
         lockable = [line.product_id for line in lines if _as_uuid(line.product_id) is not None]
         levels = {
@@ -300,7 +303,7 @@ class InventoryService:
                 conn, ORDER_FAILED, event(EVENT_SOURCE, ORDER_FAILED, order.order_id, failed)
             )
             log.info("order refused", extra={"reason": reason})
-            return "failed"
+            return self._applied("failed")
         reserved = [(line.product_id, line.quantity) for line in lines]
         await repo.reserve_stock(conn, reserved)
         expires_at = await repo.insert_reservation(
@@ -323,9 +326,9 @@ class InventoryService:
             conn, ORDER_CONFIRMED, event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed)
         )
         log.info("order reserved", extra={"lines": len(reserved)})
-        return "confirmed"
+        return self._applied("confirmed")
 
-    async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Outcome:
+    async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
         """An order was cancelled: give its units back, or remember it if it is not known yet."""
         await repo.lock_order(conn, change.order_id)
         known = await repo.get_reservation(conn, change.order_id)
@@ -339,19 +342,19 @@ class InventoryService:
                 reason="cancelled before it was seen",
             )
             log.info("tombstone for an order cancelled before it was created")
-            return "tombstoned"
+            return self._applied("tombstoned")
         if known["status"] != "RESERVED":
             log.info("cancelled order holds no reservation", extra={"status": known["status"]})
-            return "ignored"
+            return self._applied("ignored")
         await repo.lock_reserved_stock(conn, change.order_id)
         await repo.release_stock(conn, change.order_id)
         await repo.set_reservation_status(
             conn, change.order_id, "RELEASED", change.version, "cancelled"
         )
         log.info("reservation released (order cancelled)")
-        return "released"
+        return self._applied("released")
 
-    async def commit(self, conn: DictConnection, change: OrderStatusChanged) -> Outcome:
+    async def commit(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
         """An order was shipped: its reserved units leave the warehouse."""
         await repo.lock_order(conn, change.order_id)
         known = await repo.get_reservation(conn, change.order_id)
@@ -366,10 +369,20 @@ class InventoryService:
             await repo.commit_unreserved_stock(conn, change.order_id)
         else:
             log.warning("shipped order has no reservation to commit", extra={"status": status})
-            return "ignored"
+            return self._applied("ignored")
         await repo.set_reservation_status(conn, change.order_id, "COMMITTED", change.version, None)
         log.info("reservation committed (order shipped)")
-        return "committed"
+        return self._applied("committed")
+
+    def _applied(self, outcome: Outcome) -> Applied:
+        """An applied event's outcome and its after-commit effects: the product cache is made
+        stale when stock changed, and the reservation outcome is counted."""
+        effects: list[Effect] = []
+        if outcome in STOCK_CHANGING_OUTCOMES:
+            effects.append(self.cache.invalidate)
+        if outcome in RESERVATION_OUTCOMES:
+            effects.append(partial(_count_reservation, outcome))
+        return Applied(outcome, tuple(effects))
 
     async def expire_due(self) -> int:
         """Release every reservation past its expiry; returns how many were released."""
@@ -419,6 +432,10 @@ class InventoryService:
             )
         log.info("reservation expired", extra={"order_id": order_id})
         return True
+
+
+async def _count_reservation(outcome: str) -> None:
+    RESERVATIONS.labels(outcome).inc()
 
 
 async def _database_now(conn: DictConnection) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -22,4 +22,20 @@ EVENTS_CONSUMED = Counter(
     "events_consumed_total",
     "Events consumed from Kafka, by topic and outcome (processed, duplicate, dead_lettered).",
     ["service", "topic", "outcome"],
+)
+JOB_UP = Gauge(
+    "background_job_up",
+    "1 while a background job (relay, consumer, periodic job) runs, 0 while it is down.",
+    ["service", "job"],
+)
+JOB_RESTARTS = Counter(
+    "background_job_restarts_total",
+    "Background jobs restarted by the runtime after they failed or ended on their own.",
+    ["service", "job"],
+)
+AFTER_COMMIT_EFFECTS = Counter(
+    "after_commit_effects_total",
+    "After-commit effects (live pushes, cache invalidations) by outcome "
+    "(done, failed, timed_out, dropped: not run because the queue was full).",
+    ["service", "outcome"],
 )

@@ -13,7 +13,6 @@ The outbox tables come from `KIT_MIGRATIONS`, applied into each service's schema
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
+from services.kit.runtime import wait_event
 
 log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -81,6 +81,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
+    def wake(self) -> None:
+        """Look for new rows now (a NOTIFY arrived)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -99,12 +103,11 @@ class OutboxRelay:
                         last_purge = loop.time()
                 except Exception:  # a broker or database outage: keep the rows, retry later
                     log.exception("outbox relay failed; retrying")
-                    published = 0
-                    await asyncio.sleep(1.0)
+                    await wait_event(self._stop, 1.0)
+                    continue
                 if published < self.batch_size:
                     self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await wait_event(self._wake, self.poll_interval)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
@@ -163,7 +166,7 @@ class OutboxRelay:
                     channel = sql.Identifier(f"{NOTIFY_CHANNEL}_{self.schema}")
                     await conn.execute(sql.SQL("LISTEN {}").format(channel))
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self.wake()
             except Exception:  # the poll fallback keeps relaying while we reconnect
                 log.warning("outbox listener lost its connection; reconnecting")
-                await asyncio.sleep(1.0)
+                await wait_event(self._stop, 1.0)

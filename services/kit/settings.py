@@ -40,8 +40,18 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
 
     kafka_broker: str = Field(default="127.0.0.1:9092", alias="KAFKA_BROKER")
+    # Partitions of the topics a service creates at start-up (the local stack; in a cluster
+    # the operator's EventTopics own the topics).
+    kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS", gt=0)
     rabbitmq_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/", alias="RABBITMQ_URL")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+
+    # The after-commit runner (kit/after_commit.py): the longest one effect (a live push, a
+    # cache invalidation) may take, and how many may wait before new ones are dropped.
+    after_commit_timeout_seconds: float = Field(
+        default=2.0, alias="AFTER_COMMIT_TIMEOUT_SECONDS", gt=0
+    )
+    after_commit_capacity: int = Field(default=10_000, alias="AFTER_COMMIT_CAPACITY", gt=0)
 
     jwt_secret: str = Field(default=DEVELOPMENT_JWT_SECRET, alias="JWT_SECRET")
     jwt_issuer: str = Field(default="realtimeorder", alias="JWT_ISSUER")

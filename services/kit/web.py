@@ -1,6 +1,7 @@
 """The FastAPI app every service starts from: request ids, metrics, probes and error rendering.
 
-`create_service_app` gives a service `/healthz` (the process is alive), `/readyz` (every
+`create_service_app` gives a service `/healthz` (the process is alive: every check registered
+with `add_liveness_check` reports nothing), `/readyz` (every
 dependency registered with `add_readiness_check` answers) and `/metrics`, a request-id and
 metrics middleware, and problem+json errors. The service adds its routers and its lifespan.
 """
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.kit.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[object]]
+LivenessCheck = Callable[[], Mapping[str, str]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = logging.getLogger(__name__)
 _UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -85,9 +87,15 @@ def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
     app.state.readiness_checks[name] = check
 
 
+def add_liveness_check(app: FastAPI, name: str, check: LivenessCheck) -> None:
+    """Make `/healthz` fail while `check` reports problems (a mapping of what to why)."""
+    app.state.liveness_checks[name] = check
+
+
 async def _run_check(check: ReadinessCheck) -> str | None:
     try:
-        await asyncio.wait_for(check(), timeout=2.0)
+        async with asyncio.timeout(2.0):
+            await check()
     except Exception as exc:  # any failure means not ready; the reason goes in the body
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
@@ -105,12 +113,19 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
     app = FastAPI(title=title, lifespan=asynccontextmanager(wrapped_lifespan))
     app.state.settings = settings
     app.state.readiness_checks = {}
+    app.state.liveness_checks = {}
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> JSONResponse:
+        checks: dict[str, LivenessCheck] = request.app.state.liveness_checks
+        problems = {
+            f"{name}.{what}": why for name, c in checks.items() for what, why in c().items()
+        }
+        if problems:
+            return JSONResponse({"status": "failing", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:

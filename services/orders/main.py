@@ -1,174 +1,57 @@
 """The orders service app: HTTP API, outbox relay and the consumer of inventory's answers.
 
-The relay and the consumer are background tasks of the lifespan (RUN_RELAY, RUN_CONSUMERS).
-`Workers.start_relay()` and `Workers.start_consumer()` start one each, so tests can kill one
-mid-stream (cancel its task) and start it again. Shutdown stops the consumer (committing what
-it processed), then the relay, flushes the producer and closes the pool.
+The relay, the after-commit runner, the consumer and the idempotency-key purge are jobs of the
+kit runtime (kit/runtime.py), which restarts a failed one and stops them at shutdown in reverse
+order of registration: the consumer first (committing what it processed), then the purge and
+the after-commit runner (finishing queued pushes), then the relay. RUN_RELAY and RUN_CONSUMERS
+turn the relay and the consumer off. Then the producer flushes and the pool closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import socketio
 from fastapi import FastAPI
 
+from services.kit.after_commit import AfterCommit
 from services.kit.cache import create_redis
+from services.kit.consumer import EventShell, consumer_factory
 from services.kit.db import Pool, apply_migrations, create_pool, ping
-from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic, ensure_topics
+from services.kit.kafka import EventProducer, dead_letter_topic, ensure_topics
 from services.kit.kafka import ping as kafka_ping
 from services.kit.live import create_emitter
 from services.kit.order_events import ALL_TOPICS
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay
+from services.kit.runtime import Periodic, Runtime
 from services.kit.web import add_readiness_check, create_service_app
 from services.orders import repository as repo
 from services.orders.catalogue import Catalogue, create_http_client
 from services.orders.endpoints import router
-from services.orders.handlers import CONSUMED_TOPICS, message_handler
+from services.orders.handlers import EVENT_HANDLERS
 from services.orders.service import LiveUpdates, OrderService
 from services.orders.settings import Settings
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_INTERVAL_SECONDS = 3600.0
-STOP_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass
-class Worker:
-    """A background task and the way to ask it to finish."""
-
-    name: str
-    task: asyncio.Task[None]
-    stop: Callable[[], None]
-
-    async def shutdown(self) -> None:
-        """Ask the worker to finish its batch; cancel it if it does not in time."""
-        self.stop()
-        done, _ = await asyncio.wait({self.task}, timeout=STOP_TIMEOUT_SECONDS)
-        if not done:
-            log.warning("worker did not stop in time; cancelling", extra={"worker": self.name})
-            self.task.cancel()
-        await self._reap()
-
-    async def kill(self) -> None:
-        """Cancel the worker wherever it is, as a crash would: an unfinished consumer batch is
-        not committed (the group redelivers it), an unfinished relay batch is not marked
-        published (it is published again)."""
-        self.task.cancel()
-        await self._reap()
-
-    async def _reap(self) -> None:
-        try:
-            await self.task
-        except asyncio.CancelledError:
-            if not self.task.cancelled():
-                raise  # the caller is being cancelled, not the worker
-        except Exception:
-            log.exception("worker failed", extra={"worker": self.name})
-
-
-class Runner(Protocol):
-    async def run(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class ConsumerLoop:
-    """Keeps a consumer running: one that fails (a commit refused during a rebalance, a dead
-    letter the broker would not take) is replaced by a fresh one, which resumes from the last
-    committed offsets; the redelivered messages are deduped by event id."""
-
-    def __init__(self, make: Callable[[], Runner], restart_delay: float = 1.0) -> None:
-        self.make = make
-        self.restart_delay = restart_delay
-        self._stopping = False
-        self._current: Runner | None = None
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self._current is not None:
-            self._current.stop()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            self._current = self.make()
-            try:
-                await self._current.run()
-            except Exception:
-                log.exception("consumer failed; starting a new one")
-                await asyncio.sleep(self.restart_delay)
-
-
-@dataclass
-class Workers:
-    """The service's background tasks, started and stopped by the lifespan or by tests."""
-
-    settings: Settings
-    pool: Pool
-    producer: EventProducer
-    service: OrderService
-    relay: Worker | None = None
-    consumer: Worker | None = None
-    _others: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def start_relay(self) -> Worker:
-        relay = OutboxRelay(self.pool, self.producer, self.settings.db_conninfo, repo.SCHEMA)
-        task = asyncio.create_task(relay.run(), name="orders-outbox-relay")
-        self.relay = Worker("relay", task, relay.stop)
-        return self.relay
-
-    def start_consumer(self) -> Worker:
-        def make() -> BatchConsumer:
-            return BatchConsumer(
-                self.settings.kafka_broker,
-                self.settings.kafka_consumer_group,
-                CONSUMED_TOPICS,
-                message_handler(self.service),
-                service=self.settings.service_name,
-                dead_letters=self.producer,
-            )
-
-        loop = ConsumerLoop(make)
-        task = asyncio.create_task(loop.run(), name="orders-consumer")
-        self.consumer = Worker("consumer", task, loop.stop)
-        return self.consumer
-
-    def start_maintenance(self) -> None:
-        self._others.append(
-            asyncio.create_task(self._purge_idempotency_keys(), name="orders-maintenance")
-        )
-
-    async def _purge_idempotency_keys(self) -> None:
-        while True:
-            try:
-                async with self.pool.connection() as conn:
-                    purged = await repo.purge_idempotency_keys(
-                        conn, ttl_hours=self.settings.idempotency_key_ttl_hours
-                    )
-                if purged:
-                    log.info("purged idempotency keys", extra={"count": purged})
-            except Exception:  # retried at the next interval
-                log.exception("idempotency key purge failed")
-            await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_SECONDS)
-
-    async def stop_all(self) -> None:
-        for task in self._others:
-            task.cancel()
-        await asyncio.gather(*self._others, return_exceptions=True)
-        if self.consumer is not None:
-            await self.consumer.shutdown()
-        if self.relay is not None:
-            await self.relay.shutdown()
 
 
 async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
     if emitter.redis is not None:
         await emitter.redis.aclose()
+
+
+def _purge_idempotency_keys(pool: Pool, ttl_hours: int) -> Periodic:
+    async def purge() -> None:
+        async with pool.connection() as conn:
+            purged = await repo.purge_idempotency_keys(conn, ttl_hours=ttl_hours)
+        if purged:
+            log.info("purged idempotency keys", extra={"count": purged})
+
+    return Periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_SECONDS, purge)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -184,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
             await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
             if settings.run_relay or settings.run_consumers:
-                topics = [*ALL_TOPICS, *(dead_letter_topic(t) for t in CONSUMED_TOPICS)]
+                topics = [*ALL_TOPICS, *(dead_letter_topic(t) for t in EVENT_HANDLERS)]
                 await asyncio.to_thread(
                     ensure_topics, settings.kafka_broker, topics, settings.kafka_topic_partitions
                 )
@@ -197,16 +80,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.kafka_broker, settings.service_name, service=settings.service_name
             )
             resources.push_async_callback(asyncio.to_thread, producer.close)
+            after_commit = AfterCommit(
+                settings.service_name,
+                capacity=settings.after_commit_capacity,
+                timeout=settings.after_commit_timeout_seconds,
+            )
             service = OrderService(
                 settings,
                 pool,
                 Catalogue(http, cache_seconds=settings.catalogue_cache_seconds),
-                LiveUpdates(emitter, settings.live_push_timeout_seconds),
+                LiveUpdates(emitter),
+                after_commit,
             )
-            workers = Workers(settings, pool, producer, service)
-            resources.push_async_callback(workers.stop_all)
             app.state.orders = service
-            app.state.workers = workers
+
+            runtime = Runtime(settings.service_name)
+            if settings.run_relay:
+                runtime.add(
+                    "outbox-relay",
+                    lambda: OutboxRelay(pool, producer, settings.db_conninfo, repo.SCHEMA),
+                )
+            runtime.add("after-commit", after_commit.job)
+            runtime.add(
+                "idempotency-key-purge",
+                lambda: _purge_idempotency_keys(pool, settings.idempotency_key_ttl_hours),
+            )
+            shell = EventShell(settings.service_name, service, pool, EVENT_HANDLERS, after_commit)
+            app.state.event_shell = shell
+            if settings.run_consumers:
+                runtime.add(
+                    "consumer",
+                    consumer_factory(
+                        bootstrap=settings.kafka_broker,
+                        group_id=settings.kafka_consumer_group,
+                        shell=shell,
+                        dead_letters=producer,
+                    ),
+                )
+            runtime.attach(app)
 
             async def postgres_ready() -> None:
                 await ping(pool)
@@ -220,11 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             add_readiness_check(app, "postgres", postgres_ready)
             add_readiness_check(app, "redis", redis_ready)
             add_readiness_check(app, "kafka", kafka_ready)
-            if settings.run_relay:
-                workers.start_relay()
-            if settings.run_consumers:
-                workers.start_consumer()
-            workers.start_maintenance()
+            runtime.start()
+            resources.push_async_callback(runtime.stop)
             yield
 
     app = create_service_app(settings, "RealTimeOrder orders", lifespan)

@@ -16,15 +16,11 @@ TRANSITIONS = Counter(
 )
 EVENTS_IGNORED = Counter(
     "orders_events_ignored_total",
-    "Consumed events that changed nothing, by topic and why (duplicate, stale, unknown-order).",
+    "Consumed events that changed nothing, by topic and why (stale, unknown-order).",
     ["topic", "why"],
 )
 CONFIRMATION_LATENCY = Histogram(
     "orders_create_to_confirmed_seconds",
     "Time from an order's creation to its confirmation being applied.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-)
-LIVE_PUSH_FAILURES = Counter(
-    "orders_live_push_failures_total",
-    "Socket.IO pushes that failed after their change was committed.",
 )

@@ -2,8 +2,9 @@
 
 Every change is one transaction: the order row (locked with SELECT ... FOR UPDATE), a timeline
 entry for the new version, and, where other services must hear of it, an outbox event. Only
-after COMMIT are the side effects run: metrics and the live Socket.IO push. A push that fails
-is logged and counted; the change stays.
+after COMMIT are the side effects handed to the after-commit runner (kit/after_commit.py):
+metrics and the live Socket.IO push, which never hold up the request or the consumer; a push
+that fails is logged and counted, the change stays.
 
 The timeline entry's event id is the event that reports the change: the outbox event this
 service emits (order.created, order.shipped, order.delivered, order.cancelled), or the consumed
@@ -12,16 +13,18 @@ inventory event for CONFIRMED and FAILED.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import socketio
 
+from services.kit.after_commit import AfterCommit, Effect
+from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.errors import Forbidden
 from services.kit.events import Envelope
@@ -35,7 +38,7 @@ from services.kit.order_events import (
     OrderLine,
     OrderStatusChanged,
 )
-from services.kit.outbox import add_to_outbox, claim_event, event
+from services.kit.outbox import add_to_outbox, event
 from services.kit.tokens import Principal
 from services.orders import metrics
 from services.orders import repository as repo
@@ -97,13 +100,12 @@ class Change:
 
 
 class LiveUpdates:
-    """Pushes order updates to Socket.IO clients through Redis, never failing the caller."""
+    """Builds the after-commit effect that pushes an order update to its Socket.IO clients."""
 
-    def __init__(self, emitter: socketio.AsyncRedisManager, timeout: float) -> None:
+    def __init__(self, emitter: socketio.AsyncRedisManager) -> None:
         self.emitter = emitter
-        self.timeout = timeout
 
-    async def push(self, change: Change) -> None:
+    def push(self, change: Change) -> Effect:
         update = OrderUpdate(
             order_id=str(change.order.id),
             user_id=change.order.user_id,
@@ -112,14 +114,12 @@ class LiveUpdates:
             time=change.entry.at,
             reason=change.entry.reason,
         )
-        try:
-            await asyncio.wait_for(push_order_update(self.emitter, update), self.timeout)
-        except Exception as exc:  # the change is committed; a lost push is recovered by sync
-            metrics.LIVE_PUSH_FAILURES.inc()
-            log.warning(
-                "live push failed",
-                extra={"order_id": update.order_id, "version": update.version, "error": repr(exc)},
-            )
+
+        async def push_order() -> None:
+            # A lost push is recovered by the client's order.sync; the change is committed.
+            await push_order_update(self.emitter, update)
+
+        return push_order
 
 
 def actor_label(kind: Actor, principal: Principal | None = None) -> str:
@@ -131,12 +131,18 @@ def actor_label(kind: Actor, principal: Principal | None = None) -> str:
 
 class OrderService:
     def __init__(
-        self, settings: Settings, pool: Pool, catalogue: Catalogue, live: LiveUpdates
+        self,
+        settings: Settings,
+        pool: Pool,
+        catalogue: Catalogue,
+        live: LiveUpdates,
+        after_commit: AfterCommit,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.catalogue = catalogue
         self.live = live
+        self.after_commit = after_commit
 
     # --- create ---------------------------------------------------------------------------
 
@@ -201,8 +207,10 @@ class OrderService:
             return await self._replay(known, fingerprint)
 
         metrics.ORDERS_CREATED.inc()
-        await self._after_commit(
-            Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
+        self.after_commit.submit(
+            self._effects(
+                Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
+            )
         )
         log.info("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
         view = OrderView(order=order, lines=_line_rows(order_id, priced), timeline=[entry])
@@ -328,57 +336,48 @@ class OrderService:
                     )
             view = await self._view(conn, order_id)
         assert view is not None
-        await self._after_commit(change)
+        self.after_commit.submit(self._effects(change))
         return view
 
     # --- changes from inventory's events --------------------------------------------------
 
     async def apply_inventory_event(
-        self,
-        *,
-        topic: str,
-        event_id: str,
-        order_id: str,
-        target: Status,
-        reason: str | None,
-    ) -> Change | None:
-        """Apply inventory's answer once; a redelivered, stale or foreign event changes nothing.
+        self, conn: DictConnection, topic: str, event_id: str, outcome: InventoryOutcome
+    ) -> Applied:
+        """Apply inventory's answer inside the consumer's transaction (the event id is claimed
+        there already); a stale or foreign event changes nothing.
 
         CONFIRMED and FAILED carry the consumed event's id in the timeline. A reservation that
         expired cancels the order, which is reported onwards as order.cancelled.
         """
-        async with self.pool.connection() as conn, conn.transaction():
-            if not await claim_event(conn, event_id, topic):
-                metrics.EVENTS_IGNORED.labels(topic, "duplicate").inc()
-                log.info("duplicate event ignored", extra={"topic": topic, "event": event_id})
-                return None
-            order = await repo.lock_order(conn, _parse_uuid(order_id))
-            if order is None:
-                metrics.EVENTS_IGNORED.labels(topic, "unknown-order").inc()
-                log.warning("event for an unknown order", extra={"topic": topic})
-                return None
-            if not can_transition(order.status, target, Actor.INVENTORY):
-                metrics.EVENTS_IGNORED.labels(topic, "stale").inc()
-                log.info(
-                    "stale event ignored",
-                    extra={"topic": topic, "status": order.status, "wanted": target},
-                )
-                return None
-            async with conn.pipeline():
-                change = await self._apply(
-                    conn,
-                    order,
-                    target,
-                    Actor.INVENTORY,
-                    actor_label(Actor.INVENTORY),
-                    reason,
-                    consumed_event_id=None if target in EMITTED_TOPICS else event_id,
-                )
+        order = await repo.lock_order(conn, _parse_uuid(outcome.order_id))
+        if order is None:
+            metrics.EVENTS_IGNORED.labels(topic, "unknown-order").inc()
+            log.warning("event for an unknown order", extra={"topic": topic})
+            return Applied("unknown-order")
+        target = outcome.target
+        if not can_transition(order.status, target, Actor.INVENTORY):
+            metrics.EVENTS_IGNORED.labels(topic, "stale").inc()
+            log.info(
+                "stale event ignored",
+                extra={"topic": topic, "status": order.status, "wanted": target},
+            )
+            return Applied("stale")
+        async with conn.pipeline():
+            change = await self._apply(
+                conn,
+                order,
+                target,
+                Actor.INVENTORY,
+                actor_label(Actor.INVENTORY),
+                outcome.reason,
+                consumed_event_id=None if target in EMITTED_TOPICS else event_id,
+            )
+        effects = self._effects(change)
         if target is Status.CONFIRMED:
-            waited = (change.entry.at - order.created_at).total_seconds()
-            metrics.CONFIRMATION_LATENCY.observe(max(waited, 0.0))
-        await self._after_commit(change)
-        return change
+            waited = max((change.entry.at - order.created_at).total_seconds(), 0.0)
+            effects = (partial(_observe_confirmation, waited), *effects)
+        return Applied(str(target), effects)
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -431,9 +430,26 @@ class OrderService:
         )
         return Change(order=updated, previous=order.status, entry=entry, actor=kind)
 
-    async def _after_commit(self, change: Change) -> None:
-        metrics.TRANSITIONS.labels(change.order.status, change.actor).inc()
-        await self.live.push(change)
+    def _effects(self, change: Change) -> tuple[Effect, ...]:
+        """What a committed change sets off: its count and the live push."""
+        return (partial(_count_transition, change), self.live.push(change))
+
+
+async def _count_transition(change: Change) -> None:
+    metrics.TRANSITIONS.labels(change.order.status, change.actor).inc()
+
+
+async def _observe_confirmation(waited_seconds: float) -> None:
+    metrics.CONFIRMATION_LATENCY.observe(waited_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryOutcome:
+    """What one of inventory's events asks of an order: the status and the timeline reason."""
+
+    order_id: str
+    target: Status
+    reason: str | None
 
 
 class _KeyTakenMeanwhile(Exception):

@@ -18,8 +18,6 @@ class Settings(ServiceSettings):
     - RUN_RELAY / RUN_CONSUMERS: run the outbox relay and the Kafka consumer in this process
       (both on by default; tests and one-role deployments turn them off).
     - KAFKA_CONSUMER_GROUP: the consumer group (default "orders").
-    - LIVE_PUSH_TIMEOUT_SECONDS: the longest a Socket.IO push through Redis may hold up the
-      caller; a push that fails or times out is logged, the change stays committed.
     """
 
     service_name: str = "orders"
@@ -37,9 +35,6 @@ class Settings(ServiceSettings):
     run_relay: bool = Field(default=True, alias="RUN_RELAY")
     run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
     kafka_consumer_group: str = Field(default="orders", alias="KAFKA_CONSUMER_GROUP")
-    kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS", gt=0)
-
-    live_push_timeout_seconds: float = Field(default=2.0, alias="LIVE_PUSH_TIMEOUT_SECONDS", gt=0)
 
     @property
     def inventory_base_url(self) -> str:

@@ -34,7 +34,10 @@ async def stored_hash(db_conninfo: str, email: str) -> str:
 async def test_readyz_checks_postgres_and_redis(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"postgres": "ok", "redis": "ok", "jobs": "ok"},
+    }
     assert (await client.get("/healthz")).status_code == 200
 
 

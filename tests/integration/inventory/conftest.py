@@ -20,6 +20,7 @@ from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.inventory.main import create_app
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
+from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer, dead_letter_topic
 from services.kit.order_events import (
     ORDER_CONFIRMED,
@@ -71,6 +72,13 @@ async def inventory_app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with app.router.lifespan_context(app):
         await app.state.inventory.cache.redis.flushdb()
         yield app
+
+
+@pytest.fixture(scope="module")
+def shell(inventory_app: FastAPI) -> EventShell[InventoryService]:
+    """The consumer's shell: applies an event exactly as a consumed message is applied."""
+    event_shell: EventShell[InventoryService] = inventory_app.state.event_shell
+    return event_shell
 
 
 @pytest.fixture(scope="module")

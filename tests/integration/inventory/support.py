@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Message
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.inventory.settings import Settings
+from services.kit.consumer import EventShell
 from services.kit.events import Envelope, peek_attributes
 from services.kit.order_events import (
     ORDER_CREATED,
@@ -195,3 +196,11 @@ async def stock_levels(client: httpx.AsyncClient, product_id: str) -> tuple[int,
     """On hand, reserved and available units of a product."""
     body = (await client.get(f"/inventory/stock/{product_id}")).json()
     return body["onHand"], body["reserved"], body["available"]
+
+
+async def apply_event(shell: EventShell[Any], topic: str, event: Envelope[Any]) -> str:
+    """Apply one event as the consumer does, wait for its after-commit effects, and return
+    its outcome ("duplicate" for a redelivery)."""
+    applied = await shell.handle(topic, event.to_bytes())
+    await shell.after_commit.drained()
+    return applied.outcome if applied is not None else "duplicate"

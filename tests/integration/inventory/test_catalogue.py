@@ -12,12 +12,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.inventory.demo import DEMO_CATALOGUE, seed_demo_catalogue
-from services.inventory.handlers import EventHandler
 from services.inventory.main import create_app
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
+from services.kit.consumer import EventShell
 from services.kit.order_events import ORDER_CREATED
 from tests.integration.inventory.support import (
+    apply_event,
     create_product,
     order_created,
 )
@@ -327,7 +328,7 @@ async def test_a_batch_lookup_by_ids(client: httpx.AsyncClient, admin: Bearer) -
 
 
 async def test_the_list_is_cached_and_every_change_is_visible_at_once(
-    client: httpx.AsyncClient, admin: Bearer, db: Any, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, db: Any, shell: EventShell[InventoryService]
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     product = await create_product(client, admin, name=f"Cached {tag}", stock=10)
@@ -356,7 +357,7 @@ async def test_the_list_is_cached_and_every_change_is_visible_at_once(
     assert (await listed(client, q=tag))[0]["stock"]["available"] == 4
 
     created = order_created([(product["id"], 3)])
-    assert await EventHandler(service).handle(ORDER_CREATED, created.to_bytes()) == "confirmed"
+    assert await apply_event(shell, ORDER_CREATED, created) == "confirmed"
     assert (await listed(client, q=tag))[0]["stock"] == {
         "onHand": 4,
         "reserved": 3,
@@ -397,11 +398,11 @@ async def test_setting_stock_is_audited(client: httpx.AsyncClient, admin: Bearer
 
 
 async def test_stock_cannot_drop_below_what_is_reserved(
-    client: httpx.AsyncClient, admin: Bearer, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, shell: EventShell[InventoryService]
 ) -> None:
     product = await create_product(client, admin, stock=10)
     created = order_created([(product["id"], 4)])
-    assert await EventHandler(service).handle(ORDER_CREATED, created.to_bytes()) == "confirmed"
+    assert await apply_event(shell, ORDER_CREATED, created) == "confirmed"
 
     path = f"/inventory/stock/{product['id']}"
     refused = await client.put(path, json={"onHand": 3, "reason": "lost"}, headers=admin.headers)
@@ -434,7 +435,12 @@ async def test_unknown_products_are_not_found(client: httpx.AsyncClient, admin: 
 async def test_ready_when_postgres_redis_and_kafka_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
+    assert response.json()["checks"] == {
+        "postgres": "ok",
+        "redis": "ok",
+        "kafka": "ok",
+        "jobs": "ok",
+    }
     metrics = (await client.get("/metrics")).text
     assert 'inventory_reservations_total{outcome="confirmed"}' in metrics
     assert 'inventory_product_cache_requests_total{result="hit"}' in metrics

@@ -13,9 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.inventory.handlers import TOPICS, EventHandler
+from services.inventory.handlers import EVENT_HANDLERS
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
+from services.kit.consumer import EventShell
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic
 from services.kit.order_events import (
@@ -28,6 +29,7 @@ from services.kit.order_events import (
 from tests.integration.inventory.support import (
     Received,
     TopicReader,
+    apply_event,
     create_product,
     order_created,
     status_changed,
@@ -139,15 +141,15 @@ async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
     producer: EventProducer,
     reader: TopicReader,
     settings: Settings,
-    service: InventoryService,
+    shell: EventShell[InventoryService],
 ) -> None:
     product = await create_product(client, admin, stock=10)
     # A second replica in the same group, so the orders are reserved by two consumers at once.
     replica = BatchConsumer(
         settings.kafka_broker,
         settings.consumer_group,
-        TOPICS,
-        EventHandler(service),
+        EVENT_HANDLERS,
+        shell,
         service="inventory-replica",
         dead_letters=producer,
     )
@@ -166,12 +168,11 @@ async def test_fifty_orders_at_once_for_ten_units_confirm_exactly_ten(
 
 
 async def test_concurrent_reservations_never_exceed_stock(
-    client: httpx.AsyncClient, admin: Bearer, service: InventoryService, db: Any
+    client: httpx.AsyncClient, admin: Bearer, shell: EventShell[InventoryService], db: Any
 ) -> None:
     product = await create_product(client, admin, stock=10)
-    handler = EventHandler(service)
     orders = [order_created([(product["id"], 1 + n % 2)]) for n in range(50)]
-    outcomes = await asyncio.gather(*(handler.handle(ORDER_CREATED, o.to_bytes()) for o in orders))
+    outcomes = await asyncio.gather(*(apply_event(shell, ORDER_CREATED, o) for o in orders))
     confirmed = [o for o, outcome in zip(orders, outcomes, strict=True) if outcome == "confirmed"]
     reserved = sum(o.data.items[0].quantity for o in confirmed)
     assert set(outcomes) == {"confirmed", "failed"}
@@ -184,17 +185,15 @@ async def test_concurrent_reservations_never_exceed_stock(
 
 
 async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
-    client: httpx.AsyncClient, admin: Bearer, service: InventoryService
+    client: httpx.AsyncClient, admin: Bearer, shell: EventShell[InventoryService]
 ) -> None:
     products = [(await create_product(client, admin, stock=1000))["id"] for _ in range(4)]
-    handler = EventHandler(service)
     orders = []
     for n in range(60):
         lines = [(pid, 1 + (n + i) % 3) for i, pid in enumerate(products)]
         orders.append(order_created(lines if n % 2 else list(reversed(lines))))
-    outcomes = await asyncio.wait_for(
-        asyncio.gather(*(handler.handle(ORDER_CREATED, o.to_bytes()) for o in orders)), 60
-    )
+    async with asyncio.timeout(60):
+        outcomes = await asyncio.gather(*(apply_event(shell, ORDER_CREATED, o) for o in orders))
     assert set(outcomes) == {"confirmed"}
     for pid in products:
         wanted = sum(i.quantity for o in orders for i in o.data.items if i.product_id == pid)
@@ -365,9 +364,9 @@ async def test_a_crashed_consumer_answers_every_order_once_after_restart(
     orders = [order_created([(product["id"], 1)]) for _ in range(40)]
     await asyncio.gather(*(publish(producer, ORDER_CREATED, o) for o in orders[:20]))
     await answer(reader, orders[0].subject)
-    await inventory_app.state.background.kill_consumer()
+    await inventory_app.state.runtime.kill("consumer")
     await asyncio.gather(*(publish(producer, ORDER_CREATED, o) for o in orders[20:]))
-    inventory_app.state.background.start_consumer()
+    inventory_app.state.runtime.start("consumer")
 
     for order in orders:
         assert (await answer(reader, order.subject)).topic == ORDER_CONFIRMED

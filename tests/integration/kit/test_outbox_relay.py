@@ -140,7 +140,8 @@ async def test_consumer_dead_letters_a_poison_message_and_moves_on(
         service="kit",
         dead_letters=producer,
     )
-    await asyncio.wait_for(consumer.run(), timeout=30)
+    async with asyncio.timeout(30):
+        await consumer.run()
     dead = await asyncio.to_thread(_read_all, settings.kafka_broker, dead_letter_topic(topic), 1)
     producer.close()
     assert handled == [b"good"]

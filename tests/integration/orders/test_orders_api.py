@@ -489,7 +489,7 @@ async def test_ready_and_metrics(
     await place(client, user, (catalogue.add("Pen", "1.00"), 1))
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok", "jobs": "ok"}
     metrics = (await client.get("/metrics")).text
     assert "orders_created_total" in metrics
     assert 'orders_transitions_total{actor="owner",status="CREATED"}' in metrics

@@ -141,7 +141,11 @@ async def test_a_duplicated_message_changes_nothing(
     order = await place(client, catalogue, user)
     answer = confirmed(order)
     duplicates = await metric(
-        client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="duplicate"
+        client,
+        "events_consumed_total",
+        service="orders",
+        topic=ORDER_CONFIRMED,
+        outcome="duplicate",
     )
     await send(producer, ORDER_CONFIRMED, answer)
     first = await order_in(client, user, order["id"], "CONFIRMED")
@@ -149,7 +153,11 @@ async def test_a_duplicated_message_changes_nothing(
 
     async def ignored() -> bool:
         now = await metric(
-            client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="duplicate"
+            client,
+            "events_consumed_total",
+            service="orders",
+            topic=ORDER_CONFIRMED,
+            outcome="duplicate",
         )
         return now == duplicates + 1
 

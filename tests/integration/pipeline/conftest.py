@@ -24,12 +24,11 @@ from fastapi import FastAPI
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
-from services.inventory.background import BackgroundWork
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
 from services.kit.live import ORDER_UPDATED, OrderUpdate, create_emitter, push_order_update
+from services.kit.runtime import Runtime
 from services.kit.settings import ServiceSettings
-from services.orders.main import Workers
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
 from tests.integration.orders.support import (
@@ -71,15 +70,11 @@ class Platform:
     admin: Bearer
     db_conninfo: str
 
-    @property
-    def orders_workers(self) -> Workers:
-        workers: Workers = self.orders_app.state.workers
-        return workers
-
-    @property
-    def inventory_work(self) -> BackgroundWork:
-        work: BackgroundWork = self.inventory_app.state.background
-        return work
+    def runtime(self, service: str) -> Runtime:
+        """The background jobs of `orders` or `inventory`."""
+        app = {"orders": self.orders_app, "inventory": self.inventory_app}[service]
+        runtime: Runtime = app.state.runtime
+        return runtime
 
     def user(self) -> Bearer:
         return bearer(self.token_settings)

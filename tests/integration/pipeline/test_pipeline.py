@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -92,43 +91,27 @@ async def test_fifty_concurrent_orders_for_ten_units_confirm_exactly_ten(
     assert await platform.stock(product) == {"onHand": 10, "reserved": 10, "available": 0}
 
 
-async def _kill_orders_relay(platform: Platform) -> Callable[[], object]:
-    workers = platform.orders_workers
-    assert workers.relay is not None
-    await workers.relay.kill()
-    return workers.start_relay
+# Every background job of both services: relays, consumers, periodic jobs, after-commit runners.
+JOBS = [
+    ("orders", "outbox-relay"),
+    ("orders", "consumer"),
+    ("orders", "after-commit"),
+    ("orders", "idempotency-key-purge"),
+    ("inventory", "outbox-relay"),
+    ("inventory", "consumer"),
+    ("inventory", "after-commit"),
+    ("inventory", "reservation-sweeper"),
+]
 
 
-async def _kill_orders_consumer(platform: Platform) -> Callable[[], object]:
-    workers = platform.orders_workers
-    assert workers.consumer is not None
-    await workers.consumer.kill()
-    return workers.start_consumer
+def test_the_kill_tests_cover_every_job(platform: Platform) -> None:
+    registered = {(s, job) for s in ("orders", "inventory") for job in platform.runtime(s).names}
+    assert registered == set(JOBS)
 
 
-async def _kill_inventory_consumer(platform: Platform) -> Callable[[], object]:
-    work = platform.inventory_work
-    await work.kill_consumer()
-    return work.start_consumer
-
-
-async def _kill_inventory_relay(platform: Platform) -> Callable[[], object]:
-    work = platform.inventory_work
-    await work.kill_relay()
-    return work.start_relay
-
-
-KILLERS: dict[str, Callable[[Platform], Awaitable[Callable[[], object]]]] = {
-    "orders relay": _kill_orders_relay,
-    "orders consumer": _kill_orders_consumer,
-    "inventory consumer": _kill_inventory_consumer,
-    "inventory relay": _kill_inventory_relay,
-}
-
-
-@pytest.mark.parametrize("worker", list(KILLERS))
+@pytest.mark.parametrize(("service", "job"), JOBS, ids=[f"{s} {j}" for s, j in JOBS])
 async def test_killing_a_worker_mid_stream_settles_every_order_exactly_once(
-    platform: Platform, worker: str
+    platform: Platform, service: str, job: str
 ) -> None:
     product = await platform.product(stock=1000)
     buyer = platform.user()
@@ -147,10 +130,14 @@ async def test_killing_a_worker_mid_stream_settles_every_order_exactly_once(
         return len(placed) >= 8
 
     await eventually(flowing, what="orders to flow")
-    restart = await KILLERS[worker](platform)
+    runtime = platform.runtime(service)
+    await runtime.kill(job)  # fails loudly (JobStuck) if the job does not end
     killed_at = len(placed)
+    assert runtime.states()[job] == "stopped"
+    assert job in runtime.readiness_problems()
     await asyncio.sleep(0.6)  # orders keep coming while the worker is dead
-    restart()
+    runtime.start(job)
+    assert runtime.states()[job] == "running"
     await feeder
     assert len(placed) > killed_at, "orders must arrive while the worker is down"
 
@@ -220,7 +207,9 @@ async def _duplicates(platform: Platform) -> tuple[float, float]:
             'events_consumed_total{outcome="duplicate",service="inventory",topic="order.created"}'
         ):
             inventory = float(line.rsplit(" ", 1)[1])
-        if line.startswith('orders_events_ignored_total{topic="order.confirmed",why="duplicate"}'):
+        if line.startswith(
+            'events_consumed_total{outcome="duplicate",service="orders",topic="order.confirmed"}'
+        ):
             orders = float(line.rsplit(" ", 1)[1])
     return inventory, orders
 
@@ -325,7 +314,7 @@ async def test_a_cancel_that_overtakes_the_reservation_reserves_nothing(
     cancel first, and must then not reserve for the order when order.created arrives."""
     product = await platform.product(stock=5)
     user = platform.user()
-    await platform.inventory_work.kill_consumer()
+    await platform.runtime("inventory").kill("consumer")
     try:
         order_id = (await platform.place(user, (product, 2))).json()["id"]
         cancel = await platform.http.post(
@@ -333,7 +322,7 @@ async def test_a_cancel_that_overtakes_the_reservation_reserves_nothing(
         )
         assert cancel.status_code == 200, cancel.text
     finally:
-        platform.inventory_work.start_consumer()
+        platform.runtime("inventory").start("consumer")
 
     async def heard_both() -> bool:
         done = rows(

@@ -1,0 +1,109 @@
+"""After-commit effects: what a committed change sets off, run without holding up its caller.
+
+A change commits first; then its effects (a live Socket.IO push, a cache invalidation, a
+metric) are handed to `AfterCommit.submit`, which only queues them and returns at once. One
+task, registered with the service's runtime as a job, runs them in the order they were
+submitted (so one order's pushes arrive in commit order), each within a time limit: the
+`Runner` from `job()`, which the runtime restarts like any job, the queue surviving it. A Kafka
+consumer's in-order loop therefore never waits on Redis: when Redis is slow or gone the queue
+fills up to its capacity, and what does not fit is dropped and counted
+(`after_commit_effects_total{outcome="dropped"}`). Every effect here is recoverable by design:
+clients catch up with `order.sync`, cache pages expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+from services.kit.metrics import AFTER_COMMIT_EFFECTS
+
+log = logging.getLogger(__name__)
+Effect = Callable[[], Awaitable[object]]
+
+
+class AfterCommit:
+    """A bounded queue of after-commit effects and the job that runs them."""
+
+    def __init__(self, service: str, *, capacity: int = 10_000, timeout: float = 2.0) -> None:
+        self.service = service
+        self.capacity = capacity
+        self.timeout = timeout
+        self._pending: deque[Effect] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        for outcome in ("done", "failed", "timed_out", "dropped"):
+            AFTER_COMMIT_EFFECTS.labels(service, outcome)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def submit(self, effects: Iterable[Effect]) -> None:
+        """Queue `effects` to run after the change that produced them; never waits."""
+        for effect in effects:
+            if len(self._pending) >= self.capacity:
+                AFTER_COMMIT_EFFECTS.labels(self.service, "dropped").inc()
+                log.warning(
+                    "after-commit queue full; effect dropped", extra={"effect": _name(effect)}
+                )
+                continue
+            self._pending.append(effect)
+            self._idle.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        """Wait until every effect submitted so far has run (for tests and shutdown checks)."""
+        await self._idle.wait()
+
+    def job(self) -> Runner:
+        """The runtime job that runs the queued effects (a new one for each (re)start)."""
+        return Runner(self)
+
+    async def _run_one(self, effect: Effect) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await effect()
+        except TimeoutError:
+            outcome = "timed_out"
+        except Exception as exc:  # the change is committed; an effect may fail on its own
+            outcome = "failed"
+            log.warning(
+                "after-commit effect failed", extra={"effect": _name(effect), "error": repr(exc)}
+            )
+        else:
+            outcome = "done"
+        if outcome == "timed_out":
+            log.warning("after-commit effect timed out", extra={"effect": _name(effect)})
+        AFTER_COMMIT_EFFECTS.labels(self.service, outcome).inc()
+
+
+class Runner:
+    """Runs the effects queued in an `AfterCommit`, in order, until stopped (then finishes
+    what is queued)."""
+
+    def __init__(self, queue: AfterCommit) -> None:
+        self.queue = queue
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.queue._wake.set()
+
+    async def run(self) -> None:
+        queue = self.queue
+        while True:
+            while queue._pending:
+                await queue._run_one(queue._pending.popleft())
+            queue._idle.set()
+            if self._stopping:
+                return
+            queue._wake.clear()
+            await queue._wake.wait()
+
+
+def _name(effect: Effect) -> str:
+    return getattr(effect, "__qualname__", None) or repr(effect)

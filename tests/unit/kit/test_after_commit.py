@@ -1,0 +1,105 @@
+"""After-commit effects run in order, off the caller's path, bounded, and counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.kit.after_commit import AfterCommit, Effect
+from services.kit.metrics import AFTER_COMMIT_EFFECTS
+
+
+def count(service: str, outcome: str) -> float:
+    value: float = AFTER_COMMIT_EFFECTS.labels(service, outcome)._value.get()
+    return value
+
+
+async def test_effects_run_in_submission_order_without_holding_up_the_submitter() -> None:
+    runner = AfterCommit("unit-order")
+    done: list[int] = []
+    gate = asyncio.Event()
+
+    def effect(n: int) -> Effect:
+        async def run() -> None:
+            await gate.wait()
+            done.append(n)
+
+        return run
+
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([effect(1), effect(2)])  # returns at once, although the effects are blocked
+    runner.submit([effect(3)])
+    assert done == []
+    gate.set()
+    async with asyncio.timeout(2):
+        await runner.drained()
+    assert done == [1, 2, 3]
+    job.stop()
+    await task
+
+
+async def test_a_slow_or_failing_effect_is_counted_and_the_next_still_runs() -> None:
+    runner = AfterCommit("unit-failures", timeout=0.05)
+    ran: list[str] = []
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    async def fails() -> None:
+        raise ConnectionError("redis is down")
+
+    async def works() -> None:
+        ran.append("works")
+
+    before = {o: count("unit-failures", o) for o in ("done", "failed", "timed_out")}
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([hangs, fails, works])
+    async with asyncio.timeout(2):
+        await runner.drained()
+    assert ran == ["works"]
+    assert count("unit-failures", "timed_out") == before["timed_out"] + 1
+    assert count("unit-failures", "failed") == before["failed"] + 1
+    assert count("unit-failures", "done") == before["done"] + 1
+    job.stop()
+    await task
+
+
+async def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
+    runner = AfterCommit("unit-full", capacity=2)
+    ran: list[int] = []
+
+    def effect(n: int) -> Effect:
+        async def run() -> None:
+            ran.append(n)
+
+        return run
+
+    before = count("unit-full", "dropped")
+    runner.submit([effect(n) for n in range(5)])  # no runner yet: nothing drains the queue
+    assert runner.pending == 2
+    assert count("unit-full", "dropped") == before + 3
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    async with asyncio.timeout(2):
+        await runner.drained()
+    assert ran == [0, 1]
+    job.stop()
+    await task
+
+
+async def test_stop_finishes_what_is_queued() -> None:
+    runner = AfterCommit("unit-stop")
+    ran: list[int] = []
+
+    async def effect() -> None:
+        await asyncio.sleep(0.01)
+        ran.append(1)
+
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([effect, effect, effect])
+    job.stop()
+    async with asyncio.timeout(2):
+        await task
+    assert ran == [1, 1, 1]
