@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.kit.settings import ServiceSettings
+from services.kit.settings import EventServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(EventServiceSettings):
     """The inventory service's settings.
 
     The Kafka consumer, the outbox relay and the reservation sweeper run as background tasks of
@@ -25,7 +25,4 @@ class Settings(ServiceSettings):
     )
     product_cache_ttl_seconds: int = Field(default=60, alias="PRODUCT_CACHE_TTL_SECONDS", gt=0)
 
-    run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
-    run_relay: bool = Field(default=True, alias="RUN_RELAY")
     run_sweeper: bool = Field(default=True, alias="RUN_SWEEPER")
-    consumer_group: str = Field(default="inventory", alias="KAFKA_CONSUMER_GROUP", min_length=1)

@@ -81,3 +81,22 @@ class ServiceSettings(BaseSettings):
                 f"set a real secret when APP_ENV={self.environment}"
             )
         return self
+
+
+class EventServiceSettings(ServiceSettings):
+    """Settings of a service that consumes and emits Kafka events (kit/backbone.py).
+
+    RUN_RELAY / RUN_CONSUMERS run the outbox relay and the Kafka consumer in this process (both
+    on by default; tests and one-role deployments turn them off). KAFKA_CONSUMER_GROUP defaults
+    to the service's name.
+    """
+
+    run_relay: bool = Field(default=True, alias="RUN_RELAY")
+    run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
+    kafka_consumer_group: str | None = Field(
+        default=None, alias="KAFKA_CONSUMER_GROUP", min_length=1
+    )
+
+    @property
+    def consumer_group(self) -> str:
+        return self.kafka_consumer_group or self.service_name

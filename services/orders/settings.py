@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field
 
-from services.kit.settings import ServiceSettings
+from services.kit.settings import EventServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(EventServiceSettings):
     """The orders service's settings.
 
     - INVENTORY_SERVICE_URL: where the product catalogue is read to price an order.
@@ -15,9 +15,7 @@ class Settings(ServiceSettings):
     - CATALOGUE_CACHE_SECONDS: how long a looked-up product is reused without asking inventory
       again (0, the default, asks every time); see `catalogue.Catalogue`.
     - IDEMPOTENCY_KEY_TTL_HOURS: how long an `Idempotency-Key` replays its first result.
-    - RUN_RELAY / RUN_CONSUMERS: run the outbox relay and the Kafka consumer in this process
-      (both on by default; tests and one-role deployments turn them off).
-    - KAFKA_CONSUMER_GROUP: the consumer group (default "orders").
+    - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`.
     """
 
     service_name: str = "orders"
@@ -31,10 +29,6 @@ class Settings(ServiceSettings):
     catalogue_cache_seconds: float = Field(default=0.0, alias="CATALOGUE_CACHE_SECONDS", ge=0)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
-
-    run_relay: bool = Field(default=True, alias="RUN_RELAY")
-    run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
-    kafka_consumer_group: str = Field(default="orders", alias="KAFKA_CONSUMER_GROUP")
 
     @property
     def inventory_base_url(self) -> str:
