@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from devstack import servers
-from devstack.platform import SERVICES
+from devstack.platform import port_variable, service_port
 from devstack.ports import HOST, is_listening, wait_closed
 from devstack.process import child_environment, log_tail
 from devstack.servers import ServerSpec
+from services.registry import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "realtimeorder"
@@ -82,7 +83,7 @@ class StackConfig:
         for service in SERVICES:
             reason = service.missing()
             if reason is None:
-                services[service.name] = service.port(environ)
+                services[service.name] = service_port(service, environ)
             else:
                 skipped[service.name] = reason
         return cls(run_dir, ports, services, skipped)
@@ -166,7 +167,7 @@ def service_environment(
     }
     for service in SERVICES:
         if service.url_variable is not None:
-            port = config.services.get(service.name) or service.port(environ)
+            port = config.services.get(service.name) or service_port(service, environ)
             env[service.url_variable] = f"http://{HOST}:{port}"
     return env
 
@@ -394,7 +395,7 @@ def _process_states(config: StackConfig) -> dict[str, dict[str, Any]]:
 
 def _ports_in_use(config: StackConfig) -> list[str]:
     variables = {name: variable for name, (variable, _) in SERVER_PORTS.items()}
-    variables |= {service.name: service.port_variable for service in SERVICES}
+    variables |= {service.name: port_variable(service) for service in SERVICES}
     return [
         f"{port} ({name}; set {variables[name]} to use another port)"
         for name, port in config.all_ports().items()

@@ -3,8 +3,9 @@
     realtimeorder serve auth            # one service, configured by environment variables
     realtimeorder create-admin EMAIL    # the first admin (password from ADMIN_PASSWORD or a prompt)
 
-Each service package provides `settings.Settings` and `main.create_app`; the image and
-`make up` run every service through this one entry point.
+`serve` runs the services of `services/registry.py` whose package is written; each provides
+`settings.Settings` and `main.create_app`. The image and `make up` run every service through
+this one entry point.
 """
 
 from __future__ import annotations
@@ -13,25 +14,11 @@ import argparse
 import asyncio
 import getpass
 import importlib
-import importlib.util
 import os
 import sys
 from typing import Any
 
-
-def services() -> tuple[str, ...]:
-    """Every package under services/ that has a `main` module: what `serve` can run."""
-    import pkgutil
-
-    import services as package
-
-    return tuple(
-        sorted(
-            info.name
-            for info in pkgutil.iter_modules(package.__path__)
-            if info.ispkg and importlib.util.find_spec(f"services.{info.name}.main") is not None
-        )
-    )
+from services.registry import runnable
 
 
 def _settings(service: str) -> Any:
@@ -71,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="realtimeorder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run one service")
-    serve_cmd.add_argument("service", choices=services())
+    serve_cmd.add_argument("service", choices=runnable())
     admin_cmd = commands.add_parser("create-admin", help="create or promote an admin account")
     admin_cmd.add_argument("email")
     args = parser.parse_args(argv)

@@ -8,15 +8,23 @@ gateway and never reaches a service.
 
 Every service prefix ends in a catch-all route that needs a signed-in caller, so a new
 endpoint in a service is protected until it is listed here as public.
+
+The upstreams are the services of `services/registry.py` that have a gateway URL variable; a
+route to any other name fails when this module is imported.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import TypeAlias
 
-Upstream = Literal["auth", "orders", "inventory", "notifications", "analytics"]
+from services.registry import UPSTREAMS
+
+Upstream: TypeAlias = str
+"""The registry name of a service the gateway proxies to (`orders`); see UPSTREAM_NAMES."""
+
+UPSTREAM_NAMES: frozenset[Upstream] = frozenset(service.name for service in UPSTREAMS)
 
 
 class Policy(StrEnum):
@@ -45,6 +53,11 @@ class Route:
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.upstream not in UPSTREAM_NAMES:
+            raise ValueError(
+                f"{self.pattern}: {self.upstream!r} is not an upstream of services/registry.py "
+                f"({', '.join(sorted(UPSTREAM_NAMES))})"
+            )
         segments = tuple(self.pattern.strip("/").split("/"))
         if "**" in segments[:-1]:
             raise ValueError(f"'**' may only end a pattern: {self.pattern}")

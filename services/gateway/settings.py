@@ -1,40 +1,54 @@
-"""The gateway's settings: where each upstream service lives and how far to wait for it."""
+"""The gateway's settings: where each upstream service lives and how far to wait for it.
+
+The upstreams are those of `services/registry.py`. Each has a URL field named after its
+registry variable (the seed's AUTH_SERVICE_URL, ORDER_SERVICE_URL...), defaulting to the
+service's port on this machine, so adding a service to the registry adds its variable here.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, create_model, field_validator
 from pydantic_settings import NoDecode
 
 from services.gateway.routes import Upstream
 from services.kit.settings import ServiceSettings
+from services.registry import UPSTREAMS, Service, service
 
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:5174"]
 
 
-class Settings(ServiceSettings):
+def _url_field(upstream: Service) -> str:
+    """The field holding an upstream's URL: its variable in lower case (`order_service_url`)."""
+    assert upstream.url_variable is not None, f"{upstream.name} is no upstream"
+    return upstream.url_variable.lower()
+
+
+# The registry decides these fields, so they are made when the module loads; mypy sees only
+# the base class, and reads them through upstream_url().
+if TYPE_CHECKING:
+    _UpstreamUrls = ServiceSettings
+else:
+    _UpstreamUrls = create_model(
+        "_UpstreamUrls",
+        __base__=ServiceSettings,
+        **{
+            _url_field(upstream): (
+                AnyHttpUrl,
+                Field(default=AnyHttpUrl(upstream.local_url), alias=upstream.url_variable),
+            )
+            for upstream in UPSTREAMS
+        },
+    )
+
+
+class Settings(_UpstreamUrls):
     """Seed names for the upstream URLs (AUTH_SERVICE_URL...), plus the proxy's own limits."""
 
     service_name: str = "gateway"
-    port: int = Field(default=3000, alias="PORT")
-
-    auth_service_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:3001"), alias="AUTH_SERVICE_URL"
-    )
-    order_service_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:3002"), alias="ORDER_SERVICE_URL"
-    )
-    inventory_service_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:3003"), alias="INVENTORY_SERVICE_URL"
-    )
-    notification_service_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:3004"), alias="NOTIFICATION_SERVICE_URL"
-    )
-    analytics_service_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:3005"), alias="ANALYTICS_SERVICE_URL"
-    )
+    port: int = Field(default=service("gateway").default_port, alias="PORT")
 
     upstream_timeout_seconds: float = Field(default=10.0, alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
     upstream_max_connections: int = Field(default=200, alias="UPSTREAM_MAX_CONNECTIONS", gt=0)
@@ -55,14 +69,10 @@ class Settings(ServiceSettings):
 
     @cached_property
     def _upstream_urls(self) -> dict[Upstream, str]:
-        urls: dict[Upstream, AnyHttpUrl] = {
-            "auth": self.auth_service_url,
-            "orders": self.order_service_url,
-            "inventory": self.inventory_service_url,
-            "notifications": self.notification_service_url,
-            "analytics": self.analytics_service_url,
+        return {
+            upstream.name: str(getattr(self, _url_field(upstream))).rstrip("/")
+            for upstream in UPSTREAMS
         }
-        return {upstream: str(url).rstrip("/") for upstream, url in urls.items()}
 
     def upstream_url(self, upstream: Upstream) -> str:
         """The base URL of an upstream service, without a trailing slash."""

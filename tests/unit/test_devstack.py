@@ -15,7 +15,8 @@ import pytest
 from supervisor.options import ServerOptions
 
 from devstack import servers, stack
-from devstack.platform import SERVICES, Service
+from devstack.platform import port_variable
+from services.registry import SERVICES, Service
 
 OVERRIDES = {
     "POSTGRES_PORT": "15432",
@@ -54,15 +55,19 @@ def test_ports_default_to_the_seed_and_follow_their_variables(tmp_path: Path) ->
     assert custom.services.get("auth") == 13001
 
 
-def test_a_service_without_a_package_is_skipped_with_the_reason() -> None:
-    assert Service("auth", 3001, "AUTH_SERVICE_URL").missing() is None
-    reason = Service("nosuchservice", 3999, "NOSUCH_URL").missing()
-    assert reason == "services/nosuchservice/main.py does not exist yet"
+def test_a_service_without_a_package_is_skipped_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack, "SERVICES", (*SERVICES, Service("nosuchservice", 3999, "NO_URL")))
+    config = make_config(tmp_path)
+    assert config.skipped["nosuchservice"] == "services/nosuchservice/main.py does not exist yet"
+    assert "nosuchservice" not in config.services
+    assert config.services["auth"] == 3001
 
 
 def test_every_service_has_its_own_port_and_port_variable() -> None:
     assert len({service.default_port for service in SERVICES}) == len(SERVICES)
-    assert [service.port_variable for service in SERVICES][:4] == [
+    assert [port_variable(service) for service in SERVICES][:4] == [
         "GATEWAY_PORT",
         "AUTH_PORT",
         "ORDERS_PORT",

@@ -6,6 +6,7 @@ import pytest
 
 from services.gateway.routes import (
     ROUTES,
+    UPSTREAM_NAMES,
     Policy,
     Route,
     has_dot_segments,
@@ -90,14 +91,14 @@ def test_a_prefix_served_by_two_upstreams_is_refused() -> None:
         service_prefixes(routes)
 
 
-def test_the_table_gives_one_upstream_per_prefix() -> None:
-    assert service_prefixes(ROUTES) == {
-        "/auth": "auth",
-        "/orders": "orders",
-        "/inventory": "inventory",
-        "/notifications": "notifications",
-        "/analytics": "analytics",
-    }
+def test_every_upstream_of_the_registry_is_routed_under_its_own_name() -> None:
+    assert service_prefixes(ROUTES) == {f"/{name}": name for name in UPSTREAM_NAMES}
+
+
+@pytest.mark.parametrize("upstream", ["gateway", "order", "kit"])
+def test_a_route_to_a_name_that_is_no_upstream_is_refused(upstream: str) -> None:
+    with pytest.raises(ValueError, match=f"'{upstream}' is not an upstream"):
+        Route(f"/{upstream}/**", upstream, Policy.SIGNED_IN)
 
 
 def test_every_prefix_ends_with_a_catch_all_that_is_not_public() -> None:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.gateway.settings import Settings
+from services.registry import UPSTREAMS, Service
 
 
 def test_defaults_follow_the_seed_ports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,3 +36,14 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
 def test_an_upstream_url_must_be_http() -> None:
     with pytest.raises(ValidationError):
         Settings(ORDER_SERVICE_URL="orders:3002")
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS, ids=lambda upstream: upstream.name)
+def test_every_upstream_of_the_registry_is_read_from_its_variable(
+    upstream: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert upstream.url_variable is not None
+    monkeypatch.delenv(upstream.url_variable, raising=False)
+    assert Settings().upstream_url(upstream.name) == upstream.local_url
+    monkeypatch.setenv(upstream.url_variable, f"http://{upstream.name}.internal:8080/")
+    assert Settings().upstream_url(upstream.name) == f"http://{upstream.name}.internal:8080"
