@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from services import registry
 from tests.k8s.conftest import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,7 +158,9 @@ def existing_secret_names(values: Any) -> set[str]:
     return found
 
 
-PYTHON_SERVICES = ("gateway", "auth", "orders", "inventory")
+# The chart deploys every service of services/registry.py whose package is written (checked by
+# test_the_chart_deploys_the_services_of_the_registry), and web apps that only it knows.
+PYTHON_SERVICES = registry.runnable()
 WEB_APPS = ("user-app", "admin-dashboard")
 SEED_TOPICS = (
     "order.created",
@@ -355,13 +358,22 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
                     }
         return callers
 
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    for service in PYTHON_SERVICES:
+        policy = values[service]["networkPolicy"]
+        public = {"anyone"} if policy["allowExternal"] else set()
+        assert admitted(service) == set(policy["allowFrom"]) | public, service
     assert admitted("gateway") == {"anyone"}
     assert admitted("auth") == {"gateway"}
     assert admitted("orders") == {"gateway"}
     assert admitted("inventory") == {"gateway", "orders"}
     assert admitted("operator") == set()
-    assert admitted("postgresql") == {"auth", "orders", "inventory"}
-    assert admitted("redis") == {"gateway", "auth", "orders", "inventory"}
+
+    def users(backing: str) -> set[str]:
+        return {s for s in PYTHON_SERVICES if backing in values[s]["uses"]}
+
+    assert admitted("postgresql") == users("postgresql") >= {"auth", "orders", "inventory"}
+    assert admitted("redis") == users("redis") >= {"gateway", "auth", "orders", "inventory"}
 
     (kafka,) = by_kind(docs, "Kafka")
     (listener,) = kafka["spec"]["kafka"]["listeners"]
@@ -371,7 +383,35 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
         for c, labels in pods.items()
         if selects(peer["podSelector"], labels)
     }
-    assert kafka_clients == {"orders", "inventory", "operator"}
+    assert kafka_clients == users("kafka") | {"operator"}
+    assert users("kafka") >= {"orders", "inventory"}
+
+
+@pytest.mark.k8s
+def test_the_chart_deploys_the_services_of_the_registry(helm: Path) -> None:
+    """Each written service of services/registry.py is a component of the same name and port,
+    found by the others through its registry variable; the web apps are the chart's own."""
+    docs = helm_template(
+        helm, (), "default", "--set", "userApp.enabled=true,adminDashboard.enabled=true"
+    )
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    services = {component(s): s for s in by_kind(docs, "Service")}
+    apps = set(deployments) - {"operator"}
+    served = {c for c in apps if pod_spec(deployments[c])["containers"][0].get("args")}
+    assert served == set(PYTHON_SERVICES)
+    assert apps - served == set(WEB_APPS)
+    assert not set(WEB_APPS) & {service.name for service in registry.SERVICES}
+
+    urls: dict[str, str] = {}
+    for service in map(registry.service, PYTHON_SERVICES):
+        (container,) = pod_spec(deployments[service.name])["containers"]
+        assert container["args"] == ["serve", service.name]
+        assert container["ports"][0]["containerPort"] == service.default_port, service.name
+        assert services[service.name]["spec"]["ports"][0]["port"] == service.default_port
+        if service.url_variable is not None:
+            urls[service.url_variable] = f"http://{RELEASE}-{service.name}:{service.default_port}"
+    data = named(docs, "ConfigMap", f"{RELEASE}-env")["data"]
+    assert {k: v for k, v in data.items() if k.endswith("_SERVICE_URL")} == urls
 
 
 @pytest.mark.k8s

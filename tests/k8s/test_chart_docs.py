@@ -1,6 +1,7 @@
 """What holds the chart, the images, skaffold and kind together, checked without a cluster.
 
-The chart README's parameter tables are generated from values.yaml; the images' user and entry
+The chart's components are the written services of services/registry.py plus the web apps; the
+chart README's parameter tables are generated from values.yaml; the images' user and entry
 point are the ones the chart and pyproject.toml expect; skaffold.yaml builds each image once and
 hands every built image to helm; kind-config.yaml maps the ingress ports.
 """
@@ -16,12 +17,39 @@ from typing import Any
 
 import yaml
 
+from services import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "realtimeorder"
+COMPONENTS = re.compile(r'{{- define "realtimeorder.components" -}}\n(.*?){{- end -}}', re.DOTALL)
 
 
 def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def chart_components() -> dict[str, dict[str, str]]:
+    """The component list of templates/_component.tpl (plain YAML in its define), by name."""
+    match = COMPONENTS.search((CHART / "templates" / "_component.tpl").read_text(encoding="utf-8"))
+    assert match, "_component.tpl defines no realtimeorder.components"
+    return {component["name"]: component for component in yaml.safe_load(match[1])}
+
+
+def test_chart_components_are_the_written_services_of_the_registry_and_the_web_apps() -> None:
+    components = chart_components()
+    values = load(CHART / "values.yaml")
+    services = {name for name, c in components.items() if c["type"] == "service"}
+    assert services == set(registry.runnable()), "services/registry.py and _component.tpl differ"
+    for service in map(registry.service, services):
+        component = components[service.name]
+        assert component["key"] == service.name
+        assert component.get("urlVariable") == service.url_variable, service.name
+        block = values[service.name]
+        assert block["containerPort"] == block["service"]["port"] == service.default_port
+    web = {name for name, c in components.items() if c["type"] == "web"}
+    assert web == set(components) - services
+    assert not web & {service.name for service in registry.SERVICES}
+    assert all(values[components[name]["key"]]["image"]["repository"] for name in web)
 
 
 def dockerfile_stage(path: Path, stage: str) -> str:

@@ -1,16 +1,31 @@
 {{/*
-The resources every HTTP component renders, parameterised by its values block, so that a
-component's folder (templates/<component>/) holds one short file per resource kind.
+The platform's HTTP components and the resources each renders from its values block:
+templates/components.yaml includes every resource template below for every entry of
+`realtimeorder.components`.
 
-Every template takes a dict:
-  root  the chart's root context ($)
-  key   the component's key in values.yaml (gateway, userApp...)
-  name  its resource suffix and app.kubernetes.io/component label (gateway, user-app...)
-  type  "service": a Python service of the platform image (`realtimeorder serve <name>`),
-        with /healthz, /readyz and /metrics;
-        "web": a web app image (nginx on containerPort, /healthz, the runtime /config.json)
-  env   (Deployment, optional) name of a template rendering the component's own EnvVar list
+An entry of the list:
+  key          the component's values block (gateway, userApp...)
+  name         its resource suffix and app.kubernetes.io/component label (gateway, user-app...);
+               for a Python service, its name in services/registry.py
+  type         "service": a Python service of the platform image (`realtimeorder serve <name>`),
+               with /healthz, /readyz and /metrics (and a ServiceMonitor);
+               "web": a web app image (nginx on containerPort, /healthz, the runtime /config.json)
+  env          (optional) name of a template rendering the component's own EnvVar list
+               (templates/_component-env.tpl)
+  urlVariable  (optional) the variable that gives the other services its URL, as named in
+               services/registry.py; it goes into the services' ConfigMap (_config.tpl)
+
+Every resource template takes such an entry with "root" (the chart's root context, $) added.
 */}}
+
+{{- define "realtimeorder.components" -}}
+- {key: gateway, name: gateway, type: service, env: realtimeorder.gateway.env}
+- {key: auth, name: auth, type: service, env: realtimeorder.auth.env, urlVariable: AUTH_SERVICE_URL}
+- {key: orders, name: orders, type: service, urlVariable: ORDER_SERVICE_URL}
+- {key: inventory, name: inventory, type: service, env: realtimeorder.inventory.env, urlVariable: INVENTORY_SERVICE_URL}
+- {key: userApp, name: user-app, type: web}
+- {key: adminDashboard, name: admin-dashboard, type: web}
+{{- end -}}
 
 {{- define "realtimeorder.component.deployment" -}}
 {{- $root := .root -}}

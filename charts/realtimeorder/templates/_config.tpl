@@ -12,11 +12,18 @@ DB_PORT: {{ include "realtimeorder.database.port" . | quote }}
 DB_NAME: {{ include "realtimeorder.database.name" . | quote }}
 DB_USER: {{ include "realtimeorder.database.user" . | quote }}
 KAFKA_BROKER: {{ include "realtimeorder.kafka.bootstrap" . | quote }}
-{{- /* Service URLs: the gateway proxies to all of them, orders reads prices from inventory. */}}
-{{- range $key, $env := dict "auth" "AUTH_SERVICE_URL" "orders" "ORDER_SERVICE_URL" "inventory" "INVENTORY_SERVICE_URL" }}
+{{- /* The URL of each component with a urlVariable (the list in _component.tpl): the gateway
+proxies to all of them, orders reads prices from inventory. */}}
+{{- $urlVariables := dict }}
+{{- range include "realtimeorder.components" . | fromYamlArray }}
+{{- if .urlVariable }}
+{{- $_ := set $urlVariables .key . }}
+{{- end }}
+{{- end }}
+{{- range $key, $component := $urlVariables }}
 {{- $values := index $.Values $key }}
 {{- if $values.enabled }}
-{{ $env }}: {{ printf "http://%s:%v" (include "realtimeorder.componentFullname" (dict "root" $ "name" $key)) $values.service.port | quote }}
+{{ $component.urlVariable }}: {{ printf "http://%s:%v" (include "realtimeorder.componentFullname" (dict "root" $ "name" $component.name)) $values.service.port | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -1,8 +1,8 @@
 {{/*
 Names, labels and images shared by every template.
 
-Each component has a `realtimeorder.<component>.fullname` helper; adding a component adds one
-line here (see the chart README, "Adding a component").
+A component that other templates refer to by name has a `realtimeorder.<component>.fullname`
+helper here; the others need none (see the chart README, "Adding a component").
 */}}
 
 {{- define "realtimeorder.name" -}}
@@ -34,8 +34,6 @@ labels stay within 63. Usage: include "realtimeorder.componentFullname" (dict "r
 
 {{- define "realtimeorder.gateway.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "gateway") }}{{- end -}}
 {{- define "realtimeorder.auth.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "auth") }}{{- end -}}
-{{- define "realtimeorder.orders.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "orders") }}{{- end -}}
-{{- define "realtimeorder.inventory.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "inventory") }}{{- end -}}
 {{- define "realtimeorder.userApp.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "user-app") }}{{- end -}}
 {{- define "realtimeorder.adminDashboard.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "admin-dashboard") }}{{- end -}}
 {{- define "realtimeorder.operator.fullname" -}}{{ include "realtimeorder.componentFullname" (dict "root" . "name" "operator") }}{{- end -}}

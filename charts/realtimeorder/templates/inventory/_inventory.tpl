@@ -1,4 +1,0 @@
-{{- define "realtimeorder.inventory.env" -}}
-- name: SEED_DEMO_CATALOGUE
-  value: {{ .Values.inventory.seedDemoCatalogue | quote }}
-{{- end -}}
