@@ -201,6 +201,8 @@ async def start_platform(
             **{
                 **shared,
                 "INVENTORY_SERVICE_URL": inventory_url,
+                # Generous: a loaded test machine must not turn a slow lookup into a 503.
+                "INVENTORY_TIMEOUT_SECONDS": 15,
                 "KAFKA_CONSUMER_GROUP": f"orders-{run}",
             }
         )
