@@ -6,20 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from services.auth.passwords import PASSWORD_MAX_LENGTH, password_policy_violation
+from services.kit.models import CamelModel
 from services.kit.tokens import Role
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        from_attributes=True,
-    )
 
 
 def _lowercase(email: str) -> str:

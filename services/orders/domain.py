@@ -16,8 +16,6 @@ order confirmed by hand would ship goods nobody reserved.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
@@ -29,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from services.kit import pagination
 from services.orders.errors import (
     CurrencyMismatch,
     IllegalTransition,
@@ -199,18 +198,21 @@ class Cursor:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    raw = orjson.dumps([cursor.created_at.isoformat(), str(cursor.id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(cursor.created_at.isoformat(), str(cursor.id))
 
 
 def decode_cursor(value: str) -> Cursor:
     """The cursor of a `nextCursor` value; `InvalidCursor` (422) for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        created_at, order_id = orjson.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return Cursor(created_at=parsed, id=uuid.UUID(order_id))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        return pagination.decode_cursor(value, _cursor)
+    except pagination.MalformedCursor as exc:
         raise InvalidCursor() from exc
+
+
+def _cursor(created_at: str, order_id: object) -> Cursor:
+    # The values are whatever the JSON held: fromisoformat refuses a non-string with TypeError,
+    # while uuid.UUID would fail on one with AttributeError, so it gets a string.
+    parsed = datetime.fromisoformat(created_at)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return Cursor(created_at=parsed, id=uuid.UUID(str(order_id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -11,16 +12,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from services.kit.errors import InvalidInput
 from services.kit.security import CurrentAdmin, CurrentUser
 from services.orders.domain import Status
-from services.orders.repository import LineRow, OrderRow, TimelineRow
+from services.orders.repository import LineRow, OrderRow
 from services.orders.schemas import (
     MAX_PAGE_SIZE,
     CancelRequest,
     CreateOrderRequest,
-    OrderLineOut,
     OrderOut,
     OrderPage,
     OrderSummary,
-    ShippingAddress,
     StatusChangeRequest,
     TimelineEntry,
 )
@@ -102,7 +101,8 @@ async def get_timeline(
     since_version: Annotated[int, Query(alias="sinceVersion", ge=0)] = 0,
 ) -> list[TimelineEntry]:
     """The entries newer than `sinceVersion`: what a reconnecting client missed."""
-    return [_entry(row) for row in await orders.timeline(principal, order_id, since_version)]
+    entries = await orders.timeline(principal, order_id, since_version)
+    return [TimelineEntry.model_validate(row) for row in entries]
 
 
 @router.put("/{order_id}/status")
@@ -141,46 +141,11 @@ def _statuses(values: list[str]) -> list[Status]:
         raise InvalidInput(f"status must be among {', '.join(Status)}.", field="status") from exc
 
 
-def _line(row: LineRow) -> OrderLineOut:
-    return OrderLineOut(
-        product_id=row.product_id,
-        sku=row.sku,
-        name=row.name,
-        quantity=row.quantity,
-        unit_price=row.unit_price,
-        line_total=row.line_total,
-    )
-
-
-def _entry(row: TimelineRow) -> TimelineEntry:
-    return TimelineEntry(
-        status=row.status,
-        actor=row.actor,
-        reason=row.reason,
-        event_id=row.event_id,
-        version=row.version,
-        at=row.at,
-    )
-
-
 def _summary(order: OrderRow, lines: list[LineRow]) -> OrderSummary:
-    return OrderSummary(
-        id=order.id,
-        user_id=order.user_id,
-        status=order.status,
-        version=order.version,
-        total=order.total,
-        currency=order.currency,
-        items=[_line(line) for line in lines],
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-    )
+    return OrderSummary.model_validate({**asdict(order), "items": lines})
 
 
 def _order_out(view: OrderView) -> OrderOut:
-    summary = _summary(view.order, view.lines)
-    return OrderOut(
-        **summary.model_dump(),
-        shipping_address=ShippingAddress.model_validate(view.order.shipping_address),
-        timeline=[_entry(row) for row in view.timeline],
+    return OrderOut.model_validate(
+        {**asdict(view.order), "items": view.lines, "timeline": view.timeline}
     )

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection
+from services.kit.sql import like_containing, like_starting_with
 from services.orders.domain import Cursor, PricedOrder, Status
 
 SCHEMA = "orders"
@@ -290,10 +291,6 @@ async def get_timeline(
     ]
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def list_orders(
     conn: DictConnection, where: OrderFilter, *, after: Cursor | None, limit: int
 ) -> list[OrderRow]:
@@ -319,8 +316,8 @@ async def list_orders(
                    SELECT 1 FROM order_lines l WHERE l.order_id = o.id
                    AND (l.name ILIKE %s OR l.sku ILIKE %s)))"""
         )
-        pattern = f"%{_escape_like(where.text)}%"
-        params += [_escape_like(where.text.lower()) + "%", pattern, pattern]
+        pattern = like_containing(where.text)
+        params += [like_starting_with(where.text.lower()), pattern, pattern]
     if after is not None:
         clauses.append("(o.created_at, o.id) < (%s, %s)")
         params += [after.created_at, after.id]

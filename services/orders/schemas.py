@@ -12,15 +12,13 @@ from decimal import Decimal
 from typing import Annotated, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
+from services.kit.models import CamelModel
 from services.orders.domain import ADMIN_SETTABLE, Status, merge_quantities
 
 MAX_LINES = 50
@@ -43,10 +41,6 @@ COUNTRY_CODES = frozenset(_COUNTRY_CODES.split())
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 class OrderItemIn(CamelModel):

@@ -70,10 +70,18 @@ def test_a_cursor_round_trips_exactly() -> None:
         base64.urlsafe_b64encode(b'["2025-01-01T00:00:00+00:00"]').decode(),
         base64.urlsafe_b64encode(b'["yesterday", "0b6f3c3e-6a0e-4c55-9a51-2b1f0f0d7c11"]').decode(),
         base64.urlsafe_b64encode(b'["2025-01-01T00:00:00+00:00", "not-a-uuid"]').decode(),
+        base64.urlsafe_b64encode(b'["2025-01-01T00:00:00+00:00", 5]').decode(),
+        base64.urlsafe_b64encode(b'"2025-01-01T00:00:00+00:00"').decode(),
         base64.urlsafe_b64encode(b"{").decode(),
     ],
 )
 def test_a_bad_cursor_is_refused(value: str) -> None:
     with pytest.raises(InvalidCursor) as caught:
         decode_cursor(value)
-    assert caught.value.status == 422
+    assert (caught.value.status, caught.value.code) == (422, "invalid-cursor")
+
+
+def test_a_cursor_of_a_naive_time_is_read_as_utc() -> None:
+    order_id = uuid.uuid4()
+    value = base64.urlsafe_b64encode(f'["2025-03-01T12:00:00", "{order_id}"]'.encode()).decode()
+    assert decode_cursor(value) == Cursor(datetime(2025, 3, 1, 12, tzinfo=UTC), order_id)
