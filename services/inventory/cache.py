@@ -19,8 +19,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.inventory.domain import ProductQuery
 from services.inventory.metrics import PRODUCT_CACHE
-from services.inventory.schemas import ProductQuery
 
 GENERATION_KEY = "inventory:products:generation"
 _PAGE_PREFIX = "inventory:products:list:"

@@ -9,14 +9,14 @@ import logging
 from decimal import Decimal
 
 from services.inventory import repository as repo
-from services.inventory.schemas import ProductCreate
+from services.inventory.domain import NewProduct
 from services.kit.db import Pool
 
 log = logging.getLogger(__name__)
 SEED_ACTOR = "system:demo-catalogue"
 
 DEMO_CATALOGUE = (
-    ProductCreate(
+    NewProduct(
         sku="DEMO-MUG-001",
         name="Enamel camping mug",
         description="350 ml enamel mug, white with a blue rim.",
@@ -24,7 +24,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=500,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-TEE-M",
         name="Organic cotton T-shirt (M)",
         description="Heavyweight organic cotton, charcoal.",
@@ -32,7 +32,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=400,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-TEE-L",
         name="Organic cotton T-shirt (L)",
         description="Heavyweight organic cotton, charcoal.",
@@ -40,7 +40,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=400,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-BOTTLE-750",
         name="Insulated water bottle",
         description="750 ml stainless steel, keeps drinks cold for 24 hours.",
@@ -48,7 +48,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=300,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-NOTEBOOK-A5",
         name="Dot grid notebook A5",
         description="192 pages, 100 g/m² paper, lay-flat binding.",
@@ -56,7 +56,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=800,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-PEN-GEL",
         name="Gel pen, pack of 5",
         description="0.5 mm black gel ink.",
@@ -64,7 +64,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=1000,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-BACKPACK-20",
         name="Daypack 20 L",
         description="Water-resistant daypack with a padded laptop sleeve.",
@@ -72,7 +72,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=120,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-HEADPHONES",
         name="Wireless headphones",
         description="Over-ear, noise cancelling, 30 hours of battery.",
@@ -80,7 +80,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=60,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-CABLE-USBC",
         name="USB-C cable 1 m",
         description="Braided, 60 W charging.",
@@ -88,7 +88,7 @@ DEMO_CATALOGUE = (
         currency="USD",
         initial_stock=900,
     ),
-    ProductCreate(
+    NewProduct(
         sku="DEMO-LAMP-DESK",
         name="LED desk lamp",
         description="Dimmable, three colour temperatures.",

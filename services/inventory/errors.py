@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kit.errors import Conflict, DomainError, NotFound
+from services.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class ProductNotFound(NotFound):
@@ -49,4 +49,14 @@ class BelowReserved(Conflict):
         super().__init__(
             f"On hand cannot be {on_hand}: {reserved} units are reserved for orders.",
             reserved=reserved,
+        )
+
+
+class InvalidParameter(InvalidInput):
+    """A query parameter that cannot be used, reported like a validation error of that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            "The request is not valid.",
+            errors=[{"field": field, "message": f"{field} {message}", "type": "value_error"}],
         )

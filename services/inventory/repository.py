@@ -7,22 +7,79 @@ deadlock.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
-from services.inventory.schemas import ProductCreate, ProductQuery
+from services.inventory.domain import NewProduct, ProductQuery, RequestedLine, StockLevel
 from services.kit.db import DictConnection
+from services.kit.sql import like_containing
 
 SCHEMA = "inventory"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-Row = dict[str, Any]
-Line = tuple[str, int]
-"""A product id and a quantity."""
+
+@dataclass(frozen=True, slots=True)
+class StockCounts:
+    on_hand: int
+    reserved: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    image_url: str | None
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    stock: StockCounts
+
+
+@dataclass(frozen=True, slots=True)
+class StockRow:
+    product_id: uuid.UUID
+    on_hand: int
+    reserved: int
+    available: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustmentRow:
+    id: int
+    product_id: uuid.UUID
+    old_on_hand: int
+    new_on_hand: int
+    reason: str
+    actor_id: str
+    actor_email: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRow:
+    """What inventory knows of an order (`status`: see the migration's CHECK)."""
+
+    order_id: str
+    user_id: str
+    status: str
+    order_version: int
+    expires_at: datetime | None
+    reason: str | None
+
 
 _PRODUCT = """
     SELECT p.id, p.sku, p.name, p.description, p.price, p.currency, p.image_url, p.active,
@@ -35,10 +92,15 @@ _EDITABLE_COLUMNS = frozenset(
 )
 
 
+def _product(row: dict[str, Any]) -> ProductRow:
+    stock = StockCounts(row.pop("on_hand"), row.pop("reserved"), row.pop("available"))
+    return ProductRow(**row, stock=stock)
+
+
 # --- products ---------------------------------------------------------------------------------
 
 
-async def insert_product(conn: DictConnection, product: ProductCreate) -> str | None:
+async def insert_product(conn: DictConnection, product: NewProduct) -> str | None:
     """Insert a product and its stock row; None when the sku exists already."""
     cursor = await conn.execute(
         "INSERT INTO products (sku, name, description, price, currency, image_url)"
@@ -63,15 +125,17 @@ async def insert_product(conn: DictConnection, product: ProductCreate) -> str | 
     return str(row["id"])
 
 
-async def get_product(conn: DictConnection, product_id: str) -> Row | None:
+async def get_product(conn: DictConnection, product_id: str) -> ProductRow | None:
     cursor = await conn.execute(_PRODUCT + " WHERE p.id = %s", (product_id,))
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return _product(row) if row else None
 
 
-async def lock_product(conn: DictConnection, product_id: str) -> Row | None:
+async def lock_product(conn: DictConnection, product_id: str) -> ProductRow | None:
     """The product, locked for an edit (not its stock row, which reservations use)."""
     cursor = await conn.execute(_PRODUCT + " WHERE p.id = %s FOR NO KEY UPDATE OF p", (product_id,))
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return _product(row) if row else None
 
 
 async def update_product(conn: DictConnection, product_id: str, changes: dict[str, Any]) -> None:
@@ -89,7 +153,7 @@ async def update_product(conn: DictConnection, product_id: str, changes: dict[st
     await conn.execute(statement, {**changes, "id": product_id})
 
 
-async def list_products(conn: DictConnection, query: ProductQuery) -> list[Row]:
+async def list_products(conn: DictConnection, query: ProductQuery) -> list[ProductRow]:
     """The products matching `query` ordered by (name, id); one more than a page, to see if
     another page follows."""
     conditions: list[str] = []
@@ -99,7 +163,7 @@ async def list_products(conn: DictConnection, query: ProductQuery) -> list[Row]:
         params["ids"] = list(query.ids)
     if query.q is not None:
         conditions.append("(p.name ILIKE %(pattern)s OR p.sku ILIKE %(pattern)s)")
-        params["pattern"] = f"%{_escape_like(query.q)}%"
+        params["pattern"] = like_containing(query.q)
     if query.active is not None:
         conditions.append("p.active = %(active)s")
         params["active"] = query.active
@@ -123,35 +187,33 @@ async def list_products(conn: DictConnection, query: ProductQuery) -> list[Row]:
         statement += " LIMIT %(limit)s"
         params["limit"] = query.limit + 1
     cursor = await conn.execute(statement, params)
-    return await cursor.fetchall()
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return [_product(row) for row in await cursor.fetchall()]
 
 
 # --- stock ------------------------------------------------------------------------------------
 
 
-async def get_stock(conn: DictConnection, product_id: str) -> Row | None:
+async def get_stock(conn: DictConnection, product_id: str) -> StockRow | None:
     cursor = await conn.execute(
         "SELECT product_id, on_hand, reserved, available, updated_at FROM stock"
         " WHERE product_id = %s",
         (product_id,),
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return StockRow(**row) if row else None
 
 
-async def lock_stock(conn: DictConnection, product_id: str) -> Row | None:
+async def lock_stock(conn: DictConnection, product_id: str) -> StockRow | None:
     cursor = await conn.execute(
         "SELECT product_id, on_hand, reserved, available, updated_at FROM stock"
         " WHERE product_id = %s FOR UPDATE",
         (product_id,),
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return StockRow(**row) if row else None
 
 
-async def set_on_hand(conn: DictConnection, product_id: str, on_hand: int) -> Row:
+async def set_on_hand(conn: DictConnection, product_id: str, on_hand: int) -> StockRow:
     cursor = await conn.execute(
         "UPDATE stock SET on_hand = %s, updated_at = now() WHERE product_id = %s"
         " RETURNING product_id, on_hand, reserved, available, updated_at",
@@ -159,7 +221,7 @@ async def set_on_hand(conn: DictConnection, product_id: str, on_hand: int) -> Ro
     )
     row = await cursor.fetchone()
     assert row is not None
-    return row
+    return StockRow(**row)
 
 
 async def add_adjustment(
@@ -179,13 +241,15 @@ async def add_adjustment(
     )
 
 
-async def list_adjustments(conn: DictConnection, product_id: str, limit: int) -> list[Row]:
+async def list_adjustments(
+    conn: DictConnection, product_id: str, limit: int
+) -> list[AdjustmentRow]:
     cursor = await conn.execute(
         "SELECT id, product_id, old_on_hand, new_on_hand, reason, actor_id, actor_email,"
         " created_at FROM stock_adjustments WHERE product_id = %s ORDER BY id DESC LIMIT %s",
         (product_id, limit),
     )
-    return await cursor.fetchall()
+    return [AdjustmentRow(**row) for row in await cursor.fetchall()]
 
 
 # --- reservations -----------------------------------------------------------------------------
@@ -200,17 +264,21 @@ async def lock_order(conn: DictConnection, order_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('order:' || %s))", (order_id,))
 
 
-async def get_reservation(conn: DictConnection, order_id: str) -> Row | None:
+async def get_reservation(conn: DictConnection, order_id: str) -> ReservationRow | None:
     cursor = await conn.execute(
         "SELECT order_id, user_id, status, order_version, expires_at, reason"
         " FROM reservations WHERE order_id = %s",
         (order_id,),
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return ReservationRow(**row) if row else None
 
 
-async def lock_stock_levels(conn: DictConnection, product_ids: Sequence[str]) -> list[Row]:
-    """Lock the stock rows of `product_ids` in product id order (the lock order everywhere)."""
+async def lock_stock_levels(
+    conn: DictConnection, product_ids: Sequence[str]
+) -> dict[str, StockLevel]:
+    """The stock levels of `product_ids` (those that exist), by product id; their rows are
+    locked in product id order (the lock order everywhere)."""
     cursor = await conn.execute(
         "SELECT s.product_id::text AS product_id, s.available, p.active"
         "  FROM stock s JOIN products p ON p.id = s.product_id"
@@ -218,15 +286,18 @@ async def lock_stock_levels(conn: DictConnection, product_ids: Sequence[str]) ->
         " ORDER BY s.product_id FOR UPDATE OF s",
         (list(product_ids),),
     )
-    return await cursor.fetchall()
+    return {
+        row["product_id"]: StockLevel(available=row["available"], active=row["active"])
+        for row in await cursor.fetchall()
+    }
 
 
-async def reserve_stock(conn: DictConnection, lines: Sequence[Line]) -> None:
+async def reserve_stock(conn: DictConnection, lines: Sequence[RequestedLine]) -> None:
     await conn.execute(
         "UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()"
         "  FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)"
         " WHERE stock.product_id = v.product_id",
-        ([product_id for product_id, _ in lines], [quantity for _, quantity in lines]),
+        _columns(lines),
     )
 
 
@@ -253,24 +324,27 @@ async def insert_reservation(
     return expires_at
 
 
-async def insert_lines(conn: DictConnection, order_id: str, lines: Sequence[Line]) -> None:
+async def insert_lines(conn: DictConnection, order_id: str, lines: Sequence[RequestedLine]) -> None:
     await conn.execute(
         "INSERT INTO reservation_lines (order_id, product_id, quantity)"
         " SELECT %s, v.product_id, v.quantity"
         "   FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)",
-        (order_id, [product_id for product_id, _ in lines], [quantity for _, quantity in lines]),
+        (order_id, *_columns(lines)),
     )
 
 
-async def lock_reserved_stock(conn: DictConnection, order_id: str) -> list[Row]:
-    """The order's lines, with their stock rows locked in product id order."""
-    cursor = await conn.execute(
-        "SELECT l.product_id::text AS product_id, l.quantity, s.on_hand, s.reserved"
-        "  FROM reservation_lines l JOIN stock s ON s.product_id = l.product_id"
+def _columns(lines: Sequence[RequestedLine]) -> tuple[list[str], list[int]]:
+    """The product ids and the quantities of `lines`, as two arrays for `unnest`."""
+    return [line.product_id for line in lines], [line.quantity for line in lines]
+
+
+async def lock_reserved_stock(conn: DictConnection, order_id: str) -> None:
+    """Lock the stock rows of the order's lines, in product id order."""
+    await conn.execute(
+        "SELECT s.product_id FROM reservation_lines l JOIN stock s ON s.product_id = l.product_id"
         " WHERE l.order_id = %s ORDER BY l.product_id FOR UPDATE OF s",
         (order_id,),
     )
-    return await cursor.fetchall()
 
 
 async def release_stock(conn: DictConnection, order_id: str) -> None:

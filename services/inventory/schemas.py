@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from services.kit.errors import InvalidInput
+from services.inventory.domain import ProductQuery, decode_cursor
+from services.inventory.errors import InvalidParameter
+from services.kit.models import CamelModel
 
 MAX_QUANTITY = 1_000_000_000
 MAX_IDS = 100
@@ -31,12 +29,6 @@ ImageUrl = Annotated[
 ]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
-    )
 
 
 class RequestModel(CamelModel):
@@ -137,37 +129,6 @@ class AdjustmentPage(CamelModel):
     items: list[AdjustmentOut]
 
 
-@dataclass(frozen=True, slots=True)
-class ProductQuery:
-    """A normalised product list query: equal queries are equal values (and share a cache key).
-
-    With `ids` it is a batch lookup: every listed product, active or not unless `active` says
-    otherwise, in one page (`limit` and `after` do not apply).
-    """
-
-    q: str | None = None
-    active: bool | None = True
-    currency: str | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-    limit: int = 20
-    after: tuple[str, str] | None = None
-    ids: tuple[str, ...] | None = None
-
-    def canonical(self) -> dict[str, Any]:
-        """The query as plain JSON values, one spelling per meaning."""
-        return {
-            "q": self.q,
-            "active": self.active,
-            "currency": self.currency,
-            "minPrice": _plain_decimal(self.min_price),
-            "maxPrice": _plain_decimal(self.max_price),
-            "limit": self.limit,
-            "after": list(self.after) if self.after else None,
-            "ids": list(self.ids) if self.ids is not None else None,
-        }
-
-
 def product_query(
     *,
     q: str | None = None,
@@ -187,7 +148,7 @@ def product_query(
     """
     text = " ".join((q or "").split()).lower() or None
     if min_price is not None and max_price is not None and min_price > max_price:
-        raise _invalid("minPrice", "must not be greater than maxPrice")
+        raise InvalidParameter("minPrice", "must not be greater than maxPrice")
     if ids is not None:
         return ProductQuery(
             q=text,
@@ -213,37 +174,11 @@ def parse_ids(raw: str) -> tuple[str, ...]:
     """A comma-separated list of product ids: canonical, unique and sorted."""
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts:
-        raise _invalid("ids", "must name at least one product id")
+        raise InvalidParameter("ids", "must name at least one product id")
     try:
         ids = sorted({str(uuid.UUID(part)) for part in parts})
     except ValueError:
-        raise _invalid("ids", "must be comma-separated product ids (UUIDs)") from None
+        raise InvalidParameter("ids", "must be comma-separated product ids (UUIDs)") from None
     if len(ids) > MAX_IDS:
-        raise _invalid("ids", f"may name at most {MAX_IDS} products")
+        raise InvalidParameter("ids", f"may name at most {MAX_IDS} products")
     return tuple(ids)
-
-
-def encode_cursor(name: str, product_id: str) -> str:
-    """The opaque cursor of the page that starts after product (`name`, `product_id`)."""
-    raw = orjson.dumps([name, product_id])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        name, product_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return str(name), str(uuid.UUID(str(product_id)))
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise _invalid("cursor", "is not a cursor this service returned") from None
-
-
-def _plain_decimal(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
-
-
-def _invalid(field: str, message: str) -> InvalidInput:
-    return InvalidInput(
-        "The request is not valid.",
-        errors=[{"field": field, "message": f"{field} {message}", "type": "value_error"}],
-    )

@@ -1,6 +1,6 @@
 """The inventory service's decisions: the catalogue, stock edits and reservations.
 
-`decide_reservation` is the pure rule (all lines or none); `InventoryService` runs it and the
+`InventoryService` runs the pure reservation rule (domain.py: all lines or none) and the
 catalogue edits inside transactions, and invalidates the product cache after each commit.
 Reservation methods run inside the consumer's transaction (kit/consumer.py: it shares the
 event's dedupe record) and return their after-commit effects instead of running them.
@@ -9,17 +9,23 @@ event's dedupe record) and return their after-commit effects instead of running 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 from psycopg.errors import UniqueViolation
 
 from services.inventory import repository as repo
 from services.inventory.cache import ProductListCache
+from services.inventory.domain import (
+    NewProduct,
+    ProductQuery,
+    decide_reservation,
+    encode_cursor,
+    merge_lines,
+    parse_product_id,
+    refusal_summary,
+)
 from services.inventory.errors import (
     BelowReserved,
     PreconditionFailed,
@@ -34,10 +40,7 @@ from services.inventory.schemas import (
     ProductOut,
     ProductPage,
     ProductPatch,
-    ProductQuery,
     StockLevelOut,
-    StockOut,
-    encode_cursor,
 )
 from services.kit.after_commit import Effect
 from services.kit.consumer import Applied
@@ -46,11 +49,9 @@ from services.kit.order_events import (
     ORDER_CONFIRMED,
     ORDER_FAILED,
     RESERVATION_EXPIRED,
-    LineRefusal,
     OrderConfirmed,
     OrderCreated,
     OrderFailed,
-    OrderLine,
     OrderStatusChanged,
     ReservationExpired,
 )
@@ -60,94 +61,10 @@ from services.kit.tokens import Principal
 log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "/inventory"
-UNKNOWN_PRODUCT = "unknown-product"
-INACTIVE_PRODUCT = "inactive-product"
-INSUFFICIENT_STOCK = "insufficient-stock"
-INVALID_QUANTITY = "invalid-quantity"
 SWEEP_BATCH = 100
 
 Outcome = Literal["confirmed", "failed", "released", "committed", "tombstoned", "ignored"]
 STOCK_CHANGING_OUTCOMES = frozenset({"confirmed", "released", "committed"})
-
-
-# --- the reservation rule ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RequestedLine:
-    product_id: str
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class StockLevel:
-    available: int
-    active: bool
-
-
-def canonical_product_id(raw: str) -> str:
-    """A product id in the database's spelling; anything that is not a UUID stays as sent."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        return raw
-
-
-def merge_lines(items: Iterable[OrderLine]) -> list[RequestedLine]:
-    """One requested quantity per product, in product id order (the lock order)."""
-    totals: dict[str, int] = {}
-    for item in items:
-        product_id = canonical_product_id(item.product_id)
-        totals[product_id] = totals.get(product_id, 0) + item.quantity
-    return [RequestedLine(pid, qty) for pid, qty in sorted(totals.items())]
-
-
-def decide_reservation(
-    lines: Sequence[RequestedLine], stock: Mapping[str, StockLevel]
-) -> list[LineRefusal]:
-    """The refusals for an order's lines given their stock; none means reserve every line."""
-    refusals = []
-    for line in lines:
-        level = stock.get(line.product_id)
-        reason: str | None = None
-        if line.quantity <= 0:
-            reason = INVALID_QUANTITY
-        elif level is None:
-            reason = UNKNOWN_PRODUCT
-        elif not level.active:
-            reason = INACTIVE_PRODUCT
-        elif level.available < line.quantity:
-            reason = INSUFFICIENT_STOCK
-        if reason is not None:
-            refusals.append(
-                LineRefusal(
-                    product_id=line.product_id,
-                    requested=line.quantity,
-                    available=max(level.available, 0) if level is not None else 0,
-                    reason=reason,
-                )
-            )
-    if not lines:
-        refusals.append(
-            LineRefusal(product_id="", requested=0, available=0, reason=INVALID_QUANTITY)
-        )
-    return refusals
-
-
-def refusal_summary(refusals: Sequence[LineRefusal], line_count: int) -> str:
-    """A one-line reason for the whole order, e.g. `2 of 3 lines refused: insufficient-stock`."""
-    reasons = ", ".join(sorted({refusal.reason for refusal in refusals}))
-    return f"{len(refusals)} of {max(line_count, len(refusals))} lines refused: {reasons}"
-
-
-def _as_uuid(raw: str) -> str | None:
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        return None
-
-
-# --- the service ------------------------------------------------------------------------------
 
 
 class InventoryService:
@@ -168,26 +85,23 @@ class InventoryService:
             if query.ids is None and len(rows) > query.limit:
                 rows = rows[: query.limit]
                 last = rows[-1]
-                next_cursor = encode_cursor(last["name"], str(last["id"]))
-            page = ProductPage(items=[_product(row) for row in rows], next_cursor=next_cursor)
+                next_cursor = encode_cursor(last.name, str(last.id))
+            items = [ProductOut.model_validate(row) for row in rows]
+            page = ProductPage(items=items, next_cursor=next_cursor)
             return page.model_dump_json(by_alias=True)
 
         return await self.cache.get_or_build(query, build)
 
     async def get_product(self, product_id: str) -> ProductOut:
-        valid_id = _as_uuid(product_id)
-        if valid_id is None:
-            raise ProductNotFound(product_id)
+        valid_id = _valid_id(product_id)
         async with self.pool.connection() as conn:
             row = await repo.get_product(conn, valid_id)
         if row is None:
             raise ProductNotFound(product_id)
-        return _product(row)
+        return ProductOut.model_validate(row)
 
     async def get_stock(self, product_id: str) -> StockLevelOut:
-        valid_id = _as_uuid(product_id)
-        if valid_id is None:
-            raise ProductNotFound(product_id)
+        valid_id = _valid_id(product_id)
         async with self.pool.connection() as conn:
             row = await repo.get_stock(conn, valid_id)
         if row is None:
@@ -195,9 +109,7 @@ class InventoryService:
         return StockLevelOut.model_validate(row)
 
     async def list_adjustments(self, product_id: str, limit: int = 100) -> list[AdjustmentOut]:
-        valid_id = _as_uuid(product_id)
-        if valid_id is None:
-            raise ProductNotFound(product_id)
+        valid_id = _valid_id(product_id)
         async with self.pool.connection() as conn:
             if await repo.get_stock(conn, valid_id) is None:
                 raise ProductNotFound(product_id)
@@ -208,7 +120,7 @@ class InventoryService:
 
     async def create_product(self, new: ProductCreate, actor: Principal) -> ProductOut:
         async with self.pool.connection() as conn, conn.transaction():
-            product_id = await repo.insert_product(conn, new)
+            product_id = await repo.insert_product(conn, NewProduct(**new.model_dump()))
             if product_id is None:
                 raise SkuTaken(new.sku)
             await repo.add_adjustment(
@@ -218,26 +130,24 @@ class InventoryService:
         await self.cache.invalidate()
         assert row is not None
         log.info("product created", extra={"product_id": product_id, "sku": new.sku})
-        return _product(row)
+        return ProductOut.model_validate(row)
 
     async def update_product(
         self, product_id: str, patch: ProductPatch, if_match: int | None
     ) -> ProductOut:
-        valid_id = _as_uuid(product_id)
-        if valid_id is None:
-            raise ProductNotFound(product_id)
+        valid_id = _valid_id(product_id)
         changes = patch.changes()
         async with self.pool.connection() as conn, conn.transaction():
             row = await repo.lock_product(conn, valid_id)
             if row is None:
                 raise ProductNotFound(product_id)
-            if if_match is not None and if_match != row["version"]:
-                raise PreconditionFailed(row["version"])
-            if patch.version is not None and patch.version != row["version"]:
-                raise VersionMismatch(row["version"])
-            changes = {k: v for k, v in changes.items() if row[k] != v}
+            if if_match is not None and if_match != row.version:
+                raise PreconditionFailed(row.version)
+            if patch.version is not None and patch.version != row.version:
+                raise VersionMismatch(row.version)
+            changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
             if not changes:
-                return _product(row)
+                return ProductOut.model_validate(row)
             try:
                 await repo.update_product(conn, valid_id, changes)
             except UniqueViolation:
@@ -246,28 +156,25 @@ class InventoryService:
         await self.cache.invalidate()
         assert row is not None
         log.info("product updated", extra={"product_id": valid_id, "fields": sorted(changes)})
-        return _product(row)
+        return ProductOut.model_validate(row)
 
     async def set_stock(
         self, product_id: str, on_hand: int, reason: str, actor: Principal
     ) -> StockLevelOut:
-        valid_id = _as_uuid(product_id)
-        if valid_id is None:
-            raise ProductNotFound(product_id)
+        valid_id = _valid_id(product_id)
         async with self.pool.connection() as conn, conn.transaction():
             current = await repo.lock_stock(conn, valid_id)
             if current is None:
                 raise ProductNotFound(product_id)
-            if on_hand < current["reserved"]:
-                raise BelowReserved(on_hand, current["reserved"])
+            if on_hand < current.reserved:
+                raise BelowReserved(on_hand, current.reserved)
             row = await repo.set_on_hand(conn, valid_id, on_hand)
             await repo.add_adjustment(
-                conn, valid_id, current["on_hand"], on_hand, reason, actor.user_id, actor.email
+                conn, valid_id, current.on_hand, on_hand, reason, actor.user_id, actor.email
             )
         await self.cache.invalidate()
         log.info(
-            "stock set",
-            extra={"product_id": valid_id, "old": current["on_hand"], "new": on_hand},
+            "stock set", extra={"product_id": valid_id, "old": current.on_hand, "new": on_hand}
         )
         return StockLevelOut.model_validate(row)
 
@@ -278,14 +185,11 @@ class InventoryService:
         await repo.lock_order(conn, order.order_id)
         known = await repo.get_reservation(conn, order.order_id)
         if known is not None:
-            log.info("order already known; nothing to reserve", extra={"status": known["status"]})
+            log.info("order already known; nothing to reserve", extra={"status": known.status})
             return self._applied("ignored")
         lines = merge_lines(order.items)
-        lockable = [line.product_id for line in lines if _as_uuid(line.product_id) is not None]
-        levels = {
-            row["product_id"]: StockLevel(available=row["available"], active=row["active"])
-            for row in await repo.lock_stock_levels(conn, lockable)
-        }
+        lockable = [line.product_id for line in lines if parse_product_id(line.product_id)]
+        levels = await repo.lock_stock_levels(conn, lockable)
         refusals = decide_reservation(lines, levels)
         if refusals:
             reason = refusal_summary(refusals, len(lines))
@@ -304,8 +208,7 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed")
-        reserved = [(line.product_id, line.quantity) for line in lines]
-        await repo.reserve_stock(conn, reserved)
+        await repo.reserve_stock(conn, lines)
         expires_at = await repo.insert_reservation(
             conn,
             order.order_id,
@@ -315,7 +218,7 @@ class InventoryService:
             ttl_seconds=self.reservation_ttl_seconds,
         )
         assert expires_at is not None
-        await repo.insert_lines(conn, order.order_id, reserved)
+        await repo.insert_lines(conn, order.order_id, lines)
         confirmed = OrderConfirmed(
             order_id=order.order_id,
             user_id=order.user_id,
@@ -325,7 +228,7 @@ class InventoryService:
         await add_to_outbox(
             conn, ORDER_CONFIRMED, event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed)
         )
-        log.info("order reserved", extra={"lines": len(reserved)})
+        log.info("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
 
     async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
@@ -343,8 +246,8 @@ class InventoryService:
             )
             log.info("tombstone for an order cancelled before it was created")
             return self._applied("tombstoned")
-        if known["status"] != "RESERVED":
-            log.info("cancelled order holds no reservation", extra={"status": known["status"]})
+        if known.status != "RESERVED":
+            log.info("cancelled order holds no reservation", extra={"status": known.status})
             return self._applied("ignored")
         await repo.lock_reserved_stock(conn, change.order_id)
         await repo.release_stock(conn, change.order_id)
@@ -358,7 +261,7 @@ class InventoryService:
         """An order was shipped: its reserved units leave the warehouse."""
         await repo.lock_order(conn, change.order_id)
         known = await repo.get_reservation(conn, change.order_id)
-        status = known["status"] if known else None
+        status = known.status if known else None
         if status == "RESERVED":
             await repo.lock_reserved_stock(conn, change.order_id)
             await repo.commit_stock(conn, change.order_id)
@@ -412,18 +315,23 @@ class InventoryService:
             await repo.lock_order(conn, order_id)
             known = await repo.get_reservation(conn, order_id)
             now = await _database_now(conn)
-            if known is None or known["status"] != "RESERVED" or known["expires_at"] > now:
+            if (
+                known is None
+                or known.status != "RESERVED"
+                or known.expires_at is None  # never so while RESERVED
+                or known.expires_at > now
+            ):
                 return False  # another replica, a cancel or a ship got there first
             await repo.lock_reserved_stock(conn, order_id)
             await repo.release_stock(conn, order_id)
             await repo.set_reservation_status(
-                conn, order_id, "RELEASED", known["order_version"], "expired"
+                conn, order_id, "RELEASED", known.order_version, "expired"
             )
             expired = ReservationExpired(
                 order_id=order_id,
-                user_id=known["user_id"],
-                version=known["order_version"],
-                expired_at=known["expires_at"],
+                user_id=known.user_id,
+                version=known.order_version,
+                expired_at=known.expires_at,
             )
             await add_to_outbox(
                 conn,
@@ -432,6 +340,14 @@ class InventoryService:
             )
         log.info("reservation expired", extra={"order_id": order_id})
         return True
+
+
+def _valid_id(product_id: str) -> str:
+    """The product id in the database's spelling; `ProductNotFound` if it is not a UUID."""
+    valid_id = parse_product_id(product_id)
+    if valid_id is None:
+        raise ProductNotFound(product_id)
+    return valid_id
 
 
 async def _count_reservation(outcome: str) -> None:
@@ -444,8 +360,3 @@ async def _database_now(conn: DictConnection) -> datetime:
     assert row is not None
     now: datetime = row["now"]
     return now
-
-
-def _product(row: Mapping[str, Any]) -> ProductOut:
-    stock = StockOut(on_hand=row["on_hand"], reserved=row["reserved"], available=row["available"])
-    return ProductOut.model_validate({**row, "stock": stock})

@@ -7,13 +7,8 @@ from decimal import Decimal
 import pytest
 
 from services.inventory.cache import cache_key
-from services.inventory.schemas import (
-    MAX_IDS,
-    ProductQuery,
-    decode_cursor,
-    encode_cursor,
-    product_query,
-)
+from services.inventory.domain import ProductQuery, decode_cursor, encode_cursor
+from services.inventory.schemas import MAX_IDS, product_query
 from services.kit.errors import InvalidInput
 
 A = "00000000-0000-4000-8000-00000000000a"
@@ -82,8 +77,16 @@ def test_at_most_a_hundred_ids() -> None:
 def test_cursor_round_trip_and_forgeries() -> None:
     assert decode_cursor(encode_cursor("Mug, blue", A)) == ("Mug, blue", A)
     for forged in ("!!!", "e30", encode_cursor("x", "not-a-uuid")):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as refused:
             product_query(cursor=forged)
+        assert (refused.value.status, refused.value.code) == (422, "invalid-input")
+        assert refused.value.extra["errors"] == [
+            {
+                "field": "cursor",
+                "message": "cursor is not a cursor this service returned",
+                "type": "value_error",
+            }
+        ]
 
 
 def test_price_bounds_must_be_in_order() -> None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.inventory.service import (
+from services.inventory.domain import (
     INACTIVE_PRODUCT,
     INSUFFICIENT_STOCK,
     INVALID_QUANTITY,
