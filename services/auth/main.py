@@ -56,7 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             add_readiness_check(app, "postgres", lambda: ping(pool))
             add_readiness_check(app, "redis", redis_ready)
             runtime = Runtime(settings.service_name)
-            runtime.add("refresh-token-pruner", lambda: _pruner(service))
+            runtime.add(
+                "refresh-token-pruner",
+                lambda: Periodic(
+                    "refresh-token-pruner",
+                    PRUNE_INTERVAL_SECONDS,
+                    service.prune_refresh_tokens,
+                    report="pruned expired refresh tokens",
+                ),
+            )
             runtime.attach(app)
             runtime.start()
             try:
@@ -70,12 +78,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(settings, "RealTimeOrder auth", lifespan)
     app.include_router(router)
     return app
-
-
-def _pruner(service: AuthService) -> Periodic:
-    async def prune() -> None:
-        deleted = await service.prune_refresh_tokens()
-        if deleted:
-            log.info("pruned expired refresh tokens", extra={"count": deleted})
-
-    return Periodic("refresh-token-pruner", PRUNE_INTERVAL_SECONDS, prune)

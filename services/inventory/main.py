@@ -28,15 +28,6 @@ from services.kit.web import create_service_app
 log = logging.getLogger(__name__)
 
 
-def _sweeper(service: InventoryService, interval: float) -> Periodic:
-    async def sweep() -> None:
-        released = await service.expire_due()
-        if released:
-            log.info("expired reservations released", extra={"count": released})
-
-    return Periodic("reservation-sweeper", interval, sweep)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -49,7 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_sweeper:
             backbone.runtime.add(
                 "reservation-sweeper",
-                lambda: _sweeper(service, settings.reservation_sweep_interval_seconds),
+                lambda: Periodic(
+                    "reservation-sweeper",
+                    settings.reservation_sweep_interval_seconds,
+                    service.expire_due,
+                    report="expired reservations released",
+                ),
             )
         return service
 

@@ -16,7 +16,6 @@ import socketio
 from fastapi import FastAPI
 
 from services.kit.backbone import Backbone, event_service_lifespan
-from services.kit.db import Pool
 from services.kit.live import create_emitter
 from services.kit.runtime import Periodic
 from services.kit.web import create_service_app
@@ -36,16 +35,6 @@ async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
         await emitter.redis.aclose()
 
 
-def _purge_idempotency_keys(pool: Pool, ttl_hours: int) -> Periodic:
-    async def purge() -> None:
-        async with pool.connection() as conn:
-            purged = await repo.purge_idempotency_keys(conn, ttl_hours=ttl_hours)
-        if purged:
-            log.info("purged idempotency keys", extra={"count": purged})
-
-    return Periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_SECONDS, purge)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -63,7 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.orders = service
         backbone.runtime.add(
             "idempotency-key-purge",
-            lambda: _purge_idempotency_keys(backbone.pool, settings.idempotency_key_ttl_hours),
+            lambda: Periodic(
+                "idempotency-key-purge",
+                IDEMPOTENCY_PURGE_INTERVAL_SECONDS,
+                service.purge_idempotency_keys,
+                report="purged idempotency keys",
+            ),
         )
         return service
 

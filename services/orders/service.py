@@ -225,6 +225,13 @@ class OrderService:
         metrics.IDEMPOTENT_REPLAYS.inc()
         return Created(view=view, replayed=True)
 
+    async def purge_idempotency_keys(self) -> int:
+        """Forget Idempotency-Keys older than their time to live; returns how many."""
+        async with self.pool.connection() as conn:
+            return await repo.purge_idempotency_keys(
+                conn, ttl_hours=self.settings.idempotency_key_ttl_hours
+            )
+
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, principal: Principal, order_id: uuid.UUID) -> OrderView:

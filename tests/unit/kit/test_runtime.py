@@ -209,12 +209,13 @@ async def test_kill_repeats_a_swallowed_cancel_and_fails_loudly_on_a_job_that_ne
 async def test_periodic_runs_now_then_every_interval_and_survives_a_failed_round() -> None:
     calls: list[int] = []
 
-    async def work() -> None:
+    async def work() -> int:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("first round fails")
+        return 1
 
-    job = Periodic("tick", 0.01, work)
+    job = Periodic("tick", 0.01, work, report="ticked")
     task = asyncio.create_task(job.run())
     await until(lambda: len(calls) >= 3)
     job.stop()
