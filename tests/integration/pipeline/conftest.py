@@ -181,6 +181,8 @@ async def start_platform(
         **_database_env(postgres, database),
         "APP_ENV": "test",
         "JWT_SECRET": JWT_SECRET,
+        # The module's admin token must outlive a long module (repeated kill tests).
+        "ACCESS_TOKEN_TTL_SECONDS": 24 * 3600,
         "REDIS_URL": redis.url,
         "KAFKA_BROKER": kafka.bootstrap,
     }
