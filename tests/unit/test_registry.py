@@ -67,5 +67,16 @@ def test_import_contracts_name_exactly_the_written_services() -> None:
     written = {f"services.{name}" for name in runnable()}
     kit = import_linter_contract("The shared kit imports no service")
     assert set(kit["forbidden_modules"]) == written, "pyproject.toml: the kit's forbidden list"
+    registry = import_linter_contract("The registry of services imports no service")
+    assert set(registry["forbidden_modules"]) == written, "pyproject.toml: the registry's list"
     independence = import_linter_contract("Services never import each other")
     assert set(independence["modules"]) == written, "pyproject.toml: the independence list"
+    anatomy = import_linter_contract(
+        "Service anatomy: entry points -> service -> adapters and repository -> domain"
+    )
+    gateway = import_linter_contract(
+        "Gateway anatomy: entry points -> proxy service -> routing table and headers"
+    )
+    assert set(anatomy["containers"]) | set(gateway["containers"]) == written, (
+        "pyproject.toml: every service's anatomy is under a layers contract"
+    )
