@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.auth.passwords import Passwords, build_hasher
+from services.auth.passwords import build_passwords
 from services.auth.repository import MIGRATIONS, SCHEMA
 from services.auth.service import ensure_admin
 from services.auth.settings import Settings
@@ -18,6 +18,6 @@ async def create_admin(settings: Settings, email: str, password: str) -> None:
     await pool.open(wait=True, timeout=30)
     try:
         await apply_migrations(pool, SCHEMA, MIGRATIONS)
-        await ensure_admin(pool, Passwords(build_hasher(settings)), email, password)
+        await ensure_admin(pool, build_passwords(settings), email, password)
     finally:
         await pool.close()

@@ -42,20 +42,28 @@ def _token_pair(grant: TokenGrant) -> TokenPair:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterRequest, service: Service) -> UserOut:
-    user = await service.register(email=body.email, password=body.password, name=body.name)
-    return UserOut.model_validate(user)
-
-
-@router.post("/login")
-async def login(body: LoginRequest, request: Request, service: Service) -> TokenPair:
+def _client_address(request: Request) -> str:
     settings: Settings = request.app.state.settings
-    address = client_address(
+    return client_address(
         request.client.host if request.client else None,
         ",".join(request.headers.getlist("x-forwarded-for")) or None,
         settings.trusted_proxy_networks,
     )
+
+
+ClientAddress = Annotated[str, Depends(_client_address)]
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterRequest, address: ClientAddress, service: Service) -> UserOut:
+    user = await service.register(
+        email=body.email, password=body.password, name=body.name, address=address
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post("/login")
+async def login(body: LoginRequest, address: ClientAddress, service: Service) -> TokenPair:
     grant = await service.login(email=body.email, password=body.password, address=address)
     return _token_pair(grant)
 

@@ -53,10 +53,10 @@ class NotAnAdmin(Forbidden):
 
 
 class RateLimiterUnavailable(DomainError):
-    """Redis is down: logins are refused rather than let through without a brute-force guard."""
+    """Redis is down: logins and registrations are refused rather than let through unlimited."""
 
     status = 503
     code = "rate-limiter-unavailable"
 
     def __init__(self) -> None:
-        super().__init__("Login is temporarily unavailable; try again shortly.")
+        super().__init__("Sign-in and registration are unavailable; try again shortly.")

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.auth.endpoints import router
-from services.auth.passwords import Passwords, build_hasher
-from services.auth.ratelimit import LoginLimiter
+from services.auth.passwords import build_passwords
+from services.auth.ratelimit import LoginLimiter, RegistrationLimiter
 from services.auth.repository import MIGRATIONS, SCHEMA
 from services.auth.service import AuthService, ensure_admin
 from services.auth.settings import Settings
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True, timeout=30)
         try:
             await apply_migrations(pool, SCHEMA, MIGRATIONS)
-            passwords = Passwords(build_hasher(settings))
+            passwords = build_passwords(settings)
             await passwords.prepare()
             if settings.admin_email and settings.admin_password:
                 await ensure_admin(
@@ -47,7 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning(
                     "ADMIN_EMAIL and ADMIN_PASSWORD must both be set; no admin bootstrapped"
                 )
-            service = AuthService(settings, pool, passwords, LoginLimiter(redis, settings))
+            service = AuthService(
+                settings,
+                pool,
+                passwords,
+                LoginLimiter(redis, settings),
+                RegistrationLimiter(redis, settings),
+            )
             app.state.auth_service = service
 
             async def redis_ready() -> None:

@@ -11,7 +11,7 @@ LOGINS = Counter(
 )
 REGISTRATIONS = Counter(
     "auth_registrations_total",
-    "Registrations by outcome (created, duplicate).",
+    "Registrations by outcome (created, duplicate, rate_limited).",
     ["outcome"],
 )
 REFRESHES = Counter(
@@ -23,7 +23,7 @@ REFRESHES = Counter(
 # Every series exists from the start, so rate() and alerts see zeros rather than gaps.
 for _outcome in ("success", "invalid", "rate_limited"):
     LOGINS.labels(_outcome)
-for _outcome in ("created", "duplicate"):
+for _outcome in ("created", "duplicate", "rate_limited"):
     REGISTRATIONS.labels(_outcome)
 for _outcome in ("rotated", "reused", "revoked", "expired", "unknown"):
     REFRESHES.labels(_outcome)

@@ -1,4 +1,7 @@
-"""Login rate limits: fixed windows counted in Redis, per email and per client address.
+"""Rate limits of login and registration: fixed windows counted in Redis.
+
+Logins are counted per client address (attempts) and per email and client address together
+(failures); registrations per client address.
 
 A fixed window is one counter per key that expires when the window ends: one round trip, O(1)
 memory, and attempts cannot extend it (the expiry is set only when the window opens). Its known
@@ -21,6 +24,7 @@ from services.auth.settings import IPNetwork, Settings
 from services.kit.errors import RateLimited
 
 KEY_PREFIX = "auth:login"
+REGISTER_KEY_PREFIX = "auth:register"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +44,22 @@ def retry_after_seconds(pttl_ms: int, window: Window) -> int:
     return max(1, math.ceil(pttl_ms / 1000))
 
 
-def email_key(email: str) -> str:
-    """The counter key of an email; hashed so Redis holds no addresses in the clear."""
-    digest = hashlib.sha256(email.encode()).hexdigest()[:32]
-    return f"{KEY_PREFIX}:email:{digest}"
+def failures_key(email: str, address: str) -> str:
+    """The failure counter of an email from one client address.
+
+    Hashed so Redis holds no email addresses in the clear; the NUL cannot occur in an email, so
+    no other pair shares the key.
+    """
+    digest = hashlib.sha256(f"{email}\0{address}".encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}:failures:{digest}"
 
 
 def address_key(address: str) -> str:
     return f"{KEY_PREFIX}:address:{address}"
+
+
+def register_address_key(address: str) -> str:
+    return f"{REGISTER_KEY_PREFIX}:address:{address}"
 
 
 def client_address(
@@ -84,48 +96,11 @@ def _is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
     return any(parsed in network for network in trusted)
 
 
-class LoginLimiter:
-    """Counts login attempts per address and failures per email.
+class FixedWindows:
+    """Fixed-window counters in Redis; Redis being down is `RateLimiterUnavailable` (503)."""
 
-    Redis being down refuses logins (503) instead of silently dropping the brute-force guard.
-    """
-
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self.per_email = Window(
-            settings.login_email_max_failures, settings.login_email_window_seconds
-        )
-        self.per_address = Window(
-            settings.login_address_max_attempts, settings.login_address_window_seconds
-        )
-
-    async def count_attempt(self, address: str) -> None:
-        """Count an attempt from `address`; `RateLimited` once its window is full."""
-        count, pttl = await self._increment(address_key(address), self.per_address)
-        if count > self.per_address.limit:
-            raise _limited(retry_after_seconds(pttl, self.per_address))
-
-    async def check_email(self, email: str) -> None:
-        """`RateLimited` while `email` has used up its failed attempts."""
-        key = email_key(email)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(key)
-                pipe.pttl(key)
-                raw, pttl = await pipe.execute()
-        except RedisError as exc:
-            raise RateLimiterUnavailable() from exc
-        if raw is not None and int(raw) >= self.per_email.limit:
-            raise _limited(retry_after_seconds(pttl, self.per_email))
-
-    async def count_failure(self, email: str) -> None:
-        await self._increment(email_key(email), self.per_email)
-
-    async def clear_failures(self, email: str) -> None:
-        try:
-            await self._redis.delete(email_key(email))
-        except RedisError as exc:
-            raise RateLimiterUnavailable() from exc
 
     async def _increment(self, key: str, window: Window) -> tuple[int, int]:
         try:
@@ -138,8 +113,82 @@ class LoginLimiter:
             raise RateLimiterUnavailable() from exc
         return int(count), int(pttl)
 
+    async def _peek(self, key: str) -> tuple[int, int]:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                raw, pttl = await pipe.execute()
+        except RedisError as exc:
+            raise RateLimiterUnavailable() from exc
+        return (int(raw) if raw is not None else 0), int(pttl)
 
-def _limited(retry_after: int) -> RateLimited:
+    async def _delete(self, key: str) -> None:
+        try:
+            await self._redis.delete(key)
+        except RedisError as exc:
+            raise RateLimiterUnavailable() from exc
+
+
+class LoginLimiter(FixedWindows):
+    """Counts login attempts per address and failures per email and address.
+
+    Failures are counted per (email, client address), not per email alone: a per-email lock
+    let anyone lock the owner out with five wrong passwords. Guessing one account's password
+    from many addresses is still bounded by each address's own limits. Redis being down
+    refuses logins (503) instead of silently dropping the brute-force guard.
+    """
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        super().__init__(redis)
+        self.per_email = Window(
+            settings.login_email_max_failures, settings.login_email_window_seconds
+        )
+        self.per_address = Window(
+            settings.login_address_max_attempts, settings.login_address_window_seconds
+        )
+
+    async def count_attempt(self, address: str) -> None:
+        """Count an attempt from `address`; `RateLimited` once its window is full."""
+        count, pttl = await self._increment(address_key(address), self.per_address)
+        if count > self.per_address.limit:
+            raise _limited("login", retry_after_seconds(pttl, self.per_address))
+
+    async def check_failures(self, email: str, address: str) -> None:
+        """`RateLimited` while `email` has used up its failed attempts from `address`."""
+        count, pttl = await self._peek(failures_key(email, address))
+        if count >= self.per_email.limit:
+            raise _limited("login", retry_after_seconds(pttl, self.per_email))
+
+    async def count_failure(self, email: str, address: str) -> None:
+        await self._increment(failures_key(email, address), self.per_email)
+
+    async def clear_failures(self, email: str, address: str) -> None:
+        await self._delete(failures_key(email, address))
+
+
+class RegistrationLimiter(FixedWindows):
+    """Counts registrations of any outcome per client address.
+
+    Each new account costs an argon2 hash, so unlimited registration was a cheap way to load
+    the service; duplicates count too, so the limit also slows probing which emails exist.
+    """
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        super().__init__(redis)
+        self.per_address = Window(
+            settings.register_address_max_attempts, settings.register_address_window_seconds
+        )
+
+    async def count_attempt(self, address: str) -> None:
+        """Count a registration from `address`; `RateLimited` once its window is full."""
+        count, pttl = await self._increment(register_address_key(address), self.per_address)
+        if count > self.per_address.limit:
+            raise _limited("registration", retry_after_seconds(pttl, self.per_address))
+
+
+def _limited(action: str, retry_after: int) -> RateLimited:
     return RateLimited(
-        f"Too many login attempts; try again in {retry_after} seconds.", retry_after=retry_after
+        f"Too many {action} attempts; try again in {retry_after} seconds.",
+        retry_after=retry_after,
     )

@@ -25,7 +25,7 @@ from services.auth.errors import (
 )
 from services.auth.metrics import LOGINS, REFRESHES, REGISTRATIONS
 from services.auth.passwords import Passwords, password_policy_violation
-from services.auth.ratelimit import LoginLimiter
+from services.auth.ratelimit import LoginLimiter, RegistrationLimiter
 from services.auth.refresh import (
     RefreshVerdict,
     StoredRefreshToken,
@@ -66,20 +66,41 @@ def utcnow() -> datetime:
 
 class AuthService:
     def __init__(
-        self, settings: Settings, pool: Pool, passwords: Passwords, limiter: LoginLimiter
+        self,
+        settings: Settings,
+        pool: Pool,
+        passwords: Passwords,
+        limiter: LoginLimiter,
+        registrations: RegistrationLimiter,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._passwords = passwords
         self._limiter = limiter
+        self._registrations = registrations
 
-    async def register(self, *, email: str, password: str, name: str) -> User:
-        """A new USER account; `EmailTaken` when the email has one already."""
-        password_hash = await self._passwords.hash(password)
+    async def register(self, *, email: str, password: str, name: str, address: str) -> User:
+        """A new USER account; `EmailTaken` when the email has one already.
+
+        The rate limit and the duplicate check come before the argon2 hash, the one expensive
+        step, so neither a flood nor a taken email costs a hash. The insert still refuses a
+        duplicate that registered in between.
+        """
+        try:
+            await self._registrations.count_attempt(address)
+        except RateLimited:
+            REGISTRATIONS.labels("rate_limited").inc()
+            log.warning("registration rate limited", extra={"client_address": address})
+            raise
         async with self._pool.connection() as conn:
-            user = await repository.insert_user(
-                conn, email=email, name=name, password_hash=password_hash
-            )
+            taken = await repository.find_user_by_email(conn, email) is not None
+        user = None
+        if not taken:
+            password_hash = await self._passwords.hash(password)
+            async with self._pool.connection() as conn:
+                user = await repository.insert_user(
+                    conn, email=email, name=name, password_hash=password_hash
+                )
         if user is None:
             REGISTRATIONS.labels("duplicate").inc()
             raise EmailTaken()
@@ -95,7 +116,7 @@ class AuthService:
         """
         try:
             await self._limiter.count_attempt(address)
-            await self._limiter.check_email(email)
+            await self._limiter.check_failures(email, address)
         except RateLimited:
             LOGINS.labels("rate_limited").inc()
             log.warning("login rate limited", extra={"client_address": address})
@@ -106,14 +127,16 @@ class AuthService:
         if user is None:
             await self._passwords.verify_nothing(password)
         elif await self._passwords.verify(user.password_hash, password):
-            return await self._succeed_login(user, email=email, password=password)
+            return await self._succeed_login(user, email=email, password=password, address=address)
 
-        await self._limiter.count_failure(email)
+        await self._limiter.count_failure(email, address)
         LOGINS.labels("invalid").inc()
         raise InvalidCredentials()
 
-    async def _succeed_login(self, user: User, *, email: str, password: str) -> TokenGrant:
-        await self._limiter.clear_failures(email)
+    async def _succeed_login(
+        self, user: User, *, email: str, password: str, address: str
+    ) -> TokenGrant:
+        await self._limiter.clear_failures(email, address)
         new_hash = None
         if self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)

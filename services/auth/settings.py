@@ -11,19 +11,28 @@ from services.kit.settings import ServiceSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# The memory concurrent argon2 work may take by default: 256 MiB is four hashes at the default
+# 64 MiB cost, well inside the chart's 768 MiB limit for auth beside the service's own memory.
+PASSWORD_HASH_MEMORY_BUDGET_KIB = 256 * 1024
+
 
 class Settings(ServiceSettings):
     """The auth service's settings.
 
-    Login rate limits use fixed windows in Redis, counted per normalised email and per client
-    address:
+    Rate limits use fixed windows in Redis, counted per client address and, for failed logins,
+    per normalised email and client address together:
 
-    - `login_email_max_failures` failed logins (LOGIN_EMAIL_MAX_FAILURES, default 5) per email
-      within `login_email_window_seconds` (LOGIN_EMAIL_WINDOW_SECONDS, default 300) block further
-      attempts for that email until the window ends; a successful login clears the count.
+    - `login_email_max_failures` failed logins (LOGIN_EMAIL_MAX_FAILURES, default 5) for one
+      email from one client address within `login_email_window_seconds`
+      (LOGIN_EMAIL_WINDOW_SECONDS, default 300) block further attempts for that email from that
+      address until the window ends; a successful login from there clears the count. Other
+      addresses are not blocked, so strangers cannot lock the owner out.
     - `login_address_max_attempts` attempts of any outcome (LOGIN_ADDRESS_MAX_ATTEMPTS, default
       20) per client address within `login_address_window_seconds`
       (LOGIN_ADDRESS_WINDOW_SECONDS, default 60).
+    - `register_address_max_attempts` registrations of any outcome
+      (REGISTER_ADDRESS_MAX_ATTEMPTS, default 10) per client address within
+      `register_address_window_seconds` (REGISTER_ADDRESS_WINDOW_SECONDS, default 3600).
 
     The client address is the socket peer, unless the peer is one of `trusted_proxies`
     (TRUSTED_PROXIES: comma-separated addresses or CIDR networks, default the loopback
@@ -31,7 +40,9 @@ class Settings(ServiceSettings):
 
     Password hashing is argon2id with the ARGON2_* parameters (argon2-cffi's RFC 9106
     low-memory profile by default); a stored hash made with other parameters is rehashed at the
-    next successful login.
+    next successful login. Each hash or verify takes ARGON2_MEMORY_COST_KIB of memory, so at
+    most `password_hash_slots` run at once (PASSWORD_HASH_CONCURRENCY; by default as many as
+    fit in 256 MiB, 4 with the default memory cost); the others wait their turn.
     """
 
     service_name: str = "auth"
@@ -47,11 +58,20 @@ class Settings(ServiceSettings):
     login_address_window_seconds: int = Field(
         default=60, alias="LOGIN_ADDRESS_WINDOW_SECONDS", gt=0
     )
+    register_address_max_attempts: int = Field(
+        default=10, alias="REGISTER_ADDRESS_MAX_ATTEMPTS", gt=0
+    )
+    register_address_window_seconds: int = Field(
+        default=3600, alias="REGISTER_ADDRESS_WINDOW_SECONDS", gt=0
+    )
     trusted_proxies: str = Field(default="127.0.0.1,::1", alias="TRUSTED_PROXIES")
 
     argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_cost_kib: int = Field(default=65536, alias="ARGON2_MEMORY_COST_KIB", ge=8)
     argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
+    password_hash_concurrency: int | None = Field(
+        default=None, alias="PASSWORD_HASH_CONCURRENCY", gt=0
+    )
 
     admin_email: str | None = Field(default=None, alias="ADMIN_EMAIL")
     admin_password: SecretStr | None = Field(default=None, alias="ADMIN_PASSWORD")
@@ -61,6 +81,13 @@ class Settings(ServiceSettings):
     def _valid_networks(cls, value: str) -> str:
         _parse_networks(value)
         return value
+
+    @property
+    def password_hash_slots(self) -> int:
+        """How many argon2 hashes or verifies may run at once."""
+        if self.password_hash_concurrency is not None:
+            return self.password_hash_concurrency
+        return max(1, PASSWORD_HASH_MEMORY_BUDGET_KIB // self.argon2_memory_cost_kib)
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from argon2 import PasswordHasher
 
@@ -37,7 +40,8 @@ def test_unacceptable_passwords(password: str, reason: str) -> None:
 
 
 def fast_passwords(time_cost: int = 1) -> Passwords:
-    return Passwords(PasswordHasher(time_cost=time_cost, memory_cost=1024, parallelism=1))
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=1024, parallelism=1)
+    return Passwords(hasher, max_concurrent=4)
 
 
 async def test_hash_is_argon2id_salted_and_verifies() -> None:
@@ -66,3 +70,38 @@ async def test_verify_nothing_never_succeeds() -> None:
     passwords = fast_passwords()
     await passwords.verify_nothing("")
     await passwords.verify_nothing("any password")
+
+
+class MeetingHasher(PasswordHasher):
+    """Each hash waits (bounded) for `parties` hashes to run at the same time."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.barrier = threading.Barrier(parties, timeout=0.5)
+        self.met = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        try:
+            self.barrier.wait()
+            self.met += 1
+        except threading.BrokenBarrierError:
+            pass
+        return super().hash(password, salt=salt)
+
+
+async def test_no_more_hashes_run_at_once_than_the_slots() -> None:
+    hasher = MeetingHasher(parties=3)
+    passwords = Passwords(hasher, max_concurrent=2)
+    async with asyncio.timeout(10):
+        hashes = await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(3)))
+    assert len(set(hashes)) == 3
+    # Three hashes never ran together, so the third caller's barrier broke for all of them.
+    assert hasher.met == 0
+
+
+async def test_hashes_up_to_the_slots_run_at_once() -> None:
+    hasher = MeetingHasher(parties=3)
+    passwords = Passwords(hasher, max_concurrent=3)
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(3)))
+    assert hasher.met == 3

@@ -10,7 +10,8 @@ from services.auth.ratelimit import (
     Window,
     address_key,
     client_address,
-    email_key,
+    failures_key,
+    register_address_key,
     retry_after_seconds,
 )
 
@@ -26,12 +27,15 @@ def test_retry_after_rounds_up_and_falls_back_to_the_window(pttl_ms: int, expect
     assert retry_after_seconds(pttl_ms, WINDOW) == expected
 
 
-def test_email_keys_do_not_hold_the_address() -> None:
-    key = email_key("ada@example.com")
+def test_failure_keys_are_per_email_and_address_without_the_email() -> None:
+    key = failures_key("ada@example.com", "192.0.2.1")
     assert "ada" not in key
     assert "example" not in key
-    assert key == email_key("ada@example.com") != email_key("bob@example.com")
+    assert key == failures_key("ada@example.com", "192.0.2.1")
+    assert key != failures_key("bob@example.com", "192.0.2.1")
+    assert key != failures_key("ada@example.com", "192.0.2.2")
     assert address_key("192.0.2.1") != address_key("192.0.2.2")
+    assert register_address_key("192.0.2.1") != address_key("192.0.2.1")
 
 
 @pytest.mark.parametrize(

@@ -39,3 +39,12 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_bad_trusted_proxy_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
         Settings(TRUSTED_PROXIES="127.0.0.1,gateway.local")
+
+
+def test_password_hash_slots_follow_the_argon2_memory_cost() -> None:
+    assert Settings().password_hash_slots == 4
+    assert Settings(ARGON2_MEMORY_COST_KIB=128 * 1024).password_hash_slots == 2
+    assert Settings(ARGON2_MEMORY_COST_KIB=1024 * 1024).password_hash_slots == 1
+    assert Settings(PASSWORD_HASH_CONCURRENCY=7).password_hash_slots == 7
+    with pytest.raises(ValidationError, match="PASSWORD_HASH_CONCURRENCY"):
+        Settings(PASSWORD_HASH_CONCURRENCY=0)
