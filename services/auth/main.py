@@ -12,7 +12,7 @@ from services.auth.endpoints import router
 from services.auth.passwords import build_passwords
 from services.auth.ratelimit import LoginLimiter, RegistrationLimiter
 from services.auth.repository import MIGRATIONS, SCHEMA
-from services.auth.service import AuthService, ensure_admin
+from services.auth.service import AuthService, bootstrap_admin
 from services.auth.settings import Settings
 from services.kit.cache import create_redis
 from services.kit.db import apply_migrations, create_pool, ping
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords = build_passwords(settings)
             await passwords.prepare()
             if settings.admin_email and settings.admin_password:
-                await ensure_admin(
+                await bootstrap_admin(
                     pool,
                     passwords,
                     settings.admin_email,

@@ -253,14 +253,10 @@ class AuthService:
 async def ensure_admin(pool: Pool, passwords: Passwords, email: str, password: str) -> User:
     """Create `email` as an ADMIN, or promote its existing account; harmless to repeat.
 
-    An existing account keeps its password: this grants a role, it does not reset credentials.
+    Only the explicit `realtimeorder create-admin` command calls this. An existing account keeps
+    its password: this grants a role, it does not reset credentials.
     """
-    try:
-        email = _email_adapter.validate_python(email)
-    except ValidationError as exc:
-        raise ValueError(f"admin email {email!r} is not a valid email address") from exc
-    if (violation := password_policy_violation(password)) is not None:
-        raise ValueError(f"admin password rejected: {violation}")
+    email = _checked_admin_credentials(email, password)
     async with pool.connection() as conn:
         existing = await repository.find_user_by_email(conn, email)
         if existing is not None:
@@ -277,6 +273,55 @@ async def ensure_admin(pool: Pool, passwords: Passwords, email: str, password: s
         )
     log.info("admin account created", extra={"user_id": str(admin.id)})
     return admin
+
+
+async def bootstrap_admin(
+    pool: Pool, passwords: Passwords, email: str, password: str
+) -> User | None:
+    """At start (ADMIN_EMAIL, ADMIN_PASSWORD): create `email` as an ADMIN if nobody has it.
+
+    It never promotes: anyone may register any email, so an account that exists and is not an
+    admin may be a stranger's, who registered the address before the first start and would
+    then hold an admin account with their own password. That is left as it is, with a warning;
+    `realtimeorder create-admin` promotes it once an operator has checked whose it is.
+    """
+    email = _checked_admin_credentials(email, password)
+    async with pool.connection() as conn:
+        existing = await repository.find_user_by_email(conn, email)
+    if existing is None:
+        password_hash = await passwords.hash(password)
+        async with pool.connection() as conn:
+            admin = await repository.insert_user(
+                conn,
+                email=email,
+                name=ADMIN_DEFAULT_NAME,
+                password_hash=password_hash,
+                role="ADMIN",
+            )
+            if admin is not None:
+                log.info("admin account created", extra={"user_id": str(admin.id)})
+                return admin
+            existing = await repository.find_user_by_email(conn, email)
+            assert existing is not None  # accounts are never deleted by the service
+    if existing.is_admin:
+        return existing
+    log.warning(
+        "ADMIN_EMAIL belongs to an existing account that is not an admin; it is not promoted "
+        "(promote it with realtimeorder create-admin)",
+        extra={"user_id": str(existing.id)},
+    )
+    return None
+
+
+def _checked_admin_credentials(email: str, password: str) -> str:
+    """The normalised admin email; ValueError for a bad email or a weak password."""
+    try:
+        email = _email_adapter.validate_python(email)
+    except ValidationError as exc:
+        raise ValueError(f"admin email {email!r} is not a valid email address") from exc
+    if (violation := password_policy_violation(password)) is not None:
+        raise ValueError(f"admin password rejected: {violation}")
+    return email
 
 
 async def _require_admin(conn: DictConnection, actor: Principal) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import httpx
@@ -145,17 +146,25 @@ async def test_admin_bootstrap_is_idempotent_across_restarts(
     assert ids[0] == ids[1]
 
 
-async def test_admin_bootstrap_promotes_an_existing_account_keeping_its_password(
-    make_settings: SettingsFactory, start_client: ClientFactory
+async def test_admin_bootstrap_never_promotes_an_existing_account(
+    make_settings: SettingsFactory, start_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     email = unique_email()
-    own_password = "the user's own password"
+    own_password = "the registrant's own password"
     async with start_client(make_settings()) as client:
         user = await register(client, email, password=own_password)
 
     bootstrap = make_settings(ADMIN_EMAIL=email.upper(), ADMIN_PASSWORD=PASSWORD)
-    async with start_client(bootstrap) as client:
-        tokens = await login(client, email, own_password)
-        assert tokens["user"] == {**user, "role": "ADMIN"}
-        wrong = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-        assert wrong.status_code == 401
+    with caplog.at_level(logging.WARNING, logger="services.auth.service"):
+        async with start_client(bootstrap) as client:
+            tokens = await login(client, email, own_password)
+            assert tokens["user"] == user
+            assert tokens["user"]["role"] == "USER"
+            wrong = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+            assert wrong.status_code == 401
+            verified = await client.get("/auth/verify", headers=bearer(tokens["accessToken"]))
+            assert verified.json()["user"]["role"] == "USER"
+    assert any(
+        "not promoted" in record.getMessage() and record.levelno == logging.WARNING
+        for record in caplog.records
+    )

@@ -83,10 +83,12 @@ async def test_create_admin_command_creates_then_promotes(
         assert admin["user"]["email"] == admin_email
         email = unique_email()
         await register(client, email)
-    await create_admin(settings, email, PASSWORD)
+    await create_admin(settings, email, "not the registrant's password")
     async with start_client(settings) as client:
         page = await client.get("/auth/users", headers=bearer(admin["accessToken"]))
         roles = {u["email"]: u["role"] for u in page.json()["items"]}
+        # Promotion grants the role and keeps the account's own password.
+        assert (await login(client, email))["user"]["role"] == "ADMIN"
     assert roles == {admin_email: "ADMIN", email: "ADMIN"}
 
 
