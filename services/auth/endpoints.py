@@ -54,6 +54,16 @@ def _client_address(request: Request) -> str:
 ClientAddress = Annotated[str, Depends(_client_address)]
 
 
+def _no_store(response: Response) -> None:
+    """Keep tokens out of every cache (RFC 6749 section 5.1); Pragma for HTTP/1.0 caches."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+# On every route whose answer carries tokens.
+NO_STORE = [Depends(_no_store)]
+
+
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(body: RegisterRequest, address: ClientAddress, service: Service) -> UserOut:
     user = await service.register(
@@ -62,13 +72,13 @@ async def register(body: RegisterRequest, address: ClientAddress, service: Servi
     return UserOut.model_validate(user)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=NO_STORE)
 async def login(body: LoginRequest, address: ClientAddress, service: Service) -> TokenPair:
     grant = await service.login(email=body.email, password=body.password, address=address)
     return _token_pair(grant)
 
 
-@router.post("/refresh")
+@router.post("/refresh", dependencies=NO_STORE)
 async def refresh(body: RefreshRequest, service: Service) -> TokenPair:
     return _token_pair(await service.refresh(body.refresh_token))
 

@@ -199,3 +199,17 @@ async def test_verify_reads_the_account_fresh(client: httpx.AsyncClient, db_conn
         await conn.execute("DELETE FROM auth.users WHERE id = %s", (user["id"],))
     gone = await client.get("/auth/verify", headers=bearer(token))
     assert gone.status_code == 401
+
+
+async def test_answers_with_tokens_are_never_cached(client: httpx.AsyncClient) -> None:
+    email = unique_email()
+    await register(client, email)
+    logged_in = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    refreshed = await client.post(
+        "/auth/refresh", json={"refreshToken": logged_in.json()["refreshToken"]}
+    )
+    for response in (logged_in, refreshed):
+        assert response.status_code == 200
+        assert "refreshToken" in response.json()
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
