@@ -89,6 +89,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/inventory/products/**", "inventory", Policy.ADMIN, WRITE),
     Route("/inventory/stock/**", "inventory", Policy.ADMIN, WRITE),
     Route("/inventory/**", "inventory", Policy.SIGNED_IN),
+    Route("/notifications/orders/**", "notifications", Policy.ADMIN),
+    Route("/notifications/dlq/**", "notifications", Policy.ADMIN),
     Route("/notifications/**", "notifications", Policy.SIGNED_IN),
     Route("/analytics/**", "analytics", Policy.ADMIN),
 )

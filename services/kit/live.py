@@ -3,12 +3,14 @@
 The Socket.IO server runs in the gateway; any process (a Kafka consumer in the orders service,
 say) emits through Redis with `create_emitter`, so pushes work across processes and replicas.
 Each connection sits in its user's room, and admins also in the admin room; clients cannot
-join rooms themselves.
+join rooms themselves. The notifications service pushes its in-app notifications to the
+user's room the same way (`NOTIFICATION_CREATED`, `NOTIFICATION_UNREAD`, `push_to_user`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import socketio
 from pydantic import BaseModel, ConfigDict
@@ -46,3 +48,18 @@ async def push_order_update(emitter: socketio.AsyncRedisManager, update: OrderUp
     """Send `update` to the order's owner and to the admins."""
     payload = update.model_dump(mode="json", by_alias=True)
     await emitter.emit(ORDER_UPDATED, payload, room=[user_room(update.user_id), ADMIN_ROOM])
+
+
+# --- the in-app notification center (services/notifications) ------------------------------
+
+NOTIFICATION_CREATED = "notification.created"
+"""Sent to the user's room with the new notification, as `GET /notifications` lists it."""
+NOTIFICATION_UNREAD = "notification.unread"
+"""Sent to the user's room with `{"unreadCount": n}` whenever the count may have changed."""
+
+
+async def push_to_user(
+    emitter: socketio.AsyncRedisManager, user_id: str, event: str, payload: dict[str, Any]
+) -> None:
+    """Send `event` with `payload` (already JSON-ready, camelCase) to one user's room only."""
+    await emitter.emit(event, payload, room=user_room(user_id))

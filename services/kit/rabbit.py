@@ -3,12 +3,16 @@
 `ConfirmingPublisher.publish` returns only once the broker has confirmed the message (and it
 was routable: `mandatory`), so a notification handed to it is not lost. pika connections are
 not thread-safe: one lock serialises use, and async code calls it through `asyncio.to_thread`.
+`declare_queues` declares (or checks) a service's durable queues.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
@@ -80,3 +84,32 @@ class ConfirmingPublisher:
                 self._connection.close()
             self._connection = None
             self._channel = None
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A durable queue and its arguments (`x-queue-type` included), bound to the default
+    exchange by its name."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+def declare_queues(url: str, queues: Iterable[Queue], *, passive: bool = False) -> None:
+    """Declare `queues` (a no-op for a queue that exists with the same arguments), or with
+    `passive` only check that they exist; raises `ChannelClosedByBroker` for a missing queue
+    (passive) or one that exists with other arguments.
+
+    Short socket timeouts: this also serves readiness probes, which must not hold a thread of
+    the default executor for long while the broker hangs.
+    """
+    params = pika.URLParameters(url)
+    params.socket_timeout = 2
+    params.stack_timeout = 3
+    params.connection_attempts = 1
+    with pika.BlockingConnection(params) as connection:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_declare(
+                queue.name, durable=True, passive=passive, arguments=queue.arguments or None
+            )

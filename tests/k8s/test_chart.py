@@ -367,6 +367,7 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
     assert admitted("auth") == {"gateway"}
     assert admitted("orders") == {"gateway"}
     assert admitted("inventory") == {"gateway", "orders"}
+    assert admitted("notifications") == {"gateway"}
     assert admitted("operator") == set()
 
     def users(backing: str) -> set[str]:
@@ -500,6 +501,15 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
     assert orders["REDIS_URL"]["value"] == f"redis://:$(REDIS_PASSWORD)@{RELEASE}-redis:6379/0"
     gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
     assert "DB_PASSWORD" not in gateway, "the gateway does not use PostgreSQL"
+    # Notifications publishes to RabbitMQ; the operator's NotificationQueues own the queues
+    # when the chart renders them, and the service declares them itself when it does not.
+    notifications = env_of(pod_spec(deployments["notifications"])["containers"][0])
+    assert "RABBITMQ_URL" in notifications
+    assert notifications["DECLARE_QUEUES"]["value"] == "false"
+    assert "RABBITMQ_URL" not in orders
+    minimal = {component(d): d for d in by_kind(rendered("minimal"), "Deployment")}
+    alone = env_of(pod_spec(minimal["notifications"])["containers"][0])
+    assert alone["DECLARE_QUEUES"]["value"] == "true"
 
     external = {component(d): d for d in by_kind(rendered("external"), "Deployment")}
     auth = env_of(pod_spec(external["auth"])["containers"][0])

@@ -35,3 +35,10 @@ in _component.tpl may name one of these as its `env`.
 - name: SEED_DEMO_CATALOGUE
   value: {{ .Values.inventory.seedDemoCatalogue | quote }}
 {{- end -}}
+
+{{/* Notifications' own variable: whether it declares its RabbitMQ queues itself, or (when the
+chart renders NotificationQueues, which the operator reconciles) only checks that they exist. */}}
+{{- define "realtimeorder.notifications.env" -}}
+- name: DECLARE_QUEUES
+  value: {{ not .Values.notificationQueues.enabled | quote }}
+{{- end -}}

@@ -23,6 +23,7 @@ Every resource template takes such an entry with "root" (the chart's root contex
 - {key: auth, name: auth, type: service, env: realtimeorder.auth.env, urlVariable: AUTH_SERVICE_URL}
 - {key: orders, name: orders, type: service, urlVariable: ORDER_SERVICE_URL}
 - {key: inventory, name: inventory, type: service, env: realtimeorder.inventory.env, urlVariable: INVENTORY_SERVICE_URL}
+- {key: notifications, name: notifications, type: service, env: realtimeorder.notifications.env, urlVariable: NOTIFICATION_SERVICE_URL}
 - {key: userApp, name: user-app, type: web}
 - {key: adminDashboard, name: admin-dashboard, type: web}
 {{- end -}}

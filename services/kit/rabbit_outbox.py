@@ -1,0 +1,189 @@
+"""An outbox for RabbitMQ: rows written in a transaction, published after commit with confirms.
+
+The Kafka outbox (kit/outbox.py) has one shared table; a RabbitMQ message usually is a row of
+the service's own (a notification's delivery), with a status the service keeps. So here the
+service describes its rows with an `OutboxSource`: `pending` selects (and locks, `FOR UPDATE
+SKIP LOCKED`) up to a batch of rows not yet confirmed, as `OutgoingMessage`s; `confirmed` marks
+the ones the broker confirmed. `RabbitRelay`, a job of the kit runtime, publishes them with
+`ConfirmingPublisher` (persistent, mandatory, confirmed) and marks them in the same transaction
+that locked them:
+
+- a crash after commit and before publishing loses nothing: the row is still pending;
+- a crash (or a broker failure) after publishing some messages of a batch marks those that were
+  confirmed and republishes the rest later; a crash between the broker's confirm and the
+  commit republishes that message, so a message carries a stable id (`message_id`, the row's
+  id) that its consumers dedupe on;
+- several replicas share the work (`SKIP LOCKED`), each row going to one of them.
+
+The relay wakes on `NOTIFY <channel>_<schema>` (see `notify_relay`) and polls as a fallback.
+Before its first batch it declares the queues it publishes to (or, with `declare=False`, checks
+that someone else, such as the operator, did).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from prometheus_client import Counter
+from psycopg import sql
+
+from services.kit.db import DictConnection, Pool
+from services.kit.rabbit import ConfirmingPublisher, Queue, declare_queues
+from services.kit.runtime import wait_event
+
+log = logging.getLogger(__name__)
+
+RABBIT_PUBLISHED = Counter(
+    "rabbitmq_messages_published_total",
+    "Messages the broker confirmed, by queue (routing key on the default exchange).",
+    ["service", "queue"],
+)
+RABBIT_PUBLISH_FAILURES = Counter(
+    "rabbitmq_publish_failures_total",
+    "Relay rounds that stopped on a broker error (their unconfirmed rows are retried).",
+    ["service"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One row to publish: `key` identifies it to `OutboxSource.confirmed`."""
+
+    key: Any
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    exchange: str = ""
+
+
+class OutboxSource(Protocol):
+    """The service's rows, as the relay sees them (both run inside the relay's transaction)."""
+
+    async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
+        """Up to `limit` unconfirmed rows, oldest first, locked `FOR UPDATE SKIP LOCKED`."""
+        ...
+
+    async def confirmed(self, conn: DictConnection, keys: Sequence[Any]) -> None:
+        """Mark the rows of `keys` as confirmed by the broker."""
+        ...
+
+
+async def notify_relay(conn: DictConnection, channel: str) -> None:
+    """Wake the relay of this schema once the current transaction commits."""
+    await conn.execute("SELECT pg_notify(%s || '_' || current_schema(), '')", (channel,))
+
+
+def _publish_all(
+    publisher: ConfirmingPublisher, messages: Sequence[OutgoingMessage]
+) -> tuple[int, Exception | None]:
+    """Publish in order until one fails: how many the broker confirmed, and the failure."""
+    for done, message in enumerate(messages):
+        try:
+            publisher.publish(
+                message.exchange,
+                message.routing_key,
+                message.body,
+                message_id=message.message_id,
+                headers=message.headers,
+            )
+        except Exception as exc:  # the broker refused or is gone: the rest waits
+            return done, exc
+    return len(messages), None
+
+
+class RabbitRelay:
+    """Publishes an `OutboxSource`'s pending rows with confirms (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: Pool,
+        publisher: ConfirmingPublisher,
+        source: OutboxSource,
+        conninfo: str,
+        schema: str,
+        channel: str,
+        queues: Sequence[Queue] = (),
+        declare: bool = True,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.publisher = publisher
+        self.source = source
+        self.conninfo = conninfo
+        self.schema = schema
+        self.channel = channel
+        self.queues = queues
+        self.declare = declare
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Declare the queues, then relay until `stop()`; a failed round is retried."""
+        await asyncio.to_thread(
+            declare_queues, self.publisher.url, self.queues, passive=not self.declare
+        )
+        listener = asyncio.create_task(self._listen(), name=f"{self.channel}-listen")
+        try:
+            while not self._stop.is_set():
+                try:
+                    published = await self.publish_batch()
+                except Exception:  # a broker or database outage: the rows wait, we retry
+                    RABBIT_PUBLISH_FAILURES.labels(self.service).inc()
+                    log.exception("rabbitmq relay failed; retrying", extra={"job": self.channel})
+                    await wait_event(self._stop, 1.0)
+                    continue
+                if published < self.batch_size:
+                    self._wake.clear()
+                    await wait_event(self._wake, self.poll_interval)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many the broker confirmed. Raises the broker's error
+        after marking the messages confirmed before it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            messages = await self.source.pending(conn, self.batch_size)
+            if not messages:
+                return 0
+            done, error = await asyncio.to_thread(_publish_all, self.publisher, messages)
+            if done:
+                await self.source.confirmed(conn, [m.key for m in messages[:done]])
+                for message in messages[:done]:
+                    RABBIT_PUBLISHED.labels(self.service, message.routing_key).inc()
+        if error is not None:
+            raise error
+        return done
+
+    async def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    channel = sql.Identifier(f"{self.channel}_{self.schema}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    async for _ in conn.notifies():
+                        self.wake()
+            except Exception:  # the poll fallback keeps relaying while we reconnect
+                log.warning("rabbitmq relay listener lost its connection; reconnecting")
+                await wait_event(self._stop, 1.0)

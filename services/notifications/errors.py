@@ -1,0 +1,19 @@
+"""The notifications service's domain errors; each carries its HTTP status (services.kit.errors)."""
+
+from __future__ import annotations
+
+from services.kit.errors import InvalidInput, NotFound
+
+
+class NotificationNotFound(NotFound):
+    """Also the answer for someone else's notification: whether it exists is theirs alone."""
+
+    def __init__(self, notification_id: object) -> None:
+        super().__init__(f"There is no notification {notification_id}.")
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid-cursor"
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not valid; start again without one.")

@@ -1,0 +1,112 @@
+"""The events the notifications service consumes, in one table: topic -> data type -> facts.
+
+Every order event notifies its user. The kit's consumer shell (kit/consumer.py) parses each
+message, claims its event id (a redelivery is a duplicate and changes nothing) and runs
+`NotificationService.notify` in the same transaction with the facts below; a stale event (an
+order version not newer than one already notified) is suppressed there. An event that cannot
+be parsed, or whose order id is not a UUID, raises: the consumer retries it and then sends it to
+the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.kit.consumer import Applied, Handler
+from services.kit.db import DictConnection
+from services.kit.events import Envelope
+from services.kit.order_events import (
+    ORDER_CANCELLED,
+    ORDER_CONFIRMED,
+    ORDER_CREATED,
+    ORDER_DELIVERED,
+    ORDER_FAILED,
+    ORDER_SHIPPED,
+    OrderConfirmed,
+    OrderCreated,
+    OrderFailed,
+    OrderStatusChanged,
+)
+from services.notifications.domain import STATUS_OF, EventType, OrderFacts
+from services.notifications.service import NotificationService
+
+
+def created_facts(data: OrderCreated, at: datetime) -> OrderFacts:
+    return OrderFacts(
+        event_type=EventType.CREATED,
+        order_id=data.order_id,
+        user_id=data.user_id,
+        version=data.version,
+        status=STATUS_OF[EventType.CREATED],
+        occurred_at=data.created_at,
+        total=data.total,
+        currency=data.currency,
+        items=tuple((line.name, line.quantity) for line in data.items),
+    )
+
+
+def confirmed_facts(data: OrderConfirmed, at: datetime) -> OrderFacts:
+    return OrderFacts(
+        event_type=EventType.CONFIRMED,
+        order_id=data.order_id,
+        user_id=data.user_id,
+        version=data.version,
+        status=STATUS_OF[EventType.CONFIRMED],
+        occurred_at=at,
+    )
+
+
+def failed_facts(data: OrderFailed, at: datetime) -> OrderFacts:
+    return OrderFacts(
+        event_type=EventType.FAILED,
+        order_id=data.order_id,
+        user_id=data.user_id,
+        version=data.version,
+        status=STATUS_OF[EventType.FAILED],
+        occurred_at=at,
+        reason=data.reason,
+    )
+
+
+def status_changed_facts(
+    event_type: EventType,
+) -> Callable[[OrderStatusChanged, datetime], OrderFacts]:
+    def facts(data: OrderStatusChanged, at: datetime) -> OrderFacts:
+        return OrderFacts(
+            event_type=event_type,
+            order_id=data.order_id,
+            user_id=data.user_id,
+            version=data.version,
+            status=data.status,
+            occurred_at=at,
+            total=data.total,
+            currency=data.currency,
+            reason=data.reason,
+        )
+
+    return facts
+
+
+def _notifying(
+    data_type: type[BaseModel], facts: Callable[[Any, datetime], OrderFacts]
+) -> Handler[NotificationService]:
+    async def apply(
+        service: NotificationService, conn: DictConnection, event: Envelope[Any]
+    ) -> Applied:
+        return await service.notify(conn, event.id, facts(event.data, event.time))
+
+    return Handler(data_type, apply)
+
+
+EVENT_HANDLERS: dict[str, Handler[NotificationService]] = {
+    ORDER_CREATED: _notifying(OrderCreated, created_facts),
+    ORDER_CONFIRMED: _notifying(OrderConfirmed, confirmed_facts),
+    ORDER_FAILED: _notifying(OrderFailed, failed_facts),
+    ORDER_SHIPPED: _notifying(OrderStatusChanged, status_changed_facts(EventType.SHIPPED)),
+    ORDER_DELIVERED: _notifying(OrderStatusChanged, status_changed_facts(EventType.DELIVERED)),
+    ORDER_CANCELLED: _notifying(OrderStatusChanged, status_changed_facts(EventType.CANCELLED)),
+}

@@ -1,0 +1,88 @@
+"""The notifications service app: the in-app center's HTTP API, the consumer of the order
+events and the relay of deliveries to RabbitMQ.
+
+The backbone (kit/backbone.py) opens the pool, Redis, the topics and the producer and registers
+the Kafka outbox relay (idle here: this service emits no events) and the after-commit runner;
+this module adds the delivery relay (kit/rabbit_outbox.py over the `deliveries` table), which
+declares the queues of `topology.py` when it starts, then the consumer. At shutdown the
+consumer stops first, then the after-commit runner finishes its pushes, then the delivery relay
+publishes what the consumer wrote last. RUN_RELAY turns both relays off; RUN_CONSUMERS the
+consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import socketio
+from fastapi import FastAPI
+
+from services.kit.backbone import Backbone, event_service_lifespan
+from services.kit.live import create_emitter
+from services.kit.rabbit import ConfirmingPublisher, declare_queues
+from services.kit.rabbit_outbox import RabbitRelay
+from services.kit.web import add_readiness_check, create_service_app
+from services.notifications import repository as repo
+from services.notifications import topology
+from services.notifications.endpoints import router
+from services.notifications.handlers import EVENT_HANDLERS
+from services.notifications.service import (
+    RELAY_CHANNEL,
+    DeliveryOutbox,
+    LivePushes,
+    NotificationService,
+)
+from services.notifications.settings import Settings
+
+
+async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
+    if emitter.redis is not None:
+        await emitter.redis.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    async def setup(app: FastAPI, backbone: Backbone) -> NotificationService:
+        emitter = create_emitter(settings.redis_url)
+        backbone.resources.push_async_callback(_close_emitter, emitter)
+        service = NotificationService(
+            backbone.pool, LivePushes(emitter, backbone.pool), backbone.after_commit
+        )
+        app.state.notifications = service
+        if settings.run_relay:
+            publisher = ConfirmingPublisher(settings.rabbitmq_url, app_id=settings.service_name)
+            backbone.resources.push_async_callback(asyncio.to_thread, publisher.close)
+            queues = topology.queues()
+            backbone.runtime.add(
+                "delivery-relay",
+                lambda: RabbitRelay(
+                    service=settings.service_name,
+                    pool=backbone.pool,
+                    publisher=publisher,
+                    source=DeliveryOutbox(),
+                    conninfo=settings.db_conninfo,
+                    schema=repo.SCHEMA,
+                    channel=RELAY_CHANNEL,
+                    queues=queues,
+                    declare=settings.declare_queues,
+                    batch_size=settings.relay_batch_size,
+                ),
+            )
+
+            async def rabbitmq_ready() -> None:
+                await asyncio.to_thread(declare_queues, settings.rabbitmq_url, queues, passive=True)
+
+            add_readiness_check(app, "rabbitmq", rabbitmq_ready)
+        return service
+
+    lifespan = event_service_lifespan(
+        settings,
+        schema=repo.SCHEMA,
+        migrations=repo.MIGRATIONS,
+        handlers=EVENT_HANDLERS,
+        setup=setup,
+    )
+    app = create_service_app(settings, "RealTimeOrder notifications", lifespan)
+    app.include_router(router)
+    return app

@@ -1,0 +1,335 @@
+"""All the SQL of the notifications service. Functions take a connection and return typed rows.
+
+The tables (migrations/0001_notifications.sql): `preferences`, `order_versions` (the newest
+order version notified, for the stale rule), `notifications` (the in-app center) and
+`deliveries` (one per notification and channel; the pending ones are the RabbitMQ outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from services.kit.db import DictConnection
+from services.notifications.domain import Channel, EventType, Preferences
+
+SCHEMA = "notifications"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    id: uuid.UUID
+    user_id: str
+    order_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    order_version: int
+    title: str
+    body: str
+    data: dict[str, Any]
+    read_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: uuid.UUID
+    notification_id: uuid.UUID
+    channel: str
+    status: str
+    recipient: str | None
+    reason: str | None
+    queue: str
+    created_at: datetime
+    queued_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    id: uuid.UUID
+    channel: str
+    queue: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    id: uuid.UUID
+    channel: Channel
+    queue: str
+    recipient: str | None
+    payload: bytes | None
+    """None for a skipped delivery (nothing to publish); `reason` says why."""
+    reason: str | None = None
+
+
+_NOTIFICATION_COLUMNS = (
+    "id, user_id, order_id, event_id, event_type, order_version, title, body, data,"
+    " read_at, created_at"
+)
+_DELIVERY_COLUMNS = (
+    "id, notification_id, channel, status, recipient, reason, queue, created_at, queued_at"
+)
+
+
+# --- preferences -------------------------------------------------------------------------
+
+
+async def get_preferences(conn: DictConnection, user_id: str) -> Preferences | None:
+    cursor = await conn.execute(
+        "SELECT channels, email, phone FROM preferences WHERE user_id = %s", (user_id,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    return Preferences(channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"])
+
+
+async def put_preferences(conn: DictConnection, user_id: str, preferences: Preferences) -> datetime:
+    """Replace the user's preferences; returns when."""
+    channels = {
+        str(event): {str(channel): on for channel, on in wanted.items()}
+        for event, wanted in preferences.channels.items()
+    }
+    cursor = await conn.execute(
+        """
+        INSERT INTO preferences (user_id, channels, email, phone) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (user_id) DO UPDATE
+        SET channels = excluded.channels, email = excluded.email, phone = excluded.phone,
+            updated_at = now()
+        RETURNING updated_at
+        """,
+        (user_id, Jsonb(channels), preferences.email, preferences.phone),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    updated_at: datetime = row["updated_at"]
+    return updated_at
+
+
+async def preferences_updated_at(conn: DictConnection, user_id: str) -> datetime | None:
+    cursor = await conn.execute("SELECT updated_at FROM preferences WHERE user_id = %s", (user_id,))
+    row = await cursor.fetchone()
+    return row["updated_at"] if row else None
+
+
+def _matrix(stored: Mapping[str, Mapping[str, bool]]) -> dict[EventType, dict[Channel, bool]]:
+    return {
+        EventType(event): {Channel(channel): bool(on) for channel, on in wanted.items()}
+        for event, wanted in stored.items()
+    }
+
+
+# --- the stale rule ----------------------------------------------------------------------
+
+
+async def advance_order_version(conn: DictConnection, order_id: uuid.UUID, version: int) -> bool:
+    """Record `version` as the newest notified for the order if it is newer; False if not.
+
+    One statement: the row lock of the upsert orders concurrent events of one order.
+    """
+    cursor = await conn.execute(
+        """
+        INSERT INTO order_versions (order_id, version) VALUES (%s, %s)
+        ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
+        WHERE order_versions.version < excluded.version
+        """,
+        (order_id, version),
+    )
+    return cursor.rowcount == 1
+
+
+async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None:
+    cursor = await conn.execute(
+        "SELECT version FROM order_versions WHERE order_id = %s", (order_id,)
+    )
+    row = await cursor.fetchone()
+    return row["version"] if row else None
+
+
+# --- notifications -----------------------------------------------------------------------
+
+
+async def insert_notification(
+    conn: DictConnection,
+    *,
+    notification_id: uuid.UUID,
+    user_id: str,
+    order_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_type: EventType,
+    order_version: int,
+    title: str,
+    body: str,
+    data: dict[str, Any],
+) -> NotificationRow:
+    cursor = await conn.execute(
+        f"""
+        INSERT INTO notifications
+            (id, user_id, order_id, event_id, event_type, order_version, title, body, data)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        RETURNING {_NOTIFICATION_COLUMNS}
+        """,  # noqa: S608 - a fixed column list
+        (
+            notification_id,
+            user_id,
+            order_id,
+            event_id,
+            str(event_type),
+            order_version,
+            title,
+            body,
+            Jsonb(data),
+        ),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return NotificationRow(**row)
+
+
+async def list_notifications(
+    conn: DictConnection,
+    user_id: str,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[NotificationRow]:
+    """One page of the user's notifications, newest first, strictly after `after`."""
+    params: list[Any] = [user_id]
+    clause = ""
+    if after is not None:
+        clause = "AND (created_at, id) < (%s, %s)"
+        params += [after[0], after[1]]
+    cursor = await conn.execute(
+        f"""
+        SELECT {_NOTIFICATION_COLUMNS} FROM notifications
+        WHERE user_id = %s {clause}
+        ORDER BY created_at DESC, id DESC LIMIT %s
+        """,  # noqa: S608 - fixed strings; every value is a parameter
+        [*params, limit],
+    )
+    return [NotificationRow(**row) for row in await cursor.fetchall()]
+
+
+async def unread_count(conn: DictConnection, user_id: str) -> int:
+    cursor = await conn.execute(
+        "SELECT count(*) AS n FROM notifications WHERE user_id = %s AND read_at IS NULL",
+        (user_id,),
+    )
+    row = await cursor.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def mark_read(
+    conn: DictConnection, user_id: str, notification_id: uuid.UUID
+) -> NotificationRow | None:
+    """Mark one of the user's notifications read (kept as first read); None if not theirs."""
+    cursor = await conn.execute(
+        f"""
+        UPDATE notifications SET read_at = coalesce(read_at, now())
+        WHERE id = %s AND user_id = %s
+        RETURNING {_NOTIFICATION_COLUMNS}
+        """,  # noqa: S608 - a fixed column list
+        (notification_id, user_id),
+    )
+    row = await cursor.fetchone()
+    return NotificationRow(**row) if row else None
+
+
+async def mark_all_read(conn: DictConnection, user_id: str) -> int:
+    cursor = await conn.execute(
+        "UPDATE notifications SET read_at = now() WHERE user_id = %s AND read_at IS NULL",
+        (user_id,),
+    )
+    return cursor.rowcount
+
+
+async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list[NotificationRow]:
+    cursor = await conn.execute(
+        f"""
+        SELECT {_NOTIFICATION_COLUMNS} FROM notifications
+        WHERE order_id = %s ORDER BY order_version, created_at
+        """,  # noqa: S608 - a fixed column list
+        (order_id,),
+    )
+    return [NotificationRow(**row) for row in await cursor.fetchall()]
+
+
+# --- deliveries --------------------------------------------------------------------------
+
+
+async def insert_deliveries(
+    conn: DictConnection, notification_id: uuid.UUID, deliveries: Sequence[NewDelivery]
+) -> None:
+    if not deliveries:
+        return
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            """
+            INSERT INTO deliveries
+                (id, notification_id, channel, status, recipient, reason, queue, payload)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            [
+                (
+                    d.id,
+                    notification_id,
+                    str(d.channel),
+                    "pending" if d.payload is not None else "skipped",
+                    d.recipient,
+                    d.reason,
+                    d.queue,
+                    d.payload,
+                )
+                for d in deliveries
+            ],
+        )
+
+
+async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery]:
+    """The oldest deliveries not yet confirmed by the broker, locked for this transaction."""
+    cursor = await conn.execute(
+        """
+        SELECT id, channel, queue, payload FROM deliveries
+        WHERE status = 'pending' ORDER BY created_at, id LIMIT %s
+        FOR UPDATE SKIP LOCKED
+        """,
+        (limit,),
+    )
+    return [
+        PendingDelivery(
+            id=row["id"], channel=row["channel"], queue=row["queue"], payload=bytes(row["payload"])
+        )
+        for row in await cursor.fetchall()
+    ]
+
+
+async def mark_queued(conn: DictConnection, ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'queued', queued_at = now()"
+        " WHERE id = ANY(%s) AND status = 'pending'",
+        (list(ids),),
+    )
+
+
+async def deliveries_of(
+    conn: DictConnection, notification_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[DeliveryRow]]:
+    cursor = await conn.execute(
+        f"""
+        SELECT {_DELIVERY_COLUMNS} FROM deliveries
+        WHERE notification_id = ANY(%s) ORDER BY notification_id, channel
+        """,  # noqa: S608 - a fixed column list
+        (list(notification_ids),),
+    )
+    found: dict[uuid.UUID, list[DeliveryRow]] = {n: [] for n in notification_ids}
+    for row in await cursor.fetchall():
+        found[row["notification_id"]].append(DeliveryRow(**row))
+    return found

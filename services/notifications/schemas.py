@@ -1,0 +1,97 @@
+"""Request and response bodies of the notifications API (camelCase JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, EmailStr, Field, StrictBool, computed_field
+
+from services.kit.models import CamelModel
+from services.notifications.domain import Channel, EventType
+
+MAX_PAGE_SIZE = 100
+Phone = Annotated[
+    str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, such as +4930123456")
+]
+
+
+class NotificationOut(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    order_id: uuid.UUID
+    order_version: int
+    title: str
+    body: str
+    data: dict[str, Any]
+    read_at: datetime | None
+    created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def read(self) -> bool:
+        return self.read_at is not None
+
+
+class NotificationPage(CamelModel):
+    items: list[NotificationOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class UnreadCount(CamelModel):
+    unread_count: int
+
+
+class ReadAll(CamelModel):
+    marked: int
+    """How many notifications this call marked read."""
+    unread_count: int
+
+
+class PreferencesIn(CamelModel):
+    """Replaces the preferences. An event type or channel left out takes its default; `email`
+    left out is the caller's sign-in email, `null` is none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[EventType, dict[Channel, StrictBool]] = Field(default_factory=dict)
+    email: EmailStr | None = None
+    phone: Phone | None = None
+
+
+class PreferencesOut(CamelModel):
+    channels: dict[EventType, dict[Channel, bool]]
+    """Every event type and channel, as it applies now (the user's choice or the default)."""
+    defaults: dict[Channel, bool]
+    in_app: bool = True
+    """Always on: every event reaches the in-app center."""
+    email: str | None
+    phone: str | None
+    updated_at: datetime | None
+    """None while the user has not saved preferences."""
+
+
+class DeliveryOut(CamelModel):
+    id: uuid.UUID
+    channel: str
+    status: str
+    recipient: str | None
+    reason: str | None
+    queue: str
+    created_at: datetime
+    queued_at: datetime | None
+
+
+class TrailEntry(NotificationOut):
+    user_id: str
+    event_id: uuid.UUID
+    deliveries: list[DeliveryOut]
+
+
+class OrderTrail(CamelModel):
+    order_id: uuid.UUID
+    notified_version: int | None
+    """The newest order version notified; older events are suppressed."""
+    notifications: list[TrailEntry]

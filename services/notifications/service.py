@@ -1,0 +1,284 @@
+"""The notifications service's decisions: notify on order events, the in-app center, the
+preferences and the delivery trail.
+
+A consumed event is applied inside the consumer shell's transaction (kit/consumer.py): the
+stale rule (`order_versions`), one in-app notification, and one delivery row per enabled
+channel, each `pending` with its message. Nothing is published there: the delivery rows are an
+outbox that `DeliveryOutbox` hands to the kit's `RabbitRelay` after commit, which publishes
+with confirms and marks them `queued`. The live pushes to the user's Socket.IO room run after
+commit on the after-commit runner; the unread count is read when the push runs, so the last
+push a user gets counts every committed change.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+import socketio
+
+from services.kit.after_commit import AfterCommit, Effect
+from services.kit.consumer import Applied
+from services.kit.db import DictConnection, Pool
+from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
+from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
+from services.kit.rabbit_outbox import OutgoingMessage, notify_relay
+from services.kit.tokens import Principal
+from services.notifications import metrics
+from services.notifications import repository as repo
+from services.notifications.domain import (
+    Channel,
+    OrderFacts,
+    Preferences,
+    enabled_channels,
+    in_app_text,
+    recipient,
+)
+from services.notifications.errors import InvalidCursor, NotificationNotFound
+from services.notifications.messages import NotificationMessage, template_data
+from services.notifications.schemas import NotificationOut
+from services.notifications.topology import WORK_QUEUES
+
+log = logging.getLogger(__name__)
+RELAY_CHANNEL = "deliveries"
+"""The NOTIFY channel (per schema) that wakes the delivery relay."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[repo.NotificationRow]
+    next_cursor: str | None
+    unread_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencesView:
+    preferences: Preferences
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trail:
+    order_id: uuid.UUID
+    notified_version: int | None
+    notifications: list[tuple[repo.NotificationRow, list[repo.DeliveryRow]]]
+
+
+class LivePushes:
+    """Builds the after-commit effects that push to a user's Socket.IO room."""
+
+    def __init__(self, emitter: socketio.AsyncRedisManager, pool: Pool) -> None:
+        self.emitter = emitter
+        self.pool = pool
+
+    def created(self, row: repo.NotificationRow) -> Effect:
+        payload = NotificationOut.model_validate(row).model_dump(mode="json", by_alias=True)
+
+        async def push_notification() -> None:
+            await push_to_user(self.emitter, row.user_id, NOTIFICATION_CREATED, payload)
+
+        return push_notification
+
+    def unread(self, user_id: str) -> Effect:
+        async def push_unread_count() -> None:
+            # Counted now, after commit: the last push counts every change committed before it.
+            async with self.pool.connection() as conn:
+                count = await repo.unread_count(conn, user_id)
+            await push_to_user(
+                self.emitter,
+                user_id,
+                NOTIFICATION_UNREAD,
+                {"userId": user_id, "unreadCount": count},
+            )
+
+        return push_unread_count
+
+
+class DeliveryOutbox:
+    """The pending deliveries as the kit's RabbitRelay publishes them (an `OutboxSource`)."""
+
+    async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
+        rows = await repo.lock_pending(conn, limit)
+        return [
+            OutgoingMessage(
+                key=(row.id, row.channel),
+                routing_key=row.queue,
+                body=row.payload,
+                message_id=str(row.id),
+                headers=_headers(row.payload),
+            )
+            for row in rows
+        ]
+
+    async def confirmed(self, conn: DictConnection, keys: Sequence[tuple[uuid.UUID, str]]) -> None:
+        await repo.mark_queued(conn, [delivery_id for delivery_id, _ in keys])
+        for _, channel in keys:
+            metrics.DELIVERIES.labels(channel, "queued").inc()
+
+
+def _headers(payload: bytes) -> dict[str, str]:
+    return NotificationMessage.model_validate_json(payload).headers()
+
+
+class NotificationService:
+    def __init__(self, pool: Pool, live: LivePushes, after_commit: AfterCommit) -> None:
+        self.pool = pool
+        self.live = live
+        self.after_commit = after_commit
+
+    # --- consumed events ------------------------------------------------------------------
+
+    async def notify(self, conn: DictConnection, event_id: str, facts: OrderFacts) -> Applied:
+        """Apply one order event in the consumer's transaction (its id is claimed already)."""
+        event_type = str(facts.event_type)
+        order_id = uuid.UUID(facts.order_id)
+        if not await repo.advance_order_version(conn, order_id, facts.version):
+            metrics.EVENTS.labels(event_type, "stale").inc()
+            log.info(
+                "stale event suppressed", extra={"topic": event_type, "version": facts.version}
+            )
+            return Applied("stale")
+        preferences = await repo.get_preferences(conn, facts.user_id) or Preferences()
+        title, body = in_app_text(facts)
+        data = template_data(facts, title, body)
+        notification = await repo.insert_notification(
+            conn,
+            notification_id=uuid.uuid4(),
+            user_id=facts.user_id,
+            order_id=order_id,
+            event_id=uuid.UUID(event_id),
+            event_type=facts.event_type,
+            order_version=facts.version,
+            title=title,
+            body=body,
+            data=data.model_dump(mode="json", by_alias=True),
+        )
+        deliveries: list[repo.NewDelivery] = []
+        for channel in enabled_channels(facts.event_type, preferences):
+            delivery_id = uuid.uuid4()
+            address = recipient(channel, preferences, facts.user_id)
+            if address is None:
+                deliveries.append(
+                    repo.NewDelivery(
+                        delivery_id,
+                        channel,
+                        WORK_QUEUES[channel],
+                        None,
+                        None,
+                        reason=f"no {_address_kind(channel)} in the user's preferences",
+                    )
+                )
+                continue
+            message = NotificationMessage(
+                delivery_id=delivery_id,
+                notification_id=notification.id,
+                event_id=notification.event_id,
+                channel=channel,
+                event_type=facts.event_type,
+                order_id=facts.order_id,
+                user_id=facts.user_id,
+                recipient=address,
+                created_at=notification.created_at,
+                data=data,
+            )
+            deliveries.append(
+                repo.NewDelivery(
+                    delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
+                )
+            )
+        await repo.insert_deliveries(conn, notification.id, deliveries)
+        if any(d.payload is not None for d in deliveries):
+            await notify_relay(conn, RELAY_CHANNEL)
+        effects: tuple[Effect, ...] = (
+            partial(_count, event_type, deliveries),
+            self.live.created(notification),
+            self.live.unread(facts.user_id),
+        )
+        return Applied("notified", effects)
+
+    # --- the in-app center ----------------------------------------------------------------
+
+    async def list_notifications(
+        self, principal: Principal, *, cursor: str | None, limit: int
+    ) -> Page:
+        after = _decode(cursor) if cursor else None
+        async with self.pool.connection() as conn:
+            rows = await repo.list_notifications(
+                conn, principal.user_id, after=after, limit=limit + 1
+            )
+            unread = await repo.unread_count(conn, principal.user_id)
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(last.created_at.isoformat(), str(last.id))
+        return Page(page, next_cursor, unread)
+
+    async def unread_count(self, principal: Principal) -> int:
+        async with self.pool.connection() as conn:
+            return await repo.unread_count(conn, principal.user_id)
+
+    async def mark_read(
+        self, principal: Principal, notification_id: uuid.UUID
+    ) -> repo.NotificationRow:
+        async with self.pool.connection() as conn:
+            row = await repo.mark_read(conn, principal.user_id, notification_id)
+        if row is None:
+            raise NotificationNotFound(notification_id)
+        self.after_commit.submit((self.live.unread(principal.user_id),))
+        return row
+
+    async def mark_all_read(self, principal: Principal) -> int:
+        async with self.pool.connection() as conn:
+            marked = await repo.mark_all_read(conn, principal.user_id)
+        self.after_commit.submit((self.live.unread(principal.user_id),))
+        return marked
+
+    # --- preferences ----------------------------------------------------------------------
+
+    async def get_preferences(self, principal: Principal) -> PreferencesView:
+        async with self.pool.connection() as conn:
+            stored = await repo.get_preferences(conn, principal.user_id)
+            updated_at = await repo.preferences_updated_at(conn, principal.user_id)
+        return PreferencesView(stored or Preferences(), updated_at)
+
+    async def put_preferences(
+        self, principal: Principal, preferences: Preferences
+    ) -> PreferencesView:
+        async with self.pool.connection() as conn:
+            updated_at = await repo.put_preferences(conn, principal.user_id, preferences)
+        return PreferencesView(preferences, updated_at)
+
+    # --- admin ----------------------------------------------------------------------------
+
+    async def order_trail(self, order_id: uuid.UUID) -> Trail:
+        async with self.pool.connection() as conn:
+            notifications = await repo.order_notifications(conn, order_id)
+            deliveries = await repo.deliveries_of(conn, [n.id for n in notifications])
+            version = await repo.order_version(conn, order_id)
+        return Trail(order_id, version, [(n, deliveries[n.id]) for n in notifications])
+
+
+def _address_kind(channel: Channel) -> str:
+    return "email address" if channel is Channel.EMAIL else "phone number"
+
+
+def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+    def parse(created_at: str, notification_id: str) -> tuple[datetime, uuid.UUID]:
+        return datetime.fromisoformat(created_at), uuid.UUID(notification_id)
+
+    try:
+        return decode_cursor(cursor, parse)
+    except MalformedCursor as exc:
+        raise InvalidCursor() from exc
+
+
+async def _count(event_type: str, deliveries: Sequence[repo.NewDelivery]) -> None:
+    metrics.EVENTS.labels(event_type, "notified").inc()
+    for delivery in deliveries:
+        outcome = "recorded" if delivery.payload is not None else "skipped"
+        metrics.DELIVERIES.labels(str(delivery.channel), outcome).inc()

@@ -1,0 +1,135 @@
+"""The notifications app on real Postgres, Redis, Kafka and RabbitMQ.
+
+One app per test module, on a fresh database, its own consumer group and its own RabbitMQ
+virtual host (so the seed's queue names are its own); tests stay apart by using fresh users
+and orders. Order events are produced straight to Kafka, or handed to the app's consumer shell
+when a test needs to know the moment one was applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg.rows import DictRow, dict_row
+
+from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
+from services.kit.consumer import EventShell
+from services.kit.kafka import EventProducer
+from services.notifications.main import create_app
+from services.notifications.settings import Settings
+from tests.integration.notifications.support import JWT_SECRET, QueueReader
+from tests.support import Bearer, bearer
+
+
+@pytest.fixture(scope="module")
+def vhost_url(rabbitmq_server: RabbitMQServer) -> Iterator[str]:
+    vhost = f"notifications-{uuid.uuid4().hex[:8]}"
+    auth = (rabbitmq_server.user, rabbitmq_server.password)
+    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
+        api.put(f"/api/vhosts/{vhost}").raise_for_status()
+        api.put(
+            f"/api/permissions/{vhost}/{rabbitmq_server.user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        try:
+            yield (
+                f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
+                f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{vhost}"
+            )
+        finally:
+            api.delete(f"/api/vhosts/{vhost}")
+
+
+@pytest.fixture(scope="module")
+def notifications_database(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database("notifications")
+
+
+@pytest.fixture(scope="module")
+def settings(
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    kafka_server: KafkaServer,
+    notifications_database: str,
+    vhost_url: str,
+) -> Settings:
+    values: dict[str, Any] = {
+        **postgres_server.env(notifications_database),
+        "APP_ENV": "test",
+        "REDIS_URL": redis_server.url,
+        "KAFKA_BROKER": kafka_server.bootstrap,
+        "RABBITMQ_URL": vhost_url,
+        "JWT_SECRET": JWT_SECRET,
+        "KAFKA_CONSUMER_GROUP": f"notifications-test-{uuid.uuid4().hex[:8]}",
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+async def notifications_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def client(notifications_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=notifications_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def shell(notifications_app: FastAPI) -> EventShell[Any]:
+    """The app's consumer shell: `await shell.handle(topic, raw)` applies one event now."""
+    shell: EventShell[Any] = notifications_app.state.event_shell
+    return shell
+
+
+@pytest.fixture(scope="module")
+def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
+    """Plays the orders and inventory services on Kafka."""
+    producer = EventProducer(kafka_server.bootstrap, "orders-double", service="tests")
+    yield producer
+    producer.close()
+
+
+@pytest.fixture(scope="module")
+def queues(vhost_url: str) -> QueueReader:
+    return QueueReader(vhost_url)
+
+
+@pytest.fixture
+def user(settings: Settings) -> Bearer:
+    return bearer(settings)
+
+
+@pytest.fixture
+def other_user(settings: Settings) -> Bearer:
+    return bearer(settings)
+
+
+@pytest.fixture
+def admin(settings: Settings) -> Bearer:
+    return bearer(settings, "ADMIN")
+
+
+@pytest.fixture(scope="module")
+def db(
+    postgres_server: PostgresServer, notifications_database: str
+) -> Iterator[psycopg.Connection[DictRow]]:
+    """For looking behind the API: what the service really stored."""
+    with psycopg.connect(
+        postgres_server.conninfo(notifications_database),
+        autocommit=True,
+        row_factory=dict_row,
+        options="-c search_path=notifications",
+    ) as conn:
+        yield conn

@@ -1,0 +1,229 @@
+"""Order events become in-app notifications, live pushes and one message per enabled channel.
+
+Each event is applied once (a redelivery changes nothing), a stale one is suppressed, and a
+delivery written while the relay is down is published when it is back: never lost, never twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg.rows import DictRow
+
+from devstack.testing import RedisServer
+from services.kit.consumer import EventShell
+from services.kit.kafka import EventProducer
+from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, user_room
+from services.kit.order_events import ORDER_CONFIRMED, ORDER_DELIVERED
+from tests.integration.notifications.support import (
+    QueueReader,
+    confirmed,
+    created,
+    status_changed,
+)
+from tests.integration.orders.support import LiveListener
+from tests.support import Bearer, eventually
+
+pytestmark = pytest.mark.integration
+
+EMAIL, SMS, PUSH = "email.notifications", "sms.notifications", "push.notifications"
+
+
+async def _set_preferences(client: httpx.AsyncClient, user: Bearer, body: dict[str, Any]) -> None:
+    response = await client.put("/notifications/preferences", json=body, headers=user.headers)
+    assert response.status_code == 200, response.text
+
+
+def _deliveries(db: psycopg.Connection[DictRow], order_id: str) -> list[dict[str, Any]]:
+    return db.execute(
+        """
+        SELECT d.* FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+        WHERE n.order_id = %s ORDER BY d.channel
+        """,
+        (order_id,),
+    ).fetchall()
+
+
+async def _all_queued(db: psycopg.Connection[DictRow], order_id: str, count: int) -> bool:
+    rows = _deliveries(db, order_id)
+    return len(rows) == count and all(r["status"] == "queued" for r in rows)
+
+
+async def test_a_confirmed_order_notifies_in_app_live_and_on_each_enabled_channel(
+    client: httpx.AsyncClient,
+    producer: EventProducer,
+    queues: QueueReader,
+    redis_server: RedisServer,
+    db: psycopg.Connection[DictRow],
+    user: Bearer,
+) -> None:
+    await _set_preferences(
+        client,
+        user,
+        {
+            "channels": {"order.confirmed": {"email": True, "sms": False, "push": True}},
+            "email": "ada@example.org",
+            "phone": "+4930123456",
+        },
+    )
+    order_id = str(uuid.uuid4())
+    topic, envelope = confirmed(order_id, user.id)
+    async with LiveListener(redis_server.url) as live:
+        await producer.publish(topic, order_id, envelope.to_bytes())
+
+        async def listed() -> dict[str, Any] | None:
+            page = (await client.get("/notifications", headers=user.headers)).json()
+            return page if page["items"] else None
+
+        page = await eventually(listed, what="the in-app notification")
+        assert page["unreadCount"] == 1
+        (item,) = page["items"]
+        assert (item["orderId"], item["eventType"], item["read"]) == (
+            order_id,
+            ORDER_CONFIRMED,
+            False,
+        )
+        assert item["title"] == "Order confirmed"
+
+        async def pushed() -> bool:
+            events = {(u["event"], u["room"]) for u in live.updates if u.get("userId") == user.id}
+            created_pushes = [
+                u for u in live.for_order(order_id) if u["event"] == NOTIFICATION_CREATED
+            ]
+            return bool(created_pushes) and (NOTIFICATION_UNREAD, user_room(user.id)) in events
+
+        await eventually(pushed, what="the live pushes")
+        (pushed_item,) = [u for u in live.for_order(order_id) if u["event"] == NOTIFICATION_CREATED]
+        assert pushed_item["room"] == user_room(user.id)
+        assert pushed_item["id"] == item["id"]
+        counts = [
+            u["unreadCount"]
+            for u in live.updates
+            if u["event"] == NOTIFICATION_UNREAD and u.get("userId") == user.id
+        ]
+        assert counts[-1] == 1
+
+    await eventually(lambda: _all_queued(db, order_id, 2), what="both deliveries queued")
+
+    async def on_queues() -> bool:
+        await queues.collect()
+        return bool(queues.for_order(order_id, EMAIL)) and bool(queues.for_order(order_id, PUSH))
+
+    await eventually(on_queues, what="the email and push messages")
+    assert queues.for_order(order_id, SMS) == []
+    deliveries = {row["channel"]: row for row in _deliveries(db, order_id)}
+    assert set(deliveries) == {"email", "push"}
+    (email,) = queues.for_order(order_id, EMAIL)
+    (push,) = queues.for_order(order_id, PUSH)
+    assert email.message_id == email.body["deliveryId"] == str(deliveries["email"]["id"])
+    assert push.message_id == push.body["deliveryId"] == str(deliveries["push"]["id"])
+    assert email.body["recipient"] == "ada@example.org"
+    assert push.body["recipient"] == user.id
+    assert email.body["schemaVersion"] == 1
+    assert email.body["notificationId"] == item["id"]
+    assert email.body["eventId"] == envelope.id
+    assert email.body["data"]["status"] == "CONFIRMED"
+    # Quorum queues add their own x-delivery-count.
+    assert {k: v for k, v in email.headers.items() if not k.startswith("x-")} == {
+        "schema-version": "1",
+        "channel": "email",
+        "event-type": ORDER_CONFIRMED,
+    }
+
+
+async def test_a_redelivered_event_changes_nothing(
+    shell: EventShell[Any],
+    queues: QueueReader,
+    db: psycopg.Connection[DictRow],
+    user: Bearer,
+) -> None:
+    order_id = str(uuid.uuid4())
+    topic, envelope = created(order_id, user.id)
+    applied = await shell.handle(topic, envelope.to_bytes())
+    assert applied is not None
+    assert applied.outcome == "notified"
+    assert await shell.handle(topic, envelope.to_bytes()) is None
+
+    assert db.execute(
+        "SELECT count(*) AS n FROM notifications WHERE order_id = %s", (order_id,)
+    ).fetchone() == {"n": 1}
+    # No preferences saved: email has no address (skipped), push goes to the user.
+    await eventually(lambda: _deliveries_settled(db, order_id), what="the push delivery queued")
+    statuses = {row["channel"]: row["status"] for row in _deliveries(db, order_id)}
+    assert statuses == {"email": "skipped", "push": "queued"}
+
+    async def pushed() -> bool:
+        await queues.collect()
+        return bool(queues.for_order(order_id, PUSH))
+
+    await eventually(pushed, what="the push message")
+    assert len(queues.for_order(order_id)) == 1
+
+
+async def _deliveries_settled(db: psycopg.Connection[DictRow], order_id: str) -> bool:
+    rows = _deliveries(db, order_id)
+    return bool(rows) and all(r["status"] != "pending" for r in rows)
+
+
+async def test_a_stale_event_is_suppressed(
+    client: httpx.AsyncClient,
+    shell: EventShell[Any],
+    db: psycopg.Connection[DictRow],
+    user: Bearer,
+    admin: Bearer,
+) -> None:
+    order_id = str(uuid.uuid4())
+    topic, delivered = status_changed(ORDER_DELIVERED, order_id, user.id, 4, "DELIVERED", "SHIPPED")
+    applied = await shell.handle(topic, delivered.to_bytes())
+    assert applied is not None
+    assert applied.outcome == "notified"
+    topic, late = confirmed(order_id, user.id, version=2)
+    applied = await shell.handle(topic, late.to_bytes())
+    assert applied is not None
+    assert applied.outcome == "stale"
+    topic, same = status_changed(ORDER_DELIVERED, order_id, user.id, 4, "DELIVERED", "SHIPPED")
+    applied = await shell.handle(topic, same.to_bytes())
+    assert applied is not None
+    assert applied.outcome == "stale"
+
+    trail = await client.get(f"/notifications/orders/{order_id}", headers=admin.headers)
+    assert trail.status_code == 200
+    body = trail.json()
+    assert body["notifiedVersion"] == 4
+    assert [n["eventType"] for n in body["notifications"]] == [ORDER_DELIVERED]
+    assert {d["channel"] for d in body["notifications"][0]["deliveries"]} == {"email", "push"}
+
+
+async def test_deliveries_written_while_the_relay_is_down_are_published_when_it_is_back(
+    notifications_app: FastAPI,
+    shell: EventShell[Any],
+    queues: QueueReader,
+    db: psycopg.Connection[DictRow],
+    user: Bearer,
+    client: httpx.AsyncClient,
+) -> None:
+    await _set_preferences(client, user, {"email": "ada@example.org"})
+    runtime = notifications_app.state.runtime
+    await runtime.kill("delivery-relay")
+    try:
+        order_id = str(uuid.uuid4())
+        topic, envelope = confirmed(order_id, user.id)
+        await shell.handle(topic, envelope.to_bytes())
+        assert {r["status"] for r in _deliveries(db, order_id)} == {"pending"}
+        await queues.collect()
+        assert queues.for_order(order_id) == []
+    finally:
+        runtime.start("delivery-relay")
+    await eventually(lambda: _all_queued(db, order_id, 2), what="the deliveries queued")
+
+    async def published() -> bool:
+        await queues.collect()
+        return len(queues.for_order(order_id)) == 2
+
+    await eventually(published, what="both messages")
+    assert sorted(r.queue for r in queues.for_order(order_id)) == [EMAIL, PUSH]
