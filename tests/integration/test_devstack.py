@@ -69,6 +69,42 @@ def test_rabbitmq_publish_with_confirms_then_get(rabbitmq_server: RabbitMQServer
         connection.close()
 
 
+def test_rabbitmq_keeps_quorum_queues_with_dead_lettering(rabbitmq_server: RabbitMQServer) -> None:
+    """The notifications service's queues are durable quorum queues that dead-letter."""
+    work, dead = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}.dlq"
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_server.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare(
+            work,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead,
+                "x-delivery-limit": 5,
+            },
+        )
+        channel.basic_publish("", work, b"order confirmed", pika.BasicProperties(delivery_mode=2))
+        method, _properties, _body = channel.basic_get(work)
+        assert method is not None
+        assert method.delivery_tag is not None
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        body = None
+        for _ in range(100):  # dead-lettering is asynchronous; bounded at 5 s
+            method, _properties, body = channel.basic_get(dead, auto_ack=True)
+            if method is not None:
+                break
+            connection.sleep(0.05)
+        assert body == b"order confirmed"
+        channel.queue_delete(work)
+        channel.queue_delete(dead)
+    finally:
+        connection.close()
+
+
 def test_rabbitmq_management_api_answers_the_admin(rabbitmq_server: RabbitMQServer) -> None:
     auth = (rabbitmq_server.user, rabbitmq_server.password)
     with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=5) as client:
