@@ -4,7 +4,10 @@ Each handler observes (Kafka, RabbitMQ, the API server), asks `builders` / `scal
 does it, and writes the outcome into the resource's status: a Ready condition with a reason, a
 message and the observed generation. An unreachable backing service raises
 `kopf.TemporaryError` (retried after RETRY_DELAY_SECONDS); a request the backing service refuses
-is reported in the condition and re-checked by the resource's timer, never retried in a loop.
+is reported in the condition and re-checked by the periodic repair, never retried in a loop.
+
+The periodic work (drift repair, queue counts, autoscaling) is not done by per-object kopf
+timers: one repair loop per kind lists the resources and reconciles each (see `_repair_forever`).
 
 Run it with `python -m realtimeorder_operator` (settings from the environment, see settings.py),
 or `kopf run -m realtimeorder_operator.handlers --standalone --all-namespaces`.
@@ -13,9 +16,11 @@ or `kopf run -m realtimeorder_operator.handlers --standalone --all-namespaces`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import kopf
@@ -42,6 +47,7 @@ from realtimeorder_operator.kube import (
     KubeRequestRejected,
     KubeUnavailable,
     connect,
+    post_event,
 )
 from realtimeorder_operator.metrics import RECONCILIATIONS, SCALINGS
 from realtimeorder_operator.rabbitmq_admin import (
@@ -57,27 +63,66 @@ SETTINGS = get_settings()
 EVENT_TOPICS = "eventtopics"
 NOTIFICATION_QUEUES = "notificationqueues"
 WORKER_AUTOSCALERS = "workerautoscalers"
+FINALIZER = f"{GROUP}/finalizer"
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
+# Why no kopf.timer (nolar/kopf#1305): kopf cannot stop a per-object timer that is in the middle of
+# an iteration (timers have no cancellation timeout), so when an object is deleted while its timer
+# runs, the deletion cycle only schedules a re-check in `cancellation_polling` (60 s); and when
+# that cycle's own patch changes nothing on the server (progress annotations already gone), kopf
+# skips the sleep-and-touch, no watch event follows, and the finalizer is never removed: the
+# object stays in deletion for good. Kopf's deletion path is safe without spawning handlers, so
+# the resources have none: a repair loop per kind (started at startup) does the periodic work.
+_REPAIRS: list[Repair] = []
+# One lock per object (by uid): its kopf handlers and the repair loop never run at the same time,
+# so a repair in flight cannot re-declare what the deletion handler has just removed.
+_OBJECT_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-def reconciled(plural: str) -> Callable[[Handler], Handler]:
+
+@dataclass(frozen=True)
+class Repair:
+    plural: str
+    interval: float
+    reconcile: Callable[..., Awaitable[None]]
+    # Kinds with a deletion handler: repair only objects already carrying kopf's finalizer, so
+    # nothing is created for an object whose deletion the operator might not get to handle.
+    owned_only: bool
+
+
+def _object_lock(uid: str) -> asyncio.Lock:
+    lock = _OBJECT_LOCKS.get(uid)
+    if lock is None:
+        lock = _OBJECT_LOCKS[uid] = asyncio.Lock()
+    return lock
+
+
+def serialized(handler: Handler) -> Handler:
+    """Run a kopf handler under its object's lock (shared with the repair loop)."""
+
+    @functools.wraps(handler)
+    async def locked(**kwargs: Any) -> None:
+        async with _object_lock(kwargs["meta"]["uid"]):
+            await handler(**kwargs)
+
+    return cast(Handler, locked)
+
+
+def reconciled(
+    plural: str, interval: float = SETTINGS.reconcile_interval_seconds, *, owned_only: bool = True
+) -> Callable[[Handler], Handler]:
     """Register a reconciler for every moment a resource may need it: when it appears, when its
-    spec changes, when the operator restarts, and on a timer that repairs what was changed
-    behind the operator's back (a topic or queue deleted by hand)."""
+    spec changes, when the operator restarts, and every `interval` seconds from the kind's repair
+    loop, which repairs what was changed behind the operator's back (a topic or queue deleted by
+    hand)."""
 
     def register(handler: Handler) -> Handler:
-        kopf.timer(
-            GROUP,
-            VERSION,
-            plural,
-            interval=SETTINGS.reconcile_interval_seconds,
-            initial_delay=SETTINGS.reconcile_interval_seconds,
-        )(handler)
-        kopf.on.update(GROUP, VERSION, plural, field="spec")(handler)
-        kopf.on.create(GROUP, VERSION, plural)(handler)
-        kopf.on.resume(GROUP, VERSION, plural)(handler)
+        locked = serialized(handler)
+        kopf.on.update(GROUP, VERSION, plural, field="spec")(locked)
+        kopf.on.create(GROUP, VERSION, plural)(locked)
+        kopf.on.resume(GROUP, VERSION, plural)(locked)
+        _REPAIRS.append(Repair(plural, interval, handler, owned_only))
         return handler
 
     return register
@@ -93,6 +138,7 @@ class Backends:
     kafka_topics: CustomObjects
     topology_queues: CustomObjects
     topology_policies: CustomObjects
+    repairs: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 def _backends(memo: kopf.Memo) -> Backends:
@@ -101,7 +147,7 @@ def _backends(memo: kopf.Memo) -> Backends:
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     # Handler chatter stays in the logs; Events are posted explicitly for what users care about.
@@ -126,13 +172,123 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         topology_queues=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "queues"),
         topology_policies=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "policies"),
     )
+    backends = _backends(memo)
+    for repair in _REPAIRS:
+        objects = CustomObjects(api, GROUP, VERSION, repair.plural)
+        backends.repairs.append(
+            asyncio.create_task(
+                _repair_forever(repair, objects, memo, settings),
+                name=f"repair of {repair.plural}",
+            )
+        )
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     backends = _backends(memo)
+    for task in backends.repairs:
+        task.cancel()
+    await asyncio.gather(*backends.repairs, return_exceptions=True)
     await backends.rabbit.aclose()
     await backends.api.close()  # type: ignore[no-untyped-call]
+
+
+class _RepairLogger(kopf.LocalObjectLogger):
+    """The per-object logger of a repair: what a kopf handler's logger posts as a Warning Event
+    (WARNING and above) is kept in `events` and posted after the repair."""
+
+    def __init__(self, body: kopf.Body, settings: kopf.OperatorSettings) -> None:
+        super().__init__(body=body, settings=settings)
+        self.events: list[tuple[str, str, str]] = []
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(level, msg, *args, **kwargs)
+        if level >= logging.WARNING:
+            self.events.append(
+                ("Warning", "Logging", str(msg) % args if args else str(msg))
+            )  # as kopf
+
+
+def _event(logger: kopf.Logger, body: kopf.Body, type: str, reason: str, message: str) -> None:
+    """kopf.event inside kopf handlers; queued on the repair's logger inside a repair."""
+    if isinstance(logger, _RepairLogger):
+        logger.events.append((type, reason, message))
+    else:
+        kopf.event(body, type=type, reason=reason, message=message)
+
+
+async def _repair_forever(
+    repair: Repair, objects: CustomObjects, memo: kopf.Memo, settings: kopf.OperatorSettings
+) -> None:
+    """Every `repair.interval` seconds, reconcile each resource of the kind (up to 16 at once)."""
+    log = logging.getLogger("realtimeorder_operator.repair")
+    slots = asyncio.Semaphore(16)
+
+    async def one(found: dict[str, Any]) -> None:
+        async with slots:
+            try:
+                await _repair_one(repair, objects, found["metadata"], memo, settings)
+            except Exception:  # the loop outlives any one object's failure
+                log.exception(f"repair of {repair.plural} {found['metadata'].get('name')} failed")
+
+    while True:
+        await asyncio.sleep(repair.interval)
+        try:
+            found = await objects.list_watched(SETTINGS.namespaces)
+        except (KubeUnavailable, KubeRequestRejected) as exc:
+            log.warning(f"cannot list {repair.plural}: {exc}")
+            continue
+        await asyncio.gather(
+            *(one(item) for item in found if not item["metadata"].get("deletionTimestamp"))
+        )
+
+
+async def _repair_one(
+    repair: Repair,
+    objects: CustomObjects,
+    listed: Mapping[str, Any],
+    memo: kopf.Memo,
+    settings: kopf.OperatorSettings,
+) -> None:
+    namespace, name, uid = listed["namespace"], listed["name"], listed["uid"]
+    async with _object_lock(uid):
+        try:
+            fresh = await objects.get(namespace, name)
+        except (KubeUnavailable, KubeRequestRejected):
+            return  # the next pass looks again
+        # Re-read under the lock: an object deleted meanwhile is left to its deletion handler.
+        if (
+            fresh is None
+            or fresh["metadata"]["uid"] != uid
+            or fresh["metadata"].get("deletionTimestamp")
+            or (repair.owned_only and FINALIZER not in (fresh["metadata"].get("finalizers") or ()))
+        ):
+            return
+        body = kopf.Body(cast(kopf.RawBody, fresh))
+        patch = kopf.Patch()
+        logger = _RepairLogger(body, settings)
+        try:
+            await repair.reconcile(
+                body=body,
+                spec=body.spec,
+                meta=body.meta,
+                status=body.status,
+                patch=patch,
+                memo=memo,
+                logger=logger,
+            )
+        except kopf.TemporaryError:
+            pass  # the Ready condition in the patch says why; the next pass retries
+        except Exception:
+            logger.exception(f"{repair.plural} repair failed")
+        api = _backends(memo).api
+        try:
+            if patch.get("status"):
+                await objects.patch_status(namespace, name, dict(patch["status"]))
+            for type_, reason, message in logger.events:
+                await post_event(api, fresh, type_, reason, message)
+        except (KubeUnavailable, KubeRequestRejected) as exc:
+            logger.warning(f"cannot record the repair's outcome: {exc}")
 
 
 def _set_ready(
@@ -199,7 +355,13 @@ async def reconcile_event_topic(
     try:
         if SETTINGS.strimzi_kafka_cluster:
             condition = await _reconcile_kafka_topic(
-                _backends(memo), body, desired, namespace, SETTINGS.strimzi_kafka_cluster, patch
+                _backends(memo),
+                body,
+                desired,
+                namespace,
+                SETTINGS.strimzi_kafka_cluster,
+                patch,
+                logger,
             )
         else:
             condition = await _reconcile_topic_directly(
@@ -223,7 +385,7 @@ async def _reconcile_topic_directly(
         await asyncio.to_thread(kafka.apply, desired, plan)
         summary = builders.describe_plan(plan, desired)
         logger.info(summary)
-        kopf.event(body, type="Normal", reason="TopicChanged", message=summary)
+        _event(logger, body, "Normal", "TopicChanged", summary)
         observed = await asyncio.to_thread(kafka.describe_topic, desired.name)
     if observed is not None:
         patch.status["partitions"] = observed.partitions
@@ -240,6 +402,7 @@ async def _reconcile_kafka_topic(
     namespace: str,
     cluster: str,
     patch: kopf.Patch,
+    logger: kopf.Logger,
 ) -> Condition:
     patch.status["mode"] = "Strimzi"
     name = body["metadata"]["name"]
@@ -254,7 +417,7 @@ async def _reconcile_kafka_topic(
                 raise
             # Created meanwhile by another reconcile: compare it on the next attempt.
             raise kopf.TemporaryError("KafkaTopic created concurrently", delay=1) from exc
-        kopf.event(body, type="Normal", reason="KafkaTopicCreated", message=f"KafkaTopic {name}")
+        _event(logger, body, "Normal", "KafkaTopicCreated", f"KafkaTopic {name}")
         return Condition("Unknown", "WaitingForStrimzi", "KafkaTopic created")
     update, refusal = builders.plan_kafka_topic_update(desired, existing, body["metadata"]["uid"])
     if refusal is not None:
@@ -266,6 +429,7 @@ async def _reconcile_kafka_topic(
 
 
 @kopf.on.delete(GROUP, VERSION, EVENT_TOPICS)
+@serialized
 async def delete_event_topic(
     spec: kopf.Spec,
     meta: kopf.Meta,
@@ -352,8 +516,8 @@ async def reconcile_notification_queue(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """Declare (or render) the whole topology and read the message counts; the timer repeats
-    it, so a queue deleted behind the operator's back comes back."""
+    """Declare (or render) the whole topology and read the message counts; the repair loop
+    repeats it, so a queue deleted behind the operator's back comes back."""
     queue = QueueSpec.from_resource(spec, meta["name"])
     namespace = meta["namespace"]
     backends = _backends(memo)
@@ -473,6 +637,7 @@ async def _refresh_queue_counts(
 
 
 @kopf.on.delete(GROUP, VERSION, NOTIFICATION_QUEUES)
+@serialized
 async def delete_notification_queue(
     spec: kopf.Spec, meta: kopf.Meta, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -496,7 +661,7 @@ async def delete_notification_queue(
 # ---- WorkerAutoscaler -------------------------------------------------------------------------
 
 
-@kopf.timer(GROUP, VERSION, WORKER_AUTOSCALERS, interval=SETTINGS.autoscaler_interval_seconds)
+@reconciled(WORKER_AUTOSCALERS, interval=SETTINGS.autoscaler_interval_seconds, owned_only=False)
 async def autoscale(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -573,11 +738,12 @@ async def autoscale(
         SCALINGS.labels(direction).inc()
         scaled = f"scaled {direction} from {scale.desired} to {decision.replicas}"
         logger.info(f"{target} {scaled}: {metric_name}={metric}")
-        kopf.event(
+        _event(
+            logger,
             body,
-            type="Normal",
-            reason="Scaled",
-            message=f"Deployment {target} {scaled}: {metric_name}={metric}",
+            "Normal",
+            "Scaled",
+            f"Deployment {target} {scaled}: {metric_name}={metric}",
         )
         patch.status["lastScaleTime"] = builders.rfc3339(now)
         message += scaled

@@ -8,8 +8,10 @@ the official client's asyncio flavour. Objects come back as plain dicts; a missi
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -90,6 +92,15 @@ class CustomObjects:
         )
         return list(cast(Body, found).get("items") or [])
 
+    async def list_watched(self, namespaces: builtins.list[str]) -> builtins.list[Body]:
+        """Every object in the given namespaces, or in all namespaces when the list is empty."""
+        if not namespaces:
+            found = await call(
+                self._api.list_cluster_custom_object(self.group, self.version, self.plural)
+            )
+            return list(cast(Body, found).get("items") or [])
+        return [item for namespace in namespaces for item in await self.list(namespace, "")]
+
     async def create(self, namespace: str, body: Body) -> Body:
         created = await call(
             self._api.create_namespaced_custom_object(
@@ -141,3 +152,35 @@ class CustomObjects:
         except NotFound:
             return False
         return True
+
+
+async def post_event(
+    api_client: client.ApiClient, involved: Body, type: str, reason: str, message: str
+) -> None:
+    """Record a core/v1 Event on an object (what kopf.event does inside a kopf handler)."""
+    metadata = involved["metadata"]
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event = {
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata.get("uid"),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "realtimeorder-operator"},
+        "reportingComponent": "realtimeorder-operator",
+        "reportingInstance": os.environ.get("HOSTNAME", "realtimeorder-operator"),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    await call(
+        client.CoreV1Api(api_client).create_namespaced_event(
+            metadata["namespace"], cast(Any, event)
+        )
+    )

@@ -1,7 +1,7 @@
 """Helpers for the operator's tests against the real API server, Kafka and RabbitMQ.
 
 `OperatorProcess` runs the operator exactly as its image does (`python -m
-realtimeorder_operator`), with short timer intervals, as a ServiceAccount holding only the RBAC
+realtimeorder_operator`), with short repair intervals, as a ServiceAccount holding only the RBAC
 rules in `OPERATOR_RULES` (the rules the chart must grant), so a missing permission fails a test.
 """
 

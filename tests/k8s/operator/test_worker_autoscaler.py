@@ -11,6 +11,8 @@ from kubernetes import client
 
 from devstack.testing import KafkaServer
 from tests.k8s.operator.support import (
+    GROUP,
+    VERSION,
     Kubectl,
     RabbitAdmin,
     Resources,
@@ -155,5 +157,31 @@ def test_missing_target_is_reported(direct: Resources) -> None:
     )
     condition = direct.wait_ready(PLURAL, name, status="False")
     assert condition["reason"] == "TargetNotFound"
+    direct.delete(PLURAL, name)
+    direct.wait_gone(PLURAL, name)
+
+
+def test_finalizer_left_by_timer_based_versions_is_released(direct: Resources) -> None:
+    """Older versions autoscaled with a kopf timer, which put kopf's finalizer on every
+    WorkerAutoscaler; nothing needs it now, so it is removed and deletion is not blocked."""
+    name, finalizer = unique("legacy"), f"{GROUP}/finalizer"
+    direct.objects.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        direct.namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": name, "finalizers": [finalizer]},
+            "spec": autoscaler(
+                "no-such-deployment", {"queueDepth": {"queue": "q", "messagesPerReplica": 1}}
+            ),
+        },
+    )
+    eventually(
+        lambda: finalizer not in (direct.get(PLURAL, name)["metadata"].get("finalizers") or []),
+        message="the old finalizer removed",
+    )
     direct.delete(PLURAL, name)
     direct.wait_gone(PLURAL, name)
