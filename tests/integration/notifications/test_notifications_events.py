@@ -1,18 +1,22 @@
 """Order events become in-app notifications, live pushes and one message per enabled channel.
 
 Each event is applied once (a redelivery changes nothing), a stale one is suppressed, and a
-delivery written while the relay is down is published when it is back: never lost, never twice.
+delivery written while the relay is down, or while the broker cannot take it, is published
+when it can be: never lost, never twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
+import pika
 import psycopg
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from psycopg.rows import DictRow
 
 from devstack.testing import RedisServer
@@ -20,6 +24,8 @@ from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, user_room
 from services.kit.order_events import ORDER_CONFIRMED, ORDER_DELIVERED
+from services.kit.rabbit import declare_queues
+from services.notifications import topology
 from tests.integration.notifications.support import (
     QueueReader,
     confirmed,
@@ -227,3 +233,49 @@ async def test_deliveries_written_while_the_relay_is_down_are_published_when_it_
 
     await eventually(published, what="both messages")
     assert sorted(r.queue for r in queues.for_order(order_id)) == [EMAIL, PUSH]
+
+
+async def test_a_message_the_broker_cannot_route_stays_pending_until_it_can(
+    shell: EventShell[Any],
+    queues: QueueReader,
+    db: psycopg.Connection[DictRow],
+    user: Bearer,
+    client: httpx.AsyncClient,
+    vhost_url: str,
+) -> None:
+    await _set_preferences(client, user, {"email": "ada@example.org"})
+    await asyncio.to_thread(_delete_queue, vhost_url, EMAIL)
+    before = _publish_failures()
+    try:
+        order_id = str(uuid.uuid4())
+        topic, envelope = confirmed(order_id, user.id)
+        await shell.handle(topic, envelope.to_bytes())
+
+        async def refused() -> bool:
+            return _publish_failures() > before
+
+        await eventually(refused, what="the relay to meet the unroutable message")
+        statuses = {r["channel"]: r["status"] for r in _deliveries(db, order_id)}
+        assert statuses["email"] == "pending"
+    finally:
+        await asyncio.to_thread(declare_queues, vhost_url, topology.queues())
+    await eventually(lambda: _all_queued(db, order_id, 2), what="the deliveries queued")
+
+    async def published() -> bool:
+        await queues.collect()
+        return len(queues.for_order(order_id)) == 2
+
+    await eventually(published, what="both messages")
+    assert sorted(r.queue for r in queues.for_order(order_id)) == [EMAIL, PUSH]
+
+
+def _publish_failures() -> float:
+    value = REGISTRY.get_sample_value(
+        "rabbitmq_publish_failures_total", {"service": "notifications"}
+    )
+    return value or 0.0
+
+
+def _delete_queue(url: str, queue: str) -> None:
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        connection.channel().queue_delete(queue)
