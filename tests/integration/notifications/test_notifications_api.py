@@ -213,3 +213,19 @@ async def test_every_endpoint_needs_a_token(
         response = await client.request(method, path, headers=headers, json={})
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_ready_once_every_dependency_and_job_is(client: httpx.AsyncClient) -> None:
+    async def ready() -> dict[str, Any] | None:
+        response = await client.get("/readyz")
+        return response.json() if response.status_code == 200 else None
+
+    body = await eventually(ready, what="/readyz")
+    assert body["checks"] == {
+        "postgres": "ok",
+        "redis": "ok",
+        "kafka": "ok",
+        "rabbitmq": "ok",
+        "jobs": "ok",
+    }
+    assert (await client.get("/healthz")).status_code == 200
