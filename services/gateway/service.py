@@ -5,12 +5,23 @@ HTTP/1.1 keep-alive connections. It is aiohttp rather than httpx because the gat
 goes to the upstream client: measured on two cores with 32 callers, httpx's pool used about
 five times the CPU per proxied request (some 5 ms against 0.9 ms).
 
-Only safe methods (GET, HEAD, OPTIONS) are retried, once, and only when the connection failed
-before an answer came (a refused connection or a keep-alive connection the service had just
-closed): the request had no effect then, and a safe method has none anyway. PUT and DELETE are
-idempotent in HTTP's terms, but a retried status change would answer 409 for its own first
-attempt, so they are not retried either; neither is a timeout, which would double the caller's
-wait.
+A connection that answered 5xx is never reused. uvicorn closes the connection after an
+unhandled error in the app, but the 500 that Starlette has already sent does not say
+`Connection: close`, so aiohttp pooled it and the next request on it, maybe another user's
+POST, met a reset connection and got 502. Closing the connection costs one new connection per
+5xx, which are rare.
+
+A request is retried once when it got no answer because of the connection (never after a
+timeout, which would double the caller's wait), if
+- its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE): sending it twice has the effect of
+  sending it once, although a PUT whose first attempt did land may then answer for the second
+  (a status change 409s against itself) rather than report the first one's success; or
+- it provably never reached the upstream: the connection could not be opened (refused,
+  unreachable, DNS), or the pooled connection was already closing when the request was to be
+  written. aiohttp refuses that write before sending anything, and the gateway sends each
+  request, head and whole body, in one write.
+A POST or PATCH that may have arrived is not resent: the caller decides (with an
+Idempotency-Key where the service supports one).
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.connector import Connection
 from yarl import URL
 
 from services.gateway.errors import PayloadTooLarge
@@ -30,7 +42,10 @@ from services.gateway.settings import Settings
 from services.kit.errors import Forbidden, UpstreamTimeout, UpstreamUnavailable
 from services.kit.tokens import Principal, bearer_token, verify_access_token
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# aiohttp's refusal to write to a closed or closing transport, raised before it writes a byte
+# (its other ClientConnectionResetError, "Connection lost", comes after a write).
+WRITE_REFUSED = "Cannot write to closing transport"
 # Headers aiohttp would add on its own; the gateway sends what the client sent, nothing more.
 # Host is set from the upstream URL, Content-Length from the body.
 _AUTO_HEADERS_SKIPPED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -62,15 +77,16 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
     )
     session = aiohttp.ClientSession(
         connector=connector,
+        response_class=_UpstreamResponse,
         timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         skip_auto_headers=_AUTO_HEADERS_SKIPPED,
         trust_env=False,
     )
-    # aiohttp resends GET, HEAD, OPTIONS, PUT and DELETE once when a connection drops before the
-    # answer; the retry policy above is the gateway's own, so aiohttp's is turned off (its
-    # test utilities use the same switch).
+    # aiohttp resends GET, HEAD, OPTIONS, PUT and DELETE once when a reused connection drops
+    # before the answer; the retry policy above is the gateway's own, so aiohttp's is turned
+    # off (its test utilities use the same switch).
     session._retry_connection = False
     return session
 
@@ -111,7 +127,7 @@ async def forward(
     """Send `request` upstream and read the whole answer; 504 on timeout, 502 if unreachable."""
     started = time.perf_counter()
     try:
-        answer = await _send_retrying_safe(session, request)
+        answer = await _send_retrying(session, request)
     except TimeoutError as exc:
         UPSTREAM_REQUESTS.labels(upstream, "timeout").inc()
         raise UpstreamTimeout(
@@ -127,17 +143,46 @@ async def forward(
     return answer
 
 
-async def _send_retrying_safe(
+async def _send_retrying(
     session: aiohttp.ClientSession, request: UpstreamRequest
 ) -> UpstreamAnswer:
-    if request.method in SAFE_METHODS:
-        try:
-            return await _send(session, request)
-        except TimeoutError:
-            raise  # aiohttp's timeouts are connection errors too, and are not retried
-        except aiohttp.ClientConnectionError:
-            pass  # a safe request that got no answer had no effect: one more try
+    try:
+        return await _send(session, request)
+    except TimeoutError:
+        raise  # aiohttp's timeouts are connection errors too, and are not retried
+    except aiohttp.ClientConnectionError as exc:
+        if request.method not in IDEMPOTENT_METHODS and not never_sent(exc):
+            raise
     return await _send(session, request)
+
+
+def never_sent(exc: aiohttp.ClientConnectionError) -> bool:
+    """Whether `exc` proves that no byte of the request reached the upstream."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return True  # no connection was made
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionResetError) and str(cause) == WRITE_REFUSED:
+            return True
+        cause = cause.__cause__
+    return False
+
+
+class _UpstreamResponse(aiohttp.ClientResponse):
+    """A response whose connection is closed, not pooled, when the upstream answered 5xx."""
+
+    async def start(self, connection: Connection) -> _UpstreamResponse:
+        protocol = connection.protocol
+        await super().start(connection)
+        if self.status >= 500 and protocol is not None:
+            if self.connection is None:
+                # The whole answer had arrived, so the connection is already back in the
+                # pool (nothing ran in between to take it): closing it there makes the pool
+                # drop it.
+                protocol.close()
+            else:
+                protocol.force_close()  # closed instead of pooled once the body is read
+        return self
 
 
 async def _send(session: aiohttp.ClientSession, request: UpstreamRequest) -> UpstreamAnswer:

@@ -3,7 +3,8 @@
 The upstream is an echo app: it answers with the method, path, query, headers, body and
 client address it received, so each test sees exactly what the gateway forwarded. A second
 upstream accepts connections and closes them without answering, and one upstream port is
-closed, to prove 502s and the retry policy; a slow echo proves the 504.
+closed, to prove 502s and the retry policy; a slow echo proves the 504. Upstreams that fail
+after answering are in test_gateway_upstream_errors.py.
 """
 
 from __future__ import annotations
@@ -440,16 +441,17 @@ def test_a_closed_upstream_port_is_502(gateway: Gateway) -> None:
     assert body["type"].endswith("/upstream-unavailable")
 
 
-def test_only_safe_methods_are_retried_when_no_answer_came(
-    gateway: Gateway, silent: SilentUpstream
+@pytest.mark.parametrize(
+    ("method", "attempts"),
+    [("GET", 2), ("HEAD", 2), ("OPTIONS", 2), ("PUT", 2), ("DELETE", 2), ("POST", 1), ("PATCH", 1)],
+)
+def test_only_idempotent_methods_are_retried_when_an_upstream_got_them_but_did_not_answer(
+    gateway: Gateway, silent: SilentUpstream, method: str, attempts: int
 ) -> None:
-    admin = gateway.auth("ADMIN")
     before = len(silent.request_lines)
-    assert_problem(gateway.client.get("/analytics/revenue", headers=admin), 502)
-    assert silent.request_lines[before:] == ["GET /analytics/revenue HTTP/1.1"] * 2
-    before = len(silent.request_lines)
-    assert_problem(gateway.client.post("/analytics/revenue", json={}, headers=admin), 502)
-    assert silent.request_lines[before:] == ["POST /analytics/revenue HTTP/1.1"]
+    response = gateway.client.request(method, "/analytics/revenue", headers=gateway.auth("ADMIN"))
+    assert response.status_code == 502
+    assert silent.request_lines[before:] == [f"{method} /analytics/revenue HTTP/1.1"] * attempts
 
 
 # --- pooling ------------------------------------------------------------------------------
