@@ -42,7 +42,8 @@ class Settings(ServiceSettings):
     low-memory profile by default); a stored hash made with other parameters is rehashed at the
     next successful login. Each hash or verify takes ARGON2_MEMORY_COST_KIB of memory, so at
     most `password_hash_slots` run at once (PASSWORD_HASH_CONCURRENCY; by default as many as
-    fit in 256 MiB, 4 with the default memory cost); the others wait their turn.
+    fit in 256 MiB, 4 with the default memory cost), half of them kept for logins; the others
+    wait their turn.
     """
 
     service_name: str = "auth"

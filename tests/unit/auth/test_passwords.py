@@ -89,9 +89,9 @@ class MeetingHasher(PasswordHasher):
         return super().hash(password, salt=salt)
 
 
-async def test_no_more_hashes_run_at_once_than_the_slots() -> None:
+async def test_no_more_hashes_run_at_once_than_their_half_of_the_slots() -> None:
     hasher = MeetingHasher(parties=3)
-    passwords = Passwords(hasher, max_concurrent=2)
+    passwords = Passwords(hasher, max_concurrent=4)
     async with asyncio.timeout(10):
         hashes = await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(3)))
     assert len(set(hashes)) == 3
@@ -99,9 +99,36 @@ async def test_no_more_hashes_run_at_once_than_the_slots() -> None:
     assert hasher.met == 0
 
 
-async def test_hashes_up_to_the_slots_run_at_once() -> None:
-    hasher = MeetingHasher(parties=3)
-    passwords = Passwords(hasher, max_concurrent=3)
+async def test_hashes_up_to_their_half_of_the_slots_run_at_once() -> None:
+    hasher = MeetingHasher(parties=2)
+    passwords = Passwords(hasher, max_concurrent=4)
     async with asyncio.timeout(10):
-        await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(3)))
-    assert hasher.met == 3
+        await asyncio.gather(*(passwords.hash(f"password {i}") for i in range(2)))
+    assert hasher.met == 2
+
+
+class BlockedHasher(PasswordHasher):
+    """Hashes wait (bounded) until `release` is set; verifies run at once."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.release = threading.Event()
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.release.wait(timeout=10)
+        return super().hash(password, salt=salt)
+
+
+async def test_a_login_never_waits_behind_registrations() -> None:
+    hasher = BlockedHasher()
+    stored = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("the password")
+    passwords = Passwords(hasher, max_concurrent=4)
+    registrations = [asyncio.create_task(passwords.hash(f"new {i}")) for i in range(20)]
+    await asyncio.sleep(0)  # one loop turn: every registration takes a slot or queues for one
+    try:
+        async with asyncio.timeout(5):
+            assert await passwords.verify(stored, "the password")
+    finally:
+        hasher.release.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*registrations)
