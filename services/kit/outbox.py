@@ -17,18 +17,17 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-from psycopg import sql
 from pydantic import BaseModel
 
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
-from services.kit.runtime import wait_event
+from services.kit.relay import NotifiedRelay
 
 log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 NOTIFY_CHANNEL = "outbox"
+PURGE_EVERY_SECONDS = 600.0
 
 
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
@@ -57,8 +56,8 @@ def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[An
     return envelope_type(source=source, type=type_, subject=subject, data=data)
 
 
-class OutboxRelay:
-    """Publishes outbox rows to Kafka in order; wakes on NOTIFY and polls as a fallback."""
+class OutboxRelay(NotifiedRelay):
+    """Publishes outbox rows to Kafka in order (the loop: kit/relay.py)."""
 
     def __init__(
         self,
@@ -71,46 +70,24 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         retention_hours: int = 72,
     ) -> None:
+        super().__init__(
+            conninfo=conninfo,
+            schema=schema,
+            channel=NOTIFY_CHANNEL,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
         self.pool = pool
         self.producer = producer
-        self.conninfo = conninfo
-        self.schema = schema
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
         self.retention_hours = retention_hours
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._last_purge: float | None = None
 
-    def wake(self) -> None:
-        """Look for new rows now (a NOTIFY arrived)."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Relay until `stop()`; errors are logged and retried, never fatal."""
-        listener = asyncio.create_task(self._listen(), name="outbox-listen")
-        purge_every, last_purge = 600.0, 0.0
-        loop = asyncio.get_running_loop()
-        try:
-            while not self._stop.is_set():
-                try:
-                    published = await self.publish_batch()
-                    if loop.time() - last_purge > purge_every:
-                        await self.purge()
-                        last_purge = loop.time()
-                except Exception:  # a broker or database outage: keep the rows, retry later
-                    log.exception("outbox relay failed; retrying")
-                    await wait_event(self._stop, 1.0)
-                    continue
-                if published < self.batch_size:
-                    self._wake.clear()
-                    await wait_event(self._wake, self.poll_interval)
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+    async def housekeeping(self) -> None:
+        """Purge published rows and old dedupe records every ten minutes."""
+        now = asyncio.get_running_loop().time()
+        if self._last_purge is None or now - self._last_purge > PURGE_EVERY_SECONDS:
+            await self.purge()
+            self._last_purge = now
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published."""
@@ -156,17 +133,3 @@ class OutboxRelay:
                 " WHERE processed_at < now() - make_interval(hours => %s)",
                 (self.retention_hours * 4,),
             )
-
-    async def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True
-                ) as conn:
-                    channel = sql.Identifier(f"{NOTIFY_CHANNEL}_{self.schema}")
-                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
-                    async for _ in conn.notifies():
-                        self.wake()
-            except Exception:  # the poll fallback keeps relaying while we reconnect
-                log.warning("outbox listener lost its connection; reconnecting")
-                await wait_event(self._stop, 1.0)

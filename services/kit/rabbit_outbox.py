@@ -28,13 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psycopg
 from prometheus_client import Counter
-from psycopg import sql
 
 from services.kit.db import DictConnection, Pool
 from services.kit.rabbit import ConfirmingPublisher, Queue, declare_queues
-from services.kit.runtime import wait_event
+from services.kit.relay import NotifiedRelay
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +95,9 @@ def _publish_all(
     return len(messages), None
 
 
-class RabbitRelay:
-    """Publishes an `OutboxSource`'s pending rows with confirms (see the module docstring)."""
+class RabbitRelay(NotifiedRelay):
+    """Publishes an `OutboxSource`'s pending rows with confirms (see the module docstring; the
+    loop: kit/relay.py)."""
 
     def __init__(
         self,
@@ -115,48 +114,28 @@ class RabbitRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
     ) -> None:
+        super().__init__(
+            conninfo=conninfo,
+            schema=schema,
+            channel=channel,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
         self.service = service
         self.pool = pool
         self.publisher = publisher
         self.source = source
-        self.conninfo = conninfo
-        self.schema = schema
-        self.channel = channel
         self.queues = queues
         self.declare = declare
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Declare the queues, then relay until `stop()`; a failed round is retried."""
+    async def prepare(self) -> None:
+        """Declare the queues (or, with `declare=False`, check someone else did)."""
         await asyncio.to_thread(
             declare_queues, self.publisher.url, self.queues, passive=not self.declare
         )
-        listener = asyncio.create_task(self._listen(), name=f"{self.channel}-listen")
-        try:
-            while not self._stop.is_set():
-                try:
-                    published = await self.publish_batch()
-                except Exception:  # a broker or database outage: the rows wait, we retry
-                    RABBIT_PUBLISH_FAILURES.labels(self.service).inc()
-                    log.exception("rabbitmq relay failed; retrying", extra={"job": self.channel})
-                    await wait_event(self._stop, 1.0)
-                    continue
-                if published < self.batch_size:
-                    self._wake.clear()
-                    await wait_event(self._wake, self.poll_interval)
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+
+    def failed(self) -> None:
+        RABBIT_PUBLISH_FAILURES.labels(self.service).inc()
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many the broker confirmed. Raises the broker's error
@@ -173,17 +152,3 @@ class RabbitRelay:
         if error is not None:
             raise error
         return done
-
-    async def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True
-                ) as conn:
-                    channel = sql.Identifier(f"{self.channel}_{self.schema}")
-                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
-                    async for _ in conn.notifies():
-                        self.wake()
-            except Exception:  # the poll fallback keeps relaying while we reconnect
-                log.warning("rabbitmq relay listener lost its connection; reconnecting")
-                await wait_event(self._stop, 1.0)

@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
-from psycopg.rows import dict_row
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.inventory.main import create_app
@@ -28,6 +26,7 @@ from services.kit.order_events import (
     ORDER_FAILED,
     RESERVATION_EXPIRED,
 )
+from tests.integration.fixtures import asgi_client, double_producer, schema_connection
 from tests.integration.inventory.support import (
     TopicReader,
     inventory_settings,
@@ -89,17 +88,15 @@ def service(inventory_app: FastAPI) -> InventoryService:
 
 @pytest.fixture(scope="module")
 async def client(inventory_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=inventory_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+    async with asgi_client(inventory_app, "inventory") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
     """Plays the orders service on Kafka."""
-    producer = EventProducer(kafka_server.bootstrap, "orders-double", service="tests")
-    yield producer
-    producer.close()
+    with double_producer(kafka_server, "orders-double") as producer:
+        yield producer
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +120,5 @@ def user(settings: Settings) -> Bearer:
 @pytest.fixture(scope="module")
 def db(postgres_server: PostgresServer, inventory_database: str) -> Iterator[Any]:
     """For looking behind the API: what the service really stored."""
-    with psycopg.connect(
-        postgres_server.conninfo(inventory_database),
-        autocommit=True,
-        row_factory=dict_row,
-        options="-c search_path=inventory",
-    ) as conn:
+    with schema_connection(postgres_server, inventory_database, "inventory") as conn:
         yield conn

@@ -17,13 +17,14 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
 from services.notifications.main import create_app
 from services.notifications.settings import Settings
+from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
 from tests.integration.notifications.support import JWT_SECRET, QueueReader
 from tests.support import Bearer, bearer
 
@@ -74,15 +75,13 @@ def settings(
 
 @pytest.fixture(scope="module")
 async def notifications_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with running(create_app(settings)) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
 async def client(notifications_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=notifications_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
+    async with asgi_client(notifications_app, "notifications") as client:
         yield client
 
 
@@ -96,9 +95,8 @@ def shell(notifications_app: FastAPI) -> EventShell[Any]:
 @pytest.fixture(scope="module")
 def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
     """Plays the orders and inventory services on Kafka."""
-    producer = EventProducer(kafka_server.bootstrap, "orders-double", service="tests")
-    yield producer
-    producer.close()
+    with double_producer(kafka_server, "orders-double") as producer:
+        yield producer
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +124,5 @@ def db(
     postgres_server: PostgresServer, notifications_database: str
 ) -> Iterator[psycopg.Connection[DictRow]]:
     """For looking behind the API: what the service really stored."""
-    with psycopg.connect(
-        postgres_server.conninfo(notifications_database),
-        autocommit=True,
-        row_factory=dict_row,
-        options="-c search_path=notifications",
-    ) as conn:
+    with schema_connection(postgres_server, notifications_database, "notifications") as conn:
         yield conn

@@ -15,12 +15,13 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.kit.kafka import EventProducer
 from services.orders.main import create_app
 from services.orders.settings import Settings
+from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
 from tests.integration.orders.support import (
     JWT_SECRET,
     CatalogueStub,
@@ -84,24 +85,21 @@ def settings(
 
 @pytest.fixture(scope="module")
 async def orders_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with running(create_app(settings)) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
 async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=orders_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+    async with asgi_client(orders_app, "orders") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
     """Plays inventory on Kafka."""
-    producer = EventProducer(kafka_server.bootstrap, "inventory-double", service="tests")
-    yield producer
-    producer.close()
+    with double_producer(kafka_server, "inventory-double") as producer:
+        yield producer
 
 
 @pytest.fixture
@@ -124,10 +122,5 @@ def db(
     postgres_server: PostgresServer, orders_database: str
 ) -> Iterator[psycopg.Connection[DictRow]]:
     """For looking behind the API: what the service really stored."""
-    with psycopg.connect(
-        postgres_server.conninfo(orders_database),
-        autocommit=True,
-        row_factory=dict_row,
-        options="-c search_path=orders",
-    ) as conn:
+    with schema_connection(postgres_server, orders_database, "orders") as conn:
         yield conn

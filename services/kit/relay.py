@@ -1,0 +1,97 @@
+"""The loop every outbox relay shares: publish in batches, wake on NOTIFY, poll as a fallback.
+
+A relay is a job of the kit runtime. `NotifiedRelay.run` calls `publish_batch` again at once
+while batches come back full, and otherwise idles until a `NOTIFY <channel>_<schema>` arrives
+(a transaction that wrote rows commits) or `poll_interval` passes. A failed round (a broker or
+database outage) is logged, counted by `failed`, and retried a second later: the rows wait in
+their table, nothing is lost. Subclasses say how to publish a batch (`publish_batch`), what to
+do before the first one (`prepare`) and between rounds (`housekeeping`).
+
+Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
+a wake-up still ends the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+
+import psycopg
+from psycopg import sql
+
+from services.kit.runtime import wait_event
+
+log = logging.getLogger(__name__)
+
+
+class NotifiedRelay(ABC):
+    def __init__(
+        self, *, conninfo: str, schema: str, channel: str, batch_size: int, poll_interval: float
+    ) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self.channel = channel
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for new rows now (a NOTIFY arrived)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @abstractmethod
+    async def publish_batch(self) -> int:
+        """Publish up to `batch_size` rows; return how many were published."""
+
+    async def prepare(self) -> None:
+        """Run once before the first batch."""
+        return
+
+    async def housekeeping(self) -> None:
+        """Run after every successful round (purges on a cadence of their own)."""
+        return
+
+    def failed(self) -> None:
+        """Count a failed round."""
+        return
+
+    async def run(self) -> None:
+        """Relay until `stop()`; errors are logged and retried, never fatal."""
+        await self.prepare()
+        listener = asyncio.create_task(self._listen(), name=f"{self.channel}-listen")
+        try:
+            while not self._stop.is_set():
+                try:
+                    published = await self.publish_batch()
+                    await self.housekeeping()
+                except Exception:  # an outage: the rows wait in their table, we retry
+                    self.failed()
+                    log.exception("relay round failed; retrying", extra={"job": self.channel})
+                    await wait_event(self._stop, 1.0)
+                    continue
+                if published < self.batch_size:
+                    self._wake.clear()
+                    await wait_event(self._wake, self.poll_interval)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    channel = sql.Identifier(f"{self.channel}_{self.schema}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    async for _ in conn.notifies():
+                        self.wake()
+            except Exception:  # the poll fallback keeps relaying while we reconnect
+                log.warning("relay listener lost its connection; reconnecting")
+                await wait_event(self._stop, 1.0)
