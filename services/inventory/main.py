@@ -21,9 +21,8 @@ from services.inventory.handlers import EVENT_HANDLERS
 from services.inventory.repository import MIGRATIONS, SCHEMA
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
-from services.kit.backbone import Backbone, event_service_lifespan
+from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.runtime import Periodic
-from services.kit.web import create_service_app
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return service
 
-    lifespan = event_service_lifespan(
-        settings, schema=SCHEMA, migrations=MIGRATIONS, handlers=EVENT_HANDLERS, setup=setup
+    return create_event_service_app(
+        settings,
+        "RealTimeOrder inventory",
+        router,
+        schema=SCHEMA,
+        migrations=MIGRATIONS,
+        handlers=EVENT_HANDLERS,
+        setup=setup,
     )
-    app = create_service_app(settings, "RealTimeOrder inventory", lifespan)
-    app.include_router(router)
-    return app

@@ -8,7 +8,8 @@ and the after-commit runner registered. It adds the readiness checks for Postgre
 Kafka. The service then builds its service object, registers its own periodic jobs, its
 consumer (`consume`), and calls `start`, which attaches the runtime to the app's probes and
 starts every job; the jobs stop before anything the backbone opened is closed.
-`event_service_lifespan` is that whole sequence for a service's `main.py`.
+`event_service_lifespan` is that whole sequence, and `create_event_service_app` the app around it
+that a service's `main.py` returns.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
 from services.kit import kafka
@@ -32,7 +33,7 @@ from services.kit.order_events import ALL_TOPICS
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay
 from services.kit.runtime import Runtime
 from services.kit.settings import EventServiceSettings, ServiceSettings
-from services.kit.web import Lifespan, add_readiness_check
+from services.kit.web import Lifespan, add_readiness_check, create_service_app
 
 S = TypeVar("S")
 
@@ -161,3 +162,23 @@ def event_service_lifespan(
             yield
 
     return lifespan
+
+
+def create_event_service_app(
+    settings: EventServiceSettings,
+    title: str,
+    router: APIRouter,
+    *,
+    schema: str,
+    migrations: Path,
+    handlers: Mapping[str, Handler[S]],
+    setup: Callable[[FastAPI, Backbone], Awaitable[S]],
+) -> FastAPI:
+    """An event-driven service's app: the platform's app (kit/web.py) with `router` and the
+    lifespan of `event_service_lifespan`."""
+    lifespan = event_service_lifespan(
+        settings, schema=schema, migrations=migrations, handlers=handlers, setup=setup
+    )
+    app = create_service_app(settings, title, lifespan)
+    app.include_router(router)
+    return app

@@ -17,11 +17,11 @@ import asyncio
 import socketio
 from fastapi import FastAPI
 
-from services.kit.backbone import Backbone, event_service_lifespan
+from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.live import create_emitter
 from services.kit.rabbit import ConfirmingPublisher, declare_queues
 from services.kit.rabbit_outbox import RabbitRelay
-from services.kit.web import add_readiness_check, create_service_app
+from services.kit.web import add_readiness_check
 from services.notifications import repository as repo
 from services.notifications import topology
 from services.notifications.endpoints import router
@@ -76,13 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             add_readiness_check(app, "rabbitmq", rabbitmq_ready)
         return service
 
-    lifespan = event_service_lifespan(
+    return create_event_service_app(
         settings,
+        "RealTimeOrder notifications",
+        router,
         schema=repo.SCHEMA,
         migrations=repo.MIGRATIONS,
         handlers=EVENT_HANDLERS,
         setup=setup,
     )
-    app = create_service_app(settings, "RealTimeOrder notifications", lifespan)
-    app.include_router(router)
-    return app

@@ -15,10 +15,9 @@ import logging
 import socketio
 from fastapi import FastAPI
 
-from services.kit.backbone import Backbone, event_service_lifespan
+from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.live import create_emitter
 from services.kit.runtime import Periodic
-from services.kit.web import create_service_app
 from services.orders import repository as repo
 from services.orders.catalogue import Catalogue, create_http_client
 from services.orders.endpoints import router
@@ -61,13 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return service
 
-    lifespan = event_service_lifespan(
+    return create_event_service_app(
         settings,
+        "RealTimeOrder orders",
+        router,
         schema=repo.SCHEMA,
         migrations=repo.MIGRATIONS,
         handlers=EVENT_HANDLERS,
         setup=setup,
     )
-    app = create_service_app(settings, "RealTimeOrder orders", lifespan)
-    app.include_router(router)
-    return app

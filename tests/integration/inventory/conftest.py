@@ -31,7 +31,6 @@ from tests.integration.inventory.support import (
     TopicReader,
     inventory_settings,
 )
-from tests.support import Bearer, bearer
 
 ANSWER_TOPICS = (
     ORDER_CONFIRMED,
@@ -105,16 +104,6 @@ def reader(kafka_server: KafkaServer, inventory_app: FastAPI) -> Iterator[TopicR
     reader = TopicReader(kafka_server.bootstrap, ANSWER_TOPICS)
     yield reader
     reader.close()
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Bearer:
-    return bearer(settings, "ADMIN")
-
-
-@pytest.fixture
-def user(settings: Settings) -> Bearer:
-    return bearer(settings)
 
 
 @pytest.fixture(scope="module")

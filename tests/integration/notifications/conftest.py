@@ -26,7 +26,6 @@ from services.notifications.main import create_app
 from services.notifications.settings import Settings
 from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
 from tests.integration.notifications.support import JWT_SECRET, QueueReader
-from tests.support import Bearer, bearer
 
 
 @pytest.fixture(scope="module")
@@ -102,21 +101,6 @@ def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
 @pytest.fixture(scope="module")
 def queues(vhost_url: str) -> QueueReader:
     return QueueReader(vhost_url)
-
-
-@pytest.fixture
-def user(settings: Settings) -> Bearer:
-    return bearer(settings)
-
-
-@pytest.fixture
-def other_user(settings: Settings) -> Bearer:
-    return bearer(settings)
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Bearer:
-    return bearer(settings, "ADMIN")
 
 
 @pytest.fixture(scope="module")

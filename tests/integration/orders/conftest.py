@@ -27,7 +27,6 @@ from tests.integration.orders.support import (
     CatalogueStub,
     serve,
 )
-from tests.support import Bearer, bearer
 
 
 @pytest.fixture(scope="module")
@@ -100,21 +99,6 @@ def producer(kafka_server: KafkaServer) -> Iterator[EventProducer]:
     """Plays inventory on Kafka."""
     with double_producer(kafka_server, "inventory-double") as producer:
         yield producer
-
-
-@pytest.fixture
-def user(settings: Settings) -> Bearer:
-    return bearer(settings)
-
-
-@pytest.fixture
-def other_user(settings: Settings) -> Bearer:
-    return bearer(settings)
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Bearer:
-    return bearer(settings, "ADMIN")
 
 
 @pytest.fixture(scope="module")
