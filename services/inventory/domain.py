@@ -123,9 +123,16 @@ class NewProduct:
 class ProductQuery:
     """A normalised product list query: equal queries are equal values (and share a cache key).
 
+    `admin_view` is whose view it is. The public view (anonymous callers and users) lists
+    active products only, whatever `active` asks: `active=false` finds nothing. The admin's view
+    lists every product unless `active` filters. Being part of the value, it is part of the
+    cache key, so neither view is ever served from the other's entries.
+
     With `ids` it is a batch lookup: every listed product, active or not unless `active` says
-    otherwise, in one page (`limit` and `after` do not apply). `after` is the (name, id) of the
-    previous page's last product: the list is ordered by name, then id.
+    otherwise, in one page (`limit` and `after` do not apply), in either view: the orders
+    service looks products up without a token and must tell a deactivated product from an
+    unknown one. `after` is the (name, id) of the previous page's last product: the list is
+    ordered by name, then id.
     """
 
     q: str | None = None
@@ -136,6 +143,12 @@ class ProductQuery:
     limit: int = 20
     after: tuple[str, str] | None = None
     ids: tuple[str, ...] | None = None
+    admin_view: bool = False
+
+    @property
+    def active_only(self) -> bool:
+        """Whether deactivated products are left out whatever `active` says."""
+        return not self.admin_view and self.ids is None
 
     def canonical(self) -> dict[str, Any]:
         """The query as plain JSON values, one spelling per meaning."""
@@ -148,6 +161,7 @@ class ProductQuery:
             "limit": self.limit,
             "after": list(self.after) if self.after else None,
             "ids": list(self.ids) if self.ids is not None else None,
+            "adminView": self.admin_view,
         }
 
 

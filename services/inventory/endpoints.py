@@ -67,15 +67,17 @@ async def list_products(
         limit=limit,
         cursor=cursor,
         ids=ids,
-        is_admin=caller is not None and caller.is_admin,
+        is_admin=_is_admin(caller),
     )
     body = await inventory.list_products(query)
     return Response(content=body, media_type="application/json")
 
 
 @router.get("/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: str, inventory: Inventory, response: Response) -> ProductOut:
-    product = await inventory.get_product(product_id)
+async def get_product(
+    product_id: str, inventory: Inventory, caller: OptionalCaller, response: Response
+) -> ProductOut:
+    product = await inventory.get_product(product_id, admin_view=_is_admin(caller))
     response.headers["ETag"] = _etag(product.version)
     return product
 
@@ -121,6 +123,10 @@ async def list_adjustments(
     product_id: str, admin: CurrentAdmin, inventory: Inventory
 ) -> AdjustmentPage:
     return AdjustmentPage(items=await inventory.list_adjustments(product_id))
+
+
+def _is_admin(caller: Principal | None) -> bool:
+    return caller is not None and caller.is_admin
 
 
 def _etag(version: int) -> str:

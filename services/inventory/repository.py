@@ -164,6 +164,8 @@ async def list_products(conn: DictConnection, query: ProductQuery) -> list[Produ
     if query.q is not None:
         conditions.append("(p.name ILIKE %(pattern)s OR p.sku ILIKE %(pattern)s)")
         params["pattern"] = like_containing(query.q)
+    if query.active_only:
+        conditions.append("p.active")
     if query.active is not None:
         conditions.append("p.active = %(active)s")
         params["active"] = query.active

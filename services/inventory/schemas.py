@@ -143,8 +143,9 @@ def product_query(
 ) -> ProductQuery:
     """Normalise the list endpoint's parameters; `InvalidInput` names the bad ones.
 
-    Only active products are listed unless the caller is an admin, asks for `active`
-    explicitly, or looks products up by id.
+    Anonymous callers and users see active products only (`active=false` finds nothing);
+    admins see every product unless they filter by `active`. A lookup by id reports every
+    listed product, active or not, to anyone (see `ProductQuery`).
     """
     text = " ".join((q or "").split()).lower() or None
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -158,6 +159,7 @@ def product_query(
             max_price=max_price,
             limit=0,
             ids=parse_ids(ids),
+            admin_view=is_admin,
         )
     return ProductQuery(
         q=text,
@@ -167,6 +169,7 @@ def product_query(
         max_price=max_price,
         limit=limit,
         after=decode_cursor(cursor) if cursor else None,
+        admin_view=is_admin,
     )
 
 

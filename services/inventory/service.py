@@ -92,11 +92,12 @@ class InventoryService:
 
         return await self.cache.get_or_build(query, build)
 
-    async def get_product(self, product_id: str) -> ProductOut:
+    async def get_product(self, product_id: str, *, admin_view: bool = False) -> ProductOut:
+        """A product; a deactivated one exists for admins only (see `ProductQuery`)."""
         valid_id = _valid_id(product_id)
         async with self.pool.connection() as conn:
             row = await repo.get_product(conn, valid_id)
-        if row is None:
+        if row is None or not (row.active or admin_view):
             raise ProductNotFound(product_id)
         return ProductOut.model_validate(row)
 

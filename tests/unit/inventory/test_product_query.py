@@ -47,16 +47,26 @@ def test_different_questions_get_different_keys(other: dict[str, object]) -> Non
     assert cache_key(product_query(**base)) != cache_key(product_query(**(base | other)))  # type: ignore[arg-type]
 
 
-def test_the_public_sees_active_products_unless_it_asks() -> None:
+def test_the_public_sees_active_products_only() -> None:
     assert product_query().active is True
-    assert product_query(active=False).active is False
+    assert product_query().active_only
+    assert product_query(active=False).active_only
     assert product_query(is_admin=True).active is None
+    assert not product_query(is_admin=True, active=False).active_only
     assert cache_key(product_query()) != cache_key(product_query(is_admin=True))
+
+
+@pytest.mark.parametrize("params", [{"active": False}, {"active": True}, {"ids": A}])
+def test_the_admin_view_and_the_public_view_never_share_a_key(params: dict[str, object]) -> None:
+    public = product_query(**params)  # type: ignore[arg-type]
+    admin = product_query(**params, is_admin=True)  # type: ignore[arg-type]
+    assert cache_key(public) != cache_key(admin)
 
 
 def test_a_batch_lookup_returns_inactive_products_too_and_has_no_page() -> None:
     query = product_query(ids=A, limit=5)
     assert query == ProductQuery(active=None, limit=0, ids=(A,))
+    assert not query.active_only
 
 
 def test_bad_ids_are_refused() -> None:
