@@ -1,7 +1,8 @@
 """The Socket.IO server for live order updates, served on the gateway's origin at /socket.io/.
 
 A client authenticates with its access token when it connects (`auth={"token": ...}` or an
-`Authorization: Bearer` header); without a valid token the connection is refused. The server
+`Authorization: Bearer` header); without a valid token, or from a browser page whose origin is
+not one of the web apps' (CORS_ORIGINS), the connection is refused. The server
 puts each connection in its user's room, and admins also in the admin room; there is no handler
 that lets a client join a room. Emits come from any process through Redis (see
 services.kit.live), so this server can run as several replicas.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -61,17 +62,26 @@ def create_socket_server(
     *,
     orders_url: str,
     http: HttpSession,
-    cors_origins: list[str] | str = "*",
+    allowed_origins: Collection[str] = (),
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose rooms are fed through Redis by the services.
 
     `http` gives the pooled HTTP session for `order.sync`; it is a function because the
-    session opens with the app's lifespan, after the server is built.
+    session opens with the app's lifespan, after the server is built. A connection whose
+    Origin header is not in `allowed_origins` (`*` allows any) is refused; one without an
+    Origin header, from a client that is not a browser, is not.
+
+    Browsers apply no CORS rule to WebSockets, so without this check any site could connect
+    with a token it got hold of. The check is in the connect handler, not python-engineio's
+    `cors_allowed_origins`: that option also writes CORS headers, which the gateway's CORS
+    middleware (the one that answers for CORS) would then repeat, and an empty list turns
+    the check off.
     """
+    allowed = frozenset(allowed_origins)
     server = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=REDIS_CHANNEL),
-        cors_allowed_origins=cors_origins,
+        cors_allowed_origins=[],
         ping_interval=20,
         ping_timeout=20,
         logger=False,
@@ -80,6 +90,9 @@ def create_socket_server(
     orders = orders_url.rstrip("/")
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin not in allowed and "*" not in allowed:
+            raise socketio.exceptions.ConnectionRefusedError(f"The origin {origin} is not allowed.")
         try:
             token = _token_from(environ, auth)
             principal = verify_access_token(settings, token)

@@ -2,8 +2,10 @@
 
 The Socket.IO server is mounted at /socket.io on the same app, so it shares the gateway's
 origin and runs behind the same CORS and request-id middleware (both pass WebSocket scopes
-through untouched); it leaves CORS to the gateway's middleware. The proxy registers only the
-service prefixes of the routing table, so the mount is reached whatever the order.
+through untouched); the middleware answers for CORS, and the Socket.IO server refuses a
+connection from an origin outside CORS_ORIGINS, which browsers do not check for WebSockets.
+The proxy registers only the service prefixes of the routing table, so the mount is reached
+whatever the order.
 
 `/readyz` does not depend on the upstream services. The gateway can serve as soon as it runs,
 and answers 502 for a service that is down; tying its readiness to every service would take
@@ -51,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         orders_url=settings.upstream_url("orders"),
         http=http_session,
-        cors_origins=[],
+        allowed_origins=settings.cors_origins,
     )
 
     @asynccontextmanager

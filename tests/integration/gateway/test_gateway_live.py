@@ -265,6 +265,29 @@ async def test_a_valid_token_connects_in_the_auth_payload_or_the_header(
         assert listener.sio.connected
 
 
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_only_the_web_apps_origins_may_connect(
+    gateway: UvicornThread, transport: str
+) -> None:
+    foreign = {"Origin": "http://evil.example"}
+    listener = Listener()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await listener.sio.connect(
+            gateway.url,
+            auth={"token": token("user-o")},
+            headers=foreign,
+            transports=[transport],
+            wait_timeout=5,
+        )
+    assert not listener.sio.connected
+    await listener.sio.disconnect()
+    assert listener.refusals[-1]["message"] == "The origin http://evil.example is not allowed."
+    async with listening(
+        gateway.url, token("user-o"), headers={"Origin": ORIGIN}, transports=[transport]
+    ) as allowed:
+        assert allowed.sio.connected
+
+
 async def test_polling_upgrades_to_a_websocket_through_the_gateways_middleware(
     gateway: UvicornThread,
 ) -> None:
