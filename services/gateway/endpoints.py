@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from services.gateway.errors import InvalidPath
-from services.gateway.headers import upstream_request_headers, upstream_url
+from services.gateway.headers import public_location, upstream_request_headers, upstream_url
 from services.gateway.routes import ROUTES, has_dot_segments, match_route, service_prefixes
 from services.gateway.service import UpstreamRequest, authorize, forward, read_body
 from services.gateway.settings import Settings
@@ -73,10 +73,11 @@ class Proxy:
         except ClientDisconnect:
             return  # nobody is left to answer
         client = scope.get("client")
+        upstream_base = settings.upstream_url(route.upstream)
         outgoing = UpstreamRequest(
             method=method,
             url=upstream_url(
-                settings.upstream_url(route.upstream),
+                upstream_base,
                 scope.get("raw_path") or path.encode(),
                 scope.get("query_string", b""),
             ),
@@ -89,7 +90,7 @@ class Proxy:
             body=body,
         )
         answer = await forward(scope["app"].state.http_session, outgoing, route.upstream)
-        headers = answer.headers
+        headers = public_location(answer.headers, upstream_base)
         length = answer.content_length if method == "HEAD" else str(len(answer.body))
         if length is not None and answer.status >= 200 and answer.status not in _NO_BODY_STATUSES:
             headers.append((b"content-length", length.encode("latin-1")))

@@ -139,6 +139,26 @@ def downstream_response_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHe
     return kept
 
 
+def public_location(headers: RawHeaders, upstream_base: str) -> RawHeaders:
+    """`headers` with a Location into the upstream's own base URL made relative to the gateway.
+
+    A service builds an absolute redirect from the Host it was called on, which is its internal
+    address (Starlette's trailing-slash redirect answers `GET /orders/` with
+    `http://orders:3002/orders`). The gateway forwards every path unchanged, so the same path
+    and query, relative, lead the client back through the gateway. Any other Location passes
+    as it came.
+    """
+    base = upstream_base.rstrip("/").encode("latin-1").lower()
+    rewritten: RawHeaders = []
+    for name, value in headers:
+        if name == b"location" and value.lower().startswith(base):
+            rest = value[len(base) :]
+            if not rest or rest[:1] in (b"/", b"?", b"#"):
+                value = rest if rest.startswith(b"/") else b"/" + rest
+        rewritten.append((name, value))
+    return rewritten
+
+
 def _visible_ascii(raw: bytes) -> str:
     """`raw` as text, with any byte outside visible ASCII percent-encoded (RFC 3986 form)."""
     return raw.decode("ascii") if raw.isascii() else quote(raw, safe=_VISIBLE_ASCII)

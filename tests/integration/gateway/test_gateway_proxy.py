@@ -526,3 +526,47 @@ def test_metrics_count_proxied_requests_by_upstream_and_status(gateway: Gateway)
     assert 'gateway_upstream_requests_total{status="unavailable",upstream="notifications"}' in text
     assert 'gateway_upstream_duration_seconds_count{upstream="inventory"}' in text
     assert 'route="/inventory/{path:path}"' in text
+
+
+# --- redirects ----------------------------------------------------------------------------
+
+
+def test_a_trailing_slash_redirect_never_reveals_the_upstreams_address(
+    redis_server: RedisServer,
+) -> None:
+    # A real service's routes: Starlette answers a trailing slash with a redirect built from
+    # the Host it was called on, the upstream's internal address.
+    service = FastAPI()
+
+    @service.get("/orders")
+    def orders() -> list[str]:
+        return []
+
+    @service.get("/inventory/products")
+    def products() -> list[str]:
+        return []
+
+    with UvicornThread(service) as upstream:
+        settings = Settings(
+            APP_ENV="test",
+            JWT_SECRET=SECRET,
+            REDIS_URL=redis_server.url,
+            ORDER_SERVICE_URL=upstream.url,
+            INVENTORY_SERVICE_URL=upstream.url,
+        )
+        with (
+            UvicornThread(create_app(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=10) as client,
+        ):
+            user = Principal(user_id="user-1", email="a@example.com", role="USER")
+            headers = {"Authorization": f"Bearer {issue_access_token(settings, user)}"}
+            for path, expected in [
+                ("/inventory/products/", "/inventory/products"),
+                ("/orders/?page=2", "/orders?page=2"),
+            ]:
+                response = client.get(path, headers=headers)
+                assert response.status_code == 307
+                assert response.headers["location"] == expected
+                assert f":{upstream.port}" not in str(response.headers)
+                followed = client.get(response.headers["location"], headers=headers)
+                assert followed.status_code == 200

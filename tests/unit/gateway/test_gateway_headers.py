@@ -7,6 +7,7 @@ import pytest
 from services.gateway.headers import (
     downstream_response_headers,
     forwarded_for,
+    public_location,
     upstream_request_headers,
     upstream_url,
 )
@@ -160,3 +161,23 @@ def test_utf8_header_values_are_sent_byte_for_byte() -> None:
     out = upstream_request_headers(incoming, request_id="r", client_host=None, scheme="http")
     # the HTTP client writes header text as UTF-8
     assert [value.encode() for _, value in out[:2]] == ["café ☕".encode(), "café".encode()]
+
+
+@pytest.mark.parametrize(
+    ("location", "public"),
+    [
+        (b"http://orders:3002/orders", b"/orders"),
+        (b"HTTP://Orders:3002/orders?page=2", b"/orders?page=2"),
+        (b"http://orders:3002", b"/"),
+        (b"http://orders:3002?page=2", b"/?page=2"),
+        (b"http://orders:30020/orders", b"http://orders:30020/orders"),
+        (b"https://pay.example/checkout", b"https://pay.example/checkout"),
+        (b"/orders", b"/orders"),
+    ],
+)
+def test_only_a_location_into_the_upstream_is_made_relative(location: bytes, public: bytes) -> None:
+    headers = [(b"content-type", b"text/plain"), (b"location", location)]
+    assert public_location(headers, "http://orders:3002/") == [
+        (b"content-type", b"text/plain"),
+        (b"location", public),
+    ]
