@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import socketio
 from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
@@ -29,6 +30,7 @@ from services.kit.after_commit import AfterCommit
 from services.kit.cache import create_redis
 from services.kit.consumer import EventShell, Handler, consumer_factory
 from services.kit.db import Pool, apply_migrations, create_pool, ping
+from services.kit.live import create_emitter
 from services.kit.order_events import ALL_TOPICS
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay
 from services.kit.runtime import Runtime
@@ -68,11 +70,22 @@ class Backbone:
             ),
         )
 
+    def live_emitter(self) -> socketio.AsyncRedisManager:
+        """A Socket.IO emitter through Redis (kit/live.py), closed with the backbone."""
+        emitter = create_emitter(self.settings.redis_url)
+        self.resources.push_async_callback(_close_emitter, emitter)
+        return emitter
+
     def start(self, app: FastAPI) -> None:
         """Report the jobs in the app's probes and start them; they stop on the stack's exit."""
         self.runtime.attach(app)
         self.runtime.start()
         self.resources.push_async_callback(self.runtime.stop)
+
+
+async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
+    if emitter.redis is not None:
+        await emitter.redis.aclose()
 
 
 async def open_backbone(

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
-from services.kit.relay import NotifiedRelay
+from services.kit.relay import NotifiedRelay, notify_relay
 
 log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,8 +36,7 @@ async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) 
         "INSERT INTO outbox (event_id, topic, message_key, payload) VALUES (%s, %s, %s, %s)",
         (event.id, topic, event.subject, event.to_bytes()),
     )
-    # One channel per schema, so each relay wakes only for its own service's rows.
-    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '')")
+    await notify_relay(conn, NOTIFY_CHANNEL)
 
 
 async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:

@@ -15,7 +15,8 @@ that locked them:
   id) that its consumers dedupe on;
 - several replicas share the work (`SKIP LOCKED`), each row going to one of them.
 
-The relay wakes on `NOTIFY <channel>_<schema>` (see `notify_relay`) and polls as a fallback.
+The relay wakes on `NOTIFY <channel>_<schema>` (`services.kit.relay.notify_relay`) and polls
+as a fallback.
 Before its first batch it declares the queues it publishes to (or, with `declare=False`, checks
 that someone else, such as the operator, did).
 """
@@ -70,11 +71,6 @@ class OutboxSource(Protocol):
     async def confirmed(self, conn: DictConnection, keys: Sequence[Any]) -> None:
         """Mark the rows of `keys` as confirmed by the broker."""
         ...
-
-
-async def notify_relay(conn: DictConnection, channel: str) -> None:
-    """Wake the relay of this schema once the current transaction commits."""
-    await conn.execute("SELECT pg_notify(%s || '_' || current_schema(), '')", (channel,))
 
 
 def _publish_all(

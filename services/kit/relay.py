@@ -20,9 +20,16 @@ from abc import ABC, abstractmethod
 import psycopg
 from psycopg import sql
 
+from services.kit.db import DictConnection
 from services.kit.runtime import wait_event
 
 log = logging.getLogger(__name__)
+
+
+async def notify_relay(conn: DictConnection, channel: str) -> None:
+    """Wake the relay listening on `channel` in this schema once the transaction commits (one
+    channel per schema, so each relay wakes only for its own service's rows)."""
+    await conn.execute("SELECT pg_notify(%s || '_' || current_schema(), '')", (channel,))
 
 
 class NotifiedRelay(ABC):

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 
-import socketio
 from fastapi import FastAPI
 
 from services.kit.backbone import Backbone, create_event_service_app
-from services.kit.live import create_emitter
 from services.kit.rabbit import ConfirmingPublisher, declare_queues
 from services.kit.rabbit_outbox import RabbitRelay
 from services.kit.web import add_readiness_check
@@ -35,17 +33,11 @@ from services.notifications.service import (
 from services.notifications.settings import Settings
 
 
-async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
-    if emitter.redis is not None:
-        await emitter.redis.aclose()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     async def setup(app: FastAPI, backbone: Backbone) -> NotificationService:
-        emitter = create_emitter(settings.redis_url)
-        backbone.resources.push_async_callback(_close_emitter, emitter)
+        emitter = backbone.live_emitter()
         service = NotificationService(
             backbone.pool, LivePushes(emitter, backbone.pool), backbone.after_commit
         )

@@ -26,7 +26,8 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
-from services.kit.rabbit_outbox import OutgoingMessage, notify_relay
+from services.kit.rabbit_outbox import OutgoingMessage
+from services.kit.relay import notify_relay
 from services.kit.tokens import Principal
 from services.notifications import metrics
 from services.notifications import repository as repo
@@ -39,7 +40,7 @@ from services.notifications.domain import (
     recipient,
 )
 from services.notifications.errors import InvalidCursor, NotificationNotFound
-from services.notifications.messages import NotificationMessage, template_data
+from services.notifications.messages import NotificationMessage, message_headers, template_data
 from services.notifications.schemas import NotificationOut
 from services.notifications.topology import WORK_QUEUES
 
@@ -109,7 +110,7 @@ class DeliveryOutbox:
                 routing_key=row.queue,
                 body=row.payload,
                 message_id=str(row.id),
-                headers=_headers(row.payload),
+                headers=message_headers(row.channel, row.event_type),
             )
             for row in rows
         ]
@@ -118,10 +119,6 @@ class DeliveryOutbox:
         await repo.mark_queued(conn, [delivery_id for delivery_id, _ in keys])
         for _, channel in keys:
             metrics.DELIVERIES.labels(channel, "queued").inc()
-
-
-def _headers(payload: bytes) -> dict[str, str]:
-    return NotificationMessage.model_validate_json(payload).headers()
 
 
 class NotificationService:
@@ -142,7 +139,8 @@ class NotificationService:
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
             return Applied("stale")
-        preferences = await repo.get_preferences(conn, facts.user_id) or Preferences()
+        stored = await repo.get_preferences(conn, facts.user_id)
+        preferences = stored.preferences if stored is not None else Preferences()
         title, body = in_app_text(facts)
         data = template_data(facts, title, body)
         notification = await repo.insert_notification(
@@ -243,8 +241,9 @@ class NotificationService:
     async def get_preferences(self, principal: Principal) -> PreferencesView:
         async with self.pool.connection() as conn:
             stored = await repo.get_preferences(conn, principal.user_id)
-            updated_at = await repo.preferences_updated_at(conn, principal.user_id)
-        return PreferencesView(stored or Preferences(), updated_at)
+        if stored is None:
+            return PreferencesView(Preferences(), None)
+        return PreferencesView(stored.preferences, stored.updated_at)
 
     async def put_preferences(
         self, principal: Principal, preferences: Preferences

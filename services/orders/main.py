@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 
-import socketio
 from fastapi import FastAPI
 
 from services.kit.backbone import Backbone, create_event_service_app
-from services.kit.live import create_emitter
 from services.kit.runtime import Periodic
 from services.orders import repository as repo
 from services.orders.catalogue import Catalogue, create_http_client
@@ -29,17 +27,11 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_INTERVAL_SECONDS = 3600.0
 
 
-async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
-    if emitter.redis is not None:
-        await emitter.redis.aclose()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     async def setup(app: FastAPI, backbone: Backbone) -> OrderService:
-        emitter = create_emitter(settings.redis_url)
-        backbone.resources.push_async_callback(_close_emitter, emitter)
+        emitter = backbone.live_emitter()
         http = await backbone.resources.enter_async_context(create_http_client(settings))
         service = OrderService(
             settings,
