@@ -76,11 +76,16 @@ class NotificationMessage(_Document):
         return orjson.dumps(self.model_dump(mode="json", by_alias=True))
 
     def headers(self) -> dict[str, str]:
-        return {
-            "schema-version": str(self.schema_version),
-            "channel": str(self.channel),
-            "event-type": str(self.event_type),
-        }
+        return message_headers(self.channel, self.event_type)
+
+
+def message_headers(channel: str, event_type: str) -> dict[str, str]:
+    """The AMQP headers of a message (for routing and tracing without parsing the body)."""
+    return {
+        "schema-version": str(SCHEMA_VERSION),
+        "channel": str(channel),
+        "event-type": str(event_type),
+    }
 
 
 def template_data(facts: OrderFacts, title: str, body: str) -> TemplateData:

@@ -55,6 +55,7 @@ class DeliveryRow:
 class PendingDelivery:
     id: uuid.UUID
     channel: str
+    event_type: str
     queue: str
     payload: bytes
 
@@ -82,14 +83,25 @@ _DELIVERY_COLUMNS = (
 # --- preferences -------------------------------------------------------------------------
 
 
-async def get_preferences(conn: DictConnection, user_id: str) -> Preferences | None:
+@dataclass(frozen=True, slots=True)
+class PreferencesRow:
+    preferences: Preferences
+    updated_at: datetime
+
+
+async def get_preferences(conn: DictConnection, user_id: str) -> PreferencesRow | None:
+    """What the user saved, and when; None if they never did."""
     cursor = await conn.execute(
-        "SELECT channels, email, phone FROM preferences WHERE user_id = %s", (user_id,)
+        "SELECT channels, email, phone, updated_at FROM preferences WHERE user_id = %s",
+        (user_id,),
     )
     row = await cursor.fetchone()
     if row is None:
         return None
-    return Preferences(channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"])
+    preferences = Preferences(
+        channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"]
+    )
+    return PreferencesRow(preferences, row["updated_at"])
 
 
 async def put_preferences(conn: DictConnection, user_id: str, preferences: Preferences) -> datetime:
@@ -112,12 +124,6 @@ async def put_preferences(conn: DictConnection, user_id: str, preferences: Prefe
     assert row is not None
     updated_at: datetime = row["updated_at"]
     return updated_at
-
-
-async def preferences_updated_at(conn: DictConnection, user_id: str) -> datetime | None:
-    cursor = await conn.execute("SELECT updated_at FROM preferences WHERE user_id = %s", (user_id,))
-    row = await cursor.fetchone()
-    return row["updated_at"] if row else None
 
 
 def _matrix(stored: Mapping[str, Mapping[str, bool]]) -> dict[EventType, dict[Channel, bool]]:
@@ -297,15 +303,20 @@ async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery
     """The oldest deliveries not yet confirmed by the broker, locked for this transaction."""
     cursor = await conn.execute(
         """
-        SELECT id, channel, queue, payload FROM deliveries
-        WHERE status = 'pending' ORDER BY created_at, id LIMIT %s
-        FOR UPDATE SKIP LOCKED
+        SELECT d.id, d.channel, n.event_type, d.queue, d.payload
+        FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+        WHERE d.status = 'pending' ORDER BY d.created_at, d.id LIMIT %s
+        FOR UPDATE OF d SKIP LOCKED
         """,
         (limit,),
     )
     return [
         PendingDelivery(
-            id=row["id"], channel=row["channel"], queue=row["queue"], payload=bytes(row["payload"])
+            id=row["id"],
+            channel=row["channel"],
+            event_type=row["event_type"],
+            queue=row["queue"],
+            payload=bytes(row["payload"]),
         )
         for row in await cursor.fetchall()
     ]
