@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from services.inventory.domain import ProductQuery, decode_cursor
+from services.inventory.domain import NewProduct, ProductQuery, decode_cursor
 from services.inventory.errors import InvalidParameter
 from services.kit.models import CamelModel
 
@@ -45,6 +45,17 @@ class ProductCreate(RequestModel):
     currency: Currency
     image_url: ImageUrl | None = None
     initial_stock: Quantity = 0
+
+    def to_new_product(self) -> NewProduct:
+        return NewProduct(
+            sku=self.sku,
+            name=self.name,
+            price=self.price,
+            currency=self.currency,
+            description=self.description,
+            image_url=self.image_url,
+            initial_stock=self.initial_stock,
+        )
 
 
 # Fields a PATCH may set to null; any other field sent as null is a mistake, not a request.

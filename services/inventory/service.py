@@ -18,7 +18,6 @@ from psycopg.errors import UniqueViolation
 from services.inventory import repository as repo
 from services.inventory.cache import ProductListCache
 from services.inventory.domain import (
-    NewProduct,
     ProductQuery,
     decide_reservation,
     encode_cursor,
@@ -121,7 +120,7 @@ class InventoryService:
 
     async def create_product(self, new: ProductCreate, actor: Principal) -> ProductOut:
         async with self.pool.connection() as conn, conn.transaction():
-            product_id = await repo.insert_product(conn, NewProduct(**new.model_dump()))
+            product_id = await repo.insert_product(conn, new.to_new_product())
             if product_id is None:
                 raise SkuTaken(new.sku)
             await repo.add_adjustment(
