@@ -1,89 +1,29 @@
-"""RabbitMQ publishing with publisher confirms, on pika.
+"""RabbitMQ on aio-pika: publishing with confirms, and the queues a service declares.
 
-`ConfirmingPublisher.publish` returns only once the broker has confirmed the message (and it
-was routable: `mandatory`), so a notification handed to it is not lost. pika connections are
-not thread-safe: one lock serialises use, and async code calls it through `asyncio.to_thread`.
-`declare_queues` declares (or checks) a service's durable queues.
+`Publisher` keeps one connection and one channel in confirm mode, opened on first use and again
+after the broker went away. `publish` hands a whole batch to the broker before awaiting any
+confirm (pipelined: one round trip for the batch, not one per message) and reports, per
+message, whether the broker confirmed it: a message is confirmed only when it was routable
+(`mandatory`, so an unroutable message is an error, not a loss) and written to the queue.
+
+`declare_queues` declares (or only checks) a service's durable queues.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pika
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPConnectionError, ChannelClosed, ConnectionClosed
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, DeliveryMode
 
 log = logging.getLogger(__name__)
 
-
-class ConfirmingPublisher:
-    """Publishes persistent messages and waits for the broker's confirm."""
-
-    def __init__(self, url: str, *, app_id: str) -> None:
-        self.url = url
-        self.app_id = app_id
-        self._lock = threading.Lock()
-        self._connection: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-
-    def _ensure_channel(self) -> BlockingChannel:
-        if self._channel is None or self._channel.is_closed:
-            if self._connection is None or self._connection.is_closed:
-                params = pika.URLParameters(self.url)
-                params.heartbeat = 30
-                params.blocked_connection_timeout = 30
-                self._connection = pika.BlockingConnection(params)
-            self._channel = self._connection.channel()
-            self._channel.confirm_delivery()
-        return self._channel
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str,
-        headers: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        """Publish and wait for the confirm; raises if the broker refuses or cannot route it."""
-        properties = pika.BasicProperties(
-            content_type=content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=message_id,
-            app_id=self.app_id,
-            headers=dict(headers or {}),
-        )
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    channel = self._ensure_channel()
-                    channel.basic_publish(
-                        exchange, routing_key, body, properties=properties, mandatory=True
-                    )
-                    return
-                except (AMQPConnectionError, ConnectionClosed, ChannelClosed):
-                    self._channel = None
-                    if attempt == 2:
-                        raise
-                    log.warning("rabbitmq connection lost; reconnecting")
-
-    def ping(self) -> None:
-        with self._lock:
-            self._ensure_channel()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None and self._connection.is_open:
-                self._connection.close()
-            self._connection = None
-            self._channel = None
+CONNECT_TIMEOUT_SECONDS = 5.0
+CONFIRM_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,21 +35,122 @@ class Queue:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-def declare_queues(url: str, queues: Iterable[Queue], *, passive: bool = False) -> None:
-    """Declare `queues` (a no-op for a queue that exists with the same arguments), or with
-    `passive` only check that they exist; raises `ChannelClosedByBroker` for a missing queue
-    (passive) or one that exists with other arguments.
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for the default exchange (`routing_key` = the queue's name)."""
 
-    Short socket timeouts: this also serves readiness probes, which must not hold a thread of
-    the default executor for long while the broker hangs.
-    """
-    params = pika.URLParameters(url)
-    params.socket_timeout = 2
-    params.stack_timeout = 3
-    params.connection_attempts = 1
-    with pika.BlockingConnection(params) as connection:
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_declare(
-                queue.name, durable=True, passive=passive, arguments=queue.arguments or None
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, str | int] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+class Unconfirmed(Exception):
+    """The broker did not confirm a message: it refused it (nack), could not route it
+    (returned), or the connection ended before the confirm."""
+
+
+async def connect(url: str, *, name: str) -> AbstractConnection:
+    return await aio_pika.connect(
+        url, timeout=CONNECT_TIMEOUT_SECONDS, client_properties={"connection_name": name}
+    )
+
+
+def amqp_message(message: Outgoing, *, app_id: str) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        content_type=message.content_type,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        app_id=app_id,
+        headers=dict(message.headers),
+    )
+
+
+async def publish_confirmed(
+    channel: AbstractChannel, messages: Sequence[Outgoing], *, app_id: str
+) -> list[BaseException | None]:
+    """Publish every message on `channel` (in confirm mode, `on_return_raises`) before awaiting
+    the confirms; per message, None when the broker confirmed it, else why not."""
+    exchange = channel.default_exchange
+
+    async def one(message: Outgoing) -> None:
+        try:
+            await exchange.publish(
+                amqp_message(message, app_id=app_id),
+                message.routing_key,
+                mandatory=True,
+                timeout=CONFIRM_TIMEOUT_SECONDS,
             )
+        except Exception as exc:
+            raise Unconfirmed(f"{message.routing_key}: {exc!r}") from exc
+
+    results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # a cancellation is not a broker's answer
+    return [r if isinstance(r, BaseException) else None for r in results]
+
+
+class Publisher:
+    """Publishes persistent messages with confirms over one lazily (re)opened connection."""
+
+    def __init__(self, url: str, *, app_id: str) -> None:
+        self.url = url
+        self.app_id = app_id
+        self._lock = asyncio.Lock()
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def _ensure_channel(self) -> AbstractChannel:
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                if self._connection is None or self._connection.is_closed:
+                    self._connection = await connect(self.url, name=f"{self.app_id}-publisher")
+                self._channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+            return self._channel
+
+    async def publish(self, messages: Sequence[Outgoing]) -> list[BaseException | None]:
+        """Publish a batch; per message, None when confirmed, else the reason it was not.
+
+        Raises only when no channel can be opened (the broker is unreachable)."""
+        if not messages:
+            return []
+        channel = await self._ensure_channel()
+        results = await publish_confirmed(channel, messages, app_id=self.app_id)
+        if any(results) and channel.is_closed:
+            log.warning("rabbitmq channel closed while publishing; reopening on next use")
+        return results
+
+    async def publish_one(self, message: Outgoing) -> None:
+        """Publish one message and wait for its confirm; raises `Unconfirmed` if refused."""
+        (error,) = await self.publish([message])
+        if error is not None:
+            raise error
+
+    async def close(self) -> None:
+        async with self._lock:
+            connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            await connection.close()
+
+
+async def declare_queues(url: str, queues: Iterable[Queue], *, passive: bool = False) -> None:
+    """Declare `queues` (a no-op for a queue that exists with the same arguments), or with
+    `passive` only check that they exist; raises `aiormq.ChannelNotFoundEntity` for a missing
+    queue (passive) and `aiormq.ChannelPreconditionFailed` for one that exists with other
+    arguments. Bounded in time: this also serves readiness probes."""
+    async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS * 2):
+        connection = await connect(url, name="declare-queues")
+        async with connection:
+            channel = await connection.channel(publisher_confirms=False)
+            for queue in queues:
+                await channel.declare_queue(
+                    queue.name,
+                    durable=True,
+                    passive=passive,
+                    arguments=queue.arguments or None,
+                )

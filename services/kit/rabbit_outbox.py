@@ -5,7 +5,7 @@ the service's own (a notification's delivery), with a status the service keeps. 
 service describes its rows with an `OutboxSource`: `pending` selects (and locks, `FOR UPDATE
 SKIP LOCKED`) up to a batch of rows not yet confirmed, as `OutgoingMessage`s; `confirmed` marks
 the ones the broker confirmed. `RabbitRelay`, a job of the kit runtime, publishes them with
-`ConfirmingPublisher` (persistent, mandatory, confirmed) and marks them in the same transaction
+`Publisher` (persistent, mandatory, confirmed, pipelined) and marks them in the same transaction
 that locked them:
 
 - a crash after commit and before publishing loses nothing: the row is still pending;
@@ -23,16 +23,15 @@ that someone else, such as the operator, did).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import Counter
 
 from services.kit.db import DictConnection, Pool
-from services.kit.rabbit import ConfirmingPublisher, Queue, declare_queues
+from services.kit.rabbit import Outgoing, Publisher, Queue, declare_queues
 from services.kit.relay import NotifiedRelay
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,7 @@ class OutgoingMessage:
     """One row to publish: `key` identifies it to `OutboxSource.confirmed`."""
 
     key: Any
-    routing_key: str
-    body: bytes
-    message_id: str
-    headers: dict[str, str] = field(default_factory=dict)
-    exchange: str = ""
+    message: Outgoing
 
 
 class OutboxSource(Protocol):
@@ -73,24 +68,6 @@ class OutboxSource(Protocol):
         ...
 
 
-def _publish_all(
-    publisher: ConfirmingPublisher, messages: Sequence[OutgoingMessage]
-) -> tuple[int, Exception | None]:
-    """Publish in order until one fails: how many the broker confirmed, and the failure."""
-    for done, message in enumerate(messages):
-        try:
-            publisher.publish(
-                message.exchange,
-                message.routing_key,
-                message.body,
-                message_id=message.message_id,
-                headers=message.headers,
-            )
-        except Exception as exc:  # the broker refused or is gone: the rest waits
-            return done, exc
-    return len(messages), None
-
-
 class RabbitRelay(NotifiedRelay):
     """Publishes an `OutboxSource`'s pending rows with confirms (see the module docstring; the
     loop: kit/relay.py)."""
@@ -100,7 +77,7 @@ class RabbitRelay(NotifiedRelay):
         *,
         service: str,
         pool: Pool,
-        publisher: ConfirmingPublisher,
+        publisher: Publisher,
         source: OutboxSource,
         conninfo: str,
         schema: str,
@@ -126,25 +103,26 @@ class RabbitRelay(NotifiedRelay):
 
     async def prepare(self) -> None:
         """Declare the queues (or, with `declare=False`, check someone else did)."""
-        await asyncio.to_thread(
-            declare_queues, self.publisher.url, self.queues, passive=not self.declare
-        )
+        await declare_queues(self.publisher.url, self.queues, passive=not self.declare)
 
     def failed(self) -> None:
         RABBIT_PUBLISH_FAILURES.labels(self.service).inc()
 
     async def publish_batch(self) -> int:
-        """Publish one batch; returns how many the broker confirmed. Raises the broker's error
-        after marking the messages confirmed before it."""
+        """Publish one batch (pipelined: every message is sent before the confirms are
+        awaited); returns how many the broker confirmed. Marks those confirmed, then raises
+        the broker's first error if any message was not."""
         async with self.pool.connection() as conn, conn.transaction():
-            messages = await self.source.pending(conn, self.batch_size)
-            if not messages:
+            rows = await self.source.pending(conn, self.batch_size)
+            if not rows:
                 return 0
-            done, error = await asyncio.to_thread(_publish_all, self.publisher, messages)
+            results = await self.publisher.publish([row.message for row in rows])
+            done = [row for row, error in zip(rows, results, strict=True) if error is None]
             if done:
-                await self.source.confirmed(conn, [m.key for m in messages[:done]])
-                for message in messages[:done]:
-                    RABBIT_PUBLISHED.labels(self.service, message.routing_key).inc()
+                await self.source.confirmed(conn, [row.key for row in done])
+                for row in done:
+                    RABBIT_PUBLISHED.labels(self.service, row.message.routing_key).inc()
+        error = next((e for e in results if e is not None), None)
         if error is not None:
             raise error
-        return done
+        return len(done)

@@ -12,12 +12,10 @@ consumer.
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from services.kit.backbone import Backbone, create_event_service_app
-from services.kit.rabbit import ConfirmingPublisher, declare_queues
+from services.kit.rabbit import Publisher, declare_queues
 from services.kit.rabbit_outbox import RabbitRelay
 from services.kit.web import add_readiness_check
 from services.notifications import repository as repo
@@ -43,8 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.notifications = service
         if settings.run_relay:
-            publisher = ConfirmingPublisher(settings.rabbitmq_url, app_id=settings.service_name)
-            backbone.resources.push_async_callback(asyncio.to_thread, publisher.close)
+            publisher = Publisher(settings.rabbitmq_url, app_id=settings.service_name)
+            backbone.resources.push_async_callback(publisher.close)
             queues = topology.queues()
             backbone.runtime.add(
                 "delivery-relay",
@@ -63,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
 
             async def rabbitmq_ready() -> None:
-                await asyncio.to_thread(declare_queues, settings.rabbitmq_url, queues, passive=True)
+                await declare_queues(settings.rabbitmq_url, queues, passive=True)
 
             add_readiness_check(app, "rabbitmq", rabbitmq_ready)
         return service

@@ -26,6 +26,7 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
+from services.kit.rabbit import Outgoing
 from services.kit.rabbit_outbox import OutgoingMessage
 from services.kit.relay import notify_relay
 from services.kit.tokens import Principal
@@ -107,10 +108,12 @@ class DeliveryOutbox:
         return [
             OutgoingMessage(
                 key=(row.id, row.channel),
-                routing_key=row.queue,
-                body=row.payload,
-                message_id=str(row.id),
-                headers=message_headers(row.channel, row.event_type),
+                message=Outgoing(
+                    routing_key=row.queue,
+                    body=row.payload,
+                    message_id=str(row.id),
+                    headers=message_headers(row.channel, row.event_type),
+                ),
             )
             for row in rows
         ]

@@ -1,71 +1,98 @@
-"""Publishing with confirms on a real RabbitMQ: a confirmed message is on the queue, an
-unroutable one raises instead of vanishing, and a closed publisher reconnects."""
+"""Publishing with confirms on a real RabbitMQ: a confirmed batch is on the queue in order, an
+unroutable message is reported instead of vanishing, and a closed publisher reconnects."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import pika
+import aio_pika
 import pytest
-from pika.exceptions import UnroutableError
+from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
 
-from services.kit.rabbit import ConfirmingPublisher
+from services.kit.rabbit import Outgoing, Publisher, Unconfirmed
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def queue(rabbitmq_server: Any) -> Iterator[str]:
+async def queue(rabbitmq_server: Any) -> AsyncIterator[str]:
     name = f"kit-test-{uuid.uuid4().hex[:8]}"
-    with pika.BlockingConnection(pika.URLParameters(rabbitmq_server.amqp_url)) as connection:
-        connection.channel().queue_declare(name, durable=True)
-    yield name
-    with pika.BlockingConnection(pika.URLParameters(rabbitmq_server.amqp_url)) as connection:
-        connection.channel().queue_delete(name)
+    async with await aio_pika.connect(rabbitmq_server.amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(name, durable=True)
+        yield name
+        await channel.queue_delete(name)
 
 
-def _get(url: str, queue: str) -> tuple[Any, bytes | None] | None:
-    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
-        method, properties, body = connection.channel().basic_get(queue, auto_ack=True)
-        return None if method is None else (properties, body)
+async def _take(url: str, queue: str, count: int) -> list[AbstractIncomingMessage]:
+    taken: list[AbstractIncomingMessage] = []
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        declared = await channel.get_queue(queue, ensure=False)
+        for _ in range(count):
+            message = await declared.get(no_ack=True, fail=False)
+            if message is None:
+                break
+            taken.append(message)
+    return taken
 
 
-def test_a_confirmed_message_is_persistent_and_on_the_queue(
+async def test_a_confirmed_batch_is_persistent_and_on_the_queue_in_order(
     rabbitmq_server: Any, queue: str
 ) -> None:
-    publisher = ConfirmingPublisher(rabbitmq_server.amqp_url, app_id="kit-test")
+    publisher = Publisher(rabbitmq_server.amqp_url, app_id="kit-test")
     try:
-        publisher.publish("", queue, b'{"n": 1}', message_id="m-1", headers={"attempt": "1"})
+        results = await publisher.publish(
+            [
+                Outgoing(queue, f'{{"n": {n}}}'.encode(), f"m-{n}", {"attempt": "1"})
+                for n in range(50)
+            ]
+        )
     finally:
-        publisher.close()
-    got = _get(rabbitmq_server.amqp_url, queue)
-    assert got is not None
-    properties, body = got
-    assert body == b'{"n": 1}'
-    assert properties.message_id == "m-1"
-    assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
-    assert properties.headers == {"attempt": "1"}
-    assert properties.app_id == "kit-test"
+        await publisher.close()
+    assert results == [None] * 50
+    taken = await _take(rabbitmq_server.amqp_url, queue, 60)
+    assert [m.message_id for m in taken] == [f"m-{n}" for n in range(50)]
+    first = taken[0]
+    assert first.body == b'{"n": 0}'
+    assert first.delivery_mode == DeliveryMode.PERSISTENT
+    assert first.headers == {"attempt": "1"}
+    assert first.app_id == "kit-test"
 
 
-def test_an_unroutable_message_raises(rabbitmq_server: Any) -> None:
-    publisher = ConfirmingPublisher(rabbitmq_server.amqp_url, app_id="kit-test")
+async def test_an_unroutable_message_is_reported_and_the_others_confirmed(
+    rabbitmq_server: Any, queue: str
+) -> None:
+    publisher = Publisher(rabbitmq_server.amqp_url, app_id="kit-test")
     try:
-        with pytest.raises(UnroutableError):
-            publisher.publish("", f"no-such-queue-{uuid.uuid4().hex}", b"x", message_id="m-2")
+        results = await publisher.publish(
+            [
+                Outgoing(queue, b"a", "m-a"),
+                Outgoing(f"no-such-queue-{uuid.uuid4().hex}", b"x", "m-x"),
+                Outgoing(queue, b"b", "m-b"),
+            ]
+        )
+        with pytest.raises(Unconfirmed):
+            await publisher.publish_one(Outgoing(f"no-such-{uuid.uuid4().hex}", b"y", "m-y"))
     finally:
-        publisher.close()
+        await publisher.close()
+    assert results[0] is None
+    assert isinstance(results[1], Unconfirmed)
+    assert results[2] is None
+    assert [m.body for m in await _take(rabbitmq_server.amqp_url, queue, 5)] == [b"a", b"b"]
 
 
-def test_publishing_after_close_opens_a_new_connection(rabbitmq_server: Any, queue: str) -> None:
-    publisher = ConfirmingPublisher(rabbitmq_server.amqp_url, app_id="kit-test")
+async def test_publishing_after_close_opens_a_new_connection(
+    rabbitmq_server: Any, queue: str
+) -> None:
+    publisher = Publisher(rabbitmq_server.amqp_url, app_id="kit-test")
     try:
-        publisher.publish("", queue, b"first", message_id="m-3")
-        publisher.close()
-        publisher.publish("", queue, b"second", message_id="m-4")
+        await publisher.publish_one(Outgoing(queue, b"first", "m-3"))
+        await publisher.close()
+        await publisher.publish_one(Outgoing(queue, b"second", "m-4"))
     finally:
-        publisher.close()
-    bodies = [_get(rabbitmq_server.amqp_url, queue), _get(rabbitmq_server.amqp_url, queue)]
-    assert [b[1] for b in bodies if b is not None] == [b"first", b"second"]
+        await publisher.close()
+    taken = await _take(rabbitmq_server.amqp_url, queue, 5)
+    assert [m.body for m in taken] == [b"first", b"second"]

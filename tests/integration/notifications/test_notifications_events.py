@@ -258,7 +258,7 @@ async def test_a_message_the_broker_cannot_route_stays_pending_until_it_can(
         statuses = {r["channel"]: r["status"] for r in _deliveries(db, order_id)}
         assert statuses["email"] == "pending"
     finally:
-        await asyncio.to_thread(declare_queues, vhost_url, topology.queues())
+        await declare_queues(vhost_url, topology.queues())
     await eventually(lambda: _all_queued(db, order_id, 2), what="the deliveries queued")
 
     async def published() -> bool:

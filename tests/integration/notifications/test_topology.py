@@ -7,38 +7,38 @@ import uuid
 
 import pika
 import pytest
-from pika.exceptions import ChannelClosedByBroker
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
-from services.kit.rabbit import ConfirmingPublisher, Queue, declare_queues
+from services.kit.rabbit import Outgoing, Publisher, Queue, declare_queues
 from services.notifications.domain import Channel
 from services.notifications.topology import DEAD_LETTER_QUEUE, WORK_QUEUES, queues
 
 pytestmark = pytest.mark.integration
 
 
-def test_declaring_again_is_a_no_op_and_a_check_finds_every_queue(vhost_url: str) -> None:
-    declare_queues(vhost_url, queues())
-    declare_queues(vhost_url, queues())
-    declare_queues(vhost_url, queues(), passive=True)
-    with pytest.raises(ChannelClosedByBroker):
-        declare_queues(vhost_url, [Queue(f"missing-{uuid.uuid4().hex[:6]}")], passive=True)
+async def test_declaring_again_is_a_no_op_and_a_check_finds_every_queue(vhost_url: str) -> None:
+    await declare_queues(vhost_url, queues())
+    await declare_queues(vhost_url, queues())
+    await declare_queues(vhost_url, queues(), passive=True)
+    with pytest.raises(ChannelNotFoundEntity):
+        await declare_queues(vhost_url, [Queue(f"missing-{uuid.uuid4().hex[:6]}")], passive=True)
 
 
-def test_other_arguments_for_an_existing_queue_are_refused(vhost_url: str) -> None:
-    declare_queues(vhost_url, queues())
-    with pytest.raises(ChannelClosedByBroker):
-        declare_queues(vhost_url, [Queue(DEAD_LETTER_QUEUE, {"x-queue-type": "classic"})])
+async def test_other_arguments_for_an_existing_queue_are_refused(vhost_url: str) -> None:
+    await declare_queues(vhost_url, queues())
+    with pytest.raises(ChannelPreconditionFailed):
+        await declare_queues(vhost_url, [Queue(DEAD_LETTER_QUEUE, {"x-queue-type": "classic"})])
 
 
-def test_a_rejected_message_is_dead_lettered(vhost_url: str) -> None:
-    declare_queues(vhost_url, queues())
+async def test_a_rejected_message_is_dead_lettered(vhost_url: str) -> None:
+    await declare_queues(vhost_url, queues())
     queue = WORK_QUEUES[Channel.SMS]
     message_id = f"reject-{uuid.uuid4().hex[:8]}"
-    publisher = ConfirmingPublisher(vhost_url, app_id="tests")
+    publisher = Publisher(vhost_url, app_id="tests")
     try:
-        publisher.publish("", queue, b"{}", message_id=message_id)
+        await publisher.publish_one(Outgoing(queue, b"{}", message_id))
     finally:
-        publisher.close()
+        await publisher.close()
     with pika.BlockingConnection(pika.URLParameters(vhost_url)) as connection:
         channel = connection.channel()
         dead: list[str] = []
