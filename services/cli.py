@@ -1,6 +1,7 @@
 """The `realtimeorder` command: runs any service of the platform and its admin tasks.
 
     realtimeorder serve auth            # one service, configured by environment variables
+    realtimeorder worker email          # one notification channel worker (email, sms, push)
     realtimeorder create-admin EMAIL    # the first admin (password from ADMIN_PASSWORD or a prompt)
 
 `serve` runs the services of `services/registry.py` whose package is written; each provides
@@ -19,6 +20,8 @@ import sys
 from typing import Any
 
 from services.registry import runnable
+
+WORKER_CHANNELS = ("email", "sms", "push")
 
 
 def _settings(service: str) -> Any:
@@ -44,6 +47,26 @@ def serve(service: str) -> None:
     )
 
 
+def worker(channel: str) -> None:
+    import uvicorn
+
+    from services.kit.logs import configure_logging
+    from services.notifications.domain import Channel
+    from services.notifications.settings import WorkerSettings
+    from services.notifications.worker import create_worker_app
+
+    settings = WorkerSettings()
+    configure_logging(f"{channel}-worker", settings.log_level)
+    uvicorn.run(
+        create_worker_app(Channel(channel), settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.provider_timeout_seconds) + 10,
+    )
+
+
 def create_admin(email: str) -> None:
     password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password: ")
     commands = importlib.import_module("services.auth.commands")
@@ -59,11 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run one service")
     serve_cmd.add_argument("service", choices=runnable())
+    worker_cmd = commands.add_parser("worker", help="run one notification channel worker")
+    worker_cmd.add_argument("channel", choices=WORKER_CHANNELS)
     admin_cmd = commands.add_parser("create-admin", help="create or promote an admin account")
     admin_cmd.add_argument("email")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.service)
+    elif args.command == "worker":
+        worker(args.channel)
     elif args.command == "create-admin":
         create_admin(args.email)
     else:  # pragma: no cover - argparse enforces the choices

@@ -12,6 +12,14 @@ message is published to exchange "" with the queue's name as routing key. Per ch
 
 and `notifications.dlq`, the dead-letter queue shared by the channels.
 
+The work and retry queues dead-letter **at least once** (`x-dead-letter-strategy`, RabbitMQ
+3.10+, which needs `x-overflow: reject-publish`): a message leaves a retry queue only once the
+work queue has confirmed it, so no broker failure between the two loses it.
+
+The retry delays (and so the retry queues' names) and the attempt limit are settings
+(RETRY_DELAYS_SECONDS, MAX_ATTEMPTS) that the service, the workers and the NotificationQueue
+resources must agree on; the defaults are the chart's.
+
 These are exactly the queues the operator's NotificationQueue resources declare with the
 chart's defaults (`notificationQueues` in values.yaml; a unit test compares the two), so
 whichever declares first, the other finds them as it would have made them. In a cluster the
@@ -21,7 +29,7 @@ exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.kit.rabbit import Queue
@@ -43,29 +51,35 @@ def _queue(name: str, **arguments: Any) -> Queue:
     return Queue(name, {"x-queue-type": QUEUE_TYPE, **arguments})
 
 
-def queues() -> list[Queue]:
+def _dead_lettering(target: str) -> dict[str, Any]:
+    return {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": target,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def retry_delay(attempt: int, delays: Sequence[int] = RETRY_DELAYS_SECONDS) -> int:
+    """The delay before attempt `attempt + 1`, after `attempt` failed (the last delay repeats)."""
+    return delays[min(attempt, len(delays)) - 1]
+
+
+def queues(
+    retry_delays: Sequence[int] = RETRY_DELAYS_SECONDS, max_attempts: int = MAX_ATTEMPTS
+) -> list[Queue]:
     """Every queue, the dead-letter queue first (the work queues dead-letter into it)."""
     declared = [_queue(DEAD_LETTER_QUEUE)]
     for channel, work in WORK_QUEUES.items():
         declared.append(
-            _queue(
-                work,
-                **{
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
-                    "x-delivery-limit": MAX_ATTEMPTS,
-                },
-            )
+            _queue(work, **_dead_lettering(DEAD_LETTER_QUEUE), **{"x-delivery-limit": max_attempts})
         )
         declared += [
             _queue(
                 retry_queue(channel, delay),
-                **{
-                    "x-message-ttl": delay * 1000,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": work,
-                },
+                **_dead_lettering(work),
+                **{"x-message-ttl": delay * 1000},
             )
-            for delay in RETRY_DELAYS_SECONDS
+            for delay in retry_delays
         ]
     return declared

@@ -16,3 +16,17 @@ def test_anything_else_is_refused(name: str, capsys: pytest.CaptureFixture[str])
         main(["serve", name])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_worker_command_names_every_notification_channel() -> None:
+    from services.cli import WORKER_CHANNELS
+    from services.notifications.domain import Channel
+
+    assert set(WORKER_CHANNELS) == {str(channel) for channel in Channel}
+
+
+def test_an_unknown_worker_channel_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", "fax"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

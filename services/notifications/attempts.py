@@ -1,0 +1,143 @@
+"""The SQL of the channel workers: claiming deliveries, recording attempts and dead letters.
+
+A worker works in batches: one statement claims the batch's deliveries, one transaction records
+what happened to them. Statuses of a delivery as the workers move it (migrations/0002):
+
+    queued/pending/retrying --claim--> sending --> sent | retrying | dead
+
+A claim takes a delivery that is waiting, or one whose claim is older than the claimer's
+timeout (its worker died mid-send). A delivery already `sent` is a duplicate; one `sending`
+under a fresh claim is held by another worker; `dead`, `discarded` or `skipped` ones are over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.kit.db import DictConnection
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    claimed: set[uuid.UUID]
+    """Deliveries this worker now holds: send them."""
+    statuses: dict[uuid.UUID, str]
+    """The status of each delivery not claimed (a missing id has none)."""
+
+
+async def claim(
+    conn: DictConnection, delivery_ids: Sequence[uuid.UUID], claim_timeout: float
+) -> Claim:
+    cursor = await conn.execute(
+        """
+        UPDATE deliveries
+        SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now()
+        WHERE id = ANY(%(ids)s)
+          AND (status IN ('pending', 'queued', 'retrying')
+               OR (status = 'sending'
+                   AND claimed_at < now() - make_interval(secs => %(timeout)s)))
+        RETURNING id
+        """,
+        {"ids": list(delivery_ids), "timeout": claim_timeout},
+    )
+    claimed = {row["id"] for row in await cursor.fetchall()}
+    others = [d for d in delivery_ids if d not in claimed]
+    statuses: dict[uuid.UUID, str] = {}
+    if others:
+        cursor = await conn.execute(
+            "SELECT id, status FROM deliveries WHERE id = ANY(%s)", (others,)
+        )
+        statuses = {row["id"]: row["status"] for row in await cursor.fetchall()}
+    return Claim(claimed, statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    delivery_id: uuid.UUID
+    notification_id: uuid.UUID
+    channel: str
+    attempt: int
+    outcome: str
+    """sent, retry, failed or duplicate."""
+    provider_response: str | None
+    duration_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: uuid.UUID
+    delivery_id: uuid.UUID | None
+    channel: str | None
+    queue: str
+    reason: str
+    attempts: int
+    payload: bytes
+
+
+_STATUS_OF_OUTCOME = {"sent": "sent", "retry": "retrying", "failed": "dead"}
+
+
+async def record(
+    conn: DictConnection, attempts: Sequence[Attempt], dead_letters: Sequence[DeadLetter]
+) -> None:
+    """Record a batch's attempts, move their deliveries on, and keep its dead letters."""
+    async with conn.cursor() as cursor:
+        if attempts:
+            await cursor.executemany(
+                """
+                INSERT INTO delivery_attempts (delivery_id, notification_id, channel, attempt,
+                                               outcome, provider_response, duration_ms)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                """,
+                [
+                    (
+                        a.delivery_id,
+                        a.notification_id,
+                        a.channel,
+                        a.attempt,
+                        a.outcome,
+                        a.provider_response,
+                        a.duration_ms,
+                    )
+                    for a in attempts
+                ],
+            )
+        moved = [a for a in attempts if a.outcome in _STATUS_OF_OUTCOME]
+        if moved:
+            await cursor.execute(
+                """
+                UPDATE deliveries d
+                SET status = m.status,
+                    reason = CASE WHEN m.status = 'sent' THEN NULL ELSE m.response END,
+                    sent_at = CASE WHEN m.status = 'sent' THEN now() ELSE d.sent_at END,
+                    claimed_at = NULL,
+                    updated_at = now()
+                FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS m(id, status, response)
+                WHERE d.id = m.id
+                """,
+                (
+                    [a.delivery_id for a in moved],
+                    [_STATUS_OF_OUTCOME[a.outcome] for a in moved],
+                    [a.provider_response for a in moved],
+                ),
+            )
+        if dead_letters:
+            await cursor.executemany(
+                """
+                INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts,
+                                          payload)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO NOTHING
+                """,
+                [
+                    (d.id, d.delivery_id, d.channel, d.queue, d.reason, d.attempts, d.payload)
+                    for d in dead_letters
+                ],
+            )
+
+
+async def known_deliveries(conn: DictConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    cursor = await conn.execute("SELECT id FROM deliveries WHERE id = ANY(%s)", (list(ids),))
+    return {row["id"] for row in await cursor.fetchall()}

@@ -1,0 +1,411 @@
+"""A channel worker: takes one channel's messages off RabbitMQ and sends them, once.
+
+`realtimeorder worker email|sms|push` runs one (the app below, on PORT, serves /healthz,
+/readyz and /metrics; the work itself is a job of the kit runtime). Per batch of messages:
+
+1. **claim** the batch's deliveries in one statement (attempts.py): a delivery already sent is
+   a duplicate and is not sent again; one another worker holds right now is parked for later;
+2. **send** the claimed ones, rendered from their templates (rendering.py), to the provider
+   (providers.py), at most WORKER_CONCURRENCY at once;
+3. **record** every attempt, the deliveries' new statuses and the dead letters, in one
+   transaction;
+4. **publish** (with confirms) each transient failure to its retry queue with `attempt + 1`
+   (the queue's TTL returns it to the work queue later: nobody sleeps), and each dead letter
+   to `notifications.dlq` with its reason and attempt count;
+5. **ack** the batch.
+
+Failures: a transient failure (timeout, refused connection, SMTP 4xx, HTTP 5xx/408/425/429) is
+retried until MAX_ATTEMPTS; a permanent one (invalid address, SMTP 5xx, other HTTP 4xx, a
+template that cannot render, a malformed message, an unknown delivery) is dead-lettered at once.
+
+Exactly once, and its limit: a message redelivered after a crash finds its delivery `sent`, or
+claimed by the crashed worker (it waits until the claim is older than the provider timeout),
+and is not sent again. A worker that dies after the provider accepted a message and before
+step 3 committed sends it again on redelivery: that window (one send plus one commit) is
+covered only by the provider's dedupe on the idempotency key (HTTP) or the stable Message-ID
+(SMTP).
+
+Connection loss ends the job; the runtime restarts it with backoff and the broker redelivers
+whatever was not acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from services.kit.db import Pool, create_pool
+from services.kit.rabbit import Outgoing, Queue, connect, declare_queues, publish_confirmed
+from services.kit.runtime import Runtime
+from services.kit.web import add_readiness_check, create_service_app
+from services.notifications import attempts as store
+from services.notifications import metrics
+from services.notifications import repository as repo
+from services.notifications.domain import Channel
+from services.notifications.messages import NotificationMessage, parse_message
+from services.notifications.providers import (
+    HttpSender,
+    PermanentFailure,
+    Sender,
+    SmtpSender,
+    TransientFailure,
+    push_body,
+    sms_body,
+)
+from services.notifications.rendering import Renderer, RenderFailed
+from services.notifications.settings import WorkerSettings
+from services.notifications.topology import (
+    DEAD_LETTER_QUEUE,
+    WORK_QUEUES,
+    retry_delay,
+    retry_queue,
+)
+
+log = logging.getLogger(__name__)
+PROCESSORS = 4
+"""Batches a worker works on at once."""
+
+
+@dataclass(slots=True)
+class _Item:
+    incoming: AbstractIncomingMessage
+    message: NotificationMessage | None = None
+    outcome: str = ""
+    """sent, retried, dead_lettered, duplicate, held or gone (metrics.WORKER_OUTCOMES)."""
+    detail: str | None = None
+    """The provider's answer, or why it failed."""
+    duration_ms: float | None = None
+    republish: Outgoing | None = field(default=None)
+
+
+def _parse(incoming: AbstractIncomingMessage) -> _Item:
+    item = _Item(incoming)
+    try:
+        item.message = parse_message(incoming.body)
+    except (ValidationError, ValueError) as exc:
+        item.outcome, item.detail = "dead_lettered", f"malformed message: {_first_error(exc)}"
+    return item
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc)[:200]
+
+
+class ChannelWorker:
+    """The runtime job of one channel (see the module docstring)."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        settings: WorkerSettings,
+        pool: Pool,
+        sender: Sender,
+        renderer: Renderer,
+    ) -> None:
+        self.channel = channel
+        self.settings = settings
+        self.pool = pool
+        self.sender = sender
+        self.renderer = renderer
+        self.queue = WORK_QUEUES[channel]
+        self._stop = asyncio.Event()
+        self._sending = asyncio.Semaphore(settings.concurrency)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        connection = await connect(self.settings.rabbitmq_url, name=f"{self.channel}-worker")
+        try:
+            amqp = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await amqp.set_qos(prefetch_count=self.settings.prefetch)
+            queue = await amqp.get_queue(self.queue, ensure=True)
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            consumer_tag = await queue.consume(inbox.put)
+            log.info("consuming", extra={"queue": self.queue})
+            processors = [
+                asyncio.create_task(self._process(inbox, amqp), name=f"{self.channel}-batch-{n}")
+                for n in range(PROCESSORS)
+            ]
+            closed = asyncio.ensure_future(connection.closed())
+            stopping = asyncio.ensure_future(self._stop.wait())
+            watched: set[asyncio.Future[Any]] = {closed, stopping, *processors}
+            try:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if stopping in done:
+                    await queue.cancel(consumer_tag)
+                    await asyncio.wait(processors)  # each finishes its batch and ends
+                for task in processors:
+                    error = task.exception() if task.done() and not task.cancelled() else None
+                    if error is not None:
+                        raise error
+                if closed in done:
+                    raise ConnectionError(f"RabbitMQ connection of the {self.channel} worker lost")
+            finally:
+                for future in watched:
+                    future.cancel()
+                await asyncio.gather(*watched, return_exceptions=True)
+        finally:
+            if not connection.is_closed:
+                await connection.close()
+
+    async def _next_batch(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage]
+    ) -> list[AbstractIncomingMessage]:
+        if inbox.empty():
+            getter = asyncio.ensure_future(inbox.get())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+                return []
+            batch = [getter.result()]
+        else:
+            batch = []
+        while len(batch) < self.settings.batch_size and not inbox.empty():
+            batch.append(inbox.get_nowait())
+        return batch
+
+    async def _process(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], amqp: AbstractChannel
+    ) -> None:
+        while not self._stop.is_set():
+            batch = await self._next_batch(inbox)
+            if batch:
+                await self.handle(batch, amqp)
+
+    async def handle(self, batch: list[AbstractIncomingMessage], amqp: AbstractChannel) -> None:
+        """Claim, send, record, publish and ack one batch (the module docstring's steps)."""
+        clock = _StageClock(str(self.channel))
+        items = [_parse(incoming) for incoming in batch]
+        valid = [item for item in items if item.message is not None]
+        async with self.pool.connection() as conn:
+            claim = await store.claim(
+                conn,
+                [item.message.delivery_id for item in valid if item.message],
+                self.settings.claim_timeout_seconds,
+            )
+        clock.lap("claim")
+        await asyncio.gather(*(self._settle(item, claim) for item in valid))
+        clock.lap("send")
+        attempts, dead_letters = self._records(items)
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.record(conn, attempts, dead_letters)
+        clock.lap("record")
+        republished = [item for item in items if item.republish is not None]
+        results = await publish_confirmed(
+            amqp, [item.republish for item in republished if item.republish], app_id="worker"
+        )
+        failed = {id(item) for item, error in zip(republished, results, strict=True) if error}
+        clock.lap("publish")
+        for item in items:
+            if id(item) in failed:
+                await item.incoming.nack(requeue=True)
+            else:
+                await item.incoming.ack()
+            metrics.WORKER_DELIVERIES.labels(str(self.channel), item.outcome).inc()
+        clock.lap("ack")
+        if failed:
+            log.warning(
+                "republishing failed; messages returned to the queue", extra={"count": len(failed)}
+            )
+
+    async def _settle(self, item: _Item, claim: store.Claim) -> None:
+        """Decide one valid message's fate: send it, or say why not."""
+        message = item.message
+        assert message is not None
+        if message.delivery_id not in claim.claimed:
+            status = claim.statuses.get(message.delivery_id)
+            if status is None:
+                item.outcome, item.detail = "dead_lettered", "unknown delivery"
+            elif status == "sent":
+                item.outcome, item.detail = "duplicate", "already sent"
+            elif status == "sending":
+                item.outcome, item.detail = "held", "another worker holds it"
+            else:
+                item.outcome, item.detail = "gone", f"delivery is {status}"
+            return
+        started = time.perf_counter()
+        result = "ok"
+        try:
+            content = self.renderer.render(
+                str(message.event_type), orjson.loads(item.incoming.body)
+            )
+            async with self._sending:
+                item.detail = await self.sender.send(message, content)
+            item.outcome = "sent"
+            metrics.EVENT_TO_DELIVERY.labels(str(self.channel)).observe(
+                max((datetime.now(UTC) - message.data.occurred_at).total_seconds(), 0.0)
+            )
+        except TransientFailure as exc:
+            result, item.detail = "transient", str(exc)
+            item.outcome = (
+                "retried" if message.attempt < self.settings.max_attempts else "dead_lettered"
+            )
+            if item.outcome == "dead_lettered":
+                item.detail = f"{exc} (gave up after {message.attempt} attempts)"
+        except (PermanentFailure, RenderFailed) as exc:
+            result, item.outcome, item.detail = "permanent", "dead_lettered", str(exc)
+        item.duration_ms = (time.perf_counter() - started) * 1000
+        metrics.PROVIDER_SECONDS.labels(str(self.channel), result).observe(item.duration_ms / 1000)
+
+    def _records(self, items: list[_Item]) -> tuple[list[store.Attempt], list[store.DeadLetter]]:
+        """The attempts and dead letters of a batch; sets what each item republishes."""
+        attempts: list[store.Attempt] = []
+        dead_letters: list[store.DeadLetter] = []
+        for item in items:
+            message = item.message
+            recorded = item.outcome in _ATTEMPT_OUTCOME and item.detail != "unknown delivery"
+            if message is not None and recorded:
+                attempts.append(
+                    store.Attempt(
+                        delivery_id=message.delivery_id,
+                        notification_id=message.notification_id,
+                        channel=str(self.channel),
+                        attempt=message.attempt,
+                        outcome=_ATTEMPT_OUTCOME[item.outcome],
+                        provider_response=item.detail,
+                        duration_ms=item.duration_ms,
+                    )
+                )
+            if item.outcome == "retried" and message is not None:
+                delay = retry_delay(message.attempt, self.settings.retry_delays_seconds)
+                item.republish = self._copy(
+                    item, message.attempt + 1, retry_queue(self.channel, delay)
+                )
+            elif item.outcome == "held" and message is not None:
+                delay = min(self.settings.retry_delays_seconds)
+                item.republish = self._copy(item, message.attempt, retry_queue(self.channel, delay))
+            elif item.outcome == "dead_lettered":
+                known = message is not None and item.detail != "unknown delivery"
+                dead = store.DeadLetter(
+                    id=uuid.uuid4(),
+                    delivery_id=message.delivery_id if message is not None and known else None,
+                    channel=str(self.channel),
+                    queue=self.queue,
+                    reason=item.detail or "dead-lettered",
+                    attempts=message.attempt if message is not None else 1,
+                    payload=item.incoming.body,
+                )
+                dead_letters.append(dead)
+                item.republish = Outgoing(
+                    DEAD_LETTER_QUEUE,
+                    item.incoming.body,
+                    str(dead.id),
+                    {
+                        "x-reason": dead.reason[:500],
+                        "x-attempts": dead.attempts,
+                        "x-channel": str(self.channel),
+                        "x-original-queue": self.queue,
+                        "x-delivery-id": str(dead.delivery_id or ""),
+                    },
+                    content_type=item.incoming.content_type or "application/json",
+                )
+        return attempts, dead_letters
+
+    def _copy(self, item: _Item, attempt: int, queue: str) -> Outgoing:
+        message = item.message
+        assert message is not None
+        body = message.model_copy(update={"attempt": attempt}).to_bytes()
+        return Outgoing(queue, body, str(message.delivery_id), message.headers())
+
+
+_ATTEMPT_OUTCOME = {
+    "sent": "sent",
+    "retried": "retry",
+    "dead_lettered": "failed",
+    "duplicate": "duplicate",
+}
+
+
+class _StageClock:
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        metrics.WORKER_STAGE_SECONDS.labels(self.channel, stage).inc(now - self.last)
+        self.last = now
+
+
+def create_sender(channel: Channel, settings: WorkerSettings) -> Sender:
+    timeout = settings.provider_timeout_seconds
+    if channel is Channel.EMAIL:
+        return SmtpSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            tls=settings.smtp_tls,
+            timeout=timeout,
+            connections=min(settings.concurrency, 16),
+        )
+    if channel is Channel.SMS:
+        return HttpSender(
+            url=settings.sms_provider_url,
+            token=settings.sms_provider_token,
+            body=sms_body,
+            timeout=timeout,
+            connections=settings.concurrency,
+        )
+    return HttpSender(
+        url=settings.push_provider_url,
+        token=settings.push_provider_token,
+        body=push_body,
+        timeout=timeout,
+        connections=settings.concurrency,
+    )
+
+
+def create_worker_app(channel: Channel, settings: WorkerSettings | None = None) -> FastAPI:
+    """The worker process: its job in a kit runtime, and the probes and metrics over HTTP."""
+    settings = settings or WorkerSettings()
+    settings = settings.model_copy(update={"service_name": f"{channel}-worker"})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = create_pool(settings, repo.SCHEMA)
+        await pool.open(wait=True, timeout=30)
+        sender = create_sender(channel, settings)
+        runtime = Runtime(settings.service_name, stop_timeout=settings.provider_timeout_seconds + 5)
+        renderer = Renderer(channel)
+        runtime.add("deliveries", lambda: ChannelWorker(channel, settings, pool, sender, renderer))
+        runtime.attach(app)
+
+        async def rabbitmq_ready() -> None:
+            await declare_queues(settings.rabbitmq_url, [Queue(WORK_QUEUES[channel])], passive=True)
+
+        async def postgres_ready() -> None:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1 FROM deliveries LIMIT 1")
+
+        add_readiness_check(app, "rabbitmq", rabbitmq_ready)
+        add_readiness_check(app, "postgres", postgres_ready)
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            await sender.close()
+            await pool.close()
+
+    return create_service_app(settings, f"RealTimeOrder {channel} worker", lifespan)
