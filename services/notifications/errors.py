@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kit.errors import InvalidInput, NotFound
+from services.kit.errors import Conflict, InvalidInput, NotFound
 
 
 class NotificationNotFound(NotFound):
@@ -17,3 +17,22 @@ class InvalidCursor(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("The cursor is not valid; start again without one.")
+
+
+class DeadLetterNotFound(NotFound):
+    def __init__(self, dead_letter_id: object) -> None:
+        super().__init__(f"There is no dead letter {dead_letter_id}.")
+
+
+class DeadLetterResolved(Conflict):
+    code = "dead-letter-resolved"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"This dead letter was {status} already.")
+
+
+class NotReplayable(Conflict):
+    code = "not-replayable"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"This dead letter cannot be replayed: {why}.")

@@ -4,7 +4,8 @@ events and the relay of deliveries to RabbitMQ.
 The backbone (kit/backbone.py) opens the pool, Redis, the topics and the producer and registers
 the Kafka outbox relay (idle here: this service emits no events) and the after-commit runner;
 this module adds the delivery relay (kit/rabbit_outbox.py over the `deliveries` table), which
-declares the queues of `topology.py` when it starts, then the consumer. At shutdown the
+declares the queues of `topology.py` when it starts, the dead-letter archiver
+(dead_letters.py), the dead-letter gauge, then the consumer. At shutdown the
 consumer stops first, then the after-commit runner finishes its pushes, then the delivery relay
 publishes what the consumer wrote last. RUN_RELAY turns both relays off; RUN_CONSUMERS the
 consumer.
@@ -17,9 +18,11 @@ from fastapi import FastAPI
 from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.rabbit import Publisher, declare_queues
 from services.kit.rabbit_outbox import RabbitRelay
+from services.kit.runtime import Periodic
 from services.kit.web import add_readiness_check
 from services.notifications import repository as repo
 from services.notifications import topology
+from services.notifications.dead_letters import DeadLetterArchiver
 from services.notifications.endpoints import router
 from services.notifications.handlers import EVENT_HANDLERS
 from services.notifications.service import (
@@ -43,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_relay:
             publisher = Publisher(settings.rabbitmq_url, app_id=settings.service_name)
             backbone.resources.push_async_callback(publisher.close)
-            queues = topology.queues()
+            queues = topology.queues(settings.retry_delays_seconds, settings.max_attempts)
             backbone.runtime.add(
                 "delivery-relay",
                 lambda: RabbitRelay(
@@ -64,6 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await declare_queues(settings.rabbitmq_url, queues, passive=True)
 
             add_readiness_check(app, "rabbitmq", rabbitmq_ready)
+        if settings.run_consumers:
+            backbone.runtime.add(
+                "dead-letter-archiver",
+                lambda: DeadLetterArchiver(backbone.pool, settings.rabbitmq_url),
+            )
+        backbone.runtime.add(
+            "dead-letter-gauge",
+            lambda: Periodic(
+                "dead-letter-gauge", 15.0, service.count_dead_letters, "dead letters counted"
+            ),
+        )
         return service
 
     return create_event_service_app(

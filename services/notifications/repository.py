@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,21 @@ class DeliveryRow:
     recipient: str | None
     reason: str | None
     queue: str
+    attempts: int
     created_at: datetime
     queued_at: datetime | None
+    sent_at: datetime | None
+    attempt_log: list[AttemptRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    delivery_id: uuid.UUID
+    attempt: int
+    outcome: str
+    provider_response: str | None
+    duration_ms: float | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +89,8 @@ _NOTIFICATION_COLUMNS = (
     " read_at, created_at"
 )
 _DELIVERY_COLUMNS = (
-    "id, notification_id, channel, status, recipient, reason, queue, created_at, queued_at"
+    "id, notification_id, channel, status, recipient, reason, queue, attempts, created_at,"
+    " queued_at, sent_at"
 )
 
 
@@ -340,7 +354,20 @@ async def deliveries_of(
         """,  # noqa: S608 - a fixed column list
         (list(notification_ids),),
     )
+    rows = await cursor.fetchall()
+    cursor = await conn.execute(
+        """
+        SELECT delivery_id, attempt, outcome, provider_response, duration_ms, created_at
+        FROM delivery_attempts WHERE delivery_id = ANY(%s) ORDER BY delivery_id, id
+        """,
+        ([row["id"] for row in rows],),
+    )
+    attempts: dict[uuid.UUID, list[AttemptRow]] = {}
+    for attempt in await cursor.fetchall():
+        attempts.setdefault(attempt["delivery_id"], []).append(AttemptRow(**attempt))
     found: dict[uuid.UUID, list[DeliveryRow]] = {n: [] for n in notification_ids}
-    for row in await cursor.fetchall():
-        found[row["notification_id"]].append(DeliveryRow(**row))
+    for row in rows:
+        found[row["notification_id"]].append(
+            DeliveryRow(**row, attempt_log=attempts.get(row["id"], []))
+        )
     return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, EmailStr, Field, StrictBool, computed_field
 
@@ -73,15 +73,29 @@ class PreferencesOut(CamelModel):
     """None while the user has not saved preferences."""
 
 
+class AttemptOut(CamelModel):
+    attempt: int
+    outcome: str
+    """sent, retry (a transient failure: tried again later), failed (dead-lettered) or
+    duplicate (a copy of a message already sent: not sent again)."""
+    provider_response: str | None
+    duration_ms: float | None
+    created_at: datetime
+
+
 class DeliveryOut(CamelModel):
     id: uuid.UUID
     channel: str
     status: str
+    """pending, queued, sending, retrying, sent, dead, discarded or skipped."""
     recipient: str | None
     reason: str | None
     queue: str
+    attempts: int
     created_at: datetime
     queued_at: datetime | None
+    sent_at: datetime | None
+    attempt_log: list[AttemptOut] = Field(default_factory=list)
 
 
 class TrailEntry(NotificationOut):
@@ -95,3 +109,29 @@ class OrderTrail(CamelModel):
     notified_version: int | None
     """The newest order version notified; older events are suppressed."""
     notifications: list[TrailEntry]
+
+
+DeadLetterStatus = Literal["dead", "replayed", "discarded"]
+
+
+class DeadLetterOut(CamelModel):
+    id: uuid.UUID
+    delivery_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+    event_type: str | None
+    channel: str | None
+    queue: str
+    """The work queue it came from."""
+    reason: str
+    attempts: int
+    status: DeadLetterStatus
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    message: dict[str, Any] | str
+    """The message as it was dead-lettered (JSON, or its text when it is not JSON)."""
+
+
+class DeadLetterPage(CamelModel):
+    items: list[DeadLetterOut]
+    next_cursor: str | None

@@ -30,6 +30,7 @@ from services.kit.rabbit import Outgoing
 from services.kit.rabbit_outbox import OutgoingMessage
 from services.kit.relay import notify_relay
 from services.kit.tokens import Principal
+from services.notifications import dead_letters as dlq
 from services.notifications import metrics
 from services.notifications import repository as repo
 from services.notifications.domain import (
@@ -40,7 +41,13 @@ from services.notifications.domain import (
     in_app_text,
     recipient,
 )
-from services.notifications.errors import InvalidCursor, NotificationNotFound
+from services.notifications.errors import (
+    DeadLetterNotFound,
+    DeadLetterResolved,
+    InvalidCursor,
+    NotificationNotFound,
+    NotReplayable,
+)
 from services.notifications.messages import NotificationMessage, message_headers, template_data
 from services.notifications.schemas import NotificationOut
 from services.notifications.topology import WORK_QUEUES
@@ -257,12 +264,84 @@ class NotificationService:
 
     # --- admin ----------------------------------------------------------------------------
 
+    async def dead_letters(
+        self,
+        *,
+        status: str | None,
+        channel: str | None,
+        order_id: uuid.UUID | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[dlq.DeadLetterRow], str | None]:
+        after = _decode(cursor) if cursor else None
+        async with self.pool.connection() as conn:
+            rows = await dlq.list_dead_letters(
+                conn,
+                status=status,
+                channel=channel,
+                order_id=order_id,
+                after=after,
+                limit=limit + 1,
+            )
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id))
+        return page, next_cursor
+
+    async def replay(self, admin: Principal, dead_letter_id: uuid.UUID) -> dlq.DeadLetterRow:
+        """Send a dead letter's delivery again: back to the outbox, published by the relay."""
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self._open_dead_letter(conn, dead_letter_id)
+            if row.delivery_id is None:
+                raise NotReplayable("it is not a delivery the service knows (a malformed message)")
+            if not await dlq.requeue_delivery(conn, row.delivery_id, RELAY_CHANNEL):
+                raise NotReplayable("its delivery is not dead any more")
+            resolved = await dlq.resolve(conn, dead_letter_id, "replayed", _actor(admin))
+        log.info("dead letter replayed", extra={"dead_letter_id": str(dead_letter_id)})
+        return resolved
+
+    async def discard(self, admin: Principal, dead_letter_id: uuid.UUID) -> dlq.DeadLetterRow:
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self._open_dead_letter(conn, dead_letter_id)
+            if row.delivery_id is not None:
+                await conn.execute(
+                    "UPDATE deliveries SET status = 'discarded', updated_at = now()"
+                    " WHERE id = %s AND status = 'dead'",
+                    (row.delivery_id,),
+                )
+            resolved = await dlq.resolve(conn, dead_letter_id, "discarded", _actor(admin))
+        log.info("dead letter discarded", extra={"dead_letter_id": str(dead_letter_id)})
+        return resolved
+
+    async def _open_dead_letter(
+        self, conn: DictConnection, dead_letter_id: uuid.UUID
+    ) -> dlq.DeadLetterRow:
+        row = await dlq.get_for_update(conn, dead_letter_id)
+        if row is None:
+            raise DeadLetterNotFound(dead_letter_id)
+        if row.status != "dead":
+            raise DeadLetterResolved(row.status)
+        return row
+
+    async def count_dead_letters(self) -> int:
+        """Sample the dead letters per status into the `notifications_dead_letters` gauge."""
+        async with self.pool.connection() as conn:
+            counts = await dlq.counts(conn)
+        for status, count in counts.items():
+            metrics.DEAD_LETTERS.labels(status).set(count)
+        return 0
+
     async def order_trail(self, order_id: uuid.UUID) -> Trail:
         async with self.pool.connection() as conn:
             notifications = await repo.order_notifications(conn, order_id)
             deliveries = await repo.deliveries_of(conn, [n.id for n in notifications])
             version = await repo.order_version(conn, order_id)
         return Trail(order_id, version, [(n, deliveries[n.id]) for n in notifications])
+
+
+def _actor(principal: Principal) -> str:
+    return f"admin:{principal.user_id}"
 
 
 def _address_kind(channel: Channel) -> str:
