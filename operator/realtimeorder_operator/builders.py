@@ -344,10 +344,22 @@ def build_queue_topology(spec: QueueSpec) -> list[QueueDeclaration]:
     default exchange ("") and the routing key names the target queue: a rejected or expired work
     message goes to the dead-letter queue, and a message a worker parked in a retry queue returns
     to the work queue when its TTL expires. No extra exchanges or bindings exist to drift.
+
+    Quorum queues that dead-letter (the work and retry queues) do so at least once: RabbitMQ's
+    default, at-most-once, drops a message whose dead-lettering is not confirmed, so a message
+    parked in a retry queue could vanish instead of coming back. At-least-once needs
+    `x-overflow: reject-publish` (RabbitMQ 3.10+); the dead-letter queue itself dead-letters
+    nothing and keeps only its type.
     """
+    dead_lettering = (
+        {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        if spec.queue_type == "quorum"
+        else {}
+    )
     work: dict[str, Any] = {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": spec.dead_letter_queue,
+        **dead_lettering,
     }
     if spec.message_ttl_seconds:
         work["x-message-ttl"] = spec.message_ttl_seconds * 1000
@@ -367,6 +379,7 @@ def build_queue_topology(spec: QueueSpec) -> list[QueueDeclaration]:
                     "x-message-ttl": delay * 1000,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": spec.queue_name,
+                    **dead_lettering,
                 },
             )
         )
@@ -408,6 +421,8 @@ _POLICY_KEYS = {
     "x-dead-letter-exchange": "dead-letter-exchange",
     "x-dead-letter-routing-key": "dead-letter-routing-key",
     "x-delivery-limit": "delivery-limit",
+    "x-dead-letter-strategy": "dead-letter-strategy",
+    "x-overflow": "overflow",
 }
 
 

@@ -175,16 +175,20 @@ def test_notification_queue_renders_topology_queues_and_policies(
         or queues[f"{name}-work"]["name"] == work
     )
     assert queues[f"{name}-dead-letter"]["deletionPolicy"] == "retain"
+    at_least_once = {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
     assert policies[f"{name}-work"]["definition"] == {
         "dead-letter-exchange": "",
         "dead-letter-routing-key": f"{work}.dlq",
         "delivery-limit": 4,
+        **at_least_once,
     }
     assert policies[f"{name}-retry-60s"]["definition"] == {
         "message-ttl": 60_000,
         "dead-letter-exchange": "",
         "dead-letter-routing-key": work,
+        **at_least_once,
     }
+    assert f"{name}-dead-letter" not in policies, "the dead-letter queue needs no policy"
 
     managed.patch_spec("notificationqueues", name, {"retryDelaysSeconds": [5]})
     eventually(

@@ -116,9 +116,11 @@ def test_changed_delays_add_queues_and_drop_empty_old_ones(
         rabbit.delete(queue)
 
 
-def test_quorum_topology_limits_deliveries(direct: Resources, rabbit: RabbitAdmin) -> None:
+def test_quorum_topology_limits_deliveries_and_dead_letters_at_least_once(
+    direct: Resources, rabbit: RabbitAdmin
+) -> None:
     name = unique("push")
-    work = f"test.{name}"
+    work, retry, dead = f"test.{name}", f"test.{name}.retry.2s", f"test.{name}.dlq"
     spec = {
         "queueName": work,
         "maxAttempts": 4,
@@ -126,11 +128,32 @@ def test_quorum_topology_limits_deliveries(direct: Resources, rabbit: RabbitAdmi
         "deletionPolicy": "Delete",
     }
     direct.create(PLURAL, name, spec, KIND)
-    direct.wait_ready(PLURAL, name)
-    queues = [existing(rabbit, q) for q in (work, f"{work}.retry.2s", f"{work}.dlq")]
+    assert direct.wait_ready(PLURAL, name)["reason"] == "QueuesDeclared"
+    queues = [existing(rabbit, q) for q in (work, retry, dead)]
     assert [q["type"] for q in queues] == ["quorum"] * 3
-    assert queues[0]["arguments"]["x-delivery-limit"] == 4
-    assert queues[1]["arguments"]["x-message-ttl"] == 2000
+    at_least_once = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    assert queues[0]["arguments"] == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead,
+        "x-delivery-limit": 4,
+        **at_least_once,
+    }
+    assert queues[1]["arguments"] == {
+        "x-queue-type": "quorum",
+        "x-message-ttl": 2000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": work,
+        **at_least_once,
+    }
+    assert queues[2]["arguments"] == {"x-queue-type": "quorum"}
+
+    # The broker runs the at-least-once strategy: a parked message comes back to the work queue,
+    # and a rejected one reaches the dead-letter queue.
+    rabbit.publish(retry, 1, b"parked")
+    eventually(lambda: rabbit.ready_messages(work) == 1, message="retry returned to work queue")
+    assert rabbit.reject_one(work) == b"parked"
+    eventually(lambda: rabbit.ready_messages(dead) == 1, message="rejected message dead-lettered")
 
     direct.delete(PLURAL, name)
     direct.wait_gone(PLURAL, name)

@@ -231,6 +231,32 @@ def test_quorum_work_queue_gets_a_delivery_limit() -> None:
     assert work.arguments["x-delivery-limit"] == 4
 
 
+def test_quorum_queues_dead_letter_at_least_once() -> None:
+    by_name = {
+        d.name: d
+        for d in build_queue_topology(
+            queue(maxAttempts=3, retryDelaysSeconds=[5], deadLetterQueue="notifications.dlq")
+        )
+    }
+    at_least_once = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    assert by_name["email.notifications"].arguments == {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "notifications.dlq",
+        "x-delivery-limit": 3,
+        **at_least_once,
+    }
+    # A message parked in a retry queue is not lost on its way back to the work queue.
+    assert by_name["email.notifications.retry.5s"].arguments == {
+        "x-message-ttl": 5_000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "email.notifications",
+        **at_least_once,
+    }
+    # The dead-letter queue dead-letters nothing: it keeps only its type.
+    assert by_name["notifications.dlq"].arguments == {}
+    assert {d.queue_type for d in by_name.values()} == {"quorum"}
+
+
 def test_queue_mismatches_name_every_difference() -> None:
     declaration = QueueDeclaration(
         "q", "retry", "classic", {"x-message-ttl": 5000, "x-dead-letter-exchange": ""}
@@ -294,7 +320,20 @@ def test_topology_operator_objects_put_ttl_and_dead_lettering_in_policies() -> N
         "message-ttl": 30_000,
         "dead-letter-exchange": "",
         "dead-letter-routing-key": "email.notifications",
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",
     }
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "Policy"}
+    work_policy = policies["email-work"]
+    assert work_policy["definition"] == {
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": "email.notifications.dlq",
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",
+        "delivery-limit": 5,
+    }
+    # The dead-letter queue has no arguments beyond its type, so no Policy either.
+    assert "email-dead-letter" not in policies
 
 
 # ---- conditions -------------------------------------------------------------------------------
