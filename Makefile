@@ -16,7 +16,7 @@ export RTO_THIRD_PARTY_CRDS
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: ## install what is missing: Debian packages, .venv, the Kafka broker's jars
+install: ## install what is missing: Debian packages, .venv, the Kafka broker's jars, Mailpit
 	@scripts/install.sh
 
 up: install ## start servers and services, wait until healthy, print the URLs

@@ -1,4 +1,4 @@
-"""python -m devstack up|down|status|logs: the local stack behind `make up` and friends."""
+"""python -m devstack up|down|status|logs|sink: the local stack behind `make up` and friends."""
 
 from __future__ import annotations
 
@@ -19,7 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("names", nargs="*", help="programs (default: all)")
     logs.add_argument("-n", "--lines", type=int, default=30)
     logs.add_argument("-f", "--follow", action="store_true")
-    args = parser.parse_args(argv)
+    # Its options are the sink's own (sink --help); aiohttp is imported only for it.
+    commands.add_parser(
+        "sink", help="run the SMS and push provider sink in the foreground", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sink":
+        from devstack import provider_sink
+
+        provider_sink.main(rest)
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... logs | head` ends quietly
     if args.command == "up":
         return stack.up()

@@ -15,6 +15,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +364,8 @@ def rabbitmq_ready(ports: RabbitPorts, user: str, password: str) -> None:
 
 # --- Kafka ------------------------------------------------------------------------------------
 
-KAFKA_POM = Path(__file__).resolve().parent.parent / "scripts" / "kafka" / "pom.xml"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_POM = REPO_ROOT / "scripts" / "kafka" / "pom.xml"
 
 
 def kafka_version(pom: Path = KAFKA_POM) -> str:
@@ -557,4 +559,90 @@ def prometheus(root: Path, port: int, targets: Mapping[str, int]) -> ServerSpec:
         ports={"prometheus": port},
         ready=ready,
         prepare=prepare,
+    )
+
+
+# --- Mailpit ----------------------------------------------------------------------------------
+
+MAILPIT_VERSION = "v1.33.1"
+"""The one pin: scripts/install.sh builds github.com/axllent/mailpit at this version."""
+
+MAILPIT_MAX_MESSAGES = 100_000
+"""Mailpit prunes the oldest mail beyond this (its default, 500, would lose a benchmark's mail)."""
+
+
+def mailpit_binary() -> Path:
+    """Where scripts/install.sh puts the Mailpit binary (MAILPIT_BIN overrides)."""
+    override = os.environ.get("MAILPIT_BIN")
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "realtimeorder" / "mailpit" / MAILPIT_VERSION / "mailpit"
+
+
+def mailpit(root: Path, smtp_port: int, http_port: int) -> ServerSpec:
+    """Mailpit: an SMTP server that keeps every mail (any login or none, no TLS), with a web UI
+    and a REST API (/api/v1/messages) on `http_port`; its SQLite database lives in `root`."""
+    binary = mailpit_binary()
+    argv = [
+        str(binary),
+        "--smtp", f"{HOST}:{smtp_port}",
+        "--listen", f"{HOST}:{http_port}",
+        "--database", str(root / "mailpit.db"),
+        "--max", str(MAILPIT_MAX_MESSAGES),
+        "--smtp-auth-accept-any",
+        "--smtp-auth-allow-insecure",
+        # A reverse DNS lookup per SMTP connection only slows a load test down.
+        "--smtp-disable-rdns",
+        # Otherwise /api/v1/info asks GitHub for the latest release.
+        "--disable-version-check",
+    ]  # fmt: skip
+
+    def prepare() -> None:
+        if not binary.is_file():
+            raise RuntimeError(f"Mailpit is missing ({binary}): run scripts/install.sh")
+        root.mkdir(parents=True, exist_ok=True)
+
+    def ready() -> None:
+        import urllib.request
+
+        if not is_listening(smtp_port):
+            raise RuntimeError(f"nothing listens on SMTP port {smtp_port} yet")
+        url = f"http://{HOST}:{http_port}/readyz"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            response.read()
+
+    return ServerSpec(
+        name="mailpit",
+        argv=tuple(argv),
+        cwd=root,
+        ports={"smtp": smtp_port, "http": http_port},
+        ready=ready,
+        prepare=prepare,
+        start_timeout=30.0,
+    )
+
+
+# --- SMS and push provider sink ---------------------------------------------------------------
+
+
+def provider_sink(port: int) -> ServerSpec:
+    """devstack/provider_sink.py: stands in for the SMS and push providers on `port`."""
+
+    def ready() -> None:
+        import urllib.request
+
+        url = f"http://{HOST}:{port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            response.read()
+
+    return ServerSpec(
+        name="provider-sink",
+        argv=(sys.executable, "-m", "devstack.provider_sink", "--port", str(port)),
+        cwd=REPO_ROOT,
+        ports={"http": port},
+        ready=ready,
+        env={"PYTHONUNBUFFERED": "1"},
+        start_timeout=30.0,
+        stop_timeout=10.0,
     )

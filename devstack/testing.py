@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from devstack import servers
 from devstack.ports import HOST, free_port
@@ -156,6 +156,155 @@ def start_kafka(base: Path) -> KafkaServer:
     return KafkaServer(port=port, process=start(spec, base))
 
 
+def _http_json(method: str, url: str, **kwargs: Any) -> Any:
+    """One request to a test server's HTTP API; raises on an error status; None for no body."""
+    import httpx
+
+    response = httpx.request(method, url, timeout=10, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def _poll(
+    fetch: Callable[[], list[dict[str, Any]]], count: int, timeout: float
+) -> list[dict[str, Any]]:
+    """`fetch()` once it returns `count` items or more; AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fetch()
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} message(s) within {timeout}s, found {found!r}")
+        time.sleep(0.1)
+
+
+@dataclass
+class MailpitServer:
+    """Mailpit: SMTP on `smtp_port` (any login or none, no TLS), its REST API under `api_url`.
+
+    The server is shared by the session: tests tell their mail apart by a recipient of their own
+    (`messages(query='to:"ada-1@example.com"')`, Mailpit's search syntax).
+    """
+
+    smtp_port: int
+    http_port: int
+    process: ManagedProcess
+    host: str = HOST
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.web_url}/api/v1"
+
+    def env(self) -> dict[str, str]:
+        """The variables the email worker reads, pointing at this server."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.smtp_port)}
+
+    def messages(self, query: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Summaries, newest first: ID, MessageID, From, To, Subject, Snippet, Created...
+
+        `query` is Mailpit's search (`to:"ada@example.com" subject:"Order"`); None lists all.
+        """
+        if query is None:
+            body = _http_json("GET", f"{self.api_url}/messages", params={"limit": limit})
+        else:
+            body = _http_json(
+                "GET", f"{self.api_url}/search", params={"query": query, "limit": limit}
+            )
+        messages: list[dict[str, Any]] = body["messages"]
+        return messages
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        """One message: From, To, Subject, Date, Text, HTML, Attachments... ("latest" works)."""
+        message: dict[str, Any] = _http_json("GET", f"{self.api_url}/message/{message_id}")
+        return message
+
+    def headers(self, message_id: str) -> dict[str, list[str]]:
+        """Every header of one message, by name."""
+        headers: dict[str, list[str]] = _http_json(
+            "GET", f"{self.api_url}/message/{message_id}/headers"
+        )
+        return headers
+
+    def wait_for_messages(
+        self, query: str, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The summaries matching `query` once there are at least `count` of them."""
+        return _poll(lambda: self.messages(query), count, timeout)
+
+    def delete_all(self) -> None:
+        _http_json("DELETE", f"{self.api_url}/messages")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_mailpit(base: Path) -> MailpitServer:
+    smtp_port, http_port = free_port(), free_port()
+    spec = servers.mailpit(base / "mailpit", smtp_port, http_port)
+    return MailpitServer(smtp_port=smtp_port, http_port=http_port, process=start(spec, base))
+
+
+@dataclass
+class ProviderSinkServer:
+    """devstack/provider_sink.py: the SMS and push providers' stand-in (see its docstring)."""
+
+    port: int
+    process: ManagedProcess
+    host: str = HOST
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The variables the SMS and push workers read, pointing at this sink."""
+        return {"SMS_PROVIDER_URL": f"{self.url}/sms", "PUSH_PROVIDER_URL": f"{self.url}/push"}
+
+    def messages(
+        self, channel: str | None = None, reference: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accepted messages, newest first: id, channel, receivedAt, idempotencyKey, request."""
+        params = {
+            name: value
+            for name, value in (("channel", channel), ("reference", reference))
+            if value is not None
+        }
+        messages: list[dict[str, Any]] = _http_json("GET", f"{self.url}/messages", params=params)[
+            "messages"
+        ]
+        return messages
+
+    def wait_for_messages(
+        self, channel: str, reference: str, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        return _poll(lambda: self.messages(channel, reference), count, timeout)
+
+    def fail_next(self, channel: str, status: int, count: int = 1) -> None:
+        """Make the next `count` requests to `channel` answer `status` and deliver nothing."""
+        _http_json(
+            "POST",
+            f"{self.url}/faults",
+            json={"channel": channel, "status": status, "count": count},
+        )
+
+    def reset(self) -> None:
+        """Forget every message, idempotency key and pending fault."""
+        _http_json("DELETE", f"{self.url}/messages")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_provider_sink(base: Path) -> ProviderSinkServer:
+    port = free_port()
+    return ProviderSinkServer(port=port, process=start(servers.provider_sink(port), base))
+
+
 class Server(Protocol):
     def stop(self) -> None: ...
 
@@ -167,6 +316,8 @@ STARTERS: dict[str, Callable[[Path], Server]] = {
     "redis": start_redis,
     "rabbitmq": start_rabbitmq,
     "kafka": start_kafka,
+    "mailpit": start_mailpit,
+    "provider_sink": start_provider_sink,
 }
 
 

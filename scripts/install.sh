@@ -5,7 +5,10 @@
 #   - the virtualenv .venv with `pip install -e '.[dev]'` (again whenever pyproject.toml or the
 #     set of top-level packages changes);
 #   - the Apache Kafka broker's jars, resolved from Maven Central with scripts/kafka/pom.xml into
-#     ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/kafka/<version>/libs (KAFKA_LIBS_DIR overrides).
+#     ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/kafka/<version>/libs (KAFKA_LIBS_DIR overrides);
+#   - Mailpit (the local SMTP server and mail viewer), built from its Go module at the version
+#     devstack/servers.py pins, into ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/mailpit/<version>
+#     (MAILPIT_BIN overrides); needs Go, and Node.js with npm for its web UI.
 # Safe to run any number of times; with everything present it takes well under a second.
 # Never reads stdin (CI=true works).
 set -euo pipefail
@@ -106,4 +109,82 @@ if [[ ! -e "$LIBS/.resolved-$pom_stamp" ]]; then
   mv "$staging" "$LIBS"
 fi
 
-log "ready (venv: .venv, Kafka $KAFKA_VERSION: $LIBS)"
+# ---- Mailpit ---------------------------------------------------------------------------------------
+# No release download: the binary is built from the Go module proxy. It is pure Go (SQLite through
+# modernc.org), so CGO is off. The module holds the web UI's sources but not its built bundle, so
+# when Node.js and npm are here the bundle is built first (without the API docs page, whose
+# package the npm registry may not serve); without them Mailpit still takes mail and answers its
+# API, and its web UI is blank. A build takes about 2 minutes, then never again for a version.
+MAILPIT_VERSION="$(sed -n 's/^MAILPIT_VERSION = "\(v[^"]*\)"$/\1/p' devstack/servers.py)"
+[[ -n $MAILPIT_VERSION ]] || die "devstack/servers.py does not pin MAILPIT_VERSION"
+MAILPIT_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/mailpit/$MAILPIT_VERSION"
+
+build_mailpit_ui() {  # source-dir log: the UI bundle into <source-dir>/server/ui/dist
+  local src="$1" logfile="$2"
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || return 1
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || return 1
+  (
+    cd "$src" &&
+      node -e '
+        const fs = require("fs");
+        const pkg = JSON.parse(fs.readFileSync("package.json"));
+        delete pkg.dependencies.rapidoc;  // only the API docs page uses it
+        pkg.devDependencies = Object.fromEntries(Object.entries(pkg.devDependencies)
+          .filter(([name]) => /^(esbuild|esbuild-plugin-vue-next|esbuild-sass-plugin|@vue\/compiler-sfc)$/.test(name)));
+        fs.writeFileSync("package.json", JSON.stringify(pkg, null, 2));
+        const config = fs.readFileSync("esbuild.config.mjs", "utf8");
+        const only = config.replace(/entryPoints: \[[^\]]*\]/, "entryPoints: [\"server/ui-src/app.js\"]");
+        if (only === config) throw new Error("esbuild.config.mjs has no entryPoints to narrow");
+        fs.writeFileSync("esbuild.config.mjs", only);' &&
+      rm -f package-lock.json &&
+      npm install --omit=peer --no-audit --no-fund --loglevel=error &&
+      MINIFY=true node esbuild.config.mjs &&
+      [[ -s server/ui/dist/app.js ]]
+  ) </dev/null >>"$logfile" 2>&1
+}
+
+if [[ -n ${MAILPIT_BIN:-} ]]; then
+  [[ -x $MAILPIT_BIN ]] || die "MAILPIT_BIN=$MAILPIT_BIN is not an executable"
+elif [[ ! -x $MAILPIT_DIR/mailpit ]]; then
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="/usr/local/go/bin:$PATH"  # the Go toolchain's usual home
+  fi
+  command -v go >/dev/null 2>&1 || die "building Mailpit needs Go (https://go.dev/dl/) on PATH"
+  mkdir -p "$(dirname "$MAILPIT_DIR")"
+  exec 8>"$MAILPIT_DIR.lock"
+  flock 8  # one build at a time; a second install waits, then finds the binary
+  if [[ ! -x $MAILPIT_DIR/mailpit ]]; then
+    rm -rf "$MAILPIT_DIR".??????  # staging folders of an interrupted build
+    mailpit_log="$MAILPIT_DIR.build.log"
+    : >"$mailpit_log"
+    log "building Mailpit $MAILPIT_VERSION from its Go module (about 2 minutes; log: $mailpit_log)"
+    staging="$(mktemp -d "$MAILPIT_DIR.XXXXXX")"
+    chmod 755 "$staging"
+    export GOTOOLCHAIN=local GOFLAGS= GOWORK=off CGO_ENABLED=0
+    module_dir="$(go mod download -json "github.com/axllent/mailpit@$MAILPIT_VERSION" 2>>"$mailpit_log" \
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -d $module_dir ]] || { tail -n 20 "$mailpit_log" >&2; die "go could not download Mailpit $MAILPIT_VERSION"; }
+    cp -R "$module_dir" "$staging/src"
+    chmod -R u+w "$staging/src"
+    if build_mailpit_ui "$staging/src" "$mailpit_log"; then
+      touch "$staging/.with-web-ui"
+    else
+      log "WARNING: Mailpit's web UI was not built (needs Node.js >= 18 and npm; see $mailpit_log);"
+      log "         mail is still received and listed by its API. Delete $MAILPIT_DIR to try again."
+    fi
+    if ! (cd "$staging/src" && go build -trimpath \
+        -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" \
+        -o "$staging/mailpit" .) </dev/null >>"$mailpit_log" 2>&1; then
+      tail -n 40 "$mailpit_log" >&2
+      rm -rf "$staging"
+      die "building Mailpit failed (full log: $mailpit_log)"
+    fi
+    rm -rf "$staging/src"
+    rm -rf "$MAILPIT_DIR"
+    mv "$staging" "$MAILPIT_DIR"
+    log "built Mailpit $MAILPIT_VERSION into $MAILPIT_DIR"
+  fi
+  exec 8>&-
+fi
+
+log "ready (venv: .venv, Kafka $KAFKA_VERSION: $LIBS, Mailpit $MAILPIT_VERSION)"
