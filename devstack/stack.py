@@ -6,9 +6,10 @@ each server's data in `data/<name>/`, generated secrets and `stack.json`, the po
 stack was started with (so `down` and `status` need no environment).
 
 `up` starts supervisord with every program stopped, then starts them in stages and waits for
-each one's own readiness probe: the private epmd, then the backing servers, then the services
-(GET /readyz). `down` asks supervisord to stop everything and exit, then checks every port is
-free.
+each one's own readiness probe: the private epmd, then the backing servers (with Mailpit and the
+SMS and push provider sink standing in for the notification providers), then the services, then
+the notification channel workers (GET /readyz). `down` asks supervisord to stop everything
+and exit, then checks every port is free.
 """
 
 from __future__ import annotations
@@ -56,7 +57,26 @@ SERVER_PORTS: dict[str, tuple[str, int]] = {
     "kafka": ("KAFKA_PORT", 9092),
     "kafka_controller": ("KAFKA_CONTROLLER_PORT", 9093),
     "prometheus": ("PROMETHEUS_PORT", 9090),
+    "mailpit_smtp": ("MAILPIT_SMTP_PORT", 1025),
+    "mailpit_http": ("MAILPIT_HTTP_PORT", 8025),
+    "provider_sink": ("PROVIDER_SINK_PORT", 8026),
 }
+
+# notification channel -> (environment variable, default port of its worker's probes)
+WORKER_PORTS: dict[str, tuple[str, int]] = {
+    "email": ("EMAIL_WORKER_PORT", 3011),
+    "sms": ("SMS_WORKER_PORT", 3012),
+    "push": ("PUSH_WORKER_PORT", 3013),
+}
+WORKERS_SERVICE = "notifications"
+"""The workers send what this service queues, from its database: they run when it runs."""
+
+SERVICE_STAGE = 2
+"""The index in `stages` of the services; the workers' stage follows it."""
+
+
+def worker_program(channel: str) -> str:
+    return f"{channel}-worker"
 
 
 def run_dir() -> Path:
@@ -71,6 +91,8 @@ class StackConfig:
     ports: dict[str, int]
     services: dict[str, int]
     skipped: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
+    """notification channel -> the port of its worker's /healthz, /readyz and /metrics"""
 
     @classmethod
     def from_environ(cls, run_dir: Path, environ: Mapping[str, str] = os.environ) -> StackConfig:
@@ -86,7 +108,13 @@ class StackConfig:
                 services[service.name] = service_port(service, environ)
             else:
                 skipped[service.name] = reason
-        return cls(run_dir, ports, services, skipped)
+        workers: dict[str, int] = {}
+        for channel, (variable, default) in WORKER_PORTS.items():
+            if WORKERS_SERVICE in services:
+                workers[channel] = int(environ.get(variable, default))
+            else:
+                skipped[worker_program(channel)] = f"it works for {WORKERS_SERVICE}, not started"
+        return cls(run_dir, ports, services, skipped, workers)
 
     @property
     def logs(self) -> Path:
@@ -114,10 +142,17 @@ class StackConfig:
             data = json.loads((run_dir / "stack.json").read_text())
         except FileNotFoundError:
             return None
-        return cls(run_dir, data["ports"], data["services"], data.get("skipped", {}))
+        return cls(
+            run_dir,
+            data["ports"],
+            data["services"],
+            data.get("skipped", {}),
+            data.get("workers", {}),
+        )
 
     def all_ports(self) -> dict[str, int]:
-        return self.ports | self.services
+        workers = {worker_program(channel): port for channel, port in self.workers.items()}
+        return self.ports | self.services | workers
 
 
 def load_secrets(run_dir: Path) -> dict[str, str]:
@@ -163,6 +198,11 @@ def service_environment(
         ),
         "REDIS_URL": f"redis://{HOST}:{ports['redis']}/0",
         "JWT_SECRET": jwt_secret,
+        # The notification workers' providers: Mailpit for email, the sink for SMS and push.
+        "SMTP_HOST": HOST,
+        "SMTP_PORT": str(ports["mailpit_smtp"]),
+        "SMS_PROVIDER_URL": f"http://{HOST}:{ports['provider_sink']}/sms",
+        "PUSH_PROVIDER_URL": f"http://{HOST}:{ports['provider_sink']}/push",
         "PYTHONUNBUFFERED": "1",
     }
     for service in SERVICES:
@@ -172,11 +212,12 @@ def service_environment(
     return env
 
 
-def service_command(name: str) -> tuple[str, ...]:
+def service_command(*arguments: str) -> tuple[str, ...]:
+    """`realtimeorder <arguments>` from this interpreter's environment (`serve auth`)."""
     command = Path(sys.executable).parent / "realtimeorder"
     if command.exists():
-        return (str(command), "serve", name)
-    return (sys.executable, "-m", "services.cli", "serve", name)
+        return (str(command), *arguments)
+    return (sys.executable, "-m", "services.cli", *arguments)
 
 
 def http_ready(url: str) -> Callable[[], None]:
@@ -190,10 +231,21 @@ def http_ready(url: str) -> Callable[[], None]:
 
 
 def service_spec(config: StackConfig, name: str, env: Mapping[str, str]) -> ServerSpec:
-    port = config.services[name]
+    return _python_program(name, ("serve", name), config.services[name], env)
+
+
+def worker_spec(config: StackConfig, channel: str, env: Mapping[str, str]) -> ServerSpec:
+    """`realtimeorder worker <channel>`; PORT serves its probes and metrics."""
+    port = config.workers[channel]
+    return _python_program(worker_program(channel), ("worker", channel), port, env)
+
+
+def _python_program(
+    name: str, arguments: tuple[str, ...], port: int, env: Mapping[str, str]
+) -> ServerSpec:
     return ServerSpec(
         name=name,
-        argv=service_command(name),
+        argv=service_command(*arguments),
         cwd=REPO_ROOT,
         ports={"http": port},
         ready=http_ready(f"http://{HOST}:{port}/readyz"),
@@ -256,6 +308,9 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
         epmd=ports["rabbitmq_epmd"],
     )
     env = service_environment(config, jwt_secret)
+    scraped = config.services | {
+        worker_program(channel): port for channel, port in config.workers.items()
+    }
     return [
         [servers.epmd(ports["rabbitmq_epmd"])],
         [
@@ -263,9 +318,13 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
             servers.redis(data / "redis", ports["redis"]),
             servers.rabbitmq(data / "rabbitmq", rabbit_ports, RABBITMQ_USER, RABBITMQ_PASSWORD),
             servers.kafka(data / "kafka", ports["kafka"], ports["kafka_controller"]),
-            servers.prometheus(data / "prometheus", ports["prometheus"], config.services),
+            servers.prometheus(data / "prometheus", ports["prometheus"], scraped),
+            servers.mailpit(data / "mailpit", ports["mailpit_smtp"], ports["mailpit_http"]),
+            servers.provider_sink(ports["provider_sink"]),
         ],
         [service_spec(config, name, env) for name in config.services],
+        # After the services: the workers use the queues and tables notifications creates.
+        [worker_spec(config, channel, env) for channel in config.workers],
     ]
 
 
@@ -341,7 +400,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{_quote(str(config.socket))}
 """
     programs = [
-        render_program(spec, 100 * (stage + 1), config.logs, service=stage == len(plan) - 1)
+        render_program(spec, 100 * (stage + 1), config.logs, service=stage >= SERVICE_STAGE)
         for stage, specs in enumerate(plan)
         for spec in specs
     ]
@@ -396,6 +455,7 @@ def _process_states(config: StackConfig) -> dict[str, dict[str, Any]]:
 def _ports_in_use(config: StackConfig) -> list[str]:
     variables = {name: variable for name, (variable, _) in SERVER_PORTS.items()}
     variables |= {service.name: port_variable(service) for service in SERVICES}
+    variables |= {worker_program(c): variable for c, (variable, _) in WORKER_PORTS.items()}
     return [
         f"{port} ({name}; set {variables[name]} to use another port)"
         for name, port in config.all_ports().items()
@@ -485,6 +545,13 @@ def up() -> int:
 
     if running:
         states = _process_states(config)
+        unknown = [spec.name for stage in plan for spec in stage if spec.name not in states]
+        if unknown:
+            print(
+                f"The running stack predates {', '.join(unknown)}: `make down`, then `make up`.",
+                file=sys.stderr,
+            )
+            return 1
         stopped = [name for name, info in states.items() if info["statename"] in STOPPED_STATES]
         if stopped:
             print(f"The stack is running except {', '.join(stopped)}: starting those.")
@@ -538,8 +605,14 @@ def print_urls(config: StackConfig) -> None:
         f"  PostgreSQL           postgresql://postgres:{DB_PASSWORD}@{HOST}:{ports['postgres']}"
         f"/{DATABASE}\n"
         f"  Redis                redis://{HOST}:{ports['redis']}/0\n"
-        f"  logs                 {config.logs}/<name>.log (make logs)"
+        f"  Mail (Mailpit web UI): http://{HOST}:{ports['mailpit_http']}"
+        f" (SMTP {HOST}:{ports['mailpit_smtp']})\n"
+        f"  SMS and push sink    http://{HOST}:{ports['provider_sink']}"
+        f" (JSON: /messages?channel=sms|push)"
     )
+    for channel, port in config.workers.items():
+        print(f"  {worker_program(channel):<20} http://localhost:{port}/readyz")
+    print(f"  logs                 {config.logs}/<name>.log (make logs)")
     for name, reason in config.skipped.items():
         print(f"  (not started: {name}: {reason})")
 

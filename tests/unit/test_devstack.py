@@ -24,6 +24,10 @@ OVERRIDES = {
     "RABBITMQ_PORT": "15673",
     "AUTH_PORT": "13001",
     "GATEWAY_PORT": "13000",
+    "MAILPIT_SMTP_PORT": "11025",
+    "MAILPIT_HTTP_PORT": "18025",
+    "PROVIDER_SINK_PORT": "18026",
+    "SMS_WORKER_PORT": "13012",
 }
 
 
@@ -53,6 +57,49 @@ def test_ports_default_to_the_seed_and_follow_their_variables(tmp_path: Path) ->
     assert custom.ports["postgres"] == 15432
     assert custom.ports["kafka"] == 19092
     assert custom.services.get("auth") == 13001
+
+
+def test_mail_and_provider_stand_ins_and_workers_have_their_ports(tmp_path: Path) -> None:
+    defaults = make_config(tmp_path)
+    assert defaults.ports["mailpit_smtp"] == 1025
+    assert defaults.ports["mailpit_http"] == 8025
+    assert defaults.ports["provider_sink"] == 8026
+    assert defaults.workers == {"email": 3011, "sms": 3012, "push": 3013}
+    assert defaults.all_ports()["push-worker"] == 3013
+
+    custom = make_config(tmp_path, OVERRIDES)
+    assert custom.ports["mailpit_smtp"] == 11025
+    assert custom.ports["mailpit_http"] == 18025
+    assert custom.ports["provider_sink"] == 18026
+    assert custom.workers["sms"] == 13012
+
+
+def test_the_workers_run_after_the_services_with_their_environment(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    plan = stack.stages(config, "secret")
+    assert {spec.name for spec in plan[1]} >= {"mailpit", "provider-sink"}
+    assert [spec.name for spec in plan[stack.SERVICE_STAGE + 1]] == [
+        "email-worker",
+        "sms-worker",
+        "push-worker",
+    ]
+    sms = plan[-1][1]
+    assert sms.argv[-2:] == ("worker", "sms")
+    assert sms.env["PORT"] == "13012"
+    assert sms.env["SMS_PROVIDER_URL"] == "http://127.0.0.1:18026/sms"
+    assert sms.env["DB_PORT"] == "15432"
+    assert sms.ports == {"http": 13012}
+
+
+def test_without_the_notifications_service_no_worker_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack, "SERVICES", (*SERVICES, Service("nosuchservice", 3999, "NO_URL")))
+    monkeypatch.setattr(stack, "WORKERS_SERVICE", "nosuchservice")
+    config = make_config(tmp_path)
+    assert config.workers == {}
+    assert config.skipped["sms-worker"] == "it works for nosuchservice, not started"
+    assert stack.stages(config, "secret")[-1] == []
 
 
 def test_a_service_without_a_package_is_skipped_with_the_reason(
@@ -86,6 +133,10 @@ def test_services_point_at_the_stack_servers_with_the_seed_variables(tmp_path: P
     assert env["NOTIFICATION_SERVICE_URL"] == "http://127.0.0.1:3004"
     assert env["JWT_SECRET"] == "s3cret"
     assert env["APP_ENV"] == "development"
+    assert env["SMTP_HOST"] == "127.0.0.1"
+    assert env["SMTP_PORT"] == "11025"
+    assert env["SMS_PROVIDER_URL"] == "http://127.0.0.1:18026/sms"
+    assert env["PUSH_PROVIDER_URL"] == "http://127.0.0.1:18026/push"
 
 
 def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
@@ -139,6 +190,9 @@ def test_supervisord_stops_services_before_servers_and_epmd_last(tmp_path: Path)
     programs = parse_supervisord_conf(config.supervisord_conf)
     priority = {name: p.priority for name, p in programs.items()}
     assert priority["epmd"] < priority["rabbitmq"] == priority["postgres"] < priority["auth"]
+    assert priority["auth"] < priority["email-worker"]
+    assert programs["email-worker"].startsecs == programs["auth"].startsecs == 2
+    assert programs["mailpit"].priority == priority["postgres"]
 
 
 def test_prometheus_config_is_valid_and_scrapes_every_service(tmp_path: Path) -> None:
@@ -178,6 +232,29 @@ def test_kafka_version_comes_from_the_pom() -> None:
     version = servers.kafka_version()
     assert int(version.split(".")[0]) >= 4
     assert servers.kafka_libs_dir().parts[-2:] == (version, "libs")
+
+
+def test_mailpit_takes_any_login_on_loopback_and_keeps_a_benchmark_of_mail(tmp_path: Path) -> None:
+    spec = servers.mailpit(tmp_path, 1025, 8025)
+    argv = list(spec.argv)
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert argv[0] == str(servers.mailpit_binary())
+    assert servers.mailpit_binary().parts[-3:] == ("mailpit", servers.MAILPIT_VERSION, "mailpit")
+    assert flag("--smtp") == "127.0.0.1:1025"
+    assert flag("--listen") == "127.0.0.1:8025"
+    assert flag("--database") == str(tmp_path / "mailpit.db")
+    assert int(flag("--max")) >= 100_000
+    assert {"--smtp-auth-accept-any", "--smtp-auth-allow-insecure"} <= set(argv)
+    assert spec.ports == {"smtp": 1025, "http": 8025}
+
+
+def test_install_builds_the_mailpit_version_pinned_in_servers() -> None:
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "install.sh").read_text()
+    assert "s/^MAILPIT_VERSION = " in script  # read from devstack/servers.py
+    assert servers.MAILPIT_VERSION not in script
 
 
 def test_rabbitmq_listens_on_loopback_with_an_administrator() -> None:
