@@ -12,6 +12,7 @@ message, whether the broker confirmed it: a message is confirmed only when it wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,10 +109,22 @@ class Publisher:
             if self._channel is None or self._channel.is_closed:
                 if self._connection is None or self._connection.is_closed:
                     self._connection = await connect(self.url, name=f"{self.app_id}-publisher")
-                self._channel = await self._connection.channel(
-                    publisher_confirms=True, on_return_raises=True
-                )
+                try:
+                    self._channel = await self._connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+                except Exception:
+                    # The connection is gone even if it does not say so yet: open a new one
+                    # next time.
+                    await self._drop()
+                    raise
             return self._channel
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def publish(self, messages: Sequence[Outgoing]) -> list[BaseException | None]:
         """Publish a batch; per message, None when confirmed, else the reason it was not.
@@ -121,8 +134,11 @@ class Publisher:
             return []
         channel = await self._ensure_channel()
         results = await publish_confirmed(channel, messages, app_id=self.app_id)
-        if any(results) and channel.is_closed:
-            log.warning("rabbitmq channel closed while publishing; reopening on next use")
+        if any(results) and (channel.is_closed or channel is not self._channel):
+            log.warning("rabbitmq connection lost while publishing; reconnecting on next use")
+            async with self._lock:
+                if channel is self._channel:
+                    await self._drop()
         return results
 
     async def publish_one(self, message: Outgoing) -> None:
@@ -133,9 +149,7 @@ class Publisher:
 
     async def close(self) -> None:
         async with self._lock:
-            connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and not connection.is_closed:
-            await connection.close()
+            await self._drop()
 
 
 async def declare_queues(url: str, queues: Iterable[Queue], *, passive: bool = False) -> None:

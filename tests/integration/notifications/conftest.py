@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
 
@@ -19,13 +20,22 @@ import pytest
 from fastapi import FastAPI
 from psycopg.rows import DictRow
 
-from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
+from devstack.testing import (
+    KafkaServer,
+    MailpitServer,
+    PostgresServer,
+    RabbitMQServer,
+    RedisServer,
+)
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
+from services.notifications.domain import Channel
 from services.notifications.main import create_app
-from services.notifications.settings import Settings
+from services.notifications.settings import Settings, WorkerSettings
+from services.notifications.worker import create_worker_app
 from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
-from tests.integration.notifications.support import JWT_SECRET, QueueReader
+from tests.integration.notifications.providers import ProviderDouble, provider_double
+from tests.integration.notifications.support import FAST_RETRIES, JWT_SECRET, QueueReader
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +120,49 @@ def db(
     """For looking behind the API: what the service really stored."""
     with schema_connection(postgres_server, notifications_database, "notifications") as conn:
         yield conn
+
+
+# --- the channel workers (modules that use them override `settings` with FAST_RETRIES) --------
+
+
+@pytest.fixture(scope="module")
+async def provider() -> AsyncIterator[ProviderDouble]:
+    async with provider_double() as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def worker_settings(
+    postgres_server: PostgresServer,
+    notifications_database: str,
+    vhost_url: str,
+    provider: ProviderDouble,
+    mailpit_server: MailpitServer,
+) -> WorkerSettings:
+    values: dict[str, Any] = {
+        **postgres_server.env(notifications_database),
+        "APP_ENV": "test",
+        "RABBITMQ_URL": vhost_url,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": mailpit_server.smtp_port,
+        "SMS_PROVIDER_URL": provider.url("sms"),
+        "PUSH_PROVIDER_URL": provider.url("push"),
+        "RETRY_DELAYS_SECONDS": ",".join(str(d) for d in FAST_RETRIES["retry_delays_seconds"]),
+        "MAX_ATTEMPTS": FAST_RETRIES["max_attempts"],
+        "PROVIDER_TIMEOUT_SECONDS": 2,
+    }
+    return WorkerSettings(**values)
+
+
+@pytest.fixture(scope="module")
+async def workers(
+    notifications_app: FastAPI, worker_settings: WorkerSettings
+) -> AsyncIterator[dict[Channel, FastAPI]]:
+    async with AsyncExitStack() as stack:
+        apps = {
+            channel: await stack.enter_async_context(
+                running(create_worker_app(channel, worker_settings))
+            )
+            for channel in Channel
+        }
+        yield apps

@@ -26,6 +26,8 @@ from services.kit.outbox import event
 from services.notifications.topology import WORK_QUEUES
 
 JWT_SECRET = "notifications-integration-tests-secret-0123456789"
+FAST_RETRIES: dict[str, Any] = {"retry_delays_seconds": (1, 2), "max_attempts": 3}
+"""Retry delays and attempts for the worker tests (their own virtual host, their own queues)."""
 
 
 def created(order_id: str, user_id: str) -> tuple[str, Envelope[Any]]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -19,16 +17,14 @@ import pytest
 from fastapi import FastAPI
 from psycopg.rows import DictRow
 
-from devstack.testing import MailpitServer, PostgresServer
+from devstack.testing import MailpitServer
 from services.kit.consumer import EventShell
 from services.kit.order_events import ORDER_DELIVERED
 from services.kit.rabbit import Outgoing, Publisher
 from services.notifications.domain import Channel
-from services.notifications.settings import Settings, WorkerSettings
-from services.notifications.worker import create_worker_app
-from tests.integration.fixtures import running
-from tests.integration.notifications.providers import ProviderDouble, provider_double
-from tests.integration.notifications.support import confirmed, status_changed
+from services.notifications.settings import Settings
+from tests.integration.notifications.providers import ProviderDouble
+from tests.integration.notifications.support import FAST_RETRIES, confirmed, status_changed
 from tests.support import Bearer, eventually
 
 pytestmark = pytest.mark.integration
@@ -38,50 +34,7 @@ ALL_ON = {"email": True, "sms": True, "push": True}
 
 @pytest.fixture(scope="module")
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"retry_delays_seconds": (1, 2), "max_attempts": 3})
-
-
-@pytest.fixture(scope="module")
-async def provider() -> AsyncIterator[ProviderDouble]:
-    async with provider_double() as double:
-        yield double
-
-
-@pytest.fixture(scope="module")
-def worker_settings(
-    postgres_server: PostgresServer,
-    notifications_database: str,
-    vhost_url: str,
-    provider: ProviderDouble,
-    mailpit_server: MailpitServer,
-) -> WorkerSettings:
-    values: dict[str, Any] = {
-        **postgres_server.env(notifications_database),
-        "APP_ENV": "test",
-        "RABBITMQ_URL": vhost_url,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": mailpit_server.smtp_port,
-        "SMS_PROVIDER_URL": provider.url("sms"),
-        "PUSH_PROVIDER_URL": provider.url("push"),
-        "RETRY_DELAYS_SECONDS": "1,2",
-        "MAX_ATTEMPTS": 3,
-        "PROVIDER_TIMEOUT_SECONDS": 2,
-    }
-    return WorkerSettings(**values)
-
-
-@pytest.fixture(scope="module")
-async def workers(
-    notifications_app: FastAPI, worker_settings: WorkerSettings
-) -> AsyncIterator[dict[Channel, FastAPI]]:
-    async with AsyncExitStack() as stack:
-        apps = {
-            channel: await stack.enter_async_context(
-                running(create_worker_app(channel, worker_settings))
-            )
-            for channel in Channel
-        }
-        yield apps
+    return settings.model_copy(update=FAST_RETRIES)
 
 
 async def _prefer(client: httpx.AsyncClient, user: Bearer, **channels: dict[str, bool]) -> None:
