@@ -69,6 +69,11 @@ def kafka_server(test_servers: testing.TestServers) -> testing.KafkaServer:
     return test_servers.get("kafka", testing.KafkaServer)
 
 
+@pytest.fixture(scope="session")
+def mailpit_server(test_servers: testing.TestServers) -> testing.MailpitServer:
+    return test_servers.get("mailpit", testing.MailpitServer)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
