@@ -162,7 +162,7 @@ elif [[ ! -x $MAILPIT_DIR/mailpit ]]; then
     chmod 755 "$staging"
     export GOTOOLCHAIN=local GOFLAGS= GOWORK=off CGO_ENABLED=0
     module_dir="$(go mod download -json "github.com/axllent/mailpit@$MAILPIT_VERSION" 2>>"$mailpit_log" \
-      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' || true)"
     [[ -d $module_dir ]] || { tail -n 20 "$mailpit_log" >&2; die "go could not download Mailpit $MAILPIT_VERSION"; }
     cp -R "$module_dir" "$staging/src"
     chmod -R u+w "$staging/src"
