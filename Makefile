@@ -6,6 +6,7 @@ SHELL := bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+DELIVERIES_BENCH_ARGS ?=
 # Third-party CRDs for the chart's dry-run tests: a local mirror beside the checkout when there is
 # one; otherwise the tests fetch the pinned upstream files (scripts/third-party-crds.sh).
 RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
@@ -44,9 +45,9 @@ test: install lint ## install what is missing, lint, then the whole test suite
 test-unit: ## the fast tests only (no servers)
 	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
 
-bench: install ## the end-to-end benchmark (starts the stack if needed)
-	@if [[ -f bench/__main__.py ]]; then $(VENV)/python -m bench $(BENCH_ARGS); \
-	else echo "make bench: the bench package does not exist yet"; exit 1; fi
+bench: install ## the benchmarks: orders end to end (starts the stack if needed), then notification deliveries
+	$(VENV)/python -m bench $(BENCH_ARGS)
+	$(VENV)/python -m bench.deliveries $(DELIVERIES_BENCH_ARGS)
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi
