@@ -1,7 +1,8 @@
 """The Helm chart, rendered with every values profile and checked against a real API server.
 
 - `helm lint --strict` with each profile;
-- every rendering: hardened pods, probes and graceful termination, references that resolve
+- every rendering: hardened pods, probes and graceful termination (services and workers),
+  references that resolve
   (Secrets, ConfigMaps, ServiceAccounts, Service selectors), NetworkPolicies that admit only the
   callers, operator RBAC equal to what the operator's own tests grant it, alerts promtool
   accepts, values the schema or the templates refuse;
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -171,8 +173,17 @@ SEED_TOPICS = (
     "order.cancelled",
 )
 SEED_QUEUES = ("email.notifications", "sms.notifications", "push.notifications")
+# The notification workers: component -> (channel, port, work queue), as services/cli.py and
+# services/notifications/topology.py run them.
+WORKERS = {
+    "email-worker": ("email", 3011, "email.notifications"),
+    "sms-worker": ("sms", 3012, "sms.notifications"),
+    "push-worker": ("push", 3013, "push.notifications"),
+}
 # uvicorn's graceful shutdown (services/cli.py) must fit in the grace period after the preStop.
 UVICORN_GRACEFUL_SECONDS = 20
+# A worker's graceful shutdown lasts up to its provider timeout plus this (services/cli.py).
+WORKER_GRACEFUL_EXTRA_SECONDS = 10
 FIELD_MANAGER = "realtimeorder-chart-tests"
 
 VALUE_SETS: dict[str, list[Path]] = {profile_id(p): [p] for p in PROFILES} | skaffold_value_sets()
@@ -211,6 +222,16 @@ def pod_labels(docs: Iterable[Manifest]) -> dict[str, dict[str, str]]:
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     wanted: dict[str, str] = selector.get("matchLabels", {})
     return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def chart_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    return values
+
+
+def worker_values(values: dict[str, Any], worker: str) -> dict[str, Any]:
+    block: dict[str, Any] = values["workers"][WORKERS[worker][0]]
+    return block
 
 
 # ---- helm lint -------------------------------------------------------------------------------
@@ -281,6 +302,60 @@ def test_services_probe_health_and_drain_before_stopping(rendered: Any, name: st
         health = next(p for p in container["ports"] if p["name"] == "health")
         assert env_of(container)["HEALTH_PORT"]["value"] == str(health["containerPort"])
         assert deployments["operator"]["spec"]["strategy"]["type"] == "Recreate"
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_workers_run_their_channel_probe_health_and_finish_before_stopping(
+    rendered: Any, name: str
+) -> None:
+    docs = rendered(name)
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    services = {component(s) for s in by_kind(docs, "Service")}
+    defaults = chart_values()["notificationQueues"]
+    queues = {q["spec"]["queueName"]: q["spec"] for q in by_kind(docs, "NotificationQueue")}
+    for worker, (channel, port, queue) in WORKERS.items():
+        deployment = deployments[worker]
+        spec = pod_spec(deployment)
+        (container,) = spec["containers"]
+        assert container["args"] == ["worker", channel]
+        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        env = env_of(container)
+        assert env["PORT"]["value"] == str(port)
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert worker not in services, "nothing calls a worker"
+
+        # The services' configuration (APP_ENV, LOG_LEVEL, DB_*) and its own connections; no
+        # signing key, Redis or Kafka.
+        assert [s["configMapRef"]["name"] for s in container["envFrom"]] == [f"{RELEASE}-env"]
+        assert {
+            "DB_PASSWORD",
+            "RABBITMQ_URL",
+            "WORKER_PREFETCH",
+            "PROVIDER_TIMEOUT_SECONDS",
+        } <= set(env), worker
+        assert not {"JWT_SECRET", "REDIS_URL"} & set(env), worker
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["realtimeorder.io/uses-postgresql"] == "true"
+        assert "realtimeorder.io/uses-kafka" not in labels
+
+        # It retries and gives up as its queue does (the defaults when no NotificationQueue is
+        # rendered: the service then declares the queues with them).
+        rules = queues.get(queue, defaults)
+        assert env["MAX_ATTEMPTS"]["value"] == str(rules["maxAttempts"]), worker
+        delays = ",".join(str(d) for d in rules["retryDelaysSeconds"])
+        assert env["RETRY_DELAYS_SECONDS"]["value"] == delays, worker
+
+        # On SIGTERM it finishes, records and acknowledges the messages in hand.
+        grace = spec["terminationGracePeriodSeconds"]
+        timeout = float(env["PROVIDER_TIMEOUT_SECONDS"]["value"])
+        sleep = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        assert grace >= max(30, sleep + timeout + WORKER_GRACEFUL_EXTRA_SECONDS), worker
+    email = env_of(pod_spec(deployments["email-worker"])["containers"][0])
+    assert {"SMTP_PORT", "SMTP_TLS"} <= set(email)
+    assert not any(v.startswith(("SMS_", "PUSH_")) for v in email)
 
 
 @pytest.mark.k8s
@@ -358,7 +433,7 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
                     }
         return callers
 
-    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    values = chart_values()
     for service in PYTHON_SERVICES:
         policy = values[service]["networkPolicy"]
         public = {"anyone"} if policy["allowExternal"] else set()
@@ -369,11 +444,14 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
     assert admitted("inventory") == {"gateway", "orders"}
     assert admitted("notifications") == {"gateway"}
     assert admitted("operator") == set()
+    assert all(admitted(worker) == set() for worker in WORKERS), "nothing calls a worker"
 
     def users(backing: str) -> set[str]:
-        return {s for s in PYTHON_SERVICES if backing in values[s]["uses"]}
+        services = {s for s in PYTHON_SERVICES if backing in values[s]["uses"]}
+        return services | {w for w in WORKERS if backing in worker_values(values, w)["uses"]}
 
     assert admitted("postgresql") == users("postgresql") >= {"auth", "orders", "inventory"}
+    assert users("postgresql") >= set(WORKERS), "workers record their attempts"
     assert admitted("redis") == users("redis") >= {"gateway", "auth", "orders", "inventory"}
 
     (kafka,) = by_kind(docs, "Kafka")
@@ -397,7 +475,7 @@ def test_the_chart_deploys_the_services_of_the_registry(helm: Path) -> None:
     )
     deployments = {component(d): d for d in by_kind(docs, "Deployment")}
     services = {component(s): s for s in by_kind(docs, "Service")}
-    apps = set(deployments) - {"operator"}
+    apps = set(deployments) - {"operator"} - set(WORKERS)
     served = {c for c in apps if pod_spec(deployments[c])["containers"][0].get("args")}
     assert served == set(PYTHON_SERVICES)
     assert apps - served == set(WEB_APPS)
@@ -426,6 +504,29 @@ def test_metrics_scrapes_are_admitted_only_with_monitoring(rendered: Any) -> Non
     monitors = {component(m) for m in by_kind(monitored, "ServiceMonitor")}
     assert monitors == {*PYTHON_SERVICES, "operator"}
     assert not by_kind(rendered("default"), "ServiceMonitor")
+
+    # Workers have no Service: a PodMonitor scrapes their pods, and names the job after the
+    # Deployment, as the services' jobs are named after theirs (the alerts select on it).
+    pod_monitors = {component(m): m for m in by_kind(monitored, "PodMonitor")}
+    assert set(pod_monitors) == set(WORKERS)
+    pods = pod_labels(monitored)
+    for worker, monitor in pod_monitors.items():
+        assert selects(monitor["spec"]["selector"], pods[worker])
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+        assert endpoint["relabelings"] == [
+            {"targetLabel": "job", "replacement": f"{RELEASE}-{worker}"}
+        ]
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        (policy,) = [p for p in by_kind(monitored, "NetworkPolicy") if component(p) == worker]
+        (rule,) = policy["spec"]["ingress"]
+        assert rule["from"] == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        ]
+    assert not by_kind(rendered("default"), "PodMonitor")
 
 
 @pytest.mark.k8s
@@ -506,6 +607,9 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
     notifications = env_of(pod_spec(deployments["notifications"])["containers"][0])
     assert "RABBITMQ_URL" in notifications
     assert notifications["DECLARE_QUEUES"]["value"] == "false"
+    # It checks the retry queues the NotificationQueues declare, which are named by their delays.
+    assert notifications["RETRY_DELAYS_SECONDS"]["value"] == "5,30,300"
+    assert notifications["MAX_ATTEMPTS"]["value"] == "5"
     assert "RABBITMQ_URL" not in orders
     minimal = {component(d): d for d in by_kind(rendered("minimal"), "Deployment")}
     alone = env_of(pod_spec(minimal["notifications"])["containers"][0])
@@ -546,12 +650,120 @@ def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
     # The WorkerAutoscaler owns inventory's replicas: Helm must not reset them on upgrade.
     assert "replicas" not in deployments["inventory"]["spec"]
     assert deployments["orders"]["spec"]["replicas"] == 2
-    (scaler,) = by_kind(operators, "WorkerAutoscaler")
+    scaler = named(operators, "WorkerAutoscaler", f"{RELEASE}-inventory-order-created-lag")
     assert scaler["spec"]["targetRef"] == {"kind": "Deployment", "name": f"{RELEASE}-inventory"}
     assert scaler["spec"]["trigger"]["kafkaLag"]["consumerGroup"] == "inventory"
 
     autoscaled = by_kind(rendered("monitoring-gateway-api"), "Deployment")
     assert all("replicas" not in d["spec"] for d in autoscaled if component(d) in PYTHON_SERVICES)
+
+
+@pytest.mark.k8s
+def test_each_worker_is_scaled_on_its_queue_depth(rendered: Any) -> None:
+    docs = rendered("default")
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    for worker, (_, _, queue) in WORKERS.items():
+        target = f"{RELEASE}-{worker}"
+        assert named(docs, "WorkerAutoscaler", target)["spec"] == {
+            "targetRef": {"kind": "Deployment", "name": target},
+            "minReplicas": 1,
+            "maxReplicas": 10,
+            "cooldownSeconds": 300,
+            "stabilizationSeconds": 300,
+            "trigger": {"queueDepth": {"queue": queue, "vhost": "/", "messagesPerReplica": 500}},
+        }
+        # The operator patches the scale subresource; with no replicas in the manifest, an
+        # upgrade leaves what it set (test_install_and_upgrade_... checks it on a real server).
+        assert "replicas" not in deployments[worker]["spec"]
+    assert {q for _, _, q in WORKERS.values()} == set(SEED_QUEUES)
+
+    # A workerAutoscalers list of one's own adds to the workers' scalers, never replaces them.
+    for name in ("operators", "workers"):
+        scalers = {s["metadata"]["name"] for s in by_kind(rendered(name), "WorkerAutoscaler")}
+        assert {f"{RELEASE}-{w}" for w in ("email-worker", "sms-worker")} <= scalers, name
+        assert f"{RELEASE}-inventory-order-created-lag" in scalers, name
+
+    # A worker with autoscaling off runs replicaCount and has no scaler.
+    workers = {component(d): d for d in by_kind(rendered("workers"), "Deployment")}
+    assert workers["push-worker"]["spec"]["replicas"] == 3
+    assert f"{RELEASE}-push-worker" not in {
+        s["spec"]["targetRef"]["name"] for s in by_kind(rendered("workers"), "WorkerAutoscaler")
+    }
+    email = named(rendered("workers"), "WorkerAutoscaler", f"{RELEASE}-email-worker")["spec"]
+    assert (email["maxReplicas"], email["cooldownSeconds"]) == (4, 600)
+    assert email["trigger"]["queueDepth"]["messagesPerReplica"] == 1000
+
+    # Without an operator to scale them: fixed replicas, no scalers.
+    minimal = rendered("minimal")
+    assert not by_kind(minimal, "WorkerAutoscaler")
+    assert all(
+        d["spec"]["replicas"] == 1
+        for d in by_kind(minimal, "Deployment")
+        if component(d) in WORKERS
+    )
+
+
+@pytest.mark.k8s
+def test_worker_providers_and_credentials_come_from_values(rendered: Any) -> None:
+    docs = rendered("workers")
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+
+    def env(worker: str) -> dict[str, Any]:
+        return env_of(pod_spec(deployments[worker])["containers"][0])
+
+    email = env("email-worker")
+    assert {
+        k: email[k]["value"] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_TLS", "SMTP_USERNAME")
+    } == {
+        "SMTP_HOST": "smtp.example.com",
+        "SMTP_PORT": "465",
+        "SMTP_TLS": "tls",
+        "SMTP_USERNAME": "orders@shop.example.com",
+    }
+    assert email["MAIL_FROM"]["value"] == "Shop <orders@shop.example.com>"
+    # The password given in values is kept in a Secret of the chart, never in the pod spec.
+    ref = email["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"{RELEASE}-email-worker", "key": "smtp-password"}
+    secret = named(docs, "Secret", f"{RELEASE}-email-worker")
+    assert base64.b64decode(secret["data"]["smtp-password"]) == b"an-smtp-password-for-tests"
+    annotations = deployments["email-worker"]["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/credentials" in annotations, "a new password restarts the worker"
+
+    sms = env("sms-worker")
+    assert sms["SMS_PROVIDER_URL"]["value"] == "https://sms.example.com/v1/messages"
+    assert sms["SMS_PROVIDER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "sms-provider",
+        "key": "token",
+    }
+    # The queues' retry rules, SMS's own attempts: each worker follows its queue.
+    assert (sms["RETRY_DELAYS_SECONDS"]["value"], sms["MAX_ATTEMPTS"]["value"]) == ("10,120", "3")
+    assert (email["RETRY_DELAYS_SECONDS"]["value"], email["MAX_ATTEMPTS"]["value"]) == (
+        "10,120",
+        "5",
+    )
+    service = env_of(pod_spec(deployments["notifications"])["containers"][0])
+    assert service["RETRY_DELAYS_SECONDS"]["value"] == "10,120"
+    assert (sms["WORKER_PREFETCH"]["value"], sms["PROVIDER_TIMEOUT_SECONDS"]["value"]) == (
+        "50",
+        "5",
+    )
+    assert env("push-worker")["PUSH_PROVIDER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "push-provider",
+        "key": "provider-token",
+    }
+    assert {d["metadata"]["name"] for d in by_kind(docs, "Secret")} == {
+        f"{RELEASE}-{name}" for name in ("jwt", "postgresql", "redis", "email-worker")
+    }
+
+    # Nothing configured: no provider variables but the SMTP defaults, no Secret.
+    default = {component(d): d for d in by_kind(rendered("default"), "Deployment")}
+    bare = env_of(pod_spec(default["email-worker"])["containers"][0])
+    assert (bare["SMTP_PORT"]["value"], bare["SMTP_TLS"]["value"]) == ("587", "starttls")
+    assert not {"SMTP_HOST", "SMTP_PASSWORD", "SMTP_USERNAME", "MAIL_FROM"} & set(bare)
+    assert "SMS_PROVIDER_TOKEN" not in env_of(pod_spec(default["sms-worker"])["containers"][0])
+    assert not [
+        s for s in by_kind(rendered("default"), "Secret") if "worker" in s["metadata"]["name"]
+    ]
 
 
 @pytest.mark.k8s
@@ -599,6 +811,7 @@ def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
         "RealTimeOrderTargetDown",
         "RealTimeOrderHighErrorRate",
         "RealTimeOrderNoOrders",
+        "RealTimeOrderNotificationsDeadLettered",
     } <= alerts
 
 
@@ -629,6 +842,46 @@ def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
             ],
             "one Deployment takes one scaler",
         ),
+        (
+            [
+                "--set",
+                "workerAutoscalers[0].name=e,workerAutoscalers[0].target=email-worker,"
+                "workerAutoscalers[0].maxReplicas=3,"
+                "workerAutoscalers[0].trigger.queueDepth.queue=email.notifications,"
+                "workerAutoscalers[0].trigger.queueDepth.messagesPerReplica=10",
+            ],
+            "workers.email.autoscaling and workerAutoscalers e; one Deployment takes one scaler",
+        ),
+        (
+            [
+                "--set",
+                "workerAutoscalers[0].name=sms-worker,workerAutoscalers[0].target=inventory,"
+                "workerAutoscalers[0].maxReplicas=3,"
+                "workerAutoscalers[0].trigger.queueDepth.queue=q,"
+                "workerAutoscalers[0].trigger.queueDepth.messagesPerReplica=10",
+            ],
+            "two WorkerAutoscalers are named realtimeorder-sms-worker",
+        ),
+        (
+            ["--set-json", 'notificationQueues.queues=[{"name": "email.notifications"}]'],
+            "notificationQueues.queues must list sms.notifications",
+        ),
+        (
+            ["--set", "notificationQueues.deadLetterQueue=elsewhere.dlq"],
+            "must dead-letter to notifications.dlq",
+        ),
+        (
+            [
+                "--set-json",
+                'notificationQueues.queues=[{"name": "email.notifications"}, '
+                '{"name": "sms.notifications", "retryDelaysSeconds": [60]}, '
+                '{"name": "push.notifications"}]',
+            ],
+            "sms.notifications: retryDelaysSeconds must be notificationQueues.retryDelaysSeconds",
+        ),
+        (["--set", "workers.email.smtp.tls=ssl"], "starttls"),
+        (["--set", "workers.sms.smtp.host=x"], "/workers/sms/smtp"),
+        (["--set", "workers.push.autoscaling.targetCPUUtilizationPercentage=70"], "not allowed"),
     ],
 )
 def test_values_that_cannot_work_are_refused(helm: Path, args: list[str], message: str) -> None:
@@ -744,7 +997,9 @@ def test_k8s_folder_is_accepted(kube: KubeCluster, dynamic: DynamicClient) -> No
 
 
 @pytest.mark.k8s
-def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Path) -> None:
+def test_install_and_upgrade_keep_generated_secrets_and_scaled_replicas(
+    kube: KubeCluster, helm: Path
+) -> None:
     namespace = "chart-install"
     ensure_namespace(kube.api, namespace)
     base = [
@@ -762,6 +1017,7 @@ def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Pat
         "eventTopics.enabled=false,notificationQueues.enabled=false",
     ]
     core = client.CoreV1Api(kube.api)
+    apps = client.AppsV1Api(kube.api)
     generated = (f"{RELEASE}-jwt", f"{RELEASE}-postgresql", f"{RELEASE}-redis")
 
     def secret_data() -> dict[str, dict[str, Any]]:
@@ -776,8 +1032,13 @@ def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Pat
         # NOTES.txt: how to reach the gateway without an Ingress, and how to create an admin.
         assert f"port-forward svc/{RELEASE}-gateway 3000:3000" in result.stdout
         assert "realtimeorder create-admin" in result.stdout
+        # No provider is configured in this profile: the notes say the workers cannot deliver.
+        assert "workers.email.smtp.host, workers.sms.provider.url" in result.stdout
         first = secret_data()
         assert len(first[f"{RELEASE}-jwt"]["jwt-secret"]) == 64  # 48 characters, base64-encoded
+        # What the operator does to a worker its WorkerAutoscaler scales: patch the scale.
+        worker = f"{RELEASE}-email-worker"
+        apps.patch_namespaced_deployment_scale(worker, namespace, {"spec": {"replicas": 4}})
         result = subprocess.run(
             [*base, "--set", "logLevel=DEBUG"],
             capture_output=True,
@@ -787,6 +1048,14 @@ def test_install_and_upgrade_keep_generated_secrets(kube: KubeCluster, helm: Pat
         )
         assert result.returncode == 0, result.stderr
         assert secret_data() == first
+        # The upgrade left the scaler's replicas alone (Helm renders none for the worker) and
+        # kept the fixed ones of the services.
+        scale = apps.read_namespaced_deployment_scale(worker, namespace)
+        assert scale.spec is not None
+        assert scale.spec.replicas == 4
+        orders = apps.read_namespaced_deployment(f"{RELEASE}-orders", namespace)
+        assert orders.spec is not None
+        assert orders.spec.replicas == 2
         config_map = core.read_namespaced_config_map(f"{RELEASE}-env", namespace)
         assert config_map.data is not None
         assert config_map.data["LOG_LEVEL"] == "DEBUG"

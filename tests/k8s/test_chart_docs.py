@@ -1,9 +1,10 @@
 """What holds the chart, the images, skaffold and kind together, checked without a cluster.
 
-The chart's components are the written services of services/registry.py plus the web apps; the
-chart README's parameter tables are generated from values.yaml; the images' user and entry
-point are the ones the chart and pyproject.toml expect; skaffold.yaml builds each image once and
-hands every built image to helm; kind-config.yaml maps the ingress ports.
+The chart's components are the written services of services/registry.py, the notification
+workers of `realtimeorder worker` and the web apps; the chart README's parameter tables are
+generated from values.yaml; the images' user and entry point are the ones the chart and
+pyproject.toml expect; skaffold.yaml builds each image once and hands every built image to helm;
+kind-config.yaml maps the ingress ports.
 """
 
 from __future__ import annotations
@@ -47,9 +48,30 @@ def test_chart_components_are_the_written_services_of_the_registry_and_the_web_a
         block = values[service.name]
         assert block["containerPort"] == block["service"]["port"] == service.default_port
     web = {name for name, c in components.items() if c["type"] == "web"}
-    assert web == set(components) - services
-    assert not web & {service.name for service in registry.SERVICES}
+    workers = {name for name, c in components.items() if c["type"] == "worker"}
+    assert web | workers == set(components) - services
+    assert not web & workers
+    assert not (web | workers) & {service.name for service in registry.SERVICES}
     assert all(values[components[name]["key"]]["image"]["repository"] for name in web)
+
+
+def test_chart_workers_are_the_channels_the_cli_runs_on_the_service_queues() -> None:
+    """One worker component per channel of `realtimeorder worker`, each on the work queue
+    services/notifications/topology.py names, with its values block under workers.<channel>."""
+    from services.cli import WORKER_CHANNELS
+    from services.notifications.domain import Channel
+    from services.notifications.topology import WORK_QUEUES
+
+    values = load(CHART / "values.yaml")
+    workers = {c["channel"]: c for c in chart_components().values() if c["type"] == "worker"}
+    assert set(workers) == set(WORKER_CHANNELS)
+    for channel, component in workers.items():
+        assert component["name"] == f"{channel}-worker"
+        assert component["key"] == f"workers.{channel}"
+        assert component["queue"] == WORK_QUEUES[Channel(channel)]
+        assert values["workers"][channel]["enabled"] is True
+    queues = {q["name"] for q in values["notificationQueues"]["queues"]}
+    assert queues == set(WORK_QUEUES.values()), "each worker's queue is a NotificationQueue"
 
 
 def dockerfile_stage(path: Path, stage: str) -> str:

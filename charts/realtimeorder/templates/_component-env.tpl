@@ -36,9 +36,90 @@ in _component.tpl may name one of these as its `env`.
   value: {{ .Values.inventory.seedDemoCatalogue | quote }}
 {{- end -}}
 
-{{/* Notifications' own variable: whether it declares its RabbitMQ queues itself, or (when the
-chart renders NotificationQueues, which the operator reconciles) only checks that they exist. */}}
+{{/* Notifications' own variables: whether it declares its RabbitMQ queues itself, or (when the
+chart renders NotificationQueues, which the operator reconciles) only checks that they exist; and
+the retry delays and attempts those queues have (the retry queues it checks are named by the
+delays). */}}
 {{- define "realtimeorder.notifications.env" -}}
 - name: DECLARE_QUEUES
   value: {{ not .Values.notificationQueues.enabled | quote }}
+- name: RETRY_DELAYS_SECONDS
+  value: {{ .Values.notificationQueues.retryDelaysSeconds | toJson | trimPrefix "[" | trimSuffix "]" | quote }}
+- name: MAX_ATTEMPTS
+  value: {{ .Values.notificationQueues.maxAttempts | int64 | quote }}
+{{- end -}}
+
+{{/* What every notification worker reads beside PORT and its connection variables (DB_* from
+the services' ConfigMap and DB_PASSWORD, RABBITMQ_URL). The retry delays and attempts are those
+of the NotificationQueue of its work queue, so the worker parks a message in retry queues that
+exist and gives up when the queue's delivery limit would. Takes the component entry. */}}
+{{- define "realtimeorder.worker.env" -}}
+{{- $queue := include "realtimeorder.notificationQueue" (dict "root" .root "name" .queue) | fromJson -}}
+- name: RETRY_DELAYS_SECONDS
+  value: {{ $queue.retryDelaysSeconds | toJson | trimPrefix "[" | trimSuffix "]" | quote }}
+- name: MAX_ATTEMPTS
+  value: {{ $queue.maxAttempts | int64 | quote }}
+- name: WORKER_PREFETCH
+  value: {{ .values.prefetch | quote }}
+- name: PROVIDER_TIMEOUT_SECONDS
+  value: {{ .values.providerTimeoutSeconds | quote }}
+{{- end -}}
+
+{{/* The name of the Secret holding a worker's provider password or token: the existing one
+named in its values, or the one the chart generates from them (config/secrets.yaml).
+Usage: include "realtimeorder.worker.secretName" (dict "root" $ "name" "email-worker" "credentials" .Values.workers.email.smtp) */}}
+{{- define "realtimeorder.worker.secretName" -}}
+{{- .credentials.existingSecret | default (include "realtimeorder.componentFullname" (dict "root" .root "name" .name)) -}}
+{{- end -}}
+
+{{/* The email worker's SMTP server; the password comes from a Secret. */}}
+{{- define "realtimeorder.emailWorker.env" -}}
+{{- $email := .Values.workers.email -}}
+{{- with $email.smtp.host }}
+- name: SMTP_HOST
+  value: {{ . | quote }}
+{{- end }}
+- name: SMTP_PORT
+  value: {{ $email.smtp.port | quote }}
+- name: SMTP_TLS
+  value: {{ $email.smtp.tls | quote }}
+{{- with $email.smtp.username }}
+- name: SMTP_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if or $email.smtp.password $email.smtp.existingSecret }}
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.worker.secretName" (dict "root" . "name" "email-worker" "credentials" $email.smtp) }}
+      key: {{ $email.smtp.existingSecretKey }}
+{{- end }}
+{{- with $email.mailFrom }}
+- name: MAIL_FROM
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* An HTTP provider's URL and bearer token (SMS_PROVIDER_*, PUSH_PROVIDER_*).
+Usage: include "realtimeorder.worker.providerEnv" (dict "root" $ "name" "sms-worker" "prefix" "SMS" "provider" .Values.workers.sms.provider) */}}
+{{- define "realtimeorder.worker.providerEnv" -}}
+{{- with .provider.url }}
+- name: {{ $.prefix }}_PROVIDER_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if or .provider.token .provider.existingSecret }}
+- name: {{ .prefix }}_PROVIDER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.worker.secretName" (dict "root" .root "name" .name "credentials" .provider) }}
+      key: {{ .provider.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "realtimeorder.smsWorker.env" -}}
+{{- include "realtimeorder.worker.providerEnv" (dict "root" . "name" "sms-worker" "prefix" "SMS" "provider" .Values.workers.sms.provider) }}
+{{- end -}}
+
+{{- define "realtimeorder.pushWorker.env" -}}
+{{- include "realtimeorder.worker.providerEnv" (dict "root" . "name" "push-worker" "prefix" "PUSH" "provider" .Values.workers.push.provider) }}
 {{- end -}}

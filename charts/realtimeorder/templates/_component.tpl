@@ -1,21 +1,28 @@
 {{/*
-The platform's HTTP components and the resources each renders from its values block:
-templates/components.yaml includes every resource template below for every entry of
+The platform's components and the resources each renders from its values block:
+templates/components.yaml includes the resource templates below for every entry of
 `realtimeorder.components`.
 
 An entry of the list:
-  key          the component's values block (gateway, userApp...)
+  key          the component's values block (gateway, userApp...), a dotted path for a nested
+               one (workers.email)
   name         its resource suffix and app.kubernetes.io/component label (gateway, user-app...);
                for a Python service, its name in services/registry.py
   type         "service": a Python service of the platform image (`realtimeorder serve <name>`),
                with /healthz, /readyz and /metrics (and a ServiceMonitor);
+               "worker": a notification channel worker of the platform image (`realtimeorder
+               worker <channel>`), with /healthz, /readyz and /metrics on its port but no
+               Service (a PodMonitor instead), scaled by a WorkerAutoscaler on its queue;
                "web": a web app image (nginx on containerPort, /healthz, the runtime /config.json)
+  channel      (workers) the channel it sends: email, sms or push
+  queue        (workers) the work queue it consumes, a NotificationQueue of the chart
   env          (optional) name of a template rendering the component's own EnvVar list
                (templates/_component-env.tpl)
   urlVariable  (optional) the variable that gives the other services its URL, as named in
                services/registry.py; it goes into the services' ConfigMap (_config.tpl)
 
-Every resource template takes such an entry with "root" (the chart's root context, $) added.
+Every resource template takes such an entry with "root" (the chart's root context, $) added,
+and finds its values block with realtimeorder.componentValues.
 */}}
 
 {{- define "realtimeorder.components" -}}
@@ -24,15 +31,33 @@ Every resource template takes such an entry with "root" (the chart's root contex
 - {key: orders, name: orders, type: service, urlVariable: ORDER_SERVICE_URL}
 - {key: inventory, name: inventory, type: service, env: realtimeorder.inventory.env, urlVariable: INVENTORY_SERVICE_URL}
 - {key: notifications, name: notifications, type: service, env: realtimeorder.notifications.env, urlVariable: NOTIFICATION_SERVICE_URL}
+- {key: workers.email, name: email-worker, type: worker, channel: email, queue: email.notifications, env: realtimeorder.emailWorker.env}
+- {key: workers.sms, name: sms-worker, type: worker, channel: sms, queue: sms.notifications, env: realtimeorder.smsWorker.env}
+- {key: workers.push, name: push-worker, type: worker, channel: push, queue: push.notifications, env: realtimeorder.pushWorker.env}
 - {key: userApp, name: user-app, type: web}
 - {key: adminDashboard, name: admin-dashboard, type: web}
 {{- end -}}
 
+{{/* The resource templates each type of component renders, in this order. */}}
+{{- define "realtimeorder.componentResources" -}}
+{{- if eq .type "service" -}}
+[serviceAccount, service, deployment, hpa, pdb, networkPolicy, serviceMonitor]
+{{- else if eq .type "worker" -}}
+[serviceAccount, deployment, pdb, networkPolicy, podMonitor]
+{{- else -}}
+[serviceAccount, service, deployment, hpa, pdb, networkPolicy]
+{{- end -}}
+{{- end -}}
+
 {{- define "realtimeorder.component.deployment" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- $isService := eq .type "service" -}}
+{{- $isWorker := eq .type "worker" -}}
+{{- /* Services and workers run the platform image with the services' configuration. */}}
+{{- $isPython := or $isService $isWorker -}}
 {{- if $values.enabled }}
 apiVersion: apps/v1
 kind: Deployment
@@ -42,7 +67,9 @@ metadata:
   labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
   {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
 spec:
-  {{- /* Left to the HPA or the operator's WorkerAutoscaler when one scales this Deployment. */}}
+  {{- /* Left to the HPA (services, web apps) or the operator's WorkerAutoscaler (workers' own
+  autoscaling, or a workerAutoscalers entry) when one scales this Deployment: an upgrade then
+  keeps the replicas the scaler set. */}}
   {{- if not (or $values.autoscaling.enabled (include "realtimeorder.scaledByOperator" $ctx)) }}
   replicas: {{ $values.replicaCount }}
   {{- end }}
@@ -58,7 +85,7 @@ spec:
     metadata:
       labels:
         {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 8 }}
-        {{- if $isService }}
+        {{- if $isPython }}
         {{- include "realtimeorder.usesLabels" $values | nindent 8 }}
         {{- end }}
         {{- with $values.podLabels }}
@@ -66,8 +93,12 @@ spec:
         {{- end }}
       annotations:
         kubectl.kubernetes.io/default-container: {{ .name }}
-        {{- if $isService }}
+        {{- if $isPython }}
         checksum/config: {{ include "realtimeorder.config.data" $root | sha256sum }}
+        {{- if $isWorker }}
+        {{- /* A changed provider password or token restarts the worker that reads it. */}}
+        checksum/credentials: {{ pick $values "smtp" "provider" | toJson | sha256sum }}
+        {{- end }}
         {{- else }}
         checksum/config: {{ include "realtimeorder.webConfig.data" $root | sha256sum }}
         {{- end }}
@@ -76,7 +107,7 @@ spec:
         {{- end }}
     spec:
       serviceAccountName: {{ include "realtimeorder.serviceAccountName" (dict "root" $root "key" .key "name" .name) }}
-      # The services never call the Kubernetes API.
+      # The services and workers never call the Kubernetes API.
       automountServiceAccountToken: false
       # Service links would add *_PORT variables that can shadow settings such as DB_PORT.
       enableServiceLinks: false
@@ -90,22 +121,29 @@ spec:
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           {{- if $isService }}
           args: ["serve", {{ .name | quote }}]
+          {{- else if $isWorker }}
+          args: ["worker", {{ .channel | quote }}]
           {{- end }}
           ports:
             - name: http
               containerPort: {{ $values.containerPort }}
               protocol: TCP
-          {{- if or $isService .env $values.extraEnv }}
+          {{- if or $isPython .env $values.extraEnv }}
           env:
-            {{- if $isService }}
+            {{- if $isPython }}
             - name: PORT
               value: {{ $values.containerPort | quote }}
+            {{- if $isService }}
             - name: JWT_SECRET
               valueFrom:
                 secretKeyRef:
                   name: {{ include "realtimeorder.jwt.secretName" $root }}
                   key: {{ $root.Values.jwt.existingSecretKey }}
+            {{- end }}
             {{- include "realtimeorder.backingEnv" (dict "root" $root "uses" $values.uses) | nindent 12 }}
+            {{- end }}
+            {{- if $isWorker }}
+            {{- include "realtimeorder.worker.env" . | nindent 12 }}
             {{- end }}
             {{- with .env }}
             {{- include . $root | nindent 12 }}
@@ -114,9 +152,9 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
           {{- end }}
-          {{- if or $isService $values.extraEnvFrom }}
+          {{- if or $isPython $values.extraEnvFrom }}
           envFrom:
-            {{- if $isService }}
+            {{- if $isPython }}
             - configMapRef:
                 name: {{ include "realtimeorder.fullname" $root }}-env
             {{- end }}
@@ -132,7 +170,7 @@ spec:
           livenessProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .liveness "path" "/healthz" "port" "http") | nindent 12 }}
           {{- end }}
           {{- if .readiness.enabled }}
-          readinessProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .readiness "path" (ternary "/readyz" "/healthz" $isService) "port" "http") | nindent 12 }}
+          readinessProbe: {{- include "realtimeorder.httpProbe" (dict "probe" .readiness "path" (ternary "/readyz" "/healthz" $isPython) "port" "http") | nindent 12 }}
           {{- end }}
           {{- end }}
           {{- include "realtimeorder.preStop" (dict "seconds" $values.preStopSleepSeconds) | nindent 10 }}
@@ -141,7 +179,7 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if not $isService }}
+            {{- if eq .type "web" }}
             - name: web-config
               mountPath: /usr/share/nginx/html/config.json
               subPath: config.json
@@ -151,7 +189,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $root.Values.tmpVolume.sizeLimit }}
-        {{- if not $isService }}
+        {{- if eq .type "web" }}
         - name: web-config
           configMap:
             name: {{ include "realtimeorder.fullname" $root }}-web-config
@@ -161,7 +199,8 @@ spec:
 
 {{- define "realtimeorder.component.service" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if $values.enabled }}
 apiVersion: v1
@@ -186,7 +225,8 @@ spec:
 
 {{- define "realtimeorder.component.serviceAccount" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if and $values.enabled $values.serviceAccount.create }}
 apiVersion: v1
@@ -202,7 +242,8 @@ automountServiceAccountToken: false
 
 {{- define "realtimeorder.component.hpa" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if and $values.enabled $values.autoscaling.enabled }}
 apiVersion: autoscaling/v2
@@ -249,7 +290,8 @@ spec:
 
 {{- define "realtimeorder.component.pdb" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if and $values.enabled $values.pdb.create }}
 apiVersion: policy/v1
@@ -272,10 +314,12 @@ spec:
 {{- end -}}
 
 {{/* Ingress rules: the release's callers named in networkPolicy.allowFrom, the public when
-allowExternal, Prometheus when monitoring is on, plus extraIngress. No rule denies all. */}}
+allowExternal, Prometheus when monitoring is on, plus extraIngress. No rule denies all (a
+worker, which nobody calls, admits only Prometheus). */}}
 {{- define "realtimeorder.component.networkPolicy" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if and $values.enabled $root.Values.networkPolicy.enabled }}
 apiVersion: networking.k8s.io/v1
@@ -305,7 +349,7 @@ spec:
   {{- end }}
   {{- $rules = append $rules (dict "ports" $port "from" $peers) }}
   {{- end }}
-  {{- if and $root.Values.monitoring.enabled (eq .type "service") $root.Values.networkPolicy.metricsFrom }}
+  {{- if and $root.Values.monitoring.enabled (ne .type "web") $root.Values.networkPolicy.metricsFrom }}
   {{- $rules = append $rules (dict "ports" $port "from" $root.Values.networkPolicy.metricsFrom) }}
   {{- end }}
   {{- $rules = concat $rules $values.networkPolicy.extraIngress }}
@@ -315,7 +359,8 @@ spec:
 
 {{- define "realtimeorder.component.serviceMonitor" -}}
 {{- $root := .root -}}
-{{- $values := index $root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- $ctx := dict "root" $root "name" .name -}}
 {{- if and $values.enabled $root.Values.monitoring.enabled }}
 apiVersion: monitoring.coreos.com/v1
@@ -342,5 +387,41 @@ spec:
       honorLabels: true
       interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
       scrapeTimeout: {{ $root.Values.monitoring.serviceMonitor.scrapeTimeout }}
+{{- end }}
+{{- end -}}
+
+{{/* Workers have no Service to select: Prometheus finds their pods. The job label is set to the
+Deployment's name, as a ServiceMonitor's would be the Service's, so the alerts cover them. */}}
+{{- define "realtimeorder.component.podMonitor" -}}
+{{- $root := .root -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- if and $values.enabled $root.Values.monitoring.enabled }}
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: {{ include "realtimeorder.componentFullname" $ctx }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
+    {{- with $root.Values.monitoring.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- include "realtimeorder.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  selector:
+    matchLabels: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ $root.Release.Namespace | quote }}]
+  podMetricsEndpoints:
+    - port: http
+      path: /metrics
+      honorLabels: true
+      interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
+      scrapeTimeout: {{ $root.Values.monitoring.serviceMonitor.scrapeTimeout }}
+      relabelings:
+        - targetLabel: job
+          replacement: {{ include "realtimeorder.componentFullname" $ctx }}
 {{- end }}
 {{- end -}}

@@ -65,4 +65,28 @@ proxies to all of them, orders reads prices from inventory. */}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 {{- fail "httpRoute.enabled needs httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
+{{- /* The channels' work queues, when the operator declares them: the notifications service
+publishes to all three and checks that they and their retry queues exist (one set of retry
+delays for every channel), each worker consumes its own, and both send dead letters to
+notifications.dlq, where the service's archiver reads them. */}}
+{{- if .Values.notificationQueues.enabled -}}
+{{- range $component := include "realtimeorder.components" . | fromYamlArray -}}
+{{- if eq $component.type "worker" -}}
+{{- $_ := set $component "root" $ -}}
+{{- $_ := include "realtimeorder.componentValues" $component -}}
+{{- $queue := include "realtimeorder.notificationQueue" (dict "root" $ "name" $component.queue) | fromJson -}}
+{{- if or $component.values.enabled $.Values.notifications.enabled -}}
+{{- if not $queue.listed -}}
+{{- fail (printf "notificationQueues.queues must list %s: the notifications service publishes to it and %s consumes it, and nothing else declares it" $component.queue $component.key) -}}
+{{- end -}}
+{{- if ne $queue.deadLetterQueue "notifications.dlq" -}}
+{{- fail (printf "notificationQueues: %s must dead-letter to notifications.dlq, the queue the notifications service and its workers use" $component.queue) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $.Values.notifications.enabled (ne (toJson $queue.retryDelaysSeconds) (toJson $.Values.notificationQueues.retryDelaysSeconds)) -}}
+{{- fail (printf "notificationQueues.queues %s: retryDelaysSeconds must be notificationQueues.retryDelaysSeconds (the notifications service checks one set of retry queues for every channel)" $component.queue) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

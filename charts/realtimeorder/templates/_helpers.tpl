@@ -126,9 +126,22 @@ httpGet:
 {{ toYaml (omit .probe "enabled") }}
 {{- end -}}
 
+{{/* Sets "values" in a component entry (a dict with "root" and "key", as the list in
+_component.tpl gives them): the values block its key names, a dotted path for a nested block
+(workers.email). Renders nothing: the entry itself carries the answer.
+Usage: {{- $_ := include "realtimeorder.componentValues" $entry }} ... $entry.values */}}
+{{- define "realtimeorder.componentValues" -}}
+{{- $values := .root.Values -}}
+{{- range splitList "." .key -}}
+{{- $values = index $values . | default dict -}}
+{{- end -}}
+{{- $_ := set . "values" $values -}}
+{{- end -}}
+
 {{/* The ServiceAccount name of a component. Usage: (dict "root" $ "key" "auth" "name" "auth") */}}
 {{- define "realtimeorder.serviceAccountName" -}}
-{{- $values := index .root.Values .key -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
 {{- if $values.serviceAccount.create -}}
 {{- $values.serviceAccount.name | default (include "realtimeorder.componentFullname" (dict "root" .root "name" .name)) -}}
 {{- else -}}
