@@ -74,6 +74,11 @@ def mailpit_server(test_servers: testing.TestServers) -> testing.MailpitServer:
     return test_servers.get("mailpit", testing.MailpitServer)
 
 
+@pytest.fixture(scope="session")
+def provider_sink_server(test_servers: testing.TestServers) -> testing.ProviderSinkServer:
+    return test_servers.get("provider_sink", testing.ProviderSinkServer)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
