@@ -52,10 +52,27 @@ class Unconfirmed(Exception):
     (returned), or the connection ended before the confirm."""
 
 
+_closing: set[asyncio.Task[None]] = set()
+
+
 async def connect(url: str, *, name: str) -> AbstractConnection:
-    return await aio_pika.connect(
+    """A connection that knows when the broker dropped it.
+
+    aio-pika marks a connection closed (`is_closed`, `closed()`) only when it is closed
+    explicitly; a broker that dies or restarts leaves it looking open forever. Here a lost
+    connection closes itself, so every user of `is_closed` and `closed()` sees the loss."""
+    connection = await aio_pika.connect(
         url, timeout=CONNECT_TIMEOUT_SECONDS, client_properties={"connection_name": name}
     )
+
+    def lost(_sender: object, _error: object = None) -> None:
+        if not connection.is_closed:
+            task = asyncio.ensure_future(connection.close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    connection.close_callbacks.add(lost)
+    return connection
 
 
 def amqp_message(message: Outgoing, *, app_id: str) -> aio_pika.Message:
@@ -109,15 +126,9 @@ class Publisher:
             if self._channel is None or self._channel.is_closed:
                 if self._connection is None or self._connection.is_closed:
                     self._connection = await connect(self.url, name=f"{self.app_id}-publisher")
-                try:
-                    self._channel = await self._connection.channel(
-                        publisher_confirms=True, on_return_raises=True
-                    )
-                except Exception:
-                    # The connection is gone even if it does not say so yet: open a new one
-                    # next time.
-                    await self._drop()
-                    raise
+                self._channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
             return self._channel
 
     async def _drop(self) -> None:
@@ -134,10 +145,10 @@ class Publisher:
             return []
         channel = await self._ensure_channel()
         results = await publish_confirmed(channel, messages, app_id=self.app_id)
-        if any(results) and (channel.is_closed or channel is not self._channel):
-            log.warning("rabbitmq connection lost while publishing; reconnecting on next use")
+        if any(results) and channel.is_closed:
             async with self._lock:
-                if channel is self._channel:
+                if channel is self._channel:  # not dropped already by a concurrent publish
+                    log.warning("rabbitmq channel lost while publishing; reconnecting next time")
                     await self._drop()
         return results
 
