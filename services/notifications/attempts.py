@@ -136,8 +136,3 @@ async def record(
                     for d in dead_letters
                 ],
             )
-
-
-async def known_deliveries(conn: DictConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    cursor = await conn.execute("SELECT id FROM deliveries WHERE id = ANY(%s)", (list(ids),))
-    return {row["id"] for row in await cursor.fetchall()}

@@ -4,8 +4,8 @@ the `dead_letters` table, and that table's SQL for the admin endpoints.
 Two kinds of message reach the queue:
 
 - those a worker dead-lettered (worker.py): it wrote their `dead_letters` row already, in the
-  transaction that recorded the failed attempt, and the message carries the row's id as its
-  `message_id` with `x-reason` and `x-attempts` headers; the archiver finds the row and acks;
+  transaction that recorded the failed attempt, before publishing the message (its
+  `message_id` is the row's id; headers `x-reason`, `x-attempts`); the archiver only acks;
 - those the broker dead-lettered itself: a message that made workers fail `MAX_ATTEMPTS` times
   in a row (crashes; `x-delivery-limit`), or that someone rejected. The archiver writes their
   row, with the broker's reason, and marks their delivery `dead`; the row's id derives from the
@@ -18,7 +18,6 @@ keeps it for the record. Both are admin actions, attributed in `resolved_by`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -26,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from services.kit.db import DictConnection, Pool
-from services.kit.rabbit import connect
+from services.kit.rabbit_consumer import QueueConsumer
 from services.kit.relay import notify_relay
 from services.notifications.topology import DEAD_LETTER_QUEUE
 
@@ -148,6 +147,14 @@ async def requeue_delivery(
     return True
 
 
+async def discard_delivery(conn: DictConnection, delivery_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'discarded', updated_at = now()"
+        " WHERE id = %s AND status = 'dead'",
+        (delivery_id,),
+    )
+
+
 async def counts(conn: DictConnection) -> dict[str, int]:
     cursor = await conn.execute("SELECT status, count(*) AS n FROM dead_letters GROUP BY status")
     found = {row["status"]: row["n"] for row in await cursor.fetchall()}
@@ -170,37 +177,18 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 async def archive(conn: DictConnection, message: AbstractIncomingMessage) -> bool:
-    """Keep one message of the dead-letter queue; True if a new row was written."""
-    message_id = _uuid(message.message_id)
-    reason = _header(message, "x-reason")
-    if reason is not None and message_id is not None:
-        delivery_id = _uuid(_header(message, "x-delivery-id"))
-        cursor = await conn.execute(
-            """
-            INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)
-            SELECT %s, (SELECT id FROM deliveries WHERE id = %s), %s, %s, %s, %s, %s
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id
-            """,
-            (
-                message_id,
-                delivery_id,
-                _header(message, "x-channel"),
-                _header(message, "x-original-queue") or "unknown",
-                str(reason),
-                int(_header(message, "x-attempts") or 1),
-                message.body,
-            ),
-        )
-        return await cursor.fetchone() is not None
+    """Keep one message of the dead-letter queue; True if a new row was written.
+
+    A worker's dead letter (it carries `x-reason`) has its row already, written with the
+    failed attempt before the message was published here: nothing to do."""
+    if _header(message, "x-reason") is not None:
+        return False
     death = str(_header(message, "x-first-death-reason") or "unknown")
     queue = str(_header(message, "x-first-death-queue") or "unknown")
     deaths = _header(message, "x-death") or []
     when = deaths[0].get("time") if deaths and isinstance(deaths[0], dict) else None
     count = int(_header(message, "x-delivery-count") or 0)
-    key = f"{message.message_id}|{queue}|{death}|{when}|{count}"
-    dead_id = uuid.uuid5(_BROKER_DEATHS, key)
-    delivery_id = message_id
+    reason = _REASONS.get(death, death)
     cursor = await conn.execute(
         """
         INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)
@@ -209,11 +197,11 @@ async def archive(conn: DictConnection, message: AbstractIncomingMessage) -> boo
         RETURNING delivery_id
         """,
         (
-            dead_id,
-            delivery_id,
+            uuid.uuid5(_BROKER_DEATHS, f"{message.message_id}|{queue}|{death}|{when}|{count}"),
+            _uuid(message.message_id),
             _header(message, "channel") or queue.split(".", 1)[0],
             queue,
-            _REASONS.get(death, death),
+            reason,
             max(count, 1),
             message.body,
         ),
@@ -225,53 +213,28 @@ async def archive(conn: DictConnection, message: AbstractIncomingMessage) -> boo
         await conn.execute(
             "UPDATE deliveries SET status = 'dead', reason = %s, claimed_at = NULL,"
             " updated_at = now() WHERE id = %s AND status NOT IN ('sent', 'discarded')",
-            (_REASONS.get(death, death), row["delivery_id"]),
+            (reason, row["delivery_id"]),
         )
     return True
 
 
-class DeadLetterArchiver:
-    """A kit runtime job: drains notifications.dlq into `dead_letters`, acking after commit."""
+class DeadLetterArchiver(QueueConsumer):
+    """A kit runtime job: drains notifications.dlq into `dead_letters`, a batch per
+    transaction, acking after commit."""
 
-    def __init__(self, pool: Pool, url: str, prefetch: int = 50) -> None:
+    def __init__(self, pool: Pool, url: str) -> None:
+        super().__init__(
+            url, DEAD_LETTER_QUEUE, name="dead-letter-archiver", prefetch=100, batch_size=100
+        )
         self.pool = pool
-        self.url = url
-        self.prefetch = prefetch
-        self._stop = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        connection = await connect(self.url, name="dead-letter-archiver")
-        try:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await channel.get_queue(DEAD_LETTER_QUEUE, ensure=True)
-            async with queue.iterator() as messages:
-                stop = asyncio.ensure_future(self._stop.wait())
-                closed = asyncio.ensure_future(connection.closed())
-                try:
-                    while not self._stop.is_set():
-                        getter = asyncio.ensure_future(anext(aiter(messages)))
-                        await asyncio.wait({getter, stop, closed}, return_when="FIRST_COMPLETED")
-                        if not getter.done():
-                            getter.cancel()
-                            if closed.done():
-                                raise ConnectionError("RabbitMQ connection of the archiver lost")
-                            break
-                        message = getter.result()
-                        async with self.pool.connection() as conn, conn.transaction():
-                            added = await archive(conn, message)
-                        await message.ack()
-                        if added:
-                            log.warning(
-                                "message dead-lettered by the broker kept",
-                                extra={"message_id": message.message_id},
-                            )
-                finally:
-                    stop.cancel()
-                    closed.cancel()
-        finally:
-            if not connection.is_closed:
-                await connection.close()
+    async def handle(self, batch: list[AbstractIncomingMessage], channel: AbstractChannel) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            added = [message for message in batch if await archive(conn, message)]
+        for message in batch:
+            await message.ack()
+        for message in added:
+            log.warning(
+                "message dead-lettered by the broker kept",
+                extra={"message_id": message.message_id},
+            )

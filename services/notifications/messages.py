@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -72,8 +72,12 @@ class NotificationMessage(_Document):
     created_at: datetime
     data: TemplateData
 
+    def to_document(self) -> dict[str, Any]:
+        """The message as its JSON document (camelCase): what templates see."""
+        return self.model_dump(mode="json", by_alias=True)
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", by_alias=True))
+        return orjson.dumps(self.to_document())
 
     def headers(self) -> dict[str, str]:
         return message_headers(self.channel, self.event_type)

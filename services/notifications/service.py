@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Protocol, TypeVar
 
 import socketio
 
@@ -219,11 +220,7 @@ class NotificationService:
                 conn, principal.user_id, after=after, limit=limit + 1
             )
             unread = await repo.unread_count(conn, principal.user_id)
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor(last.created_at.isoformat(), str(last.id))
+        page, next_cursor = _paged(rows, limit)
         return Page(page, next_cursor, unread)
 
     async def unread_count(self, principal: Principal) -> int:
@@ -283,11 +280,7 @@ class NotificationService:
                 after=after,
                 limit=limit + 1,
             )
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id))
-        return page, next_cursor
+        return _paged(rows, limit)
 
     async def replay(self, admin: Principal, dead_letter_id: uuid.UUID) -> dlq.DeadLetterRow:
         """Send a dead letter's delivery again: back to the outbox, published by the relay."""
@@ -305,11 +298,7 @@ class NotificationService:
         async with self.pool.connection() as conn, conn.transaction():
             row = await self._open_dead_letter(conn, dead_letter_id)
             if row.delivery_id is not None:
-                await conn.execute(
-                    "UPDATE deliveries SET status = 'discarded', updated_at = now()"
-                    " WHERE id = %s AND status = 'dead'",
-                    (row.delivery_id,),
-                )
+                await dlq.discard_delivery(conn, row.delivery_id)
             resolved = await dlq.resolve(conn, dead_letter_id, "discarded", _actor(admin))
         log.info("dead letter discarded", extra={"dead_letter_id": str(dead_letter_id)})
         return resolved
@@ -346,6 +335,25 @@ def _actor(principal: Principal) -> str:
 
 def _address_kind(channel: Channel) -> str:
     return "email address" if channel is Channel.EMAIL else "phone number"
+
+
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def _paged(rows: list[K], limit: int) -> tuple[list[K], str | None]:
+    """The page of rows fetched with `limit + 1`, and the cursor of the next one if any."""
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    return page, encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id))
 
 
 def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:

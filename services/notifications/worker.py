@@ -25,8 +25,8 @@ step 3 committed sends it again on redelivery: that window (one send plus one co
 covered only by the provider's dedupe on the idempotency key (HTTP) or the stable Message-ID
 (SMTP).
 
-Connection loss ends the job; the runtime restarts it with backoff and the broker redelivers
-whatever was not acked.
+Consuming is the kit's `QueueConsumer` (kit/rabbit_consumer.py): connection loss ends the job,
+the runtime restarts it with backoff, and the broker redelivers whatever was not acked.
 """
 
 from __future__ import annotations
@@ -39,15 +39,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
 from pydantic import ValidationError
 
 from services.kit.db import Pool, create_pool
-from services.kit.rabbit import Outgoing, Queue, connect, declare_queues, publish_confirmed
+from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
+from services.kit.rabbit_consumer import QueueConsumer
 from services.kit.runtime import Runtime
 from services.kit.web import add_readiness_check, create_service_app
 from services.notifications import attempts as store
@@ -82,6 +81,8 @@ PROCESSORS = 4
 class _Item:
     incoming: AbstractIncomingMessage
     message: NotificationMessage | None = None
+    known: bool = True
+    """Whether its delivery exists (false: dead-lettered, with no delivery to move on)."""
     outcome: str = ""
     """sent, retried, dead_lettered, duplicate, held or gone (metrics.WORKER_OUTCOMES)."""
     detail: str | None = None
@@ -107,7 +108,7 @@ def _first_error(exc: Exception) -> str:
     return str(exc)[:200]
 
 
-class ChannelWorker:
+class ChannelWorker(QueueConsumer):
     """The runtime job of one channel (see the module docstring)."""
 
     def __init__(
@@ -118,78 +119,20 @@ class ChannelWorker:
         sender: Sender,
         renderer: Renderer,
     ) -> None:
+        super().__init__(
+            settings.rabbitmq_url,
+            WORK_QUEUES[channel],
+            name=settings.service_name,
+            prefetch=settings.prefetch,
+            batch_size=settings.batch_size,
+            processors=PROCESSORS,
+        )
         self.channel = channel
         self.settings = settings
         self.pool = pool
         self.sender = sender
         self.renderer = renderer
-        self.queue = WORK_QUEUES[channel]
-        self._stop = asyncio.Event()
         self._sending = asyncio.Semaphore(settings.concurrency)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        connection = await connect(self.settings.rabbitmq_url, name=f"{self.channel}-worker")
-        try:
-            amqp = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await amqp.set_qos(prefetch_count=self.settings.prefetch)
-            queue = await amqp.get_queue(self.queue, ensure=True)
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-            consumer_tag = await queue.consume(inbox.put)
-            log.info("consuming", extra={"queue": self.queue})
-            processors = [
-                asyncio.create_task(self._process(inbox, amqp), name=f"{self.channel}-batch-{n}")
-                for n in range(PROCESSORS)
-            ]
-            closed = asyncio.ensure_future(connection.closed())
-            stopping = asyncio.ensure_future(self._stop.wait())
-            watched: set[asyncio.Future[Any]] = {closed, stopping, *processors}
-            try:
-                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                if stopping in done:
-                    await queue.cancel(consumer_tag)
-                    await asyncio.wait(processors)  # each finishes its batch and ends
-                for task in processors:
-                    error = task.exception() if task.done() and not task.cancelled() else None
-                    if error is not None:
-                        raise error
-                if closed in done:
-                    raise ConnectionError(f"RabbitMQ connection of the {self.channel} worker lost")
-            finally:
-                for future in watched:
-                    future.cancel()
-                await asyncio.gather(*watched, return_exceptions=True)
-        finally:
-            if not connection.is_closed:
-                await connection.close()
-
-    async def _next_batch(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage]
-    ) -> list[AbstractIncomingMessage]:
-        if inbox.empty():
-            getter = asyncio.ensure_future(inbox.get())
-            stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not getter.done():
-                getter.cancel()
-                return []
-            batch = [getter.result()]
-        else:
-            batch = []
-        while len(batch) < self.settings.batch_size and not inbox.empty():
-            batch.append(inbox.get_nowait())
-        return batch
-
-    async def _process(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage], amqp: AbstractChannel
-    ) -> None:
-        while not self._stop.is_set():
-            batch = await self._next_batch(inbox)
-            if batch:
-                await self.handle(batch, amqp)
 
     async def handle(self, batch: list[AbstractIncomingMessage], amqp: AbstractChannel) -> None:
         """Claim, send, record, publish and ack one batch (the module docstring's steps)."""
@@ -211,7 +154,9 @@ class ChannelWorker:
         clock.lap("record")
         republished = [item for item in items if item.republish is not None]
         results = await publish_confirmed(
-            amqp, [item.republish for item in republished if item.republish], app_id="worker"
+            amqp,
+            [item.republish for item in republished if item.republish],
+            app_id=self.settings.service_name,
         )
         failed = {id(item) for item, error in zip(republished, results, strict=True) if error}
         clock.lap("publish")
@@ -234,7 +179,7 @@ class ChannelWorker:
         if message.delivery_id not in claim.claimed:
             status = claim.statuses.get(message.delivery_id)
             if status is None:
-                item.outcome, item.detail = "dead_lettered", "unknown delivery"
+                item.known, item.outcome, item.detail = False, "dead_lettered", "unknown delivery"
             elif status == "sent":
                 item.outcome, item.detail = "duplicate", "already sent"
             elif status == "sending":
@@ -245,9 +190,7 @@ class ChannelWorker:
         started = time.perf_counter()
         result = "ok"
         try:
-            content = self.renderer.render(
-                str(message.event_type), orjson.loads(item.incoming.body)
-            )
+            content = self.renderer.render(str(message.event_type), message.to_document())
             async with self._sending:
                 item.detail = await self.sender.send(message, content)
             item.outcome = "sent"
@@ -272,8 +215,7 @@ class ChannelWorker:
         dead_letters: list[store.DeadLetter] = []
         for item in items:
             message = item.message
-            recorded = item.outcome in _ATTEMPT_OUTCOME and item.detail != "unknown delivery"
-            if message is not None and recorded:
+            if message is not None and item.known and item.outcome in _ATTEMPT_OUTCOME:
                 attempts.append(
                     store.Attempt(
                         delivery_id=message.delivery_id,
@@ -294,10 +236,9 @@ class ChannelWorker:
                 delay = min(self.settings.retry_delays_seconds)
                 item.republish = self._copy(item, message.attempt, retry_queue(self.channel, delay))
             elif item.outcome == "dead_lettered":
-                known = message is not None and item.detail != "unknown delivery"
                 dead = store.DeadLetter(
                     id=uuid.uuid4(),
-                    delivery_id=message.delivery_id if message is not None and known else None,
+                    delivery_id=message.delivery_id if message is not None and item.known else None,
                     channel=str(self.channel),
                     queue=self.queue,
                     reason=item.detail or "dead-lettered",

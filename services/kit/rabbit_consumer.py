@@ -1,0 +1,115 @@
+"""Consuming a RabbitMQ queue in batches, as a job of the kit runtime.
+
+`QueueConsumer` opens its own connection and a confirming channel (`on_return_raises`, so a
+handler can publish with confirms on it), sets the prefetch, checks the queue exists (it
+declares nothing: the queue's owner does) and hands the delivered messages, in batches of what
+has arrived, to `handle` in `processors` concurrent loops. `handle` acks or nacks every message
+of its batch.
+
+- `stop()`: consumption is cancelled, each loop finishes the batch in hand, and the messages
+  still waiting (prefetched, never handled) go back to the queue when the connection closes;
+- connection loss ends `run` with an error, so the runtime restarts the job with its backoff;
+  the broker redelivers whatever was not acked;
+- a handler that raises ends the job the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from services.kit.rabbit import connect
+
+log = logging.getLogger(__name__)
+
+
+class QueueConsumer(ABC):
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        *,
+        name: str,
+        prefetch: int,
+        batch_size: int,
+        processors: int = 1,
+    ) -> None:
+        self.url = url
+        self.queue = queue
+        self.name = name
+        self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.processors = processors
+        self._stop = asyncio.Event()
+
+    @abstractmethod
+    async def handle(self, batch: list[AbstractIncomingMessage], channel: AbstractChannel) -> None:
+        """Work on a batch and ack (or nack) each of its messages."""
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        connection = await connect(self.url, name=self.name)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await channel.get_queue(self.queue, ensure=True)
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            consumer_tag = await queue.consume(inbox.put)
+            log.info("consuming", extra={"queue": self.queue})
+            loops = [
+                asyncio.create_task(self._loop(inbox, channel), name=f"{self.name}-{n}")
+                for n in range(self.processors)
+            ]
+            closed = asyncio.ensure_future(connection.closed())
+            stopping = asyncio.ensure_future(self._stop.wait())
+            watched: set[asyncio.Future[Any]] = {closed, stopping, *loops}
+            try:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if stopping in done:
+                    await queue.cancel(consumer_tag)
+                    await asyncio.wait(loops)  # each finishes its batch and ends
+                for loop in loops:
+                    error = loop.exception() if loop.done() and not loop.cancelled() else None
+                    if error is not None:
+                        raise error
+                if closed in done:
+                    raise ConnectionError(f"{self.name}: RabbitMQ connection lost")
+            finally:
+                for future in watched:
+                    future.cancel()
+                await asyncio.gather(*watched, return_exceptions=True)
+        finally:
+            if not connection.is_closed:
+                await connection.close()
+
+    async def _loop(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], channel: AbstractChannel
+    ) -> None:
+        while not self._stop.is_set():
+            batch = await self._next_batch(inbox)
+            if batch:
+                await self.handle(batch, channel)
+
+    async def _next_batch(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage]
+    ) -> list[AbstractIncomingMessage]:
+        """What has arrived, up to `batch_size`; waits for one message, or returns [] on stop."""
+        batch: list[AbstractIncomingMessage] = []
+        if inbox.empty():
+            getter = asyncio.ensure_future(inbox.get())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+                return []
+            batch.append(getter.result())
+        while len(batch) < self.batch_size and not inbox.empty():
+            batch.append(inbox.get_nowait())
+        return batch
