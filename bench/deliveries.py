@@ -46,13 +46,13 @@ def _recipient(channel: Channel, n: int, user_id: str) -> str:
     return user_id
 
 
-def _rows(channel: Channel, count: int, run: str) -> list[tuple[Any, ...]]:
+def _messages(channel: Channel, count: int, run: str) -> list[NotificationMessage]:
+    """One message per delivery; each names its notification, order and user too."""
     now = datetime.now(UTC)
-    rows = []
+    messages = []
     for n in range(count):
         order_id = str(uuid.uuid4())
         user_id = f"bench-{run}-{n % 100}"
-        notification_id, delivery_id = uuid.uuid4(), uuid.uuid4()
         data = TemplateData(
             order_id=order_id,
             short_order_id=order_id[:8],
@@ -63,8 +63,8 @@ def _rows(channel: Channel, count: int, run: str) -> list[tuple[Any, ...]]:
             body=f"Your order {order_id[:8]} is confirmed.",
         )
         message = NotificationMessage(
-            delivery_id=delivery_id,
-            notification_id=notification_id,
+            delivery_id=uuid.uuid4(),
+            notification_id=uuid.uuid4(),
             event_id=uuid.uuid4(),
             channel=channel,
             event_type=EventType.CONFIRMED,
@@ -74,21 +74,21 @@ def _rows(channel: Channel, count: int, run: str) -> list[tuple[Any, ...]]:
             created_at=now,
             data=data,
         )
-        rows.append((notification_id, delivery_id, order_id, user_id, message))
-    return rows
+        messages.append(message)
+    return messages
 
 
-def _insert(conn: psycopg.Connection[Any], channel: Channel, rows: list[tuple[Any, ...]]) -> None:
+def _insert(conn: psycopg.Connection[Any], messages: list[NotificationMessage]) -> None:
     with conn.cursor() as cursor:
-        for start in range(0, len(rows), BATCH):
-            chunk = rows[start : start + BATCH]
+        for start in range(0, len(messages), BATCH):
+            chunk = messages[start : start + BATCH]
             cursor.executemany(
                 """
                 INSERT INTO notifications (id, user_id, order_id, event_id, event_type,
                                            order_version, title, body, data)
                 VALUES (%s, %s, %s, %s, 'order.confirmed', 2, 'Order confirmed', 'bench', '{}')
                 """,
-                [(r[0], r[3], r[2], r[4].event_id) for r in chunk],
+                [(m.notification_id, m.user_id, m.order_id, m.event_id) for m in chunk],
             )
             cursor.executemany(
                 """
@@ -98,14 +98,14 @@ def _insert(conn: psycopg.Connection[Any], channel: Channel, rows: list[tuple[An
                 """,
                 [
                     (
-                        r[1],
-                        r[0],
-                        str(channel),
-                        r[4].recipient,
-                        WORK_QUEUES[channel],
-                        r[4].to_bytes(),
+                        m.delivery_id,
+                        m.notification_id,
+                        str(m.channel),
+                        m.recipient,
+                        WORK_QUEUES[m.channel],
+                        m.to_bytes(),
                     )
-                    for r in chunk
+                    for m in chunk
                 ],
             )
             cursor.execute("SELECT pg_notify('deliveries_notifications', '')")
@@ -129,13 +129,13 @@ def _stage_seconds(port: int, channel: Channel) -> dict[str, float]:
 async def measure(config: StackConfig, channel: Channel, count: int) -> dict[str, Any]:
     conninfo = servers.postgres_conninfo(config.ports["postgres"], DB_PASSWORD, DATABASE)
     run = uuid.uuid4().hex[:6]
-    rows = _rows(channel, count, run)
-    ids = [r[1] for r in rows]
+    messages = _messages(channel, count, run)
+    ids = [m.delivery_id for m in messages]
     worker_port = config.workers[str(channel)]
     before = _stage_seconds(worker_port, channel)
     with psycopg.connect(conninfo, options="-c search_path=notifications") as conn:
         started = time.perf_counter()
-        _insert(conn, channel, rows)
+        _insert(conn, messages)
         inserted = time.perf_counter() - started
         while True:
             sent = conn.execute(
