@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import orjson
 import pika
 
@@ -24,10 +25,16 @@ from services.kit.order_events import (
 )
 from services.kit.outbox import event
 from services.notifications.topology import WORK_QUEUES
+from tests.support import Bearer
 
 JWT_SECRET = "notifications-integration-tests-secret-0123456789"
 FAST_RETRIES: dict[str, Any] = {"retry_delays_seconds": (1, 2), "max_attempts": 3}
 """Retry delays and attempts for the worker tests (their own virtual host, their own queues)."""
+
+
+async def set_preferences(client: httpx.AsyncClient, user: Bearer, body: dict[str, Any]) -> None:
+    response = await client.put("/notifications/preferences", json=body, headers=user.headers)
+    assert response.status_code == 200, response.text
 
 
 def created(order_id: str, user_id: str) -> tuple[str, Envelope[Any]]:

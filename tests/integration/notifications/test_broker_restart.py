@@ -28,7 +28,7 @@ from services.kit.consumer import EventShell
 from services.notifications.domain import Channel
 from services.notifications.settings import Settings
 from tests.integration.notifications.providers import ProviderDouble
-from tests.integration.notifications.support import FAST_RETRIES, confirmed
+from tests.integration.notifications.support import FAST_RETRIES, confirmed, set_preferences
 from tests.support import Bearer, eventually
 
 pytestmark = pytest.mark.integration
@@ -78,8 +78,7 @@ async def test_rabbitmq_killed_mid_stream_loses_and_duplicates_nothing(
         "channels": {"order.confirmed": {"email": False, "sms": True, "push": True}},
         "phone": "+4930123456",
     }
-    response = await client.put("/notifications/preferences", json=body, headers=user.headers)
-    assert response.status_code == 200, response.text
+    await set_preferences(client, user, body)
     orders = [str(uuid.uuid4()) for _ in range(ORDERS)]
 
     async def produce(batch: list[str]) -> None:

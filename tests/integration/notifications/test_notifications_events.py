@@ -30,6 +30,7 @@ from tests.integration.notifications.support import (
     QueueReader,
     confirmed,
     created,
+    set_preferences,
     status_changed,
 )
 from tests.integration.orders.support import LiveListener
@@ -38,11 +39,6 @@ from tests.support import Bearer, eventually
 pytestmark = pytest.mark.integration
 
 EMAIL, SMS, PUSH = "email.notifications", "sms.notifications", "push.notifications"
-
-
-async def _set_preferences(client: httpx.AsyncClient, user: Bearer, body: dict[str, Any]) -> None:
-    response = await client.put("/notifications/preferences", json=body, headers=user.headers)
-    assert response.status_code == 200, response.text
 
 
 def _deliveries(db: psycopg.Connection[DictRow], order_id: str) -> list[dict[str, Any]]:
@@ -68,7 +64,7 @@ async def test_a_confirmed_order_notifies_in_app_live_and_on_each_enabled_channe
     db: psycopg.Connection[DictRow],
     user: Bearer,
 ) -> None:
-    await _set_preferences(
+    await set_preferences(
         client,
         user,
         {
@@ -213,7 +209,7 @@ async def test_deliveries_written_while_the_relay_is_down_are_published_when_it_
     user: Bearer,
     client: httpx.AsyncClient,
 ) -> None:
-    await _set_preferences(client, user, {"email": "ada@example.org"})
+    await set_preferences(client, user, {"email": "ada@example.org"})
     runtime = notifications_app.state.runtime
     await runtime.kill("delivery-relay")
     try:
@@ -243,7 +239,7 @@ async def test_a_message_the_broker_cannot_route_stays_pending_until_it_can(
     client: httpx.AsyncClient,
     vhost_url: str,
 ) -> None:
-    await _set_preferences(client, user, {"email": "ada@example.org"})
+    await set_preferences(client, user, {"email": "ada@example.org"})
     await asyncio.to_thread(_delete_queue, vhost_url, EMAIL)
     before = _publish_failures()
     try:

@@ -24,7 +24,12 @@ from services.kit.rabbit import Outgoing, Publisher
 from services.notifications.domain import Channel
 from services.notifications.settings import Settings
 from tests.integration.notifications.providers import ProviderDouble
-from tests.integration.notifications.support import FAST_RETRIES, confirmed, status_changed
+from tests.integration.notifications.support import (
+    FAST_RETRIES,
+    confirmed,
+    set_preferences,
+    status_changed,
+)
 from tests.support import Bearer, eventually
 
 pytestmark = pytest.mark.integration
@@ -43,12 +48,11 @@ async def _prefer(client: httpx.AsyncClient, user: Bearer, **channels: dict[str,
         "email": f"{user.id[:8]}@example.org",
         "phone": "+4930123456",
     }
-    response = await client.put("/notifications/preferences", json=body, headers=user.headers)
-    assert response.status_code == 200, response.text
+    await set_preferences(client, user, body)
 
 
-async def _confirm(shell: EventShell[Any], user: Bearer) -> str:
-    order_id = str(uuid.uuid4())
+async def _confirm(shell: EventShell[Any], user: Bearer, order_id: str | None = None) -> str:
+    order_id = order_id or str(uuid.uuid4())
     topic, envelope = confirmed(order_id, user.id)
     await shell.handle(topic, envelope.to_bytes())
     return order_id
@@ -134,8 +138,7 @@ async def test_a_provider_down_twice_gets_the_message_on_the_third_attempt_once(
     await _prefer(client, user, confirmed={"email": False, "sms": True, "push": False})
     order_id = str(uuid.uuid4())
     provider.fail(order_id[:8], 503, 503)
-    topic, envelope = confirmed(order_id, user.id)
-    await shell.handle(topic, envelope.to_bytes())
+    await _confirm(shell, user, order_id)
     rows = await _statuses(db, order_id, {"sms": "sent"})
     assert len(provider.requests_for(order_id[:8])) == 3
     assert len(provider.accepted_for(order_id[:8])) == 1
@@ -154,8 +157,7 @@ async def test_a_provider_400_dead_letters_at_once_and_a_replay_delivers_once(
     await _prefer(client, user, confirmed={"email": False, "sms": False, "push": True})
     order_id = str(uuid.uuid4())
     provider.fail(order_id, 400)
-    topic, envelope = confirmed(order_id, user.id)
-    await shell.handle(topic, envelope.to_bytes())
+    await _confirm(shell, user, order_id)
     rows = await _statuses(db, order_id, {"push": "dead"})
     assert len(provider.requests_for(order_id)) == 1, "a permanent failure is not retried"
     assert _attempts(db, rows["push"]["id"]) == [(1, "failed")]
@@ -287,8 +289,7 @@ async def test_a_worker_killed_mid_message_still_delivers_once(
     await _prefer(client, user, confirmed={"email": False, "sms": False, "push": True})
     order_id = str(uuid.uuid4())
     release = provider.hold(order_id)
-    topic, envelope = confirmed(order_id, user.id)
-    await shell.handle(topic, envelope.to_bytes())
+    await _confirm(shell, user, order_id)
 
     async def in_flight() -> bool:
         return bool(provider.requests_for(order_id))
