@@ -4,12 +4,12 @@
 exit stack: the PostgreSQL pool (with the kit's outbox tables and the service's migrations
 applied into its schema), Redis, the Kafka topics it needs (created in the local stack), the
 idempotent producer, the after-commit runner and the service's `Runtime` with the outbox relay
-and the after-commit runner registered. It adds the readiness checks for PostgreSQL, Redis and
-Kafka. The service then builds its service object, registers its own periodic jobs, its
-consumer (`consume`), and calls `start`, which attaches the runtime to the app's probes and
-starts every job; the jobs stop before anything the backbone opened is closed.
-`event_service_lifespan` is that whole sequence, and `create_event_service_app` the app around it
-that a service's `main.py` returns.
+(for a service that emits events), the outbox purge and the after-commit runner registered. It
+adds the readiness checks for PostgreSQL, Redis and Kafka. The service then builds its service
+object, registers its own periodic jobs, its consumer (`consume`), and calls `start`, which
+attaches the runtime to the app's probes and starts every job; the jobs stop before anything
+the backbone opened is closed. `event_service_lifespan` is that whole sequence, and
+`create_event_service_app` the app around it that a service's `main.py` returns.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,8 +33,8 @@ from services.kit.consumer import EventShell, Handler, consumer_factory
 from services.kit.db import Pool, apply_migrations, create_pool, ping
 from services.kit.live import create_emitter
 from services.kit.order_events import ALL_TOPICS
-from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay
-from services.kit.runtime import Runtime
+from services.kit.outbox import KIT_MIGRATIONS, PURGE_EVERY_SECONDS, OutboxRelay, purge_outbox
+from services.kit.runtime import Periodic, Runtime
 from services.kit.settings import EventServiceSettings, ServiceSettings
 from services.kit.web import Lifespan, add_readiness_check, create_service_app
 
@@ -125,6 +126,12 @@ async def open_backbone(
         runtime.add(
             "outbox-relay", lambda: OutboxRelay(pool, producer, settings.db_conninfo, schema)
         )
+    runtime.add(
+        "outbox-purge",
+        lambda: Periodic(
+            "outbox-purge", PURGE_EVERY_SECONDS, partial(purge_outbox, pool), "outbox purged"
+        ),
+    )
     runtime.add("after-commit", after_commit.job)
 
     async def postgres_ready() -> None:
@@ -149,6 +156,7 @@ def event_service_lifespan(
     migrations: Path,
     handlers: Mapping[str, Handler[S]],
     setup: Callable[[FastAPI, Backbone], Awaitable[S]],
+    emits_events: bool = True,
 ) -> Lifespan:
     """The lifespan of an event-driven service: open the backbone, let `setup` build the
     service object (and register its own jobs), then register the consumer of `handlers` last
@@ -164,7 +172,7 @@ def event_service_lifespan(
                 schema=schema,
                 migrations=migrations,
                 consumed_topics=handlers,
-                run_relay=settings.run_relay,
+                run_relay=settings.run_relay and emits_events,
                 create_topics=settings.run_relay or settings.run_consumers,
             )
             service = await setup(app, backbone)
@@ -186,11 +194,17 @@ def create_event_service_app(
     migrations: Path,
     handlers: Mapping[str, Handler[S]],
     setup: Callable[[FastAPI, Backbone], Awaitable[S]],
+    emits_events: bool = True,
 ) -> FastAPI:
     """An event-driven service's app: the platform's app (kit/web.py) with `router` and the
     lifespan of `event_service_lifespan`."""
     lifespan = event_service_lifespan(
-        settings, schema=schema, migrations=migrations, handlers=handlers, setup=setup
+        settings,
+        schema=schema,
+        migrations=migrations,
+        handlers=handlers,
+        setup=setup,
+        emits_events=emits_events,
     )
     app = create_service_app(settings, title, lifespan)
     app.include_router(router)

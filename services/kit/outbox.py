@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 NOTIFY_CHANNEL = "outbox"
 PURGE_EVERY_SECONDS = 600.0
+RETENTION_HOURS = 72
 
 
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
@@ -67,7 +68,6 @@ class OutboxRelay(NotifiedRelay):
         *,
         batch_size: int = 500,
         poll_interval: float = 0.5,
-        retention_hours: int = 72,
     ) -> None:
         super().__init__(
             conninfo=conninfo,
@@ -78,15 +78,6 @@ class OutboxRelay(NotifiedRelay):
         )
         self.pool = pool
         self.producer = producer
-        self.retention_hours = retention_hours
-        self._last_purge: float | None = None
-
-    async def housekeeping(self) -> None:
-        """Purge published rows and old dedupe records every ten minutes."""
-        now = asyncio.get_running_loop().time()
-        if self._last_purge is None or now - self._last_purge > PURGE_EVERY_SECONDS:
-            await self.purge()
-            self._last_purge = now
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published."""
@@ -121,14 +112,18 @@ class OutboxRelay(NotifiedRelay):
             )
         return len(rows)
 
-    async def purge(self) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => %s)",
-                (self.retention_hours,),
-            )
-            await conn.execute(
-                "DELETE FROM processed_events"
-                " WHERE processed_at < now() - make_interval(hours => %s)",
-                (self.retention_hours * 4,),
-            )
+
+async def purge_outbox(pool: Pool, retention_hours: int = RETENTION_HOURS) -> int:
+    """Delete published outbox rows older than the replay window, and dedupe records four
+    times older (a redelivery older than that is not expected); returns the rows deleted.
+    A periodic job of every event-driven service (kit/backbone.py)."""
+    async with pool.connection() as conn:
+        outbox = await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => %s)",
+            (retention_hours,),
+        )
+        processed = await conn.execute(
+            "DELETE FROM processed_events WHERE processed_at < now() - make_interval(hours => %s)",
+            (retention_hours * 4,),
+        )
+    return outbox.rowcount + processed.rowcount

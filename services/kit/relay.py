@@ -4,8 +4,8 @@ A relay is a job of the kit runtime. `NotifiedRelay.run` calls `publish_batch` a
 while batches come back full, and otherwise idles until a `NOTIFY <channel>_<schema>` arrives
 (a transaction that wrote rows commits) or `poll_interval` passes. A failed round (a broker or
 database outage) is logged, counted by `failed`, and retried a second later: the rows wait in
-their table, nothing is lost. Subclasses say how to publish a batch (`publish_batch`), what to
-do before the first one (`prepare`) and between rounds (`housekeeping`).
+their table, nothing is lost. Subclasses say how to publish a batch (`publish_batch`) and what
+to do before the first one (`prepare`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -60,10 +60,6 @@ class NotifiedRelay(ABC):
         """Run once before the first batch."""
         return
 
-    async def housekeeping(self) -> None:
-        """Run after every successful round (purges on a cadence of their own)."""
-        return
-
     def failed(self) -> None:
         """Count a failed round."""
         return
@@ -76,7 +72,6 @@ class NotifiedRelay(ABC):
             while not self._stop.is_set():
                 try:
                     published = await self.publish_batch()
-                    await self.housekeeping()
                 except Exception:  # an outage: the rows wait in their table, we retry
                     self.failed()
                     log.exception("relay round failed; retrying", extra={"job": self.channel})

@@ -2,13 +2,14 @@
 events and the relay of deliveries to RabbitMQ.
 
 The backbone (kit/backbone.py) opens the pool, Redis, the topics and the producer and registers
-the Kafka outbox relay (idle here: this service emits no events) and the after-commit runner;
+the outbox purge and the after-commit runner (no Kafka outbox relay: this service emits no
+events);
 this module adds the delivery relay (kit/rabbit_outbox.py over the `deliveries` table), which
 declares the queues of `topology.py` when it starts, the dead-letter archiver
 (dead_letters.py), the dead-letter gauge, then the consumer. At shutdown the
 consumer stops first, then the after-commit runner finishes its pushes, then the delivery relay
-publishes what the consumer wrote last. RUN_RELAY turns both relays off; RUN_CONSUMERS the
-consumer.
+publishes what the consumer wrote last. RUN_RELAY turns the delivery relay off; RUN_CONSUMERS
+the consumer and the archiver.
 """
 
 from __future__ import annotations
@@ -88,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrations=repo.MIGRATIONS,
         handlers=EVENT_HANDLERS,
         setup=setup,
+        emits_events=False,
     )

@@ -45,8 +45,9 @@ class Settings(QueueSettings, EventServiceSettings):
       and tests); false where someone else owns them (the operator's NotificationQueues in the
       chart), in which case the service only checks that they exist.
     - RELAY_BATCH_SIZE: deliveries published per relay round (one transaction).
-    - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`; RUN_RELAY also
-      runs the delivery relay to RabbitMQ; RUN_CONSUMERS also runs the dead-letter archiver.
+    - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`; RUN_RELAY runs
+      the delivery relay to RabbitMQ (this service has no Kafka outbox relay); RUN_CONSUMERS
+      also runs the dead-letter archiver.
     """
 
     service_name: str = "notifications"

@@ -97,10 +97,12 @@ JOBS = [
     ("orders", "consumer"),
     ("orders", "after-commit"),
     ("orders", "idempotency-key-purge"),
+    ("orders", "outbox-purge"),
     ("inventory", "outbox-relay"),
     ("inventory", "consumer"),
     ("inventory", "after-commit"),
     ("inventory", "reservation-sweeper"),
+    ("inventory", "outbox-purge"),
 ]
 
 

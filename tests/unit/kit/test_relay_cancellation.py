@@ -26,9 +26,6 @@ class _IdleRelay(OutboxRelay):
         self.batches += 1
         return 0
 
-    async def purge(self) -> None:
-        pass
-
     async def _listen(self) -> None:
         await asyncio.Event().wait()
 
