@@ -3,11 +3,14 @@ playing another service, and a connection into a service's schema."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastapi import FastAPI
 from psycopg.rows import DictRow, dict_row
 
@@ -38,6 +41,49 @@ def double_producer(kafka_server: KafkaServer, client_id: str) -> Iterator[Event
         yield producer
     finally:
         producer.close()
+
+
+def fresh_consumer_group(kafka_server: KafkaServer, prefix: str, topics: Iterable[str]) -> str:
+    """A new consumer group whose offsets start at the current end of `topics`.
+
+    The session's Kafka holds every earlier suite's events; a group reading from the earliest
+    offset would chew through all of them (each an unknown order) before reaching the module's
+    own, and how long that takes depends on which suites ran first. Topics that do not exist
+    yet have no history to skip. A partition whose leader is still being elected (a topic just
+    created) is asked again; if Kafka never answers, the group reads from the earliest offset,
+    as any new group would.
+    """
+    group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_server.bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        for _ in range(40):
+            try:
+                ends = _topic_ends(consumer, topics)
+                if ends:  # none when no topic exists yet: nothing to skip
+                    consumer.commit(offsets=ends, asynchronous=False)
+                break
+            except KafkaException:
+                time.sleep(0.25)
+    finally:
+        consumer.close()
+    return group
+
+
+def _topic_ends(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:
+    existing = consumer.list_topics(timeout=10).topics
+    return [
+        TopicPartition(topic, partition, high)
+        for topic in topics
+        if topic in existing
+        for partition in existing[topic].partitions
+        for _, high in [consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)]
+    ]
 
 
 @contextmanager

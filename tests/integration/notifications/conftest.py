@@ -30,10 +30,17 @@ from devstack.testing import (
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
 from services.notifications.domain import Channel
+from services.notifications.handlers import EVENT_HANDLERS
 from services.notifications.main import create_app
 from services.notifications.settings import Settings, WorkerSettings
 from services.notifications.worker import create_worker_app
-from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
+from tests.integration.fixtures import (
+    asgi_client,
+    double_producer,
+    fresh_consumer_group,
+    running,
+    schema_connection,
+)
 from tests.integration.notifications.providers import ProviderDouble, provider_double
 from tests.integration.notifications.support import FAST_RETRIES, JWT_SECRET, QueueReader
 
@@ -77,7 +84,9 @@ def settings(
         "KAFKA_BROKER": kafka_server.bootstrap,
         "RABBITMQ_URL": vhost_url,
         "JWT_SECRET": JWT_SECRET,
-        "KAFKA_CONSUMER_GROUP": f"notifications-test-{uuid.uuid4().hex[:8]}",
+        "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
+            kafka_server, "notifications-test", EVENT_HANDLERS
+        ),
     }
     return Settings(**values)
 

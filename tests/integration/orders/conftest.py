@@ -7,7 +7,6 @@ inventory would send are produced straight to Kafka by the tests.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,9 +18,16 @@ from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.kit.kafka import EventProducer
+from services.orders.handlers import EVENT_HANDLERS
 from services.orders.main import create_app
 from services.orders.settings import Settings
-from tests.integration.fixtures import asgi_client, double_producer, running, schema_connection
+from tests.integration.fixtures import (
+    asgi_client,
+    double_producer,
+    fresh_consumer_group,
+    running,
+    schema_connection,
+)
 from tests.integration.orders.support import (
     JWT_SECRET,
     CatalogueStub,
@@ -57,7 +63,7 @@ def orders_settings(
         "KAFKA_BROKER": kafka_server.bootstrap,
         "JWT_SECRET": JWT_SECRET,
         "INVENTORY_SERVICE_URL": inventory_url,
-        "KAFKA_CONSUMER_GROUP": f"orders-test-{uuid.uuid4().hex[:8]}",
+        "KAFKA_CONSUMER_GROUP": fresh_consumer_group(kafka_server, "orders-test", EVENT_HANDLERS),
         "DB_POOL_MIN": 2,
         "DB_POOL_MAX": 10,
     }

@@ -24,13 +24,16 @@ from fastapi import FastAPI
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
+from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
 from services.kit.live import ORDER_UPDATED, OrderUpdate, create_emitter, push_order_update
 from services.kit.runtime import Runtime
 from services.kit.settings import ServiceSettings
+from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
+from tests.integration.fixtures import fresh_consumer_group
 from tests.integration.orders.support import (
     ADDRESS,
     JWT_SECRET,
@@ -190,7 +193,9 @@ async def start_platform(
         **{
             **shared,
             "SEED_DEMO_CATALOGUE": False,
-            "KAFKA_CONSUMER_GROUP": f"inventory-{run}",
+            "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
+                kafka, f"inventory-{run}", INVENTORY_HANDLERS
+            ),
             **inventory_overrides,
         }
     )
@@ -205,7 +210,9 @@ async def start_platform(
                 "INVENTORY_SERVICE_URL": inventory_url,
                 # Generous: a loaded test machine must not turn a slow lookup into a 503.
                 "INVENTORY_TIMEOUT_SECONDS": 15,
-                "KAFKA_CONSUMER_GROUP": f"orders-{run}",
+                "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
+                    kafka, f"orders-{run}", ORDERS_HANDLERS
+                ),
             }
         )
         orders_app = create_orders_app(orders_settings)
