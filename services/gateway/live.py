@@ -32,6 +32,7 @@ import orjson
 import socketio
 from yarl import URL
 
+from services.gateway.metrics import SOCKET_CONNECTIONS
 from services.kit.errors import Unauthorized
 from services.kit.live import ADMIN_ROOM, REDIS_CHANNEL, SYNC_REQUEST, user_room
 from services.kit.settings import ServiceSettings
@@ -102,7 +103,11 @@ def create_socket_server(
         await server.enter_room(sid, user_room(principal.user_id))
         if principal.is_admin:
             await server.enter_room(sid, ADMIN_ROOM)
+        SOCKET_CONNECTIONS.inc()
         log.info("socket connected", extra={"user_id": principal.user_id, "sid": sid})
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        SOCKET_CONNECTIONS.dec()
 
     async def sync(sid: str, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("orderId"), str):
@@ -134,6 +139,7 @@ def create_socket_server(
         return {"orderId": order_id, "updates": orjson.loads(body)}
 
     server.on("connect", connect)
+    server.on("disconnect", disconnect)
     server.on(SYNC_REQUEST, sync)
     return server
 

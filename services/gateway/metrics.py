@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests_total",
@@ -15,4 +15,8 @@ UPSTREAM_LATENCY = Histogram(
     "Time from sending a request upstream to having read the whole answer, by upstream.",
     ["upstream"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SOCKET_CONNECTIONS = Gauge(
+    "gateway_socketio_connections",
+    "Socket.IO connections this replica accepted and still holds (refused ones never count).",
 )

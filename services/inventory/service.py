@@ -9,6 +9,7 @@ event's dedupe record) and return their after-commit effects instead of running 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from functools import partial
 from typing import Literal
@@ -32,7 +33,7 @@ from services.inventory.errors import (
     SkuTaken,
     VersionMismatch,
 )
-from services.inventory.metrics import RESERVATION_OUTCOMES, RESERVATIONS
+from services.inventory.metrics import RESERVATION_FAILURES, RESERVATION_OUTCOMES, RESERVATIONS
 from services.inventory.schemas import (
     AdjustmentOut,
     ProductCreate,
@@ -207,7 +208,7 @@ class InventoryService:
                 conn, ORDER_FAILED, event(EVENT_SOURCE, ORDER_FAILED, order.order_id, failed)
             )
             log.info("order refused", extra={"reason": reason})
-            return self._applied("failed")
+            return self._applied("failed", {refusal.reason for refusal in refusals})
         await repo.reserve_stock(conn, lines)
         expires_at = await repo.insert_reservation(
             conn,
@@ -277,14 +278,17 @@ class InventoryService:
         log.info("reservation committed (order shipped)")
         return self._applied("committed")
 
-    def _applied(self, outcome: Outcome) -> Applied:
+    def _applied(self, outcome: Outcome, refused_for: Collection[str] = ()) -> Applied:
         """An applied event's outcome and its after-commit effects: the product cache is made
-        stale when stock changed, and the reservation outcome is counted."""
+        stale when stock changed, and the reservation outcome (and a refusal's reasons) is
+        counted."""
         effects: list[Effect] = []
         if outcome in STOCK_CHANGING_OUTCOMES:
             effects.append(self.cache.invalidate)
         if outcome in RESERVATION_OUTCOMES:
             effects.append(partial(_count_reservation, outcome))
+        if refused_for:
+            effects.append(partial(_count_refusals, frozenset(refused_for)))
         return Applied(outcome, tuple(effects))
 
     async def expire_due(self) -> int:
@@ -352,6 +356,11 @@ def _valid_id(product_id: str) -> str:
 
 async def _count_reservation(outcome: str) -> None:
     RESERVATIONS.labels(outcome).inc()
+
+
+async def _count_refusals(reasons: frozenset[str]) -> None:
+    for reason in reasons:
+        RESERVATION_FAILURES.labels(reason).inc()
 
 
 async def _database_now(conn: DictConnection) -> datetime:

@@ -13,12 +13,14 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
 4. after the commit, hand the effects the function returned (live push, cache invalidation)
    to the after-commit runner, which never blocks this loop;
 5. count the outcome: `events_consumed_total{outcome=processed|duplicate|dead_lettered}`
-   (dead letters are counted by the batch consumer).
+   (dead letters are counted by the batch consumer), and time each attempt
+   (`events_processing_seconds`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,7 +33,7 @@ from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer
 from services.kit.logs import order_id_var
-from services.kit.metrics import EVENTS_CONSUMED
+from services.kit.metrics import EVENT_PROCESSING, EVENTS_CONSUMED
 from services.kit.outbox import claim_event
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class EventShell(Generic[S]):
         handler = self.handlers.get(topic)
         if handler is None:
             raise ValueError(f"no handler for topic {topic!r}")
+        started = time.perf_counter()
         envelope = parse_envelope(raw, handler.data_type)
         token = order_id_var.set(envelope.subject)
         try:
@@ -99,6 +102,7 @@ class EventShell(Generic[S]):
             self.after_commit.submit(applied.after_commit)
             return applied
         finally:
+            EVENT_PROCESSING.labels(self.service_name, topic).observe(time.perf_counter() - started)
             order_id_var.reset(token)
 
 

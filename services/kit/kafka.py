@@ -13,16 +13,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from services.kit.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
+from services.kit.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTER_DEPTH,
+    EVENTS_CONSUMED,
+    EVENTS_PUBLISHED,
+)
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_SUFFIX = ".dlq"
+LAG_SAMPLE_SECONDS = 1.0
+DEAD_LETTER_SAMPLE_SECONDS = 30.0
 MessageHandler = Callable[[Message], Awaitable[None]]
 
 
@@ -149,6 +165,7 @@ class BatchConsumer:
         }
         config.update(extra_config or {})
         self._consumer = Consumer(config)
+        self._gauges = ConsumerGauges(self._consumer, service, self.topics)
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,6 +191,7 @@ class BatchConsumer:
         # `consume(n, timeout)` waits for n messages or the timeout, which adds the whole
         # timeout to every event's latency at low rates. Waiting for the first message with
         # `poll` and then draining what is already fetched keeps batches without that delay.
+        self._gauges.sample()
         first = self._consumer.poll(self.poll_timeout)
         if first is None:
             return []
@@ -251,6 +269,60 @@ class BatchConsumer:
             "event dead-lettered",
             extra={"topic": topic, "error": repr(error), "to": dead_letter_topic(topic)},
         )
+
+
+class ConsumerGauges:
+    """The lag and dead-letter gauges of one consumer, sampled from its fetch thread.
+
+    Lag needs no broker round trip: librdkafka keeps each partition's high watermark from its
+    fetch responses, and the position is local, so it is sampled every second. A dead-letter
+    topic is nobody's assignment, so its depth costs a metadata and a watermark request per
+    partition: every 30 seconds. Sampling never fails the consumer; a topic the consumer holds
+    no partition of (after a rebalance) reads 0 rather than a stale value.
+    """
+
+    def __init__(self, consumer: Consumer, service: str, topics: list[str]) -> None:
+        self.consumer = consumer
+        self.service = service
+        self.topics = topics
+        self._lag_due = 0.0
+        self._dead_letters_due = 0.0
+
+    def sample(self) -> None:
+        now = time.monotonic()
+        try:
+            if now >= self._lag_due:
+                self._lag_due = now + LAG_SAMPLE_SECONDS
+                self._sample_lag()
+            if now >= self._dead_letters_due:
+                self._dead_letters_due = now + DEAD_LETTER_SAMPLE_SECONDS
+                self._sample_dead_letters()
+        except KafkaException as exc:
+            log.debug("consumer gauges not sampled", extra={"error": str(exc)})
+
+    def _sample_lag(self) -> None:
+        lag = dict.fromkeys(self.topics, 0)
+        for position in self.consumer.position(self.consumer.assignment()):
+            _low, high = self.consumer.get_watermark_offsets(position, cached=True)
+            if position.offset != OFFSET_INVALID and high != OFFSET_INVALID:
+                lag[position.topic] = lag.get(position.topic, 0) + max(high - position.offset, 0)
+        for topic, messages in lag.items():
+            CONSUMER_LAG.labels(self.service, topic).set(messages)
+
+    def _sample_dead_letters(self) -> None:
+        existing = self.consumer.list_topics(timeout=2).topics
+        for topic in self.topics:
+            metadata = existing.get(dead_letter_topic(topic))
+            if metadata is None:
+                DEAD_LETTER_DEPTH.labels(self.service, topic).set(0)
+                continue
+            depth = 0
+            for partition in metadata.partitions:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(metadata.topic, partition), timeout=2
+                )
+                depth += max(high - low, 0)
+            DEAD_LETTER_DEPTH.labels(self.service, topic).set(depth)
 
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:

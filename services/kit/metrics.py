@@ -39,3 +39,31 @@ AFTER_COMMIT_EFFECTS = Counter(
     "(done, failed, timed_out, dropped: not run because the queue was full).",
     ["service", "outcome"],
 )
+EVENT_PROCESSING = Histogram(
+    "events_processing_seconds",
+    "Time to apply one consumed event (parse, transaction, commit), by topic.",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CONSUMER_LAG = Gauge(
+    "events_consumer_lag_messages",
+    "Messages of a consumed topic this process's consumer has not processed yet: the "
+    "partitions' high watermarks minus its positions, summed over the partitions it holds.",
+    ["service", "topic"],
+)
+DEAD_LETTER_DEPTH = Gauge(
+    "events_dead_letter_messages",
+    "Messages kept in a consumed topic's dead-letter topic (<topic>.dlq), sampled periodically.",
+    ["service", "topic"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "outbox_unpublished_events",
+    "Outbox rows not yet published to Kafka, sampled by the relay.",
+    ["service"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest outbox row not yet published to Kafka (0 when none waits), sampled by "
+    "the relay.",
+    ["service"],
+)

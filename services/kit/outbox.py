@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
+from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from services.kit.relay import NotifiedRelay, notify_relay
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 NOTIFY_CHANNEL = "outbox"
 PURGE_EVERY_SECONDS = 600.0
 RETENTION_HOURS = 72
+BACKLOG_SAMPLE_SECONDS = 5.0
 
 
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
@@ -78,9 +81,13 @@ class OutboxRelay(NotifiedRelay):
         )
         self.pool = pool
         self.producer = producer
+        self._sample_due = 0.0
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published."""
+        if time.monotonic() >= self._sample_due:
+            self._sample_due = time.monotonic() + BACKLOG_SAMPLE_SECONDS
+            await sample_backlog(self.pool, self.producer.service)
         async with self.pool.connection() as conn, conn.transaction():
             # One relay publishes at a time, so each key's events reach Kafka in commit order
             # even with several replicas.
@@ -111,6 +118,22 @@ class OutboxRelay(NotifiedRelay):
                 ([row["id"] for row in rows],),
             )
         return len(rows)
+
+
+async def sample_backlog(pool: Pool, service: str) -> None:
+    """Set the outbox gauges: rows waiting and the age of the oldest. Every replica's relay
+    samples (before the publishing lock), so a replica that never wins the lock still reports,
+    and a broker outage, which fails every round after this, still shows the backlog growing."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS waiting, coalesce(extract(epoch FROM now() - ("
+            " SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1"
+            ")), 0)::float8 AS age FROM outbox WHERE published_at IS NULL"
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    OUTBOX_BACKLOG.labels(service).set(row["waiting"])
+    OUTBOX_OLDEST_AGE.labels(service).set(max(row["age"], 0.0))
 
 
 async def purge_outbox(pool: Pool, retention_hours: int = RETENTION_HOURS) -> int:

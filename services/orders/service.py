@@ -207,6 +207,7 @@ class OrderService:
             return await self._replay(known, fingerprint)
 
         metrics.ORDERS_CREATED.inc()
+        metrics.ORDER_VALUE.labels(priced.currency).observe(float(priced.total))
         self.after_commit.submit(
             self._effects(
                 Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
