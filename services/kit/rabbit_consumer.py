@@ -4,7 +4,9 @@
 handler can publish with confirms on it), sets the prefetch, checks the queue exists (it
 declares nothing: the queue's owner does) and hands the delivered messages, in batches of what
 has arrived, to `handle` in `processors` concurrent loops. `handle` acks or nacks every message
-of its batch.
+of its batch. A batch waits up to `linger` seconds after its first message for more to arrive
+(until `batch_size`): while messages trickle in, a few milliseconds buy batches of tens instead
+of ones, and so one database round trip per batch instead of one per message.
 
 - `stop()`: consumption is cancelled, each loop finishes the batch in hand, and the messages
   still waiting (prefetched, never handled) go back to the queue when the connection closes;
@@ -37,6 +39,7 @@ class QueueConsumer(ABC):
         prefetch: int,
         batch_size: int,
         processors: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.url = url
         self.queue = queue
@@ -44,6 +47,7 @@ class QueueConsumer(ABC):
         self.prefetch = prefetch
         self.batch_size = batch_size
         self.processors = processors
+        self.linger = linger
         self._stop = asyncio.Event()
 
     @abstractmethod
@@ -99,17 +103,42 @@ class QueueConsumer(ABC):
     async def _next_batch(
         self, inbox: asyncio.Queue[AbstractIncomingMessage]
     ) -> list[AbstractIncomingMessage]:
-        """What has arrived, up to `batch_size`; waits for one message, or returns [] on stop."""
-        batch: list[AbstractIncomingMessage] = []
-        if inbox.empty():
-            getter = asyncio.ensure_future(inbox.get())
-            stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not getter.done():
-                getter.cancel()
-                return []
-            batch.append(getter.result())
-        while len(batch) < self.batch_size and not inbox.empty():
-            batch.append(inbox.get_nowait())
+        """What has arrived, up to `batch_size`; waits for one message, or returns [] on stop.
+
+        After the first message, waits up to `linger` (and not past a stop) for the batch to
+        fill."""
+        first = await self._take(inbox, None)
+        if first is None:
+            return []
+        batch = [first]
+        deadline = asyncio.get_running_loop().time() + self.linger
+        while len(batch) < self.batch_size:
+            if not inbox.empty():
+                batch.append(inbox.get_nowait())
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            message = await self._take(inbox, left)
+            if message is None:
+                break
+            batch.append(message)
         return batch
+
+    async def _take(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], within: float | None
+    ) -> AbstractIncomingMessage | None:
+        """The next message, or None on stop or when none came `within` seconds."""
+        if not inbox.empty():
+            return inbox.get_nowait()
+        if self._stop.is_set():
+            return None
+        getter = asyncio.ensure_future(inbox.get())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({getter, stopper}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            await asyncio.gather(getter, return_exceptions=True)
+        # A get that was cancelled took no item; one that finished first keeps its item.
+        return None if getter.cancelled() else getter.result()

@@ -84,6 +84,7 @@ def _environment(directory: Path, *, autoescape: bool) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat() of the file per render
     )
 
 

@@ -77,6 +77,8 @@ class WorkerSettings(QueueSettings):
     """Sends in flight at once (SMTP connections; HTTP requests)."""
     batch_size: int = Field(default=100, alias="WORKER_BATCH_SIZE", ge=1, le=1000)
     """Messages claimed and recorded per database round trip."""
+    batch_linger_ms: float = Field(default=5.0, alias="WORKER_BATCH_LINGER_MS", ge=0, le=1000)
+    """How long a batch waits after its first message for more (latency traded for batches)."""
     provider_timeout_seconds: float = Field(default=10.0, alias="PROVIDER_TIMEOUT_SECONDS", gt=0)
 
     smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")

@@ -126,6 +126,7 @@ class ChannelWorker(QueueConsumer):
             prefetch=settings.prefetch,
             batch_size=settings.batch_size,
             processors=PROCESSORS,
+            linger=settings.batch_linger_ms / 1000,
         )
         self.channel = channel
         self.settings = settings
@@ -160,11 +161,13 @@ class ChannelWorker(QueueConsumer):
         )
         failed = {id(item) for item, error in zip(republished, results, strict=True) if error}
         clock.lap("publish")
+        await asyncio.gather(
+            *(
+                item.incoming.nack(requeue=True) if id(item) in failed else item.incoming.ack()
+                for item in items
+            )
+        )
         for item in items:
-            if id(item) in failed:
-                await item.incoming.nack(requeue=True)
-            else:
-                await item.incoming.ack()
             metrics.WORKER_DELIVERIES.labels(str(self.channel), item.outcome).inc()
         clock.lap("ack")
         if failed:
