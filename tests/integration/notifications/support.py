@@ -58,7 +58,7 @@ def created(order_id: str, user_id: str) -> tuple[str, Envelope[Any]]:
     return ORDER_CREATED, event("/services/orders", ORDER_CREATED, order_id, data)
 
 
-def confirmed(order_id: str, user_id: str, version: int = 2) -> tuple[str, Envelope[Any]]:
+def confirmed(order_id: str, user_id: str, version: int = 1) -> tuple[str, Envelope[Any]]:
     data = OrderConfirmed(
         order_id=order_id,
         user_id=user_id,

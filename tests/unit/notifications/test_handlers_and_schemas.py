@@ -17,7 +17,7 @@ from services.kit.order_events import (
     OrderLine,
     OrderStatusChanged,
 )
-from services.notifications.domain import Channel, EventType
+from services.notifications.domain import Channel, EventType, is_newer
 from services.notifications.handlers import (
     EVENT_HANDLERS,
     confirmed_facts,
@@ -62,7 +62,7 @@ def test_created_carries_the_lines_and_total() -> None:
 
 def test_inventory_answers_and_status_changes() -> None:
     confirmed = confirmed_facts(
-        OrderConfirmed(order_id=ORDER, user_id="u", version=2, reservation_expires_at=AT), AT
+        OrderConfirmed(order_id=ORDER, user_id="u", version=1, reservation_expires_at=AT), AT
     )
     assert (confirmed.event_type, confirmed.version, confirmed.status) == (
         EventType.CONFIRMED,
@@ -70,9 +70,9 @@ def test_inventory_answers_and_status_changes() -> None:
         "CONFIRMED",
     )
     failed = failed_facts(
-        OrderFailed(order_id=ORDER, user_id="u", version=2, reason="out of stock", lines=[]), AT
+        OrderFailed(order_id=ORDER, user_id="u", version=1, reason="out of stock", lines=[]), AT
     )
-    assert (failed.status, failed.reason) == ("FAILED", "out of stock")
+    assert (failed.status, failed.reason, failed.version) == ("FAILED", "out of stock", 2)
     shipped = status_changed_facts(EventType.SHIPPED)(
         OrderStatusChanged(
             order_id=ORDER,
@@ -124,3 +124,26 @@ def test_preferences_accept_event_types_channels_and_contacts() -> None:
 def test_preferences_refuse_what_they_do_not_know(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PreferencesIn.model_validate(body)
+
+
+def test_inventory_answer_is_newer_than_the_creation_it_answers() -> None:
+    # Inventory's answer carries the version it answered: the created one.
+    created = created_facts(
+        OrderCreated(
+            order_id=ORDER,
+            user_id="u",
+            version=1,
+            items=[],
+            total=Decimal("1.00"),
+            currency="EUR",
+            created_at=AT,
+        ),
+        AT,
+    )
+    for answer in (
+        confirmed_facts(
+            OrderConfirmed(order_id=ORDER, user_id="u", version=1, reservation_expires_at=AT), AT
+        ),
+        failed_facts(OrderFailed(order_id=ORDER, user_id="u", version=1, reason="r", lines=[]), AT),
+    ):
+        assert is_newer(answer.version, created.version)
