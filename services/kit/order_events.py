@@ -81,21 +81,29 @@ class LineRefusal(EventData):
     reason: str
 
 
-class OrderConfirmed(EventData):
-    """Inventory reserved every line; `version` is the order version it answered."""
+class InventoryAnswer(EventData):
+    """Inventory's answer to an order's creation; `version` is the order version it answered."""
 
     order_id: str
     user_id: str
     version: int
+
+    @property
+    def order_version(self) -> int:
+        """The order's version once orders applies this answer: the next one. (Taken as
+        `version`, an answer would look no newer than the creation it answers.)"""
+        return self.version + 1
+
+
+class OrderConfirmed(InventoryAnswer):
+    """Inventory reserved every line."""
+
     reservation_expires_at: datetime
 
 
-class OrderFailed(EventData):
+class OrderFailed(InventoryAnswer):
     """Inventory reserved nothing; one refusal per line that could not be served."""
 
-    order_id: str
-    user_id: str
-    version: int
     reason: str
     lines: list[LineRefusal]
 

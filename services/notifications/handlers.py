@@ -35,13 +35,6 @@ from services.notifications.domain import STATUS_OF, EventType, OrderFacts
 from services.notifications.service import NotificationService
 
 
-def answered(version: int) -> int:
-    """The order version inventory's answer makes: it carries the version it answered (the
-    created one), and orders applies it as the next. Taken as is, a confirmation would look no
-    newer than the creation already notified, and be suppressed as stale."""
-    return version + 1
-
-
 def created_facts(data: OrderCreated, at: datetime) -> OrderFacts:
     return OrderFacts(
         event_type=EventType.CREATED,
@@ -61,7 +54,7 @@ def confirmed_facts(data: OrderConfirmed, at: datetime) -> OrderFacts:
         event_type=EventType.CONFIRMED,
         order_id=data.order_id,
         user_id=data.user_id,
-        version=answered(data.version),
+        version=data.order_version,
         status=STATUS_OF[EventType.CONFIRMED],
         occurred_at=at,
     )
@@ -72,7 +65,7 @@ def failed_facts(data: OrderFailed, at: datetime) -> OrderFacts:
         event_type=EventType.FAILED,
         order_id=data.order_id,
         user_id=data.user_id,
-        version=answered(data.version),
+        version=data.order_version,
         status=STATUS_OF[EventType.FAILED],
         occurred_at=at,
         reason=data.reason,
