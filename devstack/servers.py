@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -512,17 +512,35 @@ def kafka_ready(bootstrap: str) -> None:
 # --- Prometheus -------------------------------------------------------------------------------
 
 
-def prometheus_config(port: int, targets: Mapping[str, int], interval: str = "5s") -> str:
-    """A scrape config: Prometheus itself plus one job per service's /metrics (YAML, as JSON)."""
+PROMETHEUS_RULES = (
+    REPO_ROOT / "observability" / "prometheus" / "recording-rules.yaml",
+    REPO_ROOT / "observability" / "prometheus" / "alerting-rules.yaml",
+)
+"""The platform's rules, loaded straight from the repository, so a rule changed there is the rule
+that `make up` evaluates."""
+
+
+def prometheus_config(
+    port: int,
+    targets: Mapping[str, int],
+    interval: str = "5s",
+    rule_files: Iterable[Path] = PROMETHEUS_RULES,
+) -> str:
+    """A scrape config: Prometheus itself plus one job per service's /metrics, and the
+    platform's recording and alerting rules (YAML, as JSON)."""
     import json
 
     jobs: dict[str, int] = {"prometheus": port, **targets}
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
             {
                 "job_name": name,
                 "metrics_path": "/metrics",
+                # The services label their series with `service` and `job` (a background job)
+                # themselves, as the chart's monitors also honour.
+                "honor_labels": True,
                 "static_configs": [{"targets": [f"{HOST}:{target}"], "labels": {"service": name}}],
             }
             for name, target in jobs.items()
