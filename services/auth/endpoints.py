@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from services.auth.ratelimit import client_address
 from services.auth.schemas import (
+    ActiveChange,
     Identity,
     LoginRequest,
     RefreshRequest,
@@ -115,3 +116,10 @@ async def change_role(
     user_id: uuid.UUID, body: RoleChange, admin: CurrentAdmin, service: Service
 ) -> UserOut:
     return UserOut.model_validate(await service.change_role(admin, user_id, body.role))
+
+
+@router.patch("/users/{user_id}/active")
+async def set_active(
+    user_id: uuid.UUID, body: ActiveChange, admin: CurrentAdmin, service: Service
+) -> UserOut:
+    return UserOut.model_validate(await service.set_active(admin, user_id, body.active))

@@ -42,7 +42,9 @@ class LastAdmin(Conflict):
     code = "last-admin"
 
     def __init__(self) -> None:
-        super().__init__("The last admin cannot be demoted; promote another user first.")
+        super().__init__(
+            "The last active admin cannot be demoted or deactivated; promote another user first."
+        )
 
 
 class NotAnAdmin(Forbidden):
@@ -60,3 +62,23 @@ class RateLimiterUnavailable(DomainError):
 
     def __init__(self) -> None:
         super().__init__("Sign-in and registration are unavailable; try again shortly.")
+
+
+class AccountDisabled(Forbidden):
+    """The account has been deactivated by an admin."""
+
+    code = "account-disabled"
+
+    def __init__(self) -> None:
+        super().__init__("This account has been deactivated.")
+
+
+class SessionStoreUnavailable(DomainError):
+    """Redis refused a revocation marker: the change is not made, since it could not be
+    enforced everywhere."""
+
+    status = 503
+    code = "session-store-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Account and session changes are unavailable; try again shortly.")

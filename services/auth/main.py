@@ -13,6 +13,7 @@ from services.auth.passwords import build_passwords
 from services.auth.ratelimit import LoginLimiter, RegistrationLimiter
 from services.auth.repository import MIGRATIONS, SCHEMA
 from services.auth.service import AuthService, bootstrap_admin
+from services.auth.sessions import SessionMarkers
 from services.auth.settings import Settings
 from services.kit.cache import create_redis
 from services.kit.db import apply_migrations, create_pool, ping
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 passwords,
                 LoginLimiter(redis, settings),
                 RegistrationLimiter(redis, settings),
+                SessionMarkers(redis, settings, app.state.revocations),
             )
             app.state.auth_service = service
 

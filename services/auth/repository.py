@@ -24,6 +24,8 @@ class User:
     role: Role
     created_at: datetime
     updated_at: datetime
+    token_version: int
+    active: bool
 
     @property
     def is_admin(self) -> bool:
@@ -53,7 +55,8 @@ async def insert_user(
         INSERT INTO users (email, name, password_hash, role)
         VALUES (%s, %s, %s, %s)
         ON CONFLICT ((lower(email))) DO NOTHING
-        RETURNING id, email, name, password_hash, role, created_at, updated_at
+        RETURNING id, email, name, password_hash, role, created_at, updated_at,
+                  token_version, active
         """,
         (email, name, password_hash, role),
     )
@@ -70,8 +73,11 @@ async def insert_admin_or_promote(
         VALUES (%s, %s, %s, 'ADMIN')
         ON CONFLICT ((lower(email))) DO UPDATE
             SET role = 'ADMIN',
-                updated_at = CASE WHEN users.role = 'ADMIN' THEN users.updated_at ELSE now() END
-        RETURNING id, email, name, password_hash, role, created_at, updated_at
+                updated_at = CASE WHEN users.role = 'ADMIN' THEN users.updated_at ELSE now() END,
+                token_version = CASE WHEN users.role = 'ADMIN' THEN users.token_version
+                                     ELSE users.token_version + 1 END
+        RETURNING id, email, name, password_hash, role, created_at, updated_at,
+                  token_version, active
         """,
         (email, name, password_hash),
     )
@@ -83,12 +89,14 @@ async def insert_admin_or_promote(
 async def find_user(conn: DictConnection, user_id: uuid.UUID, *, lock: bool = False) -> User | None:
     query = (
         """
-        SELECT id, email, name, password_hash, role, created_at, updated_at
+        SELECT id, email, name, password_hash, role, created_at, updated_at,
+               token_version, active
         FROM users WHERE id = %s FOR UPDATE
         """
         if lock
         else """
-        SELECT id, email, name, password_hash, role, created_at, updated_at
+        SELECT id, email, name, password_hash, role, created_at, updated_at,
+               token_version, active
         FROM users WHERE id = %s
         """
     )
@@ -99,7 +107,8 @@ async def find_user(conn: DictConnection, user_id: uuid.UUID, *, lock: bool = Fa
 async def find_user_by_email(conn: DictConnection, email: str) -> User | None:
     cursor = await conn.execute(
         """
-        SELECT id, email, name, password_hash, role, created_at, updated_at
+        SELECT id, email, name, password_hash, role, created_at, updated_at,
+               token_version, active
         FROM users WHERE lower(email) = lower(%s)
         """,
         (email,),
@@ -119,7 +128,8 @@ async def update_password_hash(
 async def list_users(conn: DictConnection, *, limit: int, offset: int) -> list[User]:
     cursor = await conn.execute(
         """
-        SELECT id, email, name, password_hash, role, created_at, updated_at
+        SELECT id, email, name, password_hash, role, created_at, updated_at,
+               token_version, active
         FROM users ORDER BY created_at, id LIMIT %s OFFSET %s
         """,
         (limit, offset),
@@ -135,12 +145,14 @@ async def count_users(conn: DictConnection) -> int:
 
 
 async def lock_admins(conn: DictConnection) -> list[uuid.UUID]:
-    """The ids of all admins, locked until the transaction ends.
+    """The ids of all active admins, locked until the transaction ends.
 
     Locking them in id order makes concurrent role changes wait for each other, so two admins
     demoting each other at the same moment cannot leave the platform without one.
     """
-    cursor = await conn.execute("SELECT id FROM users WHERE role = 'ADMIN' ORDER BY id FOR UPDATE")
+    cursor = await conn.execute(
+        "SELECT id FROM users WHERE role = 'ADMIN' AND active ORDER BY id FOR UPDATE"
+    )
     return [row["id"] for row in await cursor.fetchall()]
 
 
@@ -149,11 +161,30 @@ async def set_role(conn: DictConnection, user_id: uuid.UUID, role: Role) -> User
         """
         UPDATE users
         SET role = %s,
-            updated_at = CASE WHEN role = %s THEN updated_at ELSE now() END
+            updated_at = CASE WHEN role = %s THEN updated_at ELSE now() END,
+            token_version = CASE WHEN role = %s THEN token_version ELSE token_version + 1 END
         WHERE id = %s
-        RETURNING id, email, name, password_hash, role, created_at, updated_at
+        RETURNING id, email, name, password_hash, role, created_at, updated_at,
+                  token_version, active
         """,
-        (role, role, user_id),
+        (role, role, role, user_id),
+    )
+    return _user(await cursor.fetchone())
+
+
+async def set_active(conn: DictConnection, user_id: uuid.UUID, active: bool) -> User | None:
+    """Activate or deactivate an account; a change bumps its token version."""
+    cursor = await conn.execute(
+        """
+        UPDATE users
+        SET active = %s,
+            updated_at = CASE WHEN active = %s THEN updated_at ELSE now() END,
+            token_version = CASE WHEN active = %s THEN token_version ELSE token_version + 1 END
+        WHERE id = %s
+        RETURNING id, email, name, password_hash, role, created_at, updated_at,
+                  token_version, active
+        """,
+        (active, active, active, user_id),
     )
     return _user(await cursor.fetchone())
 
@@ -204,15 +235,33 @@ async def revoke_family(conn: DictConnection, family_id: uuid.UUID, now: datetim
     return cursor.rowcount
 
 
-async def revoke_family_of(conn: DictConnection, token_hash: bytes, now: datetime) -> int:
-    """Revoke the family of the token with this hash (nothing when there is no such token)."""
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A refresh token family: the tokens of one login."""
+
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+async def revoke_family_of(conn: DictConnection, token_hash: bytes, now: datetime) -> Family | None:
+    """Revoke the family of the token with this hash; the family, or None when there is no such
+    token."""
     cursor = await conn.execute(
-        """
-        UPDATE refresh_tokens SET revoked_at = %s
-        WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = %s)
-          AND revoked_at IS NULL
-        """,
-        (now, token_hash),
+        "SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = %s", (token_hash,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    await revoke_family(conn, row["family_id"], now)
+    return Family(**row)
+
+
+async def revoke_user_refresh_tokens(
+    conn: DictConnection, user_id: uuid.UUID, now: datetime
+) -> int:
+    cursor = await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+        (now, user_id),
     )
     return cursor.rowcount
 

@@ -49,11 +49,16 @@ class RoleChange(CamelModel):
     role: Role
 
 
+class ActiveChange(CamelModel):
+    active: bool
+
+
 class UserOut(CamelModel):
     id: uuid.UUID
     email: str
     name: str
     role: Role
+    active: bool
     created_at: datetime
 
 

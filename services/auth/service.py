@@ -15,12 +15,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.auth import repository
 from services.auth.errors import (
+    AccountDisabled,
     AccountGone,
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
     LastAdmin,
     NotAnAdmin,
+    SessionStoreUnavailable,
     UserNotFound,
 )
 from services.auth.metrics import LOGINS, REFRESHES, REGISTRATIONS
@@ -35,6 +37,7 @@ from services.auth.refresh import (
 )
 from services.auth.repository import User
 from services.auth.schemas import Email
+from services.auth.sessions import Revocation, SessionMarkers
 from services.auth.settings import Settings
 from services.kit.db import DictConnection, Pool
 from services.kit.errors import RateLimited
@@ -72,12 +75,14 @@ class AuthService:
         passwords: Passwords,
         limiter: LoginLimiter,
         registrations: RegistrationLimiter,
+        markers: SessionMarkers,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._passwords = passwords
         self._limiter = limiter
         self._registrations = registrations
+        self._markers = markers
 
     async def register(self, *, email: str, password: str, name: str, address: str) -> User:
         """A new USER account; `EmailTaken` when the email has one already.
@@ -137,6 +142,9 @@ class AuthService:
         self, user: User, *, email: str, password: str, address: str
     ) -> TokenGrant:
         await self._limiter.clear_failures(email, address)
+        if not user.active:
+            LOGINS.labels("disabled").inc()
+            raise AccountDisabled()
         new_hash = None
         if self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
@@ -155,11 +163,13 @@ class AuthService:
         """A new token pair for a current refresh token, which is used up by it.
 
         Presenting a token that was already rotated is reuse: the whole family is revoked, so
-        the newest token (maybe in a thief's hands, maybe in the user's) stops working too.
+        the newest token (maybe in a thief's hands, maybe in the user's) stops working too, and
+        so do the family's access tokens. A deactivated account's tokens are not refreshed.
         """
         now = utcnow()
         verdict: RefreshVerdict | None = None
         grant: TokenGrant | None = None
+        revoked: Revocation | None = None
         async with self._pool.connection() as conn, conn.transaction():
             stored = await repository.find_refresh_token_for_update(
                 conn, hash_refresh_token(refresh_token)
@@ -172,23 +182,49 @@ class AuthService:
                     user = await repository.find_user(conn, stored.user_id)
                     # The foreign key cascades deletes, so a live token always has its user.
                     assert user is not None
-                    await repository.mark_refresh_token_used(conn, stored.id, now)
-                    grant = await self._grant(conn, user, family_id=stored.family_id, now=now)
+                    if user.active:
+                        await repository.mark_refresh_token_used(conn, stored.id, now)
+                        grant = await self._grant(conn, user, family_id=stored.family_id, now=now)
                 elif verdict is RefreshVerdict.REUSED:
                     await repository.revoke_family(conn, stored.family_id, now)
+                    revoked = Revocation(stored.user_id, family_id=stored.family_id)
                     log.warning(
                         "refresh token reused; family revoked",
                         extra={"user_id": str(stored.user_id), "family_id": str(stored.family_id)},
                     )
+        if revoked is not None:
+            # The refresh tokens are revoked whatever Redis does; the access tokens follow
+            # when it takes the marker.
+            try:
+                await self._markers.write(revoked)
+            except SessionStoreUnavailable:
+                log.error(
+                    "reused family's access tokens not revoked: Redis refused the marker",
+                    extra={"user_id": str(revoked.user_id), "family_id": str(revoked.family_id)},
+                )
+            else:
+                await self._markers.announce(revoked)
         REFRESHES.labels(verdict.value if verdict else "unknown").inc()
         if grant is None:
             raise InvalidRefreshToken()
         return grant
 
     async def logout(self, refresh_token: str) -> None:
-        """Revoke the family of `refresh_token`; unknown or revoked tokens are fine too."""
+        """Revoke the family of `refresh_token` and its access tokens; unknown or revoked
+        tokens are fine too.
+
+        The marker is written after the refresh tokens are revoked, so a logout answered 503
+        (Redis refused the marker) has still ended the refresh tokens, and repeating it writes
+        the marker.
+        """
         async with self._pool.connection() as conn:
-            await repository.revoke_family_of(conn, hash_refresh_token(refresh_token), utcnow())
+            family = await repository.revoke_family_of(
+                conn, hash_refresh_token(refresh_token), utcnow()
+            )
+        if family is not None:
+            revocation = Revocation(family.user_id, family_id=family.family_id)
+            await self._markers.write(revocation)
+            await self._markers.announce(revocation)
 
     async def whoami(self, principal: Principal) -> User:
         """The caller's account as it is now (a deleted account is refused, a new role seen)."""
@@ -196,6 +232,8 @@ class AuthService:
             user = await repository.find_user(conn, _user_id(principal))
         if user is None:
             raise AccountGone()
+        if not user.active:
+            raise AccountDisabled()
         return user
 
     async def list_users(self, actor: Principal, *, limit: int, offset: int) -> UserPage:
@@ -206,7 +244,11 @@ class AuthService:
         return UserPage(users=users, total=total)
 
     async def change_role(self, actor: Principal, user_id: uuid.UUID, role: Role) -> User:
-        """Give `user_id` the `role`; the last admin cannot be demoted (`LastAdmin`)."""
+        """Give `user_id` the `role`; the last active admin cannot be demoted (`LastAdmin`).
+
+        A change revokes the account's access tokens everywhere at once (their claims say the
+        old role); the account's next refresh gets a token with the new one.
+        """
         async with self._pool.connection() as conn, conn.transaction():
             admins = await repository.lock_admins(conn)
             await _require_admin(conn, actor)
@@ -217,12 +259,53 @@ class AuthService:
                 raise LastAdmin()
             updated = await repository.set_role(conn, user_id, role)
             assert updated is not None
-        if updated.role != target.role:
+            revocation = await self._revoke_older_tokens(target, updated)
+        if revocation is not None:
+            await self._markers.announce(revocation)
             log.info(
                 "role changed",
                 extra={"user_id": str(user_id), "role": role, "by": actor.user_id},
             )
         return updated
+
+    async def set_active(self, actor: Principal, user_id: uuid.UUID, active: bool) -> User:
+        """Activate or deactivate `user_id`; the last active admin stays (`LastAdmin`).
+
+        Deactivation revokes the account's refresh tokens and, everywhere at once, its access
+        tokens; login and refresh refuse the account until it is activated again.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            admins = await repository.lock_admins(conn)
+            await _require_admin(conn, actor)
+            target = await repository.find_user(conn, user_id, lock=True)
+            if target is None:
+                raise UserNotFound(str(user_id))
+            if not active and admins == [target.id]:
+                raise LastAdmin()
+            updated = await repository.set_active(conn, user_id, active)
+            assert updated is not None
+            if not active:
+                await repository.revoke_user_refresh_tokens(conn, user_id, utcnow())
+            revocation = await self._revoke_older_tokens(target, updated)
+        if revocation is not None:
+            await self._markers.announce(revocation)
+            log.info(
+                "account activated" if active else "account deactivated",
+                extra={"user_id": str(user_id), "by": actor.user_id},
+            )
+        return updated
+
+    async def _revoke_older_tokens(self, before: User, after: User) -> Revocation | None:
+        """Within the change's transaction: refuse tokens of `before`'s version from now on.
+
+        Written before the commit, so a change that Redis cannot make effective is rolled back
+        (503) rather than reported done while old tokens keep working.
+        """
+        if after.token_version == before.token_version:
+            return None
+        revocation = Revocation(after.id, min_version=after.token_version)
+        await self._markers.write(revocation)
+        return revocation
 
     async def prune_refresh_tokens(self, now: datetime | None = None) -> int:
         """Delete tokens expired for a whole TTL; by then reuse detection gains nothing."""
@@ -241,7 +324,13 @@ class AuthService:
             user_id=user.id,
             expires_at=now + timedelta(seconds=self._settings.refresh_token_ttl_seconds),
         )
-        principal = Principal(user_id=str(user.id), email=user.email, role=user.role)
+        principal = Principal(
+            user_id=str(user.id),
+            email=user.email,
+            role=user.role,
+            version=user.token_version,
+            session_id=str(family_id),
+        )
         return TokenGrant(
             access_token=issue_access_token(self._settings, principal, now=now),
             refresh_token=refresh_token,
@@ -325,9 +414,9 @@ def _checked_admin_credentials(email: str, password: str) -> str:
 
 
 async def _require_admin(conn: DictConnection, actor: Principal) -> None:
-    """Refuse an admin token whose account has been demoted or deleted since it was issued."""
+    """Refuse an admin token whose account has been demoted, deactivated or deleted since."""
     user = await repository.find_user(conn, _user_id(actor))
-    if user is None or not user.is_admin:
+    if user is None or not user.is_admin or not user.active:
         raise NotAnAdmin()
 
 

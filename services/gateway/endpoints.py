@@ -65,7 +65,7 @@ class Proxy:
                 authorization = value.decode("latin-1")
             elif name == b"content-length" and content_length is None:
                 content_length = value.decode("latin-1")
-        authorize(settings, route.policy, authorization)
+        await authorize(scope["app"].state, route.policy, authorization)
         try:
             body = await read_body(
                 content_length, _body_chunks(receive), settings.max_request_body_bytes

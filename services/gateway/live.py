@@ -1,11 +1,20 @@
 """The Socket.IO server for live order updates, served on the gateway's origin at /socket.io/.
 
 A client authenticates with its access token when it connects (`auth={"token": ...}` or an
-`Authorization: Bearer` header); without a valid token, or from a browser page whose origin is
-not one of the web apps' (CORS_ORIGINS), the connection is refused. The server
+`Authorization: Bearer` header); without a valid, unrevoked token, or from a browser page whose
+origin is not one of the web apps' (CORS_ORIGINS), the connection is refused. The server
 puts each connection in its user's room, and admins also in the admin room; there is no handler
 that lets a client join a room. Emits come from any process through Redis (see
 services.kit.live), so this server can run as several replicas.
+
+A socket lives no longer than its token (`SocketSessions`): when the token expires, or auth
+revokes it (a logout, a new role, a deactivated account: auth announces each on
+`SESSION_EVENTS_CHANNEL`, which the `session-events` job of every replica hears), the socket is
+sent `session.ended` with the reason and disconnected, leaving its rooms; the client refreshes
+its token and connects again, into the rooms its new token allows. Disconnecting rather than
+moving sockets between rooms keeps one rule, "a socket's rooms are its token's", whatever
+changed. When the job (re)subscribes it checks every socket's token against the revocation
+markers, so an announcement missed while it was away is caught up.
 
 The server listens on Redis from the app's start (`listen_for_pushes`), not from its first
 connection as python-socketio would by default, so no push to an early client is lost while
@@ -23,24 +32,158 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 import socketio
+from redis.asyncio import Redis
 from yarl import URL
 
 from services.gateway.metrics import SOCKET_CONNECTIONS
 from services.kit.errors import Unauthorized
-from services.kit.live import ADMIN_ROOM, REDIS_CHANNEL, SYNC_REQUEST, user_room
+from services.kit.live import ADMIN_ROOM, REDIS_CHANNEL, SESSION_ENDED, SYNC_REQUEST, user_room
 from services.kit.settings import ServiceSettings
-from services.kit.tokens import bearer_token, verify_access_token
+from services.kit.tokens import (
+    SESSION_EVENTS_CHANNEL,
+    Principal,
+    Revocations,
+    bearer_token,
+    family_marker_key,
+    user_marker_key,
+    verify_access_token,
+)
 
 log = logging.getLogger(__name__)
 
 HttpSession = Callable[[], aiohttp.ClientSession]
+RevocationsRef = Callable[[], Revocations]
+
+
+@dataclass(slots=True)
+class _Socket:
+    principal: Principal
+    expiry: asyncio.TimerHandle | None = None
+
+
+class SocketSessions:
+    """Who each of this replica's sockets is, and ending a socket whose token is no longer good.
+
+    A socket is registered before its token's revocation is checked at connect, so an
+    announcement that arrives during the check still finds it.
+    """
+
+    def __init__(self, server: socketio.AsyncServer, revocations: RevocationsRef) -> None:
+        self._server = server
+        self._revocations = revocations
+        self._sockets: dict[str, _Socket] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def add(self, sid: str, principal: Principal) -> None:
+        entry = _Socket(principal)
+        if principal.expires_at is not None:
+            delay = max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds())
+            entry.expiry = asyncio.get_running_loop().call_later(
+                delay, self._end_later, sid, "expired"
+            )
+        self._sockets[sid] = entry
+        self._by_user.setdefault(principal.user_id, set()).add(sid)
+
+    def remove(self, sid: str) -> None:
+        entry = self._sockets.pop(sid, None)
+        if entry is None:
+            return
+        if entry.expiry is not None:
+            entry.expiry.cancel()
+        sids = self._by_user.get(entry.principal.user_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._by_user[entry.principal.user_id]
+
+    async def end(self, sid: str, reason: str) -> None:
+        """Tell the socket why, then disconnect it (which takes it out of every room)."""
+        if sid not in self._sockets:
+            return
+        self.remove(sid)
+        log.info("socket session ended", extra={"sid": sid, "reason": reason})
+        await self._server.emit(SESSION_ENDED, {"reason": reason}, to=sid, ignore_queue=True)
+        await self._server.disconnect(sid, ignore_queue=True)
+
+    async def apply(self, raw: str | bytes) -> None:
+        """Act on one announcement of `SESSION_EVENTS_CHANNEL`."""
+        try:
+            event = orjson.loads(raw)
+            user_id = str(event["userId"])
+            family_id = event.get("familyId")
+            min_version = event.get("minVersion")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            log.warning("unreadable session event ignored")
+            return
+        revocations = self._revocations()
+        if isinstance(family_id, str):
+            revocations.remember(family_marker_key(family_id), "1")
+        elif isinstance(min_version, int):
+            revocations.remember(user_marker_key(user_id), str(min_version))
+        for sid in list(self._by_user.get(user_id, ())):
+            principal = self._sockets[sid].principal
+            if (isinstance(family_id, str) and principal.session_id == family_id) or (
+                isinstance(min_version, int) and principal.version < min_version
+            ):
+                await self.end(sid, "revoked")
+
+    async def revalidate_all(self) -> None:
+        """Check every socket against the markers in Redis now, skipping the cache."""
+        sids = list(self._sockets)
+        principals = [self._sockets[sid].principal for sid in sids]
+        revoked = await self._revocations().revoked(principals, fresh=True)
+        for sid, is_revoked in zip(sids, revoked, strict=True):
+            if is_revoked:
+                await self.end(sid, "revoked")
+
+    def _end_later(self, sid: str, reason: str) -> None:
+        self._spawn(self.end(sid, reason))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+
+class SessionEventsListener:
+    """The `session-events` job: hears auth's revocations and ends the sockets they concern.
+
+    A lost Redis connection ends the job with the error; the runtime starts it again, and it
+    then revalidates every socket before listening, for what it missed meanwhile.
+    """
+
+    def __init__(self, redis: Redis, sessions: SocketSessions) -> None:
+        self._redis = redis
+        self._sessions = sessions
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(SESSION_EVENTS_CHANNEL)
+            await self._sessions.revalidate_all()
+            while not self._stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None and message.get("type") == "message":
+                    await self._sessions.apply(message["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _token_from(environ: dict[str, Any], auth: Any) -> str:
@@ -63,12 +206,14 @@ def create_socket_server(
     *,
     orders_url: str,
     http: HttpSession,
+    revocations: RevocationsRef,
     allowed_origins: Collection[str] = (),
-) -> socketio.AsyncServer:
-    """A Socket.IO server whose rooms are fed through Redis by the services.
+) -> tuple[socketio.AsyncServer, SocketSessions]:
+    """A Socket.IO server whose rooms are fed through Redis by the services, and its sessions.
 
-    `http` gives the pooled HTTP session for `order.sync`; it is a function because the
-    session opens with the app's lifespan, after the server is built. A connection whose
+    `http` gives the pooled HTTP session for `order.sync`, `revocations` the app's revocation
+    markers; they are functions because both open with the app's lifespan, after the server is
+    built. A connection whose
     Origin header is not in `allowed_origins` (`*` allows any) is refused; one without an
     Origin header, from a client that is not a browser, is not.
 
@@ -89,6 +234,7 @@ def create_socket_server(
         engineio_logger=False,
     )
     orders = orders_url.rstrip("/")
+    sessions = SocketSessions(server, revocations)
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         origin = environ.get("HTTP_ORIGIN")
@@ -97,7 +243,10 @@ def create_socket_server(
         try:
             token = _token_from(environ, auth)
             principal = verify_access_token(settings, token)
+            sessions.add(sid, principal)
+            await revocations().check(principal)
         except Unauthorized as exc:
+            sessions.remove(sid)
             raise socketio.exceptions.ConnectionRefusedError(exc.detail) from exc
         await server.save_session(sid, {"token": token, "user_id": principal.user_id})
         await server.enter_room(sid, user_room(principal.user_id))
@@ -107,6 +256,7 @@ def create_socket_server(
         log.info("socket connected", extra={"user_id": principal.user_id, "sid": sid})
 
     async def disconnect(sid: str, reason: Any = None) -> None:
+        sessions.remove(sid)
         SOCKET_CONNECTIONS.dec()
 
     async def sync(sid: str, data: Any) -> dict[str, Any]:
@@ -118,9 +268,9 @@ def create_socket_server(
             return {"orderId": order_id, "error": "sinceVersion must be a non-negative integer"}
         session = await server.get_session(sid)
         try:
-            verify_access_token(settings, session["token"])
+            await revocations().check(verify_access_token(settings, session["token"]))
         except Unauthorized as exc:
-            await server.disconnect(sid)
+            await sessions.end(sid, "revoked")
             return {"orderId": order_id, "error": exc.detail}
         # the id is one path segment, whatever the client put in it
         url = URL(f"{orders}/orders/{quote(order_id, safe='')}/timeline", encoded=True)
@@ -141,7 +291,7 @@ def create_socket_server(
     server.on("connect", connect)
     server.on("disconnect", disconnect)
     server.on(SYNC_REQUEST, sync)
-    return server
+    return server, sessions
 
 
 def listen_for_pushes(server: socketio.AsyncServer) -> None:

@@ -31,10 +31,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
-from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
+from services.gateway.live import (
+    SessionEventsListener,
+    create_socket_server,
+    listen_for_pushes,
+    stop_listening,
+)
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
 from services.kit.cache import create_redis
+from services.kit.runtime import Runtime
+from services.kit.tokens import Revocations
 from services.kit.web import add_readiness_check, create_service_app
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"]
@@ -49,10 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session: aiohttp.ClientSession = app.state.http_session
         return session
 
-    sockets = create_socket_server(
+    def revocations() -> Revocations:
+        markers: Revocations = app.state.revocations
+        return markers
+
+    sockets, socket_sessions = create_socket_server(
         settings,
         orders_url=settings.upstream_url("orders"),
         http=http_session,
+        revocations=revocations,
         allowed_origins=settings.cors_origins,
     )
 
@@ -60,19 +72,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
         add_readiness_check(app, "redis", redis.ping)
+        runtime = Runtime(settings.service_name)
+        runtime.add("session-events", lambda: SessionEventsListener(redis, socket_sessions))
+        runtime.attach(app)
         try:
             async with create_http_session(settings) as session:
                 app.state.http_session = session
                 listen_for_pushes(sockets)
+                runtime.start()
                 try:
                     yield
                 finally:
+                    await runtime.stop()
                     await stop_listening(sockets)
         finally:
             await redis.aclose()
 
     app = create_service_app(settings, title="RealTimeOrder gateway", lifespan=lifespan)
     app.state.sockets = sockets
+    app.state.socket_sessions = socket_sessions
     app.router.routes.extend(proxy_routes())
     socket_app = socketio.ASGIApp(sockets, socketio_path=SOCKET_IO_PATH)
     app.router.routes.append(NamedMount(f"/{SOCKET_IO_PATH}", socket_app))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.connector import Connection
+from starlette.datastructures import State
 from yarl import URL
 
 from services.gateway.errors import PayloadTooLarge
@@ -40,7 +41,8 @@ from services.gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from services.gateway.routes import Policy, Upstream
 from services.gateway.settings import Settings
 from services.kit.errors import Forbidden, UpstreamTimeout, UpstreamUnavailable
-from services.kit.tokens import Principal, bearer_token, verify_access_token
+from services.kit.security import authenticate
+from services.kit.tokens import Principal
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # aiohttp's refusal to write to a closed or closing transport, raised before it writes a byte
@@ -91,11 +93,14 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
     return session
 
 
-def authorize(settings: Settings, policy: Policy, authorization: str | None) -> Principal | None:
-    """The caller, when the route needs one; Unauthorized (401) or Forbidden (403) otherwise."""
+async def authorize(state: State, policy: Policy, authorization: str | None) -> Principal | None:
+    """The caller, when the route needs one; Unauthorized (401) or Forbidden (403) otherwise.
+
+    A revoked token is refused here too, so a demoted admin's token stops at the gateway.
+    """
     if policy is Policy.PUBLIC:
         return None
-    principal = verify_access_token(settings, bearer_token(authorization))
+    principal = await authenticate(state, authorization)
     if policy is Policy.ADMIN and not principal.is_admin:
         raise Forbidden("This action needs the ADMIN role.")
     return principal

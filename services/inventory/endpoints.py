@@ -19,8 +19,8 @@ from services.inventory.schemas import (
 )
 from services.inventory.service import InventoryService
 from services.kit.errors import InvalidInput
-from services.kit.security import CurrentAdmin
-from services.kit.tokens import Principal, bearer_token, verify_access_token
+from services.kit.security import CurrentAdmin, authenticate
+from services.kit.tokens import Principal
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
@@ -38,7 +38,7 @@ async def _optional_principal(
     """The caller of a public endpoint: anonymous without a token, refused with a bad one."""
     if authorization is None:
         return None
-    return verify_access_token(request.app.state.settings, bearer_token(authorization))
+    return await authenticate(request.app.state, authorization)
 
 
 Inventory = Annotated[InventoryService, Depends(_inventory)]

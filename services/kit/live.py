@@ -19,6 +19,10 @@ from pydantic.alias_generators import to_camel
 ADMIN_ROOM = "admins"
 ORDER_UPDATED = "order.updated"
 SYNC_REQUEST = "order.sync"
+SESSION_ENDED = "session.ended"
+"""Sent to a socket just before the gateway disconnects it because its access token expired
+(`{"reason": "expired"}`) or was revoked (`{"reason": "revoked"}`: a logout, a new role, a
+deactivated account); the client refreshes its token and connects again."""
 REDIS_CHANNEL = "realtimeorder-socketio"
 
 

@@ -1,7 +1,10 @@
 """FastAPI dependencies that authenticate the caller from its bearer token.
 
 Every service verifies the JWT itself: the gateway checks it too, but a service never trusts an
-identity header, so a request sent straight to a service with a forged header gets 401.
+identity header, so a request sent straight to a service with a forged header gets 401. A valid
+signature is not enough: the token must not have been revoked since (a demotion, a logout, a
+deactivated account; see `services.kit.tokens.Revocations`), so the role a service acts on is
+the one auth's database holds, give or take TOKEN_CHECK_CACHE_SECONDS.
 """
 
 from __future__ import annotations
@@ -9,16 +12,28 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.datastructures import State
 
 from services.kit.errors import Forbidden
-from services.kit.tokens import Principal, bearer_token, verify_access_token
+from services.kit.tokens import Principal, Revocations, bearer_token, verify_access_token
+
+
+async def authenticate(state: State, authorization: str | None) -> Principal:
+    """The principal of an `Authorization` header value, if its token is valid and current.
+
+    `state` is the app's state, holding its settings and the `revocations` its lifespan opened.
+    """
+    principal = verify_access_token(state.settings, bearer_token(authorization))
+    revocations: Revocations = state.revocations
+    await revocations.check(principal)
+    return principal
 
 
 async def current_principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     """The caller of a protected endpoint (async, so FastAPI runs it without a thread hop)."""
-    return verify_access_token(request.app.state.settings, bearer_token(authorization))
+    return await authenticate(request.app.state, authorization)
 
 
 async def current_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

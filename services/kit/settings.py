@@ -56,6 +56,17 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = Field(default=DEVELOPMENT_JWT_SECRET, alias="JWT_SECRET")
     jwt_issuer: str = Field(default="realtimeorder", alias="JWT_ISSUER")
     access_token_ttl_seconds: int = Field(default=900, alias="ACCESS_TOKEN_TTL_SECONDS", gt=0)
+    # Auth's revocation markers in Redis (kit/tokens.py, Revocations): how long one read is
+    # trusted, so how late a revocation may take effect, and the longest a check waits on Redis
+    # before it fails open.
+    token_check_cache_seconds: float = Field(default=1.0, alias="TOKEN_CHECK_CACHE_SECONDS", ge=0)
+    token_check_timeout_seconds: float = Field(
+        default=0.5, alias="TOKEN_CHECK_TIMEOUT_SECONDS", gt=0
+    )
+
+    # When set, /metrics and the detailed /readyz are served on this port only (kit/web.py), a
+    # port the ingress never routes; unset, the main port serves them as before.
+    metrics_port: int | None = Field(default=None, alias="METRICS_PORT", gt=0, lt=65536)
 
     @property
     def db_conninfo(self) -> str:

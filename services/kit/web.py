@@ -4,27 +4,42 @@
 with `add_liveness_check` reports nothing), `/readyz` (every
 dependency registered with `add_readiness_check` answers) and `/metrics`, a request-id and
 metrics middleware, and problem+json errors. The service adds its routers and its lifespan.
+
+With METRICS_PORT set (`metrics_port`), `/metrics` and the probes with their details (which
+check failed, and why) are served on that port by a second, internal server that starts once
+the service's lifespan has started and stops before it ends; the main port, the one an ingress
+routes, then has no `/metrics`, and its `/healthz` and `/readyz` answer the status code and
+status alone. Unset, the main port serves everything, as the local stack's Prometheus expects.
+
+The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
+checks each access token against.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit.cache import create_redis
 from services.kit.errors import install_error_handlers
 from services.kit.logs import request_id_var
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.kit.settings import ServiceSettings
+from services.kit.tokens import Revocations
 
 REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[object]]
@@ -101,13 +116,104 @@ async def _run_check(check: ReadinessCheck) -> str | None:
     return None
 
 
+class _InternalServer(uvicorn.Server):
+    """The metrics port's server, run inside the service's own: that one owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def _internal_server(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
+    """Serve `/metrics` and the detailed probes of `app` on METRICS_PORT while the block runs."""
+    assert settings.metrics_port is not None
+
+    async def healthz(request: Request) -> JSONResponse:
+        return await _healthz(app, details=True)
+
+    async def readyz(request: Request) -> JSONResponse:
+        return await _readyz(app, details=True)
+
+    internal = Starlette(
+        routes=[
+            Route("/metrics", _metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )
+    config = uvicorn.Config(
+        internal,
+        host=settings.host,
+        port=settings.metrics_port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+    )
+    server = _InternalServer(config)
+    task = asyncio.create_task(server.serve(), name="metrics-server")
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await task
+            raise RuntimeError(f"the metrics server did not start on port {settings.metrics_port}")
+        await asyncio.sleep(0.01)
+    log.info("metrics served on their own port", extra={"port": settings.metrics_port})
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _healthz(app: Starlette, *, details: bool) -> JSONResponse:
+    checks: dict[str, LivenessCheck] = app.state.liveness_checks
+    problems = {f"{name}.{what}": why for name, c in checks.items() for what, why in c().items()}
+    if problems:
+        body: dict[str, Any] = {"status": "failing"}
+        if details:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(app: Starlette, *, details: bool) -> JSONResponse:
+    checks: dict[str, ReadinessCheck] = app.state.readiness_checks
+    results = await asyncio.gather(*(_run_check(c) for c in checks.values()))
+    failures = {name: r for name, r in zip(checks, results, strict=True) if r is not None}
+    body: dict[str, Any] = {"status": "ready" if not failures else "not-ready"}
+    if details:
+        body["checks"] = {name: failures.get(name, "ok") for name in checks}
+    return JSONResponse(body, status_code=503 if failures else 200)
+
+
 def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan) -> FastAPI:
     """A FastAPI app with the platform's probes, metrics, request ids and error handling."""
+    separate_metrics = settings.metrics_port is not None
 
     async def wrapped_lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", extra={"port": settings.port, "environment": settings.environment})
-        async with lifespan(app):
-            yield
+        redis = create_redis(settings)
+        app.state.revocations = Revocations(
+            redis,
+            cache_seconds=settings.token_check_cache_seconds,
+            timeout_seconds=settings.token_check_timeout_seconds,
+        )
+        try:
+            async with lifespan(app):
+                if separate_metrics:
+                    async with _internal_server(app, settings):
+                        yield
+                else:
+                    yield
+        finally:
+            await redis.aclose()
         log.info("stopped")
 
     app = FastAPI(title=title, lifespan=asynccontextmanager(wrapped_lifespan))
@@ -119,27 +225,13 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
-        checks: dict[str, LivenessCheck] = request.app.state.liveness_checks
-        problems = {
-            f"{name}.{what}": why for name, c in checks.items() for what, why in c().items()
-        }
-        if problems:
-            return JSONResponse({"status": "failing", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return await _healthz(request.app, details=not separate_metrics)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
-        results = await asyncio.gather(*(_run_check(c) for c in checks.values()))
-        failures = {name: r for name, r in zip(checks, results, strict=True) if r is not None}
-        body: dict[str, Any] = {
-            "status": "ready" if not failures else "not-ready",
-            "checks": {name: failures.get(name, "ok") for name in checks},
-        }
-        return JSONResponse(body, status_code=503 if failures else 200)
+        return await _readyz(request.app, details=not separate_metrics)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not separate_metrics:
+        app.add_api_route("/metrics", _metrics, include_in_schema=False)
 
     return app

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 async def test_register_login_verify_refresh_logout(client: httpx.AsyncClient) -> None:
     email = unique_email()
     user = await register(client, email.upper())
-    assert set(user) == {"id", "email", "name", "role", "createdAt"}
+    assert set(user) == {"id", "email", "name", "role", "active", "createdAt"}
     assert user["email"] == email
     assert user["role"] == "USER"
     assert user["name"] == "Ada"

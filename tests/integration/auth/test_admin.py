@@ -66,13 +66,17 @@ async def test_admin_changes_a_role_and_verify_sees_it(
 ) -> None:
     email = unique_email()
     user = await register(client, email)
-    user_token = (await login(client, email))["accessToken"]
+    tokens = await login(client, email)
 
     promoted = await change_role(client, admin_token, user["id"], "ADMIN")
     assert promoted.status_code == 200
     assert promoted.json() == {**user, "role": "ADMIN"}
-    # The old token still says USER; verify reads the account as it is now.
-    verified = await client.get("/auth/verify", headers=bearer(user_token))
+    # The old token says USER, so it is revoked; the refreshed one carries the new role.
+    stale = await client.get("/auth/verify", headers=bearer(tokens["accessToken"]))
+    assert stale.status_code == 401
+    refreshed = await client.post("/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert refreshed.json()["user"]["role"] == "ADMIN"
+    verified = await client.get("/auth/verify", headers=bearer(refreshed.json()["accessToken"]))
     assert verified.json()["user"]["role"] == "ADMIN"
 
     demoted = await change_role(client, admin_token, user["id"], "USER")
@@ -89,10 +93,17 @@ async def test_a_demoted_admin_loses_admin_routes_before_the_token_expires(
     email = unique_email()
     user = await register(client, email)
     assert (await change_role(client, admin_token, user["id"], "ADMIN")).status_code == 200
-    second_admin_token = (await login(client, email))["accessToken"]
+    second_admin = await login(client, email)
     assert (await change_role(client, admin_token, user["id"], "USER")).status_code == 200
 
-    response = await client.get("/auth/users", headers=bearer(second_admin_token))
+    response = await client.get("/auth/users", headers=bearer(second_admin["accessToken"]))
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The access token has been revoked."
+    refreshed = await client.post(
+        "/auth/refresh", json={"refreshToken": second_admin["refreshToken"]}
+    )
+    assert refreshed.json()["user"]["role"] == "USER"
+    response = await client.get("/auth/users", headers=bearer(refreshed.json()["accessToken"]))
     assert response.status_code == 403
 
 

@@ -444,7 +444,7 @@ async def test_sync_answers_an_error_when_the_orders_service_is_down(
 def test_readiness_includes_redis(gateway: UvicornThread) -> None:
     ready = httpx.get(f"{gateway.url}/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"redis": "ok"}}
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "jobs": "ok"}}
     settings = gateway_settings(f"redis://127.0.0.1:{closed_port()}/0", gateway.url)
     with UvicornThread(create_app(settings)) as without_redis:
         not_ready = httpx.get(f"{without_redis.url}/readyz")

@@ -27,9 +27,11 @@ from services.gateway.live import create_socket_server, listen_for_pushes, stop_
 from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
+from services.kit.cache import create_redis
 from services.kit.live import ORDER_UPDATED, OrderUpdate, create_emitter, push_order_update
 from services.kit.runtime import Runtime
 from services.kit.settings import ServiceSettings
+from services.kit.tokens import Revocations
 from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
@@ -219,8 +221,14 @@ async def start_platform(
         orders_url = await stack.enter_async_context(serve(orders_app))
         # The gateway's pooled session for order.sync calls to the orders service.
         gateway_http = await stack.enter_async_context(aiohttp.ClientSession())
-        sockets = create_socket_server(
-            token_settings, orders_url=orders_url, http=lambda: gateway_http
+        markers_redis = create_redis(token_settings)
+        stack.push_async_callback(markers_redis.aclose)
+        revocations = Revocations(markers_redis, cache_seconds=1.0, timeout_seconds=0.5)
+        sockets, _ = create_socket_server(
+            token_settings,
+            orders_url=orders_url,
+            http=lambda: gateway_http,
+            revocations=lambda: revocations,
         )
         listen_for_pushes(sockets)
         stack.push_async_callback(stop_listening, sockets)

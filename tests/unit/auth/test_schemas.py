@@ -40,6 +40,7 @@ def test_responses_are_camel_case() -> None:
             "email": "a@example.com",
             "name": "A",
             "role": "USER",
+            "active": True,
             "created_at": "2026-01-01T00:00:00Z",
         }
     )
