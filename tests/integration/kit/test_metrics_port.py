@@ -16,7 +16,7 @@ from services.kit.web import add_readiness_check, create_service_app
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
-def service(**overrides: object) -> FastAPI:
+def service(metrics_port: int | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def broken() -> None:
@@ -25,7 +25,9 @@ def service(**overrides: object) -> FastAPI:
         add_readiness_check(app, "postgres", broken)
         yield
 
-    settings = ServiceSettings(APP_ENV="development", service_name="probe", **overrides)
+    settings = ServiceSettings(
+        APP_ENV="development", service_name="probe", METRICS_PORT=metrics_port
+    )
     return create_service_app(settings, "probe", lifespan)
 
 
@@ -39,7 +41,7 @@ async def public(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_with_a_metrics_port_the_public_port_shows_no_metrics_or_details() -> None:
     port = free_port()
-    app = service(METRICS_PORT=port)
+    app = service(metrics_port=port)
     async with public(app) as client, httpx.AsyncClient() as internal:
         assert (await client.get("/metrics")).status_code == 404
         ready = await client.get("/readyz")
