@@ -3,6 +3,7 @@
     realtimeorder serve auth            # one service, configured by environment variables
     realtimeorder worker email          # one notification channel worker (email, sms, push)
     realtimeorder create-admin EMAIL    # the first admin (password from ADMIN_PASSWORD or a prompt)
+    realtimeorder analytics-replay      # rebuild the analytics projection from the topics
 
 `serve` runs the services of `services/registry.py` whose package is written; each provides
 `settings.Settings` and `main.create_app`. The image and `make up` run every service through
@@ -77,6 +78,19 @@ def create_admin(email: str) -> None:
     print(f"{email} is an admin")
 
 
+def analytics_replay(keep: bool) -> None:
+    from services.kit.logs import configure_logging
+
+    commands = importlib.import_module("services.analytics.commands")
+    settings = _settings("analytics")
+    configure_logging("analytics-replay", settings.log_level)
+    report = asyncio.run(commands.replay(settings, keep=keep))
+    print(
+        f"applied {report.applied} events, {report.already_applied} already applied, "
+        f"{report.unreadable} unreadable"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="realtimeorder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     worker_cmd.add_argument("channel", choices=WORKER_CHANNELS)
     admin_cmd = commands.add_parser("create-admin", help="create or promote an admin account")
     admin_cmd.add_argument("email")
+    replay_cmd = commands.add_parser(
+        "analytics-replay", help="rebuild the analytics projection from the topics' history"
+    )
+    replay_cmd.add_argument(
+        "--keep", action="store_true", help="apply only what is missing; do not empty it first"
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.service)
@@ -93,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         worker(args.channel)
     elif args.command == "create-admin":
         create_admin(args.email)
+    elif args.command == "analytics-replay":
+        analytics_replay(args.keep)
     else:  # pragma: no cover - argparse enforces the choices
         sys.exit(2)
 

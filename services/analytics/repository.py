@@ -1,0 +1,303 @@
+"""All the SQL of the analytics service. Functions take a connection and return typed rows.
+
+The tables (migrations/0001_projection.sql): `event_log` (every consumed event, once) and
+`order_facts` (one row per order: its newest status by version, and its creation's facts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from services.analytics.domain import REVENUE_STATUSES, Granularity, Period
+from services.kit.db import DictConnection
+
+SCHEMA = "analytics"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    event_id: uuid.UUID
+    topic: str
+    type: str
+    source: str
+    order_id: str
+    user_id: str | None
+    version: int | None
+    occurred_at: datetime
+    data: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersInBucket:
+    period: date
+    orders: int
+    confirmed: int
+    failed: int
+    cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueInBucket:
+    period: date
+    currency: str
+    revenue: Decimal
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCount:
+    status: str
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    orders: int
+    pending: int
+    revenue_orders: int
+    failed: int
+    cancelled: int
+
+
+# --- the projection ------------------------------------------------------------------------
+
+
+async def log_event(
+    conn: DictConnection,
+    *,
+    event_id: str,
+    topic: str,
+    type: str,
+    source: str,
+    order_id: str,
+    user_id: str | None,
+    version: int | None,
+    occurred_at: datetime,
+    data: dict[str, Any],
+) -> bool:
+    """Keep the event; False when it was kept before (then it must change nothing)."""
+    cursor = await conn.execute(
+        """
+        INSERT INTO event_log (event_id, topic, type, source, order_id, user_id, version,
+                               occurred_at, data)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (event_id) DO NOTHING
+        """,
+        (event_id, topic, type, source, order_id, user_id, version, occurred_at, Jsonb(data)),
+    )
+    return cursor.rowcount == 1
+
+
+async def record_creation(
+    conn: DictConnection,
+    *,
+    order_id: str,
+    user_id: str,
+    version: int,
+    total: Decimal,
+    currency: str,
+    item_count: int,
+    created_at: datetime,
+) -> None:
+    """The creation's facts; its status only if no newer version was seen first."""
+    await conn.execute(
+        """
+        INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
+                                 item_count, created_at)
+        VALUES (%s, %s, 'CREATED', %s, %s, %s, %s, %s)
+        ON CONFLICT (order_id) DO UPDATE
+        SET total = excluded.total,
+            currency = excluded.currency,
+            item_count = excluded.item_count,
+            created_at = excluded.created_at,
+            status = CASE WHEN excluded.version > order_facts.version
+                          THEN excluded.status ELSE order_facts.status END,
+            version = GREATEST(order_facts.version, excluded.version),
+            updated_at = now()
+        """,
+        (order_id, user_id, version, total, currency, item_count, created_at),
+    )
+
+
+async def record_status(
+    conn: DictConnection,
+    *,
+    order_id: str,
+    user_id: str,
+    version: int,
+    status: str,
+    at: datetime,
+    total: Decimal | None = None,
+    currency: str | None = None,
+) -> None:
+    """A status at an order version: applied only if newer than the one known (so a late
+    event changes nothing); a confirmation's time is kept whatever its order."""
+    await conn.execute(
+        """
+        INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
+                                 confirmed_at)
+        VALUES (%(order_id)s, %(user_id)s, %(status)s, %(version)s, %(total)s, %(currency)s,
+                CASE WHEN %(status)s = 'CONFIRMED' THEN %(at)s::timestamptz END)
+        ON CONFLICT (order_id) DO UPDATE
+        SET status = CASE WHEN excluded.version > order_facts.version
+                          THEN excluded.status ELSE order_facts.status END,
+            version = GREATEST(order_facts.version, excluded.version),
+            total = COALESCE(order_facts.total, excluded.total),
+            currency = COALESCE(order_facts.currency, excluded.currency),
+            confirmed_at = COALESCE(order_facts.confirmed_at, excluded.confirmed_at),
+            updated_at = now()
+        """,
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "status": status,
+            "version": version,
+            "at": at,
+            "total": total,
+            "currency": currency,
+        },
+    )
+
+
+async def clear(conn: DictConnection) -> None:
+    """Empty the projection and its dedupe records, before a replay from the start."""
+    await conn.execute("TRUNCATE event_log, order_facts, processed_events")
+
+
+# --- reports -------------------------------------------------------------------------------
+
+_TRUNC = {Granularity.DAY: "day", Granularity.WEEK: "week", Granularity.MONTH: "month"}
+
+
+async def orders_per_bucket(conn: DictConnection, period: Period) -> list[OrdersInBucket]:
+    cursor = await conn.execute(
+        """
+        SELECT date_trunc(%(unit)s, created_at AT TIME ZONE 'UTC')::date AS period,
+               count(*) AS orders,
+               count(*) FILTER (WHERE status = ANY(%(revenue)s)) AS confirmed,
+               count(*) FILTER (WHERE status = 'FAILED') AS failed,
+               count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled
+        FROM order_facts
+        WHERE created_at >= %(since)s AND created_at < %(until)s
+        GROUP BY 1
+        ORDER BY 1
+        """,
+        _range(period),
+    )
+    return [OrdersInBucket(**row) for row in await cursor.fetchall()]
+
+
+async def revenue_per_bucket(conn: DictConnection, period: Period) -> list[RevenueInBucket]:
+    cursor = await conn.execute(
+        """
+        SELECT date_trunc(%(unit)s, created_at AT TIME ZONE 'UTC')::date AS period,
+               currency,
+               sum(total) AS revenue,
+               count(*) AS orders
+        FROM order_facts
+        WHERE created_at >= %(since)s AND created_at < %(until)s
+          AND status = ANY(%(revenue)s)
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        """,
+        _range(period),
+    )
+    return [RevenueInBucket(**row) for row in await cursor.fetchall()]
+
+
+async def status_counts(conn: DictConnection, period: Period) -> list[StatusCount]:
+    cursor = await conn.execute(
+        """
+        SELECT status, count(*) AS orders
+        FROM order_facts
+        WHERE created_at >= %(since)s AND created_at < %(until)s
+        GROUP BY status
+        ORDER BY status
+        """,
+        _range(period),
+    )
+    return [StatusCount(**row) for row in await cursor.fetchall()]
+
+
+async def totals(conn: DictConnection, period: Period) -> Totals:
+    cursor = await conn.execute(
+        """
+        SELECT count(*) AS orders,
+               count(*) FILTER (WHERE status = 'CREATED') AS pending,
+               count(*) FILTER (WHERE status = ANY(%(revenue)s)) AS revenue_orders,
+               count(*) FILTER (WHERE status = 'FAILED') AS failed,
+               count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled
+        FROM order_facts
+        WHERE created_at >= %(since)s AND created_at < %(until)s
+        """,
+        _range(period),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return Totals(**row)
+
+
+async def last_event_at(conn: DictConnection) -> datetime | None:
+    """When the newest event the projection holds happened."""
+    cursor = await conn.execute("SELECT max(occurred_at) AS at FROM event_log")
+    row = await cursor.fetchone()
+    return row["at"] if row else None
+
+
+def _range(period: Period) -> dict[str, Any]:
+    return {
+        "unit": _TRUNC[period.granularity],
+        "since": period.since,
+        "until": period.until,
+        "revenue": list(REVENUE_STATUSES),
+    }
+
+
+# --- the event log -------------------------------------------------------------------------
+
+
+async def list_events(
+    conn: DictConnection,
+    *,
+    order_id: str | None,
+    types: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[LoggedEvent]:
+    """Events newest first; `after` is the (occurred_at, event_id) of the previous page's last."""
+    cursor = await conn.execute(
+        """
+        SELECT event_id, topic, type, source, order_id, user_id, version, occurred_at, data,
+               recorded_at
+        FROM event_log
+        WHERE (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
+          AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
+          AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s)
+          AND (%(after_at)s::timestamptz IS NULL
+               OR (occurred_at, event_id) < (%(after_at)s, %(after_id)s::uuid))
+        ORDER BY occurred_at DESC, event_id DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "order_id": order_id,
+            "types": types,
+            "since": since,
+            "until": until,
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    )
+    return [LoggedEvent(**row) for row in await cursor.fetchall()]
