@@ -23,6 +23,9 @@ STRIMZI_GROUP = "kafka.strimzi.io"
 STRIMZI_VERSION = "v1"
 STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
 STRIMZI_MANAGED_ANNOTATION = "strimzi.io/managed"
+# The escape hatch for a backing service that is gone or refuses the operator: a resource
+# annotated so is deleted at once, and what it made in Kafka or RabbitMQ is left as it is.
+SKIP_CLEANUP_ANNOTATION = f"{GROUP}/skip-cleanup"
 
 TOPOLOGY_GROUP = "rabbitmq.com"
 TOPOLOGY_VERSION = "v1beta1"
@@ -92,6 +95,74 @@ def owner_reference(owner: Mapping[str, Any]) -> Body:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+# ---- deletion and ownership ------------------------------------------------------------------
+
+
+def skips_cleanup(meta: Mapping[str, Any]) -> bool:
+    annotations = meta.get("annotations") or {}
+    return str(annotations.get(SKIP_CLEANUP_ANNOTATION, "")).lower() == "true"
+
+
+def event_topic_needs_cleanup(
+    spec: Mapping[str, Any], meta: Mapping[str, Any], *, strimzi: bool
+) -> bool:
+    """Whether deleting an EventTopic must wait for the operator (kopf's finalizer).
+
+    Only when something outside the API server must be done first: deleting the Kafka topic
+    (Admin API mode, `Delete`), or in Strimzi mode telling Strimzi to let go of a retained
+    topic before the garbage collector deletes its KafkaTopic (`Retain`; with `Delete` the
+    garbage collector and Strimzi do everything). Everything else deletes without the operator,
+    so an uninstall or a namespace deletion never waits for it.
+    """
+    if skips_cleanup(meta):
+        return False
+    retain = spec.get("deletionPolicy") != "Delete"
+    return retain if strimzi else not retain
+
+
+def notification_queue_needs_cleanup(
+    spec: Mapping[str, Any], meta: Mapping[str, Any], *, topology: bool
+) -> bool:
+    """Whether deleting a NotificationQueue must wait for the operator: only to delete its
+    queues through the management API (`Delete`); topology mode's Queues are garbage-collected
+    and carry their own deletion policy."""
+    if skips_cleanup(meta) or topology:
+        return False
+    return spec.get("deletionPolicy") == "Delete"
+
+
+def first_claimant(
+    resource: Mapping[str, Any], rivals: Sequence[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """Of the other resources naming the same broker object as `resource`, the one that owns
+    it, or None when `resource` does: the earliest created, ties broken by namespace, name and
+    uid, so every reconciler reaches the same verdict (Strimzi's rule for two KafkaTopics of one
+    topic). A claimant being deleted still owns the object until it is gone."""
+
+    def rank(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        meta = obj["metadata"]
+        return (
+            str(meta.get("creationTimestamp") or ""),
+            str(meta.get("namespace") or ""),
+            str(meta.get("name") or ""),
+            str(meta.get("uid") or ""),
+        )
+
+    uid = resource["metadata"]["uid"]
+    earlier = [r for r in rivals if r["metadata"]["uid"] != uid and rank(r) < rank(resource)]
+    return min(earlier, key=rank) if earlier else None
+
+
+def conflict_condition(kind: str, what: str, owner: Mapping[str, Any]) -> Condition:
+    meta = owner["metadata"]
+    return Condition(
+        "False",
+        "ResourceConflict",
+        f"{what} is managed by {kind} {meta.get('namespace')}/{meta['name']}, created first; "
+        "this one changes nothing (and deletes nothing) while that one exists",
+    )
 
 
 # ---- Kafka topics -----------------------------------------------------------------------------

@@ -86,9 +86,10 @@ class Repair:
     plural: str
     interval: float
     reconcile: Callable[..., Awaitable[None]]
-    # Kinds with a deletion handler: repair only objects already carrying kopf's finalizer, so
-    # nothing is created for an object whose deletion the operator might not get to handle.
-    owned_only: bool
+    # For kinds with a deletion handler: whether an object needs kopf's finalizer. Such an
+    # object is repaired only once it carries it, so nothing is created for an object whose
+    # deletion the operator might not get to handle.
+    needs_finalizer: Callable[[Mapping[str, Any]], bool] | None
 
 
 def _object_lock(uid: str) -> asyncio.Lock:
@@ -110,7 +111,10 @@ def serialized(handler: Handler) -> Handler:
 
 
 def reconciled(
-    plural: str, interval: float = SETTINGS.reconcile_interval_seconds, *, owned_only: bool = True
+    plural: str,
+    interval: float = SETTINGS.reconcile_interval_seconds,
+    *,
+    needs_finalizer: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register a reconciler for every moment a resource may need it: when it appears, when its
     spec changes, when the operator restarts, and every `interval` seconds from the kind's repair
@@ -122,7 +126,7 @@ def reconciled(
         kopf.on.update(GROUP, VERSION, plural, field="spec")(locked)
         kopf.on.create(GROUP, VERSION, plural)(locked)
         kopf.on.resume(GROUP, VERSION, plural)(locked)
-        _REPAIRS.append(Repair(plural, interval, handler, owned_only))
+        _REPAIRS.append(Repair(plural, interval, handler, needs_finalizer))
         return handler
 
     return register
@@ -135,6 +139,7 @@ class Backends:
     rabbit: RabbitManagement
     scaler: DeploymentScaler
     event_topics: CustomObjects
+    notification_queues: CustomObjects
     kafka_topics: CustomObjects
     topology_queues: CustomObjects
     topology_policies: CustomObjects
@@ -168,6 +173,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         ),
         scaler=DeploymentScaler(api),
         event_topics=CustomObjects(api, GROUP, VERSION, EVENT_TOPICS),
+        notification_queues=CustomObjects(api, GROUP, VERSION, NOTIFICATION_QUEUES),
         kafka_topics=CustomObjects(api, STRIMZI_GROUP, STRIMZI_VERSION, "kafkatopics"),
         topology_queues=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "queues"),
         topology_policies=CustomObjects(api, TOPOLOGY_GROUP, TOPOLOGY_VERSION, "policies"),
@@ -261,7 +267,11 @@ async def _repair_one(
             fresh is None
             or fresh["metadata"]["uid"] != uid
             or fresh["metadata"].get("deletionTimestamp")
-            or (repair.owned_only and FINALIZER not in (fresh["metadata"].get("finalizers") or ()))
+            or (
+                repair.needs_finalizer is not None
+                and repair.needs_finalizer(fresh)
+                and FINALIZER not in (fresh["metadata"].get("finalizers") or ())
+            )
         ):
             return
         body = kopf.Body(cast(kopf.RawBody, fresh))
@@ -335,10 +345,66 @@ def _unavailable(
     return kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds)
 
 
+def _cleanup_failed(
+    kind: str,
+    patch: kopf.Patch,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    retry: int,
+    exc: Exception,
+    logger: kopf.Logger,
+) -> kopf.TemporaryError:
+    """A deletion whose cleanup failed: retried every RETRY_DELAY_SECONDS for CLEANUP_ATTEMPTS
+    attempts, then reported in the Ready condition (with the way out) and retried only every
+    RECONCILE_INTERVAL_SECONDS, so a backing service that is gone for good neither spins the
+    operator nor deletes what it must not, and a user can end the wait."""
+    attempts = retry + 1
+    if attempts < SETTINGS.cleanup_attempts:
+        return kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds)
+    RECONCILIATIONS.labels(kind, "CleanupFailed").inc()
+    message = (
+        f"cleanup failed {attempts} times: {exc}. The resource is deleted once it succeeds; to "
+        f"delete it without cleaning up, annotate it {builders.SKIP_CLEANUP_ANNOTATION}=true"
+    )
+    _set_ready(patch, status, meta, Condition("False", "CleanupFailed", message), logger)
+    return kopf.TemporaryError(str(exc), delay=SETTINGS.reconcile_interval_seconds)
+
+
+async def _claimant(
+    objects: CustomObjects, body: kopf.Body, key: Callable[[Mapping[str, Any]], object]
+) -> Mapping[str, Any] | None:
+    """Another resource of the kind that owns the broker object `body` names (see
+    builders.first_claimant), in the namespaces the operator watches."""
+    mine = key(body)
+    rivals = [o for o in await objects.list_watched(SETTINGS.namespaces) if key(o) == mine]
+    return builders.first_claimant(body, rivals)
+
+
+def _topic_name(obj: Mapping[str, Any]) -> object:
+    return (obj.get("spec") or {}).get("topicName") or obj["metadata"]["name"]
+
+
+def _queue_key(obj: Mapping[str, Any]) -> object:
+    spec = obj.get("spec") or {}
+    return (spec.get("vhost") or "/", spec.get("queueName") or obj["metadata"]["name"])
+
+
+def _event_topic_needs_cleanup(obj: Mapping[str, Any]) -> bool:
+    return builders.event_topic_needs_cleanup(
+        obj.get("spec") or {}, obj["metadata"], strimzi=SETTINGS.strimzi_mode
+    )
+
+
+def _notification_queue_needs_cleanup(obj: Mapping[str, Any]) -> bool:
+    return builders.notification_queue_needs_cleanup(
+        obj.get("spec") or {}, obj["metadata"], topology=SETTINGS.topology_mode
+    )
+
+
 # ---- EventTopic -------------------------------------------------------------------------------
 
 
-@reconciled(EVENT_TOPICS)
+@reconciled(EVENT_TOPICS, needs_finalizer=_event_topic_needs_cleanup)
 async def reconcile_event_topic(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -353,7 +419,10 @@ async def reconcile_event_topic(
     namespace = meta["namespace"]
     patch.status["topicName"] = desired.name
     try:
-        if SETTINGS.strimzi_kafka_cluster:
+        owner = await _claimant(_backends(memo).event_topics, body, _topic_name)
+        if owner is not None:
+            condition = builders.conflict_condition("EventTopic", f"topic {desired.name}", owner)
+        elif SETTINGS.strimzi_kafka_cluster:
             condition = await _reconcile_kafka_topic(
                 _backends(memo),
                 body,
@@ -428,20 +497,33 @@ async def _reconcile_kafka_topic(
     return builders.mirror_kafka_topic_status(existing)
 
 
-@kopf.on.delete(GROUP, VERSION, EVENT_TOPICS)
+@kopf.on.delete(
+    GROUP, VERSION, EVENT_TOPICS, when=lambda body, **_: _event_topic_needs_cleanup(body)
+)
 @serialized
 async def delete_event_topic(
+    body: kopf.Body,
     spec: kopf.Spec,
     meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
     memo: kopf.Memo,
     logger: kopf.Logger,
+    retry: int,
     **_: Any,
 ) -> None:
+    """Only for EventTopics that need it (builders.event_topic_needs_cleanup): kopf puts its
+    finalizer on no other, so they are deleted without the operator."""
     desired = TopicSpec.from_resource(spec, meta["name"])
     namespace = meta["namespace"]
     backends = _backends(memo)
     try:
-        if SETTINGS.strimzi_kafka_cluster:
+        owner = await _claimant(backends.event_topics, body, _topic_name)
+        if owner is not None:
+            logger.info(
+                f"left topic {desired.name} alone: it belongs to {owner['metadata']['name']}"
+            )
+        elif SETTINGS.strimzi_kafka_cluster:
             existing = await backends.kafka_topics.get(namespace, meta["name"])
             owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
             if existing is None or not any(o.get("uid") == meta["uid"] for o in owners):
@@ -454,13 +536,10 @@ async def delete_event_topic(
                     {"metadata": {"annotations": {STRIMZI_MANAGED_ANNOTATION: "false"}}},
                 )
             await backends.kafka_topics.delete(namespace, meta["name"])
-        elif desired.deletion_policy == "Delete":
-            if await asyncio.to_thread(backends.kafka.delete_topic, desired.name):
-                logger.info(f"deleted topic {desired.name}")
-        else:
-            logger.info(f"kept topic {desired.name} (deletionPolicy Retain)")
-    except (KafkaUnavailable, KubeUnavailable) as exc:
-        raise kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds) from exc
+        elif await asyncio.to_thread(backends.kafka.delete_topic, desired.name):
+            logger.info(f"deleted topic {desired.name}")
+    except (KafkaUnavailable, KubeUnavailable, KafkaRequestRejected, KubeRequestRejected) as exc:
+        raise _cleanup_failed("EventTopic", patch, status, meta, retry, exc, logger) from exc
 
 
 if SETTINGS.strimzi_kafka_cluster:
@@ -505,7 +584,7 @@ if SETTINGS.strimzi_kafka_cluster:
 # ---- NotificationQueue ------------------------------------------------------------------------
 
 
-@reconciled(NOTIFICATION_QUEUES)
+@reconciled(NOTIFICATION_QUEUES, needs_finalizer=_notification_queue_needs_cleanup)
 async def reconcile_notification_queue(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -528,7 +607,12 @@ async def reconcile_notification_queue(
         "deadLetter": queue.dead_letter_queue,
     }
     try:
-        if SETTINGS.rabbitmq_topology_cluster:
+        owner = await _claimant(backends.notification_queues, body, _queue_key)
+        if owner is not None:
+            condition = builders.conflict_condition(
+                "NotificationQueue", f"queue {queue.queue_name} (vhost {queue.vhost})", owner
+            )
+        elif SETTINGS.rabbitmq_topology_cluster:
             patch.status["mode"] = "TopologyOperator"
             condition = await _render_topology(
                 backends, body, queue, namespace, SETTINGS.rabbitmq_topology_cluster
@@ -537,7 +621,8 @@ async def reconcile_notification_queue(
             patch.status["mode"] = "ManagementApi"
             condition = await _declare_queues(backends.rabbit, queue, declarations, logger)
             await _drop_unused_retry_queues(backends.rabbit, queue, declarations, logger)
-        await _refresh_queue_counts(backends.rabbit, queue, patch)
+        if owner is None:
+            await _refresh_queue_counts(backends.rabbit, queue, patch)
     except (RabbitUnavailable, KubeUnavailable) as exc:
         raise _unavailable("NotificationQueue", patch, status, meta, exc) from exc
     except (RabbitRequestRejected, KubeRequestRejected) as exc:
@@ -636,32 +721,49 @@ async def _refresh_queue_counts(
     patch.status["lastRefreshTime"] = builders.rfc3339(builders.now_utc())
 
 
-@kopf.on.delete(GROUP, VERSION, NOTIFICATION_QUEUES)
+@kopf.on.delete(
+    GROUP,
+    VERSION,
+    NOTIFICATION_QUEUES,
+    when=lambda body, **_: _notification_queue_needs_cleanup(body),
+)
 @serialized
 async def delete_notification_queue(
-    spec: kopf.Spec, meta: kopf.Meta, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    retry: int,
+    **_: Any,
 ) -> None:
+    """Only for NotificationQueues with deletionPolicy Delete in management API mode (builders.
+    notification_queue_needs_cleanup): the others carry no finalizer."""
     queue = QueueSpec.from_resource(spec, meta["name"])
-    if SETTINGS.rabbitmq_topology_cluster:
-        return  # the owned Queue objects carry the deletion policy; garbage collection does it
-    if queue.deletion_policy == "Retain":
-        logger.info(f"kept queue {queue.queue_name} and its retry queues (deletionPolicy Retain)")
-        return
-    rabbit = _backends(memo).rabbit
+    backends = _backends(memo)
+    rabbit = backends.rabbit
     try:
+        owner = await _claimant(backends.notification_queues, body, _queue_key)
+        if owner is not None:
+            logger.info(
+                f"left queue {queue.queue_name} alone: it belongs to {owner['metadata']['name']}"
+            )
+            return
         for declaration in builders.build_queue_topology(queue):
             if declaration.role != "dead-letter" and await rabbit.delete_queue(
                 queue.vhost, declaration.name
             ):
                 logger.info(f"deleted {declaration.role} queue {declaration.name}")
-    except RabbitUnavailable as exc:
-        raise kopf.TemporaryError(str(exc), delay=SETTINGS.retry_delay_seconds) from exc
+    except (RabbitUnavailable, RabbitRequestRejected, KubeUnavailable, KubeRequestRejected) as exc:
+        raise _cleanup_failed("NotificationQueue", patch, status, meta, retry, exc, logger) from exc
 
 
 # ---- WorkerAutoscaler -------------------------------------------------------------------------
 
 
-@reconciled(WORKER_AUTOSCALERS, interval=SETTINGS.autoscaler_interval_seconds, owned_only=False)
+@reconciled(WORKER_AUTOSCALERS, interval=SETTINGS.autoscaler_interval_seconds)
 async def autoscale(
     body: kopf.Body,
     spec: kopf.Spec,

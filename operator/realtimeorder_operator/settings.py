@@ -50,6 +50,14 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="Delay before retrying after a backing service was unreachable.",
     )
+    cleanup_attempts: int = Field(
+        default=5,
+        alias="CLEANUP_ATTEMPTS",
+        ge=1,
+        description="Failed attempts at a deletion's cleanup before the resource reports "
+        "Ready=False (CleanupFailed) with the way out; it is then retried every "
+        "RECONCILE_INTERVAL_SECONDS.",
+    )
     health_port: int = Field(default=8080, alias="HEALTH_PORT")
     metrics_port: int = Field(default=9090, alias="METRICS_PORT")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "realtimeorder"
 RELEASE = "realtimeorder"
 PROFILES = sorted((CHART / "ci").glob("*-values.yaml"))
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 
 Manifest = dict[str, Any]
 
@@ -260,7 +260,8 @@ def test_pods_are_hardened(rendered: Any, name: str) -> None:
         spec = pod_spec(workload)
         pod_security = spec.get("securityContext", {})
         assert spec.get("enableServiceLinks") is False, where
-        if component(workload) != "operator":
+        # Only the operator and its uninstall hook call the Kubernetes API.
+        if component(workload) not in ("operator", "operator-uninstall"):
             assert spec.get("automountServiceAccountToken") is False, where
         for container in containers(workload):
             security = container.get("securityContext", {})
@@ -553,12 +554,75 @@ def test_operator_rbac_is_exactly_what_the_operator_needs(rendered: Any) -> None
 
     # Reconciling every namespace: one ClusterRole with the same rules, no Role.
     docs = rendered("monitoring-gateway-api")
-    assert not by_kind(docs, "Role")
+    assert not [r for r in by_kind(docs, "Role") if component(r) == "operator"]
     cluster_role = named(docs, "ClusterRole", f"{RELEASE}-operator-chart-monitoring-gateway-api")
     assert rule_triples(cluster_role["rules"]) == everywhere | strimzi
     (operator,) = [d for d in by_kind(docs, "Deployment") if component(d) == "operator"]
     (container,) = pod_spec(operator)["containers"]
     assert env_of(container)["WATCH_NAMESPACE"]["value"] == ""
+
+
+HOOK_ANNOTATIONS = ("helm.sh/hook", "helm.sh/hook-weight", "helm.sh/hook-delete-policy")
+
+
+@pytest.mark.k8s
+def test_uninstall_hook_deletes_the_custom_resources_while_the_operator_runs(
+    rendered: Any, helm: Path
+) -> None:
+    """A pre-delete hook (test_uninstall.py runs one for real) with RBAC of its own, created
+    before its Job and allowed only to list, delete and patch the release's custom resources."""
+    docs = rendered("default")
+    name = f"{RELEASE}-operator-uninstall"
+    hooked = [d for d in docs if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
+    assert {(d["kind"], d["metadata"]["name"]) for d in hooked} == {
+        (kind, name) for kind in ("ServiceAccount", "Role", "RoleBinding", "Job")
+    }
+    weights = {}
+    for doc in hooked:
+        hook, weight, policy = (doc["metadata"]["annotations"][a] for a in HOOK_ANNOTATIONS)
+        assert (hook, policy) == ("pre-delete", "before-hook-creation,hook-succeeded")
+        weights[doc["kind"]] = int(weight)
+    assert weights["Job"] > max(weights["ServiceAccount"], weights["Role"], weights["RoleBinding"])
+    plurals = ["workerautoscalers", "notificationqueues", "eventtopics"]
+    assert named(docs, "Role", name)["rules"] == [
+        {
+            "apiGroups": ["realtimeorder.io"],
+            "resources": plurals,
+            "verbs": ["list", "delete", "patch"],
+        }
+    ]
+    job = named(docs, "Job", name)
+    assert pod_spec(job)["serviceAccountName"] == name
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == [
+        "python",
+        "-m",
+        "realtimeorder_operator.uninstall",
+        f"--namespace={namespace_for('default')}",
+        f"--selector=app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=realtimeorder",
+        f"--kinds={','.join(plurals)}",
+        "--timeout=120",
+        "--skip-cleanup-after-timeout",
+    ]
+    # The selector finds every custom resource of the release.
+    selector = dict(pair.split("=") for pair in container["command"][4].split("=", 1)[1].split(","))
+    for kind in ("EventTopic", "NotificationQueue", "WorkerAutoscaler"):
+        assert all(
+            selects({"matchLabels": selector}, d["metadata"]["labels"]) for d in by_kind(docs, kind)
+        )
+    assert job["spec"]["activeDeadlineSeconds"] > 120
+
+    # EventTopics kept on uninstall are left to Helm's resource policy; no operator, no hook.
+    kept = helm_template(helm, (), "default", "--set", "eventTopics.keepOnUninstall=true")
+    assert (
+        "--kinds=workerautoscalers,notificationqueues"
+        in pod_spec(named(kept, "Job", name))["containers"][0]["command"]
+    )
+    assert all(
+        t["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        for t in by_kind(kept, "EventTopic")
+    )
+    assert not by_kind(rendered("minimal"), "Job")
 
 
 @pytest.mark.k8s
@@ -637,9 +701,6 @@ def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
     assert topics["order.created"]["spec"]["partitions"] == 3
     assert topics["order.created.dlq"]["spec"]["partitions"] == 1
     assert topics["order.created.dlq"]["spec"]["config"]["retention.ms"] == "2592000000"
-    assert all(
-        t["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for t in topics.values()
-    )
     queues = {q["spec"]["queueName"]: q["spec"] for q in by_kind(docs, "NotificationQueue")}
     assert set(queues) == set(SEED_QUEUES)
     assert all(q["deadLetterQueue"] == "notifications.dlq" for q in queues.values())

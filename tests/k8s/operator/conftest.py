@@ -3,6 +3,9 @@ tests/k8s/conftest.py, which installs our CRDs and the Strimzi and RabbitMQ ones
 RabbitMQ.
 
 - `direct_operator`: the default mode (Kafka Admin API, RabbitMQ management API).
+- `refused_operator`: the default mode with a RabbitMQ password the broker refuses, giving up
+  on a deletion's cleanup after two attempts (CLEANUP_ATTEMPTS): what happens when a backing
+  service refuses the operator.
 - `managed_operator`: STRIMZI_KAFKA_CLUSTER and RABBITMQ_TOPOLOGY_CLUSTER set, so the operator
   renders Strimzi KafkaTopics and topology Queues/Policies. Neither of those operators runs here:
   the tests play Strimzi's part by writing the KafkaTopic status themselves.
@@ -85,6 +88,32 @@ def managed_operator(
             "RABBITMQ_TOPOLOGY_CLUSTER": support.RABBITMQ_CLUSTER,
         },
     )
+
+
+@pytest.fixture(scope="session")
+def refused_operator(
+    kubectl: support.Kubectl,
+    kafka_server: KafkaServer,
+    rabbitmq_server: RabbitMQServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[support.OperatorProcess]:
+    yield from _operator(
+        kubectl,
+        tmp_path_factory.mktemp("operator-refused"),
+        "operator-refused",
+        {
+            **_backing_env(kafka_server, rabbitmq_server),
+            "RABBITMQ_PASSWORD": "not-the-password",
+            "CLEANUP_ATTEMPTS": "2",
+        },
+    )
+
+
+@pytest.fixture
+def refused(
+    kube_api: client.ApiClient, refused_operator: support.OperatorProcess
+) -> support.Resources:
+    return support.Resources(kube_api, refused_operator.namespace)
 
 
 @pytest.fixture

@@ -262,6 +262,11 @@ def operator_kubeconfig(kubectl: Kubectl, namespace: str, path: Path) -> Path:
             "subjects": [subject],
         },
     )
+    return account_kubeconfig(kubectl, namespace, account, path)
+
+
+def account_kubeconfig(kubectl: Kubectl, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig acting as an existing ServiceAccount, as a pod running as it would."""
     token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").strip()
     admin = load_yaml(kubectl.plane.kubeconfig)
     cluster = admin["clusters"][0]

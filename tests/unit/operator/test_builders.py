@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from realtimeorder_operator.builders import (
+    SKIP_CLEANUP_ANNOTATION,
     Condition,
     ObservedTopic,
     QueueDeclaration,
@@ -12,8 +13,12 @@ from realtimeorder_operator.builders import (
     build_kafka_topic,
     build_queue_topology,
     build_topology_objects,
+    conflict_condition,
+    event_topic_needs_cleanup,
+    first_claimant,
     is_retry_queue_of,
     mirror_kafka_topic_status,
+    notification_queue_needs_cleanup,
     plan_kafka_topic_update,
     plan_topic,
     queue_mismatches,
@@ -363,3 +368,64 @@ def test_other_condition_types_are_kept() -> None:
     existing = [{"type": "Progressing", "status": "True"}]
     result = with_condition(existing, Condition("True", "Ok", "fine"), generation=None, now=NOW)
     assert [c["type"] for c in result] == ["Progressing", "Ready"]
+
+
+# ---- deletion and ownership ------------------------------------------------------------------
+
+
+def test_only_a_deletion_that_cleans_up_outside_the_api_server_needs_the_finalizer() -> None:
+    retain: dict[str, Any] = {"deletionPolicy": "Retain"}
+    delete: dict[str, Any] = {"deletionPolicy": "Delete"}
+    meta: dict[str, Any] = {"name": "t"}
+    # Admin API mode deletes the topic itself; Strimzi mode unmanages a retained KafkaTopic first
+    # and leaves a deleted one to the garbage collector and Strimzi.
+    assert event_topic_needs_cleanup(delete, meta, strimzi=False)
+    assert not event_topic_needs_cleanup(retain, meta, strimzi=False)
+    assert not event_topic_needs_cleanup({}, meta, strimzi=False), "Retain is the default"
+    assert event_topic_needs_cleanup(retain, meta, strimzi=True)
+    assert not event_topic_needs_cleanup(delete, meta, strimzi=True)
+    assert notification_queue_needs_cleanup(delete, meta, topology=False)
+    assert not notification_queue_needs_cleanup(retain, meta, topology=False)
+    assert not notification_queue_needs_cleanup(delete, meta, topology=True)
+
+
+def test_the_skip_cleanup_annotation_releases_any_resource() -> None:
+    meta: dict[str, Any] = {"annotations": {SKIP_CLEANUP_ANNOTATION: "true"}}
+    assert SKIP_CLEANUP_ANNOTATION == "realtimeorder.io/skip-cleanup"
+    assert not event_topic_needs_cleanup({"deletionPolicy": "Delete"}, meta, strimzi=False)
+    assert not event_topic_needs_cleanup({}, meta, strimzi=True)
+    assert not notification_queue_needs_cleanup({"deletionPolicy": "Delete"}, meta, topology=False)
+    other: dict[str, Any] = {"annotations": {SKIP_CLEANUP_ANNOTATION: "no"}}
+    assert event_topic_needs_cleanup({"deletionPolicy": "Delete"}, other, strimzi=False)
+
+
+def claimant(name: str, created: str, namespace: str = "shop") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{namespace}-{name}",
+            "creationTimestamp": created,
+        }
+    }
+
+
+def test_the_first_created_claimant_owns_the_broker_object() -> None:
+    first = claimant("a", "2026-01-01T00:00:00Z")
+    later = claimant("b", "2026-01-01T00:00:05Z")
+    same_second = claimant("c", "2026-01-01T00:00:05Z")
+    everyone = [first, later, same_second]
+    assert first_claimant(first, everyone) is None
+    assert first_claimant(later, everyone) is first
+    assert first_claimant(same_second, everyone) is first
+    # The same verdict from every side: a tie in time goes by namespace, then name.
+    assert first_claimant(same_second, [later, same_second]) is later
+    assert first_claimant(later, [later, same_second]) is None
+    other_namespace = claimant("a", "2026-01-01T00:00:05Z", namespace="ops")
+    assert first_claimant(other_namespace, [other_namespace, later]) is None
+
+
+def test_a_refused_claimant_names_the_owner() -> None:
+    condition = conflict_condition("EventTopic", "topic order.created", claimant("a", "t"))
+    assert (condition.status, condition.reason) == ("False", "ResourceConflict")
+    assert "EventTopic shop/a" in condition.message
