@@ -173,7 +173,8 @@ def event_service_lifespan(
                 migrations=migrations,
                 consumed_topics=handlers,
                 run_relay=settings.run_relay and emits_events,
-                create_topics=settings.run_relay or settings.run_consumers,
+                create_topics=(settings.run_relay or settings.run_consumers)
+                and kafka.creates_topics(),
             )
             service = await setup(app, backbone)
             app.state.event_shell = backbone.shell(service, handlers)

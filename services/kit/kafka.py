@@ -27,6 +27,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.metrics import (
     CONSUMER_LAG,
@@ -323,6 +325,21 @@ class ConsumerGauges:
                 )
                 depth += max(high - low, 0)
             DEAD_LETTER_DEPTH.labels(self.service, topic).set(depth)
+
+
+class TopicSettings(BaseSettings):
+    """Who creates the topics. In the local stack the services do at start-up (the default); in
+    a cluster the operator's EventTopics own them, with the partitions and configs the chart
+    gives, so the chart sets KAFKA_CREATE_TOPICS=false and a service never creates a topic the
+    operator would later find with other settings."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    create_topics: bool = Field(default=True, alias="KAFKA_CREATE_TOPICS")
+
+
+def creates_topics() -> bool:
+    return TopicSettings().create_topics
 
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from services import registry
+from services.kit.order_events import ALL_TOPICS
 from tests.k8s.conftest import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,14 +166,20 @@ def existing_secret_names(values: Any) -> set[str]:
 # test_the_chart_deploys_the_services_of_the_registry), and web apps that only it knows.
 PYTHON_SERVICES = registry.runnable()
 WEB_APPS = ("user-app", "admin-dashboard")
-SEED_TOPICS = (
-    "order.created",
-    "order.confirmed",
-    "order.failed",
-    "order.shipped",
-    "order.delivered",
-    "order.cancelled",
-)
+
+
+def consumed_topics() -> set[str]:
+    """The topics some service consumes (its EVENT_HANDLERS), so dead-letters to."""
+    consumed: set[str] = set()
+    for service in PYTHON_SERVICES:
+        try:
+            handlers = importlib.import_module(f"services.{service}.handlers")
+        except ModuleNotFoundError:
+            continue
+        consumed |= set(getattr(handlers, "EVENT_HANDLERS", {}))
+    return consumed
+
+
 SEED_QUEUES = ("email.notifications", "sms.notifications", "push.notifications")
 # The notification workers: component -> (channel, port, work queue), as services/cli.py and
 # services/notifications/topology.py run them.
@@ -653,6 +661,10 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
         c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"].endswith("-env")
     ]
     data = config_map["data"]
+    # The operator's EventTopics own the topics; the services create none.
+    assert data["KAFKA_CREATE_TOPICS"] == "false"
+    minimal_env = named(rendered("minimal"), "ConfigMap", f"{RELEASE}-env")["data"]
+    assert minimal_env["KAFKA_CREATE_TOPICS"] == "true", "no EventTopics: the services create"
     namespace = namespace_for("default")
     assert data["KAFKA_BROKER"] == f"{RELEASE}-kafka-kafka-bootstrap.{namespace}.svc:9092"
     assert data["DB_HOST"] == f"{RELEASE}-postgresql"
@@ -697,7 +709,12 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
 def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
     docs = rendered("default")
     topics = {t["spec"]["topicName"]: t for t in by_kind(docs, "EventTopic")}
-    assert set(topics) == {*SEED_TOPICS, *(f"{t}.dlq" for t in SEED_TOPICS)}
+    # One EventTopic per topic the services publish, and a dead-letter topic per topic they
+    # consume: nothing missing, nothing no service uses.
+    consumed = consumed_topics()
+    assert consumed <= set(ALL_TOPICS)
+    assert "inventory.reservation-expired" in consumed
+    assert set(topics) == {*ALL_TOPICS, *(f"{t}.dlq" for t in consumed)}
     assert topics["order.created"]["spec"]["partitions"] == 3
     assert topics["order.created.dlq"]["spec"]["partitions"] == 1
     assert topics["order.created.dlq"]["spec"]["config"]["retention.ms"] == "2592000000"

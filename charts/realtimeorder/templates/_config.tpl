@@ -12,6 +12,9 @@ DB_PORT: {{ include "realtimeorder.database.port" . | quote }}
 DB_NAME: {{ include "realtimeorder.database.name" . | quote }}
 DB_USER: {{ include "realtimeorder.database.user" . | quote }}
 KAFKA_BROKER: {{ include "realtimeorder.kafka.bootstrap" . | quote }}
+{{- /* The operator's EventTopics own the topics when the chart renders them; without them (no
+operator) the services create what they use, as in the local stack. */}}
+KAFKA_CREATE_TOPICS: {{ ternary "false" "true" .Values.eventTopics.enabled | quote }}
 {{- /* The URL of each component with a urlVariable (the list in _component.tpl): the gateway
 proxies to all of them, orders reads prices from inventory. */}}
 {{- $urlVariables := dict }}
