@@ -874,6 +874,90 @@ def test_routes_send_socket_io_and_the_api_to_the_gateway(rendered: Any) -> None
     assert json.loads(web_config["data"]["config.json"])["apiUrl"] == "https://api.shop.example.com"
 
 
+AFFINITY_ANNOTATIONS = {
+    "nginx": (
+        "Ingress",
+        {
+            "nginx.ingress.kubernetes.io/affinity": "cookie",
+            "nginx.ingress.kubernetes.io/affinity-mode": "persistent",
+            "nginx.ingress.kubernetes.io/session-cookie-name": "realtimeorder-affinity",
+            "nginx.ingress.kubernetes.io/session-cookie-max-age": "86400",
+        },
+    ),
+    "haproxy": ("Ingress", {"haproxy.org/cookie-persistence": "realtimeorder-affinity"}),
+    "traefik": (
+        "Service",
+        {
+            "traefik.ingress.kubernetes.io/service.sticky.cookie": "true",
+            "traefik.ingress.kubernetes.io/service.sticky.cookie.name": "realtimeorder-affinity",
+            "traefik.ingress.kubernetes.io/service.sticky.cookie.maxage": "86400",
+        },
+    ),
+    "contour": ("Ingress", {}),
+}
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("controller", AFFINITY_ANNOTATIONS)
+def test_socket_io_sessions_stick_to_one_of_two_gateway_replicas(
+    kube: KubeCluster, dynamic: DynamicClient, helm: Path, controller: str
+) -> None:
+    """Socket.IO starts with HTTP long-polling, whose requests must all reach the replica that
+    holds the session: cookie affinity at the ingress controller, ClientIP affinity at the
+    Service, with the default two gateway replicas; and the API server accepts all of it."""
+    namespace = f"chart-affinity-{controller}"
+    docs = helm_template(
+        helm,
+        (),
+        namespace,
+        "--set",
+        f"ingress.enabled=true,ingress.className={controller}",
+        "--set-string",
+        "ingress.annotations.example\\.com/timeout=3600",
+    )
+    gateway = named(docs, "Deployment", f"{RELEASE}-gateway")
+    assert gateway["spec"]["replicas"] == 2
+    service = named(docs, "Service", f"{RELEASE}-gateway")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    (ingress,) = by_kind(docs, "Ingress")
+    where, expected = AFFINITY_ANNOTATIONS[controller]
+    annotated = ingress if where == "Ingress" else service
+    annotations = annotated["metadata"].get("annotations") or {}
+    assert {k: v for k, v in annotations.items() if k in expected} == expected
+    others = {**(ingress["metadata"].get("annotations") or {})}
+    assert others.pop("example.com/timeout") == "3600", "ingress.annotations are kept"
+    if where == "Service":
+        assert not others, "nothing controller-specific on the Ingress"
+    elif not expected:
+        assert not others, "an unknown controller gets no annotations"
+    # The other Services keep no affinity.
+    assert named(docs, "Service", f"{RELEASE}-auth")["spec"]["sessionAffinity"] == "None"
+    problems = dry_run_apply(kube, dynamic, docs, namespace)
+    assert not problems, "\n".join(problems)
+
+    # Affinity off: no annotations; Gateway API sessionPersistence when asked for.
+    off = helm_template(
+        helm,
+        (),
+        namespace,
+        "--set",
+        f"ingress.enabled=true,ingress.className={controller},ingress.sessionAffinity.enabled=false",
+    )
+    assert not by_kind(off, "Ingress")[0]["metadata"].get("annotations")
+    assert not named(off, "Service", f"{RELEASE}-gateway")["metadata"].get("annotations")
+    routed = helm_template(
+        helm,
+        (),
+        namespace,
+        "--set",
+        "httpRoute.enabled=true,httpRoute.parentRefs[0].name=public",
+        "--set-json",
+        'httpRoute.sessionPersistence={"type": "Cookie", "sessionName": "rto"}',
+    )
+    socket_rule = named(routed, "HTTPRoute", f"{RELEASE}-api")["spec"]["rules"][0]
+    assert socket_rule["sessionPersistence"] == {"type": "Cookie", "sessionName": "rto"}
+
+
 @pytest.mark.k8s
 def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")

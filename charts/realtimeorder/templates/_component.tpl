@@ -209,7 +209,12 @@ metadata:
   name: {{ include "realtimeorder.componentFullname" $ctx }}
   namespace: {{ $root.Release.Namespace }}
   labels: {{- include "realtimeorder.componentLabels" $ctx | nindent 4 }}
-  {{- include "realtimeorder.annotations" (dict "root" $root "extra" $values.service.annotations) | nindent 2 }}
+  {{- $annotations := $values.service.annotations | default dict }}
+  {{- if eq .name "gateway" }}
+  {{- $affinity := include "realtimeorder.ingress.affinityAnnotations" (dict "root" $root "on" "service") | fromYaml }}
+  {{- $annotations = merge (deepCopy $annotations) $affinity }}
+  {{- end }}
+  {{- include "realtimeorder.annotations" (dict "root" $root "extra" $annotations) | nindent 2 }}
 spec:
   type: {{ $values.service.type }}
   sessionAffinity: {{ $values.service.sessionAffinity }}

@@ -186,3 +186,28 @@ topologySpreadConstraints: {{- toYaml . | nindent 2 }}
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{/* Cookie affinity to the gateway for the Ingress controller named by ingress.className, as a
+YAML map of annotations: "ingress" for the Ingress itself (ingress-nginx, HAProxy), "service" for
+the gateway's Service (Traefik reads its sticky cookie there). Empty when ingress or its
+sessionAffinity is off, or the controller is not one of these.
+Usage: include "realtimeorder.ingress.affinityAnnotations" (dict "root" $ "on" "ingress") | fromYaml */}}
+{{- define "realtimeorder.ingress.affinityAnnotations" -}}
+{{- $ingress := .root.Values.ingress -}}
+{{- $affinity := $ingress.sessionAffinity -}}
+{{- $class := $ingress.className | lower -}}
+{{- if and $ingress.enabled $affinity.enabled -}}
+{{- if and (eq .on "ingress") (contains "nginx" $class) }}
+nginx.ingress.kubernetes.io/affinity: cookie
+nginx.ingress.kubernetes.io/affinity-mode: persistent
+nginx.ingress.kubernetes.io/session-cookie-name: {{ $affinity.cookieName | quote }}
+nginx.ingress.kubernetes.io/session-cookie-max-age: {{ $affinity.maxAgeSeconds | quote }}
+{{- else if and (eq .on "ingress") (contains "haproxy" $class) }}
+haproxy.org/cookie-persistence: {{ $affinity.cookieName | quote }}
+{{- else if and (eq .on "service") (contains "traefik" $class) }}
+traefik.ingress.kubernetes.io/service.sticky.cookie: "true"
+traefik.ingress.kubernetes.io/service.sticky.cookie.name: {{ $affinity.cookieName | quote }}
+traefik.ingress.kubernetes.io/service.sticky.cookie.maxage: {{ $affinity.maxAgeSeconds | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
