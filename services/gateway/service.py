@@ -22,6 +22,10 @@ timeout, which would double the caller's wait), if
   request, head and whole body, in one write.
 A POST or PATCH that may have arrived is not resent: the caller decides (with an
 Idempotency-Key where the service supports one).
+
+With tracing on, each upstream request is a CLIENT span in the caller's trace, and its
+`traceparent` replaces any the client sent, so the service's span is the gateway's child
+(services/kit/tracing.py).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from services.gateway.headers import Headers, RawHeaders, downstream_response_he
 from services.gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from services.gateway.routes import Policy, Upstream
 from services.gateway.settings import Settings
+from services.kit import tracing
 from services.kit.errors import Forbidden, UpstreamTimeout, UpstreamUnavailable
 from services.kit.security import authenticate
 from services.kit.tokens import Principal
@@ -85,6 +90,7 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
         auto_decompress=False,
         skip_auto_headers=_AUTO_HEADERS_SKIPPED,
         trust_env=False,
+        trace_configs=tracing.aiohttp_trace_configs(settings.service_name) or None,
     )
     # aiohttp resends GET, HEAD, OPTIONS, PUT and DELETE once when a reused connection drops
     # before the answer; the retry policy above is the gateway's own, so aiohttp's is turned

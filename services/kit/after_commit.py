@@ -9,6 +9,10 @@ consumer's in-order loop therefore never waits on Redis: when Redis is slow or g
 fills up to its capacity, and what does not fit is dropped and counted
 (`after_commit_effects_total{outcome="dropped"}`). Every effect here is recoverable by design:
 clients catch up with `order.sync`, cache pages expire.
+
+With tracing on, `submit` keeps the trace context of the change with each effect, and the
+effect runs in a span of that trace (`after-commit <effect>`): the live push of a consumed
+event appears in the order's trace, after the consumer's span (kit/tracing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
+from opentelemetry.context import Context
+
+from services.kit import tracing
 from services.kit.metrics import AFTER_COMMIT_EFFECTS
 
 log = logging.getLogger(__name__)
@@ -31,7 +38,7 @@ class AfterCommit:
         self.service = service
         self.capacity = capacity
         self.timeout = timeout
-        self._pending: deque[Effect] = deque()
+        self._pending: deque[tuple[Effect, Context | None]] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -44,6 +51,7 @@ class AfterCommit:
 
     def submit(self, effects: Iterable[Effect]) -> None:
         """Queue `effects` to run after the change that produced them; never waits."""
+        context = tracing.capture()
         for effect in effects:
             if len(self._pending) >= self.capacity:
                 AFTER_COMMIT_EFFECTS.labels(self.service, "dropped").inc()
@@ -51,7 +59,7 @@ class AfterCommit:
                     "after-commit queue full; effect dropped", extra={"effect": _name(effect)}
                 )
                 continue
-            self._pending.append(effect)
+            self._pending.append((effect, context))
             self._idle.clear()
         self._wake.set()
 
@@ -63,7 +71,18 @@ class AfterCommit:
         """The runtime job that runs the queued effects (a new one for each (re)start)."""
         return Runner(self)
 
-    async def _run_one(self, effect: Effect) -> None:
+    async def _run_one(self, effect: Effect, context: Context | None) -> None:
+        if context is None:
+            await self._run_timed(effect)
+            return
+        with tracing.span(
+            self.service,
+            f"after-commit {getattr(effect, '__name__', type(effect).__name__)}",
+            parent=context,
+        ):
+            await self._run_timed(effect)
+
+    async def _run_timed(self, effect: Effect) -> None:
         try:
             async with asyncio.timeout(self.timeout):
                 await effect()
@@ -97,7 +116,7 @@ class Runner:
         queue = self.queue
         while True:
             while queue._pending:
-                await queue._run_one(queue._pending.popleft())
+                await queue._run_one(*queue._pending.popleft())
             queue._idle.set()
             if self._stopping:
                 return

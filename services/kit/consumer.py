@@ -12,7 +12,10 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
    service's function makes its change and writes any events it emits to the outbox;
 4. after the commit, hand the effects the function returned (live push, cache invalidation)
    to the after-commit runner, which never blocks this loop;
-5. count the outcome: `events_consumed_total{outcome=processed|duplicate|dead_lettered}`
+5. trace it: a CONSUMER span, child of the trace context in the message's headers (the
+   producing request's, carried through the outbox: kit/tracing.py), active while the handler
+   runs, so the events it writes to the outbox and the effects it submits continue that trace;
+6. count the outcome: `events_consumed_total{outcome=processed|duplicate|dead_lettered}`
    (dead letters are counted by the batch consumer), and time each attempt
    (`events_processing_seconds`).
 """
@@ -26,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Message
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
+from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope, parse_envelope
@@ -78,7 +83,25 @@ class EventShell(Generic[S]):
         self.after_commit = after_commit
 
     async def __call__(self, message: Message) -> None:
-        await self.handle(message.topic() or "", message.value() or b"")
+        topic = message.topic() or ""
+        with tracing.span(
+            self.service_name,
+            f"{topic} process",
+            kind=SpanKind.CONSUMER,
+            headers=message.headers() or (),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                "messaging.destination.partition.id": str(message.partition()),
+                "messaging.kafka.offset": message.offset() or 0,
+            },
+        ) as span:
+            applied = await self.handle(topic, message.value() or b"")
+            if span is not None:
+                span.set_attribute(
+                    "realtimeorder.outcome", applied.outcome if applied else "duplicate"
+                )
 
     async def handle(self, topic: str, raw: bytes) -> Applied | None:
         """Apply one message; None when it was a duplicate."""
@@ -88,6 +111,7 @@ class EventShell(Generic[S]):
         started = time.perf_counter()
         envelope = parse_envelope(raw, handler.data_type)
         token = order_id_var.set(envelope.subject)
+        tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 if not await claim_event(conn, envelope.id, topic):

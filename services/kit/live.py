@@ -5,6 +5,9 @@ say) emits through Redis with `create_emitter`, so pushes work across processes 
 Each connection sits in its user's room, and admins also in the admin room; clients cannot
 join rooms themselves. The notifications service pushes its in-app notifications to the
 user's room the same way (`NOTIFICATION_CREATED`, `NOTIFICATION_UNREAD`, `push_to_user`).
+
+A push runs as an after-commit effect, inside that effect's span when tracing is on
+(kit/after_commit.py), and names the Socket.IO event and rooms on it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 import socketio
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+from services.kit import tracing
 
 ADMIN_ROOM = "admins"
 ORDER_UPDATED = "order.updated"
@@ -51,7 +56,21 @@ def create_emitter(redis_url: str) -> socketio.AsyncRedisManager:
 async def push_order_update(emitter: socketio.AsyncRedisManager, update: OrderUpdate) -> None:
     """Send `update` to the order's owner and to the admins."""
     payload = update.model_dump(mode="json", by_alias=True)
-    await emitter.emit(ORDER_UPDATED, payload, room=[user_room(update.user_id), ADMIN_ROOM])
+    rooms = [user_room(update.user_id), ADMIN_ROOM]
+    _traced(ORDER_UPDATED, rooms, update.order_id)
+    await emitter.emit(ORDER_UPDATED, payload, room=rooms)
+
+
+def _traced(event: str, rooms: list[str], order_id: str | None = None) -> None:
+    attributes = {
+        "messaging.system": "socket.io",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": event,
+        "socketio.rooms": ",".join(rooms),
+    }
+    if order_id is not None:
+        attributes["realtimeorder.order_id"] = order_id
+    tracing.set_attributes(attributes)
 
 
 # --- the in-app notification center (services/notifications) ------------------------------
@@ -66,4 +85,5 @@ async def push_to_user(
     emitter: socketio.AsyncRedisManager, user_id: str, event: str, payload: dict[str, Any]
 ) -> None:
     """Send `event` with `payload` (already JSON-ready, camelCase) to one user's room only."""
+    _traced(event, [user_room(user_id)])
     await emitter.emit(event, payload, room=user_room(user_id))

@@ -1,4 +1,5 @@
-"""JSON logs, one line per event, carrying the request id and, where there is one, the order id."""
+"""JSON logs, one line per event, carrying the request id and, where there is one, the order id
+and the active span's `trace_id` and `span_id` (kit/tracing.py: the ids Jaeger finds it by)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from services.kit import tracing
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -39,6 +42,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if (order_id := order_id_var.get()) is not None:
             entry["order_id"] = order_id
+        if (ids := tracing.log_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from opentelemetry.trace import SpanKind
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from services.kit import tracing
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
@@ -35,10 +38,19 @@ BACKLOG_SAMPLE_SECONDS = 5.0
 
 
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
-    """Record `event` for publication when the current transaction commits."""
+    """Record `event` for publication when the current transaction commits, with the active
+    trace context (the relay publishes it in that trace)."""
+    trace_context = tracing.current_headers()
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, message_key, payload) VALUES (%s, %s, %s, %s)",
-        (event.id, topic, event.subject, event.to_bytes()),
+        "INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (
+            event.id,
+            topic,
+            event.subject,
+            event.to_bytes(),
+            Jsonb(trace_context) if trace_context else None,
+        ),
     )
     await notify_relay(conn, NOTIFY_CHANNEL)
 
@@ -98,26 +110,57 @@ class OutboxRelay(NotifiedRelay):
             if not lock or not lock["ok"]:
                 return 0
             cursor = await conn.execute(
-                "SELECT id, topic, message_key, payload FROM outbox"
+                "SELECT id, topic, message_key, payload, trace_context FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch_size,),
             )
             rows = await cursor.fetchall()
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(
-                    self.producer.publish_nowait(
-                        row["topic"], row["message_key"], bytes(row["payload"])
-                    )
-                    for row in rows
-                )
-            )
+            await self._publish(rows)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)",
                 ([row["id"] for row in rows],),
             )
         return len(rows)
+
+    async def _publish(self, rows: list[dict[str, Any]]) -> None:
+        """Send every row, each in a PRODUCER span continuing the trace its row stored."""
+        service = self.producer.service
+        spans = [
+            tracing.start_span(
+                service,
+                f"{row['topic']} publish",
+                kind=SpanKind.PRODUCER,
+                parent=row["trace_context"],
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": row["topic"],
+                    "messaging.kafka.message.key": row["message_key"],
+                },
+            )
+            for row in rows
+        ]
+        error: BaseException | None = None
+        try:
+            await asyncio.gather(
+                *(
+                    self.producer.publish_nowait(
+                        row["topic"],
+                        row["message_key"],
+                        bytes(row["payload"]),
+                        tracing.headers_of(span) or None,
+                    )
+                    for row, span in zip(rows, spans, strict=True)
+                )
+            )
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for span in spans:
+                tracing.end_span(span, error)
 
 
 async def sample_backlog(pool: Pool, service: str) -> None:

@@ -13,6 +13,10 @@ of ones, and so one database round trip per batch instead of one per message.
 - connection loss ends `run` with an error, so the runtime restarts the job with its backoff;
   the broker redelivers whatever was not acked;
 - a handler that raises ends the job the same way.
+
+Tracing: `message_span` starts a message's CONSUMER span, a child of the trace context in its
+headers (the publishing relay's span: kit/rabbit_outbox.py), for the subclass to make active
+while it works on that message (`tracing.use`) and to end (`tracing.end_span`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from opentelemetry.trace import Span, SpanKind
 
+from services.kit import tracing
 from services.kit.rabbit import connect
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,23 @@ class QueueConsumer(ABC):
 
     def stop(self) -> None:
         self._stop.set()
+
+    def message_span(self, message: AbstractIncomingMessage) -> Span | None:
+        """A CONSUMER span for `message`, child of the context in its headers (a trace of its
+        own when they carry none); None while tracing is off. The caller ends it."""
+        return tracing.start_span(
+            self.name,
+            f"{self.queue} process",
+            kind=SpanKind.CONSUMER,
+            parent=message.headers,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": self.queue,
+                "messaging.message.id": message.message_id or "",
+            },
+            root=True,
+        )
 
     async def run(self) -> None:
         connection = await connect(self.url, name=self.name)

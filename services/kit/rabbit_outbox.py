@@ -15,6 +15,11 @@ that locked them:
   id) that its consumers dedupe on;
 - several replicas share the work (`SKIP LOCKED`), each row going to one of them.
 
+A row may carry the trace context active when it was written (`OutgoingMessage.trace_context`);
+the relay then publishes its message in a PRODUCER span of that trace, whose context travels in
+the message's `traceparent`/`tracestate` headers (kit/tracing.py), so the consumer's span
+continues the trace.
+
 The relay wakes on `NOTIFY <channel>_<schema>` (`services.kit.relay.notify_relay`) and polls
 as a fallback.
 Before its first batch it declares the queues it publishes to (or, with `declare=False`, checks
@@ -23,13 +28,16 @@ that someone else, such as the operator, did).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter
 
+from services.kit import tracing
 from services.kit.db import DictConnection, Pool
 from services.kit.rabbit import Outgoing, Publisher, Queue, declare_queues
 from services.kit.relay import NotifiedRelay
@@ -50,10 +58,13 @@ RABBIT_PUBLISH_FAILURES = Counter(
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """One row to publish: `key` identifies it to `OutboxSource.confirmed`."""
+    """One row to publish: `key` identifies it to `OutboxSource.confirmed`; `trace_context`
+    is the trace context stored with the row (`tracing.current_headers()` when it was written),
+    if any."""
 
     key: Any
     message: Outgoing
+    trace_context: Mapping[str, str] | None = None
 
 
 class OutboxSource(Protocol):
@@ -116,7 +127,17 @@ class RabbitRelay(NotifiedRelay):
             rows = await self.source.pending(conn, self.batch_size)
             if not rows:
                 return 0
-            results = await self.publisher.publish([row.message for row in rows])
+            spans = [self._span(row) for row in rows]
+            try:
+                results = await self.publisher.publish(
+                    [_with_trace(row.message, span) for row, span in zip(rows, spans, strict=True)]
+                )
+            except BaseException as exc:
+                for span in spans:
+                    tracing.end_span(span, exc)
+                raise
+            for span, result in zip(spans, results, strict=True):
+                tracing.end_span(span, result)
             done = [row for row, error in zip(rows, results, strict=True) if error is None]
             if done:
                 await self.source.confirmed(conn, [row.key for row in done])
@@ -126,3 +147,24 @@ class RabbitRelay(NotifiedRelay):
         if error is not None:
             raise error
         return len(done)
+
+    def _span(self, row: OutgoingMessage) -> Span | None:
+        return tracing.start_span(
+            self.service,
+            f"{row.message.routing_key} publish",
+            kind=SpanKind.PRODUCER,
+            parent=row.trace_context,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": row.message.routing_key,
+                "messaging.message.id": row.message.message_id,
+            },
+        )
+
+
+def _with_trace(message: Outgoing, span: Span | None) -> Outgoing:
+    """`message` with the headers that make its consumer's span a child of `span`."""
+    if span is None:
+        return message
+    return dataclasses.replace(message, headers={**message.headers, **tracing.headers_of(span)})

@@ -11,6 +11,10 @@ the service's lifespan has started and stops before it ends; the main port, the 
 routes, then has no `/metrics`, and its `/healthz` and `/readyz` answer the status code and
 status alone. Unset, the main port serves everything, as the local stack's Prometheus expects.
 
+Tracing (kit/tracing.py) is configured here, once per service: with an OTLP endpoint set, the
+middleware serves each request (but the probes and `/metrics`) in a SERVER span, a child of
+the caller's `traceparent`; without one it does no tracing work at all.
+
 The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
 checks each access token against.
 """
@@ -29,11 +33,13 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit import tracing
 from services.kit.cache import create_redis
 from services.kit.errors import install_error_handlers
 from services.kit.logs import request_id_var
@@ -50,7 +56,8 @@ _UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContextMiddleware:
-    """Propagates X-Request-ID and records request metrics by route template."""
+    """Propagates X-Request-ID, records request metrics by route template and, with tracing on,
+    serves the request in a SERVER span."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -61,6 +68,29 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        path = scope.get("path", "")
+        tracer = tracing.tracer(self.service) if path not in _UNTRACKED_PATHS else None
+        if tracer is not None:
+            method = scope.get("method", "GET")
+            with tracer.start_as_current_span(
+                method,
+                context=tracing.extract(
+                    (key.decode("latin-1"), value) for key, value in scope.get("headers", [])
+                ),
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": method,
+                    "url.path": path,
+                    "realtimeorder.request_id": request_id,
+                },
+            ) as span:
+                await self._serve(scope, receive, send, request_id, span)
+            return
+        await self._serve(scope, receive, send, request_id, None)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, span: Span | None
+    ) -> None:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -81,6 +111,12 @@ class RequestContextMiddleware:
             if path not in _UNTRACKED_PATHS:
                 route = getattr(scope.get("route"), "path", "unmatched")
                 method = scope.get("method", "GET")
+                if span is not None:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
                 HTTP_REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
                 HTTP_LATENCY.labels(self.service, method, route).observe(
                     time.perf_counter() - started
@@ -196,6 +232,7 @@ async def _readyz(app: Starlette, *, details: bool) -> JSONResponse:
 def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan) -> FastAPI:
     """A FastAPI app with the platform's probes, metrics, request ids and error handling."""
     separate_metrics = settings.metrics_port is not None
+    tracing.configure(settings.service_name)
 
     async def wrapped_lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", extra={"port": settings.port, "environment": settings.environment})

@@ -71,6 +71,8 @@ class PendingDelivery:
     event_type: str
     queue: str
     payload: bytes
+    trace_context: dict[str, str] | None = None
+    """The trace the delivery was recorded in (services/kit/tracing.py), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,16 +288,24 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 
 
 async def insert_deliveries(
-    conn: DictConnection, notification_id: uuid.UUID, deliveries: Sequence[NewDelivery]
+    conn: DictConnection,
+    notification_id: uuid.UUID,
+    deliveries: Sequence[NewDelivery],
+    *,
+    trace_context: Mapping[str, str] | None = None,
 ) -> None:
+    """Record the deliveries; `trace_context` (the consumed event's trace) goes with the ones
+    to publish."""
     if not deliveries:
         return
+    traced = Jsonb(dict(trace_context)) if trace_context else None
     async with conn.cursor() as cursor:
         await cursor.executemany(
             """
             INSERT INTO deliveries
-                (id, notification_id, channel, status, recipient, reason, queue, payload)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                (id, notification_id, channel, status, recipient, reason, queue, payload,
+                 trace_context)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             [
                 (
@@ -307,6 +317,7 @@ async def insert_deliveries(
                     d.reason,
                     d.queue,
                     d.payload,
+                    traced if d.payload is not None else None,
                 )
                 for d in deliveries
             ],
@@ -317,7 +328,7 @@ async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery
     """The oldest deliveries not yet confirmed by the broker, locked for this transaction."""
     cursor = await conn.execute(
         """
-        SELECT d.id, d.channel, n.event_type, d.queue, d.payload
+        SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context
         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
         WHERE d.status = 'pending' ORDER BY d.created_at, d.id LIMIT %s
         FOR UPDATE OF d SKIP LOCKED
@@ -331,6 +342,7 @@ async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery
             event_type=row["event_type"],
             queue=row["queue"],
             payload=bytes(row["payload"]),
+            trace_context=row["trace_context"],
         )
         for row in await cursor.fetchall()
     ]

@@ -5,7 +5,9 @@ A consumed event is applied inside the consumer shell's transaction (kit/consume
 stale rule (`order_versions`), one in-app notification, and one delivery row per enabled
 channel, each `pending` with its message. Nothing is published there: the delivery rows are an
 outbox that `DeliveryOutbox` hands to the kit's `RabbitRelay` after commit, which publishes
-with confirms and marks them `queued`. The live pushes to the user's Socket.IO room run after
+with confirms and marks them `queued`. Each delivery row keeps the consumed event's trace
+context, so the relay publishes its message in the order's trace and the channel worker's span
+continues it (services/kit/tracing.py). The live pushes to the user's Socket.IO room run after
 commit on the after-commit runner; the unread count is read when the push runs, so the last
 push a user gets counts every committed change.
 """
@@ -22,6 +24,7 @@ from typing import Protocol, TypeVar
 
 import socketio
 
+from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
@@ -122,6 +125,7 @@ class DeliveryOutbox:
                     message_id=str(row.id),
                     headers=message_headers(row.channel, row.event_type),
                 ),
+                trace_context=row.trace_context,
             )
             for row in rows
         ]
@@ -199,7 +203,9 @@ class NotificationService:
                     delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
                 )
             )
-        await repo.insert_deliveries(conn, notification.id, deliveries)
+        await repo.insert_deliveries(
+            conn, notification.id, deliveries, trace_context=tracing.current_headers()
+        )
         if any(d.payload is not None for d in deliveries):
             await notify_relay(conn, RELAY_CHANNEL)
         effects: tuple[Effect, ...] = (

@@ -25,6 +25,11 @@ step 3 committed sends it again on redelivery: that window (one send plus one co
 covered only by the provider's dedupe on the idempotency key (HTTP) or the stable Message-ID
 (SMTP).
 
+Tracing (services/kit/tracing.py): each message is worked on in a CONSUMER span, a child of
+the trace context in its headers (the delivery relay's span, in the order's trace), with its
+outcome; a message parked for a retry carries that span's context, so every attempt of a
+delivery sits in the same trace.
+
 Consuming is the kit's `QueueConsumer` (kit/rabbit_consumer.py): connection loss ends the job,
 the runtime restarts it with backoff, and the broker redelivers whatever was not acked.
 """
@@ -42,8 +47,10 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
+from services.kit import tracing
 from services.kit.db import Pool, create_pool
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
 from services.kit.rabbit_consumer import QueueConsumer
@@ -89,6 +96,7 @@ class _Item:
     """The provider's answer, or why it failed."""
     duration_ms: float | None = None
     republish: Outgoing | None = field(default=None)
+    span: Span | None = None
 
 
 def _parse(incoming: AbstractIncomingMessage) -> _Item:
@@ -139,6 +147,22 @@ class ChannelWorker(QueueConsumer):
         """Claim, send, record, publish and ack one batch (the module docstring's steps)."""
         clock = _StageClock(str(self.channel))
         items = [_parse(incoming) for incoming in batch]
+        for item in items:
+            item.span = self.message_span(item.incoming)
+        try:
+            await self._work(items, amqp, clock)
+        except BaseException as exc:
+            for item in items:
+                tracing.end_span(item.span, exc)
+            raise
+        for item in items:
+            if item.span is not None:
+                item.span.set_attribute("realtimeorder.outcome", item.outcome)
+                if item.detail:
+                    item.span.set_attribute("realtimeorder.detail", item.detail[:200])
+            tracing.end_span(item.span)
+
+    async def _work(self, items: list[_Item], amqp: AbstractChannel, clock: _StageClock) -> None:
         valid = [item for item in items if item.message is not None]
         async with self.pool.connection() as conn:
             claim = await store.claim(
@@ -176,7 +200,11 @@ class ChannelWorker(QueueConsumer):
             )
 
     async def _settle(self, item: _Item, claim: store.Claim) -> None:
-        """Decide one valid message's fate: send it, or say why not."""
+        """Decide one valid message's fate: send it, or say why not (in the message's span)."""
+        with tracing.use(item.span):
+            await self._settle_traced(item, claim)
+
+    async def _settle_traced(self, item: _Item, claim: store.Claim) -> None:
         message = item.message
         assert message is not None
         if message.delivery_id not in claim.claimed:
@@ -268,7 +296,8 @@ class ChannelWorker(QueueConsumer):
         message = item.message
         assert message is not None
         body = message.model_copy(update={"attempt": attempt}).to_bytes()
-        return Outgoing(queue, body, str(message.delivery_id), message.headers())
+        headers = {**message.headers(), **tracing.headers_of(item.span)}
+        return Outgoing(queue, body, str(message.delivery_id), headers)
 
 
 _ATTEMPT_OUTCOME = {

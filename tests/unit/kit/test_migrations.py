@@ -21,4 +21,7 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_kit_ships_its_outbox_migration() -> None:
-    assert [v for v, _ in migration_files(KIT_MIGRATIONS)] == ["0001_outbox_and_processed_events"]
+    assert [v for v, _ in migration_files(KIT_MIGRATIONS)] == [
+        "0001_outbox_and_processed_events",
+        "0002_outbox_trace_context",
+    ]

@@ -1,0 +1,292 @@
+"""OpenTelemetry tracing: one trace per order, across HTTP, Kafka, the outboxes and RabbitMQ.
+
+Tracing is **off unless an OTLP endpoint is configured** (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the standard variables; `OTEL_SDK_DISABLED=true` or
+`OTEL_TRACES_EXPORTER=none` turn it off again). `configure(service)`, called once per service by
+the kit's app factory (kit/web.py), then gives the service a tracer whose resource says
+`service.name=<service>` and whose spans go out over OTLP/HTTP in batches. Off, no tracer
+exists: every helper here returns at once (a dictionary lookup, or a context-variable read), no
+span object is made, nothing is written to a message header or an outbox row.
+
+Where the trace goes, hop by hop (W3C trace context, `traceparent` and `tracestate`):
+
+- HTTP: the kit middleware (kit/web.py) starts a SERVER span from the request's headers; the
+  gateway's upstream session starts a CLIENT span per request and sends its context
+  (`aiohttp_trace_configs`).
+- Outboxes: an event written to an outbox stores the context active at that moment with its row
+  (`current_headers`: the Kafka outbox's `trace_context` column, the notification deliveries'
+  own); the relay publishes each row in a PRODUCER span, child of that stored context, whose
+  context travels in the message's headers (`start_span`, `headers_of`). The relay's own loop
+  is not traced: a trace is an order's, not the relay's.
+- Consumers (kit/consumer.py, kit/rabbit_consumer.py) start a CONSUMER span, child of the
+  message headers' context (`span(..., headers=...)`), so everything the handler writes to an
+  outbox continues the same trace.
+- After-commit effects (kit/after_commit.py) run later on another task; the context of the
+  change that submitted them is captured (`capture`) and their span is its child, so the
+  Socket.IO push of a committed change sits in the order's trace.
+
+Log lines carry `trace_id` and `span_id` while a span is active (`log_ids`, kit/logs.py).
+
+A process usually runs one service; tests run several apps in one process, so tracers are kept
+per service name, each with its own resource. `trace_with(make_provider)` makes every service
+configured afterwards use the provider it returns (tests: an in-memory exporter).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+log = logging.getLogger(__name__)
+TRACE_HEADERS = ("traceparent", "tracestate")
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+INSTRUMENTATION = "realtimeorder"
+TraceHeaders = dict[str, str]
+"""`traceparent` (and `tracestate` when there is one): what a message or an outbox row carries."""
+
+_propagator = TraceContextTextMapPropagator()
+_tracers: dict[str, Tracer] = {}
+_make_provider: Callable[[str], TracerProvider] | None = None
+_global_set = False
+
+
+def exporting() -> bool:
+    """Whether the environment asks for spans to be exported over OTLP."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(os.environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+def configure(service: str) -> bool:
+    """Give `service` a tracer if tracing is on (see the module docstring); whether it is."""
+    global _global_set
+    if service in _tracers:
+        return True
+    if _make_provider is not None:
+        provider = _make_provider(service)
+    elif exporting():
+        provider = _otlp_provider(service)
+        if not _global_set:
+            # Libraries that trace through the global provider report as this service.
+            trace.set_tracer_provider(provider)
+            _global_set = True
+        log.info("tracing exported over OTLP", extra={"service_name": service})
+    else:
+        return False
+    _tracers[service] = provider.get_tracer(INSTRUMENTATION)
+    return True
+
+
+def _otlp_provider(service: str) -> TracerProvider:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES; the service's own name wins.
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def trace_with(make_provider: Callable[[str], TracerProvider] | None) -> None:
+    """Use `make_provider(service)` for every service configured from now on (None: the
+    environment decides again); forgets the services configured so far."""
+    global _make_provider
+    _make_provider = make_provider
+    _tracers.clear()
+
+
+def tracer(service: str) -> Tracer | None:
+    """The service's tracer, None while tracing is off."""
+    return _tracers.get(service)
+
+
+# --- the context in headers -------------------------------------------------------------------
+
+
+def extract(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Context:
+    """The trace context carried by message headers (Kafka's list of pairs, AMQP's or an outbox
+    row's mapping; values as str or bytes); an empty context when there is none."""
+    carrier: dict[str, str] = {}
+    if headers:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            if name in TRACE_HEADERS and value is not None:
+                carrier[name] = value.decode() if isinstance(value, bytes) else str(value)
+    return _propagator.extract(carrier)
+
+
+def headers_of(span: Span | None) -> TraceHeaders:
+    """The headers that make a receiver's span a child of `span` (none for no span)."""
+    if span is None:
+        return {}
+    carrier: TraceHeaders = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+def current_headers() -> TraceHeaders | None:
+    """The active span's context as headers (what an outbox row stores), None without one."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: TraceHeaders = {}
+    _propagator.inject(carrier)
+    return carrier
+
+
+def capture() -> Context | None:
+    """The active context if a span is active (to continue it on another task), else None."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    from opentelemetry.context import get_current
+
+    return get_current()
+
+
+def log_ids() -> tuple[str, str] | None:
+    """(trace id, span id) in hex of the active span, None without one."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+# --- spans ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def span(
+    service: str,
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    parent: Context | None = None,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> Iterator[Span | None]:
+    """A span made current for the block: a child of the context in `headers` if given (a
+    message's: a root span when they carry none), else of `parent`, else of the active span.
+    Yields None, and costs nothing, while tracing is off. An exception marks it failed."""
+    found = _tracers.get(service)
+    if found is None:
+        yield None
+        return
+    context = extract(headers) if headers is not None else parent
+    with found.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as s:
+        yield s
+
+
+def start_span(
+    service: str,
+    name: str,
+    *,
+    kind: SpanKind,
+    parent: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+    root: bool = False,
+) -> Span | None:
+    """A span the caller ends, child of the context stored in `parent` (an outbox row's or a
+    message's headers). None while tracing is off, and when `parent` carries no context unless
+    `root` (a consumer's message: its own trace); a relay's publish that belongs to no
+    request's trace is not worth a trace of its own."""
+    found = _tracers.get(service)
+    if found is None:
+        return None
+    context = extract(parent)
+    if not root and not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    return found.start_span(name, context=context, kind=kind, attributes=attributes)
+
+
+def end_span(span: Span | None, error: BaseException | None = None) -> None:
+    """End a span of `start_span`, failed if `error` is given."""
+    if span is None:
+        return
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    span.end()
+
+
+@contextmanager
+def use(span: Span | None) -> Iterator[None]:
+    """Make a span of `start_span` the active one for the block (without ending it)."""
+    if span is None:
+        yield
+        return
+    with trace.use_span(span, end_on_exit=False):
+        yield
+
+
+def set_attributes(attributes: Mapping[str, str | int | float | bool]) -> None:
+    """Add attributes to the active span, if one is recording."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(attributes)
+
+
+# --- the gateway's upstream client ------------------------------------------------------------
+
+
+def aiohttp_trace_configs(service: str) -> list[aiohttp.TraceConfig]:
+    """For an aiohttp session: a CLIENT span per request, its context sent in the request's
+    `traceparent` (replacing any the caller sent); [] while tracing is off."""
+    found = _tracers.get(service)
+    if found is None:
+        return []
+    config = aiohttp.TraceConfig()
+
+    async def on_start(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        client = found.start_span(
+            f"{params.method} {params.url.host}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": params.method,
+                "url.full": str(params.url.with_query(None)),
+                "server.address": params.url.host or "",
+            },
+        )
+        context.span = client
+        for name in TRACE_HEADERS:
+            params.headers.popall(name, None)
+        params.headers.update(headers_of(client))
+
+    async def on_end(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        client: Span | None = getattr(context, "span", None)
+        if client is not None:
+            status = params.response.status
+            client.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                client.set_status(Status(StatusCode.ERROR))
+            client.end()
+
+    async def on_error(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        end_span(getattr(context, "span", None), params.exception)
+
+    config.on_request_start.append(on_start)
+    config.on_request_end.append(on_end)
+    config.on_request_exception.append(on_error)
+    return [config]

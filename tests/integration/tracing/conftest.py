@@ -1,0 +1,275 @@
+"""The platform with tracing on, into memory: every hop of an order, in-process.
+
+One module-scoped platform: the gateway, orders and inventory under uvicorn, the notifications
+app and the push worker (sending to the provider sink), on one fresh database, consumer groups
+of their own on the session's Kafka and a RabbitMQ virtual host of their own. Tracing is turned
+on before the apps are built (`tracing.trace_with`): each service gets a tracer provider of its
+own (its `service.name`), all exporting to one in-memory exporter, and is turned off again when
+the module ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from devstack.testing import (
+    KafkaServer,
+    PostgresServer,
+    ProviderSinkServer,
+    RabbitMQServer,
+    RedisServer,
+)
+from services.gateway.main import create_app as create_gateway_app
+from services.gateway.settings import Settings as GatewaySettings
+from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
+from services.inventory.main import create_app as create_inventory_app
+from services.inventory.settings import Settings as InventorySettings
+from services.kit import tracing
+from services.kit.settings import ServiceSettings
+from services.notifications.domain import Channel
+from services.notifications.handlers import EVENT_HANDLERS as NOTIFICATIONS_HANDLERS
+from services.notifications.main import create_app as create_notifications_app
+from services.notifications.settings import Settings as NotificationsSettings
+from services.notifications.settings import WorkerSettings
+from services.notifications.worker import create_worker_app
+from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
+from services.orders.main import create_app as create_orders_app
+from services.orders.settings import Settings as OrdersSettings
+from tests.integration.fixtures import fresh_consumer_group, running
+from tests.integration.orders.support import ADDRESS, JWT_SECRET, serve
+from tests.support import Bearer, bearer, eventually
+
+CLOSED = "http://127.0.0.1:9"
+"""An upstream the gateway never reaches in these tests (auth, analytics)."""
+
+
+def in_memory(exporter: InMemorySpanExporter) -> None:
+    """Trace every service configured from now on into `exporter`, each under its own name."""
+
+    def provider(service: str) -> TracerProvider:
+        made = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+        made.add_span_processor(SimpleSpanProcessor(exporter))
+        return made
+
+    tracing.trace_with(provider)
+
+
+def service_of(span: ReadableSpan) -> str:
+    return str(span.resource.attributes[SERVICE_NAME])
+
+
+@dataclass
+class TracedPlatform:
+    gateway_url: str
+    inventory_url: str
+    http: httpx.AsyncClient
+    spans: InMemorySpanExporter
+    token_settings: ServiceSettings
+    admin: Bearer
+    sink: ProviderSinkServer
+
+    def user(self) -> Bearer:
+        return bearer(self.token_settings)
+
+    async def product(self, stock: int = 100) -> str:
+        suffix = uuid.uuid4().hex[:10]
+        response = await self.http.post(
+            f"{self.inventory_url}/inventory/products",
+            json={
+                "sku": f"TRACE-{suffix}",
+                "name": f"Traced item {suffix}",
+                "description": "made by a test",
+                "price": "12.50",
+                "currency": "EUR",
+                "initialStock": stock,
+            },
+            headers=self.admin.headers,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def place(self, user: Bearer, product_id: str, request_id: str) -> str:
+        """Place an order through the gateway's proxy; returns its id."""
+        response = await self.http.post(
+            f"{self.gateway_url}/orders",
+            json={"items": [{"productId": product_id, "quantity": 1}], "shippingAddress": ADDRESS},
+            headers={**user.headers, "X-Request-ID": request_id},
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def trace(self, request_id: str) -> list[ReadableSpan]:
+        """Every finished span of the trace the gateway began for the request `request_id`."""
+        finished = self.spans.get_finished_spans()
+        roots = [
+            s
+            for s in finished
+            if service_of(s) == "gateway"
+            and s.attributes is not None
+            and s.attributes.get("realtimeorder.request_id") == request_id
+        ]
+        if not roots:
+            return []
+        trace_id = roots[0].context.trace_id
+        return [s for s in finished if s.context.trace_id == trace_id]
+
+    async def pushed(self, request_id: str, count: int, within: float = 60.0) -> None:
+        """Wait until the push worker sent `count` notifications in the request's trace."""
+
+        async def sent() -> bool:
+            return sum(_sent_by_worker(s) for s in self.trace(request_id)) >= count
+
+        await eventually(sent, within=within, what=f"{count} pushes sent in the order's trace")
+
+
+def _sent_by_worker(span: ReadableSpan) -> bool:
+    return (
+        service_of(span) == "push-worker"
+        and span.attributes is not None
+        and span.attributes.get("realtimeorder.outcome") == "sent"
+    )
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    in_memory(exporter)
+    yield exporter
+    tracing.trace_with(None)
+
+
+@pytest.fixture(scope="module")
+def vhost_url(rabbitmq_server: RabbitMQServer) -> Iterator[str]:
+    vhost = f"tracing-{uuid.uuid4().hex[:8]}"
+    auth = (rabbitmq_server.user, rabbitmq_server.password)
+    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
+        api.put(f"/api/vhosts/{vhost}").raise_for_status()
+        api.put(
+            f"/api/permissions/{vhost}/{rabbitmq_server.user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        try:
+            yield (
+                f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
+                f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{vhost}"
+            )
+        finally:
+            api.delete(f"/api/vhosts/{vhost}")
+
+
+@pytest.fixture(scope="module")
+async def platform(
+    spans: InMemorySpanExporter,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    kafka_server: KafkaServer,
+    provider_sink_server: ProviderSinkServer,
+    vhost_url: str,
+) -> AsyncIterator[TracedPlatform]:
+    database = postgres_server.create_database("tracing")
+    run = uuid.uuid4().hex[:8]
+    shared: dict[str, Any] = {
+        **postgres_server.env(database),
+        "DB_POOL_MIN": 1,
+        "DB_POOL_MAX": 5,
+        "APP_ENV": "test",
+        "JWT_SECRET": JWT_SECRET,
+        "ACCESS_TOKEN_TTL_SECONDS": 3600,
+        "REDIS_URL": redis_server.url,
+        "KAFKA_BROKER": kafka_server.bootstrap,
+    }
+
+    def group(service: str, handlers: Any) -> str:
+        return fresh_consumer_group(kafka_server, f"{service}-{run}", handlers)
+
+    token_settings = ServiceSettings(**shared)
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=15))
+        inventory_url = await stack.enter_async_context(
+            serve(
+                create_inventory_app(
+                    InventorySettings(
+                        **shared,
+                        SEED_DEMO_CATALOGUE=False,
+                        KAFKA_CONSUMER_GROUP=group("inventory", INVENTORY_HANDLERS),
+                    )
+                )
+            )
+        )
+        orders_url = await stack.enter_async_context(
+            serve(
+                create_orders_app(
+                    OrdersSettings(
+                        **shared,
+                        INVENTORY_SERVICE_URL=inventory_url,
+                        INVENTORY_TIMEOUT_SECONDS=15,
+                        KAFKA_CONSUMER_GROUP=group("orders", ORDERS_HANDLERS),
+                    )
+                )
+            )
+        )
+        await stack.enter_async_context(
+            running(
+                create_notifications_app(
+                    NotificationsSettings(
+                        **shared,
+                        RABBITMQ_URL=vhost_url,
+                        KAFKA_CONSUMER_GROUP=group("notifications", NOTIFICATIONS_HANDLERS),
+                    )
+                )
+            )
+        )
+        worker: dict[str, Any] = {
+            **postgres_server.env(database),
+            "APP_ENV": "test",
+            "RABBITMQ_URL": vhost_url,
+            "PUSH_PROVIDER_URL": f"{provider_sink_server.url}/push",
+            "PROVIDER_TIMEOUT_SECONDS": 5,
+        }
+        worker_settings = WorkerSettings(**worker)
+        await stack.enter_async_context(running(create_worker_app(Channel.PUSH, worker_settings)))
+        gateway_url = await stack.enter_async_context(
+            serve(
+                create_gateway_app(
+                    GatewaySettings(
+                        APP_ENV="test",
+                        JWT_SECRET=JWT_SECRET,
+                        REDIS_URL=redis_server.url,
+                        AUTH_SERVICE_URL=CLOSED,
+                        ORDER_SERVICE_URL=orders_url,
+                        INVENTORY_SERVICE_URL=inventory_url,
+                        NOTIFICATION_SERVICE_URL=CLOSED,
+                        ANALYTICS_SERVICE_URL=CLOSED,
+                        UPSTREAM_TIMEOUT_SECONDS=15,
+                    )
+                )
+            )
+        )
+        platform = TracedPlatform(
+            gateway_url=gateway_url,
+            inventory_url=inventory_url,
+            http=http,
+            spans=spans,
+            token_settings=token_settings,
+            admin=bearer(token_settings, "ADMIN"),
+            sink=provider_sink_server,
+        )
+        # Warm up: every consumer has joined its group and the worker is consuming once one
+        # order went all the way to its confirmation's push.
+        product = await platform.product()
+        request_id = uuid.uuid4().hex
+        await platform.place(platform.user(), product, request_id)
+        await platform.pushed(request_id, count=2, within=90)
+        yield platform
