@@ -7,6 +7,7 @@ target up within a second or two, without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -35,8 +36,8 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def scrape(self, name: str, base_url: str) -> None:
-        """Add `base_url`'s /metrics as job `name` and wait until Prometheus scrapes it."""
+    async def scrape(self, name: str, base_url: str) -> None:
+        """Add `base_url`'s /metrics as target `name` and wait until Prometheus scrapes it."""
         self.targets[name] = urllib.parse.urlsplit(base_url).netloc
         groups = [
             {"targets": [target], "labels": {"service": service}}
@@ -45,20 +46,22 @@ class PrometheusServer:
         staging = self.targets_file.with_suffix(".tmp")
         staging.write_text(json.dumps(groups))
         staging.replace(self.targets_file)
-        self.wait_for(f'up{{service="{name}"}} == 1', what=f"{name} to be scraped")
+        await self.wait_for(f'up{{service="{name}"}} == 1', what=f"{name} to be scraped")
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+    async def query(self, expr: str) -> list[dict[str, Any]]:
+        # Async: the services it scrapes may run on the test's own event loop.
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(f"{self.url}/api/v1/query", params={"query": expr})
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()["data"]["result"]
         return result
 
-    def wait_for(self, expr: str, *, within: float = 30.0, what: str = "a series") -> None:
+    async def wait_for(self, expr: str, *, within: float = 30.0, what: str = "a series") -> None:
         deadline = time.monotonic() + within
-        while not self.query(expr):
+        while not await self.query(expr):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {within}s waiting for {what} ({expr})")
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
 
 
 @contextmanager
