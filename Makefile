@@ -12,7 +12,7 @@ DELIVERIES_BENCH_ARGS ?=
 RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
 export RTO_THIRD_PARTY_CRDS
 
-.PHONY: help install up down status logs lint test test-unit bench clean
+.PHONY: help install up down status logs lint test test-unit bench clean api-client web
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,8 @@ lint: ## ruff (lint + format check), mypy strict, import contracts
 
 test: install lint ## install what is missing, lint, then the whole test suite
 	@if [[ -x scripts/k8s-testenv/build.sh ]]; then scripts/k8s-testenv/build.sh; fi
+	npm --prefix frontend test
+	npm --prefix frontend run build
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 test-unit: ## the fast tests only (no servers)
@@ -48,6 +50,12 @@ test-unit: ## the fast tests only (no servers)
 bench: install ## the benchmarks: orders end to end (starts the stack if needed), then notification deliveries
 	$(VENV)/python -m bench $(BENCH_ARGS)
 	$(VENV)/python -m bench.deliveries $(DELIVERIES_BENCH_ARGS)
+
+api-client: install ## regenerate the web apps' typed API client (frontend/shared) from the services
+	$(VENV)/python scripts/api-client.py
+
+web: install ## build the customer app and the admin dashboard (frontend/*/dist) within their budget
+	npm --prefix frontend run build
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi

@@ -24,6 +24,7 @@ APT_PACKAGES=(
   postgresql redis-server rabbitmq-server prometheus
   openjdk-17-jre-headless maven
   python3 python3-venv iproute2 ca-certificates wrk
+  chromium
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
@@ -185,6 +186,20 @@ elif [[ ! -x $MAILPIT_DIR/mailpit ]]; then
     log "built Mailpit $MAILPIT_VERSION into $MAILPIT_DIR"
   fi
   exec 8>&-
+fi
+
+# ---- the web apps' packages (frontend/, npm workspaces) ---------------------------------------------
+# From the lockfile only; npm's cache serves every package it has seen, so a second clean clone
+# installs without the network. The browser tests drive Debian's chromium (above): no download.
+if [[ ! -d frontend/node_modules || frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]]; then
+  command -v npm >/dev/null 2>&1 || die "the web apps need Node.js >= 20.19 with npm (https://nodejs.org/)"
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || die "the web apps need Node.js >= 20.19, found $(node --version)"
+  log "npm ci in frontend/ (output in frontend/npm-ci.log)"
+  if ! (cd frontend && npm ci --prefer-offline --no-audit --no-fund) </dev/null >frontend/npm-ci.log 2>&1; then
+    tail -n 40 frontend/npm-ci.log >&2
+    die "npm ci failed (full output in frontend/npm-ci.log)"
+  fi
 fi
 
 log "ready (venv: .venv, Kafka $KAFKA_VERSION: $LIBS, Mailpit $MAILPIT_VERSION)"

@@ -1,0 +1,11 @@
+export * from "./app";
+export * from "./config";
+export * from "./errors";
+export * from "./live";
+export * from "./orders";
+export * from "./router";
+export * from "./session";
+export * from "./theme";
+export * from "./ui";
+export { createApi, unwrap, type Api } from "./api/client";
+export type { components, paths } from "./api/schema";

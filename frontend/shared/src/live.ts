@@ -1,0 +1,121 @@
+import { io, type Socket } from "socket.io-client";
+import type { RuntimeConfig } from "./config";
+import type { SessionStore } from "./session";
+import type { OrderUpdate, TimelineEntry } from "./orders";
+
+export const ORDER_UPDATED = "order.updated";
+export const ORDER_SYNC = "order.sync";
+export const SESSION_ENDED = "session.ended";
+export const NOTIFICATION_CREATED = "notification.created";
+export const NOTIFICATION_UNREAD = "notification.unread";
+
+export type LiveState = "connecting" | "online" | "offline";
+
+type Handler = (payload: unknown) => void;
+
+/**
+ * The app's one Socket.IO connection to the gateway.
+ *
+ * The socket authenticates with the current access token each time it (re)connects. The gateway
+ * ends a socket whose token expired or was revoked with `session.ended`; the connection then
+ * renews the token and connects again. A refused connection (`connect_error`) is retried the
+ * same way after a renewal. Every connection after the first is announced to `onReconnect`
+ * listeners, who catch up with `sync` (order.sync) on what they missed meanwhile.
+ *
+ * WebSocket only: several gateway replicas need no sticky sessions then.
+ */
+export class LiveConnection {
+  readonly socket: Socket;
+  private connectedBefore = false;
+  private stateValue: LiveState = "connecting";
+  private readonly stateListeners = new Set<(state: LiveState) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private stopped = false;
+
+  constructor(config: RuntimeConfig, private readonly session: SessionStore) {
+    this.socket = io(config.socketUrl, {
+      path: config.socketPath,
+      transports: ["websocket"],
+      autoConnect: false,
+      reconnectionDelayMax: 5000,
+      auth: (callback) => {
+        void session.accessToken().then(
+          (token) => callback({ token }),
+          () => callback({}),
+        );
+      },
+    });
+    this.socket.on("connect", () => {
+      this.setState("online");
+      if (this.connectedBefore) for (const listener of this.reconnectListeners) listener();
+      this.connectedBefore = true;
+    });
+    this.socket.on("disconnect", () => this.setState(this.stopped ? "offline" : "connecting"));
+    this.socket.on(SESSION_ENDED, () => void this.renewAndConnect());
+    this.socket.on("connect_error", () => {
+      this.setState("offline");
+      // The server refused us (a revoked or expired token): a reconnect with the same token
+      // would be refused again, so renew first. A network failure retries by itself.
+      if (!this.socket.active) void this.renewAndConnect();
+    });
+  }
+
+  get state(): LiveState {
+    return this.stateValue;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.socket.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket.disconnect();
+    this.connectedBefore = false;
+  }
+
+  on<T>(event: string, handler: (payload: T) => void): () => void {
+    this.socket.on(event, handler as Handler);
+    return () => {
+      this.socket.off(event, handler as Handler);
+    };
+  }
+
+  onState(listener: (state: LiveState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  /** The timeline entries of an order newer than `sinceVersion` (order.sync). */
+  async sync(orderId: string, sinceVersion: number): Promise<TimelineEntry[]> {
+    const answer = (await this.socket.timeout(10_000).emitWithAck(ORDER_SYNC, { orderId, sinceVersion })) as {
+      updates?: TimelineEntry[];
+      error?: string;
+    };
+    if (answer.error) throw new Error(answer.error);
+    return answer.updates ?? [];
+  }
+
+  private async renewAndConnect(): Promise<void> {
+    if (this.stopped || this.session.session === null) return;
+    try {
+      await this.session.refresh();
+    } catch {
+      return; // signed out: the app shows the login screen
+    }
+    if (!this.stopped && !this.socket.connected) this.socket.connect();
+  }
+
+  private setState(state: LiveState): void {
+    this.stateValue = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+}
+
+export type { OrderUpdate };

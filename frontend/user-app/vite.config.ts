@@ -1,0 +1,4 @@
+import { defineConfig } from "vite";
+import { appConfig } from "../shared/vite.ts";
+
+export default defineConfig(appConfig(5173));

@@ -1,0 +1,154 @@
+"""The web apps' typed API client: the gateway's merged OpenAPI document, then its TypeScript types.
+
+The gateway proxies every service under its own prefix and has no OpenAPI document of its own,
+so this script builds the one the web apps see: each service's `create_app().openapi()`, its
+paths as the gateway routes them (each operation marked with the gateway's access policy,
+`x-access`: public, signed-in or admin), merged into one document. A schema name two services
+define differently is prefixed with each service's name (`OrdersStockOut`), so no service's type
+silently replaces another's.
+
+    python scripts/api-client.py              write frontend/shared/openapi.json and schema.d.ts
+    python scripts/api-client.py --out DIR    write both into DIR instead (the drift test's way)
+
+The TypeScript types come from openapi-typescript in frontend/node_modules (`npm ci` in
+frontend/ first; `make install` does it). `make api-client` runs this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.gateway.routes import match_route, service_prefixes  # noqa: E402
+from services.registry import UPSTREAMS  # noqa: E402
+
+SHARED = ROOT / "frontend" / "shared"
+OPENAPI_FILE = "openapi.json"
+TYPES_FILE = "schema.d.ts"
+TYPES_DIR = Path("src") / "api"
+REF_PREFIX = "#/components/schemas/"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def service_documents() -> dict[str, dict[str, Any]]:
+    """Each upstream service's OpenAPI document, in the registry's order."""
+    documents = {}
+    for service in UPSTREAMS:
+        if service.missing() is not None:
+            continue
+        main = importlib.import_module(f"services.{service.name}.main")
+        documents[service.name] = main.create_app().openapi()
+    return documents
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: (
+                REF_PREFIX + renames.get(value.removeprefix(REF_PREFIX), value[len(REF_PREFIX) :])
+                if key == "$ref" and isinstance(value, str) and value.startswith(REF_PREFIX)
+                else _rename_refs(value, renames)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rename_refs(item, renames) for item in node]
+    return node
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def _gateway_path(path: str) -> str:
+    """A concrete path the routing table can match: each `{param}` becomes one segment."""
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def merge(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    prefixes = service_prefixes()
+    definitions: dict[str, dict[str, Any]] = {}
+    for service, document in documents.items():
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            definitions.setdefault(name, {})[service] = schema
+    clashing = {
+        name
+        for name, by_service in definitions.items()
+        if len({json.dumps(schema, sort_keys=True) for schema in by_service.values()}) > 1
+    }
+
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    security: dict[str, Any] = {}
+    for service, document in documents.items():
+        own = document.get("components", {}).get("schemas", {})
+        renames = {name: _pascal(service) + name for name in own if name in clashing}
+        document = _rename_refs(document, renames)
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            schemas[renames.get(name, name)] = schema
+        security |= document.get("components", {}).get("securitySchemes", {})
+        for path, item in document["paths"].items():
+            prefix = "/" + path.strip("/").split("/")[0]
+            if prefixes.get(prefix) != service:
+                raise SystemExit(f"{service} serves {path}, which the gateway routes elsewhere")
+            if path in paths:
+                raise SystemExit(f"{path} is served by two services")
+            for method, operation in item.items():
+                if method not in HTTP_METHODS:
+                    continue
+                route = match_route(method, _gateway_path(path))
+                if route is None:
+                    raise SystemExit(f"the gateway routes no {method.upper()} {path}")
+                operation["x-access"] = str(route.policy)
+                operation["x-service"] = service
+            paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "RealTimeOrder API",
+            "description": (
+                "Every service's API as the gateway serves it (generated by "
+                "scripts/api-client.py; `x-access` is the gateway's policy for the operation)."
+            ),
+            "version": "1",
+        },
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": security},
+    }
+
+
+def write(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    document = merge(service_documents())
+    openapi = out / OPENAPI_FILE
+    openapi.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    cli = ROOT / "frontend" / "node_modules" / "openapi-typescript" / "bin" / "cli.js"
+    if not cli.is_file():
+        raise SystemExit(f"{cli} is missing: run `npm ci` in frontend/ (make install does)")
+    types = out / TYPES_DIR / TYPES_FILE
+    types.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["node", str(cli), str(openapi), "--output", str(types), "--alphabetize"],
+        check=True,
+        cwd=ROOT / "frontend",
+        capture_output=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=SHARED, help="folder to write into")
+    write(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()
