@@ -193,6 +193,8 @@ UVICORN_GRACEFUL_SECONDS = 20
 # A worker's graceful shutdown lasts up to its provider timeout plus this (services/cli.py).
 WORKER_GRACEFUL_EXTRA_SECONDS = 10
 FIELD_MANAGER = "realtimeorder-chart-tests"
+# The services and workers serve /metrics on this port (METRICS_PORT), apart from their traffic.
+METRICS_PORT = 9100
 
 VALUE_SETS: dict[str, list[Path]] = {profile_id(p): [p] for p in PROFILES} | skaffold_value_sets()
 
@@ -298,6 +300,7 @@ def test_services_probe_health_and_drain_before_stopping(rendered: Any, name: st
         port = container["ports"][0]
         assert port["name"] == "http"
         assert env_of(container)["PORT"]["value"] == str(port["containerPort"])
+        assert env_of(container)["METRICS_PORT"]["value"] == str(METRICS_PORT)
         assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -328,9 +331,13 @@ def test_workers_run_their_channel_probe_health_and_finish_before_stopping(
         spec = pod_spec(deployment)
         (container,) = spec["containers"]
         assert container["args"] == ["worker", channel]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ]
         env = env_of(container)
         assert env["PORT"]["value"] == str(port)
+        assert env["METRICS_PORT"]["value"] == str(METRICS_PORT)
         assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -392,7 +399,12 @@ def test_every_reference_resolves(rendered: Any, name: str) -> None:
         assert any(selects(selector, pod) for pod in labels), service["metadata"]["name"]
     for budget in by_kind(docs, "PodDisruptionBudget"):
         assert any(selects(budget["spec"]["selector"], pod) for pod in labels)
+    rabbitmq_clusters = {d["metadata"]["name"] for d in by_kind(docs, "RabbitmqCluster")}
     for policy in by_kind(docs, "NetworkPolicy"):
+        if component(policy) == "rabbitmq":  # pods of the RabbitMQ cluster operator
+            selector = policy["spec"]["podSelector"]["matchLabels"]
+            assert selector["app.kubernetes.io/name"] in rabbitmq_clusters
+            continue
         assert any(selects(policy["spec"]["podSelector"], pod) for pod in labels)
     for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
@@ -463,6 +475,34 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
     assert users("postgresql") >= set(WORKERS), "workers record their attempts"
     assert admitted("redis") == users("redis") >= {"gateway", "auth", "orders", "inventory"}
 
+    # RabbitMQ: AMQP from its users, the management API from the operators, nothing else but
+    # the cluster's own nodes.
+    (rabbitmq,) = [p for p in by_kind(docs, "NetworkPolicy") if component(p) == "rabbitmq"]
+    amqp, management, nodes = rabbitmq["spec"]["ingress"]
+
+    def callers(rule: dict[str, Any]) -> set[str]:
+        return {
+            c
+            for peer in rule["from"]
+            if "podSelector" in peer and "namespaceSelector" not in peer
+            for c, labels in pods.items()
+            if selects(peer["podSelector"], labels)
+        }
+
+    assert amqp["ports"] == [{"port": 5672, "protocol": "TCP"}]
+    assert callers(amqp) == users("rabbitmq") | {"operator"} >= {"notifications", *WORKERS}
+    assert management["ports"] == [{"port": 15672, "protocol": "TCP"}]
+    assert callers(management) == {"operator"}
+    assert [p for p in management["from"] if "namespaceSelector" in p] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "rabbitmq-system"}}}
+    ]
+    assert "ports" not in nodes
+    assert callers(nodes) == set()
+    assert nodes["from"] == [{"podSelector": rabbitmq["spec"]["podSelector"]}]
+    assert not [
+        p for p in by_kind(rendered("minimal"), "NetworkPolicy") if component(p) == "rabbitmq"
+    ]
+
     (kafka,) = by_kind(docs, "Kafka")
     (listener,) = kafka["spec"]["kafka"]["listeners"]
     kafka_clients = {
@@ -522,13 +562,14 @@ def test_metrics_scrapes_are_admitted_only_with_monitoring(rendered: Any) -> Non
     for worker, monitor in pod_monitors.items():
         assert selects(monitor["spec"]["selector"], pods[worker])
         (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-        assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+        assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
         assert endpoint["relabelings"] == [
             {"targetLabel": "job", "replacement": f"{RELEASE}-{worker}"}
         ]
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         (policy,) = [p for p in by_kind(monitored, "NetworkPolicy") if component(p) == worker]
         (rule,) = policy["spec"]["ingress"]
+        assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
         assert rule["from"] == [
             {
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -536,6 +577,73 @@ def test_metrics_scrapes_are_admitted_only_with_monitoring(rendered: Any) -> Non
             }
         ]
     assert not by_kind(rendered("default"), "PodMonitor")
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_metrics_are_served_apart_and_never_routed(rendered: Any, name: str) -> None:
+    """Every service and worker serves /metrics on METRICS_PORT (port `metrics`), which only
+    the monitors and scrape annotations name; no Ingress or HTTPRoute reaches it."""
+    docs = rendered(name)
+    python = {*PYTHON_SERVICES, *WORKERS}
+    for deployment in by_kind(docs, "Deployment"):
+        if component(deployment) not in python:
+            continue
+        (container,) = pod_spec(deployment)["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == METRICS_PORT != ports["http"], component(deployment)
+        assert env_of(container)["METRICS_PORT"]["value"] == str(METRICS_PORT)
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    for service in services.values():
+        if component(service) in PYTHON_SERVICES:
+            names = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+            assert names == {"http": "http", "metrics": "metrics"}
+    routed: list[tuple[str, Any]] = []
+    for ingress in by_kind(docs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                routed.append((backend["name"], backend["port"]["name"]))
+    for route in by_kind(docs, "HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            routed += [(ref["name"], ref["port"]) for ref in rule["backendRefs"]]
+    for service_name, port in routed:
+        (target,) = [
+            p for p in services[service_name]["spec"]["ports"] if port in (p["name"], p["port"])
+        ]
+        assert target["targetPort"] == "http", f"{service_name} routed to {target}"
+    for monitor in by_kind(docs, "ServiceMonitor") + by_kind(docs, "PodMonitor"):
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        assert [e["port"] for e in endpoints] == ["metrics"]
+
+
+@pytest.mark.k8s
+def test_replicas_spread_over_nodes_and_zones(rendered: Any, helm: Path) -> None:
+    docs = rendered("default")
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    gateway = pod_spec(deployments["gateway"])
+    selector = {"matchLabels": deployments["gateway"]["spec"]["selector"]["matchLabels"]}
+    (preferred,) = gateway["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": selector,
+    }
+    (spread,) = gateway["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert (spread["whenUnsatisfiable"], spread["labelSelector"]) == ("ScheduleAnyway", selector)
+    # A worker scaled by its WorkerAutoscaler may run several replicas too.
+    assert "affinity" in pod_spec(deployments["email-worker"])
+    # One replica: nothing to spread; an affinity of one's own replaces the default.
+    minimal = {component(d): d for d in by_kind(rendered("minimal"), "Deployment")}
+    assert not [c for c, d in minimal.items() if "affinity" in pod_spec(d)]
+    own = helm_template(helm, (), "default", "--set", "gateway.affinity.nodeAffinity.x=y")
+    gateway = pod_spec(named(own, "Deployment", f"{RELEASE}-gateway"))
+    assert gateway["affinity"] == {"nodeAffinity": {"x": "y"}}
+    assert "topologySpreadConstraints" not in gateway
 
 
 @pytest.mark.k8s

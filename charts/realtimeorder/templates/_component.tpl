@@ -94,6 +94,10 @@ spec:
       annotations:
         kubectl.kubernetes.io/default-container: {{ .name }}
         {{- if $isPython }}
+        {{- /* For Prometheus servers that discover pods by annotation. */}}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $root.Values.metricsPort | quote }}
+        prometheus.io/path: /metrics
         checksum/config: {{ include "realtimeorder.config.data" $root | sha256sum }}
         {{- if $isWorker }}
         {{- /* A changed provider password or token restarts the worker that reads it. */}}
@@ -114,7 +118,7 @@ spec:
       {{- include "realtimeorder.imagePullSecrets" $root | nindent 6 }}
       securityContext: {{- include "realtimeorder.podSecurityContext" (dict "root" $root "values" $values) | nindent 8 }}
       terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
-      {{- include "realtimeorder.scheduling" $values | nindent 6 }}
+      {{- include "realtimeorder.scheduling" (include "realtimeorder.componentScheduling" . | fromYaml) | nindent 6 }}
       containers:
         - name: {{ .name }}
           image: {{ include "realtimeorder.image" (dict "root" $root "image" $values.image) | quote }}
@@ -128,11 +132,18 @@ spec:
             - name: http
               containerPort: {{ $values.containerPort }}
               protocol: TCP
+            {{- if $isPython }}
+            - name: metrics
+              containerPort: {{ $root.Values.metricsPort }}
+              protocol: TCP
+            {{- end }}
           {{- if or $isPython .env $values.extraEnv }}
           env:
             {{- if $isPython }}
             - name: PORT
               value: {{ $values.containerPort | quote }}
+            - name: METRICS_PORT
+              value: {{ $root.Values.metricsPort | quote }}
             {{- if $isService }}
             - name: JWT_SECRET
               valueFrom:
@@ -224,6 +235,14 @@ spec:
       targetPort: http
       protocol: TCP
       appProtocol: http
+    {{- if eq .type "service" }}
+    # For Prometheus only: no Ingress or HTTPRoute routes to it.
+    - name: metrics
+      port: {{ $root.Values.metricsPort }}
+      targetPort: metrics
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
   selector: {{- include "realtimeorder.componentSelectorLabels" $ctx | nindent 4 }}
 {{- end }}
 {{- end -}}
@@ -355,7 +374,7 @@ spec:
   {{- $rules = append $rules (dict "ports" $port "from" $peers) }}
   {{- end }}
   {{- if and $root.Values.monitoring.enabled (ne .type "web") $root.Values.networkPolicy.metricsFrom }}
-  {{- $rules = append $rules (dict "ports" $port "from" $root.Values.networkPolicy.metricsFrom) }}
+  {{- $rules = append $rules (dict "ports" (list (dict "port" "metrics" "protocol" "TCP")) "from" $root.Values.networkPolicy.metricsFrom) }}
   {{- end }}
   {{- $rules = concat $rules $values.networkPolicy.extraIngress }}
   ingress: {{- toYaml ($rules | default (list)) | nindent 4 }}
@@ -385,7 +404,7 @@ spec:
   namespaceSelector:
     matchNames: [{{ $root.Release.Namespace | quote }}]
   endpoints:
-    - port: {{ .port | default "http" }}
+    - port: metrics
       path: /metrics
       # The services label their metrics with `service` themselves (kit/metrics.py); keep
       # that rather than Prometheus' target label of the same name.
@@ -420,7 +439,7 @@ spec:
   namespaceSelector:
     matchNames: [{{ $root.Release.Namespace | quote }}]
   podMetricsEndpoints:
-    - port: http
+    - port: metrics
       path: /metrics
       honorLabels: true
       interval: {{ $root.Values.monitoring.serviceMonitor.interval }}
@@ -429,4 +448,23 @@ spec:
         - targetLabel: job
           replacement: {{ include "realtimeorder.componentFullname" $ctx }}
 {{- end }}
+{{- end -}}
+
+{{/* A component's scheduling fields (realtimeorder.scheduling takes them): its own, plus, when it
+may run several replicas and sets no affinity or spread of its own (scheduling.spreadReplicas), a
+soft anti-affinity per node and a soft spread over zones, so one node or zone going down does not
+take every replica with it. Soft: a one-node cluster still schedules them all. */}}
+{{- define "realtimeorder.componentScheduling" -}}
+{{- $root := .root -}}
+{{- $values := .values -}}
+{{- $ctx := dict "root" $root "name" .name -}}
+{{- $scheduling := pick $values "priorityClassName" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
+{{- $several := or (gt (int $values.replicaCount) 1) $values.autoscaling.enabled (include "realtimeorder.scaledByOperator" $ctx) -}}
+{{- if and $root.Values.scheduling.spreadReplicas $several (not $values.affinity) (not $values.topologySpreadConstraints) -}}
+{{- $selector := dict "matchLabels" (include "realtimeorder.componentSelectorLabels" $ctx | fromYaml) -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $selector -}}
+{{- $_ := set $scheduling "affinity" (dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term)))) -}}
+{{- $_ := set $scheduling "topologySpreadConstraints" (list (dict "maxSkew" 1 "topologyKey" "topology.kubernetes.io/zone" "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" $selector "matchLabelKeys" (list "pod-template-hash"))) -}}
+{{- end -}}
+{{- toYaml $scheduling -}}
 {{- end -}}
