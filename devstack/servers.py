@@ -664,3 +664,114 @@ def provider_sink(port: int) -> ServerSpec:
         start_timeout=30.0,
         stop_timeout=10.0,
     )
+
+
+# --- Jaeger -----------------------------------------------------------------------------------
+
+JAEGER_VERSION = "v1.76.0"
+"""The one pin: scripts/install.sh builds github.com/jaegertracing/jaeger/cmd/jaeger (Jaeger v2,
+an OpenTelemetry Collector with Jaeger's storage and query) at this module version."""
+
+JAEGER_MAX_TRACES = 100_000
+"""Traces kept in memory; the oldest go first (nothing is written to disk)."""
+
+
+@dataclass(frozen=True)
+class JaegerPorts:
+    otlp_http: int
+    """Where services send spans (OTEL_EXPORTER_OTLP_ENDPOINT, OTLP over HTTP)."""
+    query_http: int
+    """The query API (/api/services, /api/traces/<id>) and the web UI."""
+    query_grpc: int
+
+
+def jaeger_binary() -> Path:
+    """Where scripts/install.sh puts the Jaeger binary (JAEGER_BIN overrides)."""
+    override = os.environ.get("JAEGER_BIN")
+    if override:
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "realtimeorder" / "jaeger" / JAEGER_VERSION / "jaeger"
+
+
+def jaeger_config(ports: JaegerPorts) -> str:
+    """Jaeger v2's collector config: OTLP/HTTP in, memory storage, the query API out; every
+    listener on loopback and nothing else listening (its all-in-one default opens a dozen
+    ports, its own metrics on 8888 among them)."""
+    return f"""\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    resource:
+      service.name: jaeger
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  jaeger_query:
+    enable_tracing: false
+    storage:
+      traces: memstore
+    http:
+      endpoint: {HOST}:{ports.query_http}
+    grpc:
+      endpoint: {HOST}:{ports.query_grpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: {JAEGER_MAX_TRACES}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: {HOST}:{ports.otlp_http}
+processors:
+  batch:
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+
+
+def jaeger(root: Path, ports: JaegerPorts) -> ServerSpec:
+    """Jaeger, the trace store: takes the services' spans over OTLP/HTTP and answers its query
+    API on `query_http`. Built from its Go module, its web UI is only a placeholder page (the
+    UI bundle is not in the module); the API works (`/api/traces?service=gateway`)."""
+    binary = jaeger_binary()
+    config = root / "jaeger.yaml"
+
+    def prepare() -> None:
+        if not binary.is_file():
+            raise RuntimeError(f"Jaeger is missing ({binary}): run scripts/install.sh")
+        root.mkdir(parents=True, exist_ok=True)
+        config.write_text(jaeger_config(ports))
+
+    def ready() -> None:
+        import urllib.request
+
+        if not is_listening(ports.otlp_http):
+            raise RuntimeError(f"nothing listens on OTLP port {ports.otlp_http} yet")
+        url = f"http://{HOST}:{ports.query_http}/api/services"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            response.read()
+
+    return ServerSpec(
+        name="jaeger",
+        argv=(str(binary), "--config", str(config)),
+        cwd=root,
+        ports={
+            "otlp-http": ports.otlp_http,
+            "query-http": ports.query_http,
+            "query-grpc": ports.query_grpc,
+        },
+        ready=ready,
+        prepare=prepare,
+        start_timeout=30.0,
+    )

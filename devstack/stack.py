@@ -7,7 +7,8 @@ stack was started with (so `down` and `status` need no environment).
 
 `up` starts supervisord with every program stopped, then starts them in stages and waits for
 each one's own readiness probe: the private epmd, then the backing servers (with Mailpit and the
-SMS and push provider sink standing in for the notification providers), then the services, then
+SMS and push provider sink standing in for the notification providers, and Jaeger, the trace
+store the services send their spans to), then the services, then
 the notification channel workers (GET /readyz). `down` asks supervisord to stop everything
 and exit, then checks every port is free.
 """
@@ -60,7 +61,13 @@ SERVER_PORTS: dict[str, tuple[str, int]] = {
     "mailpit_smtp": ("MAILPIT_SMTP_PORT", 1025),
     "mailpit_http": ("MAILPIT_HTTP_PORT", 8025),
     "provider_sink": ("PROVIDER_SINK_PORT", 8026),
+    "jaeger_otlp": ("JAEGER_OTLP_PORT", 4318),
+    "jaeger_query": ("JAEGER_QUERY_PORT", 16686),
+    "jaeger_grpc": ("JAEGER_GRPC_PORT", 16685),
 }
+JAEGER = "jaeger"
+"""Optional: without its binary (its build failed, or install.sh was not run again) the stack runs
+untraced, and the summary says so."""
 
 # notification channel -> (environment variable, default port of its worker's probes)
 WORKER_PORTS: dict[str, tuple[str, int]] = {
@@ -114,7 +121,17 @@ class StackConfig:
                 workers[channel] = int(environ.get(variable, default))
             else:
                 skipped[worker_program(channel)] = f"it works for {WORKERS_SERVICE}, not started"
+        if not servers.jaeger_binary().is_file():
+            skipped[JAEGER] = (
+                f"no binary at {servers.jaeger_binary()} (scripts/install.sh builds it; its log"
+                " is beside it); the services run without tracing"
+            )
         return cls(run_dir, ports, services, skipped, workers)
+
+    @property
+    def traced(self) -> bool:
+        """Whether Jaeger runs, and the services send it their spans."""
+        return JAEGER not in self.skipped
 
     @property
     def logs(self) -> Path:
@@ -152,7 +169,10 @@ class StackConfig:
 
     def all_ports(self) -> dict[str, int]:
         workers = {worker_program(channel): port for channel, port in self.workers.items()}
-        return self.ports | self.services | workers
+        ports = self.ports
+        if not self.traced:
+            ports = {name: port for name, port in ports.items() if not name.startswith("jaeger_")}
+        return ports | self.services | workers
 
 
 def load_secrets(run_dir: Path) -> dict[str, str]:
@@ -205,6 +225,9 @@ def service_environment(
         "PUSH_PROVIDER_URL": f"http://{HOST}:{ports['provider_sink']}/push",
         "PYTHONUNBUFFERED": "1",
     }
+    if config.traced:
+        # Every service and worker traces into Jaeger (services/kit/tracing.py).
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:{ports['jaeger_otlp']}"
     for service in SERVICES:
         if service.url_variable is not None:
             port = config.services.get(service.name) or service_port(service, environ)
@@ -311,9 +334,18 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
     scraped = config.services | {
         worker_program(channel): port for channel, port in config.workers.items()
     }
+    tracing = []
+    if config.traced:
+        jaeger_ports = servers.JaegerPorts(
+            otlp_http=ports["jaeger_otlp"],
+            query_http=ports["jaeger_query"],
+            query_grpc=ports["jaeger_grpc"],
+        )
+        tracing.append(servers.jaeger(data / "jaeger", jaeger_ports))
     return [
         [servers.epmd(ports["rabbitmq_epmd"])],
         [
+            *tracing,
             servers.postgres(postgres_root(config), ports["postgres"], DB_PASSWORD),
             servers.redis(data / "redis", ports["redis"]),
             servers.rabbitmq(data / "rabbitmq", rabbit_ports, RABBITMQ_USER, RABBITMQ_PASSWORD),
@@ -610,6 +642,11 @@ def print_urls(config: StackConfig) -> None:
         f"  SMS and push sink    http://{HOST}:{ports['provider_sink']}"
         f" (JSON: /messages?channel=sms|push)"
     )
+    if config.traced:
+        print(
+            f"  Traces (Jaeger API)  http://{HOST}:{ports['jaeger_query']}/api/traces?service=gateway"
+            f" (OTLP in: http://{HOST}:{ports['jaeger_otlp']}; its web UI is a placeholder)"
+        )
     for channel, port in config.workers.items():
         print(f"  {worker_program(channel):<20} http://localhost:{port}/readyz")
     print(f"  logs                 {config.logs}/<name>.log (make logs)")

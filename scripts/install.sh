@@ -8,7 +8,11 @@
 #     ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/kafka/<version>/libs (KAFKA_LIBS_DIR overrides);
 #   - Mailpit (the local SMTP server and mail viewer), built from its Go module at the version
 #     devstack/servers.py pins, into ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/mailpit/<version>
-#     (MAILPIT_BIN overrides); needs Go, and Node.js with npm for its web UI.
+#     (MAILPIT_BIN overrides); needs Go, and Node.js with npm for its web UI;
+#   - Jaeger (the local trace store), built from its Go module at the version devstack/servers.py
+#     pins, into ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/jaeger/<version> (JAEGER_BIN
+#     overrides); needs Go. Optional: when its build fails, install warns and `make up` runs
+#     without tracing.
 # Safe to run any number of times; with everything present it takes well under a second.
 # Never reads stdin (CI=true works).
 set -euo pipefail
@@ -108,6 +112,61 @@ if [[ ! -e "$LIBS/.resolved-$pom_stamp" ]]; then
   touch "$staging/.resolved-$pom_stamp"
   rm -rf "$LIBS"
   mv "$staging" "$LIBS"
+fi
+
+# ---- Jaeger ----------------------------------------------------------------------------------------
+# The trace store `make up` runs (devstack/servers.py). No release download: cmd/jaeger (Jaeger v2)
+# is built from the Go module proxy, pure Go, so CGO is off. The module does not hold the web UI's
+# built bundle, so its UI is a placeholder page; the query API (/api/traces) works. A build takes
+# about 3 minutes, then never again for a version. Tracing is optional: a failed build is a
+# warning, and `make up` starts everything else untraced and says so.
+JAEGER_VERSION="$(sed -n 's/^JAEGER_VERSION = "\(v[^"]*\)"$/\1/p' devstack/servers.py)"
+[[ -n $JAEGER_VERSION ]] || die "devstack/servers.py does not pin JAEGER_VERSION"
+JAEGER_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/jaeger/$JAEGER_VERSION"
+
+build_jaeger() {  # staging-dir log: the binary into <staging-dir>/jaeger
+  local staging="$1" logfile="$2" module_dir
+  export GOTOOLCHAIN=local GOFLAGS= GOWORK=off CGO_ENABLED=0
+  module_dir="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" 2>>"$logfile" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' || true)"
+  [[ -d $module_dir ]] || return 1
+  # In the module's own folder, so its go.sum and replace directives hold (`go install
+  # module@version` refuses a module with replace directives); the read-only cache stays so.
+  (cd "$module_dir" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$staging/jaeger" ./cmd/jaeger) \
+    </dev/null >>"$logfile" 2>&1
+}
+
+if [[ -n ${JAEGER_BIN:-} ]]; then
+  [[ -x $JAEGER_BIN ]] || die "JAEGER_BIN=$JAEGER_BIN is not an executable"
+elif [[ ! -x $JAEGER_DIR/jaeger ]]; then
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="/usr/local/go/bin:$PATH"
+  fi
+  mkdir -p "$(dirname "$JAEGER_DIR")"
+  jaeger_log="$JAEGER_DIR.build.log"
+  if ! command -v go >/dev/null 2>&1; then
+    log "WARNING: building Jaeger needs Go (https://go.dev/dl/) on PATH; make up runs without tracing"
+  else
+    exec 8>"$JAEGER_DIR.lock"
+    flock 8  # one build at a time; a second install waits, then finds the binary
+    if [[ ! -x $JAEGER_DIR/jaeger ]]; then
+      rm -rf "$JAEGER_DIR".??????  # staging folders of an interrupted build
+      : >"$jaeger_log"
+      log "building Jaeger $JAEGER_VERSION from its Go module (about 3 minutes; log: $jaeger_log)"
+      staging="$(mktemp -d "$JAEGER_DIR.XXXXXX")"
+      chmod 755 "$staging"
+      if build_jaeger "$staging" "$jaeger_log"; then
+        rm -rf "$JAEGER_DIR"
+        mv "$staging" "$JAEGER_DIR"
+        log "built Jaeger $JAEGER_VERSION into $JAEGER_DIR"
+      else
+        tail -n 20 "$jaeger_log" >&2
+        rm -rf "$staging"
+        log "WARNING: building Jaeger failed (full log: $jaeger_log); make up runs without tracing"
+      fi
+    fi
+    exec 8>&-
+  fi
 fi
 
 # ---- Mailpit ---------------------------------------------------------------------------------------
