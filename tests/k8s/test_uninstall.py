@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -37,7 +37,10 @@ def custom_objects(api: client.ApiClient, namespace: str) -> dict[str, list[dict
     objects = client.CustomObjectsApi(api)
     found: dict[str, list[dict[str, Any]]] = {}
     for plural in PLURALS:
-        items = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+        listed: dict[str, Any] = cast(
+            dict[str, Any], objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        )
+        items = listed["items"]
         if items:
             found[plural] = items
     return found
@@ -207,7 +210,7 @@ def test_uninstall_cleans_up_through_the_operator_and_leaves_nothing_behind(
         try:
             core.read_namespace(namespace)
         except ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     support.eventually(namespace_gone, timeout=120, message=f"namespace {namespace} deleted")
