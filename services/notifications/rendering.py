@@ -63,10 +63,14 @@ class Renderer:
         variables = {"data": message.get("data"), "message": message}
         parts: dict[str, str] = {}
         try:
+            contexts: dict[bool, tuple[jinja2.Template, Any]] = {}
             for block in _BLOCKS[self.channel]:
-                environment = self.html if block == "html" else self.plain
-                template = environment.get_template(name)
-                parts[block] = "".join(template.blocks[block](template.new_context(variables)))
+                html = block == "html"
+                if html not in contexts:  # one context per environment, shared by its blocks
+                    template = (self.html if html else self.plain).get_template(name)
+                    contexts[html] = (template, template.new_context(variables))
+                template, context = contexts[html]
+                parts[block] = "".join(template.blocks[block](context))
         except (jinja2.TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RenderFailed(f"template {name} cannot render: {exc!r}") from exc
         return Rendered(
