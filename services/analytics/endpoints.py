@@ -25,6 +25,7 @@ from services.analytics.schemas import (
     TopicOut,
 )
 from services.analytics.service import AnalyticsService
+from services.kit.models import Text
 from services.kit.security import CurrentAdmin
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -85,14 +86,14 @@ async def status_distribution(
 async def events(
     _admin: CurrentAdmin,
     analytics: Analytics,
-    order_id: Annotated[str | None, Query(alias="orderId", min_length=1, max_length=64)] = None,
+    order_id: Annotated[Text | None, Query(alias="orderId", min_length=1, max_length=64)] = None,
     types: Annotated[
-        list[str] | None,
+        list[Text] | None,
         Query(alias="type", max_length=20, description="Event types (order.created ...)"),
     ] = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    cursor: Annotated[Text | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> EventPage:
     """The consumed domain events, newest first."""

@@ -21,6 +21,7 @@ from services.auth.schemas import (
 )
 from services.auth.service import AuthService, TokenGrant
 from services.auth.settings import Settings
+from services.kit.models import PageOffset
 from services.kit.security import CurrentAdmin, CurrentUser
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -100,7 +101,7 @@ async def list_users(
     admin: CurrentAdmin,
     service: Service,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> UserPage:
     page = await service.list_users(admin, limit=limit, offset=offset)
     return UserPage(

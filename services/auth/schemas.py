@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from services.auth.passwords import PASSWORD_MAX_LENGTH, password_policy_violation
-from services.kit.models import CamelModel
+from services.kit.models import CamelModel, NoControls, PageOffset, RequestModel
 from services.kit.tokens import Role
 
 
@@ -25,31 +25,34 @@ def _meets_policy(password: str) -> str:
 
 Email = Annotated[EmailStr, AfterValidator(_lowercase)]
 NewPassword = Annotated[str, AfterValidator(_meets_policy)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControls
+]
+RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=256), NoControls]
 
 
-class RegisterRequest(CamelModel):
-    """A new account. Unknown fields, `role` included, are ignored: new users are USERs."""
+class RegisterRequest(RequestModel):
+    """A new account. Unknown fields, `role` included, are refused: new users are USERs."""
 
     email: Email
     password: NewPassword
     name: Name
 
 
-class LoginRequest(CamelModel):
+class LoginRequest(RequestModel):
     email: Email
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
-class RefreshRequest(CamelModel):
-    refresh_token: str = Field(min_length=1, max_length=256)
+class RefreshRequest(RequestModel):
+    refresh_token: RefreshToken
 
 
-class RoleChange(CamelModel):
+class RoleChange(RequestModel):
     role: Role
 
 
-class ActiveChange(CamelModel):
+class ActiveChange(RequestModel):
     active: bool
 
 
@@ -78,4 +81,4 @@ class UserPage(CamelModel):
     items: list[UserOut]
     total: int
     limit: int
-    offset: int
+    offset: PageOffset

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.inventory.schemas import (
     AdjustmentPage,
+    PriceFilter,
     ProductCreate,
     ProductOut,
     ProductPage,
@@ -19,6 +20,7 @@ from services.inventory.schemas import (
 )
 from services.inventory.service import InventoryService
 from services.kit.errors import InvalidInput
+from services.kit.models import INT4_MAX, Text
 from services.kit.security import CurrentAdmin, authenticate
 from services.kit.tokens import Principal
 
@@ -49,14 +51,14 @@ OptionalCaller = Annotated[Principal | None, Depends(_optional_principal)]
 async def list_products(
     inventory: Inventory,
     caller: OptionalCaller,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
     active: bool | None = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
-    min_price: Annotated[Decimal | None, Query(alias="minPrice", ge=0)] = None,
-    max_price: Annotated[Decimal | None, Query(alias="maxPrice", ge=0)] = None,
+    min_price: Annotated[PriceFilter | None, Query(alias="minPrice")] = None,
+    max_price: Annotated[PriceFilter | None, Query(alias="maxPrice")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
-    ids: Annotated[str | None, Query(max_length=4000)] = None,
+    cursor: Annotated[Text | None, Query(max_length=1000)] = None,
+    ids: Annotated[Text | None, Query(max_length=4000)] = None,
 ) -> Response:
     query = product_query(
         q=q,
@@ -133,11 +135,17 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
+_VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,10})"?', re.ASCII)
+
+
 def _expected_version(if_match: str | None) -> int | None:
-    """The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); None for none or `*`."""
+    """The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); None for none or `*`.
+
+    ASCII digits only: `str.isdigit` also accepts `²` or `٣`, which `int` then refuses or reads.
+    """
     if if_match is None or if_match.strip() == "*":
         return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    match = _VERSION_TAG.fullmatch(if_match.strip())
+    if match is None or int(match[1]) > INT4_MAX:
         raise InvalidInput("If-Match must name a product version, as in the ETag header.")
-    return int(value)
+    return int(match[1])

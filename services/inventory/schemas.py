@@ -7,34 +7,46 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 from services.inventory.domain import NewProduct, ProductQuery, decode_cursor
 from services.inventory.errors import InvalidParameter
-from services.kit.models import CamelModel
+from services.kit.models import (
+    CamelModel,
+    NoControls,
+    NoControlsButWhitespace,
+    RequestModel,
+    Version,
+)
 
 MAX_QUANTITY = 1_000_000_000
 MAX_IDS = 100
 
 Sku = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+ProductName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControls
+]
+Description = Annotated[str, StringConstraints(max_length=5000), NoControlsButWhitespace]
 Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+MAX_PRICE = Decimal("9999999999.99")
+PriceFilter = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, decimal_places=2)]
+"""A price bound in a filter, shaped like a price: `1e999999` and `1e-999999` are 422s, not
+database errors, and a cache key never holds a million digits."""
 Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
 ImageUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$"),
+    NoControls,
 ]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-class RequestModel(CamelModel):
-    """A request body: unknown fields are refused, so a misspelt field is not silently lost."""
-
-    model_config = ConfigDict(extra="forbid")
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    NoControlsButWhitespace,
+]
 
 
 class ProductCreate(RequestModel):
@@ -72,7 +84,7 @@ class ProductPatch(RequestModel):
     currency: Currency | None = None
     image_url: ImageUrl | None = None
     active: bool | None = None
-    version: int | None = Field(default=None, ge=1, description="The version being edited.")
+    version: Version | None = Field(default=None, description="The version being edited.")
 
     @model_validator(mode="after")
     def _no_null_for_required_fields(self) -> Self:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
+from services.kit.models import Text
 from services.kit.security import CurrentAdmin, CurrentUser
 from services.notifications.dead_letters import DeadLetterRow
 from services.notifications.domain import (
@@ -47,7 +48,7 @@ Notifications = Annotated[NotificationService, Depends(_service)]
 async def list_notifications(
     principal: CurrentUser,
     notifications: Notifications,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> NotificationPage:
     """The caller's notifications, newest first, with their unread count."""
@@ -93,7 +94,7 @@ async def list_dead_letters(
     status: DeadLetterStatus | None = "dead",
     channel: Channel | None = None,
     order_id: Annotated[uuid.UUID | None, Query(alias="orderId")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> DeadLetterPage:
     """Dead letters, newest first (admins only): by default those waiting for a decision;

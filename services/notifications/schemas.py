@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, EmailStr, Field, StrictBool, computed_field
+from pydantic import EmailStr, Field, StrictBool, computed_field
 
-from services.kit.models import CamelModel
+from services.kit.models import CamelModel, RequestModel
 from services.notifications.domain import Channel, EventType
 
 MAX_PAGE_SIZE = 100
@@ -50,11 +50,9 @@ class ReadAll(CamelModel):
     unread_count: int
 
 
-class PreferencesIn(CamelModel):
+class PreferencesIn(RequestModel):
     """Replaces the preferences. An event type or channel left out takes its default; `email`
     left out is the caller's sign-in email, `null` is none."""
-
-    model_config = ConfigDict(extra="forbid")
 
     channels: dict[EventType, dict[Channel, StrictBool]] = Field(default_factory=dict)
     email: EmailStr | None = None

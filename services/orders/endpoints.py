@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from services.kit.errors import InvalidInput
+from services.kit.models import INT4_MAX, Text
 from services.kit.security import CurrentAdmin, CurrentUser
 from services.orders.domain import Status
 from services.orders.repository import LineRow, OrderRow
@@ -63,12 +64,12 @@ async def create_order(
 async def list_orders(
     principal: CurrentUser,
     orders: Orders,
-    status_: Annotated[list[str], Query(alias="status")] = [],  # noqa: B006 - FastAPI copies it
+    status_: Annotated[list[Text], Query(alias="status", max_length=20)] = [],  # noqa: B006 - FastAPI copies it
     created_from: Annotated[datetime | None, Query(alias="from")] = None,
     created_to: Annotated[datetime | None, Query(alias="to")] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
+    user_id: Annotated[Text | None, Query(alias="userId", max_length=64)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> OrderPage:
     """Newest first; `status` repeats or takes a comma-separated list."""
@@ -98,7 +99,7 @@ async def get_timeline(
     order_id: uuid.UUID,
     principal: CurrentUser,
     orders: Orders,
-    since_version: Annotated[int, Query(alias="sinceVersion", ge=0)] = 0,
+    since_version: Annotated[int, Query(alias="sinceVersion", ge=0, le=INT4_MAX)] = 0,
 ) -> list[TimelineEntry]:
     """The entries newer than `sinceVersion`: what a reconnecting client missed."""
     entries = await orders.timeline(principal, order_id, since_version)

@@ -1,7 +1,9 @@
 """Request and response bodies of the orders API (camelCase JSON, money as decimal strings).
 
-A create request carries product ids, quantities and a shipping address only: any price or
-total a client sends is dropped here, because prices come from the inventory catalogue.
+A create request carries product ids, quantities and a shipping address only: a price, total
+or any other field a client adds is refused with a 422 naming it (prices come from the
+inventory catalogue). Every text is `services.kit.models` text: no NUL or other control
+character reaches the JSONB shipping address or the timeline.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from pydantic import (
     model_validator,
 )
 
-from services.kit.models import CamelModel
+from services.kit.models import (
+    CamelModel,
+    NoControls,
+    NoControlsButWhitespace,
+    RequestModel,
+    Version,
+)
 from services.orders.domain import ADMIN_SETTABLE, Status, merge_quantities
 
 MAX_LINES = 50
@@ -39,22 +47,31 @@ _COUNTRY_CODES = """
 """
 COUNTRY_CODES = frozenset(_COUNTRY_CODES.split())
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControls
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=500), NoControlsButWhitespace
+]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 
 
-class OrderItemIn(CamelModel):
+class OrderItemIn(RequestModel):
     product_id: uuid.UUID
     quantity: Quantity
 
 
-class ShippingAddress(CamelModel):
+class ShippingAddress(RequestModel):
     name: Text
     line1: Text
-    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    line2: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoControls] | None
+    ) = None
+    city: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControls
+    ]
     postal_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), NoControls
     ]
     country: str = Field(description="ISO 3166-1 alpha-2 code, such as DE or US")
 
@@ -72,7 +89,7 @@ class ShippingAddress(CamelModel):
         return code
 
 
-class CreateOrderRequest(CamelModel):
+class CreateOrderRequest(RequestModel):
     """Lines naming the same product are merged (their quantities added up)."""
 
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES)
@@ -93,10 +110,10 @@ class CreateOrderRequest(CamelModel):
         return merge_quantities((str(item.product_id), item.quantity) for item in self.items)
 
 
-class StatusChangeRequest(CamelModel):
+class StatusChangeRequest(RequestModel):
     status: Status
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    reason: Reason | None = None
+    expected_version: Version | None = None
 
     @field_validator("status")
     @classmethod
@@ -109,9 +126,9 @@ class StatusChangeRequest(CamelModel):
         return value
 
 
-class CancelRequest(CamelModel):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+class CancelRequest(RequestModel):
+    reason: Reason | None = None
+    expected_version: Version | None = None
 
 
 class OrderLineOut(CamelModel):

@@ -95,9 +95,15 @@ async def test_malformed_input_is_422_with_field_errors(client: httpx.AsyncClien
     assert [e["field"] for e in login.json()["errors"]] == ["password"]
 
 
-async def test_a_self_assigned_admin_role_is_ignored(client: httpx.AsyncClient) -> None:
+async def test_a_self_assigned_admin_role_is_refused(client: httpx.AsyncClient) -> None:
     email = unique_email()
-    user = await register(client, email, role="ADMIN", isAdmin=True)
+    refused = await client.post(
+        "/auth/register",
+        json={"email": email, "password": PASSWORD, "name": "Ada", "role": "ADMIN"},
+    )
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["errors"]] == ["role"]
+    user = await register(client, email)
     assert user["role"] == "USER"
     tokens = await login(client, email)
     assert tokens["user"]["role"] == "USER"

@@ -8,18 +8,28 @@ from pydantic import ValidationError
 from services.auth.schemas import LoginRequest, RegisterRequest, TokenPair, UserOut
 
 
-def test_register_normalises_email_and_name_and_ignores_role() -> None:
+def test_register_normalises_email_and_name() -> None:
     body = RegisterRequest.model_validate(
-        {
-            "email": "Ada.Lovelace@Example.COM",
-            "password": "long enough",
-            "name": "  Ada  ",
-            "role": "ADMIN",
-        }
+        {"email": "Ada.Lovelace@Example.COM", "password": "long enough", "name": "  Ada  "}
     )
     assert body.email == "ada.lovelace@example.com"
     assert body.name == "Ada"
-    assert "role" not in body.model_dump()
+
+
+def test_register_refuses_a_self_assigned_role_by_name() -> None:
+    with pytest.raises(ValidationError) as raised:
+        RegisterRequest.model_validate(
+            {"email": "a@example.com", "password": "long enough", "name": "A", "role": "ADMIN"}
+        )
+    assert [error["loc"] for error in raised.value.errors()] == [("role",)]
+
+
+@pytest.mark.parametrize("name", ["Ada\x00", "Ada\nLovelace", "\x1b[2J"])
+def test_a_name_with_control_characters_is_refused(name: str) -> None:
+    with pytest.raises(ValidationError):
+        RegisterRequest.model_validate(
+            {"email": "a@example.com", "password": "long enough", "name": name}
+        )
 
 
 def test_register_reports_every_bad_field() -> None:

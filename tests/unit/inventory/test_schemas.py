@@ -86,3 +86,9 @@ def test_if_match_names_a_version(header: str | None, version: int | None) -> No
 def test_if_match_that_is_not_a_version_is_refused() -> None:
     with pytest.raises(InvalidInput):
         _expected_version('"abc"')
+
+
+@pytest.mark.parametrize("header", ['"²"', '"٣"', '"99999999999"', '"1 2"', '"-1"'])
+def test_if_match_takes_ascii_digits_within_a_version_only(header: str) -> None:
+    with pytest.raises(InvalidInput):
+        _expected_version(header)
