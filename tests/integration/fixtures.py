@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -14,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastapi import FastAPI
 from psycopg.rows import DictRow, dict_row
 
-from devstack.testing import KafkaServer, PostgresServer
+from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer
 from services.kit.kafka import EventProducer
 
 
@@ -98,3 +99,24 @@ def schema_connection(
         options=f"-c search_path={schema}",
     ) as conn:
         yield conn
+
+
+@contextmanager
+def rabbitmq_vhost(rabbitmq_server: RabbitMQServer, prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh virtual host, so the seed's queue names are the module's own: (name, AMQP URL)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    auth = (rabbitmq_server.user, rabbitmq_server.password)
+    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
+        api.put(f"/api/vhosts/{name}").raise_for_status()
+        api.put(
+            f"/api/permissions/{name}/{rabbitmq_server.user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        try:
+            yield (
+                name,
+                f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
+                f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{name}",
+            )
+        finally:
+            api.delete(f"/api/vhosts/{name}")

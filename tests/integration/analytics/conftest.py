@@ -10,10 +10,8 @@ must know the moment one was applied.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -31,25 +29,17 @@ from tests.integration.fixtures import (
     asgi_client,
     double_producer,
     fresh_consumer_group,
+    rabbitmq_vhost,
     running,
 )
 from tests.support import Bearer, bearer
 
 
 @pytest.fixture(scope="module")
-def vhost(rabbitmq_server: RabbitMQServer) -> Iterator[str]:
-    name = f"analytics-{uuid.uuid4().hex[:8]}"
-    auth = (rabbitmq_server.user, rabbitmq_server.password)
-    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
-        api.put(f"/api/vhosts/{name}").raise_for_status()
-        api.put(
-            f"/api/permissions/{name}/{rabbitmq_server.user}",
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-        ).raise_for_status()
-        try:
-            yield name
-        finally:
-            api.delete(f"/api/vhosts/{name}")
+def vhost(rabbitmq_server: RabbitMQServer) -> Iterator[tuple[str, str]]:
+    """The queue monitor's virtual host: (name, AMQP URL)."""
+    with rabbitmq_vhost(rabbitmq_server, "analytics") as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +48,7 @@ def settings(
     redis_server: RedisServer,
     kafka_server: KafkaServer,
     rabbitmq_server: RabbitMQServer,
-    vhost: str,
+    vhost: tuple[str, str],
 ) -> Settings:
     database = postgres_server.create_database("analytics")
     values: dict[str, Any] = {
@@ -66,10 +56,7 @@ def settings(
         "APP_ENV": "test",
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
-        "RABBITMQ_URL": (
-            f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
-            f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{vhost}"
-        ),
+        "RABBITMQ_URL": vhost[1],
         "RABBITMQ_MANAGEMENT_URL": rabbitmq_server.management_url,
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "PROMETHEUS_TIMEOUT_SECONDS": 1,

@@ -72,7 +72,7 @@ async def test_queues_show_their_depth_and_consumers(
     client: httpx.AsyncClient,
     admin: Bearer,
     rabbitmq_server: RabbitMQServer,
-    vhost: str,
+    vhost: tuple[str, str],
 ) -> None:
     queue = f"monitor-{uuid.uuid4().hex[:8]}"
     auth = (rabbitmq_server.user, rabbitmq_server.password)
@@ -80,13 +80,13 @@ async def test_queues_show_their_depth_and_consumers(
         base_url=rabbitmq_server.management_url, auth=auth, timeout=10
     ) as api:
         declared = await api.put(
-            f"/api/queues/{vhost}/{queue}",
+            f"/api/queues/{vhost[0]}/{queue}",
             json={"durable": True, "arguments": {"x-queue-type": "quorum"}},
         )
         declared.raise_for_status()
         for n in range(3):
             published = await api.post(
-                f"/api/exchanges/{vhost}/amq.default/publish",
+                f"/api/exchanges/{vhost[0]}/amq.default/publish",
                 json={
                     "properties": {},
                     "routing_key": queue,
@@ -101,7 +101,7 @@ async def test_queues_show_their_depth_and_consumers(
         response = await client.get("/analytics/queues", headers=admin.headers)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["vhost"] == vhost
+        assert body["vhost"] == vhost[0]
         found = {q["name"]: q for q in body["queues"]}.get(queue)
         return found if found and found["messages"] == 3 else None
 

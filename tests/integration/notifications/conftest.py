@@ -8,11 +8,9 @@ when a test needs to know the moment one was applied.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -38,6 +36,7 @@ from tests.integration.fixtures import (
     asgi_client,
     double_producer,
     fresh_consumer_group,
+    rabbitmq_vhost,
     running,
     schema_connection,
 )
@@ -47,21 +46,8 @@ from tests.integration.notifications.support import FAST_RETRIES, JWT_SECRET, Qu
 
 @pytest.fixture(scope="module")
 def vhost_url(rabbitmq_server: RabbitMQServer) -> Iterator[str]:
-    vhost = f"notifications-{uuid.uuid4().hex[:8]}"
-    auth = (rabbitmq_server.user, rabbitmq_server.password)
-    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
-        api.put(f"/api/vhosts/{vhost}").raise_for_status()
-        api.put(
-            f"/api/permissions/{vhost}/{rabbitmq_server.user}",
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-        ).raise_for_status()
-        try:
-            yield (
-                f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
-                f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{vhost}"
-            )
-        finally:
-            api.delete(f"/api/vhosts/{vhost}")
+    with rabbitmq_vhost(rabbitmq_server, "notifications") as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")
