@@ -14,6 +14,6 @@ export function appConfig(port: number): UserConfig {
     plugins: [react(), tailwindcss()],
     server: { port, strictPort: true },
     preview: { port, strictPort: true },
-    build: { target: "es2022", sourcemap: false, chunkSizeWarningLimit: 400 },
+    build: { target: "es2022", sourcemap: false, chunkSizeWarningLimit: 600 },
   };
 }

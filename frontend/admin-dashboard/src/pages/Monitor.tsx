@@ -1,0 +1,93 @@
+import { useEffect, useState } from "react";
+import { Alert, Card, describeError, formatTime, unwrap, useServices, type components } from "@realtimeorder/shared";
+
+const REFRESH_MS = 5_000;
+
+export function MonitorPage() {
+  const { api } = useServices();
+  const [kafka, setKafka] = useState<components["schemas"]["KafkaOut"] | null>(null);
+  const [queues, setQueues] = useState<components["schemas"]["QueuesOut"] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const load = () => {
+      Promise.all([unwrap(api.GET("/analytics/kafka")), unwrap(api.GET("/analytics/queues"))])
+        .then(([k, q]) => {
+          setKafka(k);
+          setQueues(q);
+          setError(null);
+        })
+        .catch((e: unknown) => setError(describeError(e)));
+    };
+    load();
+    const timer = setInterval(load, REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [api]);
+
+  const th = "px-3 py-2";
+  return (
+    <div className="space-y-4">
+      <h1 className="text-2xl font-bold">Kafka & RabbitMQ</h1>
+      {error && <Alert>{error}</Alert>}
+      {kafka && (
+        <>
+          <Card title={`Consumer groups (${kafka.bootstrap}, ${formatTime(kafka.observedAt)})`}>
+            <div className="overflow-x-auto">
+              <table className="w-full text-left text-sm">
+                <thead><tr><th scope="col" className={th}>Group</th><th scope="col" className={th}>State</th><th scope="col" className={th}>Lag</th><th scope="col" className={th}>Topics</th></tr></thead>
+                <tbody>
+                  {kafka.groups.map((g) => (
+                    <tr key={g.groupId} className="border-t border-slate-200 dark:border-slate-700">
+                      <td className={`${th} font-mono text-xs`}>{g.groupId}</td>
+                      <td className={th}>{g.state}</td>
+                      <td className={`${th} font-semibold ${g.lag > 100 ? "text-red-700 dark:text-red-300" : ""}`}>{g.lag}</td>
+                      <td className={`${th} text-xs`}>{g.topics.map((t) => `${t.topic} (${t.lag})`).join(", ")}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </Card>
+          <Card title="Topics">
+            <div className="overflow-x-auto">
+              <table className="w-full text-left text-sm">
+                <thead><tr><th scope="col" className={th}>Topic</th><th scope="col" className={th}>Messages</th><th scope="col" className={th}>Partitions</th></tr></thead>
+                <tbody>
+                  {kafka.topics.map((t) => (
+                    <tr key={t.name} className="border-t border-slate-200 dark:border-slate-700">
+                      <td className={`${th} font-mono text-xs`}>{t.name}</td>
+                      <td className={th}>{t.messages}</td>
+                      <td className={th}>{t.partitions.length}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </Card>
+        </>
+      )}
+      {queues && (
+        <Card title={`RabbitMQ queues (vhost ${queues.vhost})`}>
+          <div className="overflow-x-auto">
+            <table className="w-full text-left text-sm">
+              <thead><tr>{["Queue", "Ready", "Unacked", "Consumers", "Publish/s", "Deliver/s", "Ack/s"].map((h) => <th key={h} scope="col" className={th}>{h}</th>)}</tr></thead>
+              <tbody>
+                {queues.queues.map((q) => (
+                  <tr key={q.name} className="border-t border-slate-200 dark:border-slate-700">
+                    <td className={`${th} font-mono text-xs`}>{q.name}</td>
+                    <td className={`${th} ${q.ready > 0 && q.name.includes("dlq") ? "font-semibold text-red-700 dark:text-red-300" : ""}`}>{q.ready}</td>
+                    <td className={th}>{q.unacknowledged}</td>
+                    <td className={th}>{q.consumers}</td>
+                    <td className={th}>{q.publishRate.toFixed(1)}</td>
+                    <td className={th}>{q.deliverRate.toFixed(1)}</td>
+                    <td className={th}>{q.ackRate.toFixed(1)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </Card>
+      )}
+    </div>
+  );
+}
