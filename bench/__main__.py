@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from bench import cpu
 from services.kit.runtime import wait_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,8 @@ class RateResult:
     latencies_ms: list[float] = field(default_factory=list)
     create_ms: list[float] = field(default_factory=list)
     throughput: float = 0.0
+    cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -228,6 +231,8 @@ async def run_rate(
         result.create_ms.append((time.perf_counter() - started) * 1000)
         sent[str(response.body["id"])] = started
 
+    roots = cpu.program_pids()
+    cpu_before = cpu.sample(roots)
     tasks = []
     begin = time.perf_counter()
     total = int(rate * seconds)
@@ -243,6 +248,7 @@ async def run_rate(
         await wait_event(finished, 30)
     if done:
         result.throughput = len(done) / (max(done.values()) - begin)
+    result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
     return result
 
 
@@ -305,6 +311,7 @@ def write_report(command: str, results: list[RateResult], products: dict[str, st
             f"| {percentile(r.latencies_ms, 50):.1f} | {percentile(r.latencies_ms, 95):.1f} "
             f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} |"
         )
+    lines += cpu_table(results)
     lines += [
         "",
         "## Cached product list (GET /inventory/products through the gateway, wrk -t2 -c64)",
@@ -320,6 +327,28 @@ def write_report(command: str, results: list[RateResult], products: dict[str, st
         lines += [analysis.read_text()]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def cpu_table(results: list[RateResult]) -> list[str]:
+    """CPU milliseconds per settled order, per process and offered rate (the stack's own
+    processes and their children, from /proc; everything else on the machine is left out)."""
+    names = sorted({name for r in results for name in r.cpu_ms_per_order})
+    if not names:
+        return []
+    lines = [
+        "",
+        "### CPU per order (ms of CPU per settled order, from /proc)",
+        "",
+        "| process | " + " | ".join(f"{r.rate}/s" for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    ranked = sorted(names, key=lambda n: -max(r.cpu_ms_per_order.get(n, 0.0) for r in results))
+    for name in ranked:
+        cells = " | ".join(f"{r.cpu_ms_per_order.get(name, 0.0):.2f}" for r in results)
+        lines.append(f"| {name} | {cells} |")
+    totals = " | ".join(f"{sum(r.cpu_ms_per_order.values()):.2f}" for r in results)
+    lines.append(f"| **all** | {totals} |")
+    return lines
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -346,7 +375,11 @@ async def main(argv: list[str] | None = None) -> None:
             print(
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
                 f"{result.throughput:.1f}/s, p50 {percentile(result.latencies_ms, 50):.1f} ms, "
-                f"p99 {percentile(result.latencies_ms, 99):.1f} ms",
+                f"p99 {percentile(result.latencies_ms, 99):.1f} ms; CPU ms/order: "
+                + ", ".join(
+                    f"{name} {ms:.2f}"
+                    for name, ms in sorted(result.cpu_ms_per_order.items(), key=lambda i: -i[1])
+                ),
                 flush=True,
             )
             await asyncio.sleep(2)

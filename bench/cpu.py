@@ -1,0 +1,76 @@
+"""CPU time of every process of the running stack, read from /proc, for "CPU per order".
+
+Each program `make up` runs (a service, a worker, PostgreSQL, Kafka, Redis, RabbitMQ ...) is
+its supervisor process and every descendant (PostgreSQL's backends, RabbitMQ's Erlang VM), so a
+sample is the sum of user and system time over that tree, plus the time of children already
+reaped (cutime, cstime). The load generator is this process. Two samples around a run give CPU
+seconds per program; divided by the orders the run settled, the CPU milliseconds per order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from devstack.stack import StackConfig, run_dir, supervisor
+
+GENERATOR = "load generator"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def program_pids() -> dict[str, int]:
+    """The pid of each running program of the stack (empty when the stack is not running)."""
+    config = StackConfig.load(run_dir())
+    if config is None:
+        return {}
+    states = supervisor(config).getAllProcessInfo()
+    return {info["name"]: int(info["pid"]) for info in states if info.get("pid")}
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds including reaped children) of a process, or None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after its closing one.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return ppid, (utime + stime + cutime + cstime) / _TICKS
+
+
+def sample(roots: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process tree, and of this process."""
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            found = _stat(int(entry.name))
+            if found is not None:
+                parents[int(entry.name)], seconds[int(entry.name)] = found
+    root_of = {pid: name for name, pid in roots.items()}
+    totals = dict.fromkeys(roots, 0.0)
+    for pid, cpu in seconds.items():
+        ancestor, hops = pid, 0
+        while ancestor not in root_of and ancestor > 1 and hops < 64:
+            ancestor, hops = parents.get(ancestor, 0), hops + 1
+        if ancestor in root_of:
+            totals[root_of[ancestor]] += cpu
+    own = _stat(os.getpid())
+    totals[GENERATOR] = own[1] if own else 0.0
+    return totals
+
+
+def per_unit_ms(
+    before: Mapping[str, float], after: Mapping[str, float], units: int
+) -> dict[str, float]:
+    """CPU milliseconds per unit of work (an order) of each program between two samples."""
+    if units <= 0:
+        return {}
+    return {
+        name: (after[name] - before.get(name, 0.0)) * 1000 / units
+        for name in after
+        if name in before
+    }
