@@ -30,6 +30,7 @@ import orjson
 from services.kit import pagination
 from services.orders.errors import (
     CurrencyMismatch,
+    HoldingLimitReached,
     IllegalTransition,
     InvalidCursor,
     ProductUnavailable,
@@ -73,6 +74,54 @@ FINAL_STATUSES = frozenset(status for status, moves in TRANSITIONS.items() if no
 ADMIN_SETTABLE = frozenset(
     target for moves in TRANSITIONS.values() for target, actors in moves.items() if ADMIN in actors
 )
+
+
+OPEN_STATUSES = frozenset({Status.CREATED, Status.CONFIRMED})
+"""An order waiting for stock or holding it: what the per-user holding limits count."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingLimits:
+    """How much one user may hold in open orders; None: no limit."""
+
+    open_orders: int | None = None
+    units_per_product: int | None = None
+
+
+def check_holding_limits(
+    limits: HoldingLimits,
+    *,
+    open_orders: int,
+    held_units: Mapping[str, int],
+    requested: Mapping[str, int],
+) -> None:
+    """Refuse a new order that would take a user past their limits (`HoldingLimitReached`).
+
+    Without them one user could reserve a product's whole stock (or all of the catalogue) with
+    orders they never pay for, until each reservation expires.
+    """
+    if limits.open_orders is not None and open_orders >= limits.open_orders:
+        raise HoldingLimitReached(
+            f"You have {open_orders} open orders, the most one account may have; "
+            "wait until one is shipped or cancel one.",
+            limit=limits.open_orders,
+            open_orders=open_orders,
+        )
+    if limits.units_per_product is None:
+        return
+    over = {
+        product_id: held_units.get(product_id, 0) + quantity
+        for product_id, quantity in requested.items()
+        if held_units.get(product_id, 0) + quantity > limits.units_per_product
+    }
+    if over:
+        named = ", ".join(f"{product_id} ({units})" for product_id, units in sorted(over.items()))
+        raise HoldingLimitReached(
+            f"One account may hold at most {limits.units_per_product} units of a product in "
+            f"open orders; this order would take you to: {named}.",
+            limit=limits.units_per_product,
+            products=sorted(over),
+        )
 
 
 def allowed_next(current: Status, actor: Actor) -> list[Status]:

@@ -36,6 +36,12 @@ class VersionMismatch(Conflict):
         )
 
 
+class HoldingLimitReached(Conflict):
+    """A user's open orders already hold as much as one account may (see the settings)."""
+
+    code = "holding-limit"
+
+
 class ProductUnavailable(InvalidInput):
     code = "product-unavailable"
 

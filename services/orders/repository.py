@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection
 from services.kit.sql import like_containing, like_starting_with
-from services.orders.domain import Cursor, PricedOrder, Status
+from services.orders.domain import OPEN_STATUSES, Cursor, PricedOrder, Status
 
 SCHEMA = "orders"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -131,6 +131,40 @@ async def purge_idempotency_keys(conn: DictConnection, *, ttl_hours: int) -> int
         (ttl_hours,),
     )
     return cursor.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What one user's open orders hold: how many orders, and units per product."""
+
+    open_orders: int
+    units: dict[str, int]
+
+
+async def lock_and_read_holdings(
+    conn: DictConnection, user_id: str, product_ids: Sequence[str]
+) -> Holdings:
+    """The user's open orders and their units of `product_ids`, read under a transaction lock
+    on the user, so two concurrent creates of one user cannot both pass the limits on the same
+    reading."""
+    statuses = [str(status) for status in OPEN_STATUSES]
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
+    counted = await conn.execute(
+        "SELECT count(*) AS n FROM orders WHERE user_id = %s AND status = ANY(%s)",
+        (user_id, statuses),
+    )
+    count_row = await counted.fetchone()
+    summed = await conn.execute(
+        """
+        SELECT l.product_id, sum(l.quantity) AS units
+        FROM orders o JOIN order_lines l ON l.order_id = o.id
+        WHERE o.user_id = %s AND o.status = ANY(%s) AND l.product_id = ANY(%s)
+        GROUP BY l.product_id
+        """,
+        (user_id, statuses, list(product_ids)),
+    )
+    units = {row["product_id"]: int(row["units"]) for row in await summed.fetchall()}
+    return Holdings(open_orders=int(count_row["n"]) if count_row else 0, units=units)
 
 
 async def insert_order(

@@ -49,6 +49,7 @@ from services.orders.domain import (
     PricedOrder,
     Status,
     can_transition,
+    check_holding_limits,
     check_transition,
     decode_cursor,
     encode_cursor,
@@ -167,6 +168,15 @@ class OrderService:
         try:
             # Pipelined: the statements go out together and only the reads wait for answers.
             async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                holdings = await repo.lock_and_read_holdings(
+                    conn, principal.user_id, list(quantities)
+                )
+                check_holding_limits(
+                    self.settings.holding_limits,
+                    open_orders=holdings.open_orders,
+                    held_units=holdings.units,
+                    requested=quantities,
+                )
                 order = await repo.insert_order(
                     conn,
                     order_id=order_id,

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field
 
 from services.kit.settings import EventServiceSettings
+from services.orders.domain import HoldingLimits
+
+DEFAULT_MAX_OPEN_ORDERS = 20
+DEFAULT_MAX_OPEN_UNITS = 100
 
 
 class Settings(EventServiceSettings):
@@ -15,6 +19,12 @@ class Settings(EventServiceSettings):
     - CATALOGUE_CACHE_SECONDS: how long a looked-up product is reused without asking inventory
       again (0, the default, asks every time); see `catalogue.Catalogue`.
     - IDEMPOTENCY_KEY_TTL_HOURS: how long an `Idempotency-Key` replays its first result.
+    - MAX_OPEN_ORDERS_PER_USER, MAX_OPEN_UNITS_PER_PRODUCT: how many open orders (CREATED or
+      CONFIRMED: waiting for or holding stock) one user may have, and how many units of one
+      product they may hold in them, so nobody reserves a product's whole stock. Unset, 20 and
+      100 in production; unlimited in development and test (the local stack's benchmark and
+      the pipeline tests place thousands or dozens of open orders per customer), where a
+      value set is still applied. 0 means unlimited anywhere.
     - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`.
     """
 
@@ -29,6 +39,27 @@ class Settings(EventServiceSettings):
     catalogue_cache_seconds: float = Field(default=0.0, alias="CATALOGUE_CACHE_SECONDS", ge=0)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
+    max_open_orders_per_user: int | None = Field(
+        default=None, alias="MAX_OPEN_ORDERS_PER_USER", ge=0
+    )
+    max_open_units_per_product: int | None = Field(
+        default=None, alias="MAX_OPEN_UNITS_PER_PRODUCT", ge=0
+    )
+
+    @property
+    def holding_limits(self) -> HoldingLimits:
+        """The per-user limits in force (see MAX_OPEN_ORDERS_PER_USER)."""
+        production = self.environment == "production"
+
+        def resolved(value: int | None, default: int) -> int | None:
+            if value is None:
+                return default if production else None
+            return value or None
+
+        return HoldingLimits(
+            open_orders=resolved(self.max_open_orders_per_user, DEFAULT_MAX_OPEN_ORDERS),
+            units_per_product=resolved(self.max_open_units_per_product, DEFAULT_MAX_OPEN_UNITS),
+        )
 
     @property
     def inventory_base_url(self) -> str:

@@ -1,0 +1,111 @@
+"""Stock hoarding: one user's open orders are bounded in count and in units per product, also
+under concurrent creates; cancelled orders free the room; other users are not affected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from devstack.testing import KafkaServer, PostgresServer, RedisServer
+from services.orders.main import create_app
+from services.orders.settings import Settings
+from tests.integration.fixtures import asgi_client, running
+from tests.integration.orders.conftest import orders_settings
+from tests.integration.orders.support import ADDRESS, CatalogueStub
+from tests.support import Bearer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings(
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    kafka_server: KafkaServer,
+    orders_database: str,
+    catalogue: CatalogueStub,
+) -> Settings:
+    return orders_settings(
+        postgres_server,
+        redis_server,
+        kafka_server,
+        orders_database,
+        catalogue.url,
+        MAX_OPEN_ORDERS_PER_USER=3,
+        MAX_OPEN_UNITS_PER_PRODUCT=10,
+        RUN_CONSUMERS=False,
+    )
+
+
+@pytest.fixture(scope="module")
+async def orders_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    async with running(create_app(settings)) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(orders_app, "orders") as client:
+        yield client
+
+
+def body(*lines: tuple[str, int]) -> dict[str, Any]:
+    return {
+        "items": [{"productId": pid, "quantity": qty} for pid, qty in lines],
+        "shippingAddress": ADDRESS,
+    }
+
+
+async def test_units_of_one_product_are_capped_per_user(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, other_user: Bearer
+) -> None:
+    lamp = catalogue.add("Lamp", "5.00")
+    first = await client.post("/orders", json=body((lamp, 8)), headers=user.headers)
+    assert first.status_code == 201, first.text
+
+    refused = await client.post("/orders", json=body((lamp, 3)), headers=user.headers)
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/holding-limit")
+    assert lamp in problem["detail"]
+    assert problem["products"] == [lamp]
+
+    assert (await client.post("/orders", json=body((lamp, 2)), headers=user.headers)).is_success
+    other = await client.post("/orders", json=body((lamp, 10)), headers=other_user.headers)
+    assert other.status_code == 201, "another user's holdings are their own"
+
+
+async def test_open_orders_are_capped_and_a_cancel_frees_room(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
+) -> None:
+    pen = catalogue.add("Pen", "1.00")
+    placed = [
+        await client.post("/orders", json=body((pen, 1)), headers=user.headers) for _ in range(3)
+    ]
+    assert [r.status_code for r in placed] == [201, 201, 201]
+
+    refused = await client.post("/orders", json=body((pen, 1)), headers=user.headers)
+    assert refused.status_code == 409
+    assert "3 open orders" in refused.json()["detail"]
+
+    cancelled = await client.post(
+        f"/orders/{placed[0].json()['id']}/cancel", json={}, headers=user.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await client.post("/orders", json=body((pen, 1)), headers=user.headers)).is_success
+
+
+async def test_concurrent_creates_cannot_pass_the_limit_together(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
+) -> None:
+    mug = catalogue.add("Mug", "3.00")
+    answers = await asyncio.gather(
+        *(client.post("/orders", json=body((mug, 4)), headers=user.headers) for _ in range(6))
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [201, 201, 409, 409, 409, 409], [r.text for r in answers]

@@ -1,0 +1,51 @@
+"""Per-user holding limits: no account can reserve a product's whole stock."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.orders.domain import HoldingLimits, check_holding_limits
+from services.orders.errors import HoldingLimitReached
+from services.orders.settings import Settings
+
+LIMITS = HoldingLimits(open_orders=3, units_per_product=10)
+
+
+def test_within_the_limits_an_order_passes() -> None:
+    check_holding_limits(LIMITS, open_orders=2, held_units={"p": 4}, requested={"p": 6, "q": 10})
+
+
+def test_one_open_order_too_many_is_refused() -> None:
+    with pytest.raises(HoldingLimitReached) as raised:
+        check_holding_limits(LIMITS, open_orders=3, held_units={}, requested={"p": 1})
+    assert raised.value.status == 409
+    assert "3 open orders" in raised.value.detail
+
+
+def test_units_of_a_product_past_the_limit_are_refused_naming_it() -> None:
+    with pytest.raises(HoldingLimitReached) as raised:
+        check_holding_limits(LIMITS, open_orders=0, held_units={"p": 8}, requested={"p": 3, "q": 1})
+    assert raised.value.extra["products"] == ["p"]
+    assert "at most 10 units" in raised.value.detail
+
+
+def test_no_limits_allow_anything() -> None:
+    check_holding_limits(
+        HoldingLimits(), open_orders=10**6, held_units={"p": 10**6}, requested={"p": 1000}
+    )
+
+
+def test_limits_are_on_by_default_in_production_and_0_turns_them_off() -> None:
+    assert Settings(APP_ENV="development").holding_limits == HoldingLimits()
+    assert Settings(APP_ENV="test", JWT_SECRET="x" * 40).holding_limits == HoldingLimits()
+    production = Settings(APP_ENV="production", JWT_SECRET="x" * 40)
+    assert production.holding_limits == HoldingLimits(open_orders=20, units_per_product=100)
+    configured = Settings(
+        APP_ENV="test",
+        JWT_SECRET="x" * 40,
+        MAX_OPEN_ORDERS_PER_USER=0,
+        MAX_OPEN_UNITS_PER_PRODUCT=5,
+    )
+    assert configured.holding_limits == HoldingLimits(open_orders=None, units_per_product=5)
+    local = Settings(APP_ENV="development", MAX_OPEN_ORDERS_PER_USER=7)
+    assert local.holding_limits.open_orders == 7
