@@ -464,6 +464,7 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
     assert admitted("orders") == {"gateway"}
     assert admitted("inventory") == {"gateway", "orders"}
     assert admitted("notifications") == {"gateway"}
+    assert admitted("analytics") == {"gateway"}
     assert admitted("operator") == set()
     assert all(admitted(worker) == set() for worker in WORKERS), "nothing calls a worker"
 
@@ -491,8 +492,10 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
 
     assert amqp["ports"] == [{"port": 5672, "protocol": "TCP"}]
     assert callers(amqp) == users("rabbitmq") | {"operator"} >= {"notifications", *WORKERS}
+    assert "analytics" not in callers(amqp), "the queue monitor reads the management API only"
     assert management["ports"] == [{"port": 15672, "protocol": "TCP"}]
-    assert callers(management) == {"operator"}
+    assert callers(management) == users("rabbitmq-management") | {"operator"}
+    assert users("rabbitmq-management") == {"analytics"}
     assert [p for p in management["from"] if "namespaceSelector" in p] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "rabbitmq-system"}}}
     ]
@@ -811,6 +814,68 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
     assert not by_kind(rendered("external"), "Secret"), (
         "every secret is brought by the platform team"
     )
+
+
+@pytest.mark.k8s
+def test_analytics_reads_prometheus_the_brokers_and_its_consumer_group(
+    rendered: Any, helm: Path
+) -> None:
+    """The analytics service (services/analytics/settings.py): Prometheus for the live figures,
+    the RabbitMQ management API for the queue monitor (its URL, and RABBITMQ_URL for the user
+    and virtual host), its consumer group, and the gateway's ANALYTICS_SERVICE_URL."""
+
+    def analytics_env(docs: list[Manifest]) -> dict[str, Any]:
+        return env_of(pod_spec(named(docs, "Deployment", f"{RELEASE}-analytics"))["containers"][0])
+
+    docs = rendered("default")
+    env = analytics_env(docs)
+    namespace = namespace_for("default")
+    assert env["PROMETHEUS_URL"]["value"] == "http://prometheus-operated.monitoring.svc:9090"
+    assert env["KAFKA_CONSUMER_GROUP"]["value"] == "analytics"
+    assert (env["PROMETHEUS_TIMEOUT_SECONDS"]["value"], env["MONITOR_TIMEOUT_SECONDS"]["value"]) == (
+        "2",
+        "5",
+    )
+    assert env["RABBITMQ_MANAGEMENT_URL"]["value"] == (
+        f"http://{RELEASE}-rabbitmq.{namespace}.svc:15672"
+    )
+    assert env["RABBITMQ_URL"]["value"].startswith("amqp://$(RABBITMQ_USERNAME):")
+    assert {"DB_PASSWORD", "REDIS_URL", "JWT_SECRET"} <= set(env)
+    assert "RABBITMQ_MANAGEMENT_USER" not in env, "the cluster's default user is RABBITMQ_URL's"
+    labels = named(docs, "Deployment", f"{RELEASE}-analytics")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert labels["realtimeorder.io/uses-rabbitmq-management"] == "true"
+    assert "realtimeorder.io/uses-rabbitmq" not in labels
+    data = named(docs, "ConfigMap", f"{RELEASE}-env")["data"]
+    assert data["ANALYTICS_SERVICE_URL"] == f"http://{RELEASE}-analytics:3005"
+
+    # An external broker: its management URL and the management user named in the values.
+    bundled = analytics_env(rendered("bundled"))
+    assert bundled["RABBITMQ_MANAGEMENT_URL"]["value"] == "http://dev-rabbitmq:15672"
+    assert bundled["RABBITMQ_MANAGEMENT_USER"]["value"] == "realtimeorder"
+    assert bundled["RABBITMQ_MANAGEMENT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-external-rabbitmq",
+        "key": "rabbitmq-password",
+    }
+    # Only a URL: the service derives the management API from RABBITMQ_URL.
+    minimal = analytics_env(rendered("minimal"))
+    assert "RABBITMQ_MANAGEMENT_URL" not in minimal
+    assert "RABBITMQ_URL" in minimal
+
+    own = helm_template(
+        helm,
+        (),
+        "default",
+        "--set",
+        "analytics.prometheusUrl=http://prometheus.example:9090,analytics.consumerGroup=reports",
+    )
+    env = analytics_env(own)
+    assert env["PROMETHEUS_URL"]["value"] == "http://prometheus.example:9090"
+    assert env["KAFKA_CONSUMER_GROUP"]["value"] == "reports"
+    off = helm_template(helm, (), "default", "--set", "analytics.enabled=false")
+    assert not [d for d in off if component(d) == "analytics"]
+    assert "ANALYTICS_SERVICE_URL" not in named(off, "ConfigMap", f"{RELEASE}-env")["data"]
 
 
 @pytest.mark.k8s

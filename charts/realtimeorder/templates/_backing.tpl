@@ -110,7 +110,9 @@ Usage: include "realtimeorder.backingEnv" (dict "root" $ "uses" .Values.auth.use
       key: {{ $root.Values.externalRedis.existingSecretUrlKey }}
 {{- end }}
 {{- end }}
-{{- if has "rabbitmq" $uses }}
+{{- /* rabbitmq-management (the management API only) reads its user and virtual host from
+RABBITMQ_URL as well; only `rabbitmq` admits AMQP in the RabbitMQ NetworkPolicy. */}}
+{{- if or (has "rabbitmq" $uses) (has "rabbitmq-management" $uses) }}
 {{- if $root.Values.rabbitmq.enabled }}
 - name: RABBITMQ_USERNAME
   valueFrom:
@@ -130,6 +132,23 @@ Usage: include "realtimeorder.backingEnv" (dict "root" $ "uses" .Values.auth.use
     secretKeyRef:
       name: {{ include "realtimeorder.rabbitmq.secretName" $root }}
       key: {{ $root.Values.externalRabbitmq.existingSecretUrlKey }}
+{{- end }}
+{{- end }}
+{{- if has "rabbitmq-management" $uses }}
+{{- with include "realtimeorder.rabbitmq.managementUrl" $root }}
+- name: RABBITMQ_MANAGEMENT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- /* An external broker's management user (the operator's) when one is named; otherwise, and
+for the RabbitmqCluster's default user, RABBITMQ_URL's user. */}}
+{{- if and (not $root.Values.rabbitmq.enabled) $root.Values.externalRabbitmq.username }}
+- name: RABBITMQ_MANAGEMENT_USER
+  value: {{ $root.Values.externalRabbitmq.username | quote }}
+- name: RABBITMQ_MANAGEMENT_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" $root }}
+      key: {{ $root.Values.externalRabbitmq.existingSecretPasswordKey }}
 {{- end }}
 {{- end }}
 {{- end -}}

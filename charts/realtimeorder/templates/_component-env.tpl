@@ -49,6 +49,22 @@ delays). */}}
   value: {{ .Values.notificationQueues.maxAttempts | int64 | quote }}
 {{- end -}}
 
+{{/* Analytics' own variables: where the live figures come from, its consumer group, and how long
+it waits on Prometheus and the brokers (the management API's URL and credentials come from
+`uses: rabbitmq-management`). */}}
+{{- define "realtimeorder.analytics.env" -}}
+{{- with .Values.analytics }}
+- name: PROMETHEUS_URL
+  value: {{ .prometheusUrl | quote }}
+- name: PROMETHEUS_TIMEOUT_SECONDS
+  value: {{ .prometheusTimeoutSeconds | quote }}
+- name: MONITOR_TIMEOUT_SECONDS
+  value: {{ .monitorTimeoutSeconds | quote }}
+- name: KAFKA_CONSUMER_GROUP
+  value: {{ .consumerGroup | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* What every notification worker reads beside PORT and its connection variables (DB_* from
 the services' ConfigMap and DB_PASSWORD, RABBITMQ_URL). The retry delays and attempts are those
 of the NotificationQueue of its work queue, so the worker parks a message in retry queues that

@@ -31,6 +31,7 @@ and finds its values block with realtimeorder.componentValues.
 - {key: orders, name: orders, type: service, urlVariable: ORDER_SERVICE_URL}
 - {key: inventory, name: inventory, type: service, env: realtimeorder.inventory.env, urlVariable: INVENTORY_SERVICE_URL}
 - {key: notifications, name: notifications, type: service, env: realtimeorder.notifications.env, urlVariable: NOTIFICATION_SERVICE_URL}
+- {key: analytics, name: analytics, type: service, env: realtimeorder.analytics.env, urlVariable: ANALYTICS_SERVICE_URL}
 - {key: workers.email, name: email-worker, type: worker, channel: email, queue: email.notifications, env: realtimeorder.emailWorker.env}
 - {key: workers.sms, name: sms-worker, type: worker, channel: sms, queue: sms.notifications, env: realtimeorder.smsWorker.env}
 - {key: workers.push, name: push-worker, type: worker, channel: push, queue: push.notifications, env: realtimeorder.pushWorker.env}
