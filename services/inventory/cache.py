@@ -7,12 +7,23 @@ built in the current generation. A page built from a read that raced with a chan
 generation read *before* the query, so it is never served after that change's INCR.
 
 Redis being down never fails a read: the list is then served from Postgres.
+
+Bounded. Anonymous callers choose the query, so unique parameters (`q=a1`, `q=a2`, ...) could
+fill Redis, which also holds auth's login and registration counters and the token revocation
+markers. Keys come from the normalised query (`ProductQuery.canonical`: collapsed, lowercased
+text, normalised decimals, sorted ids; price filters have at most two decimals), and at most
+PRODUCT_CACHE_MAX_PAGES pages are stored per TTL window (a counter per window, expiring with
+it): every page expires within its TTL, so at most twice that many exist at any time. A query
+past the cap is still answered, from Postgres, and counted as `skipped`. With the cache bounded
+the shared Redis never needs to evict: run it with `maxmemory-policy noeviction` (SECURITY.md),
+so a full Redis fails writes loudly instead of silently evicting a limiter counter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -24,6 +35,8 @@ from services.inventory.metrics import PRODUCT_CACHE
 
 GENERATION_KEY = "inventory:products:generation"
 _PAGE_PREFIX = "inventory:products:list:"
+_STORED_PREFIX = "inventory:products:stored:"
+DEFAULT_MAX_PAGES = 2000
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +48,10 @@ def cache_key(query: ProductQuery) -> str:
 
 
 class ProductListCache:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, max_pages: int = DEFAULT_MAX_PAGES) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
+        self.max_pages = max_pages
 
     async def get_or_build(self, query: ProductQuery, build: Callable[[], Awaitable[str]]) -> str:
         """The page of `query` as JSON: cached if current, else built and stored."""
@@ -58,10 +72,23 @@ class ProductListCache:
         PRODUCT_CACHE.labels("miss").inc()
         body = await build()
         try:
-            await self.redis.set(key, f"{generation}:{body}", ex=self.ttl_seconds)
+            if await self._may_store():
+                await self.redis.set(key, f"{generation}:{body}", ex=self.ttl_seconds)
+            else:
+                PRODUCT_CACHE.labels("skipped").inc()
         except RedisError:
             log.warning("could not store a product page in the cache", exc_info=True)
         return body
+
+    async def _may_store(self) -> bool:
+        """Whether this TTL window has room for one more page (counting this one)."""
+        window = int(time.time() // self.ttl_seconds)
+        counter = f"{_STORED_PREFIX}{window}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, 2 * self.ttl_seconds, nx=True)
+            stored, _ = await pipe.execute()
+        return int(stored) <= self.max_pages
 
     async def invalidate(self) -> None:
         """Make every cached page stale; call after the change's transaction has committed."""

@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     async def setup(app: FastAPI, backbone: Backbone) -> InventoryService:
-        cache = ProductListCache(backbone.redis, settings.product_cache_ttl_seconds)
+        cache = ProductListCache(
+            backbone.redis, settings.product_cache_ttl_seconds, settings.product_cache_max_pages
+        )
         service = InventoryService(backbone.pool, cache, settings.reservation_ttl_seconds)
         if settings.seed_demo_catalogue and await seed_demo_catalogue(backbone.pool):
             await cache.invalidate()

@@ -24,5 +24,7 @@ class Settings(EventServiceSettings):
         default=5.0, alias="RESERVATION_SWEEP_INTERVAL_SECONDS", gt=0
     )
     product_cache_ttl_seconds: int = Field(default=60, alias="PRODUCT_CACHE_TTL_SECONDS", gt=0)
+    # How many product pages may be cached per TTL window (services/inventory/cache.py).
+    product_cache_max_pages: int = Field(default=2000, alias="PRODUCT_CACHE_MAX_PAGES", gt=0)
 
     run_sweeper: bool = Field(default=True, alias="RUN_SWEEPER")
