@@ -832,7 +832,10 @@ def test_analytics_reads_prometheus_the_brokers_and_its_consumer_group(
     namespace = namespace_for("default")
     assert env["PROMETHEUS_URL"]["value"] == "http://prometheus-operated.monitoring.svc:9090"
     assert env["KAFKA_CONSUMER_GROUP"]["value"] == "analytics"
-    assert (env["PROMETHEUS_TIMEOUT_SECONDS"]["value"], env["MONITOR_TIMEOUT_SECONDS"]["value"]) == (
+    assert (
+        env["PROMETHEUS_TIMEOUT_SECONDS"]["value"],
+        env["MONITOR_TIMEOUT_SECONDS"]["value"],
+    ) == (
         "2",
         "5",
     )
@@ -1136,7 +1139,7 @@ def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool (Debian package prometheus) is needed to check the alert rules")
-    (rule,) = by_kind(rendered("monitoring-gateway-api"), "PrometheusRule")
+    rule = named(rendered("monitoring-gateway-api"), "PrometheusRule", RELEASE)
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}), encoding="utf-8")
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
@@ -1148,6 +1151,119 @@ def test_alert_rules_pass_promtool(rendered: Any, tmp_path: Path) -> None:
         "RealTimeOrderNoOrders",
         "RealTimeOrderNotificationsDeadLettered",
     } <= alerts
+
+
+OBSERVABILITY = ROOT / "observability"
+
+
+def promtool_run(*args: str | Path, cwd: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool (Debian package prometheus) is needed to check the alert rules")
+    result = subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.k8s
+def test_the_observability_rules_ship_as_prometheus_rules(
+    rendered: Any, helm: Path, tmp_path: Path
+) -> None:
+    """observability/prometheus's two rule files become one PrometheusRule each, group for
+    group (ScrapeTargetDown, unscoped, left out by default); promtool accepts what the chart
+    renders, and the alerts' own promtool unit tests pass against it."""
+    docs = rendered("monitoring-gateway-api")
+    for name in ("recording-rules", "alerting-rules"):
+        rule = named(docs, "PrometheusRule", f"{RELEASE}-{name}")
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        source = yaml.safe_load((OBSERVABILITY / "prometheus" / f"{name}.yaml").read_text())
+        expected = [
+            {**group, "rules": [r for r in group["rules"] if r.get("alert") != "ScrapeTargetDown"]}
+            for group in source["groups"]
+        ]
+        assert rule["spec"]["groups"] == expected, name
+    assert "RealTimeOrderTargetDown" in {
+        r.get("alert")
+        for g in named(docs, "PrometheusRule", RELEASE)["spec"]["groups"]
+        for r in g["rules"]
+    }, "the release's own, namespace-scoped, target alert replaces ScrapeTargetDown"
+
+    # Everything, as the local stack loads it: the unit tests of observability/prometheus/tests
+    # run against the rendered rules.
+    full = helm_template(
+        helm,
+        (),
+        "default",
+        "--set",
+        "monitoring.enabled=true",
+        "--set-json",
+        "monitoring.observabilityRules.excludeAlerts=[]",
+    )
+    rules_dir = tmp_path / "prometheus"
+    (rules_dir / "tests").mkdir(parents=True)
+    for name in ("recording-rules", "alerting-rules"):
+        groups = named(full, "PrometheusRule", f"{RELEASE}-{name}")["spec"]["groups"]
+        (rules_dir / f"{name}.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    for test in sorted((OBSERVABILITY / "prometheus" / "tests").glob("*.yaml")):
+        (rules_dir / "tests" / test.name).write_text(test.read_text())
+    promtool_run("check", "rules", "recording-rules.yaml", "alerting-rules.yaml", cwd=rules_dir)
+    tests = sorted(f"tests/{p.name}" for p in (rules_dir / "tests").glob("*.yaml"))
+    assert tests, "no promtool unit tests in observability/prometheus/tests"
+    promtool_run("test", "rules", *tests, cwd=rules_dir)
+
+    # Off with monitoring, or on their own switch; the release's own PrometheusRule stays.
+    assert not by_kind(rendered("default"), "PrometheusRule")
+    off = helm_template(
+        helm,
+        (),
+        "default",
+        "--set",
+        "monitoring.enabled=true,monitoring.observabilityRules.enabled=false",
+    )
+    assert [r["metadata"]["name"] for r in by_kind(off, "PrometheusRule")] == [RELEASE]
+
+
+@pytest.mark.k8s
+def test_the_dashboards_ship_as_config_maps_for_the_grafana_sidecar(
+    rendered: Any, helm: Path
+) -> None:
+    """One ConfigMap per dashboard of observability/grafana, labelled for the Grafana sidecar,
+    with the dashboard's JSON unchanged; the label, its value and the namespace are values."""
+    sources = {p.name: p for p in (OBSERVABILITY / "grafana").glob("*.json")}
+    assert sources
+
+    def dashboards(docs: list[Manifest]) -> dict[str, Manifest]:
+        return {
+            d["metadata"]["name"]: d
+            for d in by_kind(docs, "ConfigMap")
+            if "-dashboard-" in d["metadata"]["name"]
+        }
+
+    shipped = dashboards(rendered("monitoring-gateway-api"))
+    assert set(shipped) == {f"{RELEASE}-dashboard-{n.removesuffix('.json')}" for n in sources}
+    for config_map in shipped.values():
+        ((key, text),) = config_map["data"].items()
+        assert json.loads(text) == json.loads(sources[key].read_text(encoding="utf-8")), key
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["metadata"]["annotations"]["grafana_folder"] == "RealTimeOrder"
+        assert config_map["metadata"]["namespace"] == namespace_for("monitoring-gateway-api")
+    assert not dashboards(rendered("default")), "off by default"
+
+    # A sidecar of its own label, searching the monitoring namespace; no CRDs needed.
+    own = helm_template(
+        helm,
+        (),
+        "default",
+        "--set",
+        "monitoring.dashboards.enabled=true,monitoring.dashboards.label=dashboards,"
+        "monitoring.dashboards.labelValue=realtimeorder,monitoring.dashboards.namespace=grafana",
+    )
+    assert not by_kind(own, "PrometheusRule")
+    for config_map in dashboards(own).values():
+        assert config_map["metadata"]["labels"]["dashboards"] == "realtimeorder"
+        assert "grafana_dashboard" not in config_map["metadata"]["labels"]
+        assert config_map["metadata"]["namespace"] == "grafana"
 
 
 @pytest.mark.k8s

@@ -169,3 +169,35 @@ def test_chart_ships_the_operators_crds_unchanged() -> None:
     operator = {p.name: load(p) for p in sorted((ROOT / "operator" / "crds").glob("*.yaml"))}
     assert chart, "charts/realtimeorder/crds/ is empty"
     assert chart == operator
+
+
+OBSERVABILITY = ROOT / "observability"
+CHART_OBSERVABILITY = CHART / "files" / "observability"
+
+
+def test_the_chart_ships_the_observability_files_unchanged() -> None:
+    """Helm reads only files inside the chart, so the chart keeps a copy of observability/'s
+    rule files and dashboards (a copy rather than a symlink: `helm package`, GitOps
+    controllers and Windows checkouts do not all follow links out of the chart). This fails
+    until the copy is exactly observability/'s files, no more and no fewer."""
+    wanted = [
+        *sorted((OBSERVABILITY / "prometheus").glob("*-rules.yaml")),
+        *sorted((OBSERVABILITY / "grafana").glob("*.json")),
+    ]
+    assert wanted
+    copies = {
+        p.relative_to(CHART_OBSERVABILITY) for p in CHART_OBSERVABILITY.rglob("*") if p.is_file()
+    }
+    expected = {p.relative_to(OBSERVABILITY) for p in wanted}
+    fix = (
+        "cp observability/prometheus/*-rules.yaml "
+        "charts/realtimeorder/files/observability/prometheus/ && "
+        "cp observability/grafana/*.json charts/realtimeorder/files/observability/grafana/"
+    )
+    assert copies == expected, f"the chart's copies are not observability/'s files: {fix}"
+    stale = [
+        str(path.relative_to(ROOT))
+        for path in wanted
+        if (CHART_OBSERVABILITY / path.relative_to(OBSERVABILITY)).read_bytes() != path.read_bytes()
+    ]
+    assert not stale, f"the chart's copies of {stale} differ: {fix}"
