@@ -12,6 +12,7 @@ from services.auth.passwords import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
     Passwords,
+    common_passwords,
     password_policy_violation,
 )
 
@@ -132,3 +133,15 @@ async def test_a_login_never_waits_behind_registrations() -> None:
         hasher.release.set()
         async with asyncio.timeout(10):
             await asyncio.gather(*registrations)
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "Baseball", "iloveyou", "TRUSTNO1"])
+def test_common_passwords_are_refused_whatever_their_case(password: str) -> None:
+    violation = password_policy_violation(password)
+    assert violation is not None
+    assert "most common" in violation
+
+
+def test_the_deny_list_is_bundled_and_large() -> None:
+    assert len(common_passwords()) > 10_000
+    assert all(len(word) >= PASSWORD_MIN_LENGTH for word in common_passwords())
