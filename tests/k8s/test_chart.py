@@ -882,6 +882,40 @@ def test_analytics_reads_prometheus_the_brokers_and_its_consumer_group(
 
 
 @pytest.mark.k8s
+def test_tracing_endpoint_reaches_every_service_and_worker(rendered: Any) -> None:
+    """tracing.otlpEndpoint: every service and worker exports to it under its component's name,
+    with the namespace and pod as resource attributes (the API server accepts the downward-API
+    variable, see test_server_side_dry_run[monitoring-gateway-api]); unset, no OTEL_ variable."""
+    name = "monitoring-gateway-api"
+    python = {*PYTHON_SERVICES, *WORKERS}
+    traced = {component(d): d for d in by_kind(rendered(name), "Deployment")}
+    assert python <= set(traced)
+    for component_name in python:
+        env = env_of(pod_spec(traced[component_name])["containers"][0])
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == (
+            "http://otel-collector.observability.svc:4318"
+        )
+        assert env["OTEL_SERVICE_NAME"]["value"] == component_name
+        assert env["OTEL_K8S_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        names = list(env)
+        assert names.index("OTEL_K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+        attributes = dict(
+            pair.split("=", 1) for pair in env["OTEL_RESOURCE_ATTRIBUTES"]["value"].split(",")
+        )
+        assert attributes == {
+            "k8s.namespace.name": namespace_for(name),
+            "k8s.pod.name": "$(OTEL_K8S_POD_NAME)",
+            "service.namespace": RELEASE,
+            "deployment.environment": "production",
+            "k8s.cluster.name": "production",
+        }
+    for profile in ("default", "bundled", "external"):
+        for deployment in by_kind(rendered(profile), "Deployment"):
+            env = env_of(pod_spec(deployment)["containers"][0])
+            assert not [v for v in env if v.startswith("OTEL_")], deployment["metadata"]["name"]
+
+
+@pytest.mark.k8s
 def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
     docs = rendered("default")
     topics = {t["spec"]["topicName"]: t for t in by_kind(docs, "EventTopic")}

@@ -3,6 +3,33 @@ The components' own environment variables, beside the ones every service gets: e
 in _component.tpl may name one of these as its `env`.
 */}}
 
+{{/* OpenTelemetry for a service or worker (services/kit/tracing.py: off unless an OTLP endpoint is
+set): the collector's OTLP/HTTP endpoint, the component's name, and resource attributes naming
+the release's namespace and the pod (from the downward API, defined before the attributes that
+expand it). Nothing when tracing.otlpEndpoint is empty.
+Usage: include "realtimeorder.tracing.env" (dict "root" $ "name" "orders") */}}
+{{- define "realtimeorder.tracing.env" -}}
+{{- $tracing := .root.Values.tracing -}}
+{{- if $tracing.otlpEndpoint }}
+{{- $attributes := dict "k8s.namespace.name" .root.Release.Namespace "k8s.pod.name" "$(OTEL_K8S_POD_NAME)" "service.namespace" (include "realtimeorder.fullname" .root) "deployment.environment" .root.Values.appEnv -}}
+{{- $attributes = merge (deepCopy ($tracing.resourceAttributes | default dict)) $attributes -}}
+{{- $pairs := list -}}
+{{- range $key, $value := $attributes -}}
+{{- $pairs = append $pairs (printf "%s=%v" $key $value) -}}
+{{- end }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $tracing.otlpEndpoint | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .name | quote }}
+- name: OTEL_K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* The gateway's own variables; the upstream URLs come from the shared ConfigMap. */}}
 {{- define "realtimeorder.gateway.env" -}}
 - name: CORS_ORIGINS

@@ -145,6 +145,7 @@ spec:
               value: {{ $values.containerPort | quote }}
             - name: METRICS_PORT
               value: {{ $root.Values.metricsPort | quote }}
+            {{- include "realtimeorder.tracing.env" (dict "root" $root "name" .name) | nindent 12 }}
             {{- if $isService }}
             - name: JWT_SECRET
               valueFrom:
