@@ -1476,7 +1476,19 @@ def test_k8s_folder_is_accepted(kube: KubeCluster, dynamic: DynamicClient) -> No
         "NotificationQueue",
         "WorkerAutoscaler",
         "StatefulSet",
+        "Deployment",
     } <= kinds
+    # The dev loop's workers deliver to the dev-only Mailpit and provider sink of k8s/.
+    services = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Service"}
+    dev = yaml.safe_load((folder / "dev-values.yaml").read_text(encoding="utf-8"))["workers"]
+    assert dev["email"]["smtp"]["host"] in services
+    assert {p["port"] for p in services["dev-mailpit"]["spec"]["ports"]} >= {
+        dev["email"]["smtp"]["port"]
+    }
+    for channel in ("sms", "push"):
+        url = dev[channel]["provider"]["url"]
+        host, port = url.removeprefix("http://").split("/")[0].split(":")
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, url
     problems = dry_run_apply(kube, dynamic, docs, "chart-k8s-folder")
     assert not problems, "\n".join(problems)
 
