@@ -30,16 +30,21 @@ class Figure(CamelModel):
     source: Source
 
 
-class SourceState(CamelModel):
+class ProjectionState(CamelModel):
+    available: bool
+    last_event_at: datetime | None
+    """When the newest event the projection holds happened (None: it holds none yet)."""
+
+
+class PrometheusState(CamelModel):
     available: bool
     detail: str | None = None
-    last_event_at: datetime | None = None
-    """For the projection: when the newest event it holds happened."""
+    """Why it did not answer."""
 
 
 class Sources(CamelModel):
-    projection: SourceState
-    prometheus: SourceState
+    projection: ProjectionState
+    prometheus: PrometheusState
 
 
 class Report(CamelModel):

@@ -47,10 +47,11 @@ from services.analytics.schemas import (
     Figure,
     OrdersPerDay,
     OrdersPoint,
+    ProjectionState,
+    PrometheusState,
     Revenue,
     RevenuePoint,
     Sources,
-    SourceState,
     StatusDistribution,
     StatusShare,
 )
@@ -222,7 +223,7 @@ class AnalyticsService:
         async with self.pool.connection() as conn:
             counts = await repo.status_counts(conn, period)
             last_event_at = await repo.last_event_at(conn)
-        prometheus = SourceState(available=True)
+        prometheus = PrometheusState(available=True)
         live: dict[str, Figure] = {}
         try:
             rates = await self.prometheus.vector(TRANSITIONS_BY_STATUS, "status")
@@ -269,14 +270,14 @@ class AnalyticsService:
             sources=_sources(last_event_at, prometheus),
         )
 
-    async def _live(self, names: list[str]) -> tuple[dict[str, Figure], SourceState]:
+    async def _live(self, names: list[str]) -> tuple[dict[str, Figure], PrometheusState]:
         try:
             values = await self.prometheus.figures({name: LIVE[name].query for name in names})
         except PrometheusUnavailable as exc:
             log.warning("prometheus unavailable; answering from the projection only: %s", exc)
             values, state = {}, _unavailable(exc)
         else:
-            state = SourceState(available=True)
+            state = PrometheusState(available=True)
         figures = {
             name: Figure(value=values.get(name), unit=LIVE[name].unit, source="prometheus")
             for name in names
@@ -338,15 +339,15 @@ def _count(value: int) -> Figure:
     return Figure(value=value, unit="orders", source="projection")
 
 
-def _sources(last_event_at: datetime | None, prometheus: SourceState) -> Sources:
+def _sources(last_event_at: datetime | None, prometheus: PrometheusState) -> Sources:
     return Sources(
-        projection=SourceState(available=True, last_event_at=last_event_at),
+        projection=ProjectionState(available=True, last_event_at=last_event_at),
         prometheus=prometheus,
     )
 
 
-def _unavailable(exc: PrometheusUnavailable) -> SourceState:
-    return SourceState(
+def _unavailable(exc: PrometheusUnavailable) -> PrometheusState:
+    return PrometheusState(
         available=False, detail=f"Prometheus did not answer ({exc}); live figures are empty"
     )
 
