@@ -675,7 +675,7 @@ def test_operator_rbac_is_exactly_what_the_operator_needs(rendered: Any) -> None
     docs = rendered("monitoring-gateway-api")
     assert not [r for r in by_kind(docs, "Role") if component(r) == "operator"]
     cluster_role = named(docs, "ClusterRole", f"{RELEASE}-operator-chart-monitoring-gateway-api")
-    assert rule_triples(cluster_role["rules"]) == everywhere | strimzi
+    assert rule_triples(cluster_role["rules"]) == everywhere, "Admin API mode: no KafkaTopics"
     (operator,) = [d for d in by_kind(docs, "Deployment") if component(d) == "operator"]
     (container,) = pod_spec(operator)["containers"]
     assert env_of(container)["WATCH_NAMESPACE"]["value"] == ""
@@ -913,6 +913,64 @@ def test_tracing_endpoint_reaches_every_service_and_worker(rendered: Any) -> Non
         for deployment in by_kind(rendered(profile), "Deployment"):
             env = env_of(pod_spec(deployment)["containers"][0])
             assert not [v for v in env if v.startswith("OTEL_")], deployment["metadata"]["name"]
+
+
+@pytest.mark.k8s
+def test_extra_env_overrides_what_the_chart_sets(
+    kube: KubeCluster, dynamic: DynamicClient, helm: Path
+) -> None:
+    """An extraEnv entry of a name the chart sets replaces it in its place (a $(VAR) after it
+    still sees it), other entries are appended, no name appears twice (the API server would
+    warn, and server-side apply keep one); the same for the operator's extraEnv."""
+    namespace = "chart-extra-env"
+    docs = helm_template(
+        helm,
+        (),
+        namespace,
+        "--set-json",
+        'orders.extraEnv=[{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": '
+        '{"name": "redis-elsewhere", "key": "pw"}}}, {"name": "METRICS_PORT", "value": "9200"}, '
+        '{"name": "DB_POOL_MAX", "value": "30"}]',
+        "--set-json",
+        'workers.email.extraEnv=[{"name": "SMTP_PORT", "value": "2525"}]',
+        "--set-json",
+        'operator.extraEnv=[{"name": "RECONCILE_INTERVAL_SECONDS", "value": "5"}]',
+    )
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    orders = pod_spec(deployments["orders"])["containers"][0]["env"]
+    names = [item["name"] for item in orders]
+    assert len(names) == len(set(names)), names
+    env = env_of({"env": orders})
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-elsewhere"
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+    assert env["METRICS_PORT"]["value"] == "9200"
+    assert names[-1] == "DB_POOL_MAX"
+    email = env_of(pod_spec(deployments["email-worker"])["containers"][0])
+    assert email["SMTP_PORT"]["value"] == "2525"
+    operator = env_of(pod_spec(deployments["operator"])["containers"][0])
+    assert operator["RECONCILE_INTERVAL_SECONDS"]["value"] == "5"
+    for deployment in deployments.values():
+        names = [item["name"] for item in pod_spec(deployment)["containers"][0].get("env", [])]
+        assert len(names) == len(set(names)), deployment["metadata"]["name"]
+    problems = dry_run_apply(kube, dynamic, by_kind(docs, "Deployment"), namespace)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.k8s
+def test_renders_without_a_cluster_are_stable_with_existing_secrets(helm: Path) -> None:
+    """GitOps tools render with no cluster to `lookup` in: generated secrets change on every
+    render (the README says so), and naming existing Secrets instead makes every render equal."""
+    generated = [helm_template(helm, (), "default") for _ in range(2)]
+    jwt = [named(docs, "Secret", f"{RELEASE}-jwt")["data"] for docs in generated]
+    assert jwt[0] != jwt[1], "without a cluster, lookup finds nothing and a new key is made"
+
+    gitops = (
+        "jwt.existingSecret=platform-jwt,postgresql.auth.existingSecret=platform-postgresql,"
+        "redis.auth.existingSecret=platform-redis"
+    )
+    first, second = (helm_template(helm, (), "default", "--set", gitops) for _ in range(2))
+    assert first == second
+    assert not by_kind(first, "Secret")
 
 
 @pytest.mark.k8s
@@ -1316,6 +1374,14 @@ def test_the_dashboards_ship_as_config_maps_for_the_grafana_sidecar(
             "kafkaMode=strimzi",
         ),
         (["--set", "httpRoute.enabled=true"], "parentRefs"),
+        (
+            ["--set", "operator.kafkaMode=strimzi,operator.watchAllNamespaces=true"],
+            "kafkaMode=admin",
+        ),
+        (
+            ["--set", "operator.kafkaMode=strimzi,operator.watchNamespaces={default,shop}"],
+            "watchNamespaces other than default",
+        ),
         (["--set", "appEnv=staging"], "appEnv"),
         (
             [

@@ -138,32 +138,9 @@ spec:
               containerPort: {{ $root.Values.metricsPort }}
               protocol: TCP
             {{- end }}
-          {{- if or $isPython .env $values.extraEnv }}
-          env:
-            {{- if $isPython }}
-            - name: PORT
-              value: {{ $values.containerPort | quote }}
-            - name: METRICS_PORT
-              value: {{ $root.Values.metricsPort | quote }}
-            {{- include "realtimeorder.tracing.env" (dict "root" $root "name" .name) | nindent 12 }}
-            {{- if $isService }}
-            - name: JWT_SECRET
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "realtimeorder.jwt.secretName" $root }}
-                  key: {{ $root.Values.jwt.existingSecretKey }}
-            {{- end }}
-            {{- include "realtimeorder.backingEnv" (dict "root" $root "uses" $values.uses) | nindent 12 }}
-            {{- end }}
-            {{- if $isWorker }}
-            {{- include "realtimeorder.worker.env" . | nindent 12 }}
-            {{- end }}
-            {{- with .env }}
-            {{- include . $root | nindent 12 }}
-            {{- end }}
-            {{- with $values.extraEnv }}
-            {{- toYaml . | nindent 12 }}
-            {{- end }}
+          {{- $env := include "realtimeorder.component.env" . | fromYamlArray }}
+          {{- with include "realtimeorder.mergeEnv" (dict "env" $env "extra" $values.extraEnv) | fromYamlArray }}
+          env: {{- toYaml . | nindent 12 }}
           {{- end }}
           {{- if or $isPython $values.extraEnvFrom }}
           envFrom:
@@ -207,6 +184,38 @@ spec:
           configMap:
             name: {{ include "realtimeorder.fullname" $root }}-web-config
         {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The variables the chart sets on a component's container, as a YAML list (before extraEnv,
+which realtimeorder.mergeEnv lays over them). Takes the component entry with "root". */}}
+{{- define "realtimeorder.component.env" -}}
+{{- $root := .root -}}
+{{- $_ := include "realtimeorder.componentValues" . -}}
+{{- $values := .values -}}
+{{- $isService := eq .type "service" -}}
+{{- $isWorker := eq .type "worker" -}}
+{{- $isPython := or $isService $isWorker -}}
+{{- if $isPython }}
+- name: PORT
+  value: {{ $values.containerPort | quote }}
+- name: METRICS_PORT
+  value: {{ $root.Values.metricsPort | quote }}
+{{- include "realtimeorder.tracing.env" (dict "root" $root "name" .name) | nindent 0 }}
+{{- if $isService }}
+- name: JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.jwt.secretName" $root }}
+      key: {{ $root.Values.jwt.existingSecretKey }}
+{{- end }}
+{{- include "realtimeorder.backingEnv" (dict "root" $root "uses" $values.uses) | nindent 0 }}
+{{- end }}
+{{- if $isWorker }}
+{{- include "realtimeorder.worker.env" . | nindent 0 }}
+{{- end }}
+{{- with .env }}
+{{- include . $root | nindent 0 }}
 {{- end }}
 {{- end -}}
 

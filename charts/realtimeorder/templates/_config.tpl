@@ -62,6 +62,16 @@ proxies to all of them, orders reads prices from inventory. */}}
 {{- if and (eq .Values.operator.kafkaMode "strimzi") (not .Values.kafka.enabled) -}}
 {{- fail "operator.kafkaMode=strimzi needs kafka.enabled (the Strimzi cluster its KafkaTopics belong to)" -}}
 {{- end -}}
+{{- /* Strimzi's topic operator reconciles KafkaTopics only in its Kafka's namespace (the release's):
+an EventTopic anywhere else would wait for a KafkaTopic that nothing ever makes Ready. */}}
+{{- if and .Values.operator.enabled (eq (include "realtimeorder.operator.kafkaMode" .) "strimzi") -}}
+{{- if .Values.operator.watchAllNamespaces -}}
+{{- fail "operator.watchAllNamespaces with Kafka topics in Strimzi mode: Strimzi reconciles KafkaTopics only in the Kafka's namespace, so EventTopics elsewhere would never be Ready; set operator.kafkaMode=admin (the Kafka Admin API serves every namespace) or watch the release namespace only" -}}
+{{- end -}}
+{{- if ne (include "realtimeorder.operator.watchNamespaces" .) .Release.Namespace -}}
+{{- fail (printf "operator.watchNamespaces other than %s with Kafka topics in Strimzi mode: Strimzi reconciles KafkaTopics only in the Kafka's namespace, so EventTopics elsewhere would never be Ready; set operator.kafkaMode=admin" .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.operator.rabbitmqMode "topology") (not .Values.rabbitmq.enabled) -}}
 {{- fail "operator.rabbitmqMode=topology needs rabbitmq.enabled (the RabbitmqCluster its Queues reference)" -}}
 {{- end -}}

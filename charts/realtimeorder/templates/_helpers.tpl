@@ -211,3 +211,32 @@ traefik.ingress.kubernetes.io/service.sticky.cookie.maxage: {{ $affinity.maxAgeS
 {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/* A container's env: the chart's variables ("env", a list) with "extra" (a component's
+extraEnv) laid over them. An extra variable of a name the chart sets replaces the chart's in
+its place, so variables that expand it with $(NAME) further down still see it; the others are
+appended. Two entries of one name would make the API server warn and server-side apply keep
+only one. Renders a YAML list.
+Usage: include "realtimeorder.mergeEnv" (dict "env" $chartEnv "extra" .Values.x.extraEnv) | fromYamlArray */}}
+{{- define "realtimeorder.mergeEnv" -}}
+{{- $extra := dict -}}
+{{- range (.extra | default list) -}}
+{{- $_ := set $extra .name . -}}
+{{- end -}}
+{{- $env := list -}}
+{{- $replaced := dict -}}
+{{- range (.env | default list) -}}
+{{- if hasKey $extra .name -}}
+{{- $env = append $env (get $extra .name) -}}
+{{- $_ := set $replaced .name true -}}
+{{- else -}}
+{{- $env = append $env . -}}
+{{- end -}}
+{{- end -}}
+{{- range (.extra | default list) -}}
+{{- if not (hasKey $replaced .name) -}}
+{{- $env = append $env . -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end -}}

@@ -1,7 +1,9 @@
 {{/* The operator's modes after resolving "auto", and the namespaces it reconciles. */}}
 {{- define "realtimeorder.operator.kafkaMode" -}}
 {{- if eq .Values.operator.kafkaMode "auto" -}}
-{{- ternary "strimzi" "admin" .Values.kafka.enabled -}}
+{{- /* Strimzi only where its topic operator reconciles: the Kafka's (the release's) namespace. */}}
+{{- $onlyHere := and (not .Values.operator.watchAllNamespaces) (eq (include "realtimeorder.operator.watchNamespaces" .) .Release.Namespace) -}}
+{{- ternary "strimzi" "admin" (and .Values.kafka.enabled $onlyHere) -}}
 {{- else -}}
 {{- .Values.operator.kafkaMode -}}
 {{- end -}}
@@ -50,5 +52,50 @@
 - apiGroups: ["rabbitmq.com"]
   resources: ["queues", "policies"]
   verbs: ["get", "list", "create", "patch", "delete"]
+{{- end }}
+{{- end -}}
+
+{{/* The variables the chart sets on the operator (operator.extraEnv is laid over them). */}}
+{{- define "realtimeorder.operator.env" -}}
+{{- $values := .Values.operator }}
+- name: WATCH_NAMESPACE
+  value: {{ ternary "" (include "realtimeorder.operator.watchNamespaces" .) $values.watchAllNamespaces | quote }}
+- name: HEALTH_PORT
+  value: {{ $values.healthPort | quote }}
+- name: METRICS_PORT
+  value: {{ $values.metricsPort | quote }}
+- name: RECONCILE_INTERVAL_SECONDS
+  value: {{ $values.reconcileIntervalSeconds | quote }}
+- name: AUTOSCALER_INTERVAL_SECONDS
+  value: {{ $values.autoscalerIntervalSeconds | quote }}
+{{- if eq (include "realtimeorder.operator.kafkaMode" .) "strimzi" }}
+- name: STRIMZI_KAFKA_CLUSTER
+  value: {{ include "realtimeorder.kafka.fullname" . | quote }}
+{{- end }}
+- name: RABBITMQ_MANAGEMENT_URL
+  value: {{ include "realtimeorder.rabbitmq.managementUrl" . | quote }}
+{{- if .Values.rabbitmq.enabled }}
+- name: RABBITMQ_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" . }}
+      key: username
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" . }}
+      key: password
+{{- else }}
+- name: RABBITMQ_USER
+  value: {{ .Values.externalRabbitmq.username | quote }}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "realtimeorder.rabbitmq.secretName" . }}
+      key: {{ .Values.externalRabbitmq.existingSecretPasswordKey }}
+{{- end }}
+{{- if eq $values.rabbitmqMode "topology" }}
+- name: RABBITMQ_TOPOLOGY_CLUSTER
+  value: {{ include "realtimeorder.rabbitmq.fullname" . | quote }}
 {{- end }}
 {{- end -}}
