@@ -12,7 +12,7 @@ DELIVERIES_BENCH_ARGS ?=
 RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
 export RTO_THIRD_PARTY_CRDS
 
-.PHONY: help install up down status logs lint test test-unit bench clean api-client web
+.PHONY: help install up down status logs lint test test-unit bench clean api-client web audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ api-client: install ## regenerate the web apps' typed API client (frontend/share
 
 web: install ## build the customer app and the admin dashboard (frontend/*/dist) within their budget
 	npm --prefix frontend run build
+
+audit: install ## pip-audit the locked dependencies (needs PyPI's vulnerability data; fails when a package cannot be checked)
+	$(VENV)/pip-audit --strict --disable-pip --require-hashes -r requirements.lock -s pypi --progress-spinner off
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi
