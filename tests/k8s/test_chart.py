@@ -974,6 +974,76 @@ def test_renders_without_a_cluster_are_stable_with_existing_secrets(helm: Path) 
 
 
 @pytest.mark.k8s
+def test_external_kafka_tls_and_sasl_reach_its_clients(
+    kube: KubeCluster, dynamic: DynamicClient, helm: Path
+) -> None:
+    """externalKafka.tls/sasl become the librdkafka settings as KAFKA_* variables and a mounted
+    CA on every component that uses Kafka and on the operator, nowhere else; a plaintext or
+    Strimzi Kafka gets none. (The services do not read them yet: chart README.)"""
+    namespace = "chart-kafka-security"
+    docs = helm_template(
+        helm,
+        [CHART / "ci" / "external-values.yaml"],
+        namespace,
+        "--set",
+        "externalKafka.tls.enabled=true,externalKafka.tls.caSecret=kafka-ca,"
+        "externalKafka.sasl.mechanism=SCRAM-SHA-512,externalKafka.sasl.username=realtimeorder,"
+        "externalKafka.sasl.existingSecret=kafka-user",
+    )
+    values = chart_values()
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    kafka_users = {s for s in PYTHON_SERVICES if "kafka" in values[s]["uses"]} | {"operator"}
+    for name, deployment in deployments.items():
+        (container,) = pod_spec(deployment)["containers"]
+        env = env_of(container)
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        if name not in kafka_users:
+            assert not [v for v in env if v.startswith("KAFKA_S")], name
+            assert "kafka-ca" not in mounts, name
+            continue
+        assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL", name
+        assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"]["value"] == "realtimeorder"
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "kafka-user",
+            "key": "kafka-password",
+        }
+        assert env["KAFKA_SSL_CA_LOCATION"]["value"] == "/etc/realtimeorder/kafka-ca/ca.crt"
+        assert mounts["kafka-ca"]["mountPath"] == "/etc/realtimeorder/kafka-ca"
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "kafka-ca"
+    problems = dry_run_apply(kube, dynamic, by_kind(docs, "Deployment"), namespace)
+    assert not problems, "\n".join(problems)
+
+    # TLS alone; a plaintext external Kafka and the release's Strimzi Kafka: nothing.
+    tls = helm_template(
+        helm,
+        [CHART / "ci" / "external-values.yaml"],
+        namespace,
+        "--set",
+        "externalKafka.tls.enabled=true",
+    )
+    orders = env_of(pod_spec(named(tls, "Deployment", f"{RELEASE}-orders"))["containers"][0])
+    assert orders["KAFKA_SECURITY_PROTOCOL"]["value"] == "SSL"
+    assert "KAFKA_SSL_CA_LOCATION" not in orders, "the image's CAs"
+    plain = helm_template(helm, [CHART / "ci" / "external-values.yaml"], namespace)
+    strimzi = helm_template(helm, (), namespace)
+    for deployment in by_kind(plain, "Deployment") + by_kind(strimzi, "Deployment"):
+        env = env_of(pod_spec(deployment)["containers"][0])
+        assert not [v for v in env if v.startswith("KAFKA_S")], deployment["metadata"]["name"]
+    with pytest.raises(
+        RenderError, match=r"sasl\.username and externalKafka\.sasl\.existingSecret"
+    ):
+        helm_template(
+            helm,
+            [CHART / "ci" / "external-values.yaml"],
+            namespace,
+            "--set",
+            "externalKafka.sasl.mechanism=PLAIN",
+        )
+
+
+@pytest.mark.k8s
 def test_topics_queues_and_scalers_come_from_values(rendered: Any) -> None:
     docs = rendered("default")
     topics = {t["spec"]["topicName"]: t for t in by_kind(docs, "EventTopic")}

@@ -57,6 +57,55 @@ select on.
 {{- end -}}
 {{- end -}}
 
+{{/* An external Kafka's TLS and SASL settings, as the librdkafka properties they name
+(security.protocol, sasl.*, ssl.ca.location) with a KAFKA_ prefix; nothing for a plaintext
+cluster or the release's Strimzi cluster (its plain listener). */}}
+{{- define "realtimeorder.kafka.securityEnv" -}}
+{{- $kafka := .Values.externalKafka -}}
+{{- if not .Values.kafka.enabled -}}
+{{- $protocol := printf "%s%s" (ternary "SASL_" "" (not (empty $kafka.sasl.mechanism))) (ternary "SSL" "PLAINTEXT" $kafka.tls.enabled) -}}
+{{- if ne $protocol "PLAINTEXT" }}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ $protocol | quote }}
+{{- end }}
+{{- if and $kafka.tls.enabled $kafka.tls.caSecret }}
+- name: KAFKA_SSL_CA_LOCATION
+  value: {{ printf "/etc/realtimeorder/kafka-ca/%s" $kafka.tls.caKey | quote }}
+{{- end }}
+{{- with $kafka.sasl.mechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ . | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ $kafka.sasl.username | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $kafka.sasl.existingSecret }}
+      key: {{ $kafka.sasl.existingSecretPasswordKey }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The volume and mount of an external Kafka's CA certificate, for a pod that uses Kafka:
+"volumes" or "mounts". */}}
+{{- define "realtimeorder.kafka.caVolume" -}}
+{{- $kafka := .root.Values.externalKafka -}}
+{{- if and (not .root.Values.kafka.enabled) $kafka.tls.enabled $kafka.tls.caSecret -}}
+{{- if eq .part "volumes" }}
+- name: kafka-ca
+  secret:
+    secretName: {{ $kafka.tls.caSecret }}
+    items:
+      - key: {{ $kafka.tls.caKey }}
+        path: {{ $kafka.tls.caKey }}
+{{- else }}
+- name: kafka-ca
+  mountPath: /etc/realtimeorder/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+{{- end -}}
+
 {{/* ---- RabbitMQ ------------------------------------------------------------------------------ */}}
 {{/* The cluster operator writes the generated credentials to "<cluster>-default-user". */}}
 {{- define "realtimeorder.rabbitmq.secretName" -}}
@@ -92,6 +141,9 @@ Usage: include "realtimeorder.backingEnv" (dict "root" $ "uses" .Values.auth.use
     secretKeyRef:
       name: {{ include "realtimeorder.database.secretName" $root }}
       key: {{ include "realtimeorder.database.secretKey" $root }}
+{{- end }}
+{{- if has "kafka" $uses }}
+{{- include "realtimeorder.kafka.securityEnv" $root }}
 {{- end }}
 {{- if has "redis" $uses }}
 {{- if $root.Values.redis.enabled }}

@@ -169,6 +169,9 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if and $isPython (has "kafka" ($values.uses | default list)) }}
+            {{- include "realtimeorder.kafka.caVolume" (dict "root" $root "part" "mounts") | nindent 12 }}
+            {{- end }}
             {{- if eq .type "web" }}
             - name: web-config
               mountPath: /usr/share/nginx/html/config.json
@@ -179,6 +182,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $root.Values.tmpVolume.sizeLimit }}
+        {{- if and $isPython (has "kafka" ($values.uses | default list)) }}
+        {{- include "realtimeorder.kafka.caVolume" (dict "root" $root "part" "volumes") | nindent 8 }}
+        {{- end }}
         {{- if eq .type "web" }}
         - name: web-config
           configMap:

@@ -41,6 +41,9 @@ proxies to all of them, orders reads prices from inventory. */}}
 {{- if and (not .Values.kafka.enabled) (not .Values.externalKafka.brokers) -}}
 {{- fail "kafka.enabled is false: set externalKafka.brokers" -}}
 {{- end -}}
+{{- if and (not .Values.kafka.enabled) .Values.externalKafka.sasl.mechanism (not (and .Values.externalKafka.sasl.username .Values.externalKafka.sasl.existingSecret)) -}}
+{{- fail "externalKafka.sasl.mechanism needs externalKafka.sasl.username and externalKafka.sasl.existingSecret" -}}
+{{- end -}}
 {{- if and (not .Values.rabbitmq.enabled) (not (or .Values.externalRabbitmq.url .Values.externalRabbitmq.existingSecret)) -}}
 {{- fail "rabbitmq.enabled is false: set externalRabbitmq.url or externalRabbitmq.existingSecret" -}}
 {{- end -}}

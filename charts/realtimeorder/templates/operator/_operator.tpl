@@ -68,6 +68,7 @@
   value: {{ $values.reconcileIntervalSeconds | quote }}
 - name: AUTOSCALER_INTERVAL_SECONDS
   value: {{ $values.autoscalerIntervalSeconds | quote }}
+{{- include "realtimeorder.kafka.securityEnv" . }}
 {{- if eq (include "realtimeorder.operator.kafkaMode" .) "strimzi" }}
 - name: STRIMZI_KAFKA_CLUSTER
   value: {{ include "realtimeorder.kafka.fullname" . | quote }}
