@@ -41,7 +41,7 @@ lint: ## ruff (lint + format check), mypy strict, import contracts
 test: install lint ## install what is missing, lint, then the whole test suite
 	@if [[ -x scripts/k8s-testenv/build.sh ]]; then scripts/k8s-testenv/build.sh; fi
 	npm --prefix frontend test
-	npm --prefix frontend run build
+	$(VENV)/python -m devstack.web build
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 test-unit: ## the fast tests only (no servers)
@@ -55,7 +55,7 @@ api-client: install ## regenerate the web apps' typed API client (frontend/share
 	$(VENV)/python scripts/api-client.py
 
 web: install ## build the customer app and the admin dashboard (frontend/*/dist) within their budget
-	npm --prefix frontend run build
+	$(VENV)/python -m devstack.web build
 
 audit: install ## pip-audit the locked dependencies (needs PyPI's vulnerability data; fails when a package cannot be checked)
 	$(VENV)/pip-audit --strict --disable-pip --require-hashes -r requirements.lock -s pypi --progress-spinner off

@@ -46,6 +46,11 @@ describe("trackerReducer", () => {
     expect(reloaded.order.status).toBe("FAILED");
     expect(failureReason(reloaded)).toBe("out of stock");
   });
+
+  it("words inventory's reasons for the customer", () => {
+    const failed = trackerReducer(loaded, push(2, "FAILED", "1 of 1 lines refused: insufficient-stock: p1: insufficient-stock (requested 2, available 0)"))!;
+    expect(failureReason(failed)).toBe("some items are no longer in stock");
+  });
 });
 
 describe("transitions", () => {

@@ -99,7 +99,18 @@ export function lastVersion(state: Tracked | null): number {
 
 export function failureReason(state: Tracked): string | null {
   const entry = [...state.timeline].reverse().find((e) => e.status === state.order.status);
-  return entry?.reason ?? null;
+  return entry?.reason ? plainReason(entry.reason) : null;
+}
+
+/**
+ * Inventory's and the orders service's reasons in plain words: they are written for operators
+ * (`1 of 1 lines refused: insufficient-stock: <product id>: ...`), with a stable code inside.
+ */
+export function plainReason(reason: string): string {
+  if (reason.includes("insufficient-stock")) return "some items are no longer in stock";
+  if (/inactive-product|unknown-product/.test(reason)) return "a product is no longer sold";
+  if (/expired/.test(reason)) return "the items could not be held long enough and were released";
+  return reason;
 }
 
 export function formatMoney(amount: string | number, currency: string): string {

@@ -79,7 +79,12 @@ export function OrdersPage() {
     unwrap(api.GET("/orders/{order_id}", { params: { path: { order_id: update.orderId } } }))
       .then((order) => {
         if (!matchesFilters(order)) return;
-        setOrders((current) => (current && !current.some((o) => o.id === order.id) ? [order, ...current].slice(0, PAGE_SIZE) : current));
+        setOrders((current) => {
+          if (!current) return current;
+          // Two pushes in quick succession fetch twice: keep the newer answer.
+          if (current.some((o) => o.id === order.id)) return current.map((o) => (o.id === order.id && order.version > o.version ? order : o));
+          return [order, ...current].slice(0, PAGE_SIZE);
+        });
       })
       .catch(() => undefined);
   });
@@ -152,9 +157,9 @@ export function OrdersPage() {
                           variant={target === "CANCELLED" ? "secondary" : "primary"}
                           className="min-h-8 px-2 py-1 text-xs"
                           onClick={() => void move(order, target)}
-                          aria-label={`Mark order ${order.id.slice(0, 8)} ${target}`}
                         >
                           {target === "CANCELLED" ? "Cancel" : target === "SHIPPED" ? "Ship" : "Mark delivered"}
+                          <span className="sr-only"> order {order.id.slice(0, 8)}</span>
                         </Button>
                       ))}
                     </div>

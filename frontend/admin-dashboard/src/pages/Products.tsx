@@ -114,8 +114,10 @@ function ProductRow({ product, onStock, onActive }: { product: Product; onStock:
         </form>
       </td>
       <td className="px-3 py-2">
-        <Button variant="ghost" className="min-h-8 px-2 py-1 text-xs" onClick={() => onActive(!product.active)} aria-label={`${product.active ? "Withdraw" : "Put on sale"} ${product.name}`}>
-          {product.active ? "On sale — withdraw" : "Withdrawn — put on sale"}
+        <span className="mr-2 text-xs">{product.active ? "On sale" : "Withdrawn"}</span>
+        <Button variant="ghost" className="min-h-8 px-2 py-1 text-xs" onClick={() => onActive(!product.active)}>
+          {product.active ? "Withdraw" : "Put on sale"}
+          <span className="sr-only"> {product.name}</span>
         </Button>
       </td>
     </tr>

@@ -105,8 +105,8 @@ export function CartPage({ lines, dispatch }: { lines: CartLine[]; dispatch: (ac
                 onChange={(e) => change({ type: "set", productId: line.productId, quantity: Number(e.target.value) })}
                 className="w-24"
               />
-              <Button variant="ghost" onClick={() => change({ type: "remove", productId: line.productId })} aria-label={`Remove ${line.name}`}>
-                Remove
+              <Button variant="ghost" onClick={() => change({ type: "remove", productId: line.productId })} >
+                Remove<span className="sr-only"> {line.name}</span>
               </Button>
             </li>
           ))}

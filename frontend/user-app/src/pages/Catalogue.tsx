@@ -94,8 +94,8 @@ function ProductCard({ product, onAdd }: { product: Product; onAdd: (quantity: n
           onChange={(e) => setQuantity(Math.max(1, Number(e.target.value) || 1))}
           className="w-24 [&_label]:sr-only"
         />
-        <Button onClick={() => onAdd(quantity)} disabled={out} aria-label={`Add ${product.name} to cart`}>
-          Add to cart
+        <Button onClick={() => onAdd(quantity)} disabled={out}>
+          Add to cart<span className="sr-only">: {product.name}</span>
         </Button>
       </div>
     </li>

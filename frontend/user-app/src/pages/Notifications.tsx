@@ -89,8 +89,8 @@ export function NotificationsPage({ onUnread }: { onUnread: (count: number) => v
               </p>
             </div>
             {!n.read && (
-              <Button variant="ghost" onClick={() => void markRead(n.id)} aria-label={`Mark "${n.title}" read`}>
-                Mark read
+              <Button variant="ghost" onClick={() => void markRead(n.id)}>
+                Mark read<span className="sr-only">: {n.title}</span>
               </Button>
             )}
           </li>

@@ -36,7 +36,7 @@ export function TrackerPage({ orderId }: { orderId: string }) {
       .then((order) => dispatch({ type: "loaded", order }))
       .catch((e: unknown) => {
         const status = (e as { status?: number }).status;
-        if (status === 404 || status === 422) setNotFound(true);
+        if (status === 403 || status === 404 || status === 422) setNotFound(true);
         else setError(describeError(e));
       });
   }, [api, orderId]);
