@@ -326,4 +326,3 @@ async def _warm_up(platform: WebPlatform) -> None:
         return bool((await platform.http.get(url, headers=headers)).json()["status"] != "CREATED")
 
     await eventually(settled, within=90, what="the warm-up order to settle")
-
