@@ -15,6 +15,11 @@ Tracing (kit/tracing.py) is configured here, once per service: with an OTLP endp
 middleware serves each request (but the probes and `/metrics`) in a SERVER span, a child of
 the caller's `traceparent`; without one it does no tracing work at all.
 
+Request bodies are limited to MAX_REQUEST_BODY_BYTES (`BodySizeLimitMiddleware`): a declared
+Content-Length over it is answered 413 before the app runs, and a chunked body is cut off with
+413 as soon as it passes the limit, so a service reached directly (not through the gateway,
+which has the same limit) never buffers or parses 50 MB before it authenticates anyone.
+
 The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
 checks each access token against.
 """
@@ -41,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import tracing
 from services.kit.cache import create_redis
-from services.kit.errors import install_error_handlers
+from services.kit.errors import install_error_handlers, problem
 from services.kit.logs import request_id_var
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.kit.settings import ServiceSettings
@@ -122,6 +127,65 @@ class RequestContextMiddleware:
                     time.perf_counter() - started
                 )
             request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over `limit` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, "content-length")
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self.limit
+        ):
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+        started = answered = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the 413 is the answer; whatever the app says after it goes nowhere
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async def limited() -> Message:
+            # The app sees a disconnect once the body passed the limit (FastAPI turns an error
+            # raised here into a 400 about parsing), and the client gets the 413 sent here.
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    if not started:
+                        await self._too_large(scope, receive, send)
+                    answered = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, limited, guarded_send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            f"The request body exceeds {self.limit} bytes.",
+            code="payload-too-large",
+            instance=scope.get("path"),
+            limit=self.limit,
+        )
+        await response(scope, receive, send)
 
 
 def _header(scope: Scope, name: str) -> str | None:
@@ -257,6 +321,7 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
     app.state.settings = settings
     app.state.readiness_checks = {}
     app.state.liveness_checks = {}
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     install_error_handlers(app)
 

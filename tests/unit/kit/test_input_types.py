@@ -143,3 +143,35 @@ async def test_driver_data_errors_are_422_problems(path: str) -> None:
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/invalid-input")
+
+
+def _limited_app(limit: int) -> FastAPI:
+    app = create_service_app(ServiceSettings(MAX_REQUEST_BODY_BYTES=limit), "test", _nothing)
+
+    @app.post("/notes")
+    async def notes(note: Note) -> Note:
+        return note
+
+    return app
+
+
+async def test_a_declared_body_over_the_limit_is_413_before_the_app_reads_it() -> None:
+    transport = httpx.ASGITransport(app=_limited_app(64), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        fits = await client.post("/notes", json={"title": "t"})
+        too_big = await client.post("/notes", content=b"x" * 65)
+    assert fits.status_code == 200
+    assert too_big.status_code == 413
+    assert too_big.json()["type"].endswith("/payload-too-large")
+    assert too_big.headers["x-request-id"]
+
+
+async def test_a_streamed_body_over_the_limit_is_413() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b'{"title": "' + b"y" * 20
+
+    transport = httpx.ASGITransport(app=_limited_app(64), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/notes", content=chunks())
+    assert response.status_code == 413, response.text
