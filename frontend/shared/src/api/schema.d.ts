@@ -1266,6 +1266,20 @@ export interface components {
              */
             version?: number | null;
         };
+        /** ProjectionState */
+        ProjectionState: {
+            /** Available */
+            available: boolean;
+            /** Lasteventat */
+            lastEventAt: string | null;
+        };
+        /** PrometheusState */
+        PrometheusState: {
+            /** Available */
+            available: boolean;
+            /** Detail */
+            detail?: string | null;
+        };
         /** QueueOut */
         QueueOut: {
             /** Ackrate */
@@ -1313,7 +1327,7 @@ export interface components {
         };
         /**
          * RegisterRequest
-         * @description A new account. Unknown fields, `role` included, are ignored: new users are USERs.
+         * @description A new account. Unknown fields, `role` included, are refused: new users are USERs.
          */
         RegisterRequest: {
             /**
@@ -1393,17 +1407,8 @@ export interface components {
         };
         /** Sources */
         Sources: {
-            projection: components["schemas"]["SourceState"];
-            prometheus: components["schemas"]["SourceState"];
-        };
-        /** SourceState */
-        SourceState: {
-            /** Available */
-            available: boolean;
-            /** Detail */
-            detail?: string | null;
-            /** Lasteventat */
-            lastEventAt?: string | null;
+            projection: components["schemas"]["ProjectionState"];
+            prometheus: components["schemas"]["PrometheusState"];
         };
         /**
          * Status
