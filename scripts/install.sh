@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install whatever the local stack and the tests need, and nothing that is already there:
-#   - Debian packages: PostgreSQL, Redis, RabbitMQ, Prometheus, Java 17 and Maven (apt-get runs
-#     only when one is missing; their system services are not started);
+#   - Debian packages: PostgreSQL, Redis, RabbitMQ, Prometheus, Java 17, Maven and Chromium (for
+#     the browser tests; apt-get runs only when one is missing; no system service is started);
 #   - the virtualenv .venv with `pip install -e '.[dev]'` (again whenever pyproject.toml or the
 #     set of top-level packages changes);
 #   - the Apache Kafka broker's jars, resolved from Maven Central with scripts/kafka/pom.xml into
@@ -13,6 +13,8 @@
 #     pins, into ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/jaeger/<version> (JAEGER_BIN
 #     overrides); needs Go. Optional: when its build fails, install warns and `make up` runs
 #     without tracing.
+#   - the web apps' npm packages: `npm ci` in frontend/ (from the lockfile, npm's cache first) when
+#     frontend/node_modules is missing or older than the lockfile; needs Node.js >= 20.19.
 # Safe to run any number of times; with everything present it takes well under a second.
 # Never reads stdin (CI=true works).
 set -euo pipefail
