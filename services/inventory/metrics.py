@@ -26,7 +26,7 @@ RESERVATION_FAILURES = Counter(
 REFUSAL_REASONS = (UNKNOWN_PRODUCT, INACTIVE_PRODUCT, INSUFFICIENT_STOCK, INVALID_QUANTITY)
 PRODUCT_CACHE = Counter(
     "inventory_product_cache_requests_total",
-    "Product list reads by cache result (hit, miss).",
+    "Product list reads by cache result (hit, miss, skipped: past the cache's page cap).",
     ["result"],
 )
 
@@ -35,5 +35,5 @@ for _outcome in RESERVATION_OUTCOMES:
     RESERVATIONS.labels(_outcome)
 for _reason in REFUSAL_REASONS:
     RESERVATION_FAILURES.labels(_reason)
-for _result in ("hit", "miss"):
+for _result in ("hit", "miss", "skipped"):
     PRODUCT_CACHE.labels(_result)
