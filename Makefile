@@ -62,3 +62,11 @@ audit: install ## pip-audit the locked dependencies (needs PyPI's vulnerability 
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi
+
+.PHONY: images images-smoke
+
+images: ## build every image we ship (services, operator, web apps) with Docker, or buildah without it
+	$(VENV)/python scripts/images/build.py build
+
+images-smoke: ## start each built image: /healthz answers, no process runs as root
+	$(VENV)/python scripts/images/build.py smoke
