@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack import servers
+from devstack import servers, web
 from devstack.platform import port_variable, service_port
 from devstack.ports import HOST, is_listening, wait_closed
 from devstack.process import child_environment, log_tail
@@ -357,6 +357,7 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
         [service_spec(config, name, env) for name in config.services],
         # After the services: the workers use the queues and tables notifications creates.
         [worker_spec(config, channel, env) for channel in config.workers],
+        web.specs(f"http://localhost:{config.services['gateway']}"),
     ]
 
 
@@ -626,6 +627,8 @@ def print_urls(config: StackConfig) -> None:
     print("\nRealTimeOrder is up:")
     if "gateway" in services:
         print(f"  gateway              http://localhost:{services['gateway']}")
+    for name, url in web.urls().items():
+        print(f"  {name:<20} {url}")
     for name, port in services.items():
         if name != "gateway":
             print(f"  {name:<20} http://localhost:{port}")
