@@ -559,5 +559,29 @@ def build_topology_objects(
     return objects
 
 
+def topology_pending(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rendered Queue and Policy objects the messaging topology operator has not reported
+    Ready for their current spec, each as "Kind name" with the operator's reason if it gave one.
+
+    Ready means a `Ready` condition with status True and an `observedGeneration` (when the
+    operator reports one) not older than the object's generation: a spec just patched is not
+    ready until the operator has seen it."""
+    pending = []
+    for obj in objects:
+        status = obj.get("status") or {}
+        conditions = status.get("conditions") or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        observed = status.get("observedGeneration")
+        generation = (obj.get("metadata") or {}).get("generation")
+        seen = observed is None or generation is None or observed >= generation
+        if ready is not None and ready.get("status") == "True" and seen:
+            continue
+        label = f"{obj.get('kind')} {obj['metadata']['name']}"
+        if ready is not None and ready.get("status") == "False" and ready.get("message"):
+            label += f" ({ready.get('reason') or 'not ready'}: {ready['message']})"
+        pending.append(label)
+    return sorted(pending)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)

@@ -694,10 +694,28 @@ async def _render_topology(
                 await api.patch(namespace, name, {"spec": obj["spec"]})
         for name in sorted(set(existing) - set(wanted)):
             await api.delete(namespace, name)
+    # Rendering is not declaring: the messaging topology operator declares the queues and
+    # reports each object's outcome in its status; the repair loop reads it again later.
+    rendered = [
+        {**found, "kind": kind}
+        for kind, api in (
+            ("Queue", backends.topology_queues),
+            ("Policy", backends.topology_policies),
+        )
+        for found in await api.list(namespace, f"{OWNER_LABEL}={owner_name}")
+    ]
+    pending = builders.topology_pending(rendered)
+    if pending:
+        return Condition(
+            "False",
+            "TopologyPending",
+            f"the RabbitMQ messaging topology operator has not reported Ready for "
+            f"{len(pending)} of {len(objects)} objects: {'; '.join(pending)}",
+        )
     return Condition(
         "True",
-        "TopologyRendered",
-        f"{len(objects)} Queue and Policy objects rendered for RabbitmqCluster {cluster}",
+        "TopologyReady",
+        f"{len(objects)} Queue and Policy objects Ready on RabbitmqCluster {cluster}",
     )
 
 

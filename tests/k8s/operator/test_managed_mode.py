@@ -131,13 +131,19 @@ def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmana
     eventually(lambda: kafka_topic(managed, name) is None, message="KafkaTopic gone")
 
 
-def topology(resources: Resources, plural: str, owner: str) -> dict[str, Any]:
+def topology_items(resources: Resources, plural: str, owner: str) -> list[dict[str, Any]]:
     found = resources.objects.list_namespaced_custom_object(
         "rabbitmq.com", "v1beta1", resources.namespace, plural,
         label_selector=f"realtimeorder.io/owner={owner}",
     )  # fmt: skip
     items: list[dict[str, Any]] = cast(dict[str, Any], found)["items"]
-    return {item["metadata"]["name"]: item["spec"] for item in items}
+    return items
+
+
+def topology(resources: Resources, plural: str, owner: str) -> dict[str, Any]:
+    return {
+        item["metadata"]["name"]: item["spec"] for item in topology_items(resources, plural, owner)
+    }
 
 
 def test_notification_queue_renders_topology_queues_and_policies(
@@ -152,7 +158,10 @@ def test_notification_queue_renders_topology_queues_and_policies(
          "deletionPolicy": "Delete"},
         "NotificationQueue",
     )  # fmt: skip
-    assert managed.wait_ready("notificationqueues", name)["reason"] == "TopologyRendered"
+    # Rendered is not ready: no messaging topology operator has reported on the objects yet.
+    pending = managed.wait_ready("notificationqueues", name, status="False")
+    assert pending["reason"] == "TopologyPending"
+    assert f"Queue {name}-work" in pending["message"]
     queues = topology(managed, "queues", name)
     policies = topology(managed, "policies", name)
     assert set(queues) == {
@@ -189,6 +198,22 @@ def test_notification_queue_renders_topology_queues_and_policies(
         **at_least_once,
     }
     assert f"{name}-dead-letter" not in policies, "the dead-letter queue needs no policy"
+
+    # The topology operator's verdict, as it writes it, turns the NotificationQueue Ready.
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "SuccessfulCreateOrUpdate",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    for plural in ("queues", "policies"):
+        for item in topology_items(managed, plural, name):
+            status = {"observedGeneration": item["metadata"]["generation"], "conditions": [ready]}
+            managed.objects.patch_namespaced_custom_object_status(
+                "rabbitmq.com", "v1beta1", managed.namespace, plural, item["metadata"]["name"],
+                {"status": status},
+            )  # fmt: skip
+    assert managed.wait_ready("notificationqueues", name)["reason"] == "TopologyReady"
 
     managed.patch_spec("notificationqueues", name, {"retryDelaysSeconds": [5]})
     eventually(

@@ -22,6 +22,7 @@ from realtimeorder_operator.builders import (
     plan_kafka_topic_update,
     plan_topic,
     queue_mismatches,
+    topology_pending,
     with_condition,
 )
 
@@ -429,3 +430,32 @@ def test_a_refused_claimant_names_the_owner() -> None:
     condition = conflict_condition("EventTopic", "topic order.created", claimant("a", "t"))
     assert (condition.status, condition.reason) == ("False", "ResourceConflict")
     assert "EventTopic shop/a" in condition.message
+
+
+def _topology_object(
+    name: str, ready: str | None, *, generation: int = 1, observed: int | None = 1
+) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if ready is not None:
+        status["conditions"] = [
+            {"type": "Ready", "status": ready, "reason": "FailedCreateOrUpdate", "message": "boom"}
+        ]
+    if observed is not None:
+        status["observedGeneration"] = observed
+    return {"kind": "Queue", "metadata": {"name": name, "generation": generation}, "status": status}
+
+
+def test_topology_is_ready_only_when_the_topology_operator_says_so_for_the_current_spec() -> None:
+    assert topology_pending([_topology_object("a", "True")]) == []
+    assert topology_pending(
+        [
+            _topology_object("fresh", None, observed=None),  # not reconciled yet
+            _topology_object("stale", "True", generation=2, observed=1),  # spec just patched
+            _topology_object("refused", "False"),
+            _topology_object("done", "True"),
+        ]
+    ) == [
+        "Queue fresh",
+        "Queue refused (FailedCreateOrUpdate: boom)",
+        "Queue stale",
+    ]
