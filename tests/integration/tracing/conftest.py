@@ -125,20 +125,46 @@ class TracedPlatform:
         trace_id = roots[0].context.trace_id
         return [s for s in finished if s.context.trace_id == trace_id]
 
-    async def pushed(self, request_id: str, count: int, within: float = 60.0) -> None:
-        """Wait until the push worker sent `count` notifications in the request's trace."""
+    async def notified(self, request_id: str, within: float = 60.0) -> list[ReadableSpan]:
+        """The request's trace once the push worker sent the order's confirmation, and its
+        creation's push too unless notifications suppressed that one as stale (it consumes the
+        two topics independently, so order.confirmed may come first)."""
 
-        async def sent() -> bool:
-            return sum(_sent_by_worker(s) for s in self.trace(request_id)) >= count
+        async def complete() -> list[ReadableSpan] | None:
+            spans = self.trace(request_id)
+            if not _pushed(spans, "order.confirmed"):
+                return None
+            created = _named(spans, "notifications", "order.created process")
+            if not created:
+                return None
+            if any(_outcome(s) == "notified" for s in created) and not _pushed(
+                spans, "order.created"
+            ):
+                return None
+            return spans
 
-        await eventually(sent, within=within, what=f"{count} pushes sent in the order's trace")
+        return await eventually(complete, within=within, what="the order's pushes in its trace")
 
 
-def _sent_by_worker(span: ReadableSpan) -> bool:
-    return (
-        service_of(span) == "push-worker"
-        and span.attributes is not None
-        and span.attributes.get("realtimeorder.outcome") == "sent"
+def _named(spans: list[ReadableSpan], service: str, name: str) -> list[ReadableSpan]:
+    return [s for s in spans if service_of(s) == service and s.name == name]
+
+
+def _outcome(span: ReadableSpan) -> object:
+    return span.attributes.get("realtimeorder.outcome") if span.attributes else None
+
+
+def _children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+def _pushed(spans: list[ReadableSpan], topic: str) -> bool:
+    """Whether the push worker sent the notification of `topic` in these spans."""
+    return any(
+        service_of(sent) == "push-worker" and _outcome(sent) == "sent"
+        for consumed in _named(spans, "notifications", f"{topic} process")
+        for published in _children(spans, consumed)
+        for sent in _children(spans, published)
     )
 
 
@@ -271,5 +297,5 @@ async def platform(
         product = await platform.product()
         request_id = uuid.uuid4().hex
         await platform.place(platform.user(), product, request_id)
-        await platform.pushed(request_id, count=2, within=90)
+        await platform.notified(request_id, within=90)
         yield platform
