@@ -164,7 +164,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = await connect()
     memo.backends = Backends(
         api=api,
-        kafka=KafkaAdmin(SETTINGS.kafka_broker, timeout=SETTINGS.kafka_timeout_seconds),
+        kafka=KafkaAdmin(
+            SETTINGS.kafka_broker,
+            timeout=SETTINGS.kafka_timeout_seconds,
+            security=SETTINGS.kafka_security(),
+        ),
         rabbit=RabbitManagement(
             SETTINGS.rabbitmq_management_url,
             SETTINGS.rabbitmq_user,

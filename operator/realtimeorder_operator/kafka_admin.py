@@ -86,11 +86,15 @@ def _is_topic_override(entry: ConfigEntry) -> bool:
 
 
 class KafkaAdmin:
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, timeout: float = 10.0, security: Mapping[str, str] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
+        self.security = dict(security or {})
         self._client = AdminClient(
             {
+                **self.security,
                 "bootstrap.servers": bootstrap,
                 "client.id": "realtimeorder-operator",
                 "socket.timeout.ms": int(timeout * 1000),
@@ -187,6 +191,7 @@ class KafkaAdmin:
         partitions = [TopicPartition(topic, p) for p in range(len(description.partitions))]
         consumer = Consumer(
             {
+                **self.security,
                 "bootstrap.servers": self.bootstrap,
                 "group.id": group,
                 "client.id": "realtimeorder-operator-lag",

@@ -18,9 +18,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
+    def kafka_security(self) -> dict[str, str]:
+        """The Kafka clients' security properties (none beyond the protocol for plaintext)."""
+        config = {"security.protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            if self.kafka_sasl_username and self.kafka_sasl_password:
+                config["sasl.username"] = self.kafka_sasl_username
+                config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location and self.kafka_security_protocol.endswith("SSL"):
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config
+
     kafka_broker: str = Field(default="127.0.0.1:9092", alias="KAFKA_BROKER")
     kafka_timeout_seconds: float = Field(default=10.0, alias="KAFKA_TIMEOUT_SECONDS", gt=0)
     strimzi_kafka_cluster: str | None = Field(default=None, alias="STRIMZI_KAFKA_CLUSTER")
+    # An external Kafka over TLS or SASL: librdkafka's properties under the services' names.
+    kafka_security_protocol: str = Field(default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL")
+    kafka_sasl_mechanism: str | None = Field(default=None, alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_ca_location: str | None = Field(default=None, alias="KAFKA_SSL_CA_LOCATION")
 
     rabbitmq_management_url: str = Field(
         default="http://127.0.0.1:15672", alias="RABBITMQ_MANAGEMENT_URL"

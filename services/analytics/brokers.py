@@ -20,6 +20,8 @@ import httpx
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from services.kit.kafka import client_config
+
 
 class BrokerUnavailable(Exception):
     """A broker (or its management API) did not answer."""
@@ -69,11 +71,7 @@ class KafkaOverview:
 
 def kafka_overview(bootstrap: str, timeout: float) -> KafkaOverview:
     admin = AdminClient(
-        {
-            "bootstrap.servers": bootstrap,
-            "socket.timeout.ms": int(timeout * 1000),
-            "log_level": 0,
-        }
+        client_config(bootstrap, **{"socket.timeout.ms": int(timeout * 1000), "log_level": 0})
     )
     try:
         metadata = admin.list_topics(timeout=timeout)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from services.kit.kafka import client_config
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -28,13 +30,15 @@ def read_history(
     bootstrap: str, topics: Iterable[str], batch_size: int = 500, timeout: float = 10.0
 ) -> Iterator[list[Record]]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"analytics-replay-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "log_level": 0,
-        }
+        client_config(
+            bootstrap,
+            **{
+                "group.id": f"analytics-replay-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "log_level": 0,
+            },
+        )
     )
     try:
         ends: dict[tuple[str, int], int] = {}

@@ -11,11 +11,12 @@ failing goes, with its error, to `<topic>.dlq` instead of blocking its partition
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal, Self
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -27,7 +28,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.metrics import (
@@ -54,15 +55,17 @@ class EventProducer:
     def __init__(self, bootstrap: str, client_id: str, *, service: str, linger_ms: int = 1) -> None:
         self.service = service
         self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": linger_ms,
-                "compression.type": "lz4",
-                "message.timeout.ms": 30000,
-            }
+            client_config(
+                bootstrap,
+                **{
+                    "client.id": client_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": linger_ms,
+                    "compression.type": "lz4",
+                    "message.timeout.ms": 30000,
+                },
+            )
         )
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
@@ -156,15 +159,17 @@ class BatchConsumer:
         self.poll_timeout = poll_timeout
         self.attempts = attempts
         self._stop = asyncio.Event()
-        config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-            "session.timeout.ms": 10000,
-            "fetch.wait.max.ms": 10,
-        }
+        config = client_config(
+            bootstrap,
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "session.timeout.ms": 10000,
+                "fetch.wait.max.ms": 10,
+            },
+        )
         config.update(extra_config or {})
         self._consumer = Consumer(config)
         self._gauges = ConsumerGauges(self._consumer, service, self.topics)
@@ -327,6 +332,57 @@ class ConsumerGauges:
             DEAD_LETTER_DEPTH.labels(self.service, topic).set(depth)
 
 
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client of a process reaches the brokers: the librdkafka properties
+    `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password` and
+    `ssl.ca.location`, from KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD and KAFKA_SSL_CA_LOCATION (the chart sets them for an external Kafka
+    over TLS or SASL). Unset, plaintext: the local stack's broker."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    sasl_mechanism: str | None = Field(default=None, alias="KAFKA_SASL_MECHANISM")
+    sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    sasl_password: str | None = Field(default=None, alias="KAFKA_SASL_PASSWORD", repr=False)
+    ssl_ca_location: str | None = Field(default=None, alias="KAFKA_SSL_CA_LOCATION")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.security_protocol.startswith("SASL_"):
+            if not self.sasl_mechanism:
+                raise ValueError(f"{self.security_protocol} needs KAFKA_SASL_MECHANISM")
+            if self.sasl_mechanism != "GSSAPI" and not (self.sasl_username and self.sasl_password):
+                raise ValueError(
+                    f"SASL {self.sasl_mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+                )
+        return self
+
+    def client_config(self) -> dict[str, str]:
+        config: dict[str, str] = {"security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            config["sasl.mechanism"] = self.sasl_mechanism or ""
+            if self.sasl_username and self.sasl_password:
+                config["sasl.username"] = self.sasl_username
+                config["sasl.password"] = self.sasl_password
+        if self.ssl_ca_location and self.security_protocol.endswith("SSL"):
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+
+@functools.cache
+def _security() -> dict[str, str]:
+    return KafkaSecurity().client_config()
+
+
+def client_config(bootstrap: str, **properties: Any) -> dict[str, Any]:
+    """A Kafka client's configuration: the brokers, this process's security settings
+    (`KafkaSecurity`) and the client's own properties (librdkafka names, dots as given)."""
+    return {"bootstrap.servers": bootstrap, **_security(), **properties}
+
+
 class TopicSettings(BaseSettings):
     """Who creates the topics. In the local stack the services do at start-up (the default); in
     a cluster the operator's EventTopics own them, with the partitions and configs the chart
@@ -344,7 +400,7 @@ def creates_topics() -> bool:
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
     """Create the topics that do not exist yet (single-replica defaults for local brokers)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in topics]
     missing = [t for t in missing if t.topic not in existing]
@@ -361,4 +417,4 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) ->
 
 def ping(bootstrap: str) -> None:
     """Raise unless a broker answers a metadata request."""
-    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+    AdminClient(client_config(bootstrap)).list_topics(timeout=2)

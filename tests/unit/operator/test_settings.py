@@ -33,3 +33,23 @@ def test_intervals_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOSCALER_INTERVAL_SECONDS", "0")
     with pytest.raises(ValueError, match="AUTOSCALER_INTERVAL_SECONDS"):
         OperatorSettings()
+
+
+def test_the_operator_reaches_an_external_kafka_over_sasl_and_tls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "operator",
+        "KAFKA_SASL_PASSWORD": "s3cret",
+        "KAFKA_SSL_CA_LOCATION": "/etc/realtimeorder/kafka-ca/ca.crt",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert OperatorSettings().kafka_security() == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "operator",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": "/etc/realtimeorder/kafka-ca/ca.crt",
+    }
