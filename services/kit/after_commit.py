@@ -75,11 +75,7 @@ class AfterCommit:
         if context is None:
             await self._run_timed(effect)
             return
-        with tracing.span(
-            self.service,
-            f"after-commit {getattr(effect, '__name__', type(effect).__name__)}",
-            parent=context,
-        ):
+        with tracing.span(self.service, f"after-commit {_short_name(effect)}", parent=context):
             await self._run_timed(effect)
 
     async def _run_timed(self, effect: Effect) -> None:
@@ -122,6 +118,12 @@ class Runner:
                 return
             queue._wake.clear()
             await queue._wake.wait()
+
+
+def _short_name(effect: Effect) -> str:
+    """A span's name for `effect`: its function's name, a partial's function's name."""
+    function = getattr(effect, "func", effect)
+    return str(getattr(function, "__name__", type(function).__name__))
 
 
 def _name(effect: Effect) -> str:

@@ -126,13 +126,20 @@ class TracedPlatform:
         return [s for s in finished if s.context.trace_id == trace_id]
 
     async def notified(self, request_id: str, within: float = 60.0) -> list[ReadableSpan]:
-        """The request's trace once the push worker sent the order's confirmation, and its
-        creation's push too unless notifications suppressed that one as stale (it consumes the
-        two topics independently, so order.confirmed may come first)."""
+        """The request's trace once orders pushed the confirmation to Socket.IO and the push
+        worker sent its notification, and the creation's push too unless notifications
+        suppressed that one as stale (it consumes the two topics independently, so
+        order.confirmed may come first)."""
 
         async def complete() -> list[ReadableSpan] | None:
             spans = self.trace(request_id)
             if not _pushed(spans, "order.confirmed"):
+                return None
+            # Orders consumes the confirmation on its own, maybe after notifications did.
+            confirmed = _named(spans, "orders", "order.confirmed process")
+            if not any(
+                c.name == "after-commit push_order" for s in confirmed for c in _children(spans, s)
+            ):
                 return None
             created = _named(spans, "notifications", "order.created process")
             if not created:
