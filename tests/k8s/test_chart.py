@@ -381,6 +381,7 @@ def test_every_reference_resolves(rendered: Any, name: str) -> None:
     values = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in VALUE_SETS[name]]
     secrets = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
     secrets |= {f"{d['metadata']['name']}-default-user" for d in by_kind(docs, "RabbitmqCluster")}
+    secrets |= {f"{d['metadata']['name']}-app" for d in by_kind(docs, "Cluster")}
     secrets |= set().union(*(existing_secret_names(v) for v in values))
     config_maps = {d["metadata"]["name"] for d in by_kind(docs, "ConfigMap")}
     accounts = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")} | {"default"}
@@ -400,10 +401,16 @@ def test_every_reference_resolves(rendered: Any, name: str) -> None:
     for budget in by_kind(docs, "PodDisruptionBudget"):
         assert any(selects(budget["spec"]["selector"], pod) for pod in labels)
     rabbitmq_clusters = {d["metadata"]["name"] for d in by_kind(docs, "RabbitmqCluster")}
+    cnpg_pods = {
+        ("cnpg.io/cluster", d["metadata"]["name"]) for d in by_kind(docs, "Cluster")
+    } | {("cnpg.io/poolerName", d["metadata"]["name"]) for d in by_kind(docs, "Pooler")}
     for policy in by_kind(docs, "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
         if component(policy) == "rabbitmq":  # pods of the RabbitMQ cluster operator
-            selector = policy["spec"]["podSelector"]["matchLabels"]
             assert selector["app.kubernetes.io/name"] in rabbitmq_clusters
+            continue
+        if any(key.startswith("cnpg.io/") for key in selector):  # the CloudNativePG operator's
+            assert cnpg_pods & set(selector.items()), policy["metadata"]["name"]
             continue
         assert any(selects(policy["spec"]["podSelector"], pod) for pod in labels)
     for hpa in by_kind(docs, "HorizontalPodAutoscaler"):

@@ -6,9 +6,28 @@ connection variables and the `realtimeorder.io/uses-<service>` pod labels the Ne
 select on.
 */}}
 
-{{/* ---- PostgreSQL ---------------------------------------------------------------------------- */}}
+{{/* ---- PostgreSQL ----------------------------------------------------------------------------
+Three modes: the bundled StatefulSet (postgresql.enabled, mode statefulset), a CloudNativePG
+Cluster behind its PgBouncer Pooler (postgresql.enabled, mode cloudnativepg), or an external
+server (externalDatabase). */}}
+{{- define "realtimeorder.postgresql.cnpg" -}}
+{{- if and .Values.postgresql.enabled (eq .Values.postgresql.mode "cloudnativepg") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.postgresql.statefulset" -}}
+{{- if and .Values.postgresql.enabled (eq .Values.postgresql.mode "statefulset") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The CloudNativePG Pooler in front of the Cluster (named "<fullname>-postgresql"); the
+Pooler's Service has its name. */}}
+{{- define "realtimeorder.postgresql.poolerName" -}}
+{{- printf "%s-pooler" (include "realtimeorder.postgresql.fullname" .) -}}
+{{- end -}}
+
 {{- define "realtimeorder.database.host" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- if include "realtimeorder.postgresql.cnpg" . -}}
+{{- include "realtimeorder.postgresql.poolerName" . -}}
+{{- else if .Values.postgresql.enabled -}}
 {{- include "realtimeorder.postgresql.fullname" . -}}
 {{- else -}}
 {{- .Values.externalDatabase.host -}}
@@ -27,8 +46,12 @@ select on.
 {{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.user }}{{- end -}}
 {{- end -}}
 
+{{/* CloudNativePG writes the application user's generated credentials to "<cluster>-app"
+(kubernetes.io/basic-auth: username, password), or takes an existing Secret of that type. */}}
 {{- define "realtimeorder.database.secretName" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- if include "realtimeorder.postgresql.cnpg" . -}}
+{{- .Values.postgresql.auth.existingSecret | default (printf "%s-app" (include "realtimeorder.postgresql.fullname" .)) -}}
+{{- else if .Values.postgresql.enabled -}}
 {{- .Values.postgresql.auth.existingSecret | default (include "realtimeorder.postgresql.fullname" .) -}}
 {{- else -}}
 {{- .Values.externalDatabase.existingSecret | default (printf "%s-external-database" (include "realtimeorder.fullname" .)) -}}

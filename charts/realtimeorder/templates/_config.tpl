@@ -50,6 +50,12 @@ proxies to all of them, orders reads prices from inventory. */}}
 {{- if and (not .Values.rabbitmq.enabled) .Values.operator.enabled (not .Values.externalRabbitmq.managementUrl) -}}
 {{- fail "rabbitmq.enabled is false: the operator needs externalRabbitmq.managementUrl" -}}
 {{- end -}}
+{{- if and (include "realtimeorder.postgresql.cnpg" .) (not .Values.postgresql.persistence.enabled) -}}
+{{- fail "postgresql.mode cloudnativepg keeps every instance's data on a volume: set postgresql.persistence.enabled" -}}
+{{- end -}}
+{{- if and (include "realtimeorder.postgresql.cnpg" .) .Values.postgresql.auth.existingSecret (ne .Values.postgresql.auth.existingSecretPasswordKey "password") -}}
+{{- fail "postgresql.mode cloudnativepg takes a kubernetes.io/basic-auth Secret: postgresql.auth.existingSecretPasswordKey must be password" -}}
+{{- end -}}
 {{- if and (not .Values.postgresql.enabled) (not .Values.externalDatabase.host) -}}
 {{- fail "postgresql.enabled is false: set externalDatabase.host" -}}
 {{- end -}}
