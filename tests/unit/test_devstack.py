@@ -83,7 +83,7 @@ def test_the_workers_run_after_the_services_with_their_environment(tmp_path: Pat
         "sms-worker",
         "push-worker",
     ]
-    sms = plan[-1][1]
+    sms = plan[stack.SERVICE_STAGE + 1][1]
     assert sms.argv[-2:] == ("worker", "sms")
     assert sms.env["PORT"] == "13012"
     assert sms.env["SMS_PROVIDER_URL"] == "http://127.0.0.1:18026/sms"
@@ -99,7 +99,15 @@ def test_without_the_notifications_service_no_worker_runs(
     config = make_config(tmp_path)
     assert config.workers == {}
     assert config.skipped["sms-worker"] == "it works for nosuchservice, not started"
-    assert stack.stages(config, "secret")[-1] == []
+    assert stack.stages(config, "secret")[stack.SERVICE_STAGE + 1] == []
+
+
+def test_the_web_apps_run_last_against_the_gateway(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    web = stack.stages(config, "secret")[-1]
+    assert [spec.name for spec in web] == ["user-app", "admin-dashboard"]
+    gateway = f"http://localhost:{config.services['gateway']}"
+    assert all(spec.argv[-2:] == ("--api-url", gateway) for spec in web)
 
 
 def test_a_service_without_a_package_is_skipped_with_the_reason(
