@@ -401,9 +401,8 @@ def test_every_reference_resolves(rendered: Any, name: str) -> None:
     for budget in by_kind(docs, "PodDisruptionBudget"):
         assert any(selects(budget["spec"]["selector"], pod) for pod in labels)
     rabbitmq_clusters = {d["metadata"]["name"] for d in by_kind(docs, "RabbitmqCluster")}
-    cnpg_pods = {
-        ("cnpg.io/cluster", d["metadata"]["name"]) for d in by_kind(docs, "Cluster")
-    } | {("cnpg.io/poolerName", d["metadata"]["name"]) for d in by_kind(docs, "Pooler")}
+    cnpg_pods = {("cnpg.io/cluster", d["metadata"]["name"]) for d in by_kind(docs, "Cluster")}
+    cnpg_pods |= {("cnpg.io/poolerName", d["metadata"]["name"]) for d in by_kind(docs, "Pooler")}
     for policy in by_kind(docs, "NetworkPolicy"):
         selector = policy["spec"]["podSelector"].get("matchLabels", {})
         if component(policy) == "rabbitmq":  # pods of the RabbitMQ cluster operator
