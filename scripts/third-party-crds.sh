@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print a folder holding the third-party CRDs the chart renders objects for (Strimzi, RabbitMQ
-# cluster and messaging topology operators, Gateway API, Prometheus Operator), so tests can
+# cluster and messaging topology operators, Gateway API, Prometheus Operator, CloudNativePG), so tests can
 # install them into their API server.
 #
 #   scripts/third-party-crds.sh            print the folder, fetching the pinned files if needed
@@ -19,6 +19,7 @@ RABBITMQ_CLUSTER_OPERATOR_VERSION="v2.22.3"
 RABBITMQ_TOPOLOGY_OPERATOR_VERSION="v1.20.1"
 GATEWAY_API_VERSION="v1.6.1"
 PROMETHEUS_OPERATOR_VERSION="v0.93.0"
+CLOUDNATIVE_PG_VERSION="v1.30.0"
 # -----------------------------------------------------------------------------------------------
 
 log() { printf '[third-party-crds] %s\n' "$*" >&2; }
@@ -36,6 +37,7 @@ RMQ_CLUSTER="$GITHUB/rabbitmq/cluster-operator/$RABBITMQ_CLUSTER_OPERATOR_VERSIO
 RMQ_TOPOLOGY="$GITHUB/rabbitmq/messaging-topology-operator/$RABBITMQ_TOPOLOGY_OPERATOR_VERSION/config/crd/bases"
 GATEWAY_API="$GITHUB/kubernetes-sigs/gateway-api/$GATEWAY_API_VERSION/config/crd/standard"
 PROMETHEUS="$GITHUB/prometheus-operator/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/example/prometheus-operator-crd"
+CNPG="$GITHUB/cloudnative-pg/cloudnative-pg/$CLOUDNATIVE_PG_VERSION/config/crd/bases"
 
 # folder/file <- URL
 FILES=(
@@ -55,9 +57,13 @@ FILES=(
   "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml $PROMETHEUS/monitoring.coreos.com_servicemonitors.yaml"
   "prometheus-operator/monitoring.coreos.com_podmonitors.yaml $PROMETHEUS/monitoring.coreos.com_podmonitors.yaml"
   "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml $PROMETHEUS/monitoring.coreos.com_prometheusrules.yaml"
+  "cloudnative-pg/postgresql.cnpg.io_clusters.yaml $CNPG/postgresql.cnpg.io_clusters.yaml"
+  "cloudnative-pg/postgresql.cnpg.io_poolers.yaml $CNPG/postgresql.cnpg.io_poolers.yaml"
+  "cloudnative-pg/postgresql.cnpg.io_databases.yaml $CNPG/postgresql.cnpg.io_databases.yaml"
+  "cloudnative-pg/postgresql.cnpg.io_scheduledbackups.yaml $CNPG/postgresql.cnpg.io_scheduledbackups.yaml"
 )
 
-VERSIONS="strimzi-${STRIMZI_VERSION}_rmq-${RABBITMQ_CLUSTER_OPERATOR_VERSION}-${RABBITMQ_TOPOLOGY_OPERATOR_VERSION}_gw-${GATEWAY_API_VERSION}_prom-${PROMETHEUS_OPERATOR_VERSION}"
+VERSIONS="strimzi-${STRIMZI_VERSION}_rmq-${RABBITMQ_CLUSTER_OPERATOR_VERSION}-${RABBITMQ_TOPOLOGY_OPERATOR_VERSION}_gw-${GATEWAY_API_VERSION}_prom-${PROMETHEUS_OPERATOR_VERSION}_cnpg-${CLOUDNATIVE_PG_VERSION}"
 CACHE="${RTO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder}/third-party-crds/$VERSIONS"
 
 complete() {

@@ -1705,3 +1705,9 @@ def test_install_and_upgrade_keep_generated_secrets_and_scaled_replicas(
             env=kube.env(),
             check=False,
         )
+
+
+def test_the_bundled_redis_never_evicts_a_counter_or_a_revocation_marker(rendered: Any) -> None:
+    redis = next(w for w in by_kind(rendered("default"), "StatefulSet") if component(w) == "redis")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
