@@ -70,3 +70,17 @@ images: ## build every image we ship (services, operator, web apps) with Docker,
 
 images-smoke: ## start each built image: /healthz answers, no process runs as root
 	$(VENV)/python scripts/images/build.py smoke
+
+.PHONY: cluster-up cluster-down test-cluster
+
+cluster-up: ## a real one-node cluster here (containerd, kubelet, kube-proxy, CoreDNS in a network namespace of its own)
+	@scripts/k8s-testenv/build.sh --node
+	$(VENV)/python -m k8s.node up
+	$(VENV)/python scripts/images/build.py build --only services,operator
+	$(VENV)/python -m k8s.node load localhost/realtimeorder:dev localhost/realtimeorder-operator:dev
+
+cluster-down: ## stop the node and undo everything it changed on the host (safe to repeat)
+	$(VENV)/python -m k8s.node down
+
+test-cluster: ## the node's tests (not yet part of make test): our image in a pod under Pod Security restricted
+	$(VENV)/pytest tests/k8s/node $(PYTEST_ARGS)

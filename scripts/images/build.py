@@ -665,8 +665,20 @@ class Bases:
         tarball = self.rootfs("python", PYTHON_PACKAGES)
         key = f"{tarball.stem}-node-{version}"
         ref = "localhost/realtimeorder-base/node:bookworm"
-        paths = [Path(f) for f in files if Path(f).is_file() or Path(f).is_symlink()]
-        return self._import(ref, tarball, key, ["--cmd", "node"], [(p, str(p)) for p in paths])
+        # npm updates itself in place: take its folder as it is, not as the package listed it.
+        npm = Path("/usr/lib/node_modules/npm")
+        paths = [
+            Path(f)
+            for f in files
+            if (Path(f).is_file() or Path(f).is_symlink()) and npm not in Path(f).parents
+        ]
+        paths += [f for f in npm.rglob("*") if f.is_file() or f.is_symlink()]
+        npm_version = json.loads((npm / "package.json").read_text())["version"]
+        key += f"-npm-{npm_version}"
+        # Node trusts only its own CA list; npm reaches the registry through this machine's.
+        ca_env = f"NODE_EXTRA_CA_CERTS={CA_BUNDLE}"
+        config = ["--cmd", "node", "--env", ca_env]
+        return self._import(ref, tarball, f"{key}-ca", config, [(p, str(p)) for p in paths])
 
     def nginx(self) -> str:
         tarball = self.rootfs("nginx", NGINX_PACKAGES)
