@@ -83,4 +83,5 @@ cluster-down: ## stop the node and undo everything it changed on the host (safe 
 	$(VENV)/python -m k8s.node down
 
 test-cluster: ## the node's tests (not yet part of make test): our image in a pod under Pod Security restricted
-	$(VENV)/pytest tests/k8s/node $(PYTEST_ARGS)
+	@scripts/k8s-testenv/build.sh --node
+	RTO_CLUSTER_TESTS=1 $(VENV)/pytest tests/k8s/node $(PYTEST_ARGS)
