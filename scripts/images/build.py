@@ -493,12 +493,19 @@ BUILDAH_HOST_PATHS = (Path("/var/lib/containers"), Path("/run/containers"))
 
 @contextlib.contextmanager
 def host_paths_restored(paths: Sequence[Path] = BUILDAH_HOST_PATHS) -> Iterator[None]:
-    absent = [p for p in paths if not p.exists()]
+    # A build killed before its cleanup leaves a note, so the next run still knows they are ours.
+    note = cache_dir() / "created-host-paths"
+    noted = set(note.read_text().split()) if note.is_file() else set()
+    ours = [p for p in paths if not p.exists() or str(p) in noted]
+    if ours:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text("".join(f"{p}\n" for p in ours))
     try:
         yield
     finally:
-        for path in absent:
+        for path in ours:
             shutil.rmtree(path, ignore_errors=True)
+        note.unlink(missing_ok=True)
 
 
 def pids_in_netns(netns: str, exclude_host_root: bool) -> list[int]:
