@@ -15,6 +15,7 @@ import httpx
 from confluent_kafka import Consumer, Message
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
+from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
 from services.inventory.settings import Settings
 from services.kit.consumer import EventShell
 from services.kit.events import Envelope, peek_attributes
@@ -27,6 +28,7 @@ from services.kit.order_events import (
     OrderStatusChanged,
 )
 from services.kit.outbox import event
+from tests.integration.fixtures import fresh_consumer_group
 from tests.support import Bearer
 
 JWT_SECRET = "inventory-integration-tests-secret-0123456789"
@@ -50,7 +52,12 @@ def inventory_settings(
         "REDIS_URL": redis_url,
         "KAFKA_BROKER": kafka_server.bootstrap,
         "JWT_SECRET": JWT_SECRET,
-        "KAFKA_CONSUMER_GROUP": f"inventory-test-{uuid.uuid4().hex[:8]}",
+        # From the topics' current end: the session's Kafka holds every earlier suite's orders,
+        # and a group reading them all would count their refusals in this process's metrics
+        # while a test compares those counters.
+        "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
+            kafka_server, "inventory-test", INVENTORY_HANDLERS
+        ),
         "DB_POOL_MIN": 2,
         "DB_POOL_MAX": 20,
     }

@@ -216,22 +216,28 @@ async def _duplicates(platform: Platform) -> tuple[float, float]:
     return inventory, orders
 
 
-async def test_client_sent_prices_are_ignored(platform: Platform) -> None:
+async def test_client_sent_prices_are_refused_and_the_catalogue_prices_the_order(
+    platform: Platform,
+) -> None:
     product = await platform.product(stock=5, price="19.99")
     user = platform.user()
+    address = {"name": "A", "line1": "B", "city": "C", "postalCode": "1", "country": "FR"}
     response = await platform.http.post(
         f"{platform.orders_url}/orders",
         json={
             "items": [{"productId": product, "quantity": 2, "unitPrice": "0.01", "price": "0"}],
-            "shippingAddress": {
-                "name": "A",
-                "line1": "B",
-                "city": "C",
-                "postalCode": "1",
-                "country": "FR",
-            },
+            "shippingAddress": address,
             "total": "0.02",
         },
+        headers=user.headers,
+    )
+    assert response.status_code == 422, response.text
+    refused = {error["field"] for error in response.json()["errors"]}
+    assert refused == {"items.0.unitPrice", "items.0.price", "total"}
+
+    response = await platform.http.post(
+        f"{platform.orders_url}/orders",
+        json={"items": [{"productId": product, "quantity": 2}], "shippingAddress": address},
         headers=user.headers,
     )
     assert response.status_code == 201, response.text
