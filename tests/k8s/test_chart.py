@@ -1711,3 +1711,14 @@ def test_the_bundled_redis_never_evicts_a_counter_or_a_revocation_marker(rendere
     redis = next(w for w in by_kind(rendered("default"), "StatefulSet") if component(w) == "redis")
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_operator_runs_its_own_image(rendered: Any) -> None:
+    """The services' image has no kopf and no Kubernetes client (operator/Dockerfile has)."""
+    docs = rendered("default")
+    operator = next(w for w in workloads(docs) if component(w) == "operator")
+    image = operator["spec"]["template"]["spec"]["containers"][0]["image"]
+    services = next(w for w in workloads(docs) if component(w) == "orders")
+    services_image = services["spec"]["template"]["spec"]["containers"][0]["image"]
+    repository, tag = services_image.rsplit(":", 1)
+    assert image == f"{repository}-operator:{tag}"

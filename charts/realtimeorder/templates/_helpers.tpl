@@ -101,6 +101,19 @@ Usage: include "realtimeorder.image" (dict "root" $ "image" .Values.auth.image) 
 {{- end -}}
 {{- end -}}
 
+{{/* The operator's image (operator/Dockerfile: the one with kopf and the Kubernetes client,
+which the services' image leaves out): operator.image, else image.repository with "-operator"
+appended and image.tag. */}}
+{{- define "realtimeorder.operatorImage" -}}
+{{- $own := .Values.operator.image | default dict -}}
+{{- if $own.repository -}}
+{{- include "realtimeorder.image" (dict "root" . "image" $own) -}}
+{{- else -}}
+{{- $image := dict "repository" (printf "%s-operator" .Values.image.repository) "tag" ($own.tag | default .Values.image.tag) "digest" $own.digest -}}
+{{- include "realtimeorder.image" (dict "root" . "image" $image) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "realtimeorder.imagePullSecrets" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
