@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -47,7 +46,7 @@ from services.notifications.settings import Settings as NotificationSettings
 from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
-from tests.integration.fixtures import fresh_consumer_group
+from tests.integration.fixtures import fresh_consumer_group, rabbitmq_vhost
 from tests.integration.orders.support import serve
 from tests.support import eventually
 
@@ -156,21 +155,8 @@ def link_control(link: SocketLink) -> Starlette:
 
 @pytest.fixture(scope="module")
 def vhost_url(rabbitmq_server: RabbitMQServer) -> Iterator[str]:
-    vhost = f"web-{uuid.uuid4().hex[:8]}"
-    auth = (rabbitmq_server.user, rabbitmq_server.password)
-    with httpx.Client(base_url=rabbitmq_server.management_url, auth=auth, timeout=10) as api:
-        api.put(f"/api/vhosts/{vhost}").raise_for_status()
-        api.put(
-            f"/api/permissions/{vhost}/{rabbitmq_server.user}",
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-        ).raise_for_status()
-        try:
-            yield (
-                f"amqp://{rabbitmq_server.user}:{quote(rabbitmq_server.password, safe='')}"
-                f"@{rabbitmq_server.host}:{rabbitmq_server.port}/{vhost}"
-            )
-        finally:
-            api.delete(f"/api/vhosts/{vhost}")
+    with rabbitmq_vhost(rabbitmq_server, "web") as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")
