@@ -56,11 +56,12 @@ export function useLiveEvent<T>(event: string, handler: (payload: T) => void): v
   useEffect(() => live.on<T>(event, (payload) => latest.current(payload)), [live, event]);
 }
 
-export function useReconnect(handler: () => void): void {
+/** Runs `handler` each time the live connection (re)connects. */
+export function useConnected(handler: () => void): void {
   const { live } = useServices();
   const latest = useRef(handler);
   latest.current = handler;
-  useEffect(() => live.onReconnect(() => latest.current()), [live]);
+  useEffect(() => live.onConnect(() => latest.current()), [live]);
 }
 
 export async function signOut(services: AppServices): Promise<void> {

@@ -19,17 +19,17 @@ type Handler = (payload: unknown) => void;
  * The socket authenticates with the current access token each time it (re)connects. The gateway
  * ends a socket whose token expired or was revoked with `session.ended`; the connection then
  * renews the token and connects again. A refused connection (`connect_error`) is retried the
- * same way after a renewal. Every connection after the first is announced to `onReconnect`
- * listeners, who catch up with `sync` (order.sync) on what they missed meanwhile.
+ * same way after a renewal. Every connection, the first one included, is announced to
+ * `onConnect` listeners, who catch up with `sync` (order.sync) on what they missed while not
+ * connected: a push sent before the socket joined its rooms never reaches it.
  *
  * WebSocket only: several gateway replicas need no sticky sessions then.
  */
 export class LiveConnection {
   readonly socket: Socket;
-  private connectedBefore = false;
   private stateValue: LiveState = "connecting";
   private readonly stateListeners = new Set<(state: LiveState) => void>();
-  private readonly reconnectListeners = new Set<() => void>();
+  private readonly connectListeners = new Set<() => void>();
   private stopped = false;
 
   constructor(config: RuntimeConfig, private readonly session: SessionStore) {
@@ -47,8 +47,7 @@ export class LiveConnection {
     });
     this.socket.on("connect", () => {
       this.setState("online");
-      if (this.connectedBefore) for (const listener of this.reconnectListeners) listener();
-      this.connectedBefore = true;
+      for (const listener of this.connectListeners) listener();
     });
     this.socket.on("disconnect", () => this.setState(this.stopped ? "offline" : "connecting"));
     this.socket.on(SESSION_ENDED, () => void this.renewAndConnect());
@@ -72,7 +71,6 @@ export class LiveConnection {
   stop(): void {
     this.stopped = true;
     this.socket.disconnect();
-    this.connectedBefore = false;
   }
 
   on<T>(event: string, handler: (payload: T) => void): () => void {
@@ -87,9 +85,9 @@ export class LiveConnection {
     return () => this.stateListeners.delete(listener);
   }
 
-  onReconnect(listener: () => void): () => void {
-    this.reconnectListeners.add(listener);
-    return () => this.reconnectListeners.delete(listener);
+  onConnect(listener: () => void): () => void {
+    this.connectListeners.add(listener);
+    return () => this.connectListeners.delete(listener);
   }
 
   /** The timeline entries of an order newer than `sinceVersion` (order.sync). */

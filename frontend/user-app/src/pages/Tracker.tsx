@@ -16,7 +16,7 @@ import {
   trackerReducer,
   unwrap,
   useLiveEvent,
-  useReconnect,
+  useConnected,
   useServices,
   type OrderUpdate,
   type Status,
@@ -50,7 +50,13 @@ export function TrackerPage({ orderId }: { orderId: string }) {
       .then((entries) => dispatch({ type: "synced", entries }))
       .catch(() => undefined);
   }, [live, orderId]);
-  useReconnect(catchUp);
+  // A push can arrive before the order has loaded (and is dropped), or be sent before the socket
+  // joined its rooms: catch up once the order has loaded, and again on every connection.
+  const loaded = state !== null;
+  useEffect(() => {
+    if (loaded) catchUp();
+  }, [loaded, catchUp]);
+  useConnected(catchUp);
 
   async function cancel() {
     if (!state) return;
