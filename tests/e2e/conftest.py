@@ -48,9 +48,9 @@ from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
 from tests.integration.fixtures import fresh_consumer_group, rabbitmq_vhost
 from tests.integration.orders.support import serve
+from tests.signing import token_env
 from tests.support import eventually
 
-JWT_SECRET = "web-e2e-tests-secret-0123456789abcdef0123456789"
 ADMIN_EMAIL = "admin@example.com"
 
 
@@ -175,7 +175,7 @@ async def web_platform(
         "DB_POOL_MIN": 1,
         "DB_POOL_MAX": 5,
         "APP_ENV": "test",
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
         "RABBITMQ_URL": vhost_url,
