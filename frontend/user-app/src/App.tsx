@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import {
   Link,
   LiveIndicator,
@@ -8,6 +8,7 @@ import {
   navigate,
   signOut,
   unwrap,
+  useConnected,
   useLiveEvent,
   useLiveWhileSignedIn,
   usePath,
@@ -24,16 +25,30 @@ import { OrdersPage } from "./pages/Orders";
 import { PreferencesPage } from "./pages/Preferences";
 import { TrackerPage } from "./pages/Tracker";
 
+/**
+ * The unread badge: read once signed in and again on every connection (what changed while the
+ * socket was down), then kept by `notification.unread` pushes. An answer overtaken by a push
+ * while in flight is dropped: the push is at least as new.
+ */
 function useUnreadCount(signedIn: boolean): [number, (count: number) => void] {
   const { api } = useServices();
   const [unread, setUnread] = useState(0);
-  useEffect(() => {
+  const pushes = useRef(0);
+  const refresh = useCallback(() => {
     if (!signedIn) return;
+    const seen = pushes.current;
     unwrap(api.GET("/notifications", { params: { query: { limit: 1 } } }))
-      .then((page) => setUnread(page.unreadCount))
+      .then((page) => {
+        if (pushes.current === seen) setUnread(page.unreadCount);
+      })
       .catch(() => undefined);
   }, [api, signedIn]);
-  useLiveEvent<{ unreadCount: number }>(NOTIFICATION_UNREAD, (payload) => setUnread(payload.unreadCount));
+  useEffect(refresh, [refresh]);
+  useConnected(refresh);
+  useLiveEvent<{ unreadCount: number }>(NOTIFICATION_UNREAD, (payload) => {
+    pushes.current += 1;
+    setUnread(payload.unreadCount);
+  });
   return [unread, setUnread];
 }
 

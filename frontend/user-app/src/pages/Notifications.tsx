@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import {
   Alert,
   Button,
@@ -9,12 +9,11 @@ import {
   describeError,
   formatTime,
   unwrap,
+  useConnected,
   useLiveEvent,
   useServices,
-  type components,
 } from "@realtimeorder/shared";
-
-type Notification = components["schemas"]["NotificationOut"];
+import { mergeNotifications, type Notification } from "../notifications";
 
 export function NotificationsPage({ onUnread }: { onUnread: (count: number) => void }) {
   const { api } = useServices();
@@ -22,11 +21,24 @@ export function NotificationsPage({ onUnread }: { onUnread: (count: number) => v
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
+  // Pushes that arrive before the first page has loaded wait here, then merge into it.
+  const early = useRef<Notification[]>([]);
+  const loaded = useRef(false);
+
   async function load(cursor: string | null) {
     try {
       const page = await unwrap(api.GET("/notifications", { params: { query: { limit: 20, ...(cursor ? { cursor } : {}) } } }));
-      setItems((current) => (cursor && current ? [...current, ...page.items] : page.items));
-      setNext(page.nextCursor);
+      if (cursor) {
+        setItems((current) => mergeNotifications(current ?? [], page.items));
+        setNext(page.nextCursor);
+      } else {
+        // The newest page, first or again after a reconnect: merged, so nothing shown is lost.
+        const waiting = early.current;
+        early.current = [];
+        if (!loaded.current) setNext(page.nextCursor);
+        loaded.current = true;
+        setItems((current) => mergeNotifications(mergeNotifications(current ?? [], page.items), waiting));
+      }
       onUnread(page.unreadCount);
     } catch (e) {
       setError(describeError(e));
@@ -36,9 +48,13 @@ export function NotificationsPage({ onUnread }: { onUnread: (count: number) => v
   useEffect(() => {
     void load(null);
   }, []);
-  useLiveEvent<Notification>(NOTIFICATION_CREATED, (notification) =>
-    setItems((current) => (current && !current.some((n) => n.id === notification.id) ? [notification, ...current] : current)),
-  );
+  useConnected(() => {
+    if (loaded.current) void load(null);
+  });
+  useLiveEvent<Notification>(NOTIFICATION_CREATED, (notification) => {
+    if (!loaded.current) early.current.push(notification);
+    else setItems((current) => mergeNotifications(current ?? [], [notification]));
+  });
 
   async function markRead(id: string) {
     try {

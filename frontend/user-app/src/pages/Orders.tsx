@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import {
   Alert,
   Button,
@@ -14,6 +14,7 @@ import {
   formatMoney,
   formatTime,
   unwrap,
+  useConnected,
   useLiveEvent,
   useServices,
   type OrderSummary,
@@ -21,6 +22,13 @@ import {
 } from "@realtimeorder/shared";
 
 const PAGE_SIZE = 10;
+
+function withPushes(items: OrderSummary[], pushed: Map<string, OrderUpdate>): OrderSummary[] {
+  return items.map((o) => {
+    const update = pushed.get(o.id);
+    return update && update.version > o.version ? { ...o, status: update.status, version: update.version } : o;
+  });
+}
 
 /** The order history: status and date filters, pages by cursor (back is a stack of cursors). */
 export function OrdersPage() {
@@ -32,6 +40,11 @@ export function OrdersPage() {
   const [page, setPage] = useState<{ items: OrderSummary[]; nextCursor: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const cursor = cursors[cursors.length - 1] ?? null;
+  // The newest push per order: applied to every page as it arrives, so a push that overtakes a
+  // page's answer is not lost. A new connection reads the page again (what changed meanwhile).
+  const pushed = useRef(new Map<string, OrderUpdate>());
+  const [connection, setConnection] = useState(0);
+  useConnected(() => setConnection((n) => n + 1));
 
   useEffect(() => {
     setError(null);
@@ -48,18 +61,15 @@ export function OrdersPage() {
         },
       }),
     )
-      .then(setPage)
+      .then((answer) => setPage({ ...answer, items: withPushes(answer.items, pushed.current) }))
       .catch((e: unknown) => setError(describeError(e)));
-  }, [api, status, from, to, cursor]);
+  }, [api, status, from, to, cursor, connection]);
 
-  useLiveEvent<OrderUpdate>(ORDER_UPDATED, (update) =>
-    setPage((current) =>
-      current && {
-        ...current,
-        items: current.items.map((o) => (o.id === update.orderId && update.version > o.version ? { ...o, status: update.status, version: update.version } : o)),
-      },
-    ),
-  );
+  useLiveEvent<OrderUpdate>(ORDER_UPDATED, (update) => {
+    const known = pushed.current.get(update.orderId);
+    if (!known || update.version > known.version) pushed.current.set(update.orderId, update);
+    setPage((current) => current && { ...current, items: withPushes(current.items, pushed.current) });
+  });
 
   const refilter = (set: (value: string) => void) => (value: string) => {
     set(value);

@@ -1,0 +1,13 @@
+import type { components } from "@realtimeorder/shared";
+
+export type Notification = components["schemas"]["NotificationOut"];
+
+/**
+ * `current` with `incoming` merged in: one entry per id (the incoming copy wins, it is newer),
+ * newest first. Pushes and page answers may overlap or cross each other on the wire.
+ */
+export function mergeNotifications(current: Notification[], incoming: Notification[]): Notification[] {
+  const byId = new Map(current.map((n) => [n.id, n]));
+  for (const notification of incoming) byId.set(notification.id, notification);
+  return [...byId.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+}
