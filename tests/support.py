@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from services.kit.settings import ServiceSettings
-from services.kit.tokens import Principal, Role, issue_access_token
+from services.kit.tokens import Principal, Role
+from tests.signing import sign
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Bearer:
-    """A caller holding a real access token signed with the service's secret."""
+    """A caller holding a real access token signed with the test platform's key."""
 
     principal: Principal
     token: str
@@ -35,7 +36,7 @@ def bearer(settings: ServiceSettings, role: Role = "USER") -> Bearer:
     """A new user with `role` and an access token for it."""
     user_id = str(uuid.uuid4())
     principal = Principal(user_id=user_id, email=f"{user_id[:8]}@example.com", role=role)
-    return Bearer(principal, issue_access_token(settings, principal))
+    return Bearer(principal, sign(settings, principal))
 
 
 async def eventually(

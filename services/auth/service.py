@@ -332,7 +332,9 @@ class AuthService:
             session_id=str(family_id),
         )
         return TokenGrant(
-            access_token=issue_access_token(self._settings, principal, now=now),
+            access_token=issue_access_token(
+                self._settings, self._settings.signing_key, principal, now=now
+            ),
             refresh_token=refresh_token,
             expires_in=self._settings.access_token_ttl_seconds,
             user=user,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
+from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from services.kit.keys import InvalidKeyError, SigningKey, read_setting
 from services.kit.settings import ServiceSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -14,6 +18,13 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The memory concurrent argon2 work may take by default: 256 MiB is four hashes at the default
 # 64 MiB cost, well inside the chart's 768 MiB limit for auth beside the service's own memory.
 PASSWORD_HASH_MEMORY_BUDGET_KIB = 256 * 1024
+
+# The development signing key, whose public half is the kit's DEVELOPMENT_PUBLIC_KEY: published,
+# so refused outside development.
+DEVELOPMENT_PRIVATE_KEY = """-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIM876z1R7tDu1VKjAjJS4jgLbb3t9ttdkIg8RMr4l+1u
+-----END PRIVATE KEY-----
+"""
 
 
 class Settings(ServiceSettings):
@@ -44,6 +55,11 @@ class Settings(ServiceSettings):
     most `password_hash_slots` run at once (PASSWORD_HASH_CONCURRENCY; by default as many as
     fit in 256 MiB, 4 with the default memory cost), half of them kept for logins; the others
     wait their turn.
+
+    Access tokens are signed with the Ed25519 private key of JWT_PRIVATE_KEY or
+    JWT_PRIVATE_KEY_FILE (PKCS#8 PEM), held by auth alone; auth verifies with its public half
+    and with any JWT_PUBLIC_KEY given (a key being rotated out). Outside development the key is
+    required and the development key is refused.
     """
 
     service_name: str = "auth"
@@ -74,6 +90,9 @@ class Settings(ServiceSettings):
         default=None, alias="PASSWORD_HASH_CONCURRENCY", gt=0
     )
 
+    jwt_private_key: SecretStr | None = Field(default=None, alias="JWT_PRIVATE_KEY")
+    jwt_private_key_file: Path | None = Field(default=None, alias="JWT_PRIVATE_KEY_FILE")
+
     admin_email: str | None = Field(default=None, alias="ADMIN_EMAIL")
     admin_password: SecretStr | None = Field(default=None, alias="ADMIN_PASSWORD")
 
@@ -82,6 +101,37 @@ class Settings(ServiceSettings):
     def _valid_networks(cls, value: str) -> str:
         _parse_networks(value)
         return value
+
+    @cached_property
+    def signing_key(self) -> SigningKey:
+        """The key auth signs access tokens with (kit/keys.py)."""
+        inline = self.jwt_private_key.get_secret_value() if self.jwt_private_key else None
+        pem = read_setting(inline, self.jwt_private_key_file, "JWT_PRIVATE_KEY")
+        if pem is None and self.environment == "development":
+            pem = DEVELOPMENT_PRIVATE_KEY
+        if pem is None:
+            raise InvalidKeyError(
+                "no token signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE (an Ed25519 "
+                f"private key, PKCS#8 PEM) when APP_ENV={self.environment}"
+            )
+        return SigningKey.from_pem(pem)
+
+    def _own_verifying_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {self.signing_key.kid: self.signing_key.public_key}
+
+    @model_validator(mode="after")
+    def _require_signing_key(self) -> Self:
+        try:
+            key = self.signing_key
+        except InvalidKeyError as exc:
+            raise ValueError(f"the token signing key is not usable: {exc}") from exc
+        development = SigningKey.from_pem(DEVELOPMENT_PRIVATE_KEY)
+        if self.environment != "development" and key.kid == development.kid:
+            raise ValueError(
+                "JWT_PRIVATE_KEY is the development key; use a real key pair when "
+                f"APP_ENV={self.environment}"
+            )
+        return self
 
     @property
     def password_hash_slots(self) -> int:

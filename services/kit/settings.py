@@ -1,21 +1,33 @@
 """Typed settings read from environment variables, shared by every service.
 
-The seed's variable names (PORT, DB_HOST, KAFKA_BROKER, RABBITMQ_URL, REDIS_URL, JWT_SECRET...)
-are the field names, so they keep working unchanged. Each service subclasses
-`ServiceSettings` and adds its own fields.
+The seed's variable names (PORT, DB_HOST, KAFKA_BROKER, RABBITMQ_URL, REDIS_URL...) are the
+field names, so they keep working unchanged. Each service subclasses `ServiceSettings` and adds
+its own fields.
+
+Tokens are verified with auth's public keys (JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE, see
+kit/keys.py); only auth's settings take the private key. Outside development a service without
+a verification key, or with the development key, refuses to start. In development, without a
+key, the development key pair applies: its private half is in auth's settings, published here
+like any placeholder, so it is refused everywhere else.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+from pathlib import Path
 from typing import Literal, Self
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset(
-    {"", "secret", "changeme", "change-me", "your-secret-key", "dev-secret-change-me", "jwt-secret"}
-)
-DEVELOPMENT_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused outside development
+from services.kit.keys import InvalidKeyError, read_setting, verifying_keys
+
+DEVELOPMENT_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAiDHbWRP9RywKITjjpDMipr9VCbDWK1vaI3sfTDVYfeU=
+-----END PUBLIC KEY-----
+"""
+"""The public half of auth's development signing key: refused outside development."""
 
 Environment = Literal["development", "test", "production"]
 
@@ -53,7 +65,8 @@ class ServiceSettings(BaseSettings):
     )
     after_commit_capacity: int = Field(default=10_000, alias="AFTER_COMMIT_CAPACITY", gt=0)
 
-    jwt_secret: str = Field(default=DEVELOPMENT_JWT_SECRET, alias="JWT_SECRET")
+    jwt_public_key: str | None = Field(default=None, alias="JWT_PUBLIC_KEY")
+    jwt_public_key_file: Path | None = Field(default=None, alias="JWT_PUBLIC_KEY_FILE")
     jwt_issuer: str = Field(default="realtimeorder", alias="JWT_ISSUER")
     access_token_ttl_seconds: int = Field(default=900, alias="ACCESS_TOKEN_TTL_SECONDS", gt=0)
     # Auth's revocation markers in Redis (kit/tokens.py, Revocations): how long one read is
@@ -86,14 +99,37 @@ class ServiceSettings(BaseSettings):
             application_name=self.service_name,
         )
 
+    @cached_property
+    def verifying_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The public keys that verify access tokens, by kid (kit/keys.py)."""
+        text = read_setting(self.jwt_public_key, self.jwt_public_key_file, "JWT_PUBLIC_KEY")
+        keys = verifying_keys(text) if text else {}
+        keys |= self._own_verifying_keys()
+        if not keys and self.environment == "development":
+            keys = verifying_keys(DEVELOPMENT_PUBLIC_KEY)
+        return keys
+
+    def _own_verifying_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Keys a service knows besides JWT_PUBLIC_KEY: auth's own signing key."""
+        return {}
+
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Self:
+    def _require_verifying_keys(self) -> Self:
+        try:
+            keys = self.verifying_keys
+        except InvalidKeyError as exc:
+            raise ValueError(f"the token keys are not usable: {exc}") from exc
         if self.environment == "development":
             return self
-        if self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 32:
+        if not keys:
             raise ValueError(
-                "JWT_SECRET is a placeholder or shorter than 32 characters; "
-                f"set a real secret when APP_ENV={self.environment}"
+                "no token verification key: set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE (auth's "
+                f"Ed25519 public key or certificate, PEM) when APP_ENV={self.environment}"
+            )
+        if keys.keys() & verifying_keys(DEVELOPMENT_PUBLIC_KEY).keys():
+            raise ValueError(
+                f"JWT_PUBLIC_KEY holds the development key; use a real key pair when "
+                f"APP_ENV={self.environment}"
             )
         return self
 

@@ -1,8 +1,11 @@
 """JWT access tokens: issued by auth, verified by the gateway and by every service.
 
-HS256 only: the algorithm list is fixed on verify, so `alg=none` or an algorithm switch is
-refused. Tokens carry issuer, subject, expiry and a `typ` claim so a token of another kind is
-refused too.
+EdDSA (Ed25519) only: auth alone signs, with its private key; every other service holds only the
+public keys (kit/keys.py), so a compromised service cannot mint a token. A token names its key in
+the `kid` header and is verified with that key alone; a token without a kid or with one no
+configured key has is refused, and the algorithm list is fixed on verify, so `alg=none`, HS256
+(with the public key as the HMAC secret: algorithm confusion) or any other switch is refused.
+Tokens carry issuer, subject, expiry and a `typ` claim so a token of another kind is refused too.
 
 A signature only proves what auth believed when it signed. So that a demotion, a logout, a
 revoked refresh family or a deactivated account takes effect at once rather than when the token
@@ -37,9 +40,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.kit.errors import Unauthorized
+from services.kit.keys import ALGORITHM, SigningKey
 from services.kit.settings import ServiceSettings
 
-ALGORITHM = "HS256"
 Role = Literal["USER", "ADMIN"]
 SESSION_EVENTS_CHANNEL = "realtimeorder-sessions"
 """Redis pub/sub channel where auth announces revocations as JSON: `{"userId", "minVersion"}`
@@ -73,9 +76,13 @@ class Principal:
 
 
 def issue_access_token(
-    settings: ServiceSettings, principal: Principal, *, now: datetime | None = None
+    settings: ServiceSettings,
+    key: SigningKey,
+    principal: Principal,
+    *,
+    now: datetime | None = None,
 ) -> str:
-    """A signed, short-lived access token for `principal`."""
+    """A short-lived access token for `principal`, signed with auth's `key`."""
     issued = now or datetime.now(UTC)
     claims = {
         "iss": settings.jwt_issuer,
@@ -90,15 +97,19 @@ def issue_access_token(
     }
     if principal.session_id is not None:
         claims["sid"] = principal.session_id
-    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
 def verify_access_token(settings: ServiceSettings, token: str) -> Principal:
     """The principal of a valid access token; `Unauthorized` for anything else."""
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = settings.verifying_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("The access token is not signed by a known key.")
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
+            key,
             algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub", "iss"]},

@@ -101,5 +101,5 @@ class WorkerSettings(QueueSettings):
         return self.provider_timeout_seconds + 5.0
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Self:
-        return self  # a worker verifies no tokens: JWT_SECRET is not its concern
+    def _require_verifying_keys(self) -> Self:
+        return self  # a worker verifies no tokens: JWT_PUBLIC_KEY is not its concern

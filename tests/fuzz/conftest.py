@@ -31,9 +31,9 @@ from services.orders.main import create_app as orders_app
 from services.orders.settings import Settings as OrdersSettings
 from tests.fuzz.support import served
 from tests.integration.fixtures import rabbitmq_vhost
+from tests.signing import token_env
 from tests.support import bearer
 
-JWT_SECRET = "fuzz-tests-secret-that-is-long-enough-0123456789"
 ADMIN_EMAIL = "fuzz-admin@example.com"
 ADMIN_PASSWORD = "fuzz admin password 0123"
 
@@ -52,7 +52,7 @@ def _common(postgres: PostgresServer, redis_url: str, kafka: KafkaServer, name: 
         "APP_ENV": "test",
         "REDIS_URL": redis_url,
         "KAFKA_BROKER": kafka.bootstrap,
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "KAFKA_CONSUMER_GROUP": f"fuzz-{name}-{uuid.uuid4().hex[:8]}",
         "RUN_CONSUMERS": False,
         "DB_POOL_MIN": 1,
@@ -104,7 +104,7 @@ def fuzzed(
         )
         running.urls["analytics"] = stack.enter_context(served(analytics_app(analytics)))
 
-        signed = bearer(ServiceSettings(JWT_SECRET=JWT_SECRET), "ADMIN").headers
+        signed = bearer(ServiceSettings(**token_env()), "ADMIN").headers
         for name in ("inventory", "orders", "notifications", "analytics"):
             running.headers[name] = signed
         login = httpx.post(

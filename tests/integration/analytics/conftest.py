@@ -24,7 +24,6 @@ from services.analytics.main import create_app
 from services.analytics.settings import Settings
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
-from tests.integration.analytics.support import JWT_SECRET
 from tests.integration.fixtures import (
     asgi_client,
     double_producer,
@@ -32,6 +31,7 @@ from tests.integration.fixtures import (
     rabbitmq_vhost,
     running,
 )
+from tests.signing import token_env
 from tests.support import Bearer, bearer
 
 
@@ -60,7 +60,7 @@ def settings(
         "RABBITMQ_MANAGEMENT_URL": rabbitmq_server.management_url,
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "PROMETHEUS_TIMEOUT_SECONDS": 1,
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
             kafka_server, "analytics-test", EVENT_HANDLERS
         ),

@@ -20,8 +20,6 @@ from services.kit.order_events import (
 )
 from services.kit.outbox import event
 
-JWT_SECRET = "analytics-integration-tests-secret-0123456789"
-
 Event = tuple[str, Envelope[Any]]
 
 

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from devstack.testing import PostgresServer, RedisServer
 from services.auth.main import create_app
 from services.auth.settings import Settings
-from tests.integration.auth.support import JWT_SECRET, random_address
+from tests.integration.auth.support import random_address
+from tests.signing import token_env
 
 SettingsFactory = Callable[..., Settings]
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -40,7 +41,7 @@ def make_settings(
             "APP_ENV": "test",
             "PORT": 3001,
             "REDIS_URL": redis_server.url,
-            "JWT_SECRET": JWT_SECRET,
+            **token_env(),
             "DB_POOL_MIN": 1,
             "DB_POOL_MAX": 4,
             # Cheap argon2 parameters keep the suite fast; production defaults are RFC 9106's.

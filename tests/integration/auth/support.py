@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 
-JWT_SECRET = "integration-test-secret-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery staple"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +13,10 @@ import httpx
 import pytest
 
 from services.auth.settings import Settings
+from services.kit.keys import SigningKey, generate_pem_pair
 from services.kit.tokens import Principal, issue_access_token
 from tests.integration.auth.support import bearer, login, register, unique_email
+from tests.signing import PUBLIC_KEY_PEM
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -51,7 +55,8 @@ async def registered_principal(client: httpx.AsyncClient) -> tuple[Principal, st
 
 async def test_an_expired_token_is_401(client: httpx.AsyncClient, settings: Settings) -> None:
     principal, _ = await registered_principal(client)
-    expired = issue_access_token(settings, principal, now=datetime.now(UTC) - timedelta(hours=1))
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    expired = issue_access_token(settings, settings.signing_key, principal, now=an_hour_ago)
     response = await client.get("/auth/verify", headers=bearer(expired))
     assert response.status_code == 401
     assert response.json()["detail"] == "The access token has expired."
@@ -79,14 +84,28 @@ async def test_an_alg_none_token_is_401(client: httpx.AsyncClient, settings: Set
             assert response.status_code == 401, (alg, method, path)
 
 
-async def test_a_token_signed_with_another_secret_is_401(
+async def test_a_token_signed_with_another_key_is_401(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     principal, _ = await registered_principal(client)
-    foreign = settings.model_copy(update={"jwt_secret": "another-secret-of-sufficient-length-42"})
-    forged = issue_access_token(foreign, Principal(principal.user_id, principal.email, "ADMIN"))
+    admin = Principal(principal.user_id, principal.email, "ADMIN")
+    other = SigningKey.from_pem(generate_pem_pair()[0])
+    for key in (other, SigningKey(other.private_key, settings.signing_key.kid)):
+        forged = issue_access_token(settings, key, admin)
+        for method, path in PROTECTED:
+            response = await call(client, method, path, bearer(forged))
+            assert response.status_code == 401, (key.kid, method, path)
+
+
+async def test_an_hs256_token_keyed_with_the_public_key_is_401(client: httpx.AsyncClient) -> None:
+    """Algorithm confusion: the public key is published, so an HMAC made with it proves nothing."""
+    _principal, token = await registered_principal(client)
+    header = unb64url_json(token.split(".")[0]) | {"alg": "HS256"}
+    claims = unb64url_json(token.split(".")[1]) | {"role": "ADMIN"}
+    signed = f"{b64url_json(header)}.{b64url_json(claims)}"
+    mac = hmac.new(PUBLIC_KEY_PEM.encode(), signed.encode(), hashlib.sha256).digest()
     for method, path in PROTECTED:
-        response = await call(client, method, path, bearer(forged))
+        response = await call(client, method, path, bearer(f"{signed}.{b64url(mac)}"))
         assert response.status_code == 401, (method, path)
 
 

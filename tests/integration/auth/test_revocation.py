@@ -35,13 +35,13 @@ from services.kit.tokens import (
 from services.kit.web import create_service_app
 from tests.integration.auth.conftest import ClientFactory, SettingsFactory, running
 from tests.integration.auth.support import (
-    JWT_SECRET,
     PASSWORD,
     bearer,
     login,
     register,
     unique_email,
 )
+from tests.signing import token_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -73,7 +73,7 @@ def other_service(redis_url: str) -> FastAPI:
         yield
 
     settings = ServiceSettings(
-        APP_ENV="test", JWT_SECRET=JWT_SECRET, REDIS_URL=redis_url, service_name="other"
+        APP_ENV="test", **token_env(), REDIS_URL=redis_url, service_name="other"
     )
     app = create_service_app(settings, "other", lifespan)
     router = APIRouter()
@@ -304,5 +304,7 @@ async def test_tokens_signed_before_versions_existed_keep_working(
     """A token without `ver` or `sid` (signed before an upgrade) is version 0 of no family."""
     email = unique_email()
     user = await register(client, email)
-    legacy = issue_access_token(settings, Principal(user["id"], email, "USER"))
+    legacy = issue_access_token(
+        settings, settings.signing_key, Principal(user["id"], email, "USER")
+    )
     assert (await service.get("/mine", headers=bearer(legacy))).status_code == 200

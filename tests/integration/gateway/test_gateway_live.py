@@ -37,13 +37,13 @@ from services.gateway.settings import Settings
 from services.kit.errors import Unauthorized, problem
 from services.kit.live import ORDER_UPDATED, SYNC_REQUEST, OrderUpdate, create_emitter
 from services.kit.live import push_order_update as push
-from services.kit.tokens import Principal, Role, bearer_token, issue_access_token
+from services.kit.tokens import Principal, Role, bearer_token
 from services.kit.tokens import verify_access_token as verify
 from tests.integration.gateway.support import UvicornThread, closed_port
+from tests.signing import sign, token_env
 
 pytestmark = pytest.mark.integration
 
-SECRET = "live-updates-test-secret-of-at-least-32-characters"
 ORIGIN = "http://localhost:5173"
 OWNER = "user-owner"
 ORDER_ID = str(uuid.uuid4())
@@ -56,12 +56,12 @@ TIMELINE: list[dict[str, Any]] = [
 
 
 def token_settings(redis_url: str = "redis://127.0.0.1:1/0") -> Settings:
-    return Settings(APP_ENV="test", JWT_SECRET=SECRET, REDIS_URL=redis_url)
+    return Settings(APP_ENV="test", **token_env(), REDIS_URL=redis_url)
 
 
 def token(user_id: str, role: Role = "USER", *, now: datetime | None = None) -> str:
     principal = Principal(user_id=user_id, email=f"{user_id}@example.com", role=role)
-    return issue_access_token(token_settings(), principal, now=now)
+    return sign(token_settings(), principal, now=now)
 
 
 def orders_stub(raw_paths: list[str]) -> FastAPI:
@@ -196,7 +196,7 @@ def orders(orders_paths: list[str]) -> Iterator[UvicornThread]:
 def gateway_settings(redis_url: str, orders_url: str) -> Settings:
     return Settings(
         APP_ENV="test",
-        JWT_SECRET=SECRET,
+        **token_env(),
         REDIS_URL=redis_url,
         ORDER_SERVICE_URL=orders_url,
         CORS_ORIGINS=ORIGIN,

@@ -14,18 +14,17 @@ from prometheus_client import REGISTRY
 from devstack.testing import RedisServer
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
-from services.kit.tokens import Principal, issue_access_token
+from services.kit.tokens import Principal
 from tests.integration.gateway.support import UvicornThread, closed_port
+from tests.signing import sign, token_env
 
 pytestmark = pytest.mark.integration
-
-SECRET = "live-metrics-test-secret-of-at-least-32-characters"
 
 
 def settings(redis_url: str) -> Settings:
     return Settings(
         APP_ENV="test",
-        JWT_SECRET=SECRET,
+        **token_env(),
         REDIS_URL=redis_url,
         ORDER_SERVICE_URL=f"http://127.0.0.1:{closed_port()}",
         UPSTREAM_TIMEOUT_SECONDS=2,
@@ -56,7 +55,7 @@ async def test_connections_are_counted_while_open(
 ) -> None:
     before = connections()
     principal = Principal(user_id="metered", email="metered@example.com", role="USER")
-    token = issue_access_token(settings(redis_server.url), principal)
+    token = sign(settings(redis_server.url), principal)
     clients = [socketio.AsyncClient() for _ in range(2)]
     for client in clients:
         await client.connect(

@@ -31,12 +31,13 @@ from starlette.routing import Route as StarletteRoute
 from devstack.testing import RedisServer
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
+from services.kit.keys import SigningKey, generate_pem_pair
 from services.kit.tokens import Principal, Role, issue_access_token
 from tests.integration.gateway.support import UvicornThread, closed_port, listening_socket
+from tests.signing import SIGNING_KEY, sign, token_env
 
 pytestmark = pytest.mark.integration
 
-SECRET = "integration-test-secret-of-at-least-32-characters"
 TIMEOUT_SECONDS = 1.0
 MAX_CONNECTIONS = 4
 MAX_BODY = 4096
@@ -131,9 +132,9 @@ class Gateway:
         self.settings = settings
         self.client = httpx.Client(base_url=server.url, timeout=10)
 
-    def token(self, role: Role = "USER", settings: Settings | None = None) -> str:
+    def token(self, role: Role = "USER", key: SigningKey = SIGNING_KEY) -> str:
         principal = Principal(user_id=f"{role.lower()}-1", email="a@example.com", role=role)
-        return issue_access_token(settings or self.settings, principal)
+        return issue_access_token(self.settings, key, principal)
 
     def auth(self, role: Role = "USER") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role)}"}
@@ -158,7 +159,7 @@ def gateway(
 ) -> Iterator[Gateway]:
     settings = Settings(
         APP_ENV="test",
-        JWT_SECRET=SECRET,
+        **token_env(),
         REDIS_URL=redis_server.url,
         AUTH_SERVICE_URL=upstream.url,
         ORDER_SERVICE_URL=upstream.url,
@@ -383,8 +384,7 @@ def test_a_tampered_or_foreign_token_is_401(gateway: Gateway) -> None:
     tampered = _tampered(gateway.token("USER"))
     response = gateway.client.get("/orders", headers={"Authorization": f"Bearer {tampered}"})
     assert_problem(response, 401)
-    foreign_settings = Settings(APP_ENV="test", JWT_SECRET="another-secret-of-at-least-32-chars!!")
-    foreign = gateway.token("ADMIN", settings=foreign_settings)
+    foreign = gateway.token("ADMIN", key=SigningKey.from_pem(generate_pem_pair()[0]))
     response = gateway.client.get("/orders", headers={"Authorization": f"Bearer {foreign}"})
     assert_problem(response, 401)
     response = gateway.client.get("/orders", headers={"Authorization": "Basic dXNlcjpwdw=="})
@@ -549,7 +549,7 @@ def test_a_trailing_slash_redirect_never_reveals_the_upstreams_address(
     with UvicornThread(service) as upstream:
         settings = Settings(
             APP_ENV="test",
-            JWT_SECRET=SECRET,
+            **token_env(),
             REDIS_URL=redis_server.url,
             ORDER_SERVICE_URL=upstream.url,
             INVENTORY_SERVICE_URL=upstream.url,
@@ -559,7 +559,7 @@ def test_a_trailing_slash_redirect_never_reveals_the_upstreams_address(
             httpx.Client(base_url=server.url, timeout=10) as client,
         ):
             user = Principal(user_id="user-1", email="a@example.com", role="USER")
-            headers = {"Authorization": f"Bearer {issue_access_token(settings, user)}"}
+            headers = {"Authorization": f"Bearer {sign(settings, user)}"}
             for path, expected in [
                 ("/inventory/products/", "/inventory/products"),
                 ("/orders/?page=2", "/orders?page=2"),

@@ -30,7 +30,6 @@ from services.kit.tokens import (
     Principal,
     Role,
     family_marker_key,
-    issue_access_token,
     user_marker_key,
 )
 from tests.integration.gateway.support import UvicornThread, closed_port
@@ -41,6 +40,7 @@ from tests.integration.gateway.test_gateway_live import (
     until,
     update,
 )
+from tests.signing import sign
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def token(
         version=version,
         session_id=family,
     )
-    return issue_access_token(settings, principal, now=now)
+    return sign(settings, principal, now=now)
 
 
 class Client:

@@ -26,12 +26,12 @@ from devstack.testing import RedisServer
 from services.gateway import service
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
-from services.kit.tokens import Principal, issue_access_token
+from services.kit.tokens import Principal
 from tests.integration.gateway.support import UvicornThread, closed_port
+from tests.signing import sign, token_env
 
 pytestmark = pytest.mark.integration
 
-SECRET = "integration-test-secret-of-at-least-32-characters"
 WAIT_SECONDS = 5.0
 
 
@@ -81,7 +81,7 @@ class Gateway:
 
     def auth(self, user: str) -> dict[str, str]:
         principal = Principal(user_id=user, email=f"{user}@example.com", role="USER")
-        return {"Authorization": f"Bearer {issue_access_token(self.settings, principal)}"}
+        return {"Authorization": f"Bearer {sign(self.settings, principal)}"}
 
     def request(self, method: str, path: str, user: str = "ada", **kwargs: Any) -> httpx.Response:
         return self.client.request(method, path, headers=self.auth(user), **kwargs)
@@ -102,7 +102,7 @@ def gateway(
 ) -> Iterator[Gateway]:
     settings = Settings(
         APP_ENV="test",
-        JWT_SECRET=SECRET,
+        **token_env(),
         REDIS_URL=redis_server.url,
         ORDER_SERVICE_URL=upstream[1].url,
         UPSTREAM_TIMEOUT_SECONDS=WAIT_SECONDS * 2,

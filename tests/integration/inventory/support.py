@@ -29,9 +29,9 @@ from services.kit.order_events import (
 )
 from services.kit.outbox import event
 from tests.integration.fixtures import fresh_consumer_group
+from tests.signing import token_env
 from tests.support import Bearer
 
-JWT_SECRET = "inventory-integration-tests-secret-0123456789"
 T = TypeVar("T")
 _redis_databases = iter(range(1, 16))
 
@@ -51,7 +51,7 @@ def inventory_settings(
         "APP_ENV": "test",
         "REDIS_URL": redis_url,
         "KAFKA_BROKER": kafka_server.bootstrap,
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         # From the topics' current end: the session's Kafka holds every earlier suite's orders,
         # and a group reading them all would count their refusals in this process's metrics
         # while a test compares those counters.

@@ -41,7 +41,8 @@ from tests.integration.fixtures import (
     schema_connection,
 )
 from tests.integration.notifications.providers import ProviderDouble, provider_double
-from tests.integration.notifications.support import FAST_RETRIES, JWT_SECRET, QueueReader
+from tests.integration.notifications.support import FAST_RETRIES, QueueReader
+from tests.signing import token_env
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def settings(
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
         "RABBITMQ_URL": vhost_url,
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
             kafka_server, "notifications-test", EVENT_HANDLERS
         ),

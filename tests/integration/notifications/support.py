@@ -27,7 +27,6 @@ from services.kit.outbox import event
 from services.notifications.topology import WORK_QUEUES
 from tests.support import Bearer
 
-JWT_SECRET = "notifications-integration-tests-secret-0123456789"
 FAST_RETRIES: dict[str, Any] = {"retry_delays_seconds": (1, 2), "max_attempts": 3}
 """Retry delays and attempts for the worker tests (their own virtual host, their own queues)."""
 

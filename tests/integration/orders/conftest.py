@@ -29,10 +29,10 @@ from tests.integration.fixtures import (
     schema_connection,
 )
 from tests.integration.orders.support import (
-    JWT_SECRET,
     CatalogueStub,
     serve,
 )
+from tests.signing import token_env
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def orders_settings(
         "APP_ENV": "test",
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "INVENTORY_SERVICE_URL": inventory_url,
         "KAFKA_CONSUMER_GROUP": fresh_consumer_group(kafka_server, "orders-test", EVENT_HANDLERS),
         "DB_POOL_MIN": 2,

@@ -25,7 +25,6 @@ from redis.asyncio import Redis
 from devstack.ports import HOST, free_port
 from services.kit.live import REDIS_CHANNEL
 
-JWT_SECRET = "orders-integration-tests-secret-0123456789abcdef"
 ADDRESS = {
     "name": "Ada Lovelace",
     "line1": "1 Analytical Way",

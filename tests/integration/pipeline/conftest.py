@@ -38,9 +38,9 @@ from services.orders.settings import Settings as OrdersSettings
 from tests.integration.fixtures import fresh_consumer_group
 from tests.integration.orders.support import (
     ADDRESS,
-    JWT_SECRET,
     serve,
 )
+from tests.signing import token_env
 from tests.support import Bearer, bearer, eventually
 
 FINAL = frozenset({"CONFIRMED", "FAILED", "CANCELLED", "DELIVERED"})
@@ -185,7 +185,7 @@ async def start_platform(
     shared: dict[str, Any] = {
         **_database_env(postgres, database),
         "APP_ENV": "test",
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         # The module's admin token must outlive a long module (repeated kill tests).
         "ACCESS_TOKEN_TTL_SECONDS": 24 * 3600,
         "REDIS_URL": redis.url,

@@ -21,9 +21,10 @@ from services.analytics.handlers import EVENT_HANDLERS
 from services.analytics.main import create_app
 from services.analytics.settings import Settings
 from tests.integration.fixtures import fresh_consumer_group
-from tests.integration.orders.support import JWT_SECRET, serve
+from tests.integration.orders.support import serve
 from tests.integration.pipeline.conftest import Platform
 from tests.integration.prometheus import PrometheusServer, running_prometheus
+from tests.signing import token_env
 from tests.support import eventually
 
 
@@ -46,7 +47,7 @@ def analytics_settings(
     values: dict[str, Any] = {
         **postgres_server.env(database),
         "APP_ENV": "test",
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
         "PROMETHEUS_URL": prometheus.url,

@@ -47,7 +47,8 @@ from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
 from tests.integration.fixtures import fresh_consumer_group, rabbitmq_vhost, running
-from tests.integration.orders.support import ADDRESS, JWT_SECRET, serve
+from tests.integration.orders.support import ADDRESS, serve
+from tests.signing import token_env
 from tests.support import Bearer, bearer, eventually
 
 CLOSED = "http://127.0.0.1:9"
@@ -204,7 +205,7 @@ async def platform(
         "DB_POOL_MIN": 1,
         "DB_POOL_MAX": 5,
         "APP_ENV": "test",
-        "JWT_SECRET": JWT_SECRET,
+        **token_env(),
         "ACCESS_TOKEN_TTL_SECONDS": 3600,
         "REDIS_URL": redis_server.url,
         "KAFKA_BROKER": kafka_server.bootstrap,
@@ -264,7 +265,7 @@ async def platform(
                 create_gateway_app(
                     GatewaySettings(
                         APP_ENV="test",
-                        JWT_SECRET=JWT_SECRET,
+                        **token_env(),
                         REDIS_URL=redis_server.url,
                         AUTH_SERVICE_URL=CLOSED,
                         ORDER_SERVICE_URL=orders_url,

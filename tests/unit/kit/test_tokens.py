@@ -1,36 +1,53 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
 from services.kit.errors import Unauthorized
+from services.kit.keys import SigningKey, generate_pem_pair
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import Principal, bearer_token, issue_access_token, verify_access_token
+from tests.signing import PUBLIC_KEY_PEM, SIGNING_KEY, sign, token_env
 
-SETTINGS = ServiceSettings(JWT_SECRET="k" * 40)
+SETTINGS = ServiceSettings(APP_ENV="test", **token_env())
 ALICE = Principal(user_id="u-1", email="alice@example.com", role="USER")
 
 
-def _b64(data: dict[str, object]) -> str:
+def _b64(data: Mapping[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+def _claims(**extra: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {"sub": "u-1", "iss": "realtimeorder", "typ": "access"}
+    return claims | {"role": "ADMIN", "iat": now, "exp": now + timedelta(minutes=5)} | extra
+
+
 def test_round_trip() -> None:
-    assert verify_access_token(SETTINGS, issue_access_token(SETTINGS, ALICE)) == ALICE
+    assert verify_access_token(SETTINGS, sign(SETTINGS, ALICE)) == ALICE
+
+
+def test_a_token_is_eddsa_and_names_its_key() -> None:
+    header = jwt.get_unverified_header(sign(SETTINGS, ALICE))
+    assert header["alg"] == "EdDSA"
+    assert header["kid"] == SIGNING_KEY.kid
 
 
 def test_expired_token_is_refused() -> None:
-    token = issue_access_token(SETTINGS, ALICE, now=datetime.now(UTC) - timedelta(hours=1))
+    token = sign(SETTINGS, ALICE, now=datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(Unauthorized, match="expired"):
         verify_access_token(SETTINGS, token)
 
 
 def test_tampered_payload_is_refused() -> None:
-    header, _, signature = issue_access_token(SETTINGS, ALICE).split(".")
+    header, _, signature = sign(SETTINGS, ALICE).split(".")
     forged = _b64({"sub": "u-1", "role": "ADMIN", "iss": "realtimeorder", "typ": "access"})
     with pytest.raises(Unauthorized):
         verify_access_token(SETTINGS, f"{header}.{forged}.{signature}")
@@ -38,36 +55,55 @@ def test_tampered_payload_is_refused() -> None:
 
 def test_alg_none_is_refused() -> None:
     now = int(datetime.now(UTC).timestamp())
-    claims: dict[str, object] = {"sub": "u-1", "role": "ADMIN", "iss": "realtimeorder"}
-    claims["typ"] = "access"
-    claims |= {"iat": now, "exp": now + 600, "email": "x@example.com"}
-    token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    claims = _claims(iat=now, exp=now + 600)
+    header = {"alg": "none", "typ": "JWT", "kid": SIGNING_KEY.kid}
+    with pytest.raises(Unauthorized):
+        verify_access_token(SETTINGS, f"{_b64(header)}.{_b64(claims)}.")
+
+
+def test_a_token_signed_by_another_key_is_refused() -> None:
+    other = SigningKey.from_pem(generate_pem_pair()[0])
+    with pytest.raises(Unauthorized, match="known key"):
+        verify_access_token(SETTINGS, issue_access_token(SETTINGS, other, ALICE))
+
+
+def test_another_key_under_the_known_kid_is_refused() -> None:
+    other = SigningKey.from_pem(generate_pem_pair()[0])
+    impostor = SigningKey(other.private_key, SIGNING_KEY.kid)
+    with pytest.raises(Unauthorized, match="not valid"):
+        verify_access_token(SETTINGS, issue_access_token(SETTINGS, impostor, ALICE))
+
+
+def test_hs256_with_the_public_key_as_secret_is_refused() -> None:
+    """Algorithm confusion: the public key is no secret, so an HMAC made with it proves nothing."""
+    token = _hs256(_claims(), PUBLIC_KEY_PEM.encode(), kid=SIGNING_KEY.kid)
     with pytest.raises(Unauthorized):
         verify_access_token(SETTINGS, token)
 
 
-def test_other_secret_is_refused() -> None:
-    other = ServiceSettings(JWT_SECRET="z" * 40)
-    with pytest.raises(Unauthorized):
-        verify_access_token(SETTINGS, issue_access_token(other, ALICE))
+def test_a_token_without_kid_is_refused() -> None:
+    token = jwt.encode(_claims(), SIGNING_KEY.private_key, algorithm="EdDSA")
+    with pytest.raises(Unauthorized, match="known key"):
+        verify_access_token(SETTINGS, token)
 
 
 def test_token_of_another_type_is_refused() -> None:
-    now = datetime.now(UTC)
     token = jwt.encode(
-        {
-            "sub": "u-1",
-            "iss": "realtimeorder",
-            "typ": "refresh",
-            "role": "USER",
-            "iat": now,
-            "exp": now + timedelta(minutes=5),
-        },
-        SETTINGS.jwt_secret,
-        algorithm="HS256",
+        _claims(typ="refresh"),
+        SIGNING_KEY.private_key,
+        algorithm="EdDSA",
+        headers={"kid": SIGNING_KEY.kid},
     )
     with pytest.raises(Unauthorized):
         verify_access_token(SETTINGS, token)
+
+
+def test_every_listed_key_verifies_for_a_rotation() -> None:
+    old_private, old_public = generate_pem_pair()
+    both = ServiceSettings(APP_ENV="test", JWT_PUBLIC_KEY=old_public + PUBLIC_KEY_PEM)
+    old = SigningKey.from_pem(old_private)
+    assert verify_access_token(both, issue_access_token(both, old, ALICE)) == ALICE
+    assert verify_access_token(both, sign(both, ALICE)) == ALICE
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer ", "token"])
@@ -78,3 +114,15 @@ def test_bearer_header_must_be_well_formed(header: str | None) -> None:
 
 def test_bearer_header_yields_token() -> None:
     assert bearer_token("Bearer abc.def.ghi") == "abc.def.ghi"
+
+
+def _hs256(claims: dict[str, object], secret: bytes, *, kid: str) -> str:
+    """An HS256 token made by hand: PyJWT itself refuses a PEM key as an HMAC secret."""
+
+    def plain(value: object) -> object:
+        return int(value.timestamp()) if isinstance(value, datetime) else value
+
+    header = _b64({"alg": "HS256", "typ": "JWT", "kid": kid})
+    payload = _b64({name: plain(value) for name, value in claims.items()})
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"

@@ -7,6 +7,7 @@ import pytest
 from services.orders.domain import HoldingLimits, check_holding_limits
 from services.orders.errors import HoldingLimitReached
 from services.orders.settings import Settings
+from tests.signing import token_env
 
 LIMITS = HoldingLimits(open_orders=3, units_per_product=10)
 
@@ -37,12 +38,12 @@ def test_no_limits_allow_anything() -> None:
 
 def test_limits_are_on_by_default_in_production_and_0_turns_them_off() -> None:
     assert Settings(APP_ENV="development").holding_limits == HoldingLimits()
-    assert Settings(APP_ENV="test", JWT_SECRET="x" * 40).holding_limits == HoldingLimits()
-    production = Settings(APP_ENV="production", JWT_SECRET="x" * 40)
+    assert Settings(APP_ENV="test", **token_env()).holding_limits == HoldingLimits()
+    production = Settings(APP_ENV="production", **token_env())
     assert production.holding_limits == HoldingLimits(open_orders=20, units_per_product=100)
     configured = Settings(
         APP_ENV="test",
-        JWT_SECRET="x" * 40,
+        **token_env(),
         MAX_OPEN_ORDERS_PER_USER=0,
         MAX_OPEN_UNITS_PER_PRODUCT=5,
     )
