@@ -5,6 +5,10 @@ overrides): supervisord's config, socket and pid file, each process's log in `lo
 each server's data in `data/<name>/`, generated secrets and `stack.json`, the ports the running
 stack was started with (so `down` and `status` need no environment).
 
+The token key pair is generated on the first `up` into `token-signing.pem` (auth's private key,
+mode 600, JWT_PRIVATE_KEY_FILE for auth alone) and `token-verify.pem` (the public key,
+JWT_PUBLIC_KEY_FILE for every service), and kept until `make clean`.
+
 `up` starts supervisord with every program stopped, then starts them in stages and waits for
 each one's own readiness probe: the private epmd, then the backing servers (with Mailpit and the
 SMS and push provider sink standing in for the notification providers, and Jaeger, the trace
@@ -20,7 +24,6 @@ import hashlib
 import json
 import os
 import pwd
-import secrets
 import shlex
 import shutil
 import signal
@@ -39,6 +42,7 @@ from devstack.platform import port_variable, service_port
 from devstack.ports import HOST, is_listening, wait_closed
 from devstack.process import child_environment, log_tail
 from devstack.servers import ServerSpec
+from services.kit.keys import generate_pem_pair
 from services.registry import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -175,28 +179,32 @@ class StackConfig:
         return ports | self.services | workers
 
 
-def load_secrets(run_dir: Path) -> dict[str, str]:
-    """Secrets generated on the first `up` and kept in .run/secrets.env (KEY=value lines)."""
-    path = run_dir / "secrets.env"
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                values[key.strip()] = value.strip()
-    if "JWT_SECRET" not in values:
-        values["JWT_SECRET"] = secrets.token_urlsafe(48)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-        path.chmod(0o600)
-    return values
+@dataclass(frozen=True)
+class TokenKeys:
+    """The files of the token key pair: auth's private key and the public key."""
+
+    private_key_file: Path
+    public_key_file: Path
+
+
+def token_keys(run_dir: Path) -> TokenKeys:
+    """The stack's token key pair, generated on the first `up` and kept in the run folder."""
+    keys = TokenKeys(run_dir / "token-signing.pem", run_dir / "token-verify.pem")
+    if not (keys.private_key_file.exists() and keys.public_key_file.exists()):
+        private_pem, public_pem = generate_pem_pair()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        keys.private_key_file.touch(mode=0o600)
+        keys.private_key_file.chmod(0o600)
+        keys.private_key_file.write_text(private_pem)
+        keys.public_key_file.write_text(public_pem)
+    return keys
 
 
 # --- what runs ----------------------------------------------------------------------------------
 
 
 def service_environment(
-    config: StackConfig, jwt_secret: str, environ: Mapping[str, str] = os.environ
+    config: StackConfig, keys: TokenKeys, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
     """The variables every service reads, pointing at this stack's servers (seed names).
 
@@ -217,7 +225,7 @@ def service_environment(
             f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{HOST}:{ports['rabbitmq']}/%2F"
         ),
         "REDIS_URL": f"redis://{HOST}:{ports['redis']}/0",
-        "JWT_SECRET": jwt_secret,
+        "JWT_PUBLIC_KEY_FILE": str(keys.public_key_file),
         # The notification workers' providers: Mailpit for email, the sink for SMS and push.
         "SMTP_HOST": HOST,
         "SMTP_PORT": str(ports["mailpit_smtp"]),
@@ -253,7 +261,12 @@ def http_ready(url: str) -> Callable[[], None]:
     return probe
 
 
-def service_spec(config: StackConfig, name: str, env: Mapping[str, str]) -> ServerSpec:
+def service_spec(
+    config: StackConfig, name: str, env: Mapping[str, str], keys: TokenKeys
+) -> ServerSpec:
+    """`realtimeorder serve <name>`; auth alone gets the private key."""
+    if name == "auth":
+        env = {**env, "JWT_PRIVATE_KEY_FILE": str(keys.private_key_file)}
     return _python_program(name, ("serve", name), config.services[name], env)
 
 
@@ -321,7 +334,7 @@ def clean() -> int:
     return 0
 
 
-def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
+def stages(config: StackConfig, keys: TokenKeys) -> list[list[ServerSpec]]:
     """What `up` starts, in order: each stage is ready before the next one starts."""
     data, ports = config.run_dir / "data", config.ports
     rabbit_ports = servers.RabbitPorts(
@@ -330,7 +343,7 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
         dist=ports["rabbitmq_dist"],
         epmd=ports["rabbitmq_epmd"],
     )
-    env = service_environment(config, jwt_secret)
+    env = service_environment(config, keys)
     scraped = config.services | {
         worker_program(channel): port for channel, port in config.workers.items()
     }
@@ -354,7 +367,7 @@ def stages(config: StackConfig, jwt_secret: str) -> list[list[ServerSpec]]:
             servers.mailpit(data / "mailpit", ports["mailpit_smtp"], ports["mailpit_http"]),
             servers.provider_sink(ports["provider_sink"]),
         ],
-        [service_spec(config, name, env) for name in config.services],
+        [service_spec(config, name, env, keys) for name in config.services],
         # After the services: the workers use the queues and tables notifications creates.
         [worker_spec(config, channel, env) for channel in config.workers],
         web.specs(f"http://localhost:{config.services['gateway']}"),
@@ -574,7 +587,7 @@ def up() -> int:
     for name, reason in config.skipped.items():
         print(f"skipping {name}: {reason}")
     place_postgres_data(config)
-    plan = stages(config, load_secrets(directory)["JWT_SECRET"])
+    plan = stages(config, token_keys(directory))
 
     if running:
         states = _process_states(config)
@@ -599,7 +612,7 @@ def up() -> int:
         for log in config.logs.glob("*.log"):  # the previous run's logs stay for one more
             log.replace(log.with_suffix(".log.1"))
         config.save()
-        config.supervisord_conf.touch(mode=0o600)  # it holds JWT_SECRET
+        config.supervisord_conf.touch(mode=0o600)  # it holds the stack's passwords
         config.supervisord_conf.write_text(render_supervisord_conf(config, plan))
         start_supervisord(config)
 
@@ -761,7 +774,7 @@ def status() -> int:
     if config is None or not supervisord_running(config):
         print("The stack is not running (make up starts it).")
         return 0
-    plan = stages(config, load_secrets(directory)["JWT_SECRET"])
+    plan = stages(config, token_keys(directory))
     ports = {spec.name: list(spec.ports.values()) for stage in plan for spec in stage}
     print(f"{'program':<14} {'state':<9} {'pid':>7}  {'ports':<24} details")
     for name, info in _process_states(config).items():

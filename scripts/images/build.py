@@ -775,13 +775,25 @@ def check_user(eng: Engine, container: Container, ref: str, uid: int) -> None:
         raise ImageError(f"{ref}: container processes run as uids {uids}, expected only {uid}")
 
 
+def public_key(eng: Engine, ref: str) -> str:
+    """A fresh token verification key, made by the image (so its crypto library is there)."""
+    code = "from services.kit.keys import generate_pem_pair; print(generate_pem_pair()[1])"
+    result = eng.run_once(ref, ["python", "-c", code])
+    if result.returncode != 0 or "BEGIN PUBLIC KEY" not in result.stdout:
+        raise ImageError(
+            f"{ref}: making a token key pair failed (exit {result.returncode}):\n"
+            f"{result.stdout}{result.stderr[-2000:]}"
+        )
+    return result.stdout.strip()
+
+
 def smoke(images: list[Image], tag: str) -> None:
     eng = engine()
     for image in images:
         ref = image.ref(tag)
         start = time.monotonic()
         if image.key == "services":
-            env = {"PORT": "3000", "JWT_SECRET": secrets.token_hex(24)}
+            env = {"PORT": "3000", "JWT_PUBLIC_KEY": public_key(eng, ref)}
             with eng.running(ref, ["serve", "gateway"], env) as container:
                 wait_healthz(container, 3000)
                 check_user(eng, container, ref, APP_UID)

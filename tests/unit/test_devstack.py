@@ -16,6 +16,7 @@ from supervisor.options import ServerOptions
 
 from devstack import servers, stack
 from devstack.platform import port_variable
+from services.kit.keys import SigningKey, verifying_keys
 from services.registry import SERVICES, Service
 
 OVERRIDES = {
@@ -76,7 +77,7 @@ def test_mail_and_provider_stand_ins_and_workers_have_their_ports(tmp_path: Path
 
 def test_the_workers_run_after_the_services_with_their_environment(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    plan = stack.stages(config, "secret")
+    plan = stack.stages(config, keys(tmp_path))
     assert {spec.name for spec in plan[1]} >= {"mailpit", "provider-sink"}
     assert [spec.name for spec in plan[stack.SERVICE_STAGE + 1]] == [
         "email-worker",
@@ -99,12 +100,12 @@ def test_without_the_notifications_service_no_worker_runs(
     config = make_config(tmp_path)
     assert config.workers == {}
     assert config.skipped["sms-worker"] == "it works for nosuchservice, not started"
-    assert stack.stages(config, "secret")[stack.SERVICE_STAGE + 1] == []
+    assert stack.stages(config, keys(tmp_path))[stack.SERVICE_STAGE + 1] == []
 
 
 def test_the_web_apps_run_last_against_the_gateway(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    web = stack.stages(config, "secret")[-1]
+    web = stack.stages(config, keys(tmp_path))[-1]
     assert [spec.name for spec in web] == ["user-app", "admin-dashboard"]
     gateway = f"http://localhost:{config.services['gateway']}"
     assert all(spec.argv[-2:] == ("--api-url", gateway) for spec in web)
@@ -132,14 +133,15 @@ def test_every_service_has_its_own_port_and_port_variable() -> None:
 
 def test_services_point_at_the_stack_servers_with_the_seed_variables(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    env = stack.service_environment(config, "s3cret", OVERRIDES)
+    env = stack.service_environment(config, keys(tmp_path), OVERRIDES)
     assert env["DB_PORT"] == "15432"
     assert env["DB_NAME"] == "realtimeorder"
     assert env["KAFKA_BROKER"] == "127.0.0.1:19092"
     assert env["RABBITMQ_URL"] == "amqp://admin:admin@127.0.0.1:15673/%2F"
     assert env["AUTH_SERVICE_URL"] == "http://127.0.0.1:13001"
     assert env["NOTIFICATION_SERVICE_URL"] == "http://127.0.0.1:3004"
-    assert env["JWT_SECRET"] == "s3cret"
+    assert env["JWT_PUBLIC_KEY_FILE"] == str(tmp_path / "token-verify.pem")
+    assert "JWT_PRIVATE_KEY_FILE" not in env
     assert env["APP_ENV"] == "development"
     assert env["SMTP_HOST"] == "127.0.0.1"
     assert env["SMTP_PORT"] == "11025"
@@ -147,17 +149,31 @@ def test_services_point_at_the_stack_servers_with_the_seed_variables(tmp_path: P
     assert env["PUSH_PROVIDER_URL"] == "http://127.0.0.1:18026/push"
 
 
-def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
-    first = stack.load_secrets(tmp_path)
-    assert len(first["JWT_SECRET"]) >= 32
-    assert stack.load_secrets(tmp_path) == first
-    assert (tmp_path / "secrets.env").stat().st_mode & 0o777 == 0o600
+def test_the_token_key_pair_is_generated_once_and_the_private_key_is_private(
+    tmp_path: Path,
+) -> None:
+    first = stack.token_keys(tmp_path)
+    private_pem = first.private_key_file.read_text()
+    assert stack.token_keys(tmp_path) == first
+    assert first.private_key_file.read_text() == private_pem
+    assert first.private_key_file.stat().st_mode & 0o777 == 0o600
+    signing = SigningKey.from_pem(private_pem)
+    assert verifying_keys(first.public_key_file.read_text()).keys() == {signing.kid}
+
+
+def test_only_auth_gets_the_private_key(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    specs = [spec for stage in stack.stages(config, keys(tmp_path)) for spec in stage]
+    holders = {spec.name for spec in specs if "JWT_PRIVATE_KEY_FILE" in spec.env}
+    assert holders == {"auth"}
+    services = [spec for spec in specs if spec.name in config.services]
+    assert all(spec.env["JWT_PUBLIC_KEY_FILE"].endswith("token-verify.pem") for spec in services)
 
 
 def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    awkward_secret = "a%b\\c,d=e'f"
-    plan = stack.stages(config, awkward_secret)
+    awkward = tmp_path / "a%b\\c,d=e'f"
+    plan = stack.stages(config, keys(awkward))
     config.logs.mkdir(parents=True)
     config.supervisord_conf.write_text(stack.render_supervisord_conf(config, plan))
 
@@ -176,7 +192,7 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
             assert environment[key] == value
 
     gateway = programs["gateway"].environment
-    assert gateway["JWT_SECRET"] == awkward_secret
+    assert gateway["JWT_PUBLIC_KEY_FILE"] == str(awkward / "token-verify.pem")
     assert gateway["RABBITMQ_URL"].endswith("/%2F")
     assert gateway["PORT"] == "13000"
     if os.geteuid() == 0:
@@ -185,15 +201,15 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
 
 def test_a_value_supervisord_cannot_hold_is_refused(tmp_path: Path) -> None:
     config = make_config(tmp_path)
-    with pytest.raises(ValueError, match="JWT_SECRET cannot be passed"):
-        stack.render_supervisord_conf(config, stack.stages(config, 'has "quotes"'))
+    with pytest.raises(ValueError, match="JWT_PUBLIC_KEY_FILE cannot be passed"):
+        stack.render_supervisord_conf(config, stack.stages(config, keys(tmp_path / 'a "b"')))
 
 
 def test_supervisord_stops_services_before_servers_and_epmd_last(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config.logs.mkdir(parents=True)
     config.supervisord_conf.write_text(
-        stack.render_supervisord_conf(config, stack.stages(config, "secret"))
+        stack.render_supervisord_conf(config, stack.stages(config, keys(tmp_path)))
     )
     programs = parse_supervisord_conf(config.supervisord_conf)
     priority = {name: p.priority for name, p in programs.items()}
@@ -275,3 +291,8 @@ def test_rabbitmq_listens_on_loopback_with_an_administrator() -> None:
     assert conf["management.tcp.port"] == "15672"
     assert conf["default_user"] == "admin"
     assert conf["default_user_tags.administrator"] == "true"
+
+
+def keys(run_dir: Path) -> stack.TokenKeys:
+    """Key file names in `run_dir`, without making the keys."""
+    return stack.TokenKeys(run_dir / "token-signing.pem", run_dir / "token-verify.pem")
