@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount, Route
@@ -21,8 +22,15 @@ from starlette.types import Receive, Scope, Send
 
 from services.gateway.errors import InvalidPath
 from services.gateway.headers import public_location, upstream_request_headers, upstream_url
+from services.gateway.products import ProductListCache, without_validators
 from services.gateway.routes import ROUTES, has_dot_segments, match_route, service_prefixes
-from services.gateway.service import UpstreamRequest, authorize, forward, read_body
+from services.gateway.service import (
+    UpstreamAnswer,
+    UpstreamRequest,
+    authorize,
+    forward,
+    read_body,
+)
 from services.gateway.settings import Settings
 from services.kit.errors import NotFound
 from services.kit.logs import request_id_var
@@ -60,12 +68,18 @@ class Proxy:
         if route is None:
             raise NotFound(f"No service serves {method} {path}.")
         authorization = content_length = None
+        if_none_match = accept_encoding = None
         for name, value in scope["headers"]:
             if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
             elif name == b"content-length" and content_length is None:
                 content_length = value.decode("latin-1")
-        await authorize(scope["app"].state, route.policy, authorization)
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"accept-encoding":
+                accept_encoding = value
+        state = scope["app"].state
+        await authorize(state, route.policy, authorization)
         try:
             body = await read_body(
                 content_length, _body_chunks(receive), settings.max_request_body_bytes
@@ -89,7 +103,26 @@ class Proxy:
             ),
             body=body,
         )
-        answer = await forward(scope["app"].state.http_session, outgoing, route.upstream)
+        products: ProductListCache = state.product_cache
+        cached = products.serves(method, path)
+        if cached:
+            outgoing = replace(outgoing, headers=without_validators(outgoing.headers))
+
+        async def fetch() -> UpstreamAnswer:
+            return await forward(state.http_session, outgoing, route.upstream)
+
+        if cached:
+            answer = await products.answer(
+                state,
+                authorization=authorization,
+                query=scope.get("query_string", b""),
+                if_none_match=if_none_match,
+                accept_encoding=accept_encoding,
+                fetch=fetch,
+            )
+        else:
+            answer = await fetch()
+            products.after_forwarded(route.upstream, method, answer.status)
         headers = public_location(answer.headers, upstream_base)
         length = answer.content_length if method == "HEAD" else str(len(answer.body))
         if length is not None and answer.status >= 200 and answer.status not in _NO_BODY_STATUSES:

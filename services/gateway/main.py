@@ -37,6 +37,7 @@ from services.gateway.live import (
     listen_for_pushes,
     stop_listening,
 )
+from services.gateway.products import ProductChangesListener, ProductListCache
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
 from services.kit.cache import create_redis
@@ -74,6 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         add_readiness_check(app, "redis", redis.ping)
         runtime = Runtime(settings.service_name)
         runtime.add("session-events", lambda: SessionEventsListener(redis, socket_sessions))
+        if settings.product_cache_max_entries:
+            runtime.add(
+                "product-changes",
+                lambda: ProductChangesListener(
+                    redis, product_cache, settings.product_cache_check_seconds
+                ),
+            )
         runtime.attach(app)
         try:
             async with create_http_session(settings) as session:
@@ -88,7 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await redis.aclose()
 
+    product_cache = ProductListCache(
+        settings.product_cache_max_entries, settings.product_cache_check_seconds
+    )
     app = create_service_app(settings, title="RealTimeOrder gateway", lifespan=lifespan)
+    app.state.product_cache = product_cache
     app.state.sockets = sockets
     app.state.socket_sessions = socket_sessions
     app.router.routes.extend(proxy_routes())

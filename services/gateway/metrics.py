@@ -20,3 +20,16 @@ SOCKET_CONNECTIONS = Gauge(
     "gateway_socketio_connections",
     "Socket.IO connections this replica accepted and still holds (refused ones never count).",
 )
+PRODUCT_CACHE = Counter(
+    "gateway_product_cache_requests_total",
+    "Product list reads by how the gateway's copy answered: hit, miss (fetched), coalesced "
+    "(waited for another request's fetch), bypass (forwarded: copy unconfirmed or token for "
+    "inventory to judge).",
+    ["result"],
+)
+PRODUCT_CACHE_NOT_MODIFIED = Counter(
+    "gateway_product_cache_not_modified_total",
+    "Product list reads answered 304 Not Modified from the gateway's copy.",
+)
+for _result in ("hit", "miss", "coalesced", "bypass"):
+    PRODUCT_CACHE.labels(_result)

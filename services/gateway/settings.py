@@ -56,6 +56,12 @@ class Settings(_UpstreamUrls):
     # before the service does, instead of racing it with a request on a closing socket.
     upstream_keepalive_seconds: float = Field(default=4.0, alias="UPSTREAM_KEEPALIVE_SECONDS", gt=0)
     max_request_body_bytes: int = Field(default=1024 * 1024, alias="MAX_REQUEST_BODY_BYTES", gt=0)
+    # The product list from memory (services/gateway/products.py): a change is served at most
+    # twice the check interval after inventory marked it; 0 entries turns the copy off.
+    product_cache_check_seconds: float = Field(
+        default=0.5, alias="PRODUCT_CACHE_CHECK_SECONDS", gt=0
+    )
+    product_cache_max_entries: int = Field(default=256, alias="PRODUCT_CACHE_MAX_ENTRIES", ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS), alias="CORS_ORIGINS"
     )

@@ -1,5 +1,8 @@
 """The product list cache in Redis, invalidated as a whole by one INCR.
 
+The INCR also announces the change to the gateway, which serves the public list from memory
+(services/kit/cache.py has the signal, services/gateway/products.py the copy).
+
 Every cached page is stored as `<generation>:<json>` under a key derived from the normalised
 query. Every product or stock change increments the generation counter after its transaction
 commits; a read fetches the counter and the page in one MGET and uses the page only if it was
@@ -32,8 +35,8 @@ from redis.exceptions import RedisError
 
 from services.inventory.domain import ProductQuery
 from services.inventory.metrics import PRODUCT_CACHE
+from services.kit.cache import PRODUCT_GENERATION_KEY, mark_products_changed
 
-GENERATION_KEY = "inventory:products:generation"
 _PAGE_PREFIX = "inventory:products:list:"
 _STORED_PREFIX = "inventory:products:stored:"
 DEFAULT_MAX_PAGES = 2000
@@ -58,7 +61,7 @@ class ProductListCache:
         key = cache_key(query)
         generation = "0"
         try:
-            current, page = await self.redis.mget(GENERATION_KEY, key)
+            current, page = await self.redis.mget(PRODUCT_GENERATION_KEY, key)
             generation = str(current or "0")
             if page is not None:
                 page_generation, _, body = str(page).partition(":")
@@ -91,9 +94,10 @@ class ProductListCache:
         return int(stored) <= self.max_pages
 
     async def invalidate(self) -> None:
-        """Make every cached page stale; call after the change's transaction has committed."""
+        """Make every cached page stale, here and in the gateway's copy (services/kit/cache.py);
+        call after the change's transaction has committed."""
         try:
-            await self.redis.incr(GENERATION_KEY)
+            await mark_products_changed(self.redis)
         except RedisError:
             # The change is committed; cached pages stay stale until their TTL runs out.
             log.error("could not invalidate the product cache", exc_info=True)

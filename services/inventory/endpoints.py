@@ -19,6 +19,7 @@ from services.inventory.schemas import (
     product_query,
 )
 from services.inventory.service import InventoryService
+from services.kit.cache import etag_matches, weak_etag
 from services.kit.errors import InvalidInput
 from services.kit.models import INT4_MAX, Text
 from services.kit.security import CurrentAdmin, authenticate
@@ -59,7 +60,12 @@ async def list_products(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[Text | None, Query(max_length=1000)] = None,
     ids: Annotated[Text | None, Query(max_length=4000)] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
+    """The page, tagged with a weak ETag: sent back in `If-None-Match`, it is answered
+    304 Not Modified while the page has not changed."""
+    # `Cache-Control: no-cache` lets a browser keep the page but ask again each time (a 304
+    # costs no body); the gateway keeps only pages that carry the tag (gateway/products.py).
     query = product_query(
         q=q,
         active=active,
@@ -71,8 +77,12 @@ async def list_products(
         ids=ids,
         is_admin=_is_admin(caller),
     )
-    body = await inventory.list_products(query)
-    return Response(content=body, media_type="application/json")
+    body = (await inventory.list_products(query)).encode()
+    etag = weak_etag(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Authorization"}
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type="application/json", headers=headers)
 
 
 @router.get("/products/{product_id}", response_model=ProductOut)

@@ -288,7 +288,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Products */
+        /**
+         * List Products
+         * @description The page, tagged with a weak ETag: sent back in `If-None-Match`, it is answered
+         *     304 Not Modified while the page has not changed.
+         */
         get: operations["list_products_inventory_products_get"];
         put?: never;
         /** Create Product */
@@ -2173,6 +2177,7 @@ export interface operations {
             };
             header?: {
                 authorization?: string | null;
+                "if-none-match"?: string | null;
             };
             path?: never;
             cookie?: never;
