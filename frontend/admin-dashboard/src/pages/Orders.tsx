@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import {
   ADMIN_TRANSITIONS,
   Alert,
@@ -14,6 +14,7 @@ import {
   formatMoney,
   formatTime,
   unwrap,
+  useConnected,
   useLiveEvent,
   useServices,
   type OrderSummary,
@@ -37,7 +38,17 @@ export function OrdersPage() {
   const cursor = cursors[cursors.length - 1] ?? null;
   const firstPage = cursors.length === 1;
 
+  // The list is read again on every connection of the live socket (the first included: pushes
+  // sent before the socket joined the admin room never reach it) and once more after a load
+  // during which a push arrived (the answer may predate what the push announced).
+  const [generation, setGeneration] = useState(0);
+  const loading = useRef(true);
+  const pushedWhileLoading = useRef(false);
+  useConnected(() => setGeneration((g) => g + 1));
+
   useEffect(() => {
+    let current = true;
+    loading.current = true;
     unwrap(
       api.GET("/orders", {
         params: {
@@ -53,12 +64,24 @@ export function OrdersPage() {
       }),
     )
       .then((page) => {
+        if (!current) return;
         setOrders(page.items);
         setNext(page.nextCursor);
         setError(null);
       })
-      .catch((e: unknown) => setError(describeError(e)));
-  }, [api, status, q, from, to, cursor]);
+      .catch((e: unknown) => current && setError(describeError(e)))
+      .finally(() => {
+        if (!current) return;
+        loading.current = false;
+        if (pushedWhileLoading.current) {
+          pushedWhileLoading.current = false;
+          setGeneration((g) => g + 1);
+        }
+      });
+    return () => {
+      current = false;
+    };
+  }, [api, status, q, from, to, cursor, generation]);
 
   const matchesFilters = useCallback(
     (order: OrderSummary) => firstPage && !q.trim() && !from && !to && (!status || order.status === status),
@@ -66,6 +89,7 @@ export function OrdersPage() {
   );
 
   useLiveEvent<OrderUpdate>(ORDER_UPDATED, (update) => {
+    if (loading.current) pushedWhileLoading.current = true;
     let known = false;
     setOrders((current) =>
       current?.map((o) => {
