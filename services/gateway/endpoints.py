@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from services.gateway.admission import Admission
 from services.gateway.errors import InvalidPath
 from services.gateway.headers import public_location, upstream_request_headers, upstream_url
 from services.gateway.products import ProductListCache, without_validators
@@ -108,8 +109,11 @@ class Proxy:
         if cached:
             outgoing = replace(outgoing, headers=without_validators(outgoing.headers))
 
+        admission: Admission = state.admission
+
         async def fetch() -> UpstreamAnswer:
-            return await forward(state.http_session, outgoing, route.upstream)
+            async with admission.gate(route.upstream).slot():
+                return await forward(state.http_session, outgoing, route.upstream)
 
         if cached:
             answer = await products.answer(

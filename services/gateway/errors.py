@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kit.errors import DomainError
+from services.kit.errors import DomainError, RateLimited
 
 
 class PayloadTooLarge(DomainError):
@@ -13,3 +13,10 @@ class PayloadTooLarge(DomainError):
 class InvalidPath(DomainError):
     status = 400
     code = "invalid-path"
+
+
+class Overloaded(RateLimited):
+    """The upstream's gate is full (admission.py): nothing was forwarded; retry later."""
+
+    status = 503
+    code = "overloaded"

@@ -30,6 +30,7 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from services.gateway.admission import Admission
 from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
 from services.gateway.live import (
     SessionEventsListener,
@@ -38,6 +39,7 @@ from services.gateway.live import (
     stop_listening,
 )
 from services.gateway.products import ProductChangesListener, ProductListCache
+from services.gateway.routes import UPSTREAM_NAMES
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
 from services.kit.cache import create_redis
@@ -101,6 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app = create_service_app(settings, title="RealTimeOrder gateway", lifespan=lifespan)
     app.state.product_cache = product_cache
+    app.state.admission = Admission(
+        UPSTREAM_NAMES,
+        limit=settings.upstream_max_in_flight,
+        queue_length=settings.upstream_queue_length,
+        queue_seconds=settings.upstream_queue_seconds,
+        retry_after=settings.overload_retry_after_seconds,
+    )
     app.state.sockets = sockets
     app.state.socket_sessions = socket_sessions
     app.router.routes.extend(proxy_routes())

@@ -33,3 +33,19 @@ PRODUCT_CACHE_NOT_MODIFIED = Counter(
 )
 for _result in ("hit", "miss", "coalesced", "bypass"):
     PRODUCT_CACHE.labels(_result)
+ADMISSION_SHED = Counter(
+    "gateway_admission_shed_total",
+    "Requests refused with 503 because their upstream had no free slot and no queue place "
+    "(or the queue wait ran out), by upstream.",
+    ["upstream"],
+)
+UPSTREAM_IN_FLIGHT = Gauge(
+    "gateway_upstream_in_flight",
+    "Requests forwarded to an upstream and not answered yet, by upstream.",
+    ["upstream"],
+)
+ADMISSION_QUEUED = Gauge(
+    "gateway_admission_queued",
+    "Requests waiting for a slot of their upstream, by upstream.",
+    ["upstream"],
+)
