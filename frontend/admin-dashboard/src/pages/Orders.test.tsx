@@ -16,7 +16,7 @@ const summary = (n: number, status: OrderSummary["status"] = "CREATED"): OrderSu
   total: "8.00",
   createdAt: "2026-01-02T10:00:00Z",
   updatedAt: "2026-01-02T10:00:00Z",
-  items: [{ productId: "p1", name: "Widget", quantity: 2, unitPrice: "4.00", lineTotal: "8.00" }],
+  items: [{ productId: "p1", sku: "W-1", name: "Widget", quantity: 2, unitPrice: "4.00", lineTotal: "8.00" }],
 });
 const older = summary(1);
 const placed = summary(2);
