@@ -31,6 +31,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from services import registry
+from services.kit.keys import SigningKey, verifying_keys
 from services.kit.order_events import ALL_TOPICS
 from tests.k8s.conftest import KubeCluster
 
@@ -352,7 +353,7 @@ def test_workers_run_their_channel_probe_health_and_finish_before_stopping(
             "WORKER_PREFETCH",
             "PROVIDER_TIMEOUT_SECONDS",
         } <= set(env), worker
-        assert not {"JWT_SECRET", "REDIS_URL"} & set(env), worker
+        assert not {"JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY_FILE", "REDIS_URL"} & set(env), worker
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["realtimeorder.io/uses-postgresql"] == "true"
         assert "realtimeorder.io/uses-kafka" not in labels
@@ -812,10 +813,13 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
     auth = env_of(pod_spec(external["auth"])["containers"][0])
     assert auth["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-database"
     assert auth["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-redis"
-    assert auth["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+    assert auth["JWT_PUBLIC_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "realtimeorder-jwt",
-        "key": "signing-key",
+        "key": "verifying-key.pem",
     }
+    signing = next(v for v in pod_spec(external["auth"])["volumes"] if "secret" in v)
+    assert signing["secret"]["secretName"] == "realtimeorder-jwt"
+    assert [item["key"] for item in signing["secret"]["items"]] == ["signing-key.pem"]
     assert auth["ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "realtimeorder-admin"
     assert not by_kind(rendered("external"), "Secret"), (
         "every secret is brought by the platform team"
@@ -849,7 +853,7 @@ def test_analytics_reads_prometheus_the_brokers_and_its_consumer_group(
         f"http://{RELEASE}-rabbitmq.{namespace}.svc:15672"
     )
     assert env["RABBITMQ_URL"]["value"].startswith("amqp://$(RABBITMQ_USERNAME):")
-    assert {"DB_PASSWORD", "REDIS_URL", "JWT_SECRET"} <= set(env)
+    assert {"DB_PASSWORD", "REDIS_URL", "JWT_PUBLIC_KEY"} <= set(env)
     assert "RABBITMQ_MANAGEMENT_USER" not in env, "the cluster's default user is RABBITMQ_URL's"
     labels = named(docs, "Deployment", f"{RELEASE}-analytics")["spec"]["template"]["metadata"][
         "labels"
@@ -960,6 +964,52 @@ def test_extra_env_overrides_what_the_chart_sets(
         assert len(names) == len(set(names)), deployment["metadata"]["name"]
     problems = dry_run_apply(kube, dynamic, by_kind(docs, "Deployment"), namespace)
     assert not problems, "\n".join(problems)
+
+
+def assert_a_token_key_pair(data: dict[str, str]) -> None:
+    """The Secret holds an Ed25519 private key and a certificate of its public key."""
+    private_pem = base64.b64decode(data["private.pem"]).decode()
+    public_pem = base64.b64decode(data["public.pem"]).decode()
+    assert "BEGIN CERTIFICATE" in public_pem
+    assert verifying_keys(public_pem).keys() == {SigningKey.from_pem(private_pem).kid}
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", ["default", "external", "operators"])
+def test_only_auth_holds_the_token_signing_key(rendered: Any, name: str) -> None:
+    """Auth alone mounts the private key (a volume of that one key, read by
+    JWT_PRIVATE_KEY_FILE); every service verifies with the public key; no worker gets either."""
+    values = chart_values()
+    docs = rendered(name)
+    secret = f"{RELEASE}-jwt"
+    private_key = "signing-key.pem" if name == "external" else values["jwt"]["privateKeyKey"]
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    assert set(PYTHON_SERVICES) <= set(deployments)
+    for name_, deployment in deployments.items():
+        spec = pod_spec(deployment)
+        env = env_of(spec["containers"][0])
+        mounted = [
+            item["key"]
+            for volume in spec.get("volumes", [])
+            if volume.get("secret", {}).get("secretName") == secret
+            for item in volume["secret"].get("items", [])
+        ]
+        if name_ == "auth":
+            assert mounted == [private_key]
+            path = env["JWT_PRIVATE_KEY_FILE"]["value"]
+            mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+            assert path.startswith(mounts["token-signing-key"] + "/")
+        else:
+            assert not mounted, name_
+            assert "JWT_PRIVATE_KEY_FILE" not in env, name_
+            refs = [e.get("valueFrom", {}).get("secretKeyRef", {}) for e in env.values()]
+            assert not [r for r in refs if r.get("key") == private_key], name_
+        if name_ in PYTHON_SERVICES:
+            assert env["JWT_PUBLIC_KEY"]["valueFrom"]["secretKeyRef"]["name"] == secret, name_
+        else:
+            assert "JWT_PUBLIC_KEY" not in env, name_
+    if name != "external":
+        assert_a_token_key_pair(named(docs, "Secret", secret)["data"])
 
 
 @pytest.mark.k8s
@@ -1441,7 +1491,7 @@ def test_the_dashboards_ship_as_config_maps_for_the_grafana_sidecar(
         (["--set", "gateway.replicacount=2"], "replicacount"),
         (["--set", "kafka.enabled=false"], "externalKafka.brokers"),
         (["--set", "redis.enabled=false"], "externalRedis.url"),
-        (["--set", "jwt.secret=too-short"], "at least 32 characters"),
+        (["--set", "jwt.secret=a-shared-secret-of-old"], "'secret' not allowed"),
         (
             [
                 "--set",
@@ -1674,7 +1724,7 @@ def test_install_and_upgrade_keep_generated_secrets_and_scaled_replicas(
         # No provider is configured in this profile: the notes say the workers cannot deliver.
         assert "workers.email.smtp.host, workers.sms.provider.url" in result.stdout
         first = secret_data()
-        assert len(first[f"{RELEASE}-jwt"]["jwt-secret"]) == 64  # 48 characters, base64-encoded
+        assert_a_token_key_pair(first[f"{RELEASE}-jwt"])
         # What the operator does to a worker its WorkerAutoscaler scales: patch the scale.
         worker = f"{RELEASE}-email-worker"
         apps.patch_namespaced_deployment_scale(worker, namespace, {"spec": {"replicas": 4}})

@@ -178,6 +178,11 @@ spec:
               subPath: config.json
               readOnly: true
             {{- end }}
+            {{- if eq .name "auth" }}
+            - name: token-signing-key
+              mountPath: {{ include "realtimeorder.jwt.privateKeyPath" $root | dir }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
@@ -189,6 +194,16 @@ spec:
         - name: web-config
           configMap:
             name: {{ include "realtimeorder.fullname" $root }}-web-config
+        {{- end }}
+        {{- if eq .name "auth" }}
+        # The tokens' private key: auth's alone, the one key of the Secret it is given.
+        - name: token-signing-key
+          secret:
+            secretName: {{ include "realtimeorder.jwt.secretName" $root }}
+            defaultMode: 0400
+            items:
+              - key: {{ $root.Values.jwt.privateKeyKey }}
+                path: {{ include "realtimeorder.jwt.privateKeyPath" $root | base }}
         {{- end }}
 {{- end }}
 {{- end -}}
@@ -209,11 +224,15 @@ which realtimeorder.mergeEnv lays over them). Takes the component entry with "ro
   value: {{ $root.Values.metricsPort | quote }}
 {{- include "realtimeorder.tracing.env" (dict "root" $root "name" .name) | nindent 0 }}
 {{- if $isService }}
-- name: JWT_SECRET
+- name: JWT_PUBLIC_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "realtimeorder.jwt.secretName" $root }}
-      key: {{ $root.Values.jwt.existingSecretKey }}
+      key: {{ $root.Values.jwt.publicKeyKey }}
+{{- if eq .name "auth" }}
+- name: JWT_PRIVATE_KEY_FILE
+  value: {{ include "realtimeorder.jwt.privateKeyPath" $root }}
+{{- end }}
 {{- end }}
 {{- include "realtimeorder.backingEnv" (dict "root" $root "uses" $values.uses) | nindent 0 }}
 {{- end }}
@@ -484,4 +503,9 @@ take every replica with it. Soft: a one-node cluster still schedules them all. *
 {{- $_ := set $scheduling "topologySpreadConstraints" (list (dict "maxSkew" 1 "topologyKey" "topology.kubernetes.io/zone" "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" $selector "matchLabelKeys" (list "pod-template-hash"))) -}}
 {{- end -}}
 {{- toYaml $scheduling -}}
+{{- end -}}
+
+{{/* Where auth reads the tokens' private key (JWT_PRIVATE_KEY_FILE). */}}
+{{- define "realtimeorder.jwt.privateKeyPath" -}}
+/var/run/secrets/realtimeorder/token-signing/private.pem
 {{- end -}}
