@@ -7,7 +7,10 @@ stack was started with (so `down` and `status` need no environment).
 
 The token key pair is generated on the first `up` into `token-signing.pem` (auth's private key,
 mode 600, JWT_PRIVATE_KEY_FILE for auth alone) and `token-verify.pem` (the public key,
-JWT_PUBLIC_KEY_FILE for every service), and kept until `make clean`.
+JWT_PUBLIC_KEY_FILE for every service), and kept until `make clean`. Each service with a
+schema connects as its own PostgreSQL role (devstack/roles.py), created or updated at every `up`
+with a password generated once into `database-roles.env` (mode 600); the workers use
+notifications' role.
 
 `up` starts supervisord with every program stopped, then starts them in stages and waits for
 each one's own readiness probe: the private epmd, then the backing servers (with Mailpit and the
@@ -24,6 +27,7 @@ import hashlib
 import json
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import signal
@@ -37,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack import servers, web
+from devstack import roles, servers, web
 from devstack.platform import port_variable, service_port
 from devstack.ports import HOST, is_listening, wait_closed
 from devstack.process import child_environment, log_tail
@@ -200,6 +204,25 @@ def token_keys(run_dir: Path) -> TokenKeys:
     return keys
 
 
+def role_passwords(run_dir: Path) -> dict[str, str]:
+    """Each service role's password, generated once into the run folder (role=password lines)."""
+    path = run_dir / "database-roles.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            role, sep, password = line.partition("=")
+            if sep:
+                values[role.strip()] = password.strip()
+    missing = [role for role in roles.SCHEMA_OWNERS if role not in values]
+    if missing:
+        values |= {role: secrets.token_urlsafe(24) for role in missing}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("".join(f"{role}={password}\n" for role, password in values.items()))
+    return values
+
+
 # --- what runs ----------------------------------------------------------------------------------
 
 
@@ -218,8 +241,6 @@ def service_environment(
         "DB_HOST": HOST,
         "DB_PORT": str(ports["postgres"]),
         "DB_NAME": DATABASE,
-        "DB_USER": "postgres",
-        "DB_PASSWORD": DB_PASSWORD,
         "KAFKA_BROKER": f"{HOST}:{ports['kafka']}",
         "RABBITMQ_URL": (
             f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{HOST}:{ports['rabbitmq']}/%2F"
@@ -262,18 +283,33 @@ def http_ready(url: str) -> Callable[[], None]:
 
 
 def service_spec(
-    config: StackConfig, name: str, env: Mapping[str, str], keys: TokenKeys
+    config: StackConfig,
+    name: str,
+    env: Mapping[str, str],
+    keys: TokenKeys,
+    passwords: Mapping[str, str],
 ) -> ServerSpec:
-    """`realtimeorder serve <name>`; auth alone gets the private key."""
+    """`realtimeorder serve <name>` as its database role; auth alone gets the private key."""
+    env = {**env, **database_login(name, passwords)}
     if name == "auth":
-        env = {**env, "JWT_PRIVATE_KEY_FILE": str(keys.private_key_file)}
+        env["JWT_PRIVATE_KEY_FILE"] = str(keys.private_key_file)
     return _python_program(name, ("serve", name), config.services[name], env)
 
 
-def worker_spec(config: StackConfig, channel: str, env: Mapping[str, str]) -> ServerSpec:
+def worker_spec(
+    config: StackConfig, channel: str, env: Mapping[str, str], passwords: Mapping[str, str]
+) -> ServerSpec:
     """`realtimeorder worker <channel>`; PORT serves its probes and metrics."""
     port = config.workers[channel]
+    env = {**env, **database_login(WORKERS_SERVICE, passwords)}
     return _python_program(worker_program(channel), ("worker", channel), port, env)
+
+
+def database_login(service: str, passwords: Mapping[str, str]) -> dict[str, str]:
+    """DB_USER and DB_PASSWORD of a service's own role; nothing for one without a schema."""
+    if service not in passwords:
+        return {}
+    return {"DB_USER": service, "DB_PASSWORD": passwords[service]}
 
 
 def _python_program(
@@ -334,7 +370,9 @@ def clean() -> int:
     return 0
 
 
-def stages(config: StackConfig, keys: TokenKeys) -> list[list[ServerSpec]]:
+def stages(
+    config: StackConfig, keys: TokenKeys, passwords: Mapping[str, str]
+) -> list[list[ServerSpec]]:
     """What `up` starts, in order: each stage is ready before the next one starts."""
     data, ports = config.run_dir / "data", config.ports
     rabbit_ports = servers.RabbitPorts(
@@ -367,9 +405,9 @@ def stages(config: StackConfig, keys: TokenKeys) -> list[list[ServerSpec]]:
             servers.mailpit(data / "mailpit", ports["mailpit_smtp"], ports["mailpit_http"]),
             servers.provider_sink(ports["provider_sink"]),
         ],
-        [service_spec(config, name, env, keys) for name in config.services],
+        [service_spec(config, name, env, keys, passwords) for name in config.services],
         # After the services: the workers use the queues and tables notifications creates.
-        [worker_spec(config, channel, env) for channel in config.workers],
+        [worker_spec(config, channel, env, passwords) for channel in config.workers],
         web.specs(f"http://localhost:{config.services['gateway']}"),
     ]
 
@@ -587,7 +625,8 @@ def up() -> int:
     for name, reason in config.skipped.items():
         print(f"skipping {name}: {reason}")
     place_postgres_data(config)
-    plan = stages(config, token_keys(directory))
+    passwords = role_passwords(directory)
+    plan = stages(config, token_keys(directory), passwords)
 
     if running:
         states = _process_states(config)
@@ -631,6 +670,8 @@ def up() -> int:
         _wait_stage(config, started)
         if any(spec.name == "postgres" for spec in stage):
             ensure_database(config)
+            conninfo = servers.postgres_conninfo(config.ports["postgres"], DB_PASSWORD, DATABASE)
+            roles.ensure_roles(conninfo, DATABASE, passwords)
     print_urls(config)
     return 0
 
@@ -774,7 +815,7 @@ def status() -> int:
     if config is None or not supervisord_running(config):
         print("The stack is not running (make up starts it).")
         return 0
-    plan = stages(config, token_keys(directory))
+    plan = stages(config, token_keys(directory), role_passwords(directory))
     ports = {spec.name: list(spec.ports.values()) for stage in plan for spec in stage}
     print(f"{'program':<14} {'state':<9} {'pid':>7}  {'ports':<24} details")
     for name, info in _process_states(config).items():

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from supervisor.options import ServerOptions
 
-from devstack import servers, stack
+from devstack import roles, servers, stack
 from devstack.platform import port_variable
 from services.kit.keys import SigningKey, verifying_keys
 from services.registry import SERVICES, Service
 
+PASSWORDS = {role: f"{role}-password" for role in roles.SCHEMA_OWNERS}
 OVERRIDES = {
     "POSTGRES_PORT": "15432",
     "KAFKA_PORT": "19092",
@@ -77,7 +78,7 @@ def test_mail_and_provider_stand_ins_and_workers_have_their_ports(tmp_path: Path
 
 def test_the_workers_run_after_the_services_with_their_environment(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    plan = stack.stages(config, keys(tmp_path))
+    plan = stack.stages(config, keys(tmp_path), PASSWORDS)
     assert {spec.name for spec in plan[1]} >= {"mailpit", "provider-sink"}
     assert [spec.name for spec in plan[stack.SERVICE_STAGE + 1]] == [
         "email-worker",
@@ -100,12 +101,12 @@ def test_without_the_notifications_service_no_worker_runs(
     config = make_config(tmp_path)
     assert config.workers == {}
     assert config.skipped["sms-worker"] == "it works for nosuchservice, not started"
-    assert stack.stages(config, keys(tmp_path))[stack.SERVICE_STAGE + 1] == []
+    assert stack.stages(config, keys(tmp_path), PASSWORDS)[stack.SERVICE_STAGE + 1] == []
 
 
 def test_the_web_apps_run_last_against_the_gateway(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    web = stack.stages(config, keys(tmp_path))[-1]
+    web = stack.stages(config, keys(tmp_path), PASSWORDS)[-1]
     assert [spec.name for spec in web] == ["user-app", "admin-dashboard"]
     gateway = f"http://localhost:{config.services['gateway']}"
     assert all(spec.argv[-2:] == ("--api-url", gateway) for spec in web)
@@ -161,9 +162,34 @@ def test_the_token_key_pair_is_generated_once_and_the_private_key_is_private(
     assert verifying_keys(first.public_key_file.read_text()).keys() == {signing.kid}
 
 
+def test_each_service_connects_as_its_own_role(tmp_path: Path) -> None:
+    config = make_config(tmp_path, OVERRIDES)
+    specs = {
+        spec.name: spec
+        for stage in stack.stages(config, keys(tmp_path), PASSWORDS)
+        for spec in stage
+    }
+    for role in roles.SCHEMA_OWNERS:
+        assert (specs[role].env["DB_USER"], specs[role].env["DB_PASSWORD"]) == (
+            role,
+            PASSWORDS[role],
+        )
+    assert specs["sms-worker"].env["DB_USER"] == "notifications"
+    assert "DB_USER" not in specs["gateway"].env
+    assert not [s for s in specs.values() if s.env.get("DB_USER") == "postgres"]
+
+
+def test_role_passwords_are_generated_once_and_private(tmp_path: Path) -> None:
+    first = stack.role_passwords(tmp_path)
+    assert set(first) == set(roles.SCHEMA_OWNERS)
+    assert len(set(first.values())) == len(first)
+    assert stack.role_passwords(tmp_path) == first
+    assert (tmp_path / "database-roles.env").stat().st_mode & 0o777 == 0o600
+
+
 def test_only_auth_gets_the_private_key(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
-    specs = [spec for stage in stack.stages(config, keys(tmp_path)) for spec in stage]
+    specs = [spec for stage in stack.stages(config, keys(tmp_path), PASSWORDS) for spec in stage]
     holders = {spec.name for spec in specs if "JWT_PRIVATE_KEY_FILE" in spec.env}
     assert holders == {"auth"}
     services = [spec for spec in specs if spec.name in config.services]
@@ -173,7 +199,7 @@ def test_only_auth_gets_the_private_key(tmp_path: Path) -> None:
 def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> None:
     config = make_config(tmp_path, OVERRIDES)
     awkward = tmp_path / "a%b\\c,d=e'f"
-    plan = stack.stages(config, keys(awkward))
+    plan = stack.stages(config, keys(awkward), PASSWORDS)
     config.logs.mkdir(parents=True)
     config.supervisord_conf.write_text(stack.render_supervisord_conf(config, plan))
 
@@ -202,14 +228,16 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
 def test_a_value_supervisord_cannot_hold_is_refused(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     with pytest.raises(ValueError, match="JWT_PUBLIC_KEY_FILE cannot be passed"):
-        stack.render_supervisord_conf(config, stack.stages(config, keys(tmp_path / 'a "b"')))
+        stack.render_supervisord_conf(
+            config, stack.stages(config, keys(tmp_path / 'a "b"'), PASSWORDS)
+        )
 
 
 def test_supervisord_stops_services_before_servers_and_epmd_last(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config.logs.mkdir(parents=True)
     config.supervisord_conf.write_text(
-        stack.render_supervisord_conf(config, stack.stages(config, keys(tmp_path)))
+        stack.render_supervisord_conf(config, stack.stages(config, keys(tmp_path), PASSWORDS))
     )
     programs = parse_supervisord_conf(config.supervisord_conf)
     priority = {name: p.priority for name, p in programs.items()}
