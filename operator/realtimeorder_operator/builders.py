@@ -8,6 +8,7 @@ status conditions.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +84,28 @@ def with_condition(
         entry["observedGeneration"] = generation
     others = [dict(c) for c in conditions or () if c.get("type") != condition.type]
     return [*others, entry]
+
+
+# A label value holds at most 63 characters; an object name up to 253.
+LABEL_VALUE_MAX = 63
+
+
+def owner_label(owner_name: str) -> str:
+    """The value of OWNER_LABEL on the objects a resource owns: its name, or, for a name too long
+    for a label value, the name's first characters and a hash of the whole name (still unique,
+    and the same on every call). The owner itself is read from the owner reference."""
+    if len(owner_name) <= LABEL_VALUE_MAX:
+        return owner_name
+    digest = hashlib.sha256(owner_name.encode()).hexdigest()[:12]
+    return f"{owner_name[: LABEL_VALUE_MAX - len(digest) - 1]}-{digest}"
+
+
+def controller_name(obj: Mapping[str, Any], kind: str) -> str | None:
+    """The name of the object's controlling owner of `kind`, from its owner references."""
+    for reference in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if reference.get("kind") == kind and reference.get("controller"):
+            return str(reference["name"])
+    return None
 
 
 def owner_reference(owner: Mapping[str, Any]) -> Body:
@@ -279,7 +302,10 @@ def build_kafka_topic(
         "metadata": {
             "name": owner["metadata"]["name"],
             "namespace": namespace,
-            "labels": {STRIMZI_CLUSTER_LABEL: cluster, OWNER_LABEL: owner["metadata"]["name"]},
+            "labels": {
+                STRIMZI_CLUSTER_LABEL: cluster,
+                OWNER_LABEL: owner_label(owner["metadata"]["name"]),
+            },
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": spec,
@@ -514,7 +540,7 @@ def build_topology_objects(
     owner_name = owner["metadata"]["name"]
     metadata_base = {
         "namespace": namespace,
-        "labels": {OWNER_LABEL: owner_name},
+        "labels": {OWNER_LABEL: owner_label(owner_name)},
         "ownerReferences": [owner_reference(owner)],
     }
     cluster_ref = {"name": cluster}

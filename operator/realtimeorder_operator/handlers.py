@@ -557,7 +557,9 @@ if SETTINGS.strimzi_kafka_cluster:
             return
         namespace = body["metadata"]["namespace"]
         backends = _backends(memo)
-        owner_name = body["metadata"]["labels"][OWNER_LABEL]
+        owner_name = builders.controller_name(body, "EventTopic")
+        if owner_name is None:
+            return
         owner = await backends.event_topics.get(namespace, owner_name)
         if owner is None or owner["metadata"].get("deletionTimestamp"):
             return
@@ -689,7 +691,7 @@ async def _render_topology(
     owner_name = body["metadata"]["name"]
     for kind, api in (("Queue", backends.topology_queues), ("Policy", backends.topology_policies)):
         wanted = {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
-        owned = await api.list(namespace, f"{OWNER_LABEL}={owner_name}")
+        owned = await api.list(namespace, f"{OWNER_LABEL}={builders.owner_label(owner_name)}")
         existing = {o["metadata"]["name"]: o for o in owned}
         for name, obj in wanted.items():
             if name not in existing:
@@ -706,7 +708,7 @@ async def _render_topology(
             ("Queue", backends.topology_queues),
             ("Policy", backends.topology_policies),
         )
-        for found in await api.list(namespace, f"{OWNER_LABEL}={owner_name}")
+        for found in await api.list(namespace, f"{OWNER_LABEL}={builders.owner_label(owner_name)}")
     ]
     pending = builders.topology_pending(rendered)
     if pending:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from devstack.ports import free_port
@@ -267,7 +267,15 @@ def operator_kubeconfig(kubectl: Kubectl, namespace: str, path: Path) -> Path:
 
 def account_kubeconfig(kubectl: Kubectl, namespace: str, account: str, path: Path) -> Path:
     """A kubeconfig acting as an existing ServiceAccount, as a pod running as it would."""
-    token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").strip()
+    # A TokenRequest through the API, not `kubectl create token`: kubectl first discovers every
+    # API group (hundreds of third-party CRDs here), which costs seconds of CPU per call.
+    request: Any = {"spec": {"expirationSeconds": 7200}}
+    with config.new_client_from_config(config_file=str(kubectl.plane.kubeconfig)) as api:  # type: ignore[no-untyped-call]
+        issued = client.CoreV1Api(api).create_namespaced_service_account_token(
+            account, namespace, request
+        )
+    assert issued.status is not None, f"no token issued for {namespace}/{account}"
+    token = issued.status.token
     admin = load_yaml(kubectl.plane.kubeconfig)
     cluster = admin["clusters"][0]
     path.write_text(
@@ -317,7 +325,11 @@ class OperatorProcess:
 
 @contextlib.contextmanager
 def run_operator(
-    kubeconfig: Path, log_path: Path, namespace: str, env: dict[str, str]
+    kubeconfig: Path,
+    log_path: Path,
+    namespace: str,
+    env: dict[str, str],
+    start_timeout: float = 60.0,
 ) -> Iterator[OperatorProcess]:
     """Start `python -m realtimeorder_operator`; yield once its liveness endpoint answers."""
     health_port, metrics_port = free_port(), free_port()
@@ -358,7 +370,7 @@ def run_operator(
             except OSError:
                 return False
 
-        eventually(healthy, timeout=60, message="operator liveness endpoint")
+        eventually(healthy, timeout=start_timeout, message="operator liveness endpoint")
         yield running
     finally:
         running.stop()

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from realtimeorder_operator.builders import owner_label
 from tests.k8s.operator.support import (
     RABBITMQ_CLUSTER,
     STRIMZI_CLUSTER,
@@ -230,3 +231,46 @@ def test_notification_queue_renders_topology_queues_and_policies(
         lambda: not topology(managed, "queues", name) and not topology(managed, "policies", name),
         message="owned objects garbage-collected",
     )
+
+
+def test_a_resource_named_longer_than_a_label_value_still_owns_its_objects(
+    managed: Resources,
+) -> None:
+    """A resource name may have 253 characters, a label value 63 (a release named
+    `shop-production` already makes `shop-production-realtimeorder-inventory.reservation-
+    expired.dlq`): the objects it owns are labelled with a value that fits, the same every
+    time, and found by it."""
+    long = "a-name-longer-than-the-sixty-three-characters-of-a-label-value"
+    topic = unique(long)
+    managed.create("eventtopics", topic, {"topicName": f"test.{unique('long')}"}, "EventTopic")
+    created = eventually(lambda: kafka_topic(managed, topic), message="KafkaTopic created")
+    assert created["metadata"]["labels"]["realtimeorder.io/owner"] == owner_label(topic)
+    assert len(owner_label(topic)) <= 63
+    strimzi_reports(managed, topic, "True")
+    assert managed.wait_ready("eventtopics", topic)["reason"] == "KafkaTopicReady"
+
+    queue = unique(long)
+    managed.create(
+        "notificationqueues",
+        queue,
+        {"queueName": f"test.{unique('long')}", "type": "classic", "retryDelaysSeconds": [5]},
+        "NotificationQueue",
+    )
+    pending = managed.wait_ready("notificationqueues", queue, status="False")
+    assert pending["reason"] == "TopologyPending"
+    assert set(topology(managed, "queues", owner_label(queue))) == {
+        f"{queue}-work",
+        f"{queue}-retry-5s",
+        f"{queue}-dead-letter",
+    }
+    managed.patch_spec("notificationqueues", queue, {"retryDelaysSeconds": [10]})
+    eventually(
+        lambda: (
+            set(topology(managed, "queues", owner_label(queue)))
+            == {f"{queue}-work", f"{queue}-retry-10s", f"{queue}-dead-letter"}
+        ),
+        message="the objects of the changed delay replaced, found by the label",
+    )
+    managed.delete("notificationqueues", queue)
+    managed.delete("eventtopics", topic)
+    managed.wait_gone("eventtopics", topic)
