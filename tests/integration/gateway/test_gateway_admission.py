@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 
 from devstack.testing import RedisServer
+from services.gateway.admission import Gate
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.kit.tokens import Principal
@@ -180,3 +181,37 @@ def test_a_queued_request_takes_the_slot_that_frees_within_its_wait(
         assert first.result(timeout=WAIT_SECONDS).status_code == 201
         assert queued.result(timeout=WAIT_SECONDS).status_code == 201
     assert app.arrived == 2
+
+
+async def test_a_waiter_that_goes_away_gives_its_place_and_slot_back() -> None:
+    gate = Gate("analytics", limit=1, queue_length=1, queue_seconds=WAIT_SECONDS, retry_after=1)
+    held = asyncio.Event()
+    done = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate.slot():
+            held.set()
+            await done.wait()
+
+    async def waiter() -> None:
+        async with gate.slot():
+            pass
+
+    holding = asyncio.create_task(holder())
+    async with asyncio.timeout(WAIT_SECONDS):
+        await held.wait()
+    waiting = asyncio.create_task(waiter())
+    await asyncio.sleep(0)  # one step: the waiter runs until it waits for a slot
+    assert len(gate._waiters) == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(WAIT_SECONDS):
+            await waiting
+    assert not gate._waiters
+    done.set()
+    async with asyncio.timeout(WAIT_SECONDS):
+        await holding
+    assert gate.in_flight == 0
+    async with asyncio.timeout(WAIT_SECONDS), gate.slot():
+        assert gate.in_flight == 1
+    assert gate.in_flight == 0
