@@ -1,23 +1,26 @@
 """Drive concurrent customers through the gateway and measure the order pipeline end to end.
 
-    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--customers 16]
+    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--customers 10]
+        [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20] [--wrk-seconds 10]
 
 Needs the platform running (`make up`; started here when the gateway does not answer). It logs
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 `realtimeorder create-admin` against the stack's database. For each
 arrival rate it places orders open-loop for the given time while every customer listens on
-Socket.IO, and measures create -> CONFIRMED pushed. Then it measures the cached product list
-through the gateway with wrk. Results go to docs/benchmarks.md.
+Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run (bench/overload.py):
+twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
+while latency recovers. Then the product list with wrk (bench/products.py): through the gateway,
+revalidating with its ETag, and straight to inventory. Results go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,11 +33,14 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench import cpu
+from bench import cpu, overload, products
+from bench.stats import percentile
+from devstack.stack import run_dir
 from services.kit.runtime import wait_event
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
+CUSTOMERS = run_dir() / "bench-customers.json"
 
 
 @dataclass
@@ -60,11 +66,42 @@ class Http:
 
     async def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Reply:
         async with self.session.post(path, json=json, headers=headers) as response:
-            body = await response.json(content_type=None)
-            return Reply(response.status, dict(response.headers), body)
+            return Reply(response.status, dict(response.headers), await _json(response))
+
+    async def create(self, token: str, product: str) -> tuple[int, dict[str, str], Any]:
+        """Place an order of one unit of `product`: (status, headers, body)."""
+        reply = await self.post(
+            "/orders",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"items": [{"productId": product, "quantity": 1}], "shippingAddress": ADDRESS},
+        )
+        return reply.status, reply.headers, reply.body
+
+    async def status(self, token: str, order_id: str) -> str | None:
+        """The order's status read back, or None if it could not be read."""
+        headers = {"Authorization": f"Bearer {token}"}
+        async with self.session.get(f"/orders/{order_id}", headers=headers) as response:
+            body = await _json(response)
+        return str(body.get("status")) if isinstance(body, dict) else None
 
     async def close(self) -> None:
         await self.session.close()
+
+
+async def _json(response: aiohttp.ClientResponse) -> Any:
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        return None  # not JSON: a proxy's or a server's plain error page
+
+
+ADDRESS = {
+    "name": "Bench",
+    "line1": "1 Main St",
+    "city": "Berlin",
+    "postalCode": "10115",
+    "country": "DE",
+}
 
 
 @dataclass
@@ -80,14 +117,6 @@ class RateResult:
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 async def ensure_stack(base: str) -> None:
@@ -156,14 +185,36 @@ async def bench_products(client: Http, token: str, count: int = 4) -> list[str]:
     return ids
 
 
-async def customer(client: Http, base: str, n: int) -> tuple[str, socketio.AsyncClient]:
-    email = f"bench-{uuid.uuid4().hex[:10]}-{n}@example.com"
-    password = uuid.uuid4().hex
-    (
-        await client.post(
+class RegistrationRefused(RuntimeError):
+    """Auth's per-address registration limit (10 an hour by default) is reached."""
+
+
+def saved_customers() -> list[dict[str, str]]:
+    """Customers an earlier run registered on this stack (auth limits registrations per address,
+    so each run registering its own would soon be refused for an hour)."""
+    if not CUSTOMERS.exists():
+        return []
+    saved: list[dict[str, str]] = json.loads(CUSTOMERS.read_text())
+    return saved
+
+
+async def customer(
+    client: Http, base: str, n: int, saved: list[dict[str, str]]
+) -> tuple[str, socketio.AsyncClient]:
+    if n < len(saved):
+        email, password = saved[n]["email"], saved[n]["password"]
+    else:
+        email = f"bench-{uuid.uuid4().hex[:10]}-{n}@example.com"
+        password = uuid.uuid4().hex
+        registered = await client.post(
             "/auth/register", json={"email": email, "password": password, "name": f"Bench {n}"}
         )
-    ).raise_for_status()
+        if registered.status == 429:
+            raise RegistrationRefused(f"auth refuses more registrations: {registered.body}")
+        registered.raise_for_status()
+        saved.append({"email": email, "password": password})
+        CUSTOMERS.parent.mkdir(exist_ok=True)
+        CUSTOMERS.write_text(json.dumps(saved))
     response = await login(client, email, password)
     response.raise_for_status()
     token = str(response.body["accessToken"])
@@ -208,28 +259,15 @@ async def run_rate(
         token, _ = customers[i % len(customers)]
         started = time.perf_counter()
         try:
-            response = await client.post(
-                "/orders",
-                headers={"Authorization": f"Bearer {token}"},
-                json={
-                    "items": [{"productId": products[i % len(products)], "quantity": 1}],
-                    "shippingAddress": {
-                        "name": "Bench",
-                        "line1": "1 Main St",
-                        "city": "Berlin",
-                        "postalCode": "10115",
-                        "country": "DE",
-                    },
-                },
-            )
+            status, _, body = await client.create(token, products[i % len(products)])
         except (aiohttp.ClientError, TimeoutError):
             result.create_errors += 1
             return
-        if response.status not in (200, 201):
+        if status not in (200, 201) or not isinstance(body, dict):
             result.create_errors += 1
             return
         result.create_ms.append((time.perf_counter() - started) * 1000)
-        sent[str(response.body["id"])] = started
+        sent[str(body["id"])] = started
 
     roots = cpu.program_pids()
     cpu_before = cpu.sample(roots)
@@ -252,25 +290,9 @@ async def run_rate(
     return result
 
 
-def wrk_products(base: str, seconds: int) -> dict[str, str]:
-    if not shutil.which("wrk"):
-        return {"error": "wrk is not installed (scripts/install.sh installs it)"}
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", f"{base}/inventory/products"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"\n\s+50%\s+(\S+)", out)
-    p99 = re.search(r"\n\s+99%\s+(\S+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps.group(1) if rps else "?",
-        "p50": p50.group(1) if p50 else "?",
-        "p99": p99.group(1) if p99 else "?",
-        "errors": non2xx.group(1) if non2xx else "0",
-    }
+def load_average() -> str:
+    loadavg = Path("/proc/loadavg")
+    return loadavg.read_text().split()[0] if loadavg.exists() else "unknown"
 
 
 def machine() -> str:
@@ -291,11 +313,24 @@ def machine() -> str:
     )
 
 
-def write_report(command: str, results: list[RateResult], products: dict[str, str]) -> None:
+def write_report(
+    load_before: str,
+    command: str,
+    results: list[RateResult],
+    overloaded: overload.OverloadResult | None,
+    product_list: products.ListReport,
+) -> None:
     lines = [
         "# Benchmarks",
         "",
+        "Every figure below is written by the command named under it (`make bench` runs it); "
+        "none is typed by hand, and a new run replaces them.",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on: {machine()}.",
+        "",
+        f"Load average (1 min) when the run started: {load_before}; anything above the stack's "
+        "own load means other work shared the cores and the figures are lower than the "
+        "build can do.",
         "",
         f"Command: `{command}`",
         "",
@@ -312,16 +347,10 @@ def write_report(command: str, results: list[RateResult], products: dict[str, st
             f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} |"
         )
     lines += cpu_table(results)
-    lines += [
-        "",
-        "## Cached product list (GET /inventory/products through the gateway, wrk -t2 -c64)",
-        "",
-        "| req/s | p50 | p99 | non-2xx |",
-        "|---|---|---|---|",
-        f"| {products.get('rps', products.get('error'))} | {products.get('p50', '-')} "
-        f"| {products.get('p99', '-')} | {products.get('errors', '-')} |",
-        "",
-    ]
+    if overloaded is not None:
+        lines += overload.table(overloaded)
+    lines += products.table(product_list)
+    lines.append("")
     analysis = REPORT.with_name("benchmarks-analysis.md")
     if analysis.exists():
         lines += [analysis.read_text()]
@@ -351,6 +380,14 @@ def cpu_table(results: list[RateResult]) -> list[str]:
     return lines
 
 
+def overload_rate(args: argparse.Namespace, results: list[RateResult]) -> int:
+    """The burst's rate: as asked, else twice the best rate the rate runs sustained."""
+    if args.overload_rate:
+        return int(args.overload_rate)
+    sustained = max((r.throughput for r in results), default=0.0)
+    return max(1, round(2 * sustained))
+
+
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument(
@@ -358,19 +395,44 @@ async def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rates", default="20,100,200,400")
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--customers", type=int, default=12)
+    parser.add_argument("--customers", type=int, default=10)
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument(
+        "--overload-rate", type=int, default=0, help="default: twice the best sustained rate"
+    )
+    parser.add_argument("--overload-seconds", type=float, default=60, help="0 skips the run")
+    parser.add_argument(
+        "--recovery-seconds", type=float, default=20, help="at the lowest rate, after the burst"
+    )
+    parser.add_argument(
+        "--recovered-ms",
+        type=float,
+        default=150,
+        help="p99 create -> CONFIRMED counted as recovered (the 400 orders/s target's p99)",
+    )
     args = parser.parse_args(argv)
+    load_before = load_average()
     await ensure_stack(args.base)
     client = Http(args.base)
+    overloaded = None
     try:
         token = await admin_token(client)
-        products = await bench_products(client, token)
-        customers = [await customer(client, args.base, n) for n in range(args.customers)]
+        product_ids = await bench_products(client, token)
+        saved = saved_customers()
+        customers = []
+        for n in range(args.customers):
+            try:
+                customers.append(await customer(client, args.base, n, saved))
+            except RegistrationRefused as refused:
+                if not customers:
+                    raise
+                print(f"{refused}: going on with {len(customers)} customers", flush=True)
+                break
+        rates = [int(r) for r in args.rates.split(",")]
         results = []
-        for rate in (int(r) for r in args.rates.split(",")):
+        for rate in rates:
             print(f"offering {rate} orders/s for {args.seconds:.0f}s", flush=True)
-            result = await run_rate(client, customers, products, rate, args.seconds)
+            result = await run_rate(client, customers, product_ids, rate, args.seconds)
             results.append(result)
             print(
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
@@ -383,14 +445,32 @@ async def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             await asyncio.sleep(2)
+        if args.overload_seconds > 0:
+            burst = overload_rate(args, results)
+            print(
+                f"overload: {burst} orders/s for {args.overload_seconds:.0f}s, then "
+                f"{min(rates)} orders/s for {args.recovery_seconds:.0f}s",
+                flush=True,
+            )
+            overloaded = await overload.run_overload(
+                client,
+                customers,
+                product_ids,
+                rate=burst,
+                seconds=args.overload_seconds,
+                recovery_rate=min(rates),
+                recovery_seconds=args.recovery_seconds,
+                recovered_ms=args.recovered_ms,
+            )
+            print("\n".join(overload.table(overloaded)), flush=True)
         for _, sio in customers:
             await sio.disconnect()
     finally:
         await client.close()
-    product_list = wrk_products(args.base, args.wrk_seconds)
-    print(f"product list: {product_list}", flush=True)
+    product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
+    print("\n".join(products.table(product_list)), flush=True)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
-    write_report(command, results, product_list)
+    write_report(load_before, command, results, overloaded, product_list)
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
 

@@ -1,0 +1,246 @@
+"""The overload run: creates offered open-loop above what the platform sustains, then at a low
+rate, to see what overload does and how fast the platform comes back.
+
+The burst offers `rate` orders/s for `seconds` (by default twice the best rate the rate runs
+sustained, for 60 s); then the same generator goes on at `recovery_rate` for
+`recovery_seconds`. It reports how many creates were accepted (201) and refused (503 or 429,
+with or without Retry-After), how fast the refusals came, whether every accepted order settled
+(its CONFIRMED or FAILED push arrived, or, for one whose push did not, its status read back is
+no longer PENDING), whether every customer's Socket.IO connection stayed up, and how long after
+the burst the orders placed were confirmed within `recovered_ms` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import socketio
+
+from bench import cpu
+from bench.stats import percentile
+from services.kit.runtime import wait_event
+
+SETTLE_SECONDS = 60.0
+WINDOW_SECONDS = 1.0
+
+
+class Client(Protocol):
+    """What the overload run needs of the generator's HTTP client."""
+
+    async def create(self, token: str, product: str) -> tuple[int, dict[str, str], Any]: ...
+
+    async def status(self, token: str, order_id: str) -> str | None: ...
+
+
+@dataclass
+class Placed:
+    burst: bool
+    at: float
+    status: int | None = None
+    """HTTP status of the create; None when it got no answer (timeout, connection error)."""
+    post_ms: float = 0.0
+    retry_after: bool = False
+    order_id: str | None = None
+    settled_at: float | None = None
+    settled_by: str | None = None
+
+
+@dataclass
+class OverloadResult:
+    rate: int
+    seconds: float
+    recovery_rate: int
+    recovery_seconds: float
+    recovered_ms: float
+    customers: int
+    placed: list[Placed] = field(default_factory=list)
+    disconnects: int = 0
+    connected_before: int = 0
+    connected_after: int = 0
+    burst_ended: float = 0.0
+    cpu_ms_per_attempt: dict[str, float] = field(default_factory=dict)
+
+    def burst(self) -> list[Placed]:
+        return [p for p in self.placed if p.burst]
+
+    def accepted(self) -> list[Placed]:
+        return [p for p in self.placed if p.order_id is not None]
+
+    def refused(self, orders: list[Placed]) -> list[Placed]:
+        return [p for p in orders if p.status in (429, 503)]
+
+    def failed(self, orders: list[Placed]) -> list[Placed]:
+        return [p for p in orders if p.order_id is None and p.status not in (429, 503)]
+
+    def settle_ms(self, orders: list[Placed]) -> list[float]:
+        return [(p.settled_at - p.at) * 1000 for p in orders if p.settled_at and p.settled_by]
+
+    def recovery_seconds_taken(self) -> float | None:
+        """Seconds after the burst until every later window's orders settled within the bound.
+
+        Windows of one second by placement time; a window recovered when every create of it
+        was accepted and its p99 create -> CONFIRMED is within `recovered_ms`. None when the
+        run never recovered.
+        """
+        after = [p for p in self.placed if not p.burst]
+        windows: dict[int, list[Placed]] = {}
+        for order in after:
+            windows.setdefault(int((order.at - self.burst_ended) / WINDOW_SECONDS), []).append(
+                order
+            )
+        if not windows:
+            return None
+        recovered_from: int | None = None
+        for index in sorted(windows):
+            orders = windows[index]
+            latencies = [
+                (p.settled_at - p.at) * 1000
+                for p in orders
+                if p.settled_at is not None and p.settled_by == "push"
+            ]
+            good = len(latencies) == len(orders) and percentile(latencies, 99) <= self.recovered_ms
+            if not good:
+                recovered_from = None
+            elif recovered_from is None:
+                recovered_from = index
+        return None if recovered_from is None else recovered_from * WINDOW_SECONDS
+
+
+async def run_overload(
+    client: Client,
+    customers: list[tuple[str, socketio.AsyncClient]],
+    products: list[str],
+    *,
+    rate: int,
+    seconds: float,
+    recovery_rate: int,
+    recovery_seconds: float,
+    recovered_ms: float,
+) -> OverloadResult:
+    result = OverloadResult(
+        rate, seconds, recovery_rate, recovery_seconds, recovered_ms, len(customers)
+    )
+    by_id: dict[str, Placed] = {}
+    all_settled = asyncio.Event()
+    placing_over = False
+
+    def on_update(data: dict[str, Any]) -> None:
+        order = by_id.get(str(data.get("orderId")))
+        if order is None or order.settled_at is not None:
+            return
+        if data.get("status") in ("CONFIRMED", "FAILED"):
+            order.settled_at = time.perf_counter()
+            order.settled_by = "push" if data["status"] == "CONFIRMED" else "failed"
+            if placing_over and all(p.settled_at for p in by_id.values()):
+                all_settled.set()
+
+    def on_disconnect(*_: Any) -> None:
+        result.disconnects += 1
+
+    for _, sio in customers:
+        sio.on("order.updated", on_update)
+        sio.on("disconnect", on_disconnect)
+
+    async def place(i: int, order: Placed) -> None:
+        token, _ = customers[i % len(customers)]
+        started = time.perf_counter()
+        try:
+            status, headers, body = await client.create(token, products[i % len(products)])
+        except (aiohttp.ClientError, TimeoutError):
+            order.post_ms = (time.perf_counter() - started) * 1000
+            return
+        order.post_ms = (time.perf_counter() - started) * 1000
+        order.status = status
+        order.retry_after = "retry-after" in {name.lower() for name in headers}
+        if status in (200, 201) and isinstance(body, dict) and "id" in body:
+            order.order_id = str(body["id"])
+            by_id[order.order_id] = order
+
+    result.connected_before = sum(1 for _, sio in customers if sio.connected)
+    roots = cpu.program_pids()
+    cpu_before = cpu.sample(roots)
+    tasks: list[asyncio.Task[None]] = []
+    begin = time.perf_counter()
+    schedule = [(True, rate, seconds), (False, recovery_rate, recovery_seconds)]
+    offset = 0.0
+    for burst, phase_rate, phase_seconds in schedule:
+        for n in range(int(phase_rate * phase_seconds)):
+            due = begin + offset + n / phase_rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            order = Placed(burst=burst, at=time.perf_counter())
+            result.placed.append(order)
+            tasks.append(asyncio.create_task(place(len(result.placed) - 1, order)))
+        offset += phase_seconds
+        if burst:
+            result.burst_ended = begin + offset
+    await asyncio.gather(*tasks)
+    placing_over = True
+    if not all(p.settled_at for p in by_id.values()):
+        await wait_event(all_settled, SETTLE_SECONDS)
+    result.cpu_ms_per_attempt = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(result.placed))
+    for order in by_id.values():
+        if order.settled_at is None:
+            token, _ = customers[result.placed.index(order) % len(customers)]
+            status = await client.status(token, str(order.order_id))
+            if status not in (None, "PENDING"):
+                order.settled_at, order.settled_by = time.perf_counter(), "read back"
+    result.connected_after = sum(1 for _, sio in customers if sio.connected)
+    for _, sio in customers:
+        sio.handlers.get("/", {}).pop("disconnect", None)
+    return result
+
+
+def table(result: OverloadResult) -> list[str]:
+    burst = result.burst()
+    refused = result.refused(burst)
+    accepted = [p for p in burst if p.order_id is not None]
+    all_accepted = result.accepted()
+    settled = [p for p in all_accepted if p.settled_at is not None]
+    pushed = [p for p in all_accepted if p.settled_by in ("push", "failed")]
+    recovery = result.recovery_seconds_taken()
+    refused_ms = [p.post_ms for p in refused]
+    accepted_ms = [p.post_ms for p in accepted]
+    lines = [
+        "",
+        f"## Overload ({result.rate} orders/s for {result.seconds:.0f} s, then "
+        f"{result.recovery_rate} orders/s for {result.recovery_seconds:.0f} s)",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| creates offered in the burst | {len(burst)} |",
+        f"| accepted (201) | {len(accepted)} |",
+        f"| refused (503/429) | {len(refused)}, "
+        f"{sum(1 for p in refused if p.retry_after)} with Retry-After |",
+        f"| refusal time p50 / p99 ms | {percentile(refused_ms, 50):.1f} / "
+        f"{percentile(refused_ms, 99):.1f} |",
+        f"| accepted create p50 / p99 ms | {percentile(accepted_ms, 50):.1f} / "
+        f"{percentile(accepted_ms, 99):.1f} |",
+        f"| other errors or no answer | {len(result.failed(burst))} |",
+        f"| accepted orders settled (burst and after) | {len(settled)} of {len(all_accepted)} "
+        f"({len(pushed)} pushed, {len(settled) - len(pushed)} read back) |",
+        f"| Socket.IO connections up (of {result.customers}) | {result.connected_before} at the "
+        f"burst's start, {result.connected_after} at the end ({result.disconnects} dropped "
+        "meanwhile) |",
+        "| latency recovered after the burst | "
+        + (
+            f"{recovery:.0f} s (from then on every second's creates confirmed, "
+            f"p99 <= {result.recovered_ms:.0f} ms)"
+            if recovery is not None
+            else f"not within {result.recovery_seconds:.0f} s (p99 <= {result.recovered_ms:.0f} ms)"
+        )
+        + " |",
+    ]
+    if result.cpu_ms_per_attempt:
+        top = sorted(result.cpu_ms_per_attempt.items(), key=lambda item: -item[1])[:6]
+        lines.append(
+            "| CPU ms per offered create | "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in top)
+            + " |"
+        )
+    return lines

@@ -1,0 +1,153 @@
+"""The product list under wrk: through the gateway (its copy in memory), revalidating with the
+page's ETag (304s), and straight to inventory (its Redis cache), with CPU per read from /proc.
+
+Each run is `wrk -t2 -c64` for the given seconds. The share of 304 answers and of reads the
+gateway answered from memory come from the gateway's own counters, read from its /metrics
+before and after the run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from urllib.request import Request, urlopen
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import cpu
+from services.registry import service
+
+PATH = "/inventory/products"
+WRK_CONNECTIONS = 64
+
+
+@dataclass
+class ListRun:
+    name: str
+    rps: str = "?"
+    p50: str = "?"
+    p99: str = "?"
+    requests: int = 0
+    errors: str = "0"
+    not_modified_share: float | None = None
+    memory_share: float | None = None
+    cpu_ms_per_read: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class ListReport:
+    runs: list[ListRun]
+    identity_bytes: int = 0
+    gzip_bytes: int = 0
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[dict[str, str], bytes]:
+    with urlopen(Request(url, headers=headers or {}), timeout=10) as response:  # noqa: S310
+        return {k.lower(): v for k, v in response.headers.items()}, response.read()
+
+
+def _counters(base: str) -> dict[str, float]:
+    """The gateway's product-list counters: cache results and 304s."""
+    _, text = _get(f"{base}/metrics")
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == "gateway_product_cache_requests_total":
+                found[sample.labels["result"]] = sample.value
+            elif sample.name == "gateway_product_cache_not_modified_total":
+                found["not_modified"] = sample.value
+    return found
+
+
+def _wrk(name: str, url: str, seconds: int, headers: dict[str, str]) -> ListRun:
+    command = ["wrk", "-t2", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for header, value in headers.items():
+        command += ["-H", f"{header}: {value}"]
+    roots = cpu.program_pids()
+    before = cpu.sample(roots)
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    after = cpu.sample(roots)
+
+    def find(pattern: str) -> str | None:
+        found = re.search(pattern, out)
+        return found.group(1) if found else None
+
+    run = ListRun(
+        name=name,
+        rps=find(r"Requests/sec:\s+([\d.]+)") or "?",
+        p50=find(r"\n\s+50%\s+(\S+)") or "?",
+        p99=find(r"\n\s+99%\s+(\S+)") or "?",
+        requests=int(find(r"(\d+) requests in") or 0),
+        errors=find(r"Non-2xx or 3xx responses: (\d+)") or "0",
+    )
+    run.cpu_ms_per_read = cpu.per_unit_ms(before, after, run.requests)
+    return run
+
+
+def measure(base: str, seconds: int) -> ListReport:
+    """The three runs, and the page's size as JSON and gzipped."""
+    if not shutil.which("wrk"):
+        error = "wrk is not installed (scripts/install.sh installs it)"
+        return ListReport([ListRun("product list", error=error)])
+    headers, body = _get(base + PATH)
+    _, zipped = _get(base + PATH, {"Accept-Encoding": "gzip"})
+    report = ListReport([], identity_bytes=len(body), gzip_bytes=len(zipped))
+    if zipped[:2] != b"\x1f\x8b":  # answered without gzip
+        report.gzip_bytes = len(gzip.compress(body))
+    etag = headers.get("etag")
+    inventory = f"http://127.0.0.1:{service('inventory').default_port}"
+    plans: list[tuple[str, str, dict[str, str]]] = [("through the gateway", base, {})]
+    revalidating = "through the gateway, revalidating (If-None-Match)"
+    if etag:
+        plans.append((revalidating, base, {"If-None-Match": etag}))
+    else:
+        report.runs.append(ListRun(revalidating, error="the list carried no ETag"))
+    plans.append(("straight to inventory (its Redis cache)", inventory, {}))
+    for name, target, extra in plans:
+        before = _counters(base)
+        run = _wrk(name, target + PATH, seconds, extra)
+        after = _counters(base)
+        if target == base and run.requests:
+            delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+            run.not_modified_share = delta.get("not_modified", 0.0) / run.requests
+            run.memory_share = delta.get("hit", 0.0) / run.requests
+        report.runs.append(run)
+    return report
+
+
+def table(report: ListReport) -> list[str]:
+    lines = [
+        "",
+        f"## Product list (GET {PATH}, wrk -t2 -c{WRK_CONNECTIONS})",
+        "",
+        f"A page of the running stack's catalogue: {report.identity_bytes} bytes of JSON, "
+        f"{report.gzip_bytes} bytes gzipped (what a browser accepting gzip receives).",
+        "",
+        "| run | req/s | p50 | p99 | non-2xx/3xx | 304 share | from memory "
+        "| CPU ms per read: gateway | inventory | all |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in report.runs:
+        if run.error:
+            lines.append(f"| {run.name} | {run.error} | | | | | | | | |")
+            continue
+        share = "-" if run.not_modified_share is None else f"{run.not_modified_share:.0%}"
+        memory = "-" if run.memory_share is None else f"{run.memory_share:.0%}"
+        ms = run.cpu_ms_per_read
+        lines.append(
+            f"| {run.name} | {run.rps} | {run.p50} | {run.p99} | {run.errors} | {share} "
+            f"| {memory} | {ms.get('gateway', 0.0):.3f} | {ms.get('inventory', 0.0):.3f} "
+            f"| {sum(ms.values()):.3f} |"
+        )
+    lines.append("")
+    lines.append(
+        "CPU per read counts every process of the stack and the load generator with wrk "
+        "(bench/cpu.py)."
+    )
+    return lines
