@@ -1,15 +1,21 @@
 """The real platform behind the web apps, for the browser tests.
 
-One platform per module: auth, orders, inventory and notifications under uvicorn on free
-ports, on one fresh database (each service in its own schema, as deployed), with consumer
-groups of their own on the session's Kafka, a RabbitMQ virtual host of their own, and the
-gateway in front of them (its Socket.IO server fed through the session's Redis). Both web
-apps' production builds are served as `make up` serves them (devstack/web.py), with a
-config.json naming this gateway.
+One platform per module: auth, orders, inventory, notifications (with its push worker) and
+analytics under uvicorn on free ports, on one fresh database (each service in its own schema,
+as deployed), with consumer groups of their own on the session's Kafka, a RabbitMQ virtual host
+of their own, and the gateway in front of them (its Socket.IO server fed through the session's
+Redis). Both web apps' production builds are served as `make up` serves them (devstack/web.py),
+with a config.json naming this gateway.
 
 The user app's Socket.IO traffic goes through `SocketLink`, a TCP relay the tests can cut and
 restore, which is how a browser's connection drops for real; its REST calls go straight to the
 gateway.
+
+The push worker sends to `PushProvider`, which refuses every message (400, a permanent failure)
+until it is told to accept: each order event's push is dead-lettered, for the dashboard's
+dead-letter browser to replay or discard. Analytics reads the queues of this virtual host from
+the session's RabbitMQ management API; its PROMETHEUS_URL points at a port nothing listens on,
+so its reports answer from the projection and say so.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiormq
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from devstack import web
 from devstack.ports import HOST, free_port
 from devstack.testing import KafkaServer, PostgresServer, RabbitMQServer, RedisServer
+from services.analytics.handlers import EVENT_HANDLERS as ANALYTICS_HANDLERS
+from services.analytics.main import create_app as create_analytics_app
+from services.analytics.settings import Settings as AnalyticsSettings
 from services.auth.main import create_app as create_auth_app
 from services.auth.settings import Settings as AuthSettings
 from services.gateway.main import create_app as create_gateway_app
@@ -40,13 +50,18 @@ from services.gateway.settings import Settings as GatewaySettings
 from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
+from services.kit.rabbit import Queue, declare_queues
+from services.notifications.domain import Channel
 from services.notifications.handlers import EVENT_HANDLERS as NOTIFICATION_HANDLERS
 from services.notifications.main import create_app as create_notifications_app
 from services.notifications.settings import Settings as NotificationSettings
+from services.notifications.settings import WorkerSettings
+from services.notifications.topology import WORK_QUEUES
+from services.notifications.worker import create_worker_app
 from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
 from services.orders.settings import Settings as OrdersSettings
-from tests.integration.fixtures import fresh_consumer_group, rabbitmq_vhost
+from tests.integration.fixtures import fresh_consumer_group, rabbitmq_vhost, running
 from tests.integration.orders.support import serve
 from tests.signing import token_env
 from tests.support import eventually
@@ -108,6 +123,24 @@ class SocketLink:
 
 
 @dataclass
+class PushProvider:
+    """The push provider the worker sends to: it refuses every message until `accept()`."""
+
+    refusing: bool = True
+
+    def accept(self) -> None:
+        self.refusing = False
+
+    def app(self) -> Starlette:
+        async def push(request: Request) -> JSONResponse:
+            if self.refusing:
+                return JSONResponse({"error": "device not registered"}, status_code=400)
+            return JSONResponse({"status": "accepted"}, status_code=202)
+
+        return Starlette(routes=[Route("/push", push, methods=["POST"])])
+
+
+@dataclass
 class WebPlatform:
     gateway_url: str
     user_app_url: str
@@ -115,7 +148,8 @@ class WebPlatform:
     admin_email: str
     admin_password: str
     socket_link: SocketLink
-    link_control_url: str
+    push_provider: PushProvider
+    control_url: str
     http: httpx.AsyncClient
     admin_token: str = ""
 
@@ -137,8 +171,9 @@ class WebPlatform:
         return product
 
 
-def link_control(link: SocketLink) -> Starlette:
-    """A tiny HTTP endpoint the browser script calls: POST /cut, POST /restore."""
+def controls(link: SocketLink, provider: PushProvider) -> Starlette:
+    """A tiny HTTP endpoint the browser script calls: POST /cut and /restore (the user app's
+    socket link), POST /push-provider/accept (the push provider takes messages from then on)."""
 
     async def cut(request: Request) -> PlainTextResponse:
         link.cut()
@@ -148,8 +183,16 @@ def link_control(link: SocketLink) -> Starlette:
         link.restore()
         return PlainTextResponse("restored\n")
 
+    async def accept(request: Request) -> PlainTextResponse:
+        provider.accept()
+        return PlainTextResponse("accepting\n")
+
     return Starlette(
-        routes=[Route("/cut", cut, methods=["POST"]), Route("/restore", restore, methods=["POST"])]
+        routes=[
+            Route("/cut", cut, methods=["POST"]),
+            Route("/restore", restore, methods=["POST"]),
+            Route("/push-provider/accept", accept, methods=["POST"]),
+        ]
     )
 
 
@@ -164,6 +207,7 @@ async def web_platform(
     postgres_server: PostgresServer,
     redis_server: RedisServer,
     kafka_server: KafkaServer,
+    rabbitmq_server: RabbitMQServer,
     vhost_url: str,
 ) -> AsyncIterator[WebPlatform]:
     await asyncio.to_thread(web.ensure_built)
@@ -238,6 +282,35 @@ async def web_platform(
                 )
             )
         )
+        provider = PushProvider()
+        provider_url = await stack.enter_async_context(serve(provider.app()))
+        await eventually(
+            lambda: _queue_exists(vhost_url, WORK_QUEUES[Channel.PUSH]),
+            what="the notifications service to declare its queues",
+        )
+        await stack.enter_async_context(
+            running(
+                create_worker_app(
+                    Channel.PUSH,
+                    WorkerSettings(**shared, PUSH_PROVIDER_URL=f"{provider_url}/push"),
+                )
+            )
+        )
+        analytics_url = await stack.enter_async_context(
+            serve(
+                create_analytics_app(
+                    AnalyticsSettings(
+                        **shared,
+                        RABBITMQ_MANAGEMENT_URL=rabbitmq_server.management_url,
+                        PROMETHEUS_URL=f"http://{HOST}:{free_port()}",
+                        PROMETHEUS_TIMEOUT_SECONDS=1,
+                        KAFKA_CONSUMER_GROUP=fresh_consumer_group(
+                            kafka_server, f"web-analytics-{run}", ANALYTICS_HANDLERS
+                        ),
+                    )
+                )
+            )
+        )
         gateway_port = free_port()
         gateway_url = await stack.enter_async_context(
             serve(
@@ -248,7 +321,7 @@ async def web_platform(
                         ORDER_SERVICE_URL=orders_url,
                         INVENTORY_SERVICE_URL=inventory_url,
                         NOTIFICATION_SERVICE_URL=notifications_url,
-                        ANALYTICS_SERVICE_URL=f"http://{HOST}:{free_port()}",
+                        ANALYTICS_SERVICE_URL=analytics_url,
                         CORS_ORIGINS=",".join(origins),
                     )
                 ),
@@ -258,7 +331,7 @@ async def web_platform(
         link = SocketLink(target_port=gateway_port)
         await link.start()
         stack.push_async_callback(link.stop)
-        control_url = await stack.enter_async_context(serve(link_control(link)))
+        control_url = await stack.enter_async_context(serve(controls(link, provider)))
 
         user_config = web.runtime_config(gateway_url) | {"socketUrl": link.url}
         user_site = web.serve_in_background(web.app("user-app").dist, user_port, user_config)
@@ -275,7 +348,8 @@ async def web_platform(
             admin_email=ADMIN_EMAIL,
             admin_password=admin_password,
             socket_link=link,
-            link_control_url=control_url,
+            push_provider=provider,
+            control_url=control_url,
             http=http,
         )
         login = await http.post(
@@ -285,6 +359,14 @@ async def web_platform(
         platform.admin_token = login.json()["accessToken"]
         await _warm_up(platform)
         yield platform
+
+
+async def _queue_exists(url: str, name: str) -> bool:
+    try:
+        await declare_queues(url, [Queue(name)], passive=True)
+    except aiormq.ChannelNotFoundEntity:
+        return False
+    return True
 
 
 async def _warm_up(platform: WebPlatform) -> None:

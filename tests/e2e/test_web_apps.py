@@ -4,9 +4,13 @@ browser_flows.cjs drives Debian's Chromium through playwright-core: a customer r
 orders and sees CONFIRMED arrive without reloading; an admin sees the order appear live and
 ships it; the customer sees SHIPPED and a new notification; an out-of-stock order shows FAILED
 with the reason; another user cannot open the order; the Socket.IO connection is cut and
-restored and the tracker catches up with order.sync. Every main screen is saved in light and
-dark mode (WEB_SCREENSHOTS_DIR keeps them, as the README's images are made) and must pass
-axe-core without serious violations.
+restored and the tracker catches up with order.sync. The admin then sets a date range and sees
+the platform's orders in the analytics charts, finds the order's events in the event log, sees
+the Kafka topics, consumer lag and RabbitMQ queue depths, and in the dead-letter browser replays
+one dead-lettered push (which is then delivered) and discards another. Signing out in a second
+tab ends the first tab's live session (session.ended): it shows the sign-in form. Every main
+screen is saved in light and dark mode (WEB_SCREENSHOTS_DIR keeps them, as the README's images
+are made) and must pass axe-core without serious violations.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ async def test_customer_and_admin_flows_in_a_browser(
         "USER_APP_URL": web_platform.user_app_url,
         "ADMIN_URL": web_platform.admin_url,
         "GATEWAY_URL": web_platform.gateway_url,
-        "LINK_CONTROL_URL": web_platform.link_control_url,
+        "CONTROL_URL": web_platform.control_url,
         "ADMIN_EMAIL": web_platform.admin_email,
         "ADMIN_PASSWORD": web_platform.admin_password,
         "ADMIN_TOKEN": web_platform.admin_token,

@@ -11,6 +11,9 @@ type Reports = {
 };
 
 const COLOURS = ["#6366f1", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#64748b"];
+// Legends name the series in the text colour (their swatches carry the series' colours): the
+// light colours of the series are too faint for text on a white card.
+const legendText = (value: string) => <span className="text-slate-700 dark:text-slate-200">{value}</span>;
 const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
 
 export default function AnalyticsPage() {
@@ -22,6 +25,8 @@ export default function AnalyticsPage() {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
+    // Changing the range while reports load asks again: only the newest range's answer shows.
+    let current = true;
     const query = { from, to, granularity };
     Promise.all([
       unwrap(api.GET("/analytics/dashboard", { params: { query } })),
@@ -30,10 +35,14 @@ export default function AnalyticsPage() {
       unwrap(api.GET("/analytics/status-distribution", { params: { query } })),
     ])
       .then(([dashboard, orders, revenue, statuses]) => {
+        if (!current) return;
         setReports({ dashboard, orders, revenue, statuses });
         setError(null);
       })
-      .catch((e: unknown) => setError(describeError(e)));
+      .catch((e: unknown) => current && setError(describeError(e)));
+    return () => {
+      current = false;
+    };
   }, [api, from, to, granularity]);
 
   const revenueRows = reports
@@ -65,13 +74,13 @@ export default function AnalyticsPage() {
           )}
           <dl className="grid gap-3 sm:grid-cols-2 lg:grid-cols-4">
             {Object.entries(reports.dashboard.figures).map(([name, figure]) => (
-              <div key={name} className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-700 dark:bg-slate-900">
+              <div key={name} data-figure={name} className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-700 dark:bg-slate-900">
                 <dt className="text-xs uppercase tracking-wide text-slate-600 dark:text-slate-400">{name.replace(/([A-Z])/g, " $1")}</dt>
                 <dd className="text-2xl font-bold">{figure.value === null ? "—" : Number(figure.value.toFixed(2))} <span className="text-sm font-normal">{figure.unit}</span></dd>
               </div>
             ))}
             {reports.revenue.currencies.map((c) => (
-              <div key={c.currency} className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-700 dark:bg-slate-900">
+              <div key={c.currency} data-figure={`revenue-${c.currency}`} className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-700 dark:bg-slate-900">
                 <dt className="text-xs uppercase tracking-wide text-slate-600 dark:text-slate-400">Revenue {c.currency}</dt>
                 <dd className="text-2xl font-bold">{formatMoney(c.total, c.currency)}</dd>
               </div>
@@ -86,7 +95,7 @@ export default function AnalyticsPage() {
                     <XAxis dataKey="period" fontSize={12} />
                     <YAxis allowDecimals={false} fontSize={12} />
                     <Tooltip />
-                    <Legend />
+                    <Legend formatter={legendText} />
                     <Bar dataKey="confirmed" stackId="a" fill={COLOURS[2]} name="Confirmed or later" />
                     <Bar dataKey="failed" stackId="a" fill={COLOURS[4]} name="Failed" />
                     <Bar dataKey="cancelled" stackId="a" fill={COLOURS[3]} name="Cancelled" />
@@ -102,7 +111,7 @@ export default function AnalyticsPage() {
                     <XAxis dataKey="period" fontSize={12} />
                     <YAxis fontSize={12} />
                     <Tooltip />
-                    <Legend />
+                    <Legend formatter={legendText} />
                     {reports.revenue.currencies.map((c, i) => (
                       <Line key={c.currency} dataKey={c.currency} stroke={COLOURS[i % COLOURS.length]} strokeWidth={2} dot={false} />
                     ))}
@@ -114,13 +123,11 @@ export default function AnalyticsPage() {
               <div className="h-64" role="img" aria-label={reports.statuses.statuses.map((s) => `${s.status} ${s.orders}`).join(", ")}>
                 <ResponsiveContainer>
                   <PieChart>
-                    <Pie data={reports.statuses.statuses} dataKey="orders" nameKey="status" outerRadius={90} label>
-                      {reports.statuses.statuses.map((s, i) => (
-                        <Cell key={s.status} fill={COLOURS[i % COLOURS.length]} />
-                      ))}
+                    <Pie data={reports.statuses.statuses.filter((s) => s.orders > 0)} dataKey="orders" nameKey="status" outerRadius={90} label>
+                      {reports.statuses.statuses.map((s, i) => s.orders > 0 && <Cell key={s.status} fill={COLOURS[i % COLOURS.length]} />)}
                     </Pie>
                     <Tooltip />
-                    <Legend />
+                    <Legend formatter={legendText} />
                   </PieChart>
                 </ResponsiveContainer>
               </div>

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Alert, Button, Empty, TextField, describeError, formatTime, unwrap, useServices, type components } from "@realtimeorder/shared";
 
 type Event = components["schemas"]["EventOut"];
@@ -11,24 +11,31 @@ export function EventsPage() {
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
+  // Each keystroke in a filter asks again; an answer to an older question is not shown.
+  const latest = useRef(0);
 
-  async function load(cursor: string | null) {
-    try {
-      const page = await unwrap(
-        api.GET("/analytics/events", {
-          params: { query: { limit: 50, ...(orderId.trim() ? { orderId: orderId.trim() } : {}), ...(type ? { type: [type] } : {}), ...(cursor ? { cursor } : {}) } },
-        }),
-      );
-      setEvents((current) => (cursor ? [...current, ...page.items] : page.items));
-      setNext(page.nextCursor);
-      setError(null);
-    } catch (e) {
-      setError(describeError(e));
-    }
-  }
+  const load = useCallback(
+    async (cursor: string | null) => {
+      const ticket = ++latest.current;
+      try {
+        const page = await unwrap(
+          api.GET("/analytics/events", {
+            params: { query: { limit: 50, ...(orderId.trim() ? { orderId: orderId.trim() } : {}), ...(type ? { type: [type] } : {}), ...(cursor ? { cursor } : {}) } },
+          }),
+        );
+        if (ticket !== latest.current) return;
+        setEvents((current) => (cursor ? [...current, ...page.items] : page.items));
+        setNext(page.nextCursor);
+        setError(null);
+      } catch (e) {
+        if (ticket === latest.current) setError(describeError(e));
+      }
+    },
+    [api, orderId, type],
+  );
   useEffect(() => {
     void load(null);
-  }, [orderId, type]);
+  }, [load]);
 
   return (
     <div className="space-y-4">
@@ -44,9 +51,10 @@ export function EventsPage() {
       </div>
       {error && <Alert>{error}</Alert>}
       {events.length === 0 && !error && <Empty>No events match.</Empty>}
+      {events.length > 0 && (
       <ul className="divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white text-sm dark:divide-slate-700 dark:border-slate-700 dark:bg-slate-900">
         {events.map((event) => (
-          <li key={event.eventId} className="p-3">
+          <li key={event.eventId} className="p-3" data-event-type={event.type} data-order={event.orderId}>
             <button type="button" className="flex w-full flex-wrap items-center gap-3 text-left" aria-expanded={open === event.eventId} onClick={() => setOpen(open === event.eventId ? null : event.eventId)}>
               <span className="font-mono text-xs">{formatTime(event.occurredAt)}</span>
               <span className="font-semibold">{event.type}</span>
@@ -57,6 +65,7 @@ export function EventsPage() {
           </li>
         ))}
       </ul>
+      )}
       {next && <Button variant="secondary" onClick={() => void load(next)}>Older events</Button>}
     </div>
   );
