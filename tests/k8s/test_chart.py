@@ -1013,6 +1013,49 @@ def test_only_auth_holds_the_token_signing_key(rendered: Any, name: str) -> None
 
 
 @pytest.mark.k8s
+@pytest.mark.parametrize("name", ["default", "operators"])
+def test_each_service_connects_to_the_bundled_postgresql_as_its_own_role(
+    rendered: Any, name: str
+) -> None:
+    """One role per service (templates/postgresql/roles.yaml): its own basic-auth Secret, applied
+    by the PostgreSQL pod's `roles` container, which the pod's readiness waits for; the workers
+    use notifications' role; nothing connects as the superuser (tests/k8s/test_postgresql_roles.py
+    runs the script on a real PostgreSQL)."""
+    docs = rendered(name)
+    roles = ("auth", "orders", "inventory", "notifications", "analytics")
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    for name_, deployment in deployments.items():
+        env = env_of(pod_spec(deployment)["containers"][0])
+        if "DB_PASSWORD" not in env:
+            continue
+        role = "notifications" if name_ in WORKERS else name_
+        assert env["DB_USER"]["value"] == role
+        assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": f"{RELEASE}-postgresql-{role}",
+            "key": "password",
+        }
+    used = {
+        env_of(pod_spec(d)["containers"][0]).get("DB_USER", {}).get("value")
+        for d in deployments.values()
+    }
+    assert used - {None} == set(roles)
+    for role in roles:
+        secret = named(docs, "Secret", f"{RELEASE}-postgresql-{role}")
+        assert secret["type"] == "kubernetes.io/basic-auth"
+        assert base64.b64decode(secret["data"]["username"]).decode() == role
+    statefulset = named(docs, "StatefulSet", f"{RELEASE}-postgresql")
+    spec = statefulset["spec"]["template"]["spec"]
+    (sidecar,) = [c for c in spec["containers"] if c["name"] == "roles"]
+    assert env_of(sidecar)["SERVICE_ROLES"]["value"].split() == list(roles)
+    assert sidecar["readinessProbe"]["exec"]["command"] == ["test", "-f", "/tmp/roles-applied"]
+    (passwords,) = [v for v in spec["volumes"] if v["name"] == "role-passwords"]
+    sources = passwords["projected"]["sources"]
+    assert [s["secret"]["items"] for s in sources] == [
+        [{"key": "password", "path": role}] for role in roles
+    ]
+
+
+@pytest.mark.k8s
 def test_renders_without_a_cluster_are_stable_with_existing_secrets(helm: Path) -> None:
     """GitOps tools render with no cluster to `lookup` in: generated secrets change on every
     render (the README says so), and naming existing Secrets instead makes every render equal."""
@@ -1022,7 +1065,7 @@ def test_renders_without_a_cluster_are_stable_with_existing_secrets(helm: Path) 
 
     gitops = (
         "jwt.existingSecret=platform-jwt,postgresql.auth.existingSecret=platform-postgresql,"
-        "redis.auth.existingSecret=platform-redis"
+        "postgresql.auth.existingRoleSecrets=true,redis.auth.existingSecret=platform-redis"
     )
     first, second = (helm_template(helm, (), "default", "--set", gitops) for _ in range(2))
     assert first == second
@@ -1223,8 +1266,11 @@ def test_worker_providers_and_credentials_come_from_values(rendered: Any) -> Non
         "name": "push-provider",
         "key": "provider-token",
     }
+    roles = [
+        f"postgresql-{r}" for r in ("auth", "orders", "inventory", "notifications", "analytics")
+    ]
     assert {d["metadata"]["name"] for d in by_kind(docs, "Secret")} == {
-        f"{RELEASE}-{name}" for name in ("jwt", "postgresql", "redis", "email-worker")
+        f"{RELEASE}-{name}" for name in ("jwt", "postgresql", "redis", "email-worker", *roles)
     }
 
     # Nothing configured: no provider variables but the SMTP defaults, no Secret.

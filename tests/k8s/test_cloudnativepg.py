@@ -4,10 +4,11 @@ The profile `ci/cloudnativepg-values.yaml` goes through every check of test_char
 references, server-side dry run with the CloudNativePG CRDs). These tests add what the mode
 itself promises:
 
-- the services reach PostgreSQL through the Pooler's Service, with the password of the
-  Secret CloudNativePG writes for the application user (or the basic-auth Secret named by
-  `postgresql.auth.existingSecret`, handed to `bootstrap.initdb`), and no bundled PostgreSQL
-  renders;
+- the services reach PostgreSQL through the Pooler's Service, each as its own managed role
+  owning only its schema (created by `postInitApplicationSQL`), with the password of its
+  basic-auth Secret; the application user (CloudNativePG's Secret, or the one named by
+  `postgresql.auth.existingSecret`, handed to `bootstrap.initdb`) owns the database, and no
+  bundled PostgreSQL renders;
 - the Pooler pools sessions (the services LISTEN, hold session advisory locks and prepare
   statements) and tracks `search_path`, which each service sets in its startup options;
 - NetworkPolicies admit exactly the components that use PostgreSQL to the Pooler, and only the
@@ -18,6 +19,7 @@ itself promises:
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def admitted(rule: dict[str, Any], pods: dict[str, dict[str, str]]) -> set[str]:
 
 
 @pytest.mark.k8s
-def test_services_reach_the_pooler_with_the_application_users_secret(helm: Path) -> None:
+def test_services_reach_the_pooler_each_as_its_own_role(helm: Path) -> None:
     docs = render(helm)
     data = named(docs, "ConfigMap", f"{RELEASE}-env")["data"]
     (pooler,) = by_kind(docs, "Pooler")
@@ -91,19 +93,32 @@ def test_services_reach_the_pooler_with_the_application_users_secret(helm: Path)
     users = database_users()
     assert users >= {"auth", "orders", "inventory", "notifications", *WORKERS}
     deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     for name in users:
+        role = "notifications" if name in WORKERS else name
         env = env_of(pod_spec(deployments[name])["containers"][0])
-        assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-            "name": f"{CLUSTER}-app",
-            "key": "password",
-        }, name
+        assert env["DB_USER"]["value"] == role, name
+        secret = env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": f"{CLUSTER}-{role}", "key": "password"}, name
+        assert roles[role]["passwordSecret"] == {"name": secret["name"]}
+        assert roles[role]["login"] is True
+        assert (roles[role]["superuser"], roles[role]["createrole"]) == (False, False)
+        stored = named(docs, "Secret", secret["name"])
+        assert stored["type"] == "kubernetes.io/basic-auth", "what CloudNativePG reads"
+        assert base64.b64decode(stored["data"]["username"]).decode() == role
+    assert set(roles) == {"auth", "orders", "inventory", "notifications", "analytics"}
+    sql = initdb["postInitApplicationSQL"]
+    for role in roles:
+        assert f"CREATE SCHEMA {role} AUTHORIZATION {role}" in sql
     gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
     assert "DB_PASSWORD" not in gateway
 
-    # Nothing of the bundled PostgreSQL: no StatefulSet, Service or generated Secret.
+    # Nothing of the bundled PostgreSQL: no StatefulSet, Service or its superuser's Secret.
     assert not [d for d in by_kind(docs, "StatefulSet") if component(d) == "postgresql"]
     assert not [d for d in by_kind(docs, "Service") if component(d) == "postgresql"]
-    assert not [d for d in by_kind(docs, "Secret") if component(d) == "postgresql"]
+    assert {
+        d["metadata"]["name"] for d in by_kind(docs, "Secret") if component(d) == "postgresql"
+    } == {f"{CLUSTER}-{role}" for role in roles}
 
 
 @pytest.mark.k8s
@@ -147,9 +162,9 @@ def test_an_existing_secret_bootstraps_the_application_user(helm: Path) -> None:
     orders = next(d for d in by_kind(docs, "Deployment") if component(d) == "orders")
     env = env_of(pod_spec(orders)["containers"][0])
     assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "shop-database",
+        "name": f"{CLUSTER}-orders",
         "key": "password",
-    }
+    }, "the services connect as their own roles, never as the database's owner"
 
 
 @pytest.mark.k8s

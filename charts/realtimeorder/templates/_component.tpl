@@ -139,6 +139,9 @@ spec:
               protocol: TCP
             {{- end }}
           {{- $env := include "realtimeorder.component.env" . | fromYamlArray }}
+          {{- /* Each service's own database role replaces the shared user. */}}
+          {{- $own := include "realtimeorder.postgresql.roleEnv" . | fromYamlArray }}
+          {{- $env = include "realtimeorder.mergeEnv" (dict "env" $env "extra" $own) | fromYamlArray }}
           {{- with include "realtimeorder.mergeEnv" (dict "env" $env "extra" $values.extraEnv) | fromYamlArray }}
           env: {{- toYaml . | nindent 12 }}
           {{- end }}
