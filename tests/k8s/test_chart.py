@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from services import registry
+from services.kit import order_events
 from services.kit.keys import SigningKey, verifying_keys
 from services.kit.order_events import ALL_TOPICS
 from tests.k8s.conftest import KubeCluster
@@ -383,6 +385,8 @@ def test_every_reference_resolves(rendered: Any, name: str) -> None:
     secrets = {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
     secrets |= {f"{d['metadata']['name']}-default-user" for d in by_kind(docs, "RabbitmqCluster")}
     secrets |= {f"{d['metadata']['name']}-app" for d in by_kind(docs, "Cluster")}
+    # Strimzi's User Operator writes each KafkaUser's credentials to a Secret of its name.
+    secrets |= {d["metadata"]["name"] for d in by_kind(docs, "KafkaUser")}
     secrets |= set().union(*(existing_secret_names(v) for v in values))
     config_maps = {d["metadata"]["name"] for d in by_kind(docs, "ConfigMap")}
     accounts = {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")} | {"default"}
@@ -514,14 +518,18 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
     ]
 
     (kafka,) = by_kind(docs, "Kafka")
-    (listener,) = kafka["spec"]["kafka"]["listeners"]
-    kafka_clients = {
-        c
-        for peer in listener["networkPolicyPeers"]
-        for c, labels in pods.items()
-        if selects(peer["podSelector"], labels)
-    }
-    assert kafka_clients == users("kafka") | {"operator"}
+    listeners = {item["name"]: item for item in kafka["spec"]["kafka"]["listeners"]}
+
+    def kafka_clients(listener: str) -> set[str]:
+        return {
+            c
+            for peer in listeners[listener]["networkPolicyPeers"]
+            for c, labels in pods.items()
+            if selects(peer["podSelector"], labels)
+        }
+
+    assert kafka_clients("scram") == users("kafka") | {"operator"}
+    assert kafka_clients("plain") == {"operator"}, "unauthenticated: the operator alone"
     assert users("kafka") >= {"orders", "inventory"}
 
 
@@ -1055,6 +1063,107 @@ def test_each_service_connects_to_the_bundled_postgresql_as_its_own_role(
     ]
 
 
+def emitted_topics(service: str) -> set[str]:
+    """The topics a service's outbox writes: the topic constants its service.py names."""
+    source = (ROOT / "services" / service / "service.py").read_text()
+    constants = {
+        name: value
+        for name, value in vars(order_events).items()
+        if isinstance(value, str) and value in ALL_TOPICS
+    }
+    return {value for name, value in constants.items() if re.search(rf"\b{name}\b", source)}
+
+
+def handled_topics(service: str) -> set[str]:
+    handlers = importlib.import_module(f"services.{service}.handlers")
+    return set(handlers.EVENT_HANDLERS)
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize("name", ["default", "operators"])
+def test_each_service_reaches_kafka_as_its_own_user_with_acls_for_its_topics(
+    rendered: Any, name: str
+) -> None:
+    """The release's Strimzi Kafka: SCRAM-SHA-512 on the listener the services use, simple
+    authorization, and a KafkaUser per service whose ACLs are exactly the topics its outbox
+    writes, the topics its EVENT_HANDLERS consume with their dead-letter topics, and its
+    consumer group; the plain listener admits the operator's pods only."""
+    docs = rendered(name)
+    kafka = by_kind(docs, "Kafka")[0]["spec"]["kafka"]
+    listeners = {listener["name"]: listener for listener in kafka["listeners"]}
+    assert listeners["scram"]["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["authorization"]["type"] == "simple"
+    (peer,) = listeners["plain"]["networkPolicyPeers"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    users = {u["metadata"]["name"]: u for u in by_kind(docs, "KafkaUser")}
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    kafka_clients = [s for s in ("orders", "inventory", "notifications", "analytics")]
+    assert set(users) == {f"{RELEASE}-kafka-{s}" for s in kafka_clients}
+    for service in kafka_clients:
+        user = users[f"{RELEASE}-kafka-{service}"]
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        granted: dict[tuple[str, str], set[str]] = {}
+        for acl in user["spec"]["authorization"]["acls"]:
+            resource = acl["resource"]
+            assert resource["patternType"] == "literal"
+            granted.setdefault((resource["type"], resource["name"]), set()).update(
+                acl["operations"]
+            )
+        consumed = handled_topics(service)
+        expected = {("topic", t): {"Write", "Describe"} for t in emitted_topics(service)}
+        expected |= {("topic", t): {"Read", "Describe"} for t in consumed}
+        expected |= {("topic", f"{t}.dlq"): {"Write", "Describe"} for t in consumed}
+        group = chart_values()[service].get("consumerGroup", service)
+        expected[("group", group)] = {"Read", "Describe"}
+        if service == "analytics":  # its overview of every topic and consumer group
+            expected |= {("topic", "*"): {"Describe"}, ("group", "*"): {"Describe"}}
+        assert granted == expected, service
+
+        env = env_of(pod_spec(deployments[service])["containers"][0])
+        assert env["KAFKA_BROKER"]["value"].endswith(":9094")
+        assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_PLAINTEXT"
+        assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"]["value"] == user["metadata"]["name"]
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": user["metadata"]["name"],
+            "key": "password",
+        }
+    assert "KAFKA_SASL_USERNAME" not in env_of(pod_spec(deployments["auth"])["containers"][0])
+
+
+@pytest.mark.k8s
+def test_rabbitmq_topology_mode_gives_each_component_its_own_user(rendered: Any) -> None:
+    """operator.rabbitmqMode topology: a User and a Permission per component that uses RabbitMQ,
+    limited to its queues on "/", its credentials replacing the default user's before
+    RABBITMQ_URL uses them; management mode keeps the default user."""
+    docs = rendered("operators")
+    users = {u["metadata"]["name"]: u for u in by_kind(docs, "User")}
+    permissions = {
+        p["spec"]["userReference"]["name"]: p["spec"] for p in by_kind(docs, "Permission")
+    }
+    expected = {
+        "notifications": ("^amq\\.default$", "^$"),
+        "email-worker": ("^amq\\.default$", "^email\\.notifications$"),
+        "sms-worker": ("^amq\\.default$", "^sms\\.notifications$"),
+        "push-worker": ("^amq\\.default$", "^push\\.notifications$"),
+        "analytics": ("^$", "^$"),
+    }
+    assert set(users) == set(permissions) == {f"{RELEASE}-rabbitmq-{n}" for n in expected}
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    for name, (write, read) in expected.items():
+        user = f"{RELEASE}-rabbitmq-{name}"
+        assert users[user]["spec"]["importCredentialsSecret"] == {"name": user}
+        assert users[user]["spec"]["tags"] == (["monitoring"] if name == "analytics" else [])
+        assert permissions[user]["vhost"] == "/"
+        assert permissions[user]["permissions"] == {"configure": "^$", "write": write, "read": read}
+        env = pod_spec(deployments[name])["containers"][0]["env"]
+        names = [item["name"] for item in env]
+        variables = env_of({"env": env})
+        assert variables["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == user
+        assert names.index("RABBITMQ_PASSWORD") < names.index("RABBITMQ_URL")
+    assert not by_kind(rendered("default"), "User"), "management mode: the default user"
+
+
 @pytest.mark.k8s
 def test_renders_without_a_cluster_are_stable_with_existing_secrets(helm: Path) -> None:
     """GitOps tools render with no cluster to `lookup` in: generated secrets change on every
@@ -1078,7 +1187,7 @@ def test_external_kafka_tls_and_sasl_reach_its_clients(
 ) -> None:
     """externalKafka.tls/sasl become the librdkafka settings as KAFKA_* variables and a mounted
     CA on every component that uses Kafka and on the operator, nowhere else; a plaintext or
-    Strimzi Kafka gets none. (The services do not read them yet: chart README.)"""
+    Strimzi Kafka gets none of these (its services connect as SCRAM users of their own)."""
     namespace = "chart-kafka-security"
     docs = helm_template(
         helm,
@@ -1114,7 +1223,8 @@ def test_external_kafka_tls_and_sasl_reach_its_clients(
     problems = dry_run_apply(kube, dynamic, by_kind(docs, "Deployment"), namespace)
     assert not problems, "\n".join(problems)
 
-    # TLS alone; a plaintext external Kafka and the release's Strimzi Kafka: nothing.
+    # TLS alone; a plaintext external Kafka: nothing; the release's Strimzi Kafka: each service's
+    # own SCRAM user (test_each_service_reaches_kafka_as_its_own_user_with_acls_for_its_topics).
     tls = helm_template(
         helm,
         [CHART / "ci" / "external-values.yaml"],
@@ -1127,9 +1237,13 @@ def test_external_kafka_tls_and_sasl_reach_its_clients(
     assert "KAFKA_SSL_CA_LOCATION" not in orders, "the image's CAs"
     plain = helm_template(helm, [CHART / "ci" / "external-values.yaml"], namespace)
     strimzi = helm_template(helm, (), namespace)
-    for deployment in by_kind(plain, "Deployment") + by_kind(strimzi, "Deployment"):
+    for deployment in by_kind(plain, "Deployment"):
         env = env_of(pod_spec(deployment)["containers"][0])
         assert not [v for v in env if v.startswith("KAFKA_S")], deployment["metadata"]["name"]
+    for deployment in by_kind(strimzi, "Deployment"):
+        env = env_of(pod_spec(deployment)["containers"][0])
+        protocol = env.get("KAFKA_SECURITY_PROTOCOL", {}).get("value", "PLAINTEXT")
+        assert protocol in ("PLAINTEXT", "SASL_PLAINTEXT"), deployment["metadata"]["name"]
     with pytest.raises(
         RenderError, match=r"sasl\.username and externalKafka\.sasl\.existingSecret"
     ):

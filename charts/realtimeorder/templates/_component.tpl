@@ -139,8 +139,8 @@ spec:
               protocol: TCP
             {{- end }}
           {{- $env := include "realtimeorder.component.env" . | fromYamlArray }}
-          {{- /* Each service's own database role replaces the shared user. */}}
-          {{- $own := include "realtimeorder.postgresql.roleEnv" . | fromYamlArray }}
+          {{- /* Each service's own database role and broker users replace the shared ones. */}}
+          {{- $own := concat (include "realtimeorder.postgresql.roleEnv" . | fromYamlArray) (include "realtimeorder.kafka.userEnv" . | fromYamlArray) (include "realtimeorder.rabbitmq.userEnv" . | fromYamlArray) }}
           {{- $env = include "realtimeorder.mergeEnv" (dict "env" $env "extra" $own) | fromYamlArray }}
           {{- with include "realtimeorder.mergeEnv" (dict "env" $env "extra" $values.extraEnv) | fromYamlArray }}
           env: {{- toYaml . | nindent 12 }}
