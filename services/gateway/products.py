@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,12 +51,13 @@ from services.kit.cache import PRODUCT_CHANGES_CHANNEL, etag_matches, product_ge
 from services.kit.errors import DomainError
 from services.kit.security import authenticate
 
-log = logging.getLogger(__name__)
-
 LIST_PATH = "/inventory/products"
 UPSTREAM = "inventory"
 MAX_BODY_BYTES = 256 * 1024
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HIT, _MISS, _COALESCED, _BYPASS = (
+    PRODUCT_CACHE.labels(result) for result in ("hit", "miss", "coalesced", "bypass")
+)
 _REFUSED_DIRECTIVES = ("no-store", "private")
 _VARY = (b"vary", b"Accept-Encoding, Authorization")
 
@@ -183,12 +183,12 @@ class ProductListCache:
         """The list for this request, from memory when current, else fetched (and kept)."""
         view = await _view(state, authorization) if self.confirmed else None
         if view is None:
-            PRODUCT_CACHE.labels("bypass").inc()
+            _BYPASS.inc()
             return await fetch()
         key = (view, query)
         entry = self._entries.get(key)
         if entry is not None:
-            PRODUCT_CACHE.labels("hit").inc()
+            _HIT.inc()
         else:
             found = await self._load(key, fetch)
             if not isinstance(found, Entry):
@@ -206,9 +206,9 @@ class ProductListCache:
         """
         loading = self._loading.get(key)
         if loading is not None:
-            PRODUCT_CACHE.labels("coalesced").inc()
+            _COALESCED.inc()
             return await asyncio.shield(loading)
-        PRODUCT_CACHE.labels("miss").inc()
+        _MISS.inc()
         if key not in self._kept_before:
             return await self._fetch(key, fetch)
         loading = asyncio.ensure_future(self._fetch(key, fetch))
