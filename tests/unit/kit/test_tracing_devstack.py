@@ -57,6 +57,9 @@ def test_install_builds_the_jaeger_version_pinned_in_servers() -> None:
     assert "./cmd/jaeger" in script
 
 
+KEYS = stack.TokenKeys(Path("token-signing.pem"), Path("token-verify.pem"))
+
+
 def test_with_jaeger_every_service_sends_it_spans(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,9 +68,9 @@ def test_with_jaeger_every_service_sends_it_spans(
     monkeypatch.setenv("JAEGER_BIN", str(binary))
     config = stack.StackConfig.from_environ(tmp_path / ".run", {"JAEGER_OTLP_PORT": "14318"})
     assert config.traced
-    env = stack.service_environment(config, "secret", {})
+    env = stack.service_environment(config, KEYS, {})
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:14318"
-    backing = {spec.name: spec for spec in stack.stages(config, "secret")[1]}
+    backing = {spec.name: spec for spec in stack.stages(config, KEYS, {})[1]}
     assert backing["jaeger"].ports["otlp-http"] == 14318
     assert config.all_ports()["jaeger_query"] == 16686
 
@@ -79,8 +82,8 @@ def test_without_its_binary_the_stack_runs_untraced_and_says_why(
     config = stack.StackConfig.from_environ(tmp_path / ".run", {})
     assert not config.traced
     assert "scripts/install.sh" in config.skipped["jaeger"]
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in stack.service_environment(config, "secret", {})
-    assert all(spec.name != "jaeger" for stage in stack.stages(config, "secret") for spec in stage)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in stack.service_environment(config, KEYS, {})
+    assert all(spec.name != "jaeger" for stage in stack.stages(config, KEYS, {}) for spec in stage)
     assert not any(name.startswith("jaeger") for name in config.all_ports())
     stack.print_urls(config)
     summary = capsys.readouterr().out
