@@ -63,13 +63,20 @@ audit: install ## pip-audit the locked dependencies (needs PyPI's vulnerability 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi
 
-.PHONY: images images-smoke
+.PHONY: images images-smoke images-backing images-backing-smoke
 
 images: ## build every image we ship (services, operator, web apps) with Docker, or buildah without it
 	$(VENV)/python scripts/images/build.py build
 
 images-smoke: ## start each built image: /healthz answers, no process runs as root
 	$(VENV)/python scripts/images/build.py smoke
+
+images-backing: ## the node's own images: PostgreSQL, Redis, RabbitMQ, Kafka (Debian packages, Maven jars) and Traefik (Go module), with buildah
+	$(VENV)/python scripts/images/backing.py build
+	$(VENV)/python scripts/images/ingress.py build
+
+images-backing-smoke: ## start each backing image: the server answers, as its non-root user only
+	$(VENV)/python scripts/images/backing.py smoke
 
 .PHONY: cluster-up cluster-down test-cluster
 
@@ -82,6 +89,6 @@ cluster-up: ## a real one-node cluster here (containerd, kubelet, kube-proxy, Co
 cluster-down: ## stop the node and undo everything it changed on the host (safe to repeat)
 	$(VENV)/python -m k8s.node down
 
-test-cluster: ## the node's tests (not yet part of make test): our image in a pod under Pod Security restricted
+test-cluster: ## the node's tests (not yet part of make test): our image in a pod under Pod Security restricted, then the chart end to end through the ingress
 	@scripts/k8s-testenv/build.sh --node
 	RTO_CLUSTER_TESTS=1 $(VENV)/pytest tests/k8s/node $(PYTEST_ARGS)

@@ -762,6 +762,31 @@ def _up(d: Path, bins: Path, state: State, logs: Path) -> None:
     log(f"API server {server}; export KUBECONFIG={d / 'kubeconfig'}")
 
 
+def expose(name: str, target: str, port: int | None = None) -> int:
+    """Serve ``target`` (host:port as seen inside the node's namespace, e.g. a Service's
+    ClusterIP) on the host's 127.0.0.1:<port>, through the same two relays as the API server;
+    ``down`` stops them with the node. Returns the host port."""
+    d = node_dir()
+    state = State(d)
+    if not state.data["processes"]:
+        raise NodeError("the node is not running: make cluster-up")
+    logs = d / "logs"
+    sock = d / f"{name}.sock"
+    sock.unlink(missing_ok=True)
+    start(state, f"relay-{name}-netns", ["socat", f"UNIX-LISTEN:{sock},fork,mode=600",
+                                         f"TCP:{target}"], logs)  # fmt: skip
+    port = port or free_port()
+    start(state, f"relay-{name}-host", ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                                        f"UNIX-CONNECT:{sock}"], logs, netns=False)  # fmt: skip
+    wait_until(f"the relay to {target}", lambda: _listening(port), 10)
+    return port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def pod_container_pids(d: Path) -> list[int]:
     """containerd shims started for this node, and everything under them."""
     sock = str(d / "containerd.sock")

@@ -161,6 +161,9 @@ RABBITMQ = Backing(
         "PATH=/usr/lib/rabbitmq/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "--env",
         "HOME=/var/lib/rabbitmq",
+        # The server and the CLI (probes, rabbitmqctl) agree on a name that needs no DNS.
+        "--env",
+        "RABBITMQ_NODENAME=rabbit@localhost",
         "--workingdir",
         "/var/lib/rabbitmq",
         "--entrypoint",
