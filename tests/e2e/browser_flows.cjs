@@ -359,6 +359,7 @@ async function main() {
     console.log("PASS the admin replays a dead-lettered push (delivered, gone from the queue) and discards another");
 
     // -- session.ended: signing out in another tab ends this tab's session too ---------------------
+    await customer.locator('[data-live="online"]').waitFor();
     const otherTab = await customer.context().newPage();
     await otherTab.goto(`${USER_APP}/#/`);
     await otherTab.getByRole("button", { name: /Sign out/ }).click();
