@@ -346,12 +346,20 @@ def cgroup_dirs() -> list[Path]:
     ]
 
 
+# cgroup v1 weighs the node's whole cgroup like one process of the host's: on a machine busy
+# with other work every pod then starves (an exec probe took 30 s). Weigh the pods together like
+# the dozen-odd processes they are.
+NODE_CPU_SHARES = 16384
+
+
 def make_cgroups() -> None:
     for directory in cgroup_dirs():
         directory.mkdir(exist_ok=True)
         if directory.parent.name == "cpuset":
             for f in ("cpuset.cpus", "cpuset.mems"):
                 (directory / f).write_text((directory.parent / f).read_text())
+        if directory.parent.name == "cpu" and (directory / "cpu.shares").exists():
+            (directory / "cpu.shares").write_text(str(NODE_CPU_SHARES))
 
 
 def remove_cgroups() -> None:
