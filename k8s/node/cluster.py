@@ -659,6 +659,9 @@ def _up(d: Path, bins: Path, state: State, logs: Path) -> None:
     run(in_netns(["ip", "link", "add", BRIDGE, "type", "bridge"]))
     run(in_netns(["ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE]))
     run(in_netns(["ip", "link", "set", BRIDGE, "up"]))
+    # The node's own connections to a ClusterIP (the relays of `expose`) need a route before
+    # kube-proxy's output rules can translate them.
+    run(in_netns(["ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP]))
     make_cgroups()
 
     pki = d / "pki"
