@@ -65,9 +65,6 @@ proxies to all of them, orders reads prices from inventory. */}}
 {{- if and (not .Values.redis.enabled) (not (or .Values.externalRedis.url .Values.externalRedis.existingSecret)) -}}
 {{- fail "redis.enabled is false: set externalRedis.url or externalRedis.existingSecret" -}}
 {{- end -}}
-{{- if and .Values.jwt.secret (lt (len .Values.jwt.secret) 32) (ne .Values.appEnv "development") -}}
-{{- fail "jwt.secret must be at least 32 characters outside development (or leave it empty to generate one)" -}}
-{{- end -}}
 {{- if and (eq .Values.operator.kafkaMode "strimzi") (not .Values.kafka.enabled) -}}
 {{- fail "operator.kafkaMode=strimzi needs kafka.enabled (the Strimzi cluster its KafkaTopics belong to)" -}}
 {{- end -}}
