@@ -22,6 +22,7 @@ from services.registry import service
 
 PATH = "/inventory/products"
 WRK_CONNECTIONS = 64
+READ_RESULTS = ("hit", "miss", "coalesced", "bypass")
 
 
 @dataclass
@@ -113,10 +114,13 @@ def measure(base: str, seconds: int) -> ListReport:
         before = _counters(base)
         run = _wrk(name, target + PATH, seconds, extra)
         after = _counters(base)
-        if target == base and run.requests:
-            delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
-            run.not_modified_share = delta.get("not_modified", 0.0) / run.requests
-            run.memory_share = delta.get("hit", 0.0) / run.requests
+        delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+        # The gateway's own count of reads is the denominator: wrk leaves out the requests
+        # still unanswered when it stops.
+        reads = sum(delta.get(result, 0.0) for result in READ_RESULTS)
+        if target == base and reads:
+            run.not_modified_share = delta.get("not_modified", 0.0) / reads
+            run.memory_share = delta.get("hit", 0.0) / reads
         report.runs.append(run)
     return report
 
