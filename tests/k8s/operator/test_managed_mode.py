@@ -242,7 +242,9 @@ def test_a_resource_named_longer_than_a_label_value_still_owns_its_objects(
     time, and found by it."""
     long = "a-name-longer-than-the-sixty-three-characters-of-a-label-value"
     topic = unique(long)
-    managed.create("eventtopics", topic, {"topicName": f"test.{unique('long')}"}, "EventTopic")
+    managed.create(
+        "eventtopics", topic, {"topicName": f"test.{unique('long')}", "partitions": 1}, "EventTopic"
+    )
     created = eventually(lambda: kafka_topic(managed, topic), message="KafkaTopic created")
     assert created["metadata"]["labels"]["realtimeorder.io/owner"] == owner_label(topic)
     assert len(owner_label(topic)) <= 63
