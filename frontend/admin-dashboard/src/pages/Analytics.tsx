@@ -120,7 +120,7 @@ export default function AnalyticsPage() {
               </div>
             </Card>
             <Card title="Status distribution">
-              <div className="h-64" role="img" aria-label={reports.statuses.statuses.map((s) => `${s.status} ${s.orders}`).join(", ")}>
+              <div className="h-64" role="img" aria-label={`Status distribution: ${reports.statuses.statuses.map((s) => `${s.status} ${s.orders}`).join(", ")}`}>
                 <ResponsiveContainer>
                   <PieChart>
                     <Pie data={reports.statuses.statuses.filter((s) => s.orders > 0)} dataKey="orders" nameKey="status" outerRadius={90} label>
