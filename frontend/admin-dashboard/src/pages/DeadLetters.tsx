@@ -82,7 +82,7 @@ export function DeadLettersPage() {
           value={orderId}
           onChange={(e) => setOrderId(e.target.value)}
           aria-invalid={!orderIsValid}
-          hint={orderIsValid ? "The whole id, as the orders table shows it" : "An order id looks like 5b0f7c1e-3c1a-4d55-9f0e-8c2b9d1e4a10"}
+          hint={orderIsValid ? "A whole order id, not its first characters" : "An order id looks like 5b0f7c1e-3c1a-4d55-9f0e-8c2b9d1e4a10"}
         />
       </div>
       {message && <Alert tone={message.tone}>{message.text}</Alert>}
