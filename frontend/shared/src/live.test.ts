@@ -60,13 +60,16 @@ class TinyGateway {
     return new Promise((resolve) => this.waiters.push({ count, resolve }));
   }
 
-  /** What the gateway does when a token is revoked: session.ended, then a disconnect. */
-  endSessions(reason = "revoked"): void {
-    for (const socket of this.sockets) {
-      socket.send(`42${JSON.stringify([SESSION_ENDED, { reason }])}`);
-      socket.send("41");
-    }
+  /**
+   * What the gateway does when a token is revoked: session.ended, then a disconnect (after
+   * `between`, when given: the two may reach a client with any delay between them).
+   */
+  async endSessions(reason = "revoked", between?: () => Promise<void>): Promise<void> {
+    const sockets = [...this.sockets];
     this.sockets.clear();
+    for (const socket of sockets) socket.send(`42${JSON.stringify([SESSION_ENDED, { reason }])}`);
+    if (between) await between();
+    for (const socket of sockets) socket.send("41");
   }
 
   async stop(): Promise<void> {
@@ -171,6 +174,23 @@ describe("LiveConnection", () => {
     expect(refresh).toHaveBeenCalledTimes(1);
     expect(JSON.parse(String(refresh.mock.calls[0]![1]?.body))).toEqual({ refreshToken: "refresh-1" });
     expect(announced).toHaveBeenCalledTimes(2); // the tracker catches up (order.sync) after each
+  });
+
+  it("connects again when the disconnect arrives after the renewal has finished", async () => {
+    gateway = await TinyGateway.start();
+    const { session, refresh } = signedIn();
+    const connection = connect(session, gateway.url);
+    connection.start();
+    await online(connection);
+
+    await gateway.endSessions("revoked", async () => {
+      await vi.waitFor(() => expect(refresh).toHaveBeenCalledTimes(1));
+      await settled();
+    });
+    await gateway.connects(2);
+    await online(connection);
+    expect(gateway.tokens).toEqual(["access-1", "access-2"]);
+    expect(refresh).toHaveBeenCalledTimes(1);
   });
 
   it("renews the token when the server refuses the connection, then connects with the new one", async () => {

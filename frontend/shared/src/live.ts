@@ -31,6 +31,12 @@ export class LiveConnection {
   private readonly stateListeners = new Set<(state: LiveState) => void>();
   private readonly connectListeners = new Set<() => void>();
   private stopped = false;
+  /**
+   * The renewal since the last connection: `session.ended` and the disconnect that follows it
+   * share one, whichever arrives first and however long apart. A connection (or a refusal,
+   * which needs a fresh token) ends it.
+   */
+  private renewal: Promise<boolean> | null = null;
 
   constructor(config: RuntimeConfig, private readonly session: SessionStore) {
     this.socket = io(config.socketUrl, {
@@ -46,12 +52,20 @@ export class LiveConnection {
       },
     });
     this.socket.on("connect", () => {
+      this.renewal = null;
       this.setState("online");
       for (const listener of this.connectListeners) listener();
     });
-    this.socket.on("disconnect", () => this.setState(this.stopped ? "offline" : "connecting"));
+    this.socket.on("disconnect", (reason) => {
+      this.setState(this.stopped ? "offline" : "connecting");
+      // The gateway closes a socket whose session ended (after `session.ended`): Socket.IO does
+      // not reconnect such a socket by itself, so connect again once the renewal is done,
+      // whichever of the two arrives first.
+      if (reason === "io server disconnect") void this.renewAndConnect();
+    });
     this.socket.on(SESSION_ENDED, () => void this.renewAndConnect());
     this.socket.on("connect_error", () => {
+      this.renewal = null;
       this.setState("offline");
       // The server refused us (a revoked or expired token): a reconnect with the same token
       // would be refused again, so renew first. A network failure retries by itself.
@@ -102,12 +116,13 @@ export class LiveConnection {
 
   private async renewAndConnect(): Promise<void> {
     if (this.stopped || this.session.session === null) return;
-    try {
-      await this.session.refresh();
-    } catch {
-      return; // signed out: the app shows the login screen
-    }
-    if (!this.stopped && !this.socket.connected) this.socket.connect();
+    this.renewal ??= this.session.refresh().then(
+      () => true,
+      () => false, // signed out: the app shows the login screen
+    );
+    const renewed = await this.renewal;
+    // `active`: connected, or a connection under way; connecting again would open a second one.
+    if (renewed && !this.stopped && !this.socket.active) this.socket.connect();
   }
 
   private setState(state: LiveState): void {
