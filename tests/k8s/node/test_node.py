@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from k8s.node import cluster
+from tests.signing import PUBLIC_KEY_PEM
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "localhost/realtimeorder:dev"
@@ -52,7 +53,7 @@ POD = {
                 "imagePullPolicy": "Never",
                 "args": ["serve", "gateway"],
                 "env": [
-                    {"name": "JWT_SECRET", "value": "a" * 48},
+                    {"name": "JWT_PUBLIC_KEY", "value": PUBLIC_KEY_PEM},
                     {"name": "PORT", "value": "3000"},
                 ],
                 "securityContext": {
