@@ -11,6 +11,14 @@ Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run (bench
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the gateway,
 revalidating with its ETag, and straight to inventory. Results go to docs/benchmarks.md.
+
+Creates that are not answered 201 are counted by cause (status and problem type, or "timeout"),
+so a refusal says why. The stack `make up` starts runs with APP_ENV=development, where the
+per-user holding limits (MAX_OPEN_ORDERS_PER_USER, MAX_OPEN_UNITS_PER_PRODUCT) are off; against
+a stack with them on, a handful of customers holding thousands of open orders would be refused
+`409 holding-limit`. Customers are registered once and reused from the run folder, as auth takes
+REGISTER_ADDRESS_MAX_ATTEMPTS registrations an hour from one address. `503 overloaded` is the
+gateway's admission control shedding what the machine does not sustain at that rate.
 """
 
 from __future__ import annotations
@@ -110,6 +118,8 @@ class RateResult:
     seconds: float
     placed: int = 0
     create_errors: int = 0
+    errors_by_status: dict[str, int] = field(default_factory=dict)
+    """Creates not answered 201, by status code ("timeout", "connection" when none came)."""
     confirmed: int = 0
     failed: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -117,6 +127,10 @@ class RateResult:
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
+
+    def refused(self, cause: str) -> None:
+        self.create_errors += 1
+        self.errors_by_status[cause] = self.errors_by_status.get(cause, 0) + 1
 
 
 async def ensure_stack(base: str) -> None:
@@ -260,11 +274,14 @@ async def run_rate(
         started = time.perf_counter()
         try:
             status, _, body = await client.create(token, products[i % len(products)])
-        except (aiohttp.ClientError, TimeoutError):
-            result.create_errors += 1
+        except TimeoutError:
+            result.refused("timeout")
+            return
+        except aiohttp.ClientError:
+            result.refused("connection")
             return
         if status not in (200, 201) or not isinstance(body, dict):
-            result.create_errors += 1
+            result.refused(problem_cause(status, body))
             return
         result.create_ms.append((time.perf_counter() - started) * 1000)
         sent[str(body["id"])] = started
@@ -288,6 +305,12 @@ async def run_rate(
         result.throughput = len(done) / (max(done.values()) - begin)
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
     return result
+
+
+def problem_cause(status: int, body: Any) -> str:
+    """A refused create's status and its problem type's name: "409 holding-limit"."""
+    kind = body.get("type") if isinstance(body, dict) else None
+    return f"{status} {str(kind).rsplit('/', 1)[-1]}" if kind else str(status)
 
 
 def load_average() -> str:
@@ -346,6 +369,10 @@ def write_report(
             f"| {percentile(r.latencies_ms, 50):.1f} | {percentile(r.latencies_ms, 95):.1f} "
             f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} |"
         )
+    refused = [r for r in results if r.errors_by_status]
+    if refused:
+        lines += ["", "Create errors by cause (status and problem type, or no answer):", ""]
+        lines += [f"- {r.rate}/s: {errors_text(r)}" for r in refused]
     lines += cpu_table(results)
     if overloaded is not None:
         lines += overload.table(overloaded)
@@ -356,6 +383,11 @@ def write_report(
         lines += [analysis.read_text()]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def errors_text(result: RateResult) -> str:
+    causes = sorted(result.errors_by_status.items(), key=lambda item: -item[1])
+    return ", ".join(f"{cause} x{count}" for cause, count in causes)
 
 
 def cpu_table(results: list[RateResult]) -> list[str]:
@@ -437,7 +469,9 @@ async def main(argv: list[str] | None = None) -> None:
             print(
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
                 f"{result.throughput:.1f}/s, p50 {percentile(result.latencies_ms, 50):.1f} ms, "
-                f"p99 {percentile(result.latencies_ms, 99):.1f} ms; CPU ms/order: "
+                f"p99 {percentile(result.latencies_ms, 99):.1f} ms; "
+                + (f"create errors: {errors_text(result)}; " if result.errors_by_status else "")
+                + "CPU ms/order: "
                 + ", ".join(
                     f"{name} {ms:.2f}"
                     for name, ms in sorted(result.cpu_ms_per_order.items(), key=lambda i: -i[1])
