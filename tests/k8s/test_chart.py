@@ -528,8 +528,8 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
             if selects(peer["podSelector"], labels)
         }
 
+    assert set(listeners) == {"scram"}, "no listener without authentication"
     assert kafka_clients("scram") == users("kafka") | {"operator"}
-    assert kafka_clients("plain") == {"operator"}, "unauthenticated: the operator alone"
     assert users("kafka") >= {"orders", "inventory"}
 
 
@@ -1087,28 +1087,20 @@ def test_each_service_reaches_kafka_as_its_own_user_with_acls_for_its_topics(
     """The release's Strimzi Kafka: SCRAM-SHA-512 on the listener the services use, simple
     authorization, and a KafkaUser per service whose ACLs are exactly the topics its outbox
     writes, the topics its EVENT_HANDLERS consume with their dead-letter topics, and its
-    consumer group; the plain listener admits the operator's pods only."""
+    consumer group. No listener admits a client without a user, and no user is a super user."""
     docs = rendered(name)
     kafka = by_kind(docs, "Kafka")[0]["spec"]["kafka"]
     listeners = {listener["name"]: listener for listener in kafka["listeners"]}
+    assert set(listeners) == {"scram"}
     assert listeners["scram"]["authentication"] == {"type": "scram-sha-512"}
-    assert kafka["authorization"]["type"] == "simple"
-    (peer,) = listeners["plain"]["networkPolicyPeers"]
-    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert kafka["authorization"] == {"type": "simple"}, "simple authorization, no super user"
     users = {u["metadata"]["name"]: u for u in by_kind(docs, "KafkaUser")}
     deployments = {component(d): d for d in by_kind(docs, "Deployment")}
     kafka_clients = [s for s in ("orders", "inventory", "notifications", "analytics")]
-    assert set(users) == {f"{RELEASE}-kafka-{s}" for s in kafka_clients}
+    assert set(users) == {f"{RELEASE}-kafka-{s}" for s in [*kafka_clients, "operator"]}
     for service in kafka_clients:
         user = users[f"{RELEASE}-kafka-{service}"]
-        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
-        granted: dict[tuple[str, str], set[str]] = {}
-        for acl in user["spec"]["authorization"]["acls"]:
-            resource = acl["resource"]
-            assert resource["patternType"] == "literal"
-            granted.setdefault((resource["type"], resource["name"]), set()).update(
-                acl["operations"]
-            )
+        granted = kafka_acls(user)
         consumed = handled_topics(service)
         expected = {("topic", t): {"Write", "Describe"} for t in emitted_topics(service)}
         expected |= {("topic", t): {"Read", "Describe"} for t in consumed}
@@ -1119,16 +1111,68 @@ def test_each_service_reaches_kafka_as_its_own_user_with_acls_for_its_topics(
             expected |= {("topic", "*"): {"Describe"}, ("group", "*"): {"Describe"}}
         assert granted == expected, service
 
-        env = env_of(pod_spec(deployments[service])["containers"][0])
-        assert env["KAFKA_BROKER"]["value"].endswith(":9094")
-        assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_PLAINTEXT"
-        assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
-        assert env["KAFKA_SASL_USERNAME"]["value"] == user["metadata"]["name"]
-        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-            "name": user["metadata"]["name"],
-            "key": "password",
-        }
+        assert_kafka_user_env(deployments[service], user)
     assert "KAFKA_SASL_USERNAME" not in env_of(pod_spec(deployments["auth"])["containers"][0])
+
+
+def kafka_acls(user: Manifest) -> dict[tuple[str, str], set[str]]:
+    """A KafkaUser's ACLs as {(resource type, name): operations}; every one literal."""
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    granted: dict[tuple[str, str], set[str]] = {}
+    for acl in user["spec"]["authorization"]["acls"]:
+        resource = acl["resource"]
+        assert resource["patternType"] == "literal"
+        granted.setdefault((resource["type"], resource["name"]), set()).update(acl["operations"])
+    return granted
+
+
+def assert_kafka_user_env(deployment: Manifest, user: Manifest) -> None:
+    """The workload connects to the listener `scram` as `user`, its password from its Secret."""
+    env = env_of(pod_spec(deployment)["containers"][0])
+    assert env["KAFKA_BROKER"]["value"].endswith(":9094")
+    assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_PLAINTEXT"
+    assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_USERNAME"]["value"] == user["metadata"]["name"]
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": user["metadata"]["name"],
+        "key": "password",
+    }
+
+
+# What realtimeorder_operator/kafka_admin.py asks the broker, and the ACL each request needs:
+# kafkaLag autoscaling reads topic metadata and end offsets (Metadata, ListOffsets: Describe on
+# the topic) and the group's committed offsets (FindCoordinator, OffsetFetch: Describe on the
+# group); EventTopics through the Admin API also create topics (Create), add partitions
+# (Alter), read and change their config (DescribeConfigs, AlterConfigs) and delete them.
+OPERATOR_LAG_ACLS = {("topic", "*"): {"Describe"}, ("group", "*"): {"Describe"}}
+OPERATOR_ADMIN_ACLS = OPERATOR_LAG_ACLS | {
+    ("topic", "*"): {"Describe", "Create", "Alter", "DescribeConfigs", "AlterConfigs", "Delete"}
+}
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("default", OPERATOR_LAG_ACLS),  # Strimzi mode: KafkaTopics, no topic administration
+        ("operators", OPERATOR_LAG_ACLS),
+        ("monitoring-gateway-api", OPERATOR_ADMIN_ACLS),  # every namespace: Admin API mode
+    ],
+)
+def test_the_operator_reaches_kafka_as_its_own_user(
+    rendered: Any, name: str, expected: dict[tuple[str, str], set[str]]
+) -> None:
+    """The operator connects to the release's Strimzi Kafka like the services, as a KafkaUser
+    of its own whose ACLs are what it does in its Kafka mode (no super user)."""
+    docs = rendered(name)
+    user = named(docs, "KafkaUser", f"{RELEASE}-kafka-operator")
+    assert component(user) == "operator"
+    assert kafka_acls(user) == expected
+    (operator,) = [d for d in by_kind(docs, "Deployment") if component(d) == "operator"]
+    assert_kafka_user_env(operator, user)
+    strimzi_mode = "STRIMZI_KAFKA_CLUSTER" in env_of(pod_spec(operator)["containers"][0])
+    assert strimzi_mode == (expected == OPERATOR_LAG_ACLS)
+    assert not [u for u in by_kind(rendered("minimal"), "KafkaUser")]
 
 
 @pytest.mark.k8s

@@ -43,11 +43,29 @@ analytics:
 {{- printf "%s-kafka-bootstrap.%s.svc:9094" (include "realtimeorder.kafka.fullname" .) .Release.Namespace -}}
 {{- end -}}
 
-{{/* KAFKA_BROKER and the SASL variables of a component's KafkaUser, as an env list (maybe
-empty). Takes the component entry with "root". */}}
-{{- define "realtimeorder.kafka.userEnv" -}}
-{{- $users := include "realtimeorder.kafka.users" .root | fromJsonArray -}}
-{{- if has .name $users }}
+{{/* The operator's own KafkaUser, on the release's Strimzi Kafka when the operator runs. Its
+ACLs are what kafka_admin.py does in the operator's Kafka mode:
+- always, for kafkaLag WorkerAutoscalers: the topic's metadata and end offsets and the group's
+  committed offsets (Describe on topic and group; it never joins the group nor commits). An
+  autoscaler may name any topic and group, so these are Describe on every one, which reads no
+  message;
+- in admin mode only (EventTopics through the Admin API, not KafkaTopics): create topics, add
+  partitions (Alter), read and change their config (DescribeConfigs, AlterConfigs), delete them.
+No super user: every Admin API call it makes is covered by a topic or group ACL. */}}
+{{- define "realtimeorder.kafka.operatorUser" -}}
+{{- if and .Values.kafka.enabled .Values.operator.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "realtimeorder.kafka.operatorTopicOperations" -}}
+{{- if eq (include "realtimeorder.operator.kafkaMode" .) "admin" -}}
+[Describe, Create, Alter, DescribeConfigs, AlterConfigs, Delete]
+{{- else -}}
+[Describe]
+{{- end -}}
+{{- end -}}
+
+{{/* KAFKA_BROKER and the SASL variables of the KafkaUser `name` ("root": the chart). */}}
+{{- define "realtimeorder.kafka.scramEnv" -}}
 - name: KAFKA_BROKER
   value: {{ include "realtimeorder.kafka.scramBootstrap" .root | quote }}
 - name: KAFKA_SECURITY_PROTOCOL
@@ -61,6 +79,14 @@ empty). Takes the component entry with "root". */}}
     secretKeyRef:
       name: {{ include "realtimeorder.kafka.userName" . }}
       key: password
+{{- end -}}
+
+{{/* The same for a component's KafkaUser, as an env list (maybe empty). Takes the component
+entry with "root". */}}
+{{- define "realtimeorder.kafka.userEnv" -}}
+{{- $users := include "realtimeorder.kafka.users" .root | fromJsonArray -}}
+{{- if has .name $users }}
+{{ include "realtimeorder.kafka.scramEnv" (dict "root" .root "name" .name) }}
 {{- else -}}
 []
 {{- end -}}

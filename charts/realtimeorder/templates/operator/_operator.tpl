@@ -69,6 +69,9 @@
 - name: AUTOSCALER_INTERVAL_SECONDS
   value: {{ $values.autoscalerIntervalSeconds | quote }}
 {{- include "realtimeorder.kafka.securityEnv" . }}
+{{- if include "realtimeorder.kafka.operatorUser" . }}
+{{ include "realtimeorder.kafka.scramEnv" (dict "root" . "name" "operator") }}
+{{- end }}
 {{- if eq (include "realtimeorder.operator.kafkaMode" .) "strimzi" }}
 - name: STRIMZI_KAFKA_CLUSTER
   value: {{ include "realtimeorder.kafka.fullname" . | quote }}
