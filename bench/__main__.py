@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench import cpu, overload, products
+from bench import cpu, overload, products, stages
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit.runtime import wait_event
@@ -126,6 +126,7 @@ class RateResult:
     create_ms: list[float] = field(default_factory=list)
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
+    stages: stages.Breakdown = field(default_factory=stages.Breakdown)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
 
     def refused(self, cause: str) -> None:
@@ -247,6 +248,9 @@ async def run_rate(
     result = RateResult(rate=rate, seconds=seconds)
     sent: dict[str, float] = {}
     done: dict[str, float] = {}
+    # Wall-clock ends of each confirmed order, to cut at the database's timestamps.
+    walls: dict[str, tuple[float, float]] = {}
+    sent_wall: dict[str, float] = {}
     finished = asyncio.Event()
     placing_over = False
 
@@ -260,6 +264,7 @@ async def run_rate(
             done[order_id] = time.perf_counter()
             if data["status"] == "CONFIRMED":
                 result.confirmed += 1
+                walls[order_id] = (sent_wall[order_id], time.time())
                 result.latencies_ms.append((done[order_id] - sent[order_id]) * 1000)
             else:
                 result.failed += 1
@@ -271,7 +276,7 @@ async def run_rate(
 
     async def place(i: int) -> None:
         token, _ = customers[i % len(customers)]
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         try:
             status, _, body = await client.create(token, products[i % len(products)])
         except TimeoutError:
@@ -284,6 +289,7 @@ async def run_rate(
             result.refused(problem_cause(status, body))
             return
         result.create_ms.append((time.perf_counter() - started) * 1000)
+        sent_wall[str(body["id"])] = started_wall
         sent[str(body["id"])] = started
 
     roots = cpu.program_pids()
@@ -304,6 +310,7 @@ async def run_rate(
     if done:
         result.throughput = len(done) / (max(done.values()) - begin)
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
+    result.stages = await asyncio.to_thread(stages.breakdown, walls)
     return result
 
 
@@ -373,6 +380,7 @@ def write_report(
     if refused:
         lines += ["", "Create errors by cause (status and problem type, or no answer):", ""]
         lines += [f"- {r.rate}/s: {errors_text(r)}" for r in refused]
+    lines += stages.table([(r.rate, r.stages) for r in results])
     lines += cpu_table(results)
     if overloaded is not None:
         lines += overload.table(overloaded)
@@ -466,6 +474,16 @@ async def main(argv: list[str] | None = None) -> None:
             print(f"offering {rate} orders/s for {args.seconds:.0f}s", flush=True)
             result = await run_rate(client, customers, product_ids, rate, args.seconds)
             results.append(result)
+            if result.stages.unavailable:
+                print(f"  no stage breakdown: {result.stages.unavailable}", flush=True)
+            else:
+                print(
+                    "  stage p50 ms: "
+                    + ", ".join(
+                        f"{name} {percentile(ms, 50):.1f}" for name, ms in result.stages.ms.items()
+                    ),
+                    flush=True,
+                )
             print(
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
                 f"{result.throughput:.1f}/s, p50 {percentile(result.latencies_ms, 50):.1f} ms, "

@@ -178,6 +178,9 @@ def postgres(root: Path, port: int, password: str, *, durable: bool = True) -> S
         "unix_socket_directories": "",
         "max_connections": "200",
         "shared_buffers": "128MB",
+        # Commit times of transactions, for the benchmark's per-stage breakdown of an order
+        # (bench/stages.py); a few bytes per transaction.
+        "track_commit_timestamp": "on",
     }
     if not durable:
         settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

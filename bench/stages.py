@@ -1,0 +1,141 @@
+"""Where each order's time goes: its path from POST to the CONFIRMED push, cut into stages.
+
+The cuts are timestamps the pipeline already writes, read back from the stack's database after
+a run, plus the two the generator takes itself (the POST sent, the push received):
+
+- gateway: from the POST sent to the create transaction's start (`order_timeline.at` of
+  version 1): the gateway's proxying, the orders service's request handling and pricing;
+- create transaction: from its start to its commit;
+- relay: from that commit to the start of inventory's consumer transaction (its
+  `processed_events.processed_at` of the order.created event): outbox relay, Kafka, the fetch;
+- inventory: from that start to its commit;
+- relay back: from inventory's commit to the start of the orders consumer's transaction
+  (`order_timeline.at` of version 2);
+- orders consumer: from that start to its commit;
+- push: from the orders consumer's commit to the order.updated push received (the after-commit
+  runner, Redis, the gateway's Socket.IO server).
+
+`now()` in PostgreSQL is the transaction's start; a commit's time is
+`pg_xact_commit_timestamp(xmin)` of a row the transaction wrote and nothing updated since (the
+timeline entries and the dedupe record), which PostgreSQL keeps with `track_commit_timestamp`
+on (the development stack turns it on: devstack/servers.py). The stages add up to the order's
+end-to-end time; every clock is this machine's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+from bench.stats import percentile
+from devstack.servers import postgres_conninfo
+from devstack.stack import DATABASE, DB_PASSWORD, StackConfig, run_dir
+
+STAGES = (
+    "gateway",
+    "create transaction",
+    "relay",
+    "inventory",
+    "relay back",
+    "orders consumer",
+    "push",
+)
+
+MARKS = """
+SELECT created.order_id::text AS order_id,
+       created.at AS create_start,
+       pg_xact_commit_timestamp(created.xmin) AS create_commit,
+       claimed.processed_at AS inventory_start,
+       pg_xact_commit_timestamp(claimed.xmin) AS inventory_commit,
+       settled.at AS consumer_start,
+       pg_xact_commit_timestamp(settled.xmin) AS consumer_commit
+FROM orders.order_timeline AS created
+JOIN orders.order_timeline AS settled
+  ON settled.order_id = created.order_id AND settled.version = 2
+JOIN inventory.processed_events AS claimed ON claimed.event_id = created.event_id
+WHERE created.version = 1 AND created.order_id = ANY(%s::uuid[])
+"""
+
+
+@dataclass
+class Breakdown:
+    """Milliseconds spent in each stage, one value per order."""
+
+    ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    unavailable: str = ""
+    """Why there is no breakdown (the database unreachable, commit timestamps off), or ""."""
+
+
+def conninfo() -> str | None:
+    """The running stack's database as its superuser, or None when no stack runs."""
+    config = StackConfig.load(run_dir())
+    if config is None:
+        return None
+    return postgres_conninfo(config.ports["postgres"], DB_PASSWORD, DATABASE)
+
+
+def breakdown(orders: dict[str, tuple[float, float]]) -> Breakdown:
+    """The stages of `orders` (order id -> (POST sent, push received), Unix seconds)."""
+    result = Breakdown()
+    info = conninfo()
+    if info is None or not orders:
+        result.unavailable = "no running stack" if info is None else "no settled order"
+        return result
+    try:
+        with psycopg.connect(info, row_factory=dict_row) as conn:
+            on = conn.execute("SHOW track_commit_timestamp").fetchone()
+            if not on or on["track_commit_timestamp"] != "on":
+                result.unavailable = "PostgreSQL runs without track_commit_timestamp"
+                return result
+            rows = conn.execute(MARKS, (list(orders),)).fetchall()
+    except psycopg.Error as error:
+        result.unavailable = f"database: {error}"
+        return result
+    for row in rows:
+        sent, pushed = orders[row["order_id"]]
+        if row["create_commit"] is None:
+            continue  # committed before commit timestamps were on
+        marks = [sent, *(_seconds(row[k]) for k in list(row)[1:]), pushed]
+        for stage, (start, end) in zip(STAGES, itertools.pairwise(marks), strict=True):
+            result.ms[stage].append((end - start) * 1000)
+    return result
+
+
+def _seconds(at: datetime | None) -> float:
+    return at.timestamp() if at is not None else float("nan")
+
+
+def table(rates: list[tuple[int, Breakdown]]) -> list[str]:
+    """The stage table: p50 / p99 ms per stage and offered rate."""
+    if not rates:
+        return []
+    lines = [
+        "",
+        "### Where an order's time goes (p50 / p99 ms per stage, bench/stages.py)",
+        "",
+        "| stage | " + " | ".join(f"{rate}/s" for rate, _ in rates) + " |",
+        "|---|" + "---|" * len(rates),
+    ]
+    for stage in STAGES:
+        cells = []
+        for _, found in rates:
+            values = found.ms[stage]
+            cells.append(
+                f"{percentile(values, 50):.1f} / {percentile(values, 99):.1f}"
+                if values
+                else found.unavailable or "-"
+            )
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    counted = " | ".join(str(len(found.ms[STAGES[0]])) for _, found in rates)
+    lines.append(f"| orders counted | {counted} |")
+    lines += [
+        "",
+        "Stages are cut at the pipeline's own timestamps (transaction starts, commit times, the "
+        "dedupe records) and the generator's; a p99 column is each stage's own, so they do not "
+        "add up to the end-to-end p99.",
+    ]
+    return lines
