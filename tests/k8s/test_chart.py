@@ -502,7 +502,8 @@ def test_network_policies_admit_only_the_callers(rendered: Any) -> None:
         }
 
     assert amqp["ports"] == [{"port": 5672, "protocol": "TCP"}]
-    assert callers(amqp) == users("rabbitmq") | {"operator"} >= {"notifications", *WORKERS}
+    assert callers(amqp) == users("rabbitmq") >= {"notifications", *WORKERS}
+    assert "operator" not in callers(amqp), "the operator speaks the management API only"
     assert "analytics" not in callers(amqp), "the queue monitor reads the management API only"
     assert management["ports"] == [{"port": 15672, "protocol": "TCP"}]
     assert callers(management) == users("rabbitmq-management") | {"operator"}
@@ -770,7 +771,11 @@ def test_operator_modes_reach_its_settings(rendered: Any) -> None:
     assert operators["STRIMZI_KAFKA_CLUSTER"]["value"] == f"{RELEASE}-kafka"
     assert operators["RABBITMQ_TOPOLOGY_CLUSTER"]["value"] == f"{RELEASE}-rabbitmq"
     assert operators["WATCH_NAMESPACE"]["value"] == namespace_for("operators")
+    # Topology mode: its own user, which only reads queue figures (test_rabbitmq_users.py).
     user_ref = operators["RABBITMQ_USER"]["valueFrom"]["secretKeyRef"]
+    assert user_ref == {"name": f"{RELEASE}-rabbitmq-operator", "key": "username"}
+    # Management mode declares and deletes queues: the cluster's administrator.
+    user_ref = operator_env("default")["RABBITMQ_USER"]["valueFrom"]["secretKeyRef"]
     assert user_ref == {"name": f"{RELEASE}-rabbitmq-default-user", "key": "username"}
 
     bundled = operator_env("bundled")
@@ -1179,7 +1184,8 @@ def test_the_operator_reaches_kafka_as_its_own_user(
 def test_rabbitmq_topology_mode_gives_each_component_its_own_user(rendered: Any) -> None:
     """operator.rabbitmqMode topology: a User and a Permission per component that uses RabbitMQ,
     limited to its queues on "/", its credentials replacing the default user's before
-    RABBITMQ_URL uses them; management mode keeps the default user."""
+    RABBITMQ_URL uses them; the operator only reads queue figures, as it renders Queues instead
+    of declaring them; management mode keeps the default user."""
     docs = rendered("operators")
     users = {u["metadata"]["name"]: u for u in by_kind(docs, "User")}
     permissions = {
@@ -1191,19 +1197,25 @@ def test_rabbitmq_topology_mode_gives_each_component_its_own_user(rendered: Any)
         "sms-worker": ("^amq\\.default$", "^sms\\.notifications$"),
         "push-worker": ("^amq\\.default$", "^push\\.notifications$"),
         "analytics": ("^$", "^$"),
+        "operator": ("^$", "^$"),
     }
     assert set(users) == set(permissions) == {f"{RELEASE}-rabbitmq-{n}" for n in expected}
     deployments = {component(d): d for d in by_kind(docs, "Deployment")}
     for name, (write, read) in expected.items():
         user = f"{RELEASE}-rabbitmq-{name}"
         assert users[user]["spec"]["importCredentialsSecret"] == {"name": user}
-        assert users[user]["spec"]["tags"] == (["monitoring"] if name == "analytics" else [])
+        monitors = name in ("analytics", "operator")
+        assert users[user]["spec"]["tags"] == (["monitoring"] if monitors else [])
         assert permissions[user]["vhost"] == "/"
         assert permissions[user]["permissions"] == {"configure": "^$", "write": write, "read": read}
         env = pod_spec(deployments[name])["containers"][0]["env"]
         names = [item["name"] for item in env]
         variables = env_of({"env": env})
         assert variables["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == user
+        if name == "operator":  # the management API's user, no AMQP URL
+            assert variables["RABBITMQ_USER"]["valueFrom"]["secretKeyRef"]["name"] == user
+            assert "RABBITMQ_URL" not in variables
+            continue
         assert names.index("RABBITMQ_PASSWORD") < names.index("RABBITMQ_URL")
     assert not by_kind(rendered("default"), "User"), "management mode: the default user"
 

@@ -79,15 +79,21 @@
 - name: RABBITMQ_MANAGEMENT_URL
   value: {{ include "realtimeorder.rabbitmq.managementUrl" . | quote }}
 {{- if .Values.rabbitmq.enabled }}
+{{- /* Topology mode: its own monitoring user (rabbitmq/_users.tpl); management mode declares
+and deletes queues, which takes the cluster's administrator. */}}
+{{- $secret := include "realtimeorder.rabbitmq.secretName" . }}
+{{- if eq $values.rabbitmqMode "topology" }}
+{{- $secret = include "realtimeorder.rabbitmq.userName" (dict "root" . "name" "operator") }}
+{{- end }}
 - name: RABBITMQ_USER
   valueFrom:
     secretKeyRef:
-      name: {{ include "realtimeorder.rabbitmq.secretName" . }}
+      name: {{ $secret }}
       key: username
 - name: RABBITMQ_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "realtimeorder.rabbitmq.secretName" . }}
+      name: {{ $secret }}
       key: password
 {{- else }}
 - name: RABBITMQ_USER

@@ -3,8 +3,11 @@
 component that uses RabbitMQ, instead of the cluster's administrator ("default user"). Each is
 limited to the queues it uses on the one virtual host "/": the service publishes the
 deliveries, each channel worker consumes its work queue and publishes its retries and dead
-letters (always through the default exchange, amq.default; the operator declares the queues),
-and analytics only reads queue figures from the management API (tag monitoring). */}}
+letters (always through the default exchange, amq.default; the messaging topology operator
+declares the queues), and analytics and this release's operator only read queue figures from
+the management API (tag monitoring): the operator's NotificationQueue status and queueDepth
+WorkerAutoscalers, as in topology mode it renders Queue and Policy objects instead of declaring
+anything itself. */}}
 {{- define "realtimeorder.rabbitmq.users" -}}
 {{- $users := dict -}}
 {{- if and .Values.rabbitmq.enabled (eq .Values.operator.rabbitmqMode "topology") -}}
@@ -19,6 +22,9 @@ and analytics only reads queue figures from the management API (tag monitoring).
 {{- end -}}
 {{- if and .Values.analytics.enabled (has "rabbitmq-management" .Values.analytics.uses) -}}
 {{- $_ := set $users "analytics" (dict "write" "^$" "read" "^$" "tags" (list "monitoring")) -}}
+{{- end -}}
+{{- if .Values.operator.enabled -}}
+{{- $_ := set $users "operator" (dict "write" "^$" "read" "^$" "tags" (list "monitoring")) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $users -}}
