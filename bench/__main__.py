@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--customers 10]
         [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20] [--wrk-seconds 10]
+        [--sockets 10000] [--socket-order-rate 10] [--socket-order-seconds 10]
 
 Needs the platform running (`make up`; started here when the gateway does not answer). It logs
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
@@ -9,8 +10,10 @@ in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 arrival rate it places orders open-loop for the given time while every customer listens on
 Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
-while latency recovers. Then the product list with wrk (bench/products.py): through the gateway,
-revalidating with its ETag, and straight to inventory. Results go to docs/benchmarks.md.
+while latency recovers. Then the socket-scale run (bench/sockets.py): --sockets connections held
+on the gateway while one user's orders are timed. Then the product list with wrk
+(bench/products.py): through the gateway, revalidating with its ETag, and straight to inventory.
+Results go to docs/benchmarks.md.
 
 Creates that are not answered 201 are counted by cause (status and problem type, or "timeout"),
 so a refusal says why. The stack `make up` starts runs with APP_ENV=development, where the
@@ -41,7 +44,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench import cpu, overload, products, stages
+from bench import cpu, overload, products, sockets, stages
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit.runtime import wait_event
@@ -348,6 +351,7 @@ def write_report(
     command: str,
     results: list[RateResult],
     overloaded: overload.OverloadResult | None,
+    held: sockets.SocketScaleResult | None,
     product_list: products.ListReport,
 ) -> None:
     lines = [
@@ -384,6 +388,8 @@ def write_report(
     lines += cpu_table(results)
     if overloaded is not None:
         lines += overload.table(overloaded)
+    if held is not None:
+        lines += sockets.table(held)
     lines += products.table(product_list)
     lines.append("")
     analysis = REPORT.with_name("benchmarks-analysis.md")
@@ -420,6 +426,37 @@ def cpu_table(results: list[RateResult]) -> list[str]:
     return lines
 
 
+async def socket_scale(
+    args: argparse.Namespace,
+    client: Http,
+    customers: list[tuple[str, socketio.AsyncClient]],
+    product_ids: list[str],
+) -> sockets.SocketScaleResult:
+    """Hold --sockets connections of every customer but the first, and time the first's
+    orders meanwhile (bench/sockets.py)."""
+    tokens = [token for token, _ in customers[1:]] or [customers[0][0]]
+    result = sockets.SocketScaleResult(asked=args.sockets, users=len(tokens))
+    result.generator_files_limit = sockets.raise_files_limit()
+    pid = sockets.gateway_pid()
+    result.gateway_files_limit = sockets.files_limit(pid)
+    result.rss_before_kib = sockets.rss_kib(pid)
+    session, held, holders = await sockets.hold_connections(args.base, tokens, args.sockets, result)
+    try:
+        result.rss_after_kib = sockets.rss_kib(pid)
+        print(
+            f"  {result.connected} connections open in {result.connect_seconds:.1f}s, "
+            f"gateway RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB",
+            flush=True,
+        )
+        result.orders = await run_rate(
+            client, customers[:1], product_ids, args.socket_order_rate, args.socket_order_seconds
+        )
+        result.alive_at_end = sum(h.alive for h in held)
+    finally:
+        await sockets.release(session, held, holders)
+    return result
+
+
 def overload_rate(args: argparse.Namespace, results: list[RateResult]) -> int:
     """The burst's rate: as asked, else twice the best rate the rate runs sustained."""
     if args.overload_rate:
@@ -450,11 +487,17 @@ async def main(argv: list[str] | None = None) -> None:
         default=150,
         help="p99 create -> CONFIRMED counted as recovered (the 400 orders/s target's p99)",
     )
+    parser.add_argument(
+        "--sockets", type=int, default=10_000, help="connections of the socket-scale run; 0 skips"
+    )
+    parser.add_argument("--socket-order-rate", type=int, default=10)
+    parser.add_argument("--socket-order-seconds", type=float, default=10)
     args = parser.parse_args(argv)
     load_before = load_average()
     await ensure_stack(args.base)
     client = Http(args.base)
     overloaded = None
+    held = None
     try:
         token = await admin_token(client)
         product_ids = await bench_products(client, token)
@@ -515,6 +558,10 @@ async def main(argv: list[str] | None = None) -> None:
                 recovered_ms=args.recovered_ms,
             )
             print("\n".join(overload.table(overloaded)), flush=True)
+        if args.sockets > 0:
+            print(f"socket scale: holding {args.sockets} connections", flush=True)
+            held = await socket_scale(args, client, customers, product_ids)
+            print("\n".join(sockets.table(held)), flush=True)
         for _, sio in customers:
             await sio.disconnect()
     finally:
@@ -522,7 +569,7 @@ async def main(argv: list[str] | None = None) -> None:
     product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
     print("\n".join(products.table(product_list)), flush=True)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
-    write_report(load_before, command, results, overloaded, product_list)
+    write_report(load_before, command, results, overloaded, held, product_list)
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
 

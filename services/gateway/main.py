@@ -18,10 +18,16 @@ come, and should not take new ones; a rollout with a wrong REDIS_URL stops at it
 replica instead of replacing working ones. A Redis outage for every replica takes the gateway
 out too, but auth, orders and inventory are not ready without Redis either, so little that
 works is lost.
+
+Every live connection holds a file descriptor, so at start the gateway raises its soft
+open-files limit to the hard one (`make up`'s supervisor gives its programs a soft limit of
+at least 4096; a container's hard limit is usually 1048576): otherwise the connection after the
+soft limit's is refused however little memory and CPU the others use.
 """
 
 from __future__ import annotations
 
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,6 +57,15 @@ EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replay
 SOCKET_IO_PATH = "socket.io"
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway as a FastAPI app; the upstream session and Redis open with its lifespan."""
     settings = settings or Settings()
@@ -73,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        raise_open_files_limit()
         redis = create_redis(settings)
         add_readiness_check(app, "redis", redis.ping)
         runtime = Runtime(settings.service_name)

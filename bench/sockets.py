@@ -1,0 +1,221 @@
+"""The socket-scale run: many authenticated Socket.IO connections on the gateway at once, the
+gateway's memory per connection, and how fast an order update reaches its owner meanwhile.
+
+The held connections speak Engine.IO 4 / Socket.IO 5 over one shared aiohttp session (a
+python-socketio client each would cost the generator far more memory and CPU than the gateway
+spends on them): open the WebSocket, send the namespace connect with the access token, answer
+the server's pings. They belong to the bench's customers other than the first, so they share a
+few users' tokens (auth registers ten users an hour from one address); the gateway authenticates
+each connection on its own all the same. The first customer, the owner, keeps its one
+python-socketio connection and places orders at a low rate while all the others are held; its
+updates reach only its own socket, so the latency is one push among N idle connections, not a
+fan-out to them.
+
+Each connection is a file descriptor on both ends: the generator raises its own RLIMIT_NOFILE to
+the hard limit, and the report gives the gateway's limit (from /proc), which caps the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from bench import cpu
+from bench.stats import percentile
+
+if TYPE_CHECKING:
+    from bench.__main__ import RateResult
+
+CONNECT_CONCURRENCY = 100
+CONNECT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class SocketScaleResult:
+    asked: int
+    users: int
+    connected: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    connect_seconds: float = 0.0
+    alive_at_end: int = 0
+    gateway_files_limit: str = "unknown"
+    generator_files_limit: int = 0
+    rss_before_kib: int = 0
+    rss_after_kib: int = 0
+    orders: RateResult | None = None
+
+    @property
+    def kib_per_connection(self) -> float:
+        if not self.connected:
+            return float("nan")
+        return (self.rss_after_kib - self.rss_before_kib) / self.connected
+
+
+def raise_files_limit() -> int:
+    """Raise this process's open-files limit to its hard limit; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def gateway_pid() -> int | None:
+    return cpu.program_pids().get("gateway")
+
+
+def files_limit(pid: int | None) -> str:
+    """The soft open-files limit of process `pid`, from /proc/<pid>/limits."""
+    if pid is None:
+        return "unknown"
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return line.split()[3]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def rss_kib(pid: int | None) -> int:
+    """Resident memory of process `pid` in KiB (0 when unknown)."""
+    if pid is None:
+        return 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class HeldSocket:
+    """One idle, authenticated Socket.IO connection that answers pings until told to stop."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str) -> None:
+        self.session = session
+        self.url = url
+        self.token = token
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.alive = False
+
+    async def open(self) -> str | None:
+        """Connect and join the default namespace; None when accepted, else why not."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                self.ws = await self.session.ws_connect(self.url, heartbeat=None)
+                opened = await self.ws.receive_str()
+                if not opened.startswith("0"):
+                    return "no engine.io open"
+                await self.ws.send_str("40" + json.dumps({"token": self.token}))
+                while True:
+                    answer = await self.ws.receive_str()
+                    if answer.startswith("40"):
+                        self.alive = True
+                        return None
+                    if answer.startswith("44"):
+                        return "refused"
+                    if answer == "2":
+                        await self.ws.send_str("3")
+        except TimeoutError:
+            return "timeout"
+        except (aiohttp.ClientError, TypeError, ConnectionError) as error:
+            return type(error).__name__
+
+    async def hold(self) -> None:
+        """Answer pings until the connection closes or the task is cancelled."""
+        assert self.ws is not None
+        try:
+            # aiohttp answers WebSocket pings itself (autoping); these are Engine.IO's.
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
+                    await self.ws.send_str("3")
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        finally:
+            self.alive = False
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+
+
+async def hold_connections(
+    base: str, tokens: list[str], count: int, result: SocketScaleResult
+) -> tuple[aiohttp.ClientSession, list[HeldSocket], list[asyncio.Task[None]]]:
+    """Open `count` connections round-robin over `tokens`, `CONNECT_CONCURRENCY` at a time."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=True),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS),
+    )
+    url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    sockets = [HeldSocket(session, url, tokens[i % len(tokens)]) for i in range(count)]
+    holders: list[asyncio.Task[None]] = []
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def open_one(held: HeldSocket) -> None:
+        async with gate:
+            why = await held.open()
+        if why is None:
+            result.connected += 1
+            holders.append(asyncio.create_task(held.hold()))
+        else:
+            result.refused[why] = result.refused.get(why, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(open_one(held) for held in sockets))
+    result.connect_seconds = time.perf_counter() - started
+    return session, sockets, holders
+
+
+async def release(
+    session: aiohttp.ClientSession, sockets: list[HeldSocket], holders: list[asyncio.Task[None]]
+) -> None:
+    for task in holders:
+        task.cancel()
+    await asyncio.gather(*holders, return_exceptions=True)
+    await asyncio.gather(*(held.close() for held in sockets), return_exceptions=True)
+    await session.close()
+
+
+def table(result: SocketScaleResult) -> list[str]:
+    refused = ", ".join(f"{why} x{n}" for why, n in result.refused.items()) or "0"
+    lines = [
+        "",
+        f"## Socket-scale run ({result.asked} authenticated Socket.IO connections held on the "
+        "gateway, then orders placed for one of their users)",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| connections asked / accepted | {result.asked} / {result.connected} |",
+        f"| not accepted | {refused} |",
+        f"| users whose tokens they share | {result.users} |",
+        f"| time to open them all | {result.connect_seconds:.1f} s |",
+        f"| still open after the orders | {result.alive_at_end} |",
+        f"| gateway resident memory before / with them | {result.rss_before_kib // 1024} MiB / "
+        f"{result.rss_after_kib // 1024} MiB |",
+        f"| gateway memory per connection | {result.kib_per_connection:.1f} KiB |",
+        f"| open-files limit: gateway / generator | {result.gateway_files_limit} / "
+        f"{result.generator_files_limit} |",
+    ]
+    orders = result.orders
+    if orders is not None:
+        push = orders.stages.ms.get("push", [])
+        lines += [
+            f"| orders placed meanwhile ({orders.rate}/s for {orders.seconds:.0f} s) / "
+            f"confirmed | {orders.placed} / {orders.confirmed} |",
+            f"| order update to its owner, after the orders consumer's commit: p50 / p99 ms "
+            f"| {percentile(push, 50):.1f} / {percentile(push, 99):.1f} |",
+            f"| POST -> CONFIRMED pushed: p50 / p99 ms | {percentile(orders.latencies_ms, 50):.1f}"
+            f" / {percentile(orders.latencies_ms, 99):.1f} |",
+        ]
+    return lines
