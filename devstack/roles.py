@@ -3,7 +3,7 @@
 Each service connects as its own role (`auth`, `orders`, `inventory`, `notifications`,
 `analytics`), which owns its schema and everything in it and has no right on another's, so a
 compromised service cannot read or change another's tables. The roles are not superusers and
-cannot create roles or databases. `ensure_roles` is idempotent: it creates what is missing,
+cannot create roles, databases or schemas. `ensure_roles` is idempotent: it creates what is missing,
 sets the passwords, and hands a schema (and the tables in it) that an earlier stack created as
 the superuser over to its role. Migrations still run at each service's start, as its role.
 The chart's bundled PostgreSQL runs the same statements (templates/postgresql/roles.yaml).
@@ -59,12 +59,11 @@ def ensure_role(conn: psycopg.Connection, database: str, role: str, password: st
             "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD {}"
         ).format(verb, name, sql.Literal(password))
     )
-    # CREATE on the database only because the kit's migrations say CREATE SCHEMA IF NOT EXISTS,
-    # which PostgreSQL checks before it sees the schema exists; it lets the role make new
-    # schemas of its own, never reach into another's.
-    conn.execute(
-        sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), name)
-    )
+    # No CREATE on the database, so no schema but its own (the kit creates a schema only when
+    # it is missing); the revoke takes back the grant an older stack gave.
+    database_name = sql.Identifier(database)
+    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_name, name))
+    conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(database_name, name))
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0} AUTHORIZATION {0}").format(name))
     conn.execute(sql.SQL("ALTER SCHEMA {0} OWNER TO {0}").format(name))
     conn.execute(

@@ -63,9 +63,7 @@ async def apply_migrations(
     async with pool.connection() as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"migrations:{schema}",))
         try:
-            await conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
+            await _ensure_schema(conn, schema)
             await conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
@@ -102,3 +100,12 @@ async def ping(pool: Pool) -> None:
     """Raise unless the database answers."""
     async with pool.connection(timeout=2) as conn:
         await conn.execute("SELECT 1")
+
+
+async def _ensure_schema(conn: DictConnection, schema: str) -> None:
+    """Create the schema only when it is missing: PostgreSQL checks CREATE on the database for
+    `CREATE SCHEMA IF NOT EXISTS` even when the schema exists, and a service's role owns its
+    schema without that right (SECURITY.md, "Database roles")."""
+    cursor = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if await cursor.fetchone() is None:
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))

@@ -108,8 +108,11 @@ def test_services_reach_the_pooler_each_as_its_own_role(helm: Path) -> None:
         assert base64.b64decode(stored["data"]["username"]).decode() == role
     assert set(roles) == {"auth", "orders", "inventory", "notifications", "analytics"}
     sql = initdb["postInitApplicationSQL"]
+    grants = [statement for statement in sql if statement.startswith("GRANT")]
     for role in roles:
         assert f"CREATE SCHEMA {role} AUTHORIZATION {role}" in sql
+        assert f'GRANT CONNECT ON DATABASE "realtimeorder" TO {role}' in grants
+    assert len(grants) == len(roles), "CONNECT only: no role may create a schema"
     gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
     assert "DB_PASSWORD" not in gateway
 

@@ -85,6 +85,10 @@ async def test_the_chart_script_gives_each_service_a_role_that_reads_no_other_sc
         # What an install from before the roles left behind: the superuser's orders schema.
         conn.execute("CREATE SCHEMA orders")
         conn.execute("CREATE TABLE orders.early (id bigserial PRIMARY KEY)")
+        # And what an older release granted: CREATE on the database, taken back now.
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'inventory'").fetchone():
+            conn.execute("CREATE ROLE inventory LOGIN")  # roles outlive the test's database
+        conn.execute(f'GRANT CONNECT, CREATE ON DATABASE "{database}" TO inventory')
     apply_chart_roles(helm, postgres_server, database, tmp_path)
     apply_chart_roles(helm, postgres_server, database, tmp_path)  # every start runs it again
 
@@ -100,3 +104,11 @@ async def test_the_chart_script_gives_each_service_a_role_that_reads_no_other_sc
             conn.execute("CREATE TABLE public.planted (id int)")
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("CREATE ROLE intruder")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("CREATE SCHEMA planted")
+    inventory_role = role_settings(postgres_server, database, "inventory").db_conninfo
+    with (
+        psycopg.connect(inventory_role, autocommit=True) as conn,
+        pytest.raises(errors.InsufficientPrivilege),
+    ):
+        conn.execute("CREATE SCHEMA planted")

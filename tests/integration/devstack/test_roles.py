@@ -24,10 +24,14 @@ PASSWORDS = {role: f"{role}-password" for role in SCHEMA_OWNERS}
 @pytest.fixture
 def database(postgres_server: PostgresServer) -> str:
     name = postgres_server.create_database("roles")
-    # A schema the superuser made before roles existed: the role takes it over.
+    # A schema the superuser made before roles existed: the role takes it over. And a role an
+    # older stack granted CREATE on the database: the grant is taken back.
     with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as conn:
         conn.execute("CREATE SCHEMA analytics")
         conn.execute("CREATE TABLE analytics.legacy (id bigserial PRIMARY KEY)")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'orders'").fetchone():
+            conn.execute("CREATE ROLE orders LOGIN")  # roles outlive the test's database
+        conn.execute(f'GRANT CONNECT, CREATE ON DATABASE "{name}" TO orders')
     ensure_roles(postgres_server.conninfo(name), name, PASSWORDS)
     ensure_roles(postgres_server.conninfo(name), name, PASSWORDS)  # idempotent
     return name
@@ -70,6 +74,13 @@ async def test_each_role_migrates_its_schema_and_cannot_read_another(
             conn.execute("CREATE TABLE public.planted (id int)")
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("CREATE ROLE intruder")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("CREATE SCHEMA planted")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("CREATE SCHEMA IF NOT EXISTS orders")
+        assert conn.execute(
+            "SELECT has_database_privilege(current_database(), 'CREATE')"
+        ).fetchone() == (False,)
 
     inventory_role = as_role(postgres_server, database, "inventory")
     with (
