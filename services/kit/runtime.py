@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -119,6 +120,7 @@ class _Slot:
     state: State = State.STOPPED
     failures: int = 0
     last_error: str | None = None
+    running_since: float | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -133,12 +135,17 @@ class Runtime:
         kill_timeout: float = 10.0,
         backoff: Backoff | None = None,
         unready_after_failures: int = 3,
+        ready_after_running: float = 5.0,
     ) -> None:
         self.service = service
         self.stop_timeout = stop_timeout
         self.kill_timeout = kill_timeout
         self.backoff = backoff or Backoff()
         self.unready_after_failures = unready_after_failures
+        # A job that failed often counts as recovered once it has run this long without failing
+        # again: a long-lived job (a consumer, a listener) only ends when it fails, so waiting
+        # for its next end would keep the service unready after its dependency came back.
+        self.ready_after_running = ready_after_running
         self._slots: dict[str, _Slot] = {}
 
     # --- registration and lifecycle -------------------------------------------------------
@@ -194,9 +201,14 @@ class Runtime:
         for slot in self._slots.values():
             if slot.state is State.STOPPED:
                 problems[slot.name] = "stopped"
-            elif slot.failures >= self.unready_after_failures:
+            elif slot.failures >= self.unready_after_failures and not self._recovered(slot):
                 problems[slot.name] = f"failed {slot.failures} times in a row: {slot.last_error}"
         return problems
+
+    def _recovered(self, slot: _Slot) -> bool:
+        if slot.state is not State.RUNNING or slot.running_since is None:
+            return False
+        return time.monotonic() - slot.running_since >= self.ready_after_running
 
     def liveness_problems(self) -> dict[str, str]:
         """Jobs whose supervisor ended without being asked to: the process needs a restart."""
@@ -254,10 +266,12 @@ class Runtime:
             try:
                 slot.job = slot.factory()
                 slot.state = State.RUNNING
+                slot.running_since = time.monotonic()
                 JOB_UP.labels(self.service, slot.name).set(1)
                 await slot.job.run()
             except Exception as exc:  # any failure of the job is the supervisor's to handle
                 error = exc
+            slot.running_since = None
             JOB_UP.labels(self.service, slot.name).set(0)
             if slot.stopping.is_set():
                 return

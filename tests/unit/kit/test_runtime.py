@@ -93,6 +93,23 @@ async def test_readiness_fails_after_repeated_failures_and_while_stopped() -> No
     await runtime.stop()
 
 
+async def test_readiness_recovers_once_a_restarted_job_keeps_running() -> None:
+    runs: list[Recorder] = []
+    runtime = Runtime(
+        "unit-recover",
+        backoff=Backoff(initial=0.01, maximum=0.01, healthy=60),
+        ready_after_running=0.2,
+    )
+    runtime.add("listener", lambda: Recorder(runs, failures=4))
+    runtime.start()
+    await until(lambda: len(runs) == 5)
+    assert "times in a row" in runtime.readiness_problems()["listener"]
+    await until(lambda: not runtime.readiness_problems())
+    assert runtime.states() == {"listener": "running"}
+    await runtime.stop()
+    assert runtime.readiness_problems() == {"listener": "stopped"}
+
+
 async def test_jobs_stop_in_reverse_order_of_registration() -> None:
     order: list[str] = []
 
