@@ -133,16 +133,21 @@ def event_topic_needs_cleanup(
 ) -> bool:
     """Whether deleting an EventTopic must wait for the operator (kopf's finalizer).
 
-    Only when something outside the API server must be done first: deleting the Kafka topic
-    (Admin API mode, `Delete`), or in Strimzi mode telling Strimzi to let go of a retained
-    topic before the garbage collector deletes its KafkaTopic (`Retain`; with `Delete` the
-    garbage collector and Strimzi do everything). Everything else deletes without the operator,
-    so an uninstall or a namespace deletion never waits for it.
+    Only when something outside the API server must be done first. In Admin API mode: deleting
+    the Kafka topic (`Delete`); a retained topic needs nothing. In Strimzi mode, always: the
+    operator deletes the KafkaTopic (marked unmanaged first for `Retain`, so Strimzi keeps the
+    topic) and releases the EventTopic only once Strimzi has let the KafkaTopic go, so an
+    uninstall never ends with a KafkaTopic left behind or still being deleted. Everything else
+    deletes without the operator, so an uninstall or a namespace deletion never waits for it.
     """
     if skips_cleanup(meta):
         return False
-    retain = spec.get("deletionPolicy") != "Delete"
-    return retain if strimzi else not retain
+    return strimzi or spec.get("deletionPolicy") == "Delete"
+
+
+def backoff_seconds(retry: int, longest: float) -> float:
+    """The delay before looking again after `retry` earlier looks: 1, 2, 4... up to `longest`."""
+    return float(min(2 ** min(retry, 16), longest))
 
 
 def notification_queue_needs_cleanup(

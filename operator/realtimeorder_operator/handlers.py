@@ -517,9 +517,9 @@ async def delete_event_topic(
     **_: Any,
 ) -> None:
     """Only for EventTopics that need it (builders.event_topic_needs_cleanup): kopf puts its
-    finalizer on no other, so they are deleted without the operator."""
+    finalizer on no other, so they are deleted without the operator. In Strimzi mode the
+    finalizer goes only once the KafkaTopic is gone, so nothing of the EventTopic outlives it."""
     desired = TopicSpec.from_resource(spec, meta["name"])
-    namespace = meta["namespace"]
     backends = _backends(memo)
     try:
         owner = await _claimant(backends.event_topics, body, _topic_name)
@@ -528,22 +528,54 @@ async def delete_event_topic(
                 f"left topic {desired.name} alone: it belongs to {owner['metadata']['name']}"
             )
         elif SETTINGS.strimzi_kafka_cluster:
-            existing = await backends.kafka_topics.get(namespace, meta["name"])
-            owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
-            if existing is None or not any(o.get("uid") == meta["uid"] for o in owners):
-                return
-            if desired.deletion_policy == "Retain":
-                # An unmanaged KafkaTopic can be deleted without Strimzi deleting the topic.
-                await backends.kafka_topics.patch(
-                    namespace,
-                    meta["name"],
-                    {"metadata": {"annotations": {STRIMZI_MANAGED_ANNOTATION: "false"}}},
-                )
-            await backends.kafka_topics.delete(namespace, meta["name"])
+            held = await _delete_kafka_topic(backends.kafka_topics, desired, meta)
+            if held:
+                raise _waiting_for_strimzi(patch, status, meta, retry, logger)
         elif await asyncio.to_thread(backends.kafka.delete_topic, desired.name):
             logger.info(f"deleted topic {desired.name}")
     except (KafkaUnavailable, KubeUnavailable, KafkaRequestRejected, KubeRequestRejected) as exc:
         raise _cleanup_failed("EventTopic", patch, status, meta, retry, exc, logger) from exc
+
+
+async def _delete_kafka_topic(
+    kafka_topics: CustomObjects, desired: TopicSpec, meta: kopf.Meta
+) -> bool:
+    """Delete the EventTopic's KafkaTopic (unmanaged first for Retain, so Strimzi keeps the
+    topic); whether it still exists, held by Strimzi's finalizer until Strimzi has let it go."""
+    namespace, name = meta["namespace"], meta["name"]
+    existing = await kafka_topics.get(namespace, name)
+    owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
+    if existing is None or not any(o.get("uid") == meta["uid"] for o in owners):
+        return False
+    annotations = existing["metadata"].get("annotations") or {}
+    if (
+        desired.deletion_policy == "Retain"
+        and annotations.get(STRIMZI_MANAGED_ANNOTATION) != "false"
+    ):
+        await kafka_topics.patch(
+            namespace, name, {"metadata": {"annotations": {STRIMZI_MANAGED_ANNOTATION: "false"}}}
+        )
+    if not existing["metadata"].get("deletionTimestamp"):
+        await kafka_topics.delete(namespace, name)
+    return await kafka_topics.get(namespace, name) is not None
+
+
+def _waiting_for_strimzi(
+    patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, retry: int, logger: kopf.Logger
+) -> kopf.TemporaryError:
+    """The EventTopic stays until Strimzi has deleted its KafkaTopic: looked at again soon and
+    then less often (up to RETRY_DELAY_SECONDS); after CLEANUP_ATTEMPTS looks the Ready
+    condition says what it waits for and the way out when Strimzi no longer runs."""
+    message = f"waiting for Strimzi to delete KafkaTopic {meta['name']}"
+    if retry + 1 >= SETTINGS.cleanup_attempts:
+        RECONCILIATIONS.labels("EventTopic", "WaitingForStrimzi").inc()
+        way_out = (
+            f"{message}. If Strimzi's topic operator no longer runs, annotate the EventTopic "
+            f"{builders.SKIP_CLEANUP_ANNOTATION}=true and remove the KafkaTopic's finalizer"
+        )
+        _set_ready(patch, status, meta, Condition("False", "WaitingForStrimzi", way_out), logger)
+    delay = builders.backoff_seconds(retry, SETTINGS.retry_delay_seconds)
+    return kopf.TemporaryError(message, delay=delay)
 
 
 if SETTINGS.strimzi_kafka_cluster:

@@ -111,25 +111,43 @@ def test_event_topic_owns_a_kafka_topic_and_mirrors_its_status(managed: Resource
     assert kafka_topic(managed, name)["spec"]["partitions"] == 6
 
 
+def ready_reason(resources: Resources, plural: str, name: str) -> str | None:
+    obj = resources.get(plural, name)
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c.get("reason") for c in conditions if c["type"] == "Ready"), None)
+
+
 @pytest.mark.parametrize(("policy", "unmanaged"), [("Retain", True), ("Delete", False)])
 def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmanaged: bool) -> None:
-    """Retain marks the KafkaTopic unmanaged before deleting it, so Strimzi keeps the topic."""
+    """Retain marks the KafkaTopic unmanaged before deleting it, so Strimzi keeps the topic;
+    either way the EventTopic carries the operator's finalizer and stays until Strimzi has let
+    the KafkaTopic go, saying what it waits for, so an uninstall leaves no KafkaTopic behind."""
     name = unique(f"topic-{policy.lower()}")
     managed.create("eventtopics", name, {"partitions": 1, "deletionPolicy": policy}, "EventTopic")
     eventually(lambda: kafka_topic(managed, name), message="KafkaTopic created")
     patch_kafka_topic(managed, name, {"metadata": {"finalizers": [STRIMZI_FINALIZER]}})
+    finalizers = managed.get("eventtopics", name)["metadata"].get("finalizers") or []
+    assert "realtimeorder.io/finalizer" in finalizers
 
     managed.delete("eventtopics", name)
-    managed.wait_gone("eventtopics", name)
     topic = eventually(
         lambda: (t := kafka_topic(managed, name)) and t["metadata"].get("deletionTimestamp") and t,
         message="KafkaTopic being deleted",
     )
     annotations = topic["metadata"].get("annotations") or {}
     assert (annotations.get("strimzi.io/managed") == "false") is unmanaged
+    # Strimzi still holds the KafkaTopic: the EventTopic waits, and says so once it has looked
+    # CLEANUP_ATTEMPTS times (1 + 2 + 4 + 8 s apart).
+    eventually(
+        lambda: ready_reason(managed, "eventtopics", name) == "WaitingForStrimzi",
+        timeout=60,
+        message="EventTopic waiting for Strimzi",
+    )
+    assert managed.get("eventtopics", name) is not None
 
     patch_kafka_topic(managed, name, {"metadata": {"finalizers": None}})
     eventually(lambda: kafka_topic(managed, name) is None, message="KafkaTopic gone")
+    managed.wait_gone("eventtopics", name, timeout=60)
 
 
 def topology_items(resources: Resources, plural: str, owner: str) -> list[dict[str, Any]]:

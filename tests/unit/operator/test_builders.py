@@ -10,6 +10,7 @@ from realtimeorder_operator.builders import (
     QueueDeclaration,
     QueueSpec,
     TopicSpec,
+    backoff_seconds,
     build_kafka_topic,
     build_queue_topology,
     build_topology_objects,
@@ -378,16 +379,22 @@ def test_only_a_deletion_that_cleans_up_outside_the_api_server_needs_the_finaliz
     retain: dict[str, Any] = {"deletionPolicy": "Retain"}
     delete: dict[str, Any] = {"deletionPolicy": "Delete"}
     meta: dict[str, Any] = {"name": "t"}
-    # Admin API mode deletes the topic itself; Strimzi mode unmanages a retained KafkaTopic first
-    # and leaves a deleted one to the garbage collector and Strimzi.
+    # Admin API mode deletes the topic itself; Strimzi mode deletes the KafkaTopic (unmanaged
+    # first for Retain) and waits for Strimzi to let it go, whatever the policy.
     assert event_topic_needs_cleanup(delete, meta, strimzi=False)
     assert not event_topic_needs_cleanup(retain, meta, strimzi=False)
     assert not event_topic_needs_cleanup({}, meta, strimzi=False), "Retain is the default"
     assert event_topic_needs_cleanup(retain, meta, strimzi=True)
-    assert not event_topic_needs_cleanup(delete, meta, strimzi=True)
+    assert event_topic_needs_cleanup(delete, meta, strimzi=True)
+    assert event_topic_needs_cleanup({}, meta, strimzi=True)
     assert notification_queue_needs_cleanup(delete, meta, topology=False)
     assert not notification_queue_needs_cleanup(retain, meta, topology=False)
     assert not notification_queue_needs_cleanup(delete, meta, topology=True)
+
+
+def test_waiting_for_a_deletion_looks_again_soon_then_less_often_within_a_bound() -> None:
+    assert [backoff_seconds(retry, 15) for retry in range(6)] == [1, 2, 4, 8, 15, 15]
+    assert backoff_seconds(10_000, 15) == 15
 
 
 def test_the_skip_cleanup_annotation_releases_any_resource() -> None:
