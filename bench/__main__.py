@@ -432,9 +432,11 @@ async def socket_scale(
     customers: list[tuple[str, socketio.AsyncClient]],
     product_ids: list[str],
 ) -> sockets.SocketScaleResult:
-    """Hold --sockets connections of every customer but the first, and time the first's
-    orders meanwhile (bench/sockets.py)."""
-    tokens = [token for token, _ in customers[1:]] or [customers[0][0]]
+    """Hold --sockets connections, of users of their own or else of every customer but the
+    first, and time the first's orders meanwhile (bench/sockets.py)."""
+    tokens = sockets.synthetic_tokens(args.sockets)
+    if not tokens:
+        tokens = [token for token, _ in customers[1:]] or [customers[0][0]]
     result = sockets.SocketScaleResult(asked=args.sockets, users=len(tokens))
     result.generator_files_limit = sockets.raise_files_limit()
     pid = sockets.gateway_pid()
@@ -448,9 +450,21 @@ async def socket_scale(
             f"gateway RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB",
             flush=True,
         )
-        result.orders = await run_rate(
-            client, customers[:1], product_ids, args.socket_order_rate, args.socket_order_seconds
-        )
+        # The owner connects once the others are up: while thousands connect, the gateway may
+        # be too busy to ping an older connection in time, and its client gives up.
+        owner = customers[0][0]
+        owner_sio = socketio.AsyncClient(reconnection=False)
+        await owner_sio.connect(args.base, auth={"token": owner}, transports=["websocket"])
+        try:
+            result.orders = await run_rate(
+                client,
+                [(owner, owner_sio)],
+                product_ids,
+                args.socket_order_rate,
+                args.socket_order_seconds,
+            )
+        finally:
+            await owner_sio.disconnect()
         result.alive_at_end = sum(h.alive for h in held)
     finally:
         await sockets.release(session, held, holders)

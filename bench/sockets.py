@@ -4,12 +4,21 @@ gateway's memory per connection, and how fast an order update reaches its owner 
 The held connections speak Engine.IO 4 / Socket.IO 5 over one shared aiohttp session (a
 python-socketio client each would cost the generator far more memory and CPU than the gateway
 spends on them): open the WebSocket, send the namespace connect with the access token, answer
-the server's pings. They belong to the bench's customers other than the first, so they share a
-few users' tokens (auth registers ten users an hour from one address); the gateway authenticates
-each connection on its own all the same. The first customer, the owner, keeps its one
-python-socketio connection and places orders at a low rate while all the others are held; its
-updates reach only its own socket, so the latency is one push among N idle connections, not a
-fan-out to them.
+the server's pings. Each belongs to a user of its own, as in production: auth registers only
+REGISTER_ADDRESS_MAX_ATTEMPTS users an hour from one address, so on the development stack the
+bench signs access tokens for synthetic users with the stack's own token key (the run folder's
+token-signing.pem, which only the local stack has). The gateway verifies and checks each
+token as any other. Without that key (a stack elsewhere) the connections share the tokens of the
+bench's customers but the first, and the report says how many users they share; then every
+push to one of those users (their notifications, say) goes to thousands of sockets, and the
+gateway's Redis listener sends one push after another, so the owner's updates queue behind
+those fan-outs. The first customer, the owner, keeps its one python-socketio connection and
+places orders at a low rate while all the others are held; the latency is one push among N
+idle connections.
+
+Memory per connection is the growth of the gateway's resident memory while they connect: on a
+gateway that held as many before, memory it freed stays with the process and the growth reads
+near zero, so it counts on a freshly started gateway (`make down && make up`).
 
 Each connection is a file descriptor on both ends: the generator raises its own RLIMIT_NOFILE to
 the hard limit, and the report gives the gateway's limit (from /proc), which caps the run.
@@ -21,6 +30,7 @@ import asyncio
 import json
 import resource
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +39,10 @@ import aiohttp
 
 from bench import cpu
 from bench.stats import percentile
+from devstack.stack import run_dir
+from services.kit.keys import SigningKey
+from services.kit.settings import ServiceSettings
+from services.kit.tokens import Principal, issue_access_token
 
 if TYPE_CHECKING:
     from bench.__main__ import RateResult
@@ -56,6 +70,25 @@ class SocketScaleResult:
         if not self.connected:
             return float("nan")
         return (self.rss_after_kib - self.rss_before_kib) / self.connected
+
+
+def synthetic_tokens(count: int) -> list[str]:
+    """Access tokens of `count` users of their own, signed with the development stack's key;
+    none when this machine has no such key."""
+    key_file = run_dir() / "token-signing.pem"
+    if not key_file.exists():
+        return []
+    key = SigningKey.from_pem(key_file.read_text())
+    settings = ServiceSettings()
+    run = uuid.uuid4().hex[:8]
+    return [
+        issue_access_token(
+            settings,
+            key,
+            Principal(f"bench-socket-{run}-{n}", f"socket-{n}@example.com", "USER"),
+        )
+        for n in range(count)
+    ]
 
 
 def raise_files_limit() -> int:
@@ -198,7 +231,7 @@ def table(result: SocketScaleResult) -> list[str]:
         "|---|---|",
         f"| connections asked / accepted | {result.asked} / {result.connected} |",
         f"| not accepted | {refused} |",
-        f"| users whose tokens they share | {result.users} |",
+        f"| users they belong to | {result.users} |",
         f"| time to open them all | {result.connect_seconds:.1f} s |",
         f"| still open after the orders | {result.alive_at_end} |",
         f"| gateway resident memory before / with them | {result.rss_before_kib // 1024} MiB / "
