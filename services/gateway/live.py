@@ -46,7 +46,14 @@ from yarl import URL
 
 from services.gateway.metrics import SOCKET_CONNECTIONS
 from services.kit.errors import Unauthorized
-from services.kit.live import ADMIN_ROOM, REDIS_CHANNEL, SESSION_ENDED, SYNC_REQUEST, user_room
+from services.kit.live import (
+    ADMIN_ROOM,
+    REDIS_CHANNEL,
+    SESSION_ENDED,
+    SYNC_REQUEST,
+    OrjsonCodec,
+    user_room,
+)
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import (
     SESSION_EVENTS_CHANNEL,
@@ -226,7 +233,10 @@ def create_socket_server(
     allowed = frozenset(allowed_origins)
     server = socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=REDIS_CHANNEL),
+        client_manager=socketio.AsyncRedisManager(
+            settings.redis_url, channel=REDIS_CHANNEL, json=OrjsonCodec
+        ),
+        json=OrjsonCodec,
         cors_allowed_origins=[],
         ping_interval=20,
         ping_timeout=20,
