@@ -9,8 +9,9 @@ by itself: no separate proxy process, WebSockets and cookie affinity on the Serv
 (``traefik.ingress.kubernetes.io/service.sticky.cookie``, which the chart sets when
 ``ingress.className`` names traefik). The module's source is taken from the Go module proxy
 (``go mod download``) and built in a copy, since its go.mod has replace directives that ``go
-install module@version`` refuses. The binary is cached under the images cache by version; the
-first build takes several minutes on 2 cores (log printed).
+install module@version`` refuses. The copy gets the patches in scripts/images/traefik/ (each says
+what it mends); the image's tag carries their count. The binary is cached under the images cache
+by version and patches; the first build takes several minutes on 2 cores (log printed).
 
 The manifests that run it on the node are in k8s/node/traefik.yaml.
 """
@@ -51,13 +52,15 @@ images = _load_build()
 
 MODULE = "github.com/traefik/traefik/v3"
 VERSION = "v3.6.12"
-REF = f"localhost/realtimeorder-ingress/traefik:{VERSION.removeprefix('v')}"
+PATCHES = sorted((HERE / "traefik").glob("*.patch"))
+REF = f"localhost/realtimeorder-ingress/traefik:{VERSION.removeprefix('v')}-p{len(PATCHES)}"
 UID = 65532
 
 
 def binary() -> Path:
-    """The traefik binary, built once per version."""
-    out_dir = images.cache_dir() / "traefik" / VERSION
+    """The traefik binary, built once per version and set of patches."""
+    patches = hashlib.sha256(b"".join(p.read_bytes() for p in PATCHES)).hexdigest()[:12]
+    out_dir = images.cache_dir() / "traefik" / f"{VERSION}-{patches}"
     target = Path(out_dir / "traefik")
     if target.is_file():
         return target
@@ -77,6 +80,8 @@ def binary() -> Path:
         shutil.copytree(info["Dir"], src)
         for path in (src, *src.rglob("*")):
             path.chmod(path.stat().st_mode | 0o200)
+        for patch in PATCHES:
+            images.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch)], cwd=src)
         ldflags = f"-s -w -X {MODULE}/pkg/version.Version={VERSION}"
         with logfile.open("w") as log:
             result = subprocess.run(
