@@ -797,7 +797,7 @@ def test_backing_services_reach_the_services(rendered: Any) -> None:
     minimal_env = named(rendered("minimal"), "ConfigMap", f"{RELEASE}-env")["data"]
     assert minimal_env["KAFKA_CREATE_TOPICS"] == "true", "no EventTopics: the services create"
     namespace = namespace_for("default")
-    assert data["KAFKA_BROKER"] == f"{RELEASE}-kafka-kafka-bootstrap.{namespace}.svc:9092"
+    assert data["KAFKA_BROKER"] == f"{RELEASE}-kafka-kafka-bootstrap.{namespace}.svc:9094"
     assert data["DB_HOST"] == f"{RELEASE}-postgresql"
     assert data["APP_ENV"] == "production"
     assert data["INVENTORY_SERVICE_URL"] == f"http://{RELEASE}-inventory:3003"

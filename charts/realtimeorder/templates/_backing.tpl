@@ -74,7 +74,7 @@ Pooler's Service has its name. */}}
 {{/* ---- Kafka --------------------------------------------------------------------------------- */}}
 {{- define "realtimeorder.kafka.bootstrap" -}}
 {{- if .Values.kafka.enabled -}}
-{{- printf "%s-kafka-bootstrap.%s.svc:9092" (include "realtimeorder.kafka.fullname" .) .Release.Namespace -}}
+{{- include "realtimeorder.kafka.scramBootstrap" . -}}
 {{- else -}}
 {{- .Values.externalKafka.brokers -}}
 {{- end -}}
@@ -82,7 +82,8 @@ Pooler's Service has its name. */}}
 
 {{/* An external Kafka's TLS and SASL settings, as the librdkafka properties they name
 (security.protocol, sasl.*, ssl.ca.location) with a KAFKA_ prefix; nothing for a plaintext
-cluster or the release's Strimzi cluster (its plain listener). */}}
+cluster or the release's Strimzi cluster (its `scram` listener, where each client connects as its
+own KafkaUser: templates/kafka/_users.tpl). */}}
 {{- define "realtimeorder.kafka.securityEnv" -}}
 {{- $kafka := .Values.externalKafka -}}
 {{- if not .Values.kafka.enabled -}}
