@@ -1990,3 +1990,20 @@ def test_the_operator_runs_its_own_image(rendered: Any) -> None:
     services_image = services["spec"]["template"]["spec"]["containers"][0]["image"]
     repository, tag = services_image.rsplit(":", 1)
     assert image == f"{repository}-operator:{tag}"
+
+
+@pytest.mark.k8s
+def test_postgresql_restarts_only_when_its_roles_change_not_on_every_render(helm: Path) -> None:
+    """The PostgreSQL pod's roles checksum leaves the generated passwords out: an install renders
+    other random passwords into it than into the Secrets, so hashing them restarted PostgreSQL
+    (and, without persistence, emptied it) at the first `helm upgrade`."""
+    bundled = [CHART / "ci" / "bundled-values.yaml"]
+    name = f"{RELEASE}-postgresql"
+
+    def checksum(*extra: str) -> str:
+        statefulset = named(helm_template(helm, bundled, "default", *extra), "StatefulSet", name)
+        annotations: dict[str, str] = statefulset["spec"]["template"]["metadata"]["annotations"]
+        return annotations["checksum/roles"]
+
+    assert checksum() == checksum("--set", "logLevel=DEBUG")
+    assert checksum() != checksum("--set", "analytics.uses={redis}"), "one role fewer"
