@@ -128,6 +128,22 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
         os.environ.pop("NODE_DIR", None)
 
 
+@pytest.fixture(autouse=True)
+def logs_on_failure(release: Release, request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a failed test, the last lines of every pod of the namespace, to tell why."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed == failed_before:
+        return
+    for pod in release.objects("pods"):
+        name = pod["metadata"]["name"]
+        for container in pod["spec"]["containers"]:
+            text = release.kubectl(
+                "-n", NAMESPACE, "logs", name, "-c", container["name"], "--tail=40", check=False
+            )  # fmt: skip
+            print(f"---- {name}/{container['name']} ----\n{text}", file=sys.stderr)
+
+
 def test_every_pod_is_ready_under_restricted(release: Release) -> None:
     labels = json.loads(release.kubectl("get", "namespace", NAMESPACE, "-o", "json"))
     assert labels["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -319,12 +335,16 @@ async def poll_during_upgrade(release: Release) -> Poller:
 def test_helm_upgrade_rolls_every_pod_with_no_failed_request(release: Release) -> None:
     before = pod_names(release)
     poller = asyncio.run(poll_during_upgrade(release))
-    after = pod_names(release)
-    rolled = [n for n in before if not n.startswith(f"{RELEASE}-realtimeorder-postgresql")]
-    rolled = [n for n in rolled if not n.startswith(f"{RELEASE}-realtimeorder-redis")]
-    assert not set(rolled) & after, f"pods not replaced by the upgrade: {set(rolled) & after}"
     assert poller.ok > 20, poller.ok
     assert not poller.failures, f"{len(poller.failures)} failed requests: {poller.failures[:10]}"
+    rolled = {n for n in before if not n.startswith(f"{RELEASE}-realtimeorder-postgresql")}
+    rolled = {n for n in rolled if not n.startswith(f"{RELEASE}-realtimeorder-redis")}
+    # `helm upgrade --wait` returns once the new pods are Ready; the old ones keep serving for
+    # their preStop sleep and shut down after it.
+    deadline = time.monotonic() + 120
+    while rolled & pod_names(release) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not rolled & pod_names(release), "pods not replaced by the upgrade"
 
 
 async def orders_while_a_pod_dies(release: Release, victim: str) -> list[dict[str, Any]]:
