@@ -406,6 +406,9 @@ def test_killing_the_inventory_pod_mid_stream_loses_no_order(release: Release) -
     )
     orders = asyncio.run(orders_while_a_pod_dies(release, victim))
     assert {o["status"] for o in orders} == {"CONFIRMED"}, [(o["id"], o["status"]) for o in orders]
+    deadline = time.monotonic() + 90  # the pod's grace period (preStop and shutdown) is 40 s
+    while victim in pod_names(release) and time.monotonic() < deadline:
+        time.sleep(2)
     assert victim not in pod_names(release)
 
 
