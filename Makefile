@@ -42,7 +42,8 @@ test: install lint ## install what is missing, lint, then the whole test suite
 	@if [[ -x scripts/k8s-testenv/build.sh ]]; then scripts/k8s-testenv/build.sh; fi
 	npm --prefix frontend test
 	$(VENV)/python -m devstack.web build
-	$(VENV)/pytest $(PYTEST_ARGS)
+	$(VENV)/pytest --ignore=tests/k8s/node $(PYTEST_ARGS)
+	$(MAKE) test-cluster
 
 test-unit: ## the fast tests only (no servers)
 	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
@@ -89,6 +90,6 @@ cluster-up: ## a real one-node cluster here (containerd, kubelet, kube-proxy, Co
 cluster-down: ## stop the node and undo everything it changed on the host (safe to repeat)
 	$(VENV)/python -m k8s.node down
 
-test-cluster: ## the node's tests (not yet part of make test): our image in a pod under Pod Security restricted, then the chart end to end through the ingress
+test-cluster: ## the node's tests (make test runs them last; they need root): our image in a pod under Pod Security restricted, then the chart end to end through the ingress
 	@scripts/k8s-testenv/build.sh --node
 	RTO_CLUSTER_TESTS=1 $(VENV)/pytest tests/k8s/node $(PYTEST_ARGS)
