@@ -47,6 +47,7 @@ import socketio
 from bench import cpu, overload, products, sockets, stages
 from bench.stats import percentile
 from devstack.stack import run_dir
+from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import wait_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -438,7 +439,7 @@ async def socket_scale(
     if not tokens:
         tokens = [token for token, _ in customers[1:]] or [customers[0][0]]
     result = sockets.SocketScaleResult(asked=args.sockets, users=len(tokens))
-    result.generator_files_limit = sockets.raise_files_limit()
+    result.generator_files_limit = raise_open_files_limit()
     pid = sockets.gateway_pid()
     result.gateway_files_limit = sockets.files_limit(pid)
     result.rss_before_kib = sockets.rss_kib(pid)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -89,16 +88,6 @@ def synthetic_tokens(count: int) -> list[str]:
         )
         for n in range(count)
     ]
-
-
-def raise_files_limit() -> int:
-    """Raise this process's open-files limit to its hard limit; the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
 
 
 def gateway_pid() -> int | None:

@@ -27,7 +27,6 @@ soft limit's is refused however little memory and CPU the others use.
 
 from __future__ import annotations
 
-import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,21 +48,13 @@ from services.gateway.routes import UPSTREAM_NAMES
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
 from services.kit.cache import create_redis
+from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import Runtime
 from services.kit.tokens import Revocations
 from services.kit.web import add_readiness_check, create_service_app
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"]
 SOCKET_IO_PATH = "socket.io"
-
-
-def raise_open_files_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit; the soft limit now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return hard
-    return soft
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

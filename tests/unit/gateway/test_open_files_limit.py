@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.gateway.main import raise_open_files_limit
+from services.kit.limits import raise_open_files_limit
 
 
 @pytest.fixture
