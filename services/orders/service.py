@@ -168,11 +168,12 @@ class OrderService:
         try:
             # Pipelined: the statements go out together and only the reads wait for answers.
             async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                limits = self.settings.holding_limits
                 holdings = await repo.lock_and_read_holdings(
-                    conn, principal.user_id, list(quantities)
+                    conn, principal.user_id, list(quantities), limits
                 )
                 check_holding_limits(
-                    self.settings.holding_limits,
+                    limits,
                     open_orders=holdings.open_orders,
                     held_units=holdings.units,
                     requested=quantities,

@@ -8,16 +8,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg.rows import dict_row
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
+from services.orders import repository as repo
+from services.orders.domain import HoldingLimits
 from services.orders.main import create_app
 from services.orders.settings import Settings
 from tests.integration.fixtures import asgi_client, running
 from tests.integration.orders.conftest import orders_settings
 from tests.integration.orders.support import ADDRESS, CatalogueStub
-from tests.support import Bearer
+from tests.support import Bearer, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +113,31 @@ async def test_concurrent_creates_cannot_pass_the_limit_together(
     )
     statuses = sorted(r.status_code for r in answers)
     assert statuses == [201, 201, 409, 409, 409, 409], [r.text for r in answers]
+
+
+async def test_holdings_are_read_only_as_far_as_the_limits_in_force_need(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, settings: Settings
+) -> None:
+    owner = bearer(settings)
+    vase = catalogue.add("Vase", "2.00")
+    for quantity in (2, 3):
+        placed = await client.post("/orders", json=body((vase, quantity)), headers=owner.headers)
+        assert placed.status_code == 201, placed.text
+
+    async def read(limits: HoldingLimits) -> repo.Holdings:
+        async with (
+            await psycopg.AsyncConnection.connect(
+                settings.db_conninfo, row_factory=dict_row, options="-c search_path=orders"
+            ) as conn,
+            conn.transaction(),
+        ):
+            return await repo.lock_and_read_holdings(conn, owner.id, [vase], limits)
+
+    both = await read(HoldingLimits(open_orders=3, units_per_product=10))
+    assert (both.open_orders, both.units) == (2, {vase: 5})
+    count_only = await read(HoldingLimits(open_orders=3))
+    assert (count_only.open_orders, count_only.units) == (2, {})
+    units_only = await read(HoldingLimits(units_per_product=10))
+    assert (units_only.open_orders, units_only.units) == (0, {vase: 5})
+    unlimited = await read(HoldingLimits())
+    assert (unlimited.open_orders, unlimited.units) == (0, {})

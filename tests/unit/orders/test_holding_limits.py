@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from services.orders.domain import HoldingLimits, check_holding_limits
+from services.orders import repository
+from services.orders.domain import OPEN_STATUSES, HoldingLimits, check_holding_limits
 from services.orders.errors import HoldingLimitReached
 from services.orders.settings import Settings
 from tests.signing import token_env
@@ -50,3 +53,9 @@ def test_limits_are_on_by_default_in_production_and_0_turns_them_off() -> None:
     assert configured.holding_limits == HoldingLimits(open_orders=None, units_per_product=5)
     local = Settings(APP_ENV="development", MAX_OPEN_ORDERS_PER_USER=7)
     assert local.holding_limits.open_orders == 7
+
+
+def test_the_open_statuses_of_the_queries_are_those_of_the_partial_index() -> None:
+    migration = Path(repository.__file__).parent / "migrations" / "0002_open_orders.sql"
+    assert f"WHERE status IN {repository._OPEN};" in migration.read_text()
+    assert {f"'{status}'" for status in OPEN_STATUSES} == set(repository._OPEN[1:-1].split(", "))
