@@ -240,10 +240,20 @@ async def list_notifications(
     return [NotificationRow(**row) for row in await cursor.fetchall()]
 
 
+UNREAD_COUNT_LIMIT = 100
+"""Unread notifications are counted up to this many (a badge shows "99+"), so the count, read
+on every push of the badge, costs the same for a user who never reads as for one who does."""
+
+
 async def unread_count(conn: DictConnection, user_id: str) -> int:
+    """The user's unread notifications, at most `UNREAD_COUNT_LIMIT`."""
     cursor = await conn.execute(
-        "SELECT count(*) AS n FROM notifications WHERE user_id = %s AND read_at IS NULL",
-        (user_id,),
+        """
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM notifications WHERE user_id = %s AND read_at IS NULL LIMIT %s
+        ) AS unread
+        """,
+        (user_id, UNREAD_COUNT_LIMIT),
     )
     row = await cursor.fetchone()
     return int(row["n"]) if row else 0

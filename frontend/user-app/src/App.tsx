@@ -17,6 +17,7 @@ import {
   useTheme,
 } from "@realtimeorder/shared";
 import { useCart } from "./cart";
+import { unreadLabel } from "./notifications";
 import { AuthPage } from "./pages/Auth";
 import { CartPage } from "./pages/Cart";
 import { CataloguePage } from "./pages/Catalogue";
@@ -70,7 +71,7 @@ export function App() {
     ...(session
       ? [
           { to: "/orders", label: "Orders", active: path.startsWith("/orders") },
-          { to: "/notifications", label: unread ? `Notifications (${unread} unread)` : "Notifications", active: path === "/notifications" },
+          { to: "/notifications", label: unread ? `Notifications (${unreadLabel(unread)} unread)` : "Notifications", active: path === "/notifications" },
           { to: "/settings", label: "Settings", active: path === "/settings" },
         ]
       : []),

@@ -11,3 +11,11 @@ export function mergeNotifications(current: Notification[], incoming: Notificati
   for (const notification of incoming) byId.set(notification.id, notification);
   return [...byId.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
 }
+
+/** The service counts unread notifications up to this many (notifications' UNREAD_COUNT_LIMIT). */
+export const UNREAD_COUNT_LIMIT = 100;
+
+/** The unread count as a badge says it: "99+" once the service stopped counting. */
+export function unreadLabel(count: number): string {
+  return count >= UNREAD_COUNT_LIMIT ? `${UNREAD_COUNT_LIMIT - 1}+` : String(count);
+}

@@ -16,6 +16,7 @@ from devstack.testing import RedisServer
 from services.kit.consumer import EventShell
 from services.kit.live import NOTIFICATION_UNREAD
 from services.kit.pagination import encode_cursor
+from services.notifications import repository as repo
 from tests.integration.notifications.support import confirmed, created
 from tests.integration.orders.support import LiveListener
 from tests.support import Bearer, eventually
@@ -52,6 +53,19 @@ async def test_pages_are_newest_first_with_the_unread_count(
         if cursor is None:
             break
     assert seen == list(reversed(orders))
+
+
+async def test_the_unread_count_stops_at_its_limit(
+    client: httpx.AsyncClient,
+    shell: EventShell[Any],
+    user: Bearer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(repo, "UNREAD_COUNT_LIMIT", 3)
+    await _notify(shell, user, 4)
+    page = (await client.get("/notifications", headers=user.headers)).json()
+    assert page["unreadCount"] == 3, "counted up to the limit: a badge shows 3+"
+    assert len(page["items"]) == 4, "the list itself is not limited"
 
 
 async def test_read_one_then_read_all(
