@@ -13,7 +13,9 @@ twice the best sustained rate (or --overload-rate) for --overload-seconds, then 
 while latency recovers. Then the socket-scale run (bench/sockets.py): --sockets connections held
 on the gateway while one user's orders are timed. Then the product list with wrk
 (bench/products.py): through the gateway, revalidating with its ETag, and straight to inventory.
-Results go to docs/benchmarks.md.
+Results go to docs/benchmarks.md. A stack started here traces 1% of the orders
+(TRACE_SAMPLE_RATIO, through OTEL_TRACES_SAMPLER), as production would at these rates; the
+report says how the stack it measured traced.
 
 Creates that are not answered 201 are counted by cause (status and problem type, or "timeout"),
 so a refusal says why. The stack `make up` starts runs with APP_ENV=development, where the
@@ -36,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +56,7 @@ from services.kit.runtime import wait_event
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
 CUSTOMERS = run_dir() / "bench-customers.json"
+TRACE_SAMPLE_RATIO = "0.01"
 
 
 @dataclass
@@ -145,8 +149,41 @@ async def ensure_stack(base: str) -> None:
                 return
     except aiohttp.ClientError:
         pass
+    # A stack started here traces the share of orders production would (TRACE_SAMPLE_RATIO);
+    # a stack already running is measured as it is, and the report says how it traces.
+    env = dict(os.environ)
+    if "OTEL_TRACES_SAMPLER" not in env:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = env.get("TRACE_SAMPLE_RATIO", TRACE_SAMPLE_RATIO)
     print("gateway not answering: running make up", flush=True)
-    await asyncio.to_thread(subprocess.run, ["make", "up"], cwd=ROOT, check=True)
+    await asyncio.to_thread(subprocess.run, ["make", "up"], cwd=ROOT, env=env, check=True)
+
+
+def tracing_of_stack() -> str:
+    """How the running stack traces, from the gateway's environment (where traces start)."""
+    pid = cpu.program_pids().get("gateway")
+    if pid is None:
+        return "unknown (no gateway process)"
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return "unknown (its environment is not readable)"
+    env = dict(
+        entry.split("=", 1) for entry in raw.decode(errors="replace").split("\0") if "=" in entry
+    )
+    return describe_tracing(env)
+
+
+def describe_tracing(env: Mapping[str, str]) -> str:
+    """What a service with environment `env` traces (services/kit/tracing.py's variables)."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or not env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    ):
+        return "off"
+    sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    if sampler in {"parentbased_traceidratio", "traceidratio"}:
+        return f"{float(env.get('OTEL_TRACES_SAMPLER_ARG', '1')):.0%} of orders ({sampler})"
+    return "every order" if sampler.endswith("always_on") else sampler
 
 
 async def admin_token(client: Http) -> str:
@@ -368,6 +405,10 @@ def write_report(
         "build can do.",
         "",
         f"Command: `{command}`",
+        "",
+        f"Tracing: {tracing_of_stack()}. A stack the bench starts itself traces "
+        f"TRACE_SAMPLE_RATIO of the orders (default {TRACE_SAMPLE_RATIO}); every traced order "
+        "costs a span in each service it crosses (docs/benchmarks-analysis.md).",
         "",
         "## Orders end to end (POST /orders through the gateway -> CONFIRMED pushed on Socket.IO)",
         "",

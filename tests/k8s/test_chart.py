@@ -920,6 +920,8 @@ def test_tracing_endpoint_reaches_every_service_and_worker(rendered: Any) -> Non
         )
         assert env["OTEL_SERVICE_NAME"]["value"] == component_name
         assert env["OTEL_K8S_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "1", "every order unless told otherwise"
         names = list(env)
         assert names.index("OTEL_K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
         attributes = dict(
@@ -936,6 +938,23 @@ def test_tracing_endpoint_reaches_every_service_and_worker(rendered: Any) -> Non
         for deployment in by_kind(rendered(profile), "Deployment"):
             env = env_of(pod_spec(deployment)["containers"][0])
             assert not [v for v in env if v.startswith("OTEL_")], deployment["metadata"]["name"]
+
+
+@pytest.mark.k8s
+def test_tracing_sample_ratio_is_the_samplers_argument(helm: Path) -> None:
+    """tracing.sampleRatio reaches every traced component as the parent-based ratio sampler's
+    argument; the schema refuses a ratio outside 0..1."""
+    endpoint = ("--set", "tracing.otlpEndpoint=http://collector:4318")
+    sampled = helm_template(helm, (), "default", *endpoint, "--set", "tracing.sampleRatio=0.05")
+    arguments = {
+        env_of(pod_spec(d)["containers"][0])["OTEL_TRACES_SAMPLER_ARG"]["value"]
+        for d in by_kind(sampled, "Deployment")
+        if component(d) in {*PYTHON_SERVICES, *WORKERS}
+    }
+    assert arguments == {"0.05"}
+    with pytest.raises(RenderError) as refused:
+        helm_template(helm, (), "default", *endpoint, "--set", "tracing.sampleRatio=2")
+    assert "sampleRatio" in str(refused.value)
 
 
 @pytest.mark.k8s

@@ -6,7 +6,8 @@ in _component.tpl may name one of these as its `env`.
 {{/* OpenTelemetry for a service or worker (services/kit/tracing.py: off unless an OTLP endpoint is
 set): the collector's OTLP/HTTP endpoint, the component's name, and resource attributes naming
 the release's namespace and the pod (from the downward API, defined before the attributes that
-expand it). Nothing when tracing.otlpEndpoint is empty.
+expand it), and the share of orders traced (decided where an order's trace starts, at the
+gateway, and followed by every hop). Nothing when tracing.otlpEndpoint is empty.
 Usage: include "realtimeorder.tracing.env" (dict "root" $ "name" "orders") */}}
 {{- define "realtimeorder.tracing.env" -}}
 {{- $tracing := .root.Values.tracing -}}
@@ -27,6 +28,10 @@ Usage: include "realtimeorder.tracing.env" (dict "root" $ "name" "orders") */}}
       fieldPath: metadata.name
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ join "," $pairs | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $tracing.sampleRatio | toString | quote }}
 {{- end }}
 {{- end -}}
 
