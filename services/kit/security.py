@@ -15,15 +15,17 @@ from fastapi import Depends, Header, Request
 from starlette.datastructures import State
 
 from services.kit.errors import Forbidden
-from services.kit.tokens import Principal, Revocations, bearer_token, verify_access_token
+from services.kit.tokens import Principal, Revocations, VerifiedTokens, bearer_token
 
 
 async def authenticate(state: State, authorization: str | None) -> Principal:
     """The principal of an `Authorization` header value, if its token is valid and current.
 
-    `state` is the app's state, holding its settings and the `revocations` its lifespan opened.
+    `state` is the app's state, holding the `verified_tokens` and `revocations` its lifespan
+    opened.
     """
-    principal = verify_access_token(state.settings, bearer_token(authorization))
+    tokens: VerifiedTokens = state.verified_tokens
+    principal = tokens.verify(bearer_token(authorization))
     revocations: Revocations = state.revocations
     await revocations.check(principal)
     return principal

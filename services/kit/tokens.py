@@ -30,6 +30,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,41 @@ def verify_access_token(settings: ServiceSettings, token: str) -> Principal:
         session_id=session_id,
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
     )
+
+
+class VerifiedTokens:
+    """Access tokens this process has verified, each with its principal, until it expires.
+
+    Checking an Ed25519 signature and the claims costs about half a millisecond, and a client
+    sends the same token with every request for the token's lifetime, so a process verifies
+    each token once rather than on every request. What cannot change while a token lives is
+    cached: its signature, claims and expiry (an entry met after it has expired is dropped and
+    the token verified again, which refuses it). Revocation is not: `Revocations.check` still
+    runs on every request. A token that fails is never kept. At most `max_entries` are held,
+    the least recently used leave first.
+    """
+
+    def __init__(self, settings: ServiceSettings, max_entries: int = 10_000) -> None:
+        self.settings = settings
+        self.max_entries = max_entries
+        self._principals: OrderedDict[str, Principal] = OrderedDict()
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid access token; `Unauthorized` for anything else."""
+        principal = self._principals.get(token)
+        if principal is not None:
+            if principal.expires_at is not None and principal.expires_at > datetime.now(UTC):
+                self._principals.move_to_end(token)
+                return principal
+            del self._principals[token]
+        principal = verify_access_token(self.settings, token)
+        self._principals[token] = principal
+        if len(self._principals) > self.max_entries:
+            self._principals.popitem(last=False)
+        return principal
+
+    def __len__(self) -> int:
+        return len(self._principals)
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -21,7 +21,8 @@ Content-Length over it is answered 413 before the app runs, and a chunked body i
 which has the same limit) never buffers or parses 50 MB before it authenticates anyone.
 
 The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
-checks each access token against.
+checks each access token against, and `app.state.verified_tokens`, which verifies each token's
+signature once per process.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from services.kit.errors import install_error_handlers, problem
 from services.kit.logs import request_id_var
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.kit.settings import ServiceSettings
-from services.kit.tokens import Revocations
+from services.kit.tokens import Revocations, VerifiedTokens
 
 REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[object]]
@@ -306,6 +307,7 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
             cache_seconds=settings.token_check_cache_seconds,
             timeout_seconds=settings.token_check_timeout_seconds,
         )
+        app.state.verified_tokens = VerifiedTokens(settings)
         try:
             async with lifespan(app):
                 if separate_metrics:

@@ -5,15 +5,23 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
+from services.kit import tokens
 from services.kit.errors import Unauthorized
 from services.kit.keys import SigningKey, generate_pem_pair
 from services.kit.settings import ServiceSettings
-from services.kit.tokens import Principal, bearer_token, issue_access_token, verify_access_token
+from services.kit.tokens import (
+    Principal,
+    VerifiedTokens,
+    bearer_token,
+    issue_access_token,
+    verify_access_token,
+)
 from tests.signing import PUBLIC_KEY_PEM, SIGNING_KEY, sign, token_env
 
 SETTINGS = ServiceSettings(APP_ENV="test", **token_env())
@@ -126,3 +134,64 @@ def _hs256(claims: dict[str, object], secret: bytes, *, kid: str) -> str:
     payload = _b64({name: plain(value) for name, value in claims.items()})
     signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+class CountingVerifier:
+    """`verify_access_token`, counting the verifications a `VerifiedTokens` really makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        monkeypatch.setattr(tokens, "verify_access_token", self)
+
+    def __call__(self, settings: ServiceSettings, token: str) -> Principal:
+        self.calls += 1
+        return verify_access_token(settings, token)
+
+
+def test_a_valid_token_is_verified_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = CountingVerifier(monkeypatch)
+    verified = VerifiedTokens(SETTINGS)
+    token = sign(SETTINGS, ALICE)
+    assert verified.verify(token) == ALICE
+    assert verified.verify(token) == ALICE
+    assert verifier.calls == 1
+
+
+def test_a_refused_token_is_never_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = CountingVerifier(monkeypatch)
+    verified = VerifiedTokens(SETTINGS)
+    header, payload, _ = sign(SETTINGS, ALICE).split(".")
+    forged = f"{header}.{payload}.{_b64({'not': 'a signature'})}"
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            verified.verify(forged)
+    assert verifier.calls == 2
+    assert len(verified) == 0
+
+
+def test_a_kept_token_past_its_expiry_is_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = CountingVerifier(monkeypatch)
+    verified = VerifiedTokens(SETTINGS)
+    expired = sign(SETTINGS, ALICE, now=datetime.now(UTC) - timedelta(hours=1))
+    # As if it had been verified while it was still valid.
+    verified._principals[expired] = replace(ALICE, expires_at=datetime.now(UTC) - timedelta(1))
+    with pytest.raises(Unauthorized, match="expired"):
+        verified.verify(expired)
+    assert verifier.calls == 1
+    assert len(verified) == 0
+
+
+def test_the_least_recently_used_token_leaves_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = CountingVerifier(monkeypatch)
+    verified = VerifiedTokens(SETTINGS, max_entries=2)
+    first, second, third = (sign(SETTINGS, replace(ALICE, user_id=f"u-{n}")) for n in range(3))
+    verified.verify(first)
+    verified.verify(second)
+    verified.verify(first)  # first is now the most recently used
+    verified.verify(third)  # so second leaves
+    assert len(verified) == 2
+    assert verifier.calls == 3
+    verified.verify(first)
+    assert verifier.calls == 3
+    verified.verify(second)
+    assert verifier.calls == 4
