@@ -39,6 +39,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -59,6 +60,12 @@ LivenessCheck = Callable[[], Mapping[str, str]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = logging.getLogger(__name__)
 _UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 class RequestContextMiddleware:
@@ -319,7 +326,14 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
             await redis.aclose()
         log.info("stopped")
 
-    app = FastAPI(title=title, lifespan=asynccontextmanager(wrapped_lifespan))
+    # The kit traces and measures requests itself (RequestContextMiddleware); FastAPI's own
+    # telemetry would add a second SERVER span, and spans per dependency, to every request once
+    # a tracer provider is set.
+    app = FastAPI(
+        title=title,
+        lifespan=asynccontextmanager(wrapped_lifespan),
+        telemetry=NO_FRAMEWORK_TELEMETRY,
+    )
     app.state.settings = settings
     app.state.readiness_checks = {}
     app.state.liveness_checks = {}
