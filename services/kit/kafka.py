@@ -2,8 +2,8 @@
 
 The producer is idempotent with acks=all; a poll thread serves delivery reports, and `publish`
 awaits the broker's acknowledgement. The consumer reads in batches, hands each message to an
-async handler (messages of one key in order, different keys concurrently), and commits offsets
-only once the whole batch is processed, so a crash means a
+async handler (messages of one key in order, different keys concurrently), and stores offsets
+for the background commit only once the whole batch is processed, so a crash means a
 redelivery (which consumers dedupe by event id), never a loss. A message whose handler keeps
 failing goes, with its error, to `<topic>.dlq` instead of blocking its partition.
 """
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_SUFFIX = ".dlq"
 LAG_SAMPLE_SECONDS = 1.0
 FETCH_WAIT_MS = 500
+COMMIT_INTERVAL_MS = 1000
 DEAD_LETTER_SAMPLE_SECONDS = 30.0
 MessageHandler = Callable[[Message], Awaitable[None]]
 
@@ -134,7 +135,8 @@ def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
 
 
 class BatchConsumer:
-    """Consumes topics in batches with a per-message handler; commits after each batch."""
+    """Consumes topics in batches with a per-message handler; a batch's offsets are committed
+    once it is processed."""
 
     def __init__(
         self,
@@ -164,7 +166,13 @@ class BatchConsumer:
             bootstrap,
             **{
                 "group.id": group_id,
-                "enable.auto.commit": False,
+                # Offsets are stored only once their batch is processed (`_store`), and the
+                # stored ones committed in the background every second, on a rebalance and at
+                # close: one commit request a second per consumer instead of one per batch.
+                # A crash redelivers at most the last second's events, which consumers dedupe.
+                "enable.auto.commit": True,
+                "enable.auto.offset.store": False,
+                "auto.commit.interval.ms": COMMIT_INTERVAL_MS,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
                 "session.timeout.ms": 10000,
@@ -182,7 +190,8 @@ class BatchConsumer:
         self._stop.set()
 
     async def run(self) -> None:
-        """Consume until `stop()`; then commit what was processed and leave the group."""
+        """Consume until `stop()`; then commit what was processed and leave the group (closing
+        commits the stored offsets)."""
         self._consumer.subscribe(self.topics)
         log.info("consuming", extra={"topics": self.topics})
         try:
@@ -194,7 +203,7 @@ class BatchConsumer:
                 messages = [m for m in batch if m.error() is None]
                 if messages:
                     await self._process_batch(messages)
-                    await self._commit()
+                    self._store(messages)
         finally:
             await asyncio.to_thread(self._consumer.close)
 
@@ -227,13 +236,21 @@ class BatchConsumer:
 
         await asyncio.gather(*(in_order(group) for group in by_key.values()))
 
-    async def _commit(self) -> None:
+    def _store(self, messages: list[Message]) -> None:
+        """Mark a processed batch for the next background commit: per partition, the offset
+        after its last message."""
+        following: dict[tuple[str, int], int] = {}
+        for message in messages:
+            key = (message.topic() or "", message.partition() or 0)
+            following[key] = max(following.get(key, 0), (message.offset() or 0) + 1)
         try:
-            await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(t, p, offset) for (t, p), offset in following.items()]
+            )
         except KafkaException as exc:
-            # A rebalance or a broker hiccup: the next batch's commit covers these offsets, and
-            # if the partition moved, its new owner redelivers them (consumers dedupe).
-            log.warning("offset commit failed; continuing", extra={"error": str(exc)})
+            # The partition moved in a rebalance: its new owner redelivers these (consumers
+            # dedupe).
+            log.warning("offsets not stored; continuing", extra={"error": str(exc)})
 
     async def _dead_letter(self, message: Message, topic: str, error: Exception | None) -> None:
         headers = {

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from services.kit.db import Pool, apply_migrations, create_pool
 from services.kit.events import parse_envelope
@@ -17,6 +18,7 @@ from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic, 
 from services.kit.order_events import ReservationExpired
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event, event
 from services.kit.settings import ServiceSettings
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 SCHEMA = "kit_test"
@@ -149,3 +151,45 @@ async def test_consumer_dead_letters_a_poison_message_and_moves_on(
     headers: dict[str, Any] = dict(dead[0].headers() or [])
     assert b"cannot parse" in headers["dlq-error"]
     assert headers["dlq-source-topic"] == topic.encode()
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offset of the topic's only partition (-1001 when none)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])
+    result = admin.list_consumer_group_offsets([request])[group].result(timeout=10)
+    return int(result.topic_partitions[0].offset)
+
+
+async def test_processed_offsets_are_committed_while_running_and_at_stop(
+    settings: ServiceSettings,
+) -> None:
+    topic = f"kit-commit-{uuid.uuid4().hex[:8]}"
+    group = f"g-{topic}"
+    ensure_topics(settings.kafka_broker, [topic, dead_letter_topic(topic)], partitions=1)
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    for n in range(2):
+        await producer.publish(topic, f"k{n}", b"first")
+    handled: list[bytes] = []
+
+    async def handler(message: Message) -> None:
+        handled.append(message.value() or b"")
+        if message.value() == b"last":
+            consumer.stop()
+
+    consumer = BatchConsumer(
+        settings.kafka_broker, group, [topic], handler, service="kit", dead_letters=producer
+    )
+    running = asyncio.create_task(consumer.run())
+
+    async def committed(offset: int) -> bool:
+        return await asyncio.to_thread(_committed, settings.kafka_broker, group, topic) == offset
+
+    # In the background, while the consumer keeps running.
+    await eventually(lambda: committed(2), what="the first two offsets to be committed")
+    await producer.publish(topic, "k2", b"last")
+    async with asyncio.timeout(30):
+        await running
+    producer.close()
+    assert handled == [b"first", b"first", b"last"]
+    assert await committed(3), "stopping commits what was processed"
