@@ -47,7 +47,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench import cpu, overload, products, sockets, stages
+from bench import cpu, overload, procfs, products, sockets, stages
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit.limits import raise_open_files_limit
@@ -164,13 +164,9 @@ def tracing_of_stack() -> str:
     pid = cpu.program_pids().get("gateway")
     if pid is None:
         return "unknown (no gateway process)"
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+    env = procfs.environ(pid)
+    if env is None:
         return "unknown (its environment is not readable)"
-    env = dict(
-        entry.split("=", 1) for entry in raw.decode(errors="replace").split("\0") if "=" in entry
-    )
     return describe_tracing(env)
 
 
@@ -482,11 +478,16 @@ async def socket_scale(
     result = sockets.SocketScaleResult(asked=args.sockets, users=len(tokens))
     result.generator_files_limit = raise_open_files_limit()
     pid = sockets.gateway_pid()
-    result.gateway_files_limit = sockets.files_limit(pid)
-    result.rss_before_kib = sockets.rss_kib(pid)
+
+    def gateway_rss_kib() -> int:
+        return (procfs.rss_kib(pid) if pid is not None else None) or 0
+
+    limit = procfs.files_limit(pid) if pid is not None else None
+    result.gateway_files_limit = limit or "unknown"
+    result.rss_before_kib = gateway_rss_kib()
     session, held, holders = await sockets.hold_connections(args.base, tokens, args.sockets, result)
     try:
-        result.rss_after_kib = sockets.rss_kib(pid)
+        result.rss_after_kib = gateway_rss_kib()
         print(
             f"  {result.connected} connections open in {result.connect_seconds:.1f}s, "
             f"gateway RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB",

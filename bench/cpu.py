@@ -13,10 +13,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench import procfs
 from devstack.stack import StackConfig, run_dir, supervisor
 
 GENERATOR = "load generator"
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def program_pids() -> dict[str, int]:
@@ -28,26 +28,13 @@ def program_pids() -> dict[str, int]:
     return {info["name"]: int(info["pid"]) for info in states if info.get("pid")}
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds including reaped children) of a process, or None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces: split after its closing one.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    ppid = int(fields[1])
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return ppid, (utime + stime + cutime + cstime) / _TICKS
-
-
 def sample(roots: Mapping[str, int]) -> dict[str, float]:
     """CPU seconds so far of each named process tree, and of this process."""
     parents: dict[int, int] = {}
     seconds: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            found = _stat(int(entry.name))
+            found = procfs.cpu(int(entry.name))
             if found is not None:
                 parents[int(entry.name)], seconds[int(entry.name)] = found
     root_of = {pid: name for name, pid in roots.items()}
@@ -58,7 +45,7 @@ def sample(roots: Mapping[str, int]) -> dict[str, float]:
             ancestor, hops = parents.get(ancestor, 0), hops + 1
         if ancestor in root_of:
             totals[root_of[ancestor]] += cpu
-    own = _stat(os.getpid())
+    own = procfs.cpu(os.getpid())
     totals[GENERATOR] = own[1] if own else 0.0
     return totals
 

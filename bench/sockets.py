@@ -31,7 +31,6 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -92,32 +91,6 @@ def synthetic_tokens(count: int) -> list[str]:
 
 def gateway_pid() -> int | None:
     return cpu.program_pids().get("gateway")
-
-
-def files_limit(pid: int | None) -> str:
-    """The soft open-files limit of process `pid`, from /proc/<pid>/limits."""
-    if pid is None:
-        return "unknown"
-    try:
-        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
-            if line.startswith("Max open files"):
-                return line.split()[3]
-    except OSError:
-        pass
-    return "unknown"
-
-
-def rss_kib(pid: int | None) -> int:
-    """Resident memory of process `pid` in KiB (0 when unknown)."""
-    if pid is None:
-        return 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class HeldSocket:
