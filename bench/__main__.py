@@ -10,9 +10,10 @@ in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 arrival rate it places orders open-loop for the given time while every customer listens on
 Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
-while latency recovers. Then the socket-scale run (bench/sockets.py): --sockets connections held
-on the gateway while one user's orders are timed. Then the product list with wrk
-(bench/products.py): through the gateway, revalidating with its ETag, and straight to inventory.
+while latency recovers. Then the product list with wrk (bench/products.py): through the
+gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
+(bench/sockets.py): --sockets connections held on the gateway while one user's orders are
+timed; it goes last because the gateway needs a while to close them all afterwards.
 Results go to docs/benchmarks.md. A stack started here traces 1% of the orders
 (TRACE_SAMPLE_RATIO, through OTEL_TRACES_SAMPLER), as production would at these rates; the
 report says how the stack it measured traced.
@@ -615,6 +616,10 @@ async def main(argv: list[str] | None = None) -> None:
                 recovered_ms=args.recovered_ms,
             )
             print("\n".join(overload.table(overloaded)), flush=True)
+        # Before the socket-scale run, which leaves the gateway closing thousands of
+        # connections (and holding their memory) for a while after it.
+        product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
+        print("\n".join(products.table(product_list)), flush=True)
         if args.sockets > 0:
             print(f"socket scale: holding {args.sockets} connections", flush=True)
             held = await socket_scale(args, client, customers, product_ids)
@@ -623,8 +628,6 @@ async def main(argv: list[str] | None = None) -> None:
             await sio.disconnect()
     finally:
         await client.close()
-    product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
-    print("\n".join(products.table(product_list)), flush=True)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
     write_report(load_before, command, results, overloaded, held, product_list)
     print(f"wrote {REPORT.relative_to(ROOT)}")
