@@ -160,6 +160,13 @@ async def ensure_stack(base: str) -> None:
     await asyncio.to_thread(subprocess.run, ["make", "up"], cwd=ROOT, env=env, check=True)
 
 
+async def settle() -> None:
+    """Wait (bounded) until the stack is idle again, so a run does not measure the last one's
+    queued work."""
+    waited, busy = await asyncio.to_thread(cpu.wait_quiet, cpu.program_pids())
+    print(f"  stack quiet after {waited:.0f}s (last {busy:.0%} of a core)", flush=True)
+
+
 def tracing_of_stack() -> str:
     """How the running stack traces, from the gateway's environment (where traces start)."""
     pid = cpu.program_pids().get("gateway")
@@ -617,10 +624,13 @@ async def main(argv: list[str] | None = None) -> None:
             )
             print("\n".join(overload.table(overloaded)), flush=True)
         # Before the socket-scale run, which leaves the gateway closing thousands of
-        # connections (and holding their memory) for a while after it.
+        # connections (and holding their memory) for a while after it; and once the
+        # notifications and analytics of the runs above are through.
+        await settle()
         product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
         print("\n".join(products.table(product_list)), flush=True)
         if args.sockets > 0:
+            await settle()
             print(f"socket scale: holding {args.sockets} connections", flush=True)
             held = await socket_scale(args, client, customers, product_ids)
             print("\n".join(sockets.table(held)), flush=True)

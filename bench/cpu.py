@@ -10,6 +10,7 @@ seconds per program; divided by the orders the run settled, the CPU milliseconds
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,3 +62,21 @@ def per_unit_ms(
         for name in after
         if name in before
     }
+
+
+def wait_quiet(
+    roots: Mapping[str, int], *, below: float = 0.25, within: float = 180.0, window: float = 2.0
+) -> tuple[float, float]:
+    """Wait until the stack's programs together use less than `below` of one core over `window`
+    seconds (the work a previous run left queued is done), for at most `within` seconds.
+
+    Returns the seconds waited and the last share of a core measured."""
+    started = time.monotonic()
+    while True:
+        before = sample(roots)
+        time.sleep(window)
+        after = sample(roots)
+        busy = sum(after[n] - before.get(n, 0.0) for n in after if n != GENERATOR) / window
+        waited = time.monotonic() - started
+        if busy < below or waited >= within:
+            return waited, busy
