@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import Principal, Role
@@ -51,3 +51,23 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float = 30.0, message: str = "", every: float = 0.3
+) -> T:
+    """Poll `check` (blocking) until it returns something truthy; return that, or fail after
+    `timeout` seconds naming `message` and the last answer (an AssertionError counts as one)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return cast(T, last)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s: {message} (last: {last!r})")
+        time.sleep(every)

@@ -5,14 +5,13 @@ service account and root CA ConfigMap)."""
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
 from tests.k8s.controlplane import control_plane, listening_pids
+from tests.support import wait_until
 
 NAMESPACE = "controlplane-smoke"
 DEPLOYMENT = "web"
@@ -42,15 +41,6 @@ def _meta(obj: client.V1Deployment | client.V1ReplicaSet) -> client.V1ObjectMeta
 
 def _names(items: list[client.V1ServiceAccount] | list[client.V1ConfigMap]) -> set[str]:
     return {str(item.metadata.name) for item in items if item.metadata is not None}
-
-
-def _eventually(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return check()
 
 
 def _gone(pid: int) -> bool:
@@ -89,8 +79,11 @@ def test_deployment_gets_a_replicaset(tmp_path: Path) -> None:
                 ]
                 return bool(owned)
 
-            assert _eventually(replica_set_exists, 90), (
-                "the controller-manager created no ReplicaSet for the Deployment"
+            wait_until(
+                replica_set_exists,
+                timeout=90,
+                every=0.5,
+                message="the controller-manager to create a ReplicaSet for the Deployment",
             )
             assert owned[0].spec is not None
             assert owned[0].spec.replicas == 2
@@ -102,7 +95,7 @@ def test_deployment_gets_a_replicaset(tmp_path: Path) -> None:
                 config_maps = _names(core.list_namespaced_config_map(NAMESPACE).items)
                 return "default" in accounts and "kube-root-ca.crt" in config_maps
 
-            assert _eventually(namespace_populated, 60)
+            wait_until(namespace_populated, timeout=60, every=0.5, message="namespace populated")
 
     # Stopped: every child was reaped and none of them listens on its ports any more.
     assert all(_gone(pid) for pid in cp.pids.values())

@@ -26,6 +26,7 @@ from devstack.testing import KafkaServer, RabbitMQServer
 from tests.k8s.conftest import KubeCluster
 from tests.k8s.operator import support
 from tests.k8s.test_chart import CHART, RELEASE, ensure_namespace
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 GROUP, VERSION = "realtimeorder.io", "v1alpha1"
@@ -187,7 +188,7 @@ def test_uninstall_cleans_up_through_the_operator_and_leaves_nothing_behind(
             env=kube.env(),
         )
         try:
-            pod = support.eventually(
+            pod = wait_until(
                 lambda: hook_pod(core, namespace), timeout=60, message="the hook Job's pod"
             )
             hook = play_kubelet(kube, kubectl, namespace, pod, tmp_path)
@@ -213,4 +214,4 @@ def test_uninstall_cleans_up_through_the_operator_and_leaves_nothing_behind(
             return bool(exc.status == 404)
         return False
 
-    support.eventually(namespace_gone, timeout=120, message=f"namespace {namespace} deleted")
+    wait_until(namespace_gone, timeout=120, message=f"namespace {namespace} deleted")

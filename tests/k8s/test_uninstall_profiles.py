@@ -61,6 +61,7 @@ from tests.k8s.operator import support
 from tests.k8s.stand_ins import StrimziTopicOperator, TopologyOperator
 from tests.k8s.test_chart import CHART, PROFILES, ensure_namespace, profile_id
 from tests.k8s.test_uninstall import custom_objects, hook_pod, play_kubelet
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 GROUP, VERSION = "realtimeorder.io", "v1alpha1"
@@ -334,7 +335,7 @@ def wait_reconciled(api: client.ApiClient, run: Run, stand_ins: list[Any]) -> No
         return not pending
 
     try:
-        support.eventually(all_ready, timeout=READY_TIMEOUT, every=0.5, message="all Ready")
+        wait_until(all_ready, timeout=READY_TIMEOUT, every=0.5, message="all Ready")
     except AssertionError as exc:
         raise AssertionError(f"not Ready: {pending}") from exc
     found = custom_objects(api, run.namespace)
@@ -377,9 +378,7 @@ def uninstall_with_hook(
                 stand_in.step()
             return hook_pod(core, run.namespace)
 
-        pod = support.eventually(
-            hook_started, timeout=READY_TIMEOUT, message=f"{run.name}: the hook's pod"
-        )
+        pod = wait_until(hook_started, timeout=READY_TIMEOUT, message=f"{run.name}: the hook's pod")
         run.phases["hook pod"] = round(time.monotonic() - began, 1)
         with playing(stand_ins):
             hook = play_kubelet(
@@ -440,7 +439,7 @@ def delete_namespace(api: client.ApiClient, run: Run) -> None:
         conditions = (namespace.status and namespace.status.conditions) or []
         raise AssertionError("; ".join(f"{c.type}: {c.message}" for c in conditions if c.message))
 
-    support.eventually(gone, timeout=NAMESPACE_TIMEOUT, message=f"namespace {run.namespace} gone")
+    wait_until(gone, timeout=NAMESPACE_TIMEOUT, message=f"namespace {run.namespace} gone")
 
 
 # ---- what is left anywhere --------------------------------------------------------------------

@@ -5,7 +5,6 @@ they evaluate on metrics as the services export them: a background job reported 
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from prometheus_client import start_http_server
 from devstack import servers, testing
 from devstack.ports import HOST, free_port
 from services.kit.metrics import JOB_UP
+from tests.support import wait_until
 from tests.unit.observability.support import RULE_FILES, rule_groups
 
 pytestmark = pytest.mark.integration
@@ -27,17 +27,6 @@ def api(port: int, path: str) -> Any:
         body = json.load(response)
     assert body["status"] == "success", body
     return body["data"]
-
-
-def eventually(check: Any, what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +67,7 @@ def test_the_started_prometheus_loads_every_rule_of_the_repository(prometheus: i
             not group["lastEvaluation"].startswith("0001") for group in groups
         )
 
-    eventually(evaluated, "every rule evaluated without error")
+    wait_until(evaluated, timeout=60, every=0.5, message="every rule evaluated without error")
 
 
 def test_a_job_reported_down_makes_its_alert_pending(prometheus: int) -> None:
@@ -93,7 +82,9 @@ def test_a_job_reported_down_makes_its_alert_pending(prometheus: int) -> None:
             and alert["labels"].get("service") == "probe-service"
         ]
 
-    (alert,) = eventually(pending, "BackgroundJobDown for the probe's consumer")
+    (alert,) = wait_until(
+        pending, timeout=60, every=0.5, message="BackgroundJobDown for the probe's consumer"
+    )
     assert alert["state"] in {"pending", "firing"}
     assert alert["labels"]["job"] == "consumer"
     assert alert["labels"]["severity"] == "critical"

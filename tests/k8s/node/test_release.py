@@ -29,6 +29,7 @@ import pytest
 import socketio
 
 from k8s.node import addons, cluster
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "realtimeorder"
@@ -341,10 +342,12 @@ def test_helm_upgrade_rolls_every_pod_with_no_failed_request(release: Release) -
     rolled = {n for n in rolled if not n.startswith(f"{RELEASE}-realtimeorder-redis")}
     # `helm upgrade --wait` returns once the new pods are Ready; the old ones keep serving for
     # their preStop sleep and shut down after it.
-    deadline = time.monotonic() + 120
-    while rolled & pod_names(release) and time.monotonic() < deadline:
-        time.sleep(2)
-    assert not rolled & pod_names(release), "pods not replaced by the upgrade"
+    wait_until(
+        lambda: not rolled & pod_names(release),
+        timeout=120,
+        every=2,
+        message="the pods the upgrade replaced to be gone",
+    )
 
 
 async def orders_while_a_pod_dies(release: Release, victim: str) -> list[dict[str, Any]]:
@@ -406,10 +409,13 @@ def test_killing_the_inventory_pod_mid_stream_loses_no_order(release: Release) -
     )
     orders = asyncio.run(orders_while_a_pod_dies(release, victim))
     assert {o["status"] for o in orders} == {"CONFIRMED"}, [(o["id"], o["status"]) for o in orders]
-    deadline = time.monotonic() + 90  # the pod's grace period (preStop and shutdown) is 40 s
-    while victim in pod_names(release) and time.monotonic() < deadline:
-        time.sleep(2)
-    assert victim not in pod_names(release)
+    # The pod's grace period (preStop and shutdown) is 40 s.
+    wait_until(
+        lambda: victim not in pod_names(release),
+        timeout=90,
+        every=2,
+        message=f"the killed pod {victim} to be gone",
+    )
 
 
 KEEP = "helm.sh/resource-policy"
@@ -446,10 +452,12 @@ def test_helm_uninstall_leaves_nothing_behind(release: Release) -> None:
     ]
     assert release_leftovers(release)
     release.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m")
-    deadline = time.monotonic() + 120
-    while release_leftovers(release) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not release_leftovers(release)
+    wait_until(
+        lambda: not release_leftovers(release),
+        timeout=120,
+        every=1,
+        message="nothing of the release left",
+    )
     listed = kafka_topics(release)
     assert not set(topics) & listed, set(topics) & listed
     declared = release.kubectl(

@@ -12,10 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -26,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from devstack.ports import free_port
 from tests.k8s.controlplane import ControlPlane
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 GROUP, VERSION = "realtimeorder.io", "v1alpha1"
@@ -83,25 +83,6 @@ OPERATOR_CLUSTER_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
 ]
-
-
-def eventually(
-    check: Callable[[], T | None], *, timeout: float = 30.0, message: str = "", every: float = 0.3
-) -> T:
-    """Poll `check` until it returns something truthy; return that, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return cast(T, last)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {message} (last: {last!r})")
-        time.sleep(every)
 
 
 def unique(prefix: str) -> str:
@@ -202,10 +183,10 @@ class Resources:
             condition = self.ready(plural, name)
             return condition if condition and condition["status"] == status else None
 
-        return eventually(check, timeout=timeout, message=f"{plural}/{name} Ready={status}")
+        return wait_until(check, timeout=timeout, message=f"{plural}/{name} Ready={status}")
 
     def wait_gone(self, plural: str, name: str, timeout: float = 30.0) -> None:
-        eventually(
+        wait_until(
             lambda: self.get(plural, name) is None,
             timeout=timeout,
             message=f"{plural}/{name} deleted",
@@ -370,7 +351,7 @@ def run_operator(
             except OSError:
                 return False
 
-        eventually(healthy, timeout=start_timeout, message="operator liveness endpoint")
+        wait_until(healthy, timeout=start_timeout, message="operator liveness endpoint")
         yield running
     finally:
         running.stop()

@@ -12,10 +12,10 @@ from devstack.testing import KafkaServer
 from tests.k8s.operator.support import (
     RabbitAdmin,
     Resources,
-    eventually,
     topic_state,
     unique,
 )
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 FINALIZER = "realtimeorder.io/finalizer"
@@ -61,9 +61,9 @@ def test_only_resources_with_cleanup_to_do_carry_the_finalizer(
 
     # Switching the policy takes the finalizer off (and puts it back).
     direct.patch_spec("eventtopics", deleted, {"deletionPolicy": "Retain"})
-    eventually(lambda: finalizers(direct, "eventtopics", deleted) == [], message="released")
+    wait_until(lambda: finalizers(direct, "eventtopics", deleted) == [], message="released")
     direct.patch_spec("eventtopics", deleted, {"deletionPolicy": "Delete"})
-    eventually(lambda: finalizers(direct, "eventtopics", deleted) == [FINALIZER], message="held")
+    wait_until(lambda: finalizers(direct, "eventtopics", deleted) == [FINALIZER], message="held")
 
     for plural, name in (
         ("eventtopics", kept),
@@ -73,7 +73,7 @@ def test_only_resources_with_cleanup_to_do_carry_the_finalizer(
         direct.delete(plural, name)
         direct.wait_gone(plural, name)
     assert topic_state(kafka_server.bootstrap, f"test.{kept}") == (1, {})
-    eventually(
+    wait_until(
         lambda: topic_state(kafka_server.bootstrap, f"test.{deleted}") is None,
         message="the Delete topic deleted",
     )
@@ -91,13 +91,13 @@ def test_a_refused_cleanup_is_reported_and_the_annotation_ends_the_wait(
     }
     refused.create("notificationqueues", name, spec, "NotificationQueue")
     assert refused.wait_ready("notificationqueues", name, status="False")["reason"] == "Rejected"
-    eventually(
+    wait_until(
         lambda: finalizers(refused, "notificationqueues", name) == [FINALIZER],
         message="finalizer added",
     )
 
     refused.delete("notificationqueues", name)
-    failed = eventually(
+    failed = wait_until(
         lambda: (
             (c := refused.ready("notificationqueues", name))
             and c["reason"] == "CleanupFailed"
@@ -132,7 +132,7 @@ def test_the_later_of_two_resources_naming_one_topic_is_refused_and_deletes_noth
     direct.wait_ready("eventtopics", first)
     direct.delete("eventtopics", first)
     direct.wait_gone("eventtopics", first)
-    eventually(lambda: topic_state(kafka_server.bootstrap, topic) is None, message="deleted")
+    wait_until(lambda: topic_state(kafka_server.bootstrap, topic) is None, message="deleted")
 
 
 def test_the_later_of_two_notification_queues_is_refused(
@@ -148,7 +148,7 @@ def test_the_later_of_two_notification_queues_is_refused(
     # The owner going away hands the queue to the other one (on the next repair pass).
     direct.delete("notificationqueues", first)
     direct.wait_gone("notificationqueues", first)
-    taken = eventually(
+    taken = wait_until(
         lambda: (
             (c := direct.ready("notificationqueues", second))
             and c["reason"] != "ResourceConflict"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from devstack.testing import KafkaServer
-from tests.k8s.operator.support import Resources, eventually, topic_state, unique
+from tests.k8s.operator.support import Resources, topic_state, unique
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 PLURAL, KIND = "eventtopics", "EventTopic"
@@ -40,7 +41,7 @@ def test_creates_grows_reconfigures_refuses_decrease_and_deletes(
         name,
         {"partitions": 4, "config": {"retention.ms": None, "cleanup.policy": "compact"}},
     )
-    eventually(
+    wait_until(
         lambda: topic_state(bootstrap, topic) == (4, {"cleanup.policy": "compact"}),
         message="4 partitions and only cleanup.policy overridden",
     )
@@ -56,7 +57,7 @@ def test_creates_grows_reconfigures_refuses_decrease_and_deletes(
 
     direct.delete(PLURAL, name)
     direct.wait_gone(PLURAL, name)
-    eventually(lambda: topic_state(bootstrap, topic) is None, message="topic deleted")
+    wait_until(lambda: topic_state(bootstrap, topic) is None, message="topic deleted")
 
 
 def test_retained_topic_outlives_its_resource(direct: Resources, kafka_server: KafkaServer) -> None:

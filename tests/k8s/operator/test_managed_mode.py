@@ -13,9 +13,9 @@ from tests.k8s.operator.support import (
     RABBITMQ_CLUSTER,
     STRIMZI_CLUSTER,
     Resources,
-    eventually,
     unique,
 )
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 STRIMZI = ("kafka.strimzi.io", "v1", "kafkatopics")
@@ -65,7 +65,7 @@ def test_event_topic_owns_a_kafka_topic_and_mirrors_its_status(managed: Resource
          "config": {"retention.ms": "3600000"}},
         "EventTopic",
     )  # fmt: skip
-    topic = eventually(lambda: kafka_topic(managed, name), message="KafkaTopic created")
+    topic = wait_until(lambda: kafka_topic(managed, name), message="KafkaTopic created")
     owner = managed.get("eventtopics", name)
     assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
     [reference] = topic["metadata"]["ownerReferences"]
@@ -97,7 +97,7 @@ def test_event_topic_owns_a_kafka_topic_and_mirrors_its_status(managed: Resource
         name,
         {"partitions": 6, "config": {"retention.ms": None, "cleanup.policy": "compact"}},
     )
-    eventually(
+    wait_until(
         lambda: kafka_topic(managed, name)["spec"]["partitions"] == 6,
         message="KafkaTopic grown",
     )
@@ -124,13 +124,13 @@ def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmana
     the KafkaTopic go, saying what it waits for, so an uninstall leaves no KafkaTopic behind."""
     name = unique(f"topic-{policy.lower()}")
     managed.create("eventtopics", name, {"partitions": 1, "deletionPolicy": policy}, "EventTopic")
-    eventually(lambda: kafka_topic(managed, name), message="KafkaTopic created")
+    wait_until(lambda: kafka_topic(managed, name), message="KafkaTopic created")
     patch_kafka_topic(managed, name, {"metadata": {"finalizers": [STRIMZI_FINALIZER]}})
     finalizers = managed.get("eventtopics", name)["metadata"].get("finalizers") or []
     assert "realtimeorder.io/finalizer" in finalizers
 
     managed.delete("eventtopics", name)
-    topic = eventually(
+    topic = wait_until(
         lambda: (t := kafka_topic(managed, name)) and t["metadata"].get("deletionTimestamp") and t,
         message="KafkaTopic being deleted",
     )
@@ -138,7 +138,7 @@ def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmana
     assert (annotations.get("strimzi.io/managed") == "false") is unmanaged
     # Strimzi still holds the KafkaTopic: the EventTopic waits, and says so once it has looked
     # CLEANUP_ATTEMPTS times (1 + 2 + 4 + 8 s apart).
-    eventually(
+    wait_until(
         lambda: ready_reason(managed, "eventtopics", name) == "WaitingForStrimzi",
         timeout=60,
         message="EventTopic waiting for Strimzi",
@@ -146,7 +146,7 @@ def test_deletion_policy_reaches_strimzi(managed: Resources, policy: str, unmana
     assert managed.get("eventtopics", name) is not None
 
     patch_kafka_topic(managed, name, {"metadata": {"finalizers": None}})
-    eventually(lambda: kafka_topic(managed, name) is None, message="KafkaTopic gone")
+    wait_until(lambda: kafka_topic(managed, name) is None, message="KafkaTopic gone")
     managed.wait_gone("eventtopics", name, timeout=60)
 
 
@@ -235,7 +235,7 @@ def test_notification_queue_renders_topology_queues_and_policies(
     assert managed.wait_ready("notificationqueues", name)["reason"] == "TopologyReady"
 
     managed.patch_spec("notificationqueues", name, {"retryDelaysSeconds": [5]})
-    eventually(
+    wait_until(
         lambda: (
             f"{name}-retry-60s" not in topology(managed, "queues", name)
             and f"{name}-retry-60s" not in topology(managed, "policies", name)
@@ -245,7 +245,7 @@ def test_notification_queue_renders_topology_queues_and_policies(
 
     managed.delete("notificationqueues", name)
     managed.wait_gone("notificationqueues", name)
-    eventually(
+    wait_until(
         lambda: not topology(managed, "queues", name) and not topology(managed, "policies", name),
         message="owned objects garbage-collected",
     )
@@ -263,7 +263,7 @@ def test_a_resource_named_longer_than_a_label_value_still_owns_its_objects(
     managed.create(
         "eventtopics", topic, {"topicName": f"test.{unique('long')}", "partitions": 1}, "EventTopic"
     )
-    created = eventually(lambda: kafka_topic(managed, topic), message="KafkaTopic created")
+    created = wait_until(lambda: kafka_topic(managed, topic), message="KafkaTopic created")
     assert created["metadata"]["labels"]["realtimeorder.io/owner"] == owner_label(topic)
     assert len(owner_label(topic)) <= 63
     strimzi_reports(managed, topic, "True")
@@ -284,7 +284,7 @@ def test_a_resource_named_longer_than_a_label_value_still_owns_its_objects(
         f"{queue}-dead-letter",
     }
     managed.patch_spec("notificationqueues", queue, {"retryDelaysSeconds": [10]})
-    eventually(
+    wait_until(
         lambda: (
             set(topology(managed, "queues", owner_label(queue)))
             == {f"{queue}-work", f"{queue}-retry-10s", f"{queue}-dead-letter"}

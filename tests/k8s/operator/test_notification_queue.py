@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.operator.support import RabbitAdmin, Resources, eventually, unique
+from tests.k8s.operator.support import RabbitAdmin, Resources, unique
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -66,10 +67,10 @@ def test_declares_work_retry_and_dead_letter_queues_that_route(
 
     # A message parked in the 1 s retry queue comes back to the work queue on its own ...
     rabbit.publish(f"{work}.retry.1s", 1, b"parked")
-    eventually(lambda: rabbit.ready_messages(work) == 1, message="retry returned to work queue")
+    wait_until(lambda: rabbit.ready_messages(work) == 1, message="retry returned to work queue")
     # ... and a rejected one lands in the dead-letter queue.
     assert rabbit.reject_one(work) == b"parked"
-    eventually(lambda: rabbit.ready_messages(dead) == 1, message="rejected message dead-lettered")
+    wait_until(lambda: rabbit.ready_messages(dead) == 1, message="rejected message dead-lettered")
 
     rabbit.publish(work, 3)
 
@@ -79,7 +80,7 @@ def test_declares_work_retry_and_dead_letter_queues_that_route(
             status if (status.get("messages"), status.get("deadLetterMessages")) == (3, 1) else None
         )
 
-    status = eventually(counted, timeout=30, message="status counts work and dead-letter messages")
+    status = wait_until(counted, timeout=30, message="status counts work and dead-letter messages")
     assert (status["messagesReady"], status["messagesUnacknowledged"], status["consumers"]) == (
         3,
         0,
@@ -105,8 +106,8 @@ def test_changed_delays_add_queues_and_drop_empty_old_ones(
     direct.wait_ready(PLURAL, name)
     existing(rabbit, f"{work}.retry.5s")
     direct.patch_spec(PLURAL, name, {"retryDelaysSeconds": [10]})
-    eventually(lambda: rabbit.queue(f"{work}.retry.10s") is not None, message="new retry queue")
-    eventually(lambda: rabbit.queue(f"{work}.retry.5s") is None, message="old retry queue gone")
+    wait_until(lambda: rabbit.queue(f"{work}.retry.10s") is not None, message="new retry queue")
+    wait_until(lambda: rabbit.queue(f"{work}.retry.5s") is None, message="old retry queue gone")
     direct.wait_ready(PLURAL, name)
 
     direct.delete(PLURAL, name)
@@ -151,9 +152,9 @@ def test_quorum_topology_limits_deliveries_and_dead_letters_at_least_once(
     # The broker runs the at-least-once strategy: a parked message comes back to the work queue,
     # and a rejected one reaches the dead-letter queue.
     rabbit.publish(retry, 1, b"parked")
-    eventually(lambda: rabbit.ready_messages(work) == 1, message="retry returned to work queue")
+    wait_until(lambda: rabbit.ready_messages(work) == 1, message="retry returned to work queue")
     assert rabbit.reject_one(work) == b"parked"
-    eventually(lambda: rabbit.ready_messages(dead) == 1, message="rejected message dead-lettered")
+    wait_until(lambda: rabbit.ready_messages(dead) == 1, message="rejected message dead-lettered")
 
     direct.delete(PLURAL, name)
     direct.wait_gone(PLURAL, name)

@@ -7,7 +7,8 @@ import urllib.request
 import pytest
 
 from devstack.testing import KafkaServer
-from tests.k8s.operator.support import OperatorProcess, Resources, eventually, unique
+from tests.k8s.operator.support import OperatorProcess, Resources, unique
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -33,6 +34,6 @@ def test_liveness_and_reconciliation_metrics(
         values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(sample)]
         return values[0] if values else None
 
-    assert eventually(counted, message="reconciliation counted") >= 1
+    assert wait_until(counted, message="reconciliation counted") >= 1
     direct.delete("eventtopics", name)
     direct.wait_gone("eventtopics", name)

@@ -18,9 +18,9 @@ from tests.k8s.operator.support import (
     Resources,
     create_topic,
     delete_topic,
-    eventually,
     unique,
 )
+from tests.support import wait_until
 
 pytestmark = pytest.mark.k8s
 PLURAL, KIND = "workerautoscalers", "WorkerAutoscaler"
@@ -74,7 +74,7 @@ def status_at(resources: Resources, name: str, current: int) -> dict[str, Any]:
         status: dict[str, Any] = resources.get(PLURAL, name).get("status") or {}
         return status if status.get("currentReplicas") == current else None
 
-    return eventually(reported, message=f"status reports {current} replicas")
+    return wait_until(reported, message=f"status reports {current} replicas")
 
 
 def test_scales_on_queue_depth_and_back_down_after_cooldown(
@@ -94,19 +94,19 @@ def test_scales_on_queue_depth_and_back_down_after_cooldown(
     assert replicas(kube_api, direct.namespace, name) == 1
 
     rabbit.publish(queue, 35)
-    eventually(
+    wait_until(
         lambda: replicas(kube_api, direct.namespace, name) == 4, timeout=30, message="4 replicas"
     )
     status = status_at(direct, name, 4)
     assert (status["metricName"], status["metricValue"]) == ("queueDepth", 35)
     assert "lastScaleTime" in status
-    assert any("from 1 to 4" in m for m in eventually(lambda: scale_events(direct, name)))
+    assert any("from 1 to 4" in m for m in wait_until(lambda: scale_events(direct, name)))
 
     rabbit.purge(queue)
-    eventually(
+    wait_until(
         lambda: replicas(kube_api, direct.namespace, name) == 1, timeout=40, message="back to 1"
     )
-    eventually(
+    wait_until(
         lambda: any("from 4 to 1" in m for m in scale_events(direct, name)),
         message="scale-down event",
     )
@@ -131,7 +131,7 @@ def test_scales_on_kafka_lag_capped_at_partitions(
     direct.create(PLURAL, name, autoscaler(name, trigger, max_replicas=10), KIND)
 
     # The group never committed: 100 messages of lag want 5 workers; 3 partitions allow 3.
-    eventually(
+    wait_until(
         lambda: replicas(kube_api, direct.namespace, name) == 3, timeout=30, message="3 replicas"
     )
     status = status_at(direct, name, 3)
@@ -147,7 +147,7 @@ def test_scales_on_kafka_lag_capped_at_partitions(
         consumer.commit(offsets=ends, asynchronous=False)
     finally:
         consumer.close()
-    eventually(
+    wait_until(
         lambda: replicas(kube_api, direct.namespace, name) == 1, timeout=40, message="back to 1"
     )
     assert status_at(direct, name, 1)["metricValue"] == 0
@@ -189,7 +189,7 @@ def test_finalizer_left_by_timer_based_versions_is_released(direct: Resources) -
             ),
         },
     )
-    eventually(
+    wait_until(
         lambda: finalizer not in (direct.get(PLURAL, name)["metadata"].get("finalizers") or []),
         message="the old finalizer removed",
     )
