@@ -59,10 +59,10 @@ from services.kit.tokens import (
     SESSION_EVENTS_CHANNEL,
     Principal,
     Revocations,
+    VerifiedTokens,
     bearer_token,
     family_marker_key,
     user_marker_key,
-    verify_access_token,
 )
 
 log = logging.getLogger(__name__)
@@ -214,13 +214,14 @@ def create_socket_server(
     orders_url: str,
     http: HttpSession,
     revocations: RevocationsRef,
+    verified_tokens: Callable[[], VerifiedTokens] | None = None,
     allowed_origins: Collection[str] = (),
 ) -> tuple[socketio.AsyncServer, SocketSessions]:
     """A Socket.IO server whose rooms are fed through Redis by the services, and its sessions.
 
     `http` gives the pooled HTTP session for `order.sync`, `revocations` the app's revocation
-    markers; they are functions because both open with the app's lifespan, after the server is
-    built. A connection whose
+    markers and `verified_tokens` its verified tokens (without it the server keeps its own);
+    they are functions because the app holding them is made after the server. A connection whose
     Origin header is not in `allowed_origins` (`*` allows any) is refused; one without an
     Origin header, from a client that is not a browser, is not.
 
@@ -245,6 +246,9 @@ def create_socket_server(
     )
     orders = orders_url.rstrip("/")
     sessions = SocketSessions(server, revocations)
+    # The app's own (kit/web.py), so a token the HTTP side verified is not verified again here.
+    own = VerifiedTokens(settings)
+    tokens = verified_tokens or (lambda: own)
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         origin = environ.get("HTTP_ORIGIN")
@@ -252,7 +256,7 @@ def create_socket_server(
             raise socketio.exceptions.ConnectionRefusedError(f"The origin {origin} is not allowed.")
         try:
             token = _token_from(environ, auth)
-            principal = verify_access_token(settings, token)
+            principal = tokens().verify(token)
             sessions.add(sid, principal)
             await revocations().check(principal)
         except Unauthorized as exc:
@@ -278,7 +282,7 @@ def create_socket_server(
             return {"orderId": order_id, "error": "sinceVersion must be a non-negative integer"}
         session = await server.get_session(sid)
         try:
-            await revocations().check(verify_access_token(settings, session["token"]))
+            await revocations().check(tokens().verify(session["token"]))
         except Unauthorized as exc:
             await sessions.end(sid, "revoked")
             return {"orderId": order_id, "error": exc.detail}

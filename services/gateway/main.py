@@ -50,7 +50,7 @@ from services.gateway.settings import Settings
 from services.kit.cache import create_redis
 from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import Runtime
-from services.kit.tokens import Revocations
+from services.kit.tokens import Revocations, VerifiedTokens
 from services.kit.web import add_readiness_check, create_service_app
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"]
@@ -69,11 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         markers: Revocations = app.state.revocations
         return markers
 
+    def verified_tokens() -> VerifiedTokens:
+        tokens: VerifiedTokens = app.state.verified_tokens
+        return tokens
+
     sockets, socket_sessions = create_socket_server(
         settings,
         orders_url=settings.upstream_url("orders"),
         http=http_session,
         revocations=revocations,
+        verified_tokens=verified_tokens,
         allowed_origins=settings.cors_origins,
     )
 

@@ -21,8 +21,8 @@ Content-Length over it is answered 413 before the app runs, and a chunked body i
 which has the same limit) never buffers or parses 50 MB before it authenticates anyone.
 
 The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
-checks each access token against, and `app.state.verified_tokens`, which verifies each token's
-signature once per process.
+checks each access token against; `app.state.verified_tokens` verifies each token's signature
+once per process.
 """
 
 from __future__ import annotations
@@ -314,7 +314,6 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
             cache_seconds=settings.token_check_cache_seconds,
             timeout_seconds=settings.token_check_timeout_seconds,
         )
-        app.state.verified_tokens = VerifiedTokens(settings)
         try:
             async with lifespan(app):
                 if separate_metrics:
@@ -335,6 +334,7 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
         telemetry=NO_FRAMEWORK_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.verified_tokens = VerifiedTokens(settings)
     app.state.readiness_checks = {}
     app.state.liveness_checks = {}
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_body_bytes)
