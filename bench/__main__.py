@@ -51,6 +51,7 @@ import socketio
 from bench import cpu, overload, procfs, products, sockets, stages
 from bench.stats import percentile
 from devstack.stack import run_dir
+from services.kit import tracing
 from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import wait_event
 
@@ -169,7 +170,7 @@ async def settle() -> None:
 
 def tracing_of_stack() -> str:
     """How the running stack traces, from the gateway's environment (where traces start)."""
-    pid = cpu.program_pids().get("gateway")
+    pid = sockets.gateway_pid()
     if pid is None:
         return "unknown (no gateway process)"
     env = procfs.environ(pid)
@@ -180,9 +181,7 @@ def tracing_of_stack() -> str:
 
 def describe_tracing(env: Mapping[str, str]) -> str:
     """What a service with environment `env` traces (services/kit/tracing.py's variables)."""
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or not env.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    ):
+    if not tracing.exporting(env):
         return "off"
     sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     if sampler in {"parentbased_traceidratio", "traceidratio"}:
@@ -630,7 +629,6 @@ async def main(argv: list[str] | None = None) -> None:
         product_list = await asyncio.to_thread(products.measure, args.base, args.wrk_seconds)
         print("\n".join(products.table(product_list)), flush=True)
         if args.sockets > 0:
-            await settle()
             print(f"socket scale: holding {args.sockets} connections", flush=True)
             held = await socket_scale(args, client, customers, product_ids)
             print("\n".join(sockets.table(held)), flush=True)

@@ -72,11 +72,12 @@ def wait_quiet(
 
     Returns the seconds waited and the last share of a core measured."""
     started = time.monotonic()
+    before = sample(roots)
     while True:
-        before = sample(roots)
         time.sleep(window)
         after = sample(roots)
         busy = sum(after[n] - before.get(n, 0.0) for n in after if n != GENERATOR) / window
         waited = time.monotonic() - started
         if busy < below or waited >= within:
             return waited, busy
+        before = after

@@ -62,13 +62,14 @@ _make_provider: Callable[[str], TracerProvider] | None = None
 _global_set = False
 
 
-def exporting() -> bool:
-    """Whether the environment asks for spans to be exported over OTLP."""
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+def exporting(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment (this process's unless given) asks for spans to be exported
+    over OTLP."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
         return False
-    return any(os.environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
 
 
 def configure(service: str) -> bool:

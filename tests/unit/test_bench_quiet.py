@@ -11,20 +11,21 @@ import pytest
 from bench import cpu
 
 
-@pytest.fixture
-def idle() -> Iterator[int]:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def _child(code: str) -> Iterator[int]:
+    child = subprocess.Popen([sys.executable, "-c", code])
     yield child.pid
     child.kill()
     child.wait()
+
+
+@pytest.fixture
+def idle() -> Iterator[int]:
+    yield from _child("import time; time.sleep(60)")
 
 
 @pytest.fixture
 def spinning() -> Iterator[int]:
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    yield child.pid
-    child.kill()
-    child.wait()
+    yield from _child("while True: pass")
 
 
 def test_an_idle_stack_is_quiet_at_once(idle: int) -> None:
