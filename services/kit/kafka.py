@@ -1,11 +1,14 @@
 """Kafka on confluent-kafka: an idempotent producer and a batch consumer that commits after work.
 
 The producer is idempotent with acks=all; a poll thread serves delivery reports, and `publish`
-awaits the broker's acknowledgement. The consumer reads in batches, hands each message to an
-async handler (messages of one key in order, different keys concurrently), and stores offsets
-for the background commit only once the whole batch is processed, so a crash means a
-redelivery (which consumers dedupe by event id), never a loss. A message whose handler keeps
-failing goes, with its error, to `<topic>.dlq` instead of blocking its partition.
+awaits the broker's acknowledgement. The consumer reads in batches and stores offsets for the
+background commit only once the whole batch is processed, so a crash means a redelivery (which
+consumers dedupe by event id), never a loss. A batch of several messages goes first to the
+group handler, when there is one, in groups of up to `group_size` in offset order: one
+transaction for the group (kit/consumer.py). A group that fails is applied again message by
+message, as a single message always is: the per-message handler, messages of one key in order,
+different keys concurrently. A message whose handler keeps failing goes, with its error, to
+`<topic>.dlq` instead of blocking its partition.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from services.kit.metrics import (
     DEAD_LETTER_DEPTH,
     EVENTS_CONSUMED,
     EVENTS_PUBLISHED,
+    GROUPS_FAILED,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,9 @@ LAG_SAMPLE_SECONDS = 1.0
 FETCH_WAIT_MS = 500
 COMMIT_INTERVAL_MS = 1000
 DEAD_LETTER_SAMPLE_SECONDS = 30.0
+GROUP_SIZE = 50
 MessageHandler = Callable[[Message], Awaitable[None]]
+GroupHandler = Callable[[list[Message]], Awaitable[None]]
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -151,11 +157,15 @@ class BatchConsumer:
         poll_timeout: float = 0.5,
         attempts: int = 3,
         concurrency: int = 8,
+        group_handler: GroupHandler | None = None,
+        group_size: int = GROUP_SIZE,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.topics = list(topics)
         self.concurrency = concurrency
         self.handler = handler
+        self.group_handler = group_handler
+        self.group_size = group_size
         self.service = service
         self.dead_letters = dead_letters
         self.batch_size = batch_size
@@ -218,7 +228,25 @@ class BatchConsumer:
         return [first, *self._consumer.consume(self.batch_size - 1, 0)]
 
     async def _process_batch(self, messages: list[Message]) -> None:
-        """Process a batch: one key's messages in order, different keys concurrently.
+        """Process a batch: in groups when there is a group handler and more than one message,
+        else (and for a group that failed) one message at a time."""
+        if self.group_handler is None or len(messages) == 1:
+            await self._process_each(messages)
+            return
+        for start in range(0, len(messages), self.group_size):
+            group = messages[start : start + self.group_size]
+            try:
+                await self.group_handler(group)
+            except Exception as exc:  # nothing of the group was kept: apply it one by one
+                GROUPS_FAILED.labels(self.service).inc()
+                log.warning(
+                    "group failed; applying its messages one by one",
+                    extra={"messages": len(group), "error": repr(exc)},
+                )
+                await self._process_each(group)
+
+    async def _process_each(self, messages: list[Message]) -> None:
+        """Process messages one by one: one key's messages in order, different keys concurrently.
 
         Each handler call waits mostly on its database round trips and commit, so running the
         messages of different orders side by side multiplies throughput, while every order's

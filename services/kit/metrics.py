@@ -45,6 +45,18 @@ EVENT_PROCESSING = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+EVENT_GROUPS = Histogram(
+    "events_group_size",
+    "Consumed events applied together in one transaction (kit/consumer.py), per group.",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50),
+)
+GROUPS_FAILED = Counter(
+    "events_groups_failed_total",
+    "Groups of consumed events whose shared transaction failed and was rolled back; their "
+    "events were then applied one by one.",
+    ["service"],
+)
 CONSUMER_LAG = Gauge(
     "events_consumer_lag_messages",
     "Messages of a consumed topic this process's consumer has not processed yet: the "

@@ -70,6 +70,10 @@ class NotifiedRelay(ABC):
         listener = asyncio.create_task(self._listen(), name=f"{self.channel}-listen")
         try:
             while not self._stop.is_set():
+                # Cleared before the round, not after it: a NOTIFY that arrives while a batch is
+                # published is for rows the batch's query may not have seen, so it must start
+                # the next round at once instead of being lost until the poll.
+                self._wake.clear()
                 try:
                     published = await self.publish_batch()
                 except Exception:  # an outage: the rows wait in their table, we retry
@@ -78,7 +82,6 @@ class NotifiedRelay(ABC):
                     await wait_event(self._stop, 1.0)
                     continue
                 if published < self.batch_size:
-                    self._wake.clear()
                     await wait_event(self._wake, self.poll_interval)
         finally:
             listener.cancel()

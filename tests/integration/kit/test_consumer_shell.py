@@ -1,22 +1,23 @@
-"""The consumer shell on a real Postgres: one transaction per event, claimed once, effects after
-commit, outcomes counted."""
+"""The consumer shell on a real Postgres: one transaction per event or per group of events,
+claimed once, effects after commit, outcomes counted."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
+from confluent_kafka import Message
 
 from services.kit.after_commit import AfterCommit
 from services.kit.consumer import Applied, EventShell, Handler
 from services.kit.db import DictConnection, Pool, apply_migrations, create_pool
 from services.kit.events import Envelope
 from services.kit.logs import order_id_var
-from services.kit.metrics import EVENTS_CONSUMED
+from services.kit.metrics import EVENT_PROCESSING, EVENTS_CONSUMED
 from services.kit.order_events import RESERVATION_EXPIRED, ReservationExpired
 from services.kit.outbox import KIT_MIGRATIONS, event
 from services.kit.settings import ServiceSettings
@@ -68,6 +69,46 @@ def expired(order_id: str) -> Envelope[Any]:
         order_id=order_id, user_id="u", version=1, expired_at=datetime.now(UTC)
     )
     return event("/test", RESERVATION_EXPIRED, order_id, data)
+
+
+class Delivered:
+    """What the shell reads of a consumed Kafka message."""
+
+    def __init__(self, envelope: Envelope[Any], offset: int) -> None:
+        self._value = envelope.to_bytes()
+        self._offset = offset
+
+    def topic(self) -> str:
+        return RESERVATION_EXPIRED
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def delivered(*envelopes: Envelope[Any]) -> list[Message]:
+    return [cast("Message", Delivered(e, offset)) for offset, e in enumerate(envelopes)]
+
+
+async def transactions_that_wrote_the_ledger(pool: Pool) -> int:
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT count(DISTINCT xmin::text) AS n FROM ledger")
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def timed() -> float:
+    total: float = EVENT_PROCESSING.labels("shell-test", RESERVATION_EXPIRED)._sum.get()
+    return total
 
 
 async def ledger_rows(pool: Pool) -> list[str]:
@@ -131,3 +172,60 @@ async def test_an_unknown_topic_or_unparsable_event_raises_for_the_dead_letter_p
         await shell.handle("nobody.listens", expired("o-3").to_bytes())
     with pytest.raises(orjson.JSONDecodeError):
         await shell.handle(RESERVATION_EXPIRED, b"not json")
+
+
+async def test_a_group_is_applied_in_one_transaction_with_each_event_claimed_once(
+    pool: Pool,
+) -> None:
+    ledger = Ledger()
+    after_commit = AfterCommit("shell-test")
+    job = after_commit.job()
+    runner = asyncio.create_task(job.run())
+    shell = EventShell("shell-test", ledger, pool, HANDLERS, after_commit)
+    seen_before = expired("o-4")
+    assert await shell.handle(RESERVATION_EXPIRED, seen_before.to_bytes()) is not None
+    processed, duplicates, seconds = consumed("processed"), consumed("duplicate"), timed()
+
+    await shell.apply_group(delivered(expired("o-5"), seen_before, expired("o-6"), expired("o-7")))
+    await after_commit.drained()
+
+    assert await ledger_rows(pool) == ["o-4", "o-5", "o-6", "o-7"]
+    assert await transactions_that_wrote_the_ledger(pool) == 2, "one for o-4, one for the group"
+    assert ledger.effects == ["o-4", "o-5", "o-6", "o-7"]
+    assert ledger.seen_order_ids[1:] == ["o-5", "o-6", "o-7"], "each event's id in the log context"
+    assert order_id_var.get() is None
+    assert consumed("processed") == processed + 3
+    assert consumed("duplicate") == duplicates + 1
+    assert timed() > seconds
+    job.stop()
+    await runner
+
+
+async def test_a_group_with_a_failing_event_keeps_nothing_and_runs_no_effect(pool: Pool) -> None:
+    ledger = Ledger()
+    after_commit = AfterCommit("shell-test")
+    shell = EventShell("shell-test", ledger, pool, HANDLERS, after_commit)
+    processed = consumed("processed")
+    group = delivered(expired("o-8"), expired("o-9"))
+
+    async def fail_on_the_second(
+        service: Ledger, conn: DictConnection, envelope: Envelope[Any]
+    ) -> Applied:
+        applied = await service.record(conn, envelope)
+        if envelope.subject == "o-9":
+            raise RuntimeError("deadlock detected")
+        return applied
+
+    failing: dict[str, Handler[Ledger]] = {
+        RESERVATION_EXPIRED: Handler(ReservationExpired, fail_on_the_second)
+    }
+    with pytest.raises(RuntimeError):
+        await EventShell("shell-test", ledger, pool, failing, after_commit).apply_group(group)
+
+    assert await ledger_rows(pool) == [], "the first event's change went with the group"
+    assert after_commit.pending == 0
+    assert consumed("processed") == processed
+    # The consumer then applies the events one by one; their claims were rolled back too.
+    for message in group:
+        assert await shell.handle(RESERVATION_EXPIRED, message.value() or b"") is not None
+    assert await ledger_rows(pool) == ["o-8", "o-9"]

@@ -193,3 +193,79 @@ async def test_processed_offsets_are_committed_while_running_and_at_stop(
     producer.close()
     assert handled == [b"first", b"first", b"last"]
     assert await committed(3), "stopping commits what was processed"
+
+
+async def _published(settings: ServiceSettings, *values: bytes) -> tuple[str, EventProducer]:
+    """A new one-partition topic holding `values`, each under its own key, and its producer."""
+    topic = f"kit-group-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings.kafka_broker, [topic, dead_letter_topic(topic)], partitions=1)
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    for n, value in enumerate(values):
+        await producer.publish(topic, f"k{n}", value)
+    return topic, producer
+
+
+async def test_a_batch_goes_to_the_group_handler_whole(settings: ServiceSettings) -> None:
+    topic, producer = await _published(settings, b"a", b"b", b"c")
+    group = f"g-{topic}"
+    groups: list[list[bytes]] = []
+    one_by_one: list[bytes] = []
+
+    async def apply_group(messages: list[Message]) -> None:
+        groups.append([m.value() or b"" for m in messages])
+        consumer.stop()
+
+    async def handler(message: Message) -> None:
+        one_by_one.append(message.value() or b"")
+
+    consumer = BatchConsumer(
+        settings.kafka_broker,
+        group,
+        [topic],
+        handler,
+        service="kit",
+        dead_letters=producer,
+        group_handler=apply_group,
+    )
+    async with asyncio.timeout(30):
+        await consumer.run()
+    producer.close()
+    assert groups == [[b"a", b"b", b"c"]], "in offset order, the messages fetched together"
+    assert one_by_one == [], "a group that succeeded is not applied again"
+    assert _committed(settings.kafka_broker, group, topic) == 3
+
+
+async def test_a_failed_group_is_applied_one_by_one_and_its_poison_dead_lettered(
+    settings: ServiceSettings,
+) -> None:
+    topic, producer = await _published(settings, b"good-1", b"poison", b"good-2")
+    groups: list[list[bytes]] = []
+    handled: list[bytes] = []
+
+    async def apply_group(messages: list[Message]) -> None:
+        groups.append([m.value() or b"" for m in messages])
+        raise RuntimeError("one of the group failed")
+
+    async def handler(message: Message) -> None:
+        if message.value() == b"poison":
+            raise ValueError("cannot parse")
+        handled.append(message.value() or b"")
+        if len(handled) == 2:
+            consumer.stop()
+
+    consumer = BatchConsumer(
+        settings.kafka_broker,
+        f"g-{topic}",
+        [topic],
+        handler,
+        service="kit",
+        dead_letters=producer,
+        group_handler=apply_group,
+    )
+    async with asyncio.timeout(30):
+        await consumer.run()
+    dead = await asyncio.to_thread(_read_all, settings.kafka_broker, dead_letter_topic(topic), 1)
+    producer.close()
+    assert groups == [[b"good-1", b"poison", b"good-2"]]
+    assert sorted(handled) == [b"good-1", b"good-2"], "each good message once"
+    assert [m.value() for m in dead] == [b"poison"]

@@ -1,4 +1,5 @@
-"""An outbox relay ends when its task is cancelled, whenever the cancel lands.
+"""The relay loop: a NOTIFY during a batch is not lost, and a relay ends when its task is
+cancelled, whenever the cancel lands.
 
 Python 3.11's `asyncio.wait_for` drops a cancellation that arrives just after the awaited event
 fired (CPython issue 86296), so an idle relay woken by a NOTIFY and cancelled in the same few
@@ -21,9 +22,14 @@ class _IdleRelay(OutboxRelay):
     def __init__(self) -> None:
         super().__init__(pool=Any, producer=Any, conninfo="", schema="test", poll_interval=5.0)  # type: ignore[arg-type]
         self.batches = 0
+        self.notified_during: set[int] = set()
 
     async def publish_batch(self) -> int:
         self.batches += 1
+        if self.batches in self.notified_during:
+            await asyncio.sleep(0)
+            self.wake()  # a transaction committed rows while this batch was being published
+            return 1
         return 0
 
     async def _listen(self) -> None:
@@ -48,3 +54,17 @@ async def test_a_relay_cancelled_right_after_a_wake_up_ends(turns: int) -> None:
         await asyncio.wait({task}, timeout=2)
     assert done, f"the relay kept running after a cancel {turns} loop turns after a wake-up"
     assert task.cancelled()
+
+
+async def test_a_notify_during_a_batch_starts_the_next_batch_at_once() -> None:
+    relay = _IdleRelay()  # polls every 5 s
+    relay.notified_during = {1}
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(1):
+            while relay.batches < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        relay.stop()
+        await task
+    assert relay.batches == 2, "the second batch ran for the rows the NOTIFY announced"
