@@ -15,6 +15,10 @@ a run, plus the two the generator takes itself (the POST sent, the push received
 - push: from the orders consumer's commit to the order.updated push received (the after-commit
   runner, Redis, the gateway's Socket.IO server).
 
+A consumer that applies a group of events in one transaction (kit/consumer.py) starts them all
+at the group's start, so under load a consumer stage holds the whole group's transaction and the
+stage before it ends when the group starts.
+
 `now()` in PostgreSQL is the transaction's start; a commit's time is
 `pg_xact_commit_timestamp(xmin)` of a row the transaction wrote and nothing updated since (the
 timeline entries and the dedupe record), which PostgreSQL keeps with `track_commit_timestamp`
