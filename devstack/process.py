@@ -43,7 +43,10 @@ def _exited_unreaped(pid: int, timeout: float) -> bool:
     """Wait up to `timeout` for `pid` to exit, leaving it unreaped; True when it exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # reaped already (a wait elsewhere in this process): gone
             return True
         time.sleep(0.05)
     return False

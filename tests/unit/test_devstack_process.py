@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.ports import free_port, is_listening
-from devstack.process import ManagedProcess, ServerFailed
+from devstack.process import ManagedProcess, ServerFailed, _exited_unreaped
 from devstack.servers import ServerSpec
 
 
@@ -64,6 +64,22 @@ def test_stop_ends_the_server_and_what_it_forked_and_frees_its_port(tmp_path: Pa
     assert not is_listening(port)
     assert gone_soon(helper)
     assert process.pid is None
+
+
+def test_a_server_reaped_by_another_wait_counts_as_exited(tmp_path: Path) -> None:
+    port = free_port()
+    process = ManagedProcess(
+        spec(tmp_path, f"exec {sys.executable} -m http.server --bind 127.0.0.1 {port}", port),
+        tmp_path / "toy.log",
+    ).start()
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)  # what a concurrent Popen.poll() or wait does
+
+    assert _exited_unreaped(pid, 1)
+    process.stop()
+    assert not is_listening(port)
 
 
 def test_a_server_that_exits_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
