@@ -31,7 +31,7 @@ from services.kit.security import CurrentAdmin
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 
-def _service(request: Request) -> AnalyticsService:
+async def _service(request: Request) -> AnalyticsService:
     service: AnalyticsService = request.app.state.analytics
     return service
 
@@ -39,7 +39,7 @@ def _service(request: Request) -> AnalyticsService:
 Analytics = Annotated[AnalyticsService, Depends(_service)]
 
 
-def _period(
+async def _period(
     analytics: Analytics,
     start: Annotated[
         date | None, Query(alias="from", description="First day (UTC), inclusive")

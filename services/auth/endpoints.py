@@ -27,7 +27,7 @@ from services.kit.security import CurrentAdmin, CurrentUser
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _service(request: Request) -> AuthService:
+async def _service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth_service
     return service
 
@@ -44,7 +44,7 @@ def _token_pair(grant: TokenGrant) -> TokenPair:
     )
 
 
-def _client_address(request: Request) -> str:
+async def _client_address(request: Request) -> str:
     settings: Settings = request.app.state.settings
     return client_address(
         request.client.host if request.client else None,
@@ -56,7 +56,7 @@ def _client_address(request: Request) -> str:
 ClientAddress = Annotated[str, Depends(_client_address)]
 
 
-def _no_store(response: Response) -> None:
+async def _no_store(response: Response) -> None:
     """Keep tokens out of every cache (RFC 6749 section 5.1); Pragma for HTTP/1.0 caches."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

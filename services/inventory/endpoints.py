@@ -28,8 +28,6 @@ from services.kit.tokens import Principal
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
 
-# The dependencies are coroutines so FastAPI calls them inline instead of in its threadpool,
-# which would cost more than they do on the cached list's hot path.
 async def _inventory(request: Request) -> InventoryService:
     service: InventoryService = request.app.state.inventory
     return service

@@ -36,7 +36,7 @@ from services.notifications.service import NotificationService, PreferencesView
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-def _service(request: Request) -> NotificationService:
+async def _service(request: Request) -> NotificationService:
     service: NotificationService = request.app.state.notifications
     return service
 

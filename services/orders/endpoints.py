@@ -30,7 +30,7 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-def _service(request: Request) -> OrderService:
+async def _service(request: Request) -> OrderService:
     service: OrderService = request.app.state.orders
     return service
 

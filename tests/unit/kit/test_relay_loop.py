@@ -23,9 +23,12 @@ class _IdleRelay(OutboxRelay):
         super().__init__(pool=Any, producer=Any, conninfo="", schema="test", poll_interval=5.0)  # type: ignore[arg-type]
         self.batches = 0
         self.notified_during: set[int] = set()
+        self.second_batch = asyncio.Event()
 
     async def publish_batch(self) -> int:
         self.batches += 1
+        if self.batches == 2:
+            self.second_batch.set()
         if self.batches in self.notified_during:
             await asyncio.sleep(0)
             self.wake()  # a transaction committed rows while this batch was being published
@@ -62,8 +65,7 @@ async def test_a_notify_during_a_batch_starts_the_next_batch_at_once() -> None:
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(1):
-            while relay.batches < 2:
-                await asyncio.sleep(0.01)
+            await relay.second_batch.wait()
     finally:
         relay.stop()
         await task
