@@ -27,7 +27,7 @@ from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from services.kit.relay import NotifiedRelay, notify_relay
+from services.kit.relay import NotifiedRelay
 
 log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -39,7 +39,8 @@ BACKLOG_SAMPLE_SECONDS = 5.0
 
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
     """Record `event` for publication when the current transaction commits, with the active
-    trace context (the relay publishes it in that trace)."""
+    trace context (the relay publishes it in that trace). The insert wakes the relay at commit
+    (the outbox's trigger, kit migration 0003)."""
     trace_context = tracing.current_headers()
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)"
@@ -52,7 +53,6 @@ async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) 
             Jsonb(trace_context) if trace_context else None,
         ),
     )
-    await notify_relay(conn, NOTIFY_CHANNEL)
 
 
 async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:

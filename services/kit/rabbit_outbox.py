@@ -20,8 +20,9 @@ the relay then publishes its message in a PRODUCER span of that trace, whose con
 the message's `traceparent`/`tracestate` headers (kit/tracing.py), so the consumer's span
 continues the trace.
 
-The relay wakes on `NOTIFY <channel>_<schema>` (`services.kit.relay.notify_relay`) and polls
-as a fallback.
+The relay wakes on `NOTIFY <channel>_<schema>`, sent by a trigger on the source's table (kit
+migration 0003 has the function; notifications migration 0004 the deliveries' triggers), and
+polls as a fallback.
 Before its first batch it declares the queues it publishes to (or, with `declare=False`, checks
 that someone else, such as the operator, did).
 """

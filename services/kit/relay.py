@@ -2,10 +2,12 @@
 
 A relay is a job of the kit runtime. `NotifiedRelay.run` calls `publish_batch` again at once
 while batches come back full, and otherwise idles until a `NOTIFY <channel>_<schema>` arrives
-(a transaction that wrote rows commits) or `poll_interval` passes. A failed round (a broker or
-database outage) is logged, counted by `failed`, and retried a second later: the rows wait in
-their table, nothing is lost. Subclasses say how to publish a batch (`publish_batch`) and what
-to do before the first one (`prepare`).
+(a transaction that wrote rows commits) or `poll_interval` passes. The NOTIFY comes from a
+trigger on the relayed table, `notify_relay('<channel>')` (kit migration 0003), so a writer
+sends nothing for it: one channel per schema, so each relay wakes only for its own rows. A
+failed round (a broker or database outage) is logged, counted by `failed`, and retried a second
+later: the rows wait in their table, nothing is lost. Subclasses say how to publish a batch
+(`publish_batch`) and what to do before the first one (`prepare`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -20,16 +22,9 @@ from abc import ABC, abstractmethod
 import psycopg
 from psycopg import sql
 
-from services.kit.db import DictConnection
 from services.kit.runtime import wait_event
 
 log = logging.getLogger(__name__)
-
-
-async def notify_relay(conn: DictConnection, channel: str) -> None:
-    """Wake the relay listening on `channel` in this schema once the transaction commits (one
-    channel per schema, so each relay wakes only for its own service's rows)."""
-    await conn.execute("SELECT pg_notify(%s || '_' || current_schema(), '')", (channel,))
 
 
 class NotifiedRelay(ABC):

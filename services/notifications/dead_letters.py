@@ -29,7 +29,6 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from services.kit.db import DictConnection, Pool
 from services.kit.rabbit_consumer import QueueConsumer
-from services.kit.relay import notify_relay
 from services.notifications.topology import DEAD_LETTER_QUEUE
 
 log = logging.getLogger(__name__)
@@ -127,10 +126,9 @@ async def resolve(
     return row
 
 
-async def requeue_delivery(
-    conn: DictConnection, delivery_id: uuid.UUID, relay_channel: str
-) -> bool:
-    """Put a dead delivery back in the outbox with its first message; False if it is not dead."""
+async def requeue_delivery(conn: DictConnection, delivery_id: uuid.UUID) -> bool:
+    """Put a dead delivery back in the outbox with its first message (which wakes the relay at
+    commit: notifications migration 0004); False if it is not dead."""
     cursor = await conn.execute(
         """
         UPDATE deliveries
@@ -141,10 +139,7 @@ async def requeue_delivery(
         """,
         (delivery_id,),
     )
-    if await cursor.fetchone() is None:
-        return False
-    await notify_relay(conn, relay_channel)
-    return True
+    return await cursor.fetchone() is not None
 
 
 async def discard_delivery(conn: DictConnection, delivery_id: uuid.UUID) -> None:

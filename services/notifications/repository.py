@@ -309,29 +309,31 @@ async def insert_deliveries(
     if not deliveries:
         return
     traced = Jsonb(dict(trace_context)) if trace_context else None
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            """
-            INSERT INTO deliveries
-                (id, notification_id, channel, status, recipient, reason, queue, payload,
-                 trace_context)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            [
-                (
-                    d.id,
-                    notification_id,
-                    str(d.channel),
-                    "pending" if d.payload is not None else "skipped",
-                    d.recipient,
-                    d.reason,
-                    d.queue,
-                    d.payload,
-                    traced if d.payload is not None else None,
-                )
-                for d in deliveries
-            ],
-        )
+    # One statement for all of them: the rows travel as arrays, one per column.
+    await conn.execute(
+        """
+        INSERT INTO deliveries
+            (id, notification_id, channel, status, recipient, reason, queue, payload,
+             trace_context)
+        SELECT d.id, %(notification)s, d.channel, d.status, d.recipient, d.reason, d.queue,
+               d.payload, CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END
+        FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
+                    %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
+                    %(payloads)s::bytea[])
+            AS d (id, channel, status, recipient, reason, queue, payload)
+        """,
+        {
+            "notification": notification_id,
+            "trace": traced,
+            "ids": [d.id for d in deliveries],
+            "channels": [str(d.channel) for d in deliveries],
+            "statuses": ["pending" if d.payload is not None else "skipped" for d in deliveries],
+            "recipients": [d.recipient for d in deliveries],
+            "reasons": [d.reason for d in deliveries],
+            "queues": [d.queue for d in deliveries],
+            "payloads": [d.payload for d in deliveries],
+        },
+    )
 
 
 async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery]:

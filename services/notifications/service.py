@@ -32,7 +32,6 @@ from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
 from services.kit.rabbit import Outgoing
 from services.kit.rabbit_outbox import OutgoingMessage
-from services.kit.relay import notify_relay
 from services.kit.tokens import Principal
 from services.notifications import dead_letters as dlq
 from services.notifications import metrics
@@ -206,8 +205,6 @@ class NotificationService:
         await repo.insert_deliveries(
             conn, notification.id, deliveries, trace_context=tracing.current_headers()
         )
-        if any(d.payload is not None for d in deliveries):
-            await notify_relay(conn, RELAY_CHANNEL)
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, deliveries),
             self.live.created(notification),
@@ -294,7 +291,7 @@ class NotificationService:
             row = await self._open_dead_letter(conn, dead_letter_id)
             if row.delivery_id is None:
                 raise NotReplayable("it is not a delivery the service knows (a malformed message)")
-            if not await dlq.requeue_delivery(conn, row.delivery_id, RELAY_CHANNEL):
+            if not await dlq.requeue_delivery(conn, row.delivery_id):
                 raise NotReplayable("its delivery is not dead any more")
             resolved = await dlq.resolve(conn, dead_letter_id, "replayed", _actor(admin))
         log.info("dead letter replayed", extra={"dead_letter_id": str(dead_letter_id)})

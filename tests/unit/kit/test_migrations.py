@@ -24,4 +24,5 @@ def test_kit_ships_its_outbox_migration() -> None:
     assert [v for v, _ in migration_files(KIT_MIGRATIONS)] == [
         "0001_outbox_and_processed_events",
         "0002_outbox_trace_context",
+        "0003_outbox_wakes_its_relay",
     ]

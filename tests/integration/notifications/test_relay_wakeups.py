@@ -1,0 +1,112 @@
+"""The deliveries wake their relay from the database: a delivery that becomes pending, by insert
+or by a dead letter's requeue, sends NOTIFY deliveries_<schema> at commit; nothing else does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import DictRow
+
+from services.kit.db import apply_migrations, create_pool
+from services.kit.outbox import KIT_MIGRATIONS
+from services.kit.settings import ServiceSettings
+from services.notifications import repository as repo
+from services.notifications.dead_letters import requeue_delivery
+from tests.integration.fixtures import PostgresServer, schema_connection
+
+pytestmark = pytest.mark.integration
+CHANNEL = f"deliveries_{repo.SCHEMA}"
+
+
+@pytest.fixture(scope="module")
+async def database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    name = postgres_server.create_database("wakeups")
+    pool = create_pool(ServiceSettings(**postgres_server.env(name)), repo.SCHEMA)
+    await pool.open()
+    await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
+    await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
+    await pool.close()
+    yield name
+
+
+@pytest.fixture
+def listener(
+    postgres_server: PostgresServer, database: str
+) -> Iterator[psycopg.Connection[DictRow]]:
+    with schema_connection(postgres_server, database, repo.SCHEMA) as conn:
+        conn.execute(f"LISTEN {CHANNEL}")
+        yield conn
+
+
+@pytest.fixture
+def db(postgres_server: PostgresServer, database: str) -> Iterator[psycopg.Connection[DictRow]]:
+    with schema_connection(postgres_server, database, repo.SCHEMA) as conn:
+        yield conn
+
+
+def wake_ups(listener: psycopg.Connection[DictRow]) -> list[str]:
+    return [n.channel for n in listener.notifies(timeout=0.5, stop_after=10)]
+
+
+def notification(db: psycopg.Connection[DictRow]) -> uuid.UUID:
+    notification_id = uuid.uuid4()
+    db.execute(
+        "INSERT INTO notifications (id, user_id, order_id, event_id, event_type, order_version,"
+        " title, body, data) VALUES (%s, 'u', %s, %s, 'order.confirmed', 2, 't', 'b', '{}')",
+        (notification_id, uuid.uuid4(), uuid.uuid4()),
+    )
+    return notification_id
+
+
+def delivery(db: psycopg.Connection[DictRow], notification_id: uuid.UUID, status: str) -> Any:
+    delivery_id = uuid.uuid4()
+    db.execute(
+        "INSERT INTO deliveries (id, notification_id, channel, status, queue, payload)"
+        " VALUES (%s, %s, 'push', %s, 'notifications.push', %s)",
+        (delivery_id, notification_id, status, b"{}" if status == "pending" else None),
+    )
+    return delivery_id
+
+
+def test_a_pending_delivery_wakes_the_relay_once_per_transaction(
+    db: psycopg.Connection[DictRow], listener: psycopg.Connection[DictRow]
+) -> None:
+    with db.transaction():
+        first, second = notification(db), notification(db)
+        delivery(db, first, "pending")
+        delivery(db, second, "pending")
+    assert wake_ups(listener) == [CHANNEL]
+
+
+def test_a_skipped_delivery_wakes_nothing(
+    db: psycopg.Connection[DictRow], listener: psycopg.Connection[DictRow]
+) -> None:
+    delivery(db, notification(db), "skipped")
+    assert wake_ups(listener) == []
+
+
+async def test_a_requeued_dead_delivery_wakes_the_relay(
+    postgres_server: PostgresServer,
+    database: str,
+    db: psycopg.Connection[DictRow],
+    listener: psycopg.Connection[DictRow],
+) -> None:
+    dead = delivery(db, notification(db), "pending")
+    db.execute("UPDATE deliveries SET status = 'dead' WHERE id = %s", (dead,))
+    db.execute("UPDATE deliveries SET status = 'queued' WHERE id = %s", (dead,))
+    db.execute("UPDATE deliveries SET status = 'dead' WHERE id = %s", (dead,))
+    assert wake_ups(listener) == [CHANNEL], "the insert only; leaving pending wakes nothing"
+
+    async with await psycopg.AsyncConnection.connect(
+        postgres_server.conninfo(database),
+        autocommit=True,
+        row_factory=psycopg.rows.dict_row,
+        options=f"-c search_path={repo.SCHEMA}",
+    ) as conn:
+        assert await requeue_delivery(conn, dead)
+        assert not await requeue_delivery(conn, dead), "only a dead delivery is requeued"
+    assert wake_ups(listener) == [CHANNEL]
