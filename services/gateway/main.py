@@ -43,11 +43,12 @@ from services.gateway.live import (
     listen_for_pushes,
     stop_listening,
 )
-from services.gateway.products import ProductChangesListener, ProductListCache
+from services.gateway.products import ProductListCache
 from services.gateway.routes import UPSTREAM_NAMES
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
 from services.kit.cache import create_redis
+from services.kit.changes import PRODUCT_CHANGES, ChangeWatch
 from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import Runtime
 from services.kit.tokens import Revocations, VerifiedTokens
@@ -92,8 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.product_cache_max_entries:
             runtime.add(
                 "product-changes",
-                lambda: ProductChangesListener(
-                    redis, product_cache, settings.product_cache_check_seconds
+                lambda: ChangeWatch(
+                    redis, PRODUCT_CHANGES, product_cache, settings.product_cache_check_seconds
                 ),
             )
         runtime.attach(app)

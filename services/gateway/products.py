@@ -7,11 +7,12 @@ about 0.9 ms of gateway CPU and 0.4 ms in inventory per request (docs/benchmarks
 it costs only the gateway's own request handling.
 
 Invalidation. Inventory marks every product or stock change after its commit by incrementing a
-generation counter in Redis and publishing it (services/kit/cache.py). The `product-changes`
-job hears the channel, and reads the counter every PRODUCT_CACHE_CHECK_SECONDS for a message
-pub/sub lost; any new value drops every entry. A write to inventory that this gateway forwarded
-and that succeeded drops them too, so a client reads its own change through the same replica
-even before the message arrives. An answer fetched while a change arrived is not kept.
+generation counter in Redis and publishing it (`PRODUCT_CHANGES`, services/kit/changes.py). The
+`product-changes` job, a `ChangeWatch`, hears the channel, and reads the counter every
+PRODUCT_CACHE_CHECK_SECONDS for a message pub/sub lost; any new value drops every entry. A write
+to inventory that this gateway forwarded and that succeeded drops them too, so a client reads
+its own change through the same replica even before the message arrives. An answer fetched
+while a change arrived is not kept.
 
 Staleness bound. A change is served from here at most 2 x PRODUCT_CACHE_CHECK_SECONDS after
 inventory marked it (1 s by default), and in practice after the pub/sub delay (milliseconds):
@@ -41,13 +42,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from starlette.datastructures import State
 
 from services.gateway.headers import Headers
 from services.gateway.metrics import PRODUCT_CACHE, PRODUCT_CACHE_NOT_MODIFIED
 from services.gateway.service import UpstreamAnswer
-from services.kit.cache import PRODUCT_CHANGES_CHANNEL, etag_matches, product_generation
+from services.kit.cache import etag_matches
 from services.kit.errors import DomainError
 from services.kit.security import authenticate
 
@@ -247,52 +247,3 @@ async def _view(state: State, authorization: str | None) -> str | None:
     except DomainError:
         return None  # forwarded, so inventory answers a bad token as it always does
     return "admin" if principal.is_admin else "public"
-
-
-class ProductChangesListener:
-    """The `product-changes` job: hears inventory's change signal and keeps the cache current.
-
-    A lost Redis connection ends the job with the error (the cache stops answering once its
-    confirmation runs out); the runtime starts it again, and it then drops every entry.
-    """
-
-    def __init__(self, redis: Redis, cache: ProductListCache, check_seconds: float) -> None:
-        self._redis = redis
-        self._cache = cache
-        self._check_seconds = check_seconds
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(PRODUCT_CHANGES_CHANNEL)
-            known: int | None = None
-            next_check = time.monotonic()
-            while not self._stop.is_set():
-                wait = next_check - time.monotonic()
-                if wait > 0:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                    if message is not None and message.get("type") == "message":
-                        known = self._heard(known, int(message["data"]))
-                    continue
-                # The confirmation counts from before the read: the value read was current then.
-                asked = time.monotonic()
-                known = self._heard(known, await product_generation(self._redis))
-                self._cache.confirm(asked)
-                next_check = asked + self._check_seconds
-        finally:
-            self._cache.unconfirm()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _heard(self, known: int | None, generation: int) -> int:
-        """Drop the entries if `generation` is not the one they were built in.
-
-        The first value heard drops them too: whatever happened before is unknown. Messages and
-        reads may interleave out of order, which only drops entries once more than needed.
-        """
-        if generation != known:
-            self._cache.changed()
-        return generation

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from services.inventory.domain import ProductQuery
 from services.inventory.metrics import PRODUCT_CACHE
-from services.kit.cache import PRODUCT_GENERATION_KEY, mark_products_changed
+from services.kit.changes import CATALOGUE_CHANGES, PRODUCT_CHANGES, mark
 
 _PAGE_PREFIX = "inventory:products:list:"
 _STORED_PREFIX = "inventory:products:stored:"
@@ -61,7 +61,7 @@ class ProductListCache:
         key = cache_key(query)
         generation = "0"
         try:
-            current, page = await self.redis.mget(PRODUCT_GENERATION_KEY, key)
+            current, page = await self.redis.mget(PRODUCT_CHANGES.key, key)
             generation = str(current or "0")
             if page is not None:
                 page_generation, _, body = str(page).partition(":")
@@ -93,11 +93,14 @@ class ProductListCache:
             stored, _ = await pipe.execute()
         return int(stored) <= self.max_pages
 
-    async def invalidate(self) -> None:
-        """Make every cached page stale, here and in the gateway's copy (services/kit/cache.py);
-        call after the change's transaction has committed."""
+    async def invalidate(self, *, catalogue: bool = False) -> None:
+        """Make every cached page stale, here and in the gateway's copy, and with `catalogue`
+        (a product created or edited, not only its stock) orders' copy of the prices too
+        (services/kit/changes.py); call after the change's transaction has committed."""
+        signals = (PRODUCT_CHANGES, CATALOGUE_CHANGES) if catalogue else (PRODUCT_CHANGES,)
         try:
-            await mark_products_changed(self.redis)
+            await mark(self.redis, *signals)
         except RedisError:
-            # The change is committed; cached pages stay stale until their TTL runs out.
+            # The change is committed; cached pages stay stale until their TTL runs out, and
+            # orders' copy of the prices until it next confirms the generation.
             log.error("could not invalidate the product cache", exc_info=True)

@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         service = InventoryService(backbone.pool, cache, settings.reservation_ttl_seconds)
         if settings.seed_demo_catalogue and await seed_demo_catalogue(backbone.pool):
-            await cache.invalidate()
+            await cache.invalidate(catalogue=True)
         app.state.inventory = service
         if settings.run_sweeper:
             backbone.runtime.add(

@@ -128,7 +128,7 @@ class InventoryService:
                 conn, product_id, 0, new.initial_stock, "initial stock", actor.user_id, actor.email
             )
             row = await repo.get_product(conn, product_id)
-        await self.cache.invalidate()
+        await self.cache.invalidate(catalogue=True)
         assert row is not None
         log.info("product created", extra={"product_id": product_id, "sku": new.sku})
         return ProductOut.model_validate(row)
@@ -154,7 +154,7 @@ class InventoryService:
             except UniqueViolation:
                 raise SkuTaken(str(changes.get("sku"))) from None
             row = await repo.get_product(conn, valid_id)
-        await self.cache.invalidate()
+        await self.cache.invalidate(catalogue=True)
         assert row is not None
         log.info("product updated", extra={"product_id": valid_id, "fields": sorted(changes)})
         return ProductOut.model_validate(row)

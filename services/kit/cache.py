@@ -1,13 +1,8 @@
-"""The Redis client every service shares, and the product-change signal inventory gives.
+"""The Redis client every service shares, and the product list's validators.
 
-Inventory marks every product or stock change after its commit by incrementing
-`PRODUCT_GENERATION_KEY` and publishing the new value on `PRODUCT_CHANGES_CHANNEL`, in one
-script run (`mark_products_changed`). Its own Redis page cache compares pages against the
-counter; the gateway's in-memory copy of the list hears the channel and reads the counter as a
-backstop for a message it missed (pub/sub delivers at most once). Both names live here because
-they are the contract between the two services, which never import each other. So are the
-list's validators: inventory tags each page with `weak_etag`, and the gateway keeps only
-answers that carry one.
+Inventory tags each page of the list with `weak_etag`, and the gateway keeps only answers that
+carry one; both live here because they are the contract between the two services, which never
+import each other (so are the change signals: services/kit/changes.py).
 """
 
 from __future__ import annotations
@@ -17,14 +12,6 @@ import hashlib
 from redis.asyncio import Redis
 
 from services.kit.settings import ServiceSettings
-
-PRODUCT_GENERATION_KEY = "inventory:products:generation"
-PRODUCT_CHANGES_CHANNEL = "inventory:products:changed"
-_MARK_CHANGED = """
-local generation = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', ARGV[1], generation)
-return generation
-"""
 
 
 def create_redis(settings: ServiceSettings) -> Redis:
@@ -36,17 +23,6 @@ def create_redis(settings: ServiceSettings) -> Redis:
         socket_timeout=5,
         health_check_interval=30,
     )
-
-
-async def mark_products_changed(redis: Redis) -> int:
-    """Increment the product generation and announce it, in one round trip; the new value."""
-    generation = await redis.eval(_MARK_CHANGED, 1, PRODUCT_GENERATION_KEY, PRODUCT_CHANGES_CHANNEL)
-    return int(generation)
-
-
-async def product_generation(redis: Redis) -> int:
-    """The current product generation (0 before the first change)."""
-    return int(await redis.get(PRODUCT_GENERATION_KEY) or 0)
 
 
 def weak_etag(body: bytes) -> str:

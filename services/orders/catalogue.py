@@ -1,10 +1,14 @@
-"""The inventory service's catalogue, read over HTTP to price an order.
+"""The inventory service's catalogue, read over HTTP to price an order, with a copy in memory.
 
 One pooled `aiohttp.ClientSession` lives for the app's lifetime (httpx's pool costs several
 times more CPU per request under concurrency, on the hot path of every create). A batch lookup
 (`GET /inventory/products?ids=a,b,c`) returns every listed product that exists, active or not;
 unknown ids are absent. When inventory cannot be reached or answers with a server error, no
 order can be priced, so the create is refused with 503 rather than guessed.
+
+The products looked up are kept in memory (`Catalogue`), so an order of known products is priced
+without a request to inventory; inventory's catalogue signal keeps the copy current
+(services/kit/changes.py).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import orjson
 
 from services.orders.domain import CatalogueProduct
 from services.orders.errors import InventoryUnavailable
+from services.orders.metrics import CATALOGUE_LOOKUPS
 from services.orders.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_IDS_PER_LOOKUP = 100
+MAX_KEPT = 10_000
 
 
 def create_http_client(settings: Settings) -> aiohttp.ClientSession:
@@ -40,42 +46,72 @@ def create_http_client(settings: Settings) -> aiohttp.ClientSession:
 
 
 class Catalogue:
-    """Batch lookups of the catalogue, optionally remembered for `cache_seconds`.
+    """Batch lookups of the catalogue, answered from a copy in memory when it is current.
 
-    With a cache (CATALOGUE_CACHE_SECONDS > 0) a product's price may be that many seconds old
-    when an order is priced; inventory still decides the reservation against its own current
-    state, so a product deactivated meanwhile is refused there. Unknown products are never
-    remembered, so a new product can be ordered at once.
+    The copy holds the products looked up before (unknown ids never, so a new product can be
+    ordered at once) and is a `Follower` of inventory's `CATALOGUE_CHANGES`: the
+    `catalogue-changes` job drops it whenever a product is created or edited, and it answers
+    only while the job has confirmed the generation within 2 x CATALOGUE_CHECK_SECONDS;
+    otherwise (Redis unreachable, the job restarting) every lookup asks inventory. **Staleness
+    bound**: a price, name or active flag changed in inventory reaches an order's pricing
+    within the pub/sub delay, and at most 2 x CATALOGUE_CHECK_SECONDS (1 s by default) after
+    inventory marked it. Inventory still decides each reservation against its own state, so a
+    product deactivated meanwhile is refused there. A lookup in flight when a change arrives
+    is not kept. At most MAX_KEPT products are kept; past that the copy starts again empty.
     """
 
     def __init__(
         self,
         http: aiohttp.ClientSession,
         *,
-        cache_seconds: float = 0.0,
+        check_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
-        self.cache_seconds = cache_seconds
+        self.confirm_window = 2 * check_seconds
         self.clock = clock
-        self._cache: dict[str, tuple[float, CatalogueProduct]] = {}
+        self.epoch = 0
+        self._confirmed_until = 0.0
+        self._kept: dict[str, CatalogueProduct] = {}
+
+    # --- what the catalogue-changes job tells it (kit/changes.py: Follower)
+
+    def changed(self) -> None:
+        self.epoch += 1
+        self._kept.clear()
+
+    def confirm(self, asked: float) -> None:
+        self._confirmed_until = asked + self.confirm_window
+
+    def unconfirm(self) -> None:
+        self._confirmed_until = 0.0
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the copy may answer now."""
+        return self.clock() < self._confirmed_until
+
+    # --- what pricing asks
 
     async def products(self, ids: Collection[str]) -> dict[str, CatalogueProduct]:
         """The catalogue entries of `ids` that exist, by id."""
         if len(ids) > MAX_IDS_PER_LOOKUP:
             raise ValueError(f"at most {MAX_IDS_PER_LOOKUP} ids per lookup")
         found: dict[str, CatalogueProduct] = {}
-        now = self.clock()
-        for product_id in ids:
-            cached = self._cache.get(product_id)
-            if cached is not None and now - cached[0] < self.cache_seconds:
-                found[product_id] = cached[1]
+        if self.confirmed:
+            found = {i: self._kept[i] for i in ids if i in self._kept}
         missing = [product_id for product_id in ids if product_id not in found]
-        if missing:
-            fetched = await self._fetch(missing)
-            if self.cache_seconds > 0:
-                self._cache.update((p.id, (now, p)) for p in fetched.values())
-            found.update(fetched)
+        if not missing:
+            CATALOGUE_LOOKUPS.labels("memory").inc()
+            return found
+        CATALOGUE_LOOKUPS.labels("inventory").inc()
+        epoch = self.epoch
+        fetched = await self._fetch(missing)
+        if epoch == self.epoch:
+            if len(self._kept) + len(fetched) > MAX_KEPT:
+                self._kept.clear()
+            self._kept.update(fetched)
+        found.update(fetched)
         return found
 
     async def _fetch(self, ids: list[str]) -> dict[str, CatalogueProduct]:

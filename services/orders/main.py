@@ -15,6 +15,7 @@ import logging
 from fastapi import FastAPI
 
 from services.kit.backbone import Backbone, create_event_service_app
+from services.kit.changes import CATALOGUE_CHANGES, ChangeWatch
 from services.kit.runtime import Periodic
 from services.orders import repository as repo
 from services.orders.catalogue import Catalogue, create_http_client
@@ -33,14 +34,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def setup(app: FastAPI, backbone: Backbone) -> OrderService:
         emitter = backbone.live_emitter()
         http = await backbone.resources.enter_async_context(create_http_client(settings))
+        catalogue = Catalogue(http, check_seconds=settings.catalogue_check_seconds)
         service = OrderService(
-            settings,
-            backbone.pool,
-            Catalogue(http, cache_seconds=settings.catalogue_cache_seconds),
-            LiveUpdates(emitter),
-            backbone.after_commit,
+            settings, backbone.pool, catalogue, LiveUpdates(emitter), backbone.after_commit
         )
         app.state.orders = service
+        backbone.runtime.add(
+            "catalogue-changes",
+            lambda: ChangeWatch(
+                backbone.redis, CATALOGUE_CHANGES, catalogue, settings.catalogue_check_seconds
+            ),
+        )
         backbone.runtime.add(
             "idempotency-key-purge",
             lambda: Periodic(

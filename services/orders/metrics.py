@@ -19,6 +19,12 @@ TRANSITIONS = Counter(
     "each new order once more).",
     ["status", "actor"],
 )
+CATALOGUE_LOOKUPS = Counter(
+    "orders_catalogue_lookups_total",
+    "Catalogue lookups to price an order, by where they were answered: memory (the copy kept "
+    "current by inventory's catalogue signal) or inventory (a request).",
+    ["source"],
+)
 EVENTS_IGNORED = Counter(
     "orders_events_ignored_total",
     "Consumed events that changed nothing, by topic and why (stale, unknown-order).",

@@ -16,8 +16,9 @@ class Settings(EventServiceSettings):
 
     - INVENTORY_SERVICE_URL: where the product catalogue is read to price an order.
     - INVENTORY_TIMEOUT_SECONDS: how long a create waits for the catalogue before answering 503.
-    - CATALOGUE_CACHE_SECONDS: how long a looked-up product is reused without asking inventory
-      again (0, the default, asks every time); see `catalogue.Catalogue`.
+    - CATALOGUE_CHECK_SECONDS: how often the copy of the looked-up products confirms inventory's
+      catalogue generation; a change reaches pricing at most twice this after inventory marked
+      it (see `catalogue.Catalogue`).
     - IDEMPOTENCY_KEY_TTL_HOURS: how long an `Idempotency-Key` replays its first result.
     - MAX_OPEN_ORDERS_PER_USER, MAX_OPEN_UNITS_PER_PRODUCT: how many open orders (CREATED or
       CONFIRMED: waiting for or holding stock) one user may have, and how many units of one
@@ -36,7 +37,7 @@ class Settings(EventServiceSettings):
     )
     inventory_timeout_seconds: float = Field(default=3.0, alias="INVENTORY_TIMEOUT_SECONDS", gt=0)
     inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
-    catalogue_cache_seconds: float = Field(default=0.0, alias="CATALOGUE_CACHE_SECONDS", ge=0)
+    catalogue_check_seconds: float = Field(default=0.5, alias="CATALOGUE_CHECK_SECONDS", gt=0)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
     max_open_orders_per_user: int | None = Field(

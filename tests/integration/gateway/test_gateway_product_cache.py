@@ -24,7 +24,7 @@ from services.gateway.main import create_app as create_gateway
 from services.gateway.settings import Settings as GatewaySettings
 from services.inventory.main import create_app as create_inventory
 from services.inventory.settings import Settings as InventorySettings
-from services.kit.cache import PRODUCT_GENERATION_KEY
+from services.kit.changes import PRODUCT_CHANGES
 from tests.integration.fixtures import schema_connection
 from tests.integration.gateway.support import UvicornThread
 from tests.signing import token_env
@@ -256,7 +256,7 @@ async def test_a_change_whose_message_is_lost_is_visible_within_the_bound(
         conn.execute("UPDATE products SET price = 12.25 WHERE sku = %s", (sku,))
     redis = Redis.from_url(redis_server.url)
     try:
-        await redis.incr(PRODUCT_GENERATION_KEY)
+        await redis.incr(PRODUCT_CHANGES.key)
     finally:
         await redis.aclose()
     elapsed = await fresh_within(client, sku, "price", "12.25", time.monotonic())

@@ -34,6 +34,7 @@ from services.kit.settings import ServiceSettings
 from services.kit.tokens import Revocations
 from services.orders.handlers import EVENT_HANDLERS as ORDERS_HANDLERS
 from services.orders.main import create_app as create_orders_app
+from services.orders.metrics import CATALOGUE_LOOKUPS
 from services.orders.settings import Settings as OrdersSettings
 from tests.integration.fixtures import fresh_consumer_group
 from tests.integration.orders.support import (
@@ -80,6 +81,11 @@ class Platform:
         app = {"orders": self.orders_app, "inventory": self.inventory_app}[service]
         runtime: Runtime = app.state.runtime
         return runtime
+
+    def catalogue_requests(self) -> float:
+        """The catalogue lookups orders sent to inventory so far (the rest it answered from its
+        copy in memory)."""
+        return float(CATALOGUE_LOOKUPS.labels("inventory")._value.get())
 
     def user(self) -> Bearer:
         return bearer(self.token_settings)
@@ -212,6 +218,9 @@ async def start_platform(
                 "INVENTORY_SERVICE_URL": inventory_url,
                 # Generous: a loaded test machine must not turn a slow lookup into a 503.
                 "INVENTORY_TIMEOUT_SECONDS": 15,
+                # So is the copy of the catalogue's confirmation window (2 x this): a loaded
+                # machine must not make it ask inventory where a test expects memory.
+                "CATALOGUE_CHECK_SECONDS": 5,
                 "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
                     kafka, f"orders-{run}", ORDERS_HANDLERS
                 ),

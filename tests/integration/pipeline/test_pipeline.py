@@ -98,6 +98,7 @@ JOBS = [
     ("orders", "after-commit"),
     ("orders", "idempotency-key-purge"),
     ("orders", "outbox-purge"),
+    ("orders", "catalogue-changes"),
     ("inventory", "outbox-relay"),
     ("inventory", "consumer"),
     ("inventory", "after-commit"),
@@ -245,6 +246,42 @@ async def test_client_sent_prices_are_refused_and_the_catalogue_prices_the_order
     assert (order["total"], order["items"][0]["unitPrice"]) == ("39.98", "19.99")
     settled = await platform.settled(user, order["id"])
     assert Decimal(settled["total"]) == Decimal("39.98")
+
+
+async def test_a_price_change_in_inventory_reaches_the_next_order_priced_from_memory(
+    platform: Platform,
+) -> None:
+    product = await platform.product(stock=50, price="5.00")
+    user = platform.user()
+    catalogue = platform.orders_app.state.orders.catalogue
+
+    async def confirmed() -> bool:
+        return bool(catalogue.confirmed)
+
+    await eventually(confirmed, within=10, what="the orders copy to confirm the catalogue")
+    first = await platform.place(user, (product, 1))
+    assert first.status_code == 201, first.text
+    asked_before = platform.catalogue_requests()
+    second = await platform.place(user, (product, 1))
+    assert second.json()["total"] == "5.00"
+    assert platform.catalogue_requests() == asked_before, "priced from the copy in memory"
+
+    epoch = catalogue.epoch
+    edited = await platform.http.patch(
+        f"{platform.inventory_url}/inventory/products/{product}",
+        json={"price": "7.25"},
+        headers=platform.admin.headers,
+    )
+    assert edited.status_code == 200, edited.text
+
+    async def dropped() -> bool:
+        return bool(catalogue.epoch > epoch)
+
+    # Heard over pub/sub at once; a lost message is caught by the next check (5 s here).
+    await eventually(dropped, within=12, what="the orders copy to hear the catalogue change")
+    third = await platform.place(user, (product, 2))
+    assert third.status_code == 201, third.text
+    assert (third.json()["items"][0]["unitPrice"], third.json()["total"]) == ("7.25", "14.50")
 
 
 async def test_another_users_order_is_404(platform: Platform) -> None:

@@ -1,8 +1,9 @@
-"""Reading prices from the inventory catalogue's batch lookup, with and without a short cache."""
+"""Reading prices from the inventory catalogue's batch lookup, and the copy in memory that
+inventory's catalogue signal keeps current (confirmed, changed, unconfirmed)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -41,11 +42,13 @@ class Inventory:
         self.asked: list[list[str]] = []
         self.status = 200
         self.body: Any = None
+        self.while_asked: Callable[[], None] = lambda: None
 
     async def handle(self, request: web.Request) -> web.Response:
         assert request.path == "/inventory/products"
         ids = request.query["ids"].split(",")
         self.asked.append(ids)
+        self.while_asked()
         if self.body is not None:
             return web.json_response(self.body, status=self.status)
         found = [PRODUCTS[i] for i in ids if i in PRODUCTS]
@@ -74,7 +77,7 @@ async def serve() -> AsyncIterator[Any]:
         servers.append(server)
         session = aiohttp.ClientSession(base_url=str(server.make_url("/")))
         sessions.append(session)
-        return Catalogue(session, **kwargs)
+        return Catalogue(session, **{"check_seconds": 0.5, **kwargs})
 
     yield start
     for session in sessions:
@@ -93,7 +96,7 @@ async def test_a_lookup_returns_the_known_products(serve: Any) -> None:
     assert inventory.asked == [["p1", "p2", "nope"]]
 
 
-async def test_without_a_cache_every_lookup_asks_inventory(serve: Any) -> None:
+async def test_an_unconfirmed_copy_asks_inventory_every_time(serve: Any) -> None:
     inventory = Inventory()
     lookups = await serve(inventory)
     await lookups.products(["p1"])
@@ -101,16 +104,55 @@ async def test_without_a_cache_every_lookup_asks_inventory(serve: Any) -> None:
     assert inventory.asked == [["p1"], ["p1"]]
 
 
-async def test_with_a_cache_only_missing_or_stale_products_are_asked_for(serve: Any) -> None:
+async def test_a_confirmed_copy_asks_only_for_the_products_it_does_not_hold(serve: Any) -> None:
     inventory, clock = Inventory(), Clock()
-    lookups = await serve(inventory, cache_seconds=2, clock=clock)
+    lookups = await serve(inventory, check_seconds=1, clock=clock)
+    lookups.confirm(clock.now)
     await lookups.products(["p1", "nope"])
-    clock.now += 1
     found = await lookups.products(["p1", "p2", "nope"])
     assert set(found) == {"p1", "p2"}
-    clock.now += 1.5
+    assert found["p1"].price == Decimal("12.50")
     await lookups.products(["p1", "p2"])
-    assert inventory.asked == [["p1", "nope"], ["p2", "nope"], ["p1"]]
+    assert inventory.asked == [["p1", "nope"], ["p2", "nope"]], "unknown ids are never kept"
+
+
+async def test_a_change_drops_the_copy(serve: Any) -> None:
+    inventory, clock = Inventory(), Clock()
+    lookups = await serve(inventory, check_seconds=1, clock=clock)
+    lookups.confirm(clock.now)
+    await lookups.products(["p1"])
+    lookups.changed()
+    await lookups.products(["p1"])
+    await lookups.products(["p1"])
+    assert inventory.asked == [["p1"], ["p1"]]
+
+
+async def test_the_copy_answers_only_within_twice_the_check_interval(serve: Any) -> None:
+    inventory, clock = Inventory(), Clock()
+    lookups = await serve(inventory, check_seconds=1, clock=clock)
+    lookups.confirm(clock.now)
+    await lookups.products(["p1"])
+    clock.now += 1.9
+    await lookups.products(["p1"])
+    clock.now += 0.2  # no confirmation for 2.1 s: the watch may have missed a change
+    await lookups.products(["p1"])
+    lookups.confirm(clock.now)
+    await lookups.products(["p1"])
+    lookups.unconfirm()  # the watch ended (Redis lost)
+    await lookups.products(["p1"])
+    assert inventory.asked == [["p1"], ["p1"], ["p1"]]
+
+
+async def test_a_lookup_answered_while_a_change_arrived_is_not_kept(serve: Any) -> None:
+    inventory, clock = Inventory(), Clock()
+    lookups = await serve(inventory, check_seconds=1, clock=clock)
+    lookups.confirm(clock.now)
+    inventory.while_asked = lookups.changed
+    await lookups.products(["p1"])
+    inventory.while_asked = lambda: None
+    await lookups.products(["p1"])
+    await lookups.products(["p1"])
+    assert inventory.asked == [["p1"], ["p1"]]
 
 
 async def test_nothing_to_look_up_asks_nothing(serve: Any) -> None:
@@ -143,4 +185,4 @@ async def test_an_unreachable_inventory_is_unavailable() -> None:
 
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{free_port()}") as http:
         with pytest.raises(InventoryUnavailable):
-            await Catalogue(http).products(["p1"])
+            await Catalogue(http, check_seconds=0.5).products(["p1"])
