@@ -99,9 +99,10 @@ def _traced(event: str, rooms: list[str], order_id: str | None = None) -> None:
 # --- the in-app notification center (services/notifications) ------------------------------
 
 NOTIFICATION_CREATED = "notification.created"
-"""Sent to the user's room with the new notification, as `GET /notifications` lists it."""
+"""Sent to the user's room with the new notification, as `GET /notifications` lists it, and
+the user's `unreadCount` with it."""
 NOTIFICATION_UNREAD = "notification.unread"
-"""Sent to the user's room with `{"unreadCount": n}` whenever the count may have changed."""
+"""Sent to the user's room with `{"unreadCount": n}` after notifications were read."""
 
 
 async def push_to_user(

@@ -88,18 +88,22 @@ class LivePushes:
         self.pool = pool
 
     def created(self, row: repo.NotificationRow) -> Effect:
+        """The new notification with the user's unread count: one push for both."""
         payload = NotificationOut.model_validate(row).model_dump(mode="json", by_alias=True)
 
         async def push_notification() -> None:
-            await push_to_user(self.emitter, row.user_id, NOTIFICATION_CREATED, payload)
+            count = await self._unread_count(row.user_id)
+            await push_to_user(
+                self.emitter, row.user_id, NOTIFICATION_CREATED, {**payload, "unreadCount": count}
+            )
 
         return push_notification
 
     def unread(self, user_id: str) -> Effect:
+        """The user's unread count, after a read or a read-all."""
+
         async def push_unread_count() -> None:
-            # Counted now, after commit: the last push counts every change committed before it.
-            async with self.pool.connection() as conn:
-                count = await repo.unread_count(conn, user_id)
+            count = await self._unread_count(user_id)
             await push_to_user(
                 self.emitter,
                 user_id,
@@ -108,6 +112,12 @@ class LivePushes:
             )
 
         return push_unread_count
+
+    async def _unread_count(self, user_id: str) -> int:
+        # Counted when the push runs, after commit: the last push counts every change committed
+        # before it.
+        async with self.pool.connection() as conn:
+            return await repo.unread_count(conn, user_id)
 
 
 class DeliveryOutbox:
@@ -208,7 +218,6 @@ class NotificationService:
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, deliveries),
             self.live.created(notification),
-            self.live.unread(facts.user_id),
         )
         return Applied("notified", effects)
 

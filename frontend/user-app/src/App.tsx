@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import {
   Link,
   LiveIndicator,
+  NOTIFICATION_CREATED,
   NOTIFICATION_UNREAD,
   ThemeToggle,
   match,
@@ -17,7 +18,7 @@ import {
   useTheme,
 } from "@realtimeorder/shared";
 import { useCart } from "./cart";
-import { unreadLabel } from "./notifications";
+import { pushedUnreadCount, unreadLabel } from "./notifications";
 import { AuthPage } from "./pages/Auth";
 import { CartPage } from "./pages/Cart";
 import { CataloguePage } from "./pages/Catalogue";
@@ -28,8 +29,9 @@ import { TrackerPage } from "./pages/Tracker";
 
 /**
  * The unread badge: read once signed in and again on every connection (what changed while the
- * socket was down), then kept by `notification.unread` pushes. An answer overtaken by a push
- * while in flight is dropped: the push is at least as new.
+ * socket was down), then kept by the count each `notification.created` carries and by
+ * `notification.unread` pushes (after a read). An answer overtaken by a push while in flight is
+ * dropped: the push is at least as new.
  */
 function useUnreadCount(signedIn: boolean): [number, (count: number) => void] {
   const { api } = useServices();
@@ -46,10 +48,14 @@ function useUnreadCount(signedIn: boolean): [number, (count: number) => void] {
   }, [api, signedIn]);
   useEffect(refresh, [refresh]);
   useConnected(refresh);
-  useLiveEvent<{ unreadCount: number }>(NOTIFICATION_UNREAD, (payload) => {
+  const pushed = (payload: unknown) => {
+    const count = pushedUnreadCount(payload);
+    if (count === null) return;
     pushes.current += 1;
-    setUnread(payload.unreadCount);
-  });
+    setUnread(count);
+  };
+  useLiveEvent<unknown>(NOTIFICATION_UNREAD, pushed);
+  useLiveEvent<unknown>(NOTIFICATION_CREATED, pushed);
   return [unread, setUnread];
 }
 

@@ -19,3 +19,12 @@ export const UNREAD_COUNT_LIMIT = 100;
 export function unreadLabel(count: number): string {
   return count >= UNREAD_COUNT_LIMIT ? `${UNREAD_COUNT_LIMIT - 1}+` : String(count);
 }
+
+/**
+ * The unread count a push carries: `notification.unread`'s, or the one riding on
+ * `notification.created`; null when the payload has none.
+ */
+export function pushedUnreadCount(payload: unknown): number | null {
+  const count = (payload as { unreadCount?: unknown } | null)?.unreadCount;
+  return typeof count === "number" ? count : null;
+}

@@ -4,33 +4,35 @@ or by a dead letter's requeue, sends NOTIFY deliveries_<schema> at commit; nothi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import DictRow
 
+from devstack.testing import PostgresServer
 from services.kit.db import apply_migrations, create_pool
 from services.kit.outbox import KIT_MIGRATIONS
 from services.kit.settings import ServiceSettings
 from services.notifications import repository as repo
 from services.notifications.dead_letters import requeue_delivery
-from tests.integration.fixtures import PostgresServer, schema_connection
+from tests.integration.fixtures import schema_connection
 
 pytestmark = pytest.mark.integration
 CHANNEL = f"deliveries_{repo.SCHEMA}"
 
 
 @pytest.fixture(scope="module")
-async def database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+async def database(postgres_server: PostgresServer) -> str:
     name = postgres_server.create_database("wakeups")
-    pool = create_pool(ServiceSettings(**postgres_server.env(name)), repo.SCHEMA)
+    env: dict[str, Any] = postgres_server.env(name)
+    pool = create_pool(ServiceSettings(**env), repo.SCHEMA)
     await pool.open()
     await apply_migrations(pool, repo.SCHEMA, KIT_MIGRATIONS, prefix="kit:")
     await apply_migrations(pool, repo.SCHEMA, repo.MIGRATIONS)
     await pool.close()
-    yield name
+    return name
 
 
 @pytest.fixture
