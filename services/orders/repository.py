@@ -192,38 +192,44 @@ async def insert_order(
     priced: PricedOrder,
     shipping_address: dict[str, Any],
 ) -> OrderRow:
+    """The order and its lines, in one statement (the lines travel as arrays, one per column)."""
+    lines = priced.lines
     cursor = await conn.execute(
         """
-        INSERT INTO orders (id, user_id, status, version, total, currency, shipping_address)
-        VALUES (%s, %s, 'CREATED', 1, %s, %s, %s)
-        RETURNING id, user_id, status, version, total, currency::text AS currency,
-                  shipping_address, created_at, updated_at
+        WITH placed AS (
+            INSERT INTO orders (id, user_id, status, version, total, currency, shipping_address)
+            VALUES (%(id)s, %(user_id)s, 'CREATED', 1, %(total)s, %(currency)s, %(address)s)
+            RETURNING id, user_id, status, version, total, currency::text AS currency,
+                      shipping_address, created_at, updated_at
+        ), placed_lines AS (
+            INSERT INTO order_lines
+                (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
+            SELECT %(id)s, l.line_no, l.product_id, l.sku, l.name, l.quantity, l.unit_price,
+                   l.line_total
+            FROM unnest(%(product_ids)s::text[], %(skus)s::text[], %(names)s::text[],
+                        %(quantities)s::int[], %(unit_prices)s::numeric[],
+                        %(line_totals)s::numeric[])
+                WITH ORDINALITY
+                AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
+        )
+        SELECT * FROM placed
         """,
-        (order_id, user_id, priced.total, priced.currency, Jsonb(shipping_address)),
+        {
+            "id": order_id,
+            "user_id": user_id,
+            "total": priced.total,
+            "currency": priced.currency,
+            "address": Jsonb(shipping_address),
+            "product_ids": [line.product_id for line in lines],
+            "skus": [line.sku for line in lines],
+            "names": [line.name for line in lines],
+            "quantities": [line.quantity for line in lines],
+            "unit_prices": [line.unit_price for line in lines],
+            "line_totals": [line.line_total for line in lines],
+        },
     )
     row = await cursor.fetchone()
     assert row is not None
-    async with conn.cursor() as lines:
-        await lines.executemany(
-            """
-            INSERT INTO order_lines
-                (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            [
-                (
-                    order_id,
-                    number,
-                    line.product_id,
-                    line.sku,
-                    line.name,
-                    line.quantity,
-                    line.unit_price,
-                    line.line_total,
-                )
-                for number, line in enumerate(priced.lines, start=1)
-            ],
-        )
     return _order(row)
 
 
