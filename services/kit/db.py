@@ -9,12 +9,14 @@ them at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import select
 from pathlib import Path
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, OperationalError, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,16 +30,50 @@ Pool = AsyncConnectionPool[DictConnection]
 
 
 def create_pool(settings: ServiceSettings, schema: str) -> Pool:
-    """A pool (not yet opened) whose connections return rows as dicts and use `schema`."""
-    return AsyncConnectionPool(
+    """A pool (not yet opened) whose connections return rows as dicts and use `schema`; it
+    never hands out a connection whose session the server ended (`_SessionCheck`)."""
+    check = _SessionCheck()
+    pool: Pool = AsyncConnectionPool(
         settings.db_conninfo,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         kwargs={"row_factory": dict_row, "options": f"-c search_path={schema},public"},
         connection_class=AsyncConnection[dict[str, Any]],
+        check=check,
         open=False,
         name=f"{settings.service_name}-pool",
     )
+    check.pool = pool
+    return pool
+
+
+class _SessionCheck:
+    """The pool's check of a connection it is about to hand out, without a round trip.
+
+    A server that restarts or fails over ends its sessions: each idle connection in the pool
+    then has the server's termination notice, or the end of the stream, waiting on its socket.
+    An idle connection is never sent anything else (notifications go to the relays' own
+    connections), so a readable socket means the session is over. The check closes it and
+    raises, so the pool drops it and hands out another instead of the request failing on it,
+    and it has the pool test every idle connection at once (`check()`), so the others that
+    ended with it are replaced together rather than found one by one behind the pool's
+    back-off. Costs one poll of the socket per checkout.
+    """
+
+    def __init__(self) -> None:
+        self.pool: Pool | None = None
+        self._sweep: asyncio.Task[None] | None = None
+
+    async def __call__(self, conn: DictConnection) -> None:
+        if not conn.closed:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if not readable:
+                return
+            await conn.close()
+        if self.pool is not None and (self._sweep is None or self._sweep.done()):
+            log.warning("database session ended by the server; testing the pooled connections")
+            self._sweep = asyncio.create_task(self.pool.check())
+        raise OperationalError("the server ended this idle session")
 
 
 def migration_files(directory: Path) -> list[tuple[str, Path]]:
