@@ -45,6 +45,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from services.gateway.metrics import SOCKET_CONNECTIONS
+from services.kit.changes import ChannelListener
 from services.kit.errors import Unauthorized
 from services.kit.live import (
     ADMIN_ROOM,
@@ -165,7 +166,7 @@ class SocketSessions:
         task.add_done_callback(self._ending.discard)
 
 
-class SessionEventsListener:
+class SessionEventsListener(ChannelListener):
     """The `session-events` job: hears auth's revocations and ends the sockets they concern.
 
     A lost Redis connection ends the job with the error; the runtime starts it again, and it
@@ -173,24 +174,14 @@ class SessionEventsListener:
     """
 
     def __init__(self, redis: Redis, sessions: SocketSessions) -> None:
-        self._redis = redis
+        super().__init__(redis, SESSION_EVENTS_CHANNEL)
         self._sessions = sessions
-        self._stop = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    async def subscribed(self) -> None:
+        await self._sessions.revalidate_all()
 
-    async def run(self) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(SESSION_EVENTS_CHANNEL)
-            await self._sessions.revalidate_all()
-            while not self._stop.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                if message is not None and message.get("type") == "message":
-                    await self._sessions.apply(message["data"])
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def heard(self, data: Any) -> None:
+        await self._sessions.apply(data)
 
 
 def _token_from(environ: dict[str, Any], auth: Any) -> str:

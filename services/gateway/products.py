@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -48,6 +47,7 @@ from services.gateway.headers import Headers
 from services.gateway.metrics import PRODUCT_CACHE, PRODUCT_CACHE_NOT_MODIFIED
 from services.gateway.service import UpstreamAnswer
 from services.kit.cache import etag_matches
+from services.kit.changes import FollowedCopy
 from services.kit.errors import DomainError
 from services.kit.security import authenticate
 
@@ -128,36 +128,21 @@ def accepts_gzip(accept_encoding: bytes | None) -> bool:
     return False
 
 
-class ProductListCache:
-    """The entries, the change epoch they belong to, and how long the epoch is confirmed."""
+class ProductListCache(FollowedCopy):
+    """The entries, the change epoch they belong to (kit/changes.py: `FollowedCopy`, kept
+    current by the `product-changes` job)."""
 
     def __init__(self, max_entries: int, check_seconds: float) -> None:
+        super().__init__(check_seconds)
         self.max_entries = max_entries
-        self.confirm_window = 2 * check_seconds
-        self.epoch = 0
-        self._confirmed_until = 0.0
         self._entries: dict[Key, Entry] = {}
         self._kept_before: dict[Key, None] = {}
         self._loading: dict[Key, asyncio.Future[UpstreamAnswer | Entry]] = {}
 
-    # --- what the change listener tells it
-
-    def changed(self) -> None:
-        """Something in the catalogue changed: no entry or running fetch is current any more."""
-        self.epoch += 1
+    def drop(self) -> None:
+        """No entry or running fetch is current any more."""
         self._entries.clear()
         self._loading.clear()
-
-    def confirm(self, asked: float) -> None:
-        """The epoch was known to be current at monotonic time `asked`."""
-        self._confirmed_until = asked + self.confirm_window
-
-    def unconfirm(self) -> None:
-        self._confirmed_until = 0.0
-
-    @property
-    def confirmed(self) -> bool:
-        return time.monotonic() < self._confirmed_until
 
     # --- what the proxy asks
 

@@ -9,9 +9,10 @@ services that keep a copy of its data (which never import each other):
 - `CATALOGUE_CHANGES`: a change of what prices an order (a product created or edited: price,
   currency, name, SKU, active), never stock. Orders keeps the looked-up products in memory.
 
-`ChangeWatch` is the runtime job that follows a signal for a `Follower` (the copy): it hears the
-channel, and reads the counter every `check_seconds` for a message pub/sub lost (it delivers at
-most once); any new value, and the first one after a (re)start, calls `changed()`. After each
+`ChangeWatch` (a `ChannelListener`, the kit's pub/sub job) follows a signal for a `Follower`
+(the copy, whose bookkeeping `FollowedCopy` holds): it hears the channel, and reads the counter
+every `check_seconds` for a message pub/sub lost (it delivers at most once); any new value,
+and the first one after a (re)start, calls `changed()`. After each
 read it calls `confirm(asked)`: the copy may answer while its last confirmation is younger than
 twice the check interval, so a change reaches it within the pub/sub delay (milliseconds) and at
 most 2 x `check_seconds` when a message is lost. With Redis unreachable the job ends with the
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -75,50 +77,122 @@ class Follower(Protocol):
         """Currency is unknown: stop answering from the copy."""
 
 
-class ChangeWatch:
-    """The job following `signal` for `follower` (see the module docstring)."""
+class FollowedCopy:
+    """The bookkeeping of a `Follower`: the change epoch its contents belong to and how long
+    they are confirmed. A subclass holds the contents and drops them in `drop()`; a fetch that
+    started in an older epoch than `epoch` must not be kept."""
 
-    def __init__(
-        self, redis: Redis, signal: ChangeSignal, follower: Follower, check_seconds: float
-    ) -> None:
+    def __init__(self, check_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.confirm_window = 2 * check_seconds
+        self.clock = clock
+        self.epoch = 0
+        self._confirmed_until = 0.0
+
+    def drop(self) -> None:
+        """Forget the contents."""
+
+    def changed(self) -> None:
+        self.epoch += 1
+        self.drop()
+
+    def confirm(self, asked: float) -> None:
+        self._confirmed_until = asked + self.confirm_window
+
+    def unconfirm(self) -> None:
+        self._confirmed_until = 0.0
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the copy may answer now."""
+        return self.clock() < self._confirmed_until
+
+
+class ChannelListener:
+    """A runtime job reading one Redis pub/sub channel until `stop()`.
+
+    Once subscribed it calls `subscribed()`, then `heard(data)` for each message and `tick()`
+    after each wait of at most `wait_seconds()`; `ended()` when it stops or fails. A lost
+    Redis connection ends the job with the error, and the runtime starts it again.
+    """
+
+    def __init__(self, redis: Redis, channel: str) -> None:
         self._redis = redis
-        self._signal = signal
-        self._follower = follower
-        self._check_seconds = check_seconds
+        self._channel = channel
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
+    async def subscribed(self) -> None:
+        return
+
+    async def heard(self, data: Any) -> None:
+        return
+
+    async def tick(self) -> None:
+        return
+
+    def wait_seconds(self) -> float:
+        return 0.5
+
+    def ended(self) -> None:
+        return
+
     async def run(self) -> None:
         pubsub = self._redis.pubsub()
         try:
-            await pubsub.subscribe(self._signal.channel)
-            known: int | None = None
-            next_check = time.monotonic()
+            await pubsub.subscribe(self._channel)
+            await self.subscribed()
             while not self._stop.is_set():
-                wait = next_check - time.monotonic()
-                if wait > 0:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                    if message is not None and message.get("type") == "message":
-                        known = self._heard(known, int(message["data"]))
-                    continue
-                # The confirmation counts from before the read: the value read was current then.
-                asked = time.monotonic()
-                known = self._heard(known, await self._signal.generation(self._redis))
-                self._follower.confirm(asked)
-                next_check = asked + self._check_seconds
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=self.wait_seconds()
+                )
+                if message is not None and message.get("type") == "message":
+                    await self.heard(message["data"])
+                await self.tick()
         finally:
-            self._follower.unconfirm()
+            self.ended()
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    def _heard(self, known: int | None, generation: int) -> int:
+
+class ChangeWatch(ChannelListener):
+    """The job following `signal` for `follower` (see the module docstring)."""
+
+    def __init__(
+        self, redis: Redis, signal: ChangeSignal, follower: Follower, check_seconds: float
+    ) -> None:
+        super().__init__(redis, signal.channel)
+        self._signal = signal
+        self._follower = follower
+        self._check_seconds = check_seconds
+        self._known: int | None = None
+        self._next_check = time.monotonic()
+
+    def wait_seconds(self) -> float:
+        return max(self._next_check - time.monotonic(), 0.0)
+
+    async def heard(self, data: Any) -> None:
+        self._note(int(data))
+
+    async def tick(self) -> None:
+        if time.monotonic() < self._next_check:
+            return
+        # The confirmation counts from before the read: the value read was current then.
+        asked = time.monotonic()
+        self._note(await self._signal.generation(self._redis))
+        self._follower.confirm(asked)
+        self._next_check = asked + self._check_seconds
+
+    def ended(self) -> None:
+        self._follower.unconfirm()
+
+    def _note(self, generation: int) -> None:
         """Tell the follower if `generation` is not the one its copy was built in.
 
         The first value heard counts as a change too: whatever happened before is unknown.
         Messages and reads may interleave out of order, which only drops the copy once more
         than needed.
         """
-        if generation != known:
+        if generation != self._known:
             self._follower.changed()
-        return generation
+        self._known = generation

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from services.kit.changes import FollowedCopy
 from services.orders.domain import CatalogueProduct
 from services.orders.errors import InventoryUnavailable
 from services.orders.metrics import CATALOGUE_LOOKUPS
@@ -45,7 +46,7 @@ def create_http_client(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-class Catalogue:
+class Catalogue(FollowedCopy):
     """Batch lookups of the catalogue, answered from a copy in memory when it is current.
 
     The copy holds the products looked up before (unknown ids never, so a new product can be
@@ -67,29 +68,12 @@ class Catalogue:
         check_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(check_seconds, clock)
         self.http = http
-        self.confirm_window = 2 * check_seconds
-        self.clock = clock
-        self.epoch = 0
-        self._confirmed_until = 0.0
         self._kept: dict[str, CatalogueProduct] = {}
 
-    # --- what the catalogue-changes job tells it (kit/changes.py: Follower)
-
-    def changed(self) -> None:
-        self.epoch += 1
+    def drop(self) -> None:
         self._kept.clear()
-
-    def confirm(self, asked: float) -> None:
-        self._confirmed_until = asked + self.confirm_window
-
-    def unconfirm(self) -> None:
-        self._confirmed_until = 0.0
-
-    @property
-    def confirmed(self) -> bool:
-        """Whether the copy may answer now."""
-        return self.clock() < self._confirmed_until
 
     # --- what pricing asks
 

@@ -14,7 +14,14 @@ from confluent_kafka.admin import AdminClient
 
 from services.kit.db import Pool, apply_migrations, create_pool
 from services.kit.events import parse_envelope
-from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic, ensure_topics
+from services.kit.kafka import (
+    BatchConsumer,
+    EventProducer,
+    GroupHandler,
+    MessageHandler,
+    dead_letter_topic,
+    ensure_topics,
+)
 from services.kit.order_events import ReservationExpired
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event, event
 from services.kit.settings import ServiceSettings
@@ -48,6 +55,25 @@ def _expired(order_id: str) -> Any:
         order_id=order_id, user_id="u", version=1, expired_at=datetime.now(UTC)
     )
     return event("/test", "inventory.reservation-expired", order_id, data)
+
+
+def _consumer(
+    settings: ServiceSettings,
+    topic: str,
+    handler: MessageHandler,
+    dead_letters: EventProducer,
+    group_handler: GroupHandler | None = None,
+) -> BatchConsumer:
+    """A consumer of `topic` in the group `g-<topic>`."""
+    return BatchConsumer(
+        settings.kafka_broker,
+        f"g-{topic}",
+        [topic],
+        handler,
+        service="kit",
+        dead_letters=dead_letters,
+        group_handler=group_handler,
+    )
 
 
 def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Message]:
@@ -135,14 +161,7 @@ async def test_consumer_dead_letters_a_poison_message_and_moves_on(
         handled.append(message.value() or b"")
         consumer.stop()
 
-    consumer = BatchConsumer(
-        settings.kafka_broker,
-        f"g-{topic}",
-        [topic],
-        handler,
-        service="kit",
-        dead_letters=producer,
-    )
+    consumer = _consumer(settings, topic, handler, producer)
     async with asyncio.timeout(30):
         await consumer.run()
     dead = await asyncio.to_thread(_read_all, settings.kafka_broker, dead_letter_topic(topic), 1)
@@ -178,9 +197,7 @@ async def test_processed_offsets_are_committed_while_running_and_at_stop(
         if message.value() == b"last":
             consumer.stop()
 
-    consumer = BatchConsumer(
-        settings.kafka_broker, group, [topic], handler, service="kit", dead_letters=producer
-    )
+    consumer = _consumer(settings, topic, handler, producer)
     running = asyncio.create_task(consumer.run())
 
     async def committed(offset: int) -> bool:
@@ -219,15 +236,7 @@ async def test_a_batch_goes_to_the_group_handler_whole(settings: ServiceSettings
     async def handler(message: Message) -> None:
         one_by_one.append(message.value() or b"")
 
-    consumer = BatchConsumer(
-        settings.kafka_broker,
-        group,
-        [topic],
-        handler,
-        service="kit",
-        dead_letters=producer,
-        group_handler=apply_group,
-    )
+    consumer = _consumer(settings, topic, handler, producer, apply_group)
     async with asyncio.timeout(30):
         await consumer.run()
     producer.close()
@@ -254,15 +263,7 @@ async def test_a_failed_group_is_applied_one_by_one_and_its_poison_dead_lettered
         if len(handled) == 2:
             consumer.stop()
 
-    consumer = BatchConsumer(
-        settings.kafka_broker,
-        f"g-{topic}",
-        [topic],
-        handler,
-        service="kit",
-        dead_letters=producer,
-        group_handler=apply_group,
-    )
+    consumer = _consumer(settings, topic, handler, producer, apply_group)
     async with asyncio.timeout(30):
         await consumer.run()
     dead = await asyncio.to_thread(_read_all, settings.kafka_broker, dead_letter_topic(topic), 1)
