@@ -1,14 +1,15 @@
 """Drive concurrent customers through the gateway and measure the order pipeline end to end.
 
-    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--customers 10]
-        [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20] [--wrk-seconds 10]
-        [--sockets 10000] [--socket-order-rate 10] [--socket-order-seconds 10]
+    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--warmup-seconds 15]
+        [--customers 10] [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20]
+        [--wrk-seconds 10] [--sockets 10000] [--socket-order-rate 10] [--socket-order-seconds 10]
 
 Needs the platform running (`make up`; started here when the gateway does not answer). It logs
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
-`realtimeorder create-admin` against the stack's database. For each
-arrival rate it places orders open-loop for the given time while every customer listens on
-Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run (bench/overload.py):
+`realtimeorder create-admin` against the stack's database. After a warm-up at the lowest rate
+(not reported), for each arrival rate, once the stack is quiet again, it places orders
+open-loop for the given time while every customer listens on Socket.IO, and measures create ->
+CONFIRMED pushed. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the
 gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
@@ -390,6 +391,7 @@ def machine() -> str:
 def write_report(
     load_before: str,
     command: str,
+    warmup_seconds: float,
     results: list[RateResult],
     overloaded: overload.OverloadResult | None,
     held: sockets.SocketScaleResult | None,
@@ -414,6 +416,13 @@ def write_report(
         "costs a span in each service it crosses (docs/benchmarks-analysis.md).",
         "",
         "## Orders end to end (POST /orders through the gateway -> CONFIRMED pushed on Socket.IO)",
+        "",
+        (
+            f"After {warmup_seconds:.0f} s of orders at the lowest rate (not reported), each rate "
+            "starts once the stack is quiet again (the previous rate's queued work done)."
+            if warmup_seconds > 0
+            else "Each rate starts once the stack is quiet again (no warm-up run)."
+        ),
         "",
         "| offered rate (orders/s) | placed | confirmed | create errors | sustained orders/s "
         "| p50 ms | p95 ms | p99 ms | POST p99 ms |",
@@ -536,6 +545,12 @@ async def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rates", default="20,100,200,400")
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=15,
+        help="at the lowest rate before the measured ones, not reported; 0 skips",
+    )
     parser.add_argument("--customers", type=int, default=10)
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument(
@@ -576,8 +591,15 @@ async def main(argv: list[str] | None = None) -> None:
                 print(f"{refused}: going on with {len(customers)} customers", flush=True)
                 break
         rates = [int(r) for r in args.rates.split(",")]
+        if args.warmup_seconds > 0:
+            # A freshly started stack is still warming up (imports, connection pools, the
+            # JIT of the broker); the first measured rate should not pay for it.
+            print(f"warming up: {min(rates)} orders/s for {args.warmup_seconds:.0f}s", flush=True)
+            await run_rate(client, customers, product_ids, min(rates), args.warmup_seconds)
         results = []
         for rate in rates:
+            # Each rate starts on a quiet stack, not on the last one's queued work.
+            await settle()
             print(f"offering {rate} orders/s for {args.seconds:.0f}s", flush=True)
             result = await run_rate(client, customers, product_ids, rate, args.seconds)
             results.append(result)
@@ -603,7 +625,6 @@ async def main(argv: list[str] | None = None) -> None:
                 ),
                 flush=True,
             )
-            await asyncio.sleep(2)
         if args.overload_seconds > 0:
             burst = overload_rate(args, results)
             print(
@@ -637,7 +658,7 @@ async def main(argv: list[str] | None = None) -> None:
     finally:
         await client.close()
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
-    write_report(load_before, command, results, overloaded, held, product_list)
+    write_report(load_before, command, args.warmup_seconds, results, overloaded, held, product_list)
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
 
