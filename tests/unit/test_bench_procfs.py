@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from bench import procfs
+from tests.support import wait_until
 
 
 def test_this_process_reads_as_itself() -> None:
@@ -29,7 +30,15 @@ def test_a_process_environment_is_the_one_it_started_with() -> None:
         env={**os.environ, "RTO_PROBE": "a=b"},
     )
     try:
-        assert (procfs.environ(child.pid) or {}).get("RTO_PROBE") == "a=b"
+        # Right after the start the kernel may still show an empty environment: until the new
+        # program has its own, so wait (bounded) for it.
+        probe = wait_until(
+            lambda: (procfs.environ(child.pid) or {}).get("RTO_PROBE"),
+            timeout=10,
+            every=0.05,
+            message="the child's environment",
+        )
+        assert probe == "a=b"
     finally:
         child.communicate(b"")
 

@@ -177,13 +177,27 @@ class Resources:
         return None
 
     def wait_ready(
-        self, plural: str, name: str, status: str = "True", timeout: float = 30.0
+        self,
+        plural: str,
+        name: str,
+        status: str = "True",
+        timeout: float = 30.0,
+        *,
+        reason: str | None = None,
     ) -> dict[str, Any]:
+        """The Ready condition once it has `status`, and `reason` when given: a condition on the
+        way with another reason (a transient failure the operator retries, such as the API
+        server timing out) is passed over, and named if the wait times out."""
+
         def check() -> dict[str, Any] | None:
             condition = self.ready(plural, name)
-            return condition if condition and condition["status"] == status else None
+            assert condition is not None, "no Ready condition yet"
+            assert condition["status"] == status, condition
+            assert reason is None or condition["reason"] == reason, condition
+            return condition
 
-        return wait_until(check, timeout=timeout, message=f"{plural}/{name} Ready={status}")
+        wanted = f"Ready={status}" + (f" ({reason})" if reason else "")
+        return wait_until(check, timeout=timeout, message=f"{plural}/{name} {wanted}")
 
     def wait_gone(self, plural: str, name: str, timeout: float = 30.0) -> None:
         wait_until(

@@ -48,8 +48,7 @@ def test_creates_grows_reconfigures_refuses_decrease_and_deletes(
     direct.wait_ready(PLURAL, name)
 
     direct.patch_spec(PLURAL, name, {"partitions": 1})
-    refused = direct.wait_ready(PLURAL, name, status="False")
-    assert refused["reason"] == "PartitionDecreaseRefused"
+    refused = direct.wait_ready(PLURAL, name, status="False", reason="PartitionDecreaseRefused")
     assert "4 partitions" in refused["message"]
     assert topic_state(bootstrap, topic) == (4, {"cleanup.policy": "compact"})
     reasons = {event.reason for event in direct.events_for(name)}
@@ -78,8 +77,7 @@ def test_config_kafka_rejects_is_reported(direct: Resources, kafka_server: Kafka
         {"topicName": f"test.{name}", "partitions": 1, "config": {"cleanup.policy": "sometimes"}},
         KIND,
     )
-    rejected = direct.wait_ready(PLURAL, name, status="False")
-    assert rejected["reason"] == "Rejected"
+    rejected = direct.wait_ready(PLURAL, name, status="False", reason="Rejected")
     assert "INVALID_CONFIG" in rejected["message"]
     assert topic_state(kafka_server.bootstrap, f"test.{name}") is None
     direct.delete(PLURAL, name)

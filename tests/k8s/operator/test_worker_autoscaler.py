@@ -165,8 +165,7 @@ def test_missing_target_is_reported(direct: Resources) -> None:
         autoscaler("no-such-deployment", {"queueDepth": {"queue": "q", "messagesPerReplica": 1}}),
         KIND,
     )
-    condition = direct.wait_ready(PLURAL, name, status="False")
-    assert condition["reason"] == "TargetNotFound"
+    direct.wait_ready(PLURAL, name, status="False", reason="TargetNotFound")
     direct.delete(PLURAL, name)
     direct.wait_gone(PLURAL, name)
 
