@@ -97,56 +97,37 @@ class EventShell(Generic[S]):
 
     async def __call__(self, message: Message) -> None:
         """Apply one message in its own transaction."""
-        topic = message.topic() or ""
         with self._span(message) as span:
-            applied = await self.handle(topic, message.value() or b"")
-            if span is not None:
-                span.set_attribute(
-                    "realtimeorder.outcome", applied.outcome if applied else "duplicate"
-                )
+            applied = await self.handle(message.topic() or "", message.value() or b"")
+            _mark_outcome(span, applied)
 
     async def handle(self, topic: str, raw: bytes) -> Applied | None:
         """Apply one message; None when it was a duplicate."""
         started = time.perf_counter()
-        handler = self._handler(topic)
-        envelope = parse_envelope(raw, handler.data_type)
-        token = order_id_var.set(envelope.subject)
-        tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                applied = await self._apply(conn, handler, topic, envelope)
-            self._settle(topic, envelope.id, applied)
+                envelope, applied = await self._apply(conn, topic, raw)
+            self._settle(topic, envelope, applied)
             return applied
         finally:
             EVENT_PROCESSING.labels(self.service_name, topic).observe(time.perf_counter() - started)
-            order_id_var.reset(token)
 
     async def apply_group(self, messages: list[Message]) -> None:
         """Apply `messages` in offset order in one transaction (the module docstring's group
         commit); raises, having kept nothing, if any of them fails."""
         EVENT_GROUPS.labels(self.service_name).observe(len(messages))
-        done: list[tuple[str, str, Applied | None, float]] = []
+        done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
         async with self.pool.connection() as conn, conn.transaction():
             for message in messages:
                 started = time.perf_counter()
                 topic = message.topic() or ""
                 with self._span(message) as span:
-                    handler = self._handler(topic)
-                    envelope = parse_envelope(message.value() or b"", handler.data_type)
-                    token = order_id_var.set(envelope.subject)
-                    tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
-                    try:
-                        applied = await self._apply(conn, handler, topic, envelope)
-                    finally:
-                        order_id_var.reset(token)
-                    if span is not None:
-                        span.set_attribute(
-                            "realtimeorder.outcome", applied.outcome if applied else "duplicate"
-                        )
-                done.append((topic, envelope.id, applied, started))
+                    envelope, applied = await self._apply(conn, topic, message.value() or b"")
+                    _mark_outcome(span, applied)
+                done.append((topic, envelope, applied, started))
         committed = time.perf_counter()
-        for topic, event_id, applied, started in done:
-            self._settle(topic, event_id, applied)
+        for topic, envelope, applied, started in done:
+            self._settle(topic, envelope, applied)
             EVENT_PROCESSING.labels(self.service_name, topic).observe(committed - started)
 
     def _handler(self, topic: str) -> Handler[S]:
@@ -172,22 +153,37 @@ class EventShell(Generic[S]):
         )
 
     async def _apply(
-        self, conn: DictConnection, handler: Handler[S], topic: str, envelope: Envelope[Any]
-    ) -> Applied | None:
-        """Claim the event and apply it, inside the caller's transaction; None if claimed
-        before (a duplicate)."""
-        if not await claim_event(conn, envelope.id, topic):
-            return None
-        return await handler.apply(self.service, conn, envelope)
+        self, conn: DictConnection, topic: str, raw: bytes
+    ) -> tuple[Envelope[Any], Applied | None]:
+        """Parse one message, claim its event and apply it inside the caller's transaction,
+        with its order id in the log context and on the active span; the outcome is None if the
+        event was claimed before (a duplicate)."""
+        handler = self._handler(topic)
+        envelope = parse_envelope(raw, handler.data_type)
+        token = order_id_var.set(envelope.subject)
+        tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
+        try:
+            if not await claim_event(conn, envelope.id, topic):
+                return envelope, None
+            return envelope, await handler.apply(self.service, conn, envelope)
+        finally:
+            order_id_var.reset(token)
 
-    def _settle(self, topic: str, event_id: str, applied: Applied | None) -> None:
+    def _settle(self, topic: str, envelope: Envelope[Any], applied: Applied | None) -> None:
         """After the commit: count the outcome and submit the effects."""
         if applied is None:
             EVENTS_CONSUMED.labels(self.service_name, topic, "duplicate").inc()
-            log.info("duplicate event ignored", extra={"topic": topic, "event": event_id})
+            token = order_id_var.set(envelope.subject)
+            log.info("duplicate event ignored", extra={"topic": topic, "event": envelope.id})
+            order_id_var.reset(token)
             return
         EVENTS_CONSUMED.labels(self.service_name, topic, "processed").inc()
         self.after_commit.submit(applied.after_commit)
+
+
+def _mark_outcome(span: Span | None, applied: Applied | None) -> None:
+    if span is not None:
+        span.set_attribute("realtimeorder.outcome", applied.outcome if applied else "duplicate")
 
 
 def consumer_factory(
