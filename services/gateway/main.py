@@ -93,9 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.product_cache_max_entries:
             runtime.add(
                 "product-changes",
-                lambda: ChangeWatch(
-                    redis, PRODUCT_CHANGES, product_cache, settings.product_cache_check_seconds
-                ),
+                lambda: ChangeWatch(redis, PRODUCT_CHANGES, product_cache),
             )
         runtime.attach(app)
         try:

@@ -9,9 +9,9 @@ services that keep a copy of its data (which never import each other):
 - `CATALOGUE_CHANGES`: a change of what prices an order (a product created or edited: price,
   currency, name, SKU, active), never stock. Orders keeps the looked-up products in memory.
 
-`ChangeWatch` (a `ChannelListener`, the kit's pub/sub job) follows a signal for a `Follower`
-(the copy, whose bookkeeping `FollowedCopy` holds): it hears the channel, and reads the counter
-every `check_seconds` for a message pub/sub lost (it delivers at most once); any new value,
+`ChangeWatch` (a `ChannelListener`, the kit's pub/sub job) follows a signal for a
+`FollowedCopy` (the copy): it hears the channel, and reads the counter every
+`check_seconds` for a message pub/sub lost (it delivers at most once); any new value,
 and the first one after a (re)start, calls `changed()`. After each
 read it calls `confirm(asked)`: the copy may answer while its last confirmation is younger than
 twice the check interval, so a change reaches it within the pub/sub delay (milliseconds) and at
@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -64,26 +64,14 @@ async def mark(redis: Redis, *signals: ChangeSignal) -> None:
     )
 
 
-class Follower(Protocol):
-    """A copy kept current by a `ChangeWatch`."""
-
-    def changed(self) -> None:
-        """The source changed: nothing held (or being fetched) is current any more."""
-
-    def confirm(self, asked: float) -> None:
-        """What is held was current at monotonic time `asked`."""
-
-    def unconfirm(self) -> None:
-        """Currency is unknown: stop answering from the copy."""
-
-
 class FollowedCopy:
-    """The bookkeeping of a `Follower`: the change epoch its contents belong to and how long
-    they are confirmed. A subclass holds the contents and drops them in `drop()`; a fetch that
-    started in an older epoch than `epoch` must not be kept."""
+    """A copy kept current by a `ChangeWatch`: the change epoch its contents belong to, how
+    often the watch confirms it (`check_seconds`) and how long it is confirmed. A subclass holds
+    the contents and drops them in `drop()`; a fetch that started in an older epoch than
+    `epoch` must not be kept."""
 
     def __init__(self, check_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.confirm_window = 2 * check_seconds
+        self.check_seconds = check_seconds
         self.clock = clock
         self.epoch = 0
         self._confirmed_until = 0.0
@@ -92,13 +80,16 @@ class FollowedCopy:
         """Forget the contents."""
 
     def changed(self) -> None:
+        """The source changed: nothing held (or being fetched) is current any more."""
         self.epoch += 1
         self.drop()
 
     def confirm(self, asked: float) -> None:
-        self._confirmed_until = asked + self.confirm_window
+        """What is held was current at monotonic time `asked`."""
+        self._confirmed_until = asked + 2 * self.check_seconds
 
     def unconfirm(self) -> None:
+        """Currency is unknown: stop answering from the copy."""
         self._confirmed_until = 0.0
 
     @property
@@ -156,15 +147,13 @@ class ChannelListener:
 
 
 class ChangeWatch(ChannelListener):
-    """The job following `signal` for `follower` (see the module docstring)."""
+    """The job following `signal` for `follower`, every `follower.check_seconds` (see the
+    module docstring)."""
 
-    def __init__(
-        self, redis: Redis, signal: ChangeSignal, follower: Follower, check_seconds: float
-    ) -> None:
+    def __init__(self, redis: Redis, signal: ChangeSignal, follower: FollowedCopy) -> None:
         super().__init__(redis, signal.channel)
         self._signal = signal
         self._follower = follower
-        self._check_seconds = check_seconds
         self._known: int | None = None
         self._next_check = time.monotonic()
 
@@ -181,7 +170,7 @@ class ChangeWatch(ChannelListener):
         asked = time.monotonic()
         self._note(await self._signal.generation(self._redis))
         self._follower.confirm(asked)
-        self._next_check = asked + self._check_seconds
+        self._next_check = asked + self._follower.check_seconds
 
     def ended(self) -> None:
         self._follower.unconfirm()

@@ -50,7 +50,7 @@ class Catalogue(FollowedCopy):
     """Batch lookups of the catalogue, answered from a copy in memory when it is current.
 
     The copy holds the products looked up before (unknown ids never, so a new product can be
-    ordered at once) and is a `Follower` of inventory's `CATALOGUE_CHANGES`: the
+    ordered at once) and follows inventory's `CATALOGUE_CHANGES`: the
     `catalogue-changes` job drops it whenever a product is created or edited, and it answers
     only while the job has confirmed the generation within 2 x CATALOGUE_CHECK_SECONDS;
     otherwise (Redis unreachable, the job restarting) every lookup asks inventory. **Staleness

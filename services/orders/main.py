@@ -41,9 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.orders = service
         backbone.runtime.add(
             "catalogue-changes",
-            lambda: ChangeWatch(
-                backbone.redis, CATALOGUE_CHANGES, catalogue, settings.catalogue_check_seconds
-            ),
+            lambda: ChangeWatch(backbone.redis, CATALOGUE_CHANGES, catalogue),
         )
         backbone.runtime.add(
             "idempotency-key-purge",
