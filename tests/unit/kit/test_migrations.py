@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from services.kit.db import migration_files
-from services.kit.outbox import KIT_MIGRATIONS
+from services.kit.outbox import KIT_MIGRATIONS, NOTIFY_CHANNEL
+from services.notifications import repository as notifications
+from services.notifications.service import RELAY_CHANNEL
 
 
 def test_files_apply_in_numeric_order(tmp_path: Path) -> None:
@@ -26,3 +29,20 @@ def test_kit_ships_its_outbox_migration() -> None:
         "0002_outbox_trace_context",
         "0003_outbox_wakes_its_relay",
     ]
+
+
+@pytest.mark.parametrize(
+    ("migrations", "table", "channel"),
+    [
+        (KIT_MIGRATIONS, "outbox", NOTIFY_CHANNEL),
+        (notifications.MIGRATIONS, "deliveries", RELAY_CHANNEL),
+    ],
+)
+def test_the_wake_up_triggers_notify_the_channel_their_relay_listens_on(
+    migrations: Path, table: str, channel: str
+) -> None:
+    """The trigger names its channel in SQL, the relay in Python: the two must agree."""
+    sql = "\n".join(path.read_text() for _, path in migration_files(migrations))
+    triggers = re.findall(rf"ON {table}\b[^;]*?notify_relay\('(\w+)'\)", sql, re.DOTALL)
+    assert triggers
+    assert set(triggers) == {channel}
