@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.ports import free_port, is_listening
+from devstack.ports import EPHEMERAL_RANGE_FILE, NODE_PORTS_START, free_port, is_listening
 from devstack.process import ManagedProcess, ServerFailed, _exited_unreaped
 from devstack.servers import ServerSpec
 
@@ -112,3 +112,10 @@ def test_servers_do_not_inherit_variables_that_would_redirect_them(tmp_path: Pat
     finally:
         del os.environ["PGDATA"]
     assert "PGDATA=" not in env_file.read_text()
+
+
+def test_a_free_port_is_outside_the_ephemeral_and_node_port_ranges_and_never_reused() -> None:
+    first_ephemeral = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    ports = [free_port() for _ in range(200)]
+    assert all(1024 <= p < min(first_ephemeral, NODE_PORTS_START) for p in ports)
+    assert len(set(ports)) == len(ports)
