@@ -28,9 +28,14 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,6 +46,7 @@ from services.kit.metrics import (
     EVENTS_PUBLISHED,
     GROUPS_FAILED,
 )
+from services.kit.runtime import wait_event
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_SUFFIX = ".dlq"
@@ -48,6 +54,7 @@ LAG_SAMPLE_SECONDS = 1.0
 FETCH_WAIT_MS = 500
 COMMIT_INTERVAL_MS = 1000
 DEAD_LETTER_SAMPLE_SECONDS = 30.0
+SAMPLE_TIMEOUT_SECONDS = 5.0
 GROUP_SIZE = 50
 MessageHandler = Callable[[Message], Awaitable[None]]
 GroupHandler = Callable[[list[Message]], Awaitable[None]]
@@ -194,7 +201,8 @@ class BatchConsumer:
         )
         config.update(extra_config or {})
         self._consumer = Consumer(config)
-        self._gauges = ConsumerGauges(self._consumer, service, self.topics)
+        self._lag = ConsumerLag(self._consumer, service, self.topics)
+        self._dead_letter_depth = DeadLetterDepth(client_config(bootstrap), service, self.topics)
 
     def stop(self) -> None:
         self._stop.set()
@@ -204,6 +212,7 @@ class BatchConsumer:
         commits the stored offsets)."""
         self._consumer.subscribe(self.topics)
         log.info("consuming", extra={"topics": self.topics})
+        depth = asyncio.create_task(self._dead_letter_depth.run(self._stop))
         try:
             while not self._stop.is_set():
                 batch = await asyncio.to_thread(self._fetch)
@@ -215,13 +224,15 @@ class BatchConsumer:
                     await self._process_batch(messages)
                     self._store(messages)
         finally:
+            depth.cancel()
+            await asyncio.gather(depth, return_exceptions=True)
             await asyncio.to_thread(self._consumer.close)
 
     def _fetch(self) -> list[Message]:
         # `consume(n, timeout)` waits for n messages or the timeout, which adds the whole
         # timeout to every event's latency at low rates. Waiting for the first message with
         # `poll` and then draining what is already fetched keeps batches without that delay.
-        self._gauges.sample()
+        self._lag.sample()
         first = self._consumer.poll(self.poll_timeout)
         if first is None:
             return []
@@ -327,58 +338,103 @@ class BatchConsumer:
         )
 
 
-class ConsumerGauges:
-    """The lag and dead-letter gauges of one consumer, sampled from its fetch thread.
+class ConsumerLag:
+    """The lag gauge of one consumer, sampled every second from its fetch thread.
 
-    Lag needs no broker round trip: librdkafka keeps each partition's high watermark from its
-    fetch responses, and the position is local, so it is sampled every second. A dead-letter
-    topic is nobody's assignment, so its depth costs a metadata and a watermark request per
-    partition: every 30 seconds. Sampling never fails the consumer; a topic the consumer holds
-    no partition of (after a rebalance) reads 0 rather than a stale value.
+    It needs no broker round trip: librdkafka keeps each partition's high watermark from its
+    fetch responses, and the position is local. Sampling never fails the consumer; a topic the
+    consumer holds no partition of (after a rebalance) reads 0 rather than a stale value.
     """
 
     def __init__(self, consumer: Consumer, service: str, topics: list[str]) -> None:
         self.consumer = consumer
         self.service = service
         self.topics = topics
-        self._lag_due = 0.0
-        self._dead_letters_due = 0.0
+        self._due = 0.0
 
     def sample(self) -> None:
         now = time.monotonic()
-        try:
-            if now >= self._lag_due:
-                self._lag_due = now + LAG_SAMPLE_SECONDS
-                self._sample_lag()
-            if now >= self._dead_letters_due:
-                self._dead_letters_due = now + DEAD_LETTER_SAMPLE_SECONDS
-                self._sample_dead_letters()
-        except KafkaException as exc:
-            log.debug("consumer gauges not sampled", extra={"error": str(exc)})
-
-    def _sample_lag(self) -> None:
+        if now < self._due:
+            return
+        self._due = now + LAG_SAMPLE_SECONDS
         lag = dict.fromkeys(self.topics, 0)
-        for position in self.consumer.position(self.consumer.assignment()):
-            _low, high = self.consumer.get_watermark_offsets(position, cached=True)
-            if position.offset != OFFSET_INVALID and high != OFFSET_INVALID:
-                lag[position.topic] = lag.get(position.topic, 0) + max(high - position.offset, 0)
+        try:
+            positions = self.consumer.position(self.consumer.assignment())
+            for position in positions:
+                _low, high = self.consumer.get_watermark_offsets(position, cached=True)
+                if position.offset != OFFSET_INVALID and high != OFFSET_INVALID:
+                    lag[position.topic] = lag.get(position.topic, 0) + max(
+                        high - position.offset, 0
+                    )
+        except KafkaException as exc:
+            log.debug("consumer lag not sampled", extra={"error": str(exc)})
+            return
         for topic, messages in lag.items():
             CONSUMER_LAG.labels(self.service, topic).set(messages)
 
-    def _sample_dead_letters(self) -> None:
-        existing = self.consumer.list_topics(timeout=2).topics
-        for topic in self.topics:
-            metadata = existing.get(dead_letter_topic(topic))
-            if metadata is None:
-                DEAD_LETTER_DEPTH.labels(self.service, topic).set(0)
+
+class DeadLetterDepth:
+    """The depth of a consumer's dead-letter topics, asked of the broker by an admin client of
+    its own every `DEAD_LETTER_SAMPLE_SECONDS`.
+
+    A dead-letter topic is nobody's assignment, so its depth costs a metadata and two offsets
+    requests. They go through the admin client's futures and never through the consumer's
+    handle: on the fetch thread, one slow answer held every event behind it for as long as the
+    request's timeout. A dead-letter topic that does not exist yet reads 0.
+    """
+
+    def __init__(self, config: dict[str, Any], service: str, topics: list[str]) -> None:
+        self.admin = AdminClient(config)
+        self.service = service
+        self.topics = topics
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample until `stop` is set; a failed sample is logged and tried again next time."""
+        while not stop.is_set():
+            try:
+                await self.sample()
+            except KafkaException as exc:
+                log.debug("dead-letter depth not sampled", extra={"error": str(exc)})
+            await wait_event(stop, DEAD_LETTER_SAMPLE_SECONDS)
+
+    async def sample(self) -> None:
+        names = [dead_letter_topic(topic) for topic in self.topics]
+        described = self.admin.describe_topics(
+            TopicCollection(names), request_timeout=SAMPLE_TIMEOUT_SECONDS
+        )
+        partitions: dict[str, list[TopicPartition]] = {}
+        for name in names:
+            try:
+                description = await asyncio.wrap_future(described[name])
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                partitions[name] = []
                 continue
-            depth = 0
-            for partition in metadata.partitions:
-                low, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(metadata.topic, partition), timeout=2
-                )
-                depth += max(high - low, 0)
+            partitions[name] = [TopicPartition(name, p.id) for p in description.partitions]
+        wanted = [tp for tps in partitions.values() for tp in tps]
+        earliest = await self._offsets(wanted, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        latest = await self._offsets(wanted, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        for topic, name in zip(self.topics, names, strict=True):
+            depth = sum(
+                max(latest[(tp.topic, tp.partition)] - earliest[(tp.topic, tp.partition)], 0)
+                for tp in partitions[name]
+            )
             DEAD_LETTER_DEPTH.labels(self.service, topic).set(depth)
+
+    async def _offsets(
+        self, partitions: list[TopicPartition], spec: OffsetSpec
+    ) -> dict[tuple[str, int], int]:
+        if not partitions:
+            return {}
+        futures = self.admin.list_offsets(
+            {tp: spec for tp in partitions}, request_timeout=SAMPLE_TIMEOUT_SECONDS
+        )
+        offsets: dict[tuple[str, int], int] = {}
+        for tp, future in futures.items():
+            result = await asyncio.wrap_future(future)
+            offsets[(tp.topic, tp.partition)] = result.offset
+        return offsets
 
 
 class KafkaSecurity(BaseSettings):

@@ -14,7 +14,14 @@ from confluent_kafka import Consumer, Message, Producer
 from prometheus_client import REGISTRY
 
 from services.kit.db import Pool, apply_migrations, create_pool
-from services.kit.kafka import ConsumerGauges, EventProducer, dead_letter_topic, ensure_topics
+from services.kit.kafka import (
+    ConsumerLag,
+    DeadLetterDepth,
+    EventProducer,
+    client_config,
+    dead_letter_topic,
+    ensure_topics,
+)
 from services.kit.order_events import ReservationExpired
 from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, event, sample_backlog
 from services.kit.settings import ServiceSettings
@@ -96,12 +103,15 @@ def _consume(consumer: Consumer, count: int, timeout: float = 20) -> list[Messag
     return found
 
 
-def test_consumer_gauges_show_lag_per_topic_and_dead_letter_depth(kafka_server: Any) -> None:
+async def test_consumer_gauges_show_lag_per_topic_and_dead_letter_depth(
+    kafka_server: Any,
+) -> None:
     topic = f"kit-lag-{uuid.uuid4().hex[:8]}"
     idle = f"kit-idle-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_server.bootstrap, [topic, idle, dead_letter_topic(topic)], partitions=1)
+    ensure_topics(kafka_server.bootstrap, [topic, idle], partitions=1)
+    ensure_topics(kafka_server.bootstrap, [dead_letter_topic(topic)], partitions=2)
     _produce(kafka_server.bootstrap, topic, 5)
-    _produce(kafka_server.bootstrap, dead_letter_topic(topic), 2)
+    _produce(kafka_server.bootstrap, dead_letter_topic(topic), 3)
     consumer = Consumer(
         {
             "bootstrap.servers": kafka_server.bootstrap,
@@ -114,17 +124,20 @@ def test_consumer_gauges_show_lag_per_topic_and_dead_letter_depth(kafka_server: 
     try:
         consumer.subscribe([topic, idle])
         assert len(_consume(consumer, 1)) == 1
-        gauges = ConsumerGauges(consumer, "lag-test", [topic, idle])
+        lag = ConsumerLag(consumer, "lag-test", [topic, idle])
+        depth = DeadLetterDepth(client_config(kafka_server.bootstrap), "lag-test", [topic, idle])
 
-        gauges.sample()
+        lag.sample()
+        await depth.sample()
         assert gauge("events_consumer_lag_messages", service="lag-test", topic=topic) == 4
         assert gauge("events_consumer_lag_messages", service="lag-test", topic=idle) == 0
-        assert gauge("events_dead_letter_messages", service="lag-test", topic=topic) == 2
+        # Both partitions of the dead-letter topic count; the idle topic has none at all.
+        assert gauge("events_dead_letter_messages", service="lag-test", topic=topic) == 3
         assert gauge("events_dead_letter_messages", service="lag-test", topic=idle) == 0
 
         assert len(_consume(consumer, 4)) == 4
-        gauges._lag_due = 0.0
-        gauges.sample()
+        lag._due = 0.0
+        lag.sample()
         assert gauge("events_consumer_lag_messages", service="lag-test", topic=topic) == 0
     finally:
         consumer.close()
