@@ -43,6 +43,7 @@ from services.gateway.live import (
     listen_for_pushes,
     stop_listening,
 )
+from services.gateway.product_hits import ProductListHits
 from services.gateway.products import ProductListCache
 from services.gateway.routes import UPSTREAM_NAMES
 from services.gateway.service import create_http_session
@@ -135,4 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
+    # Added last, so the outermost of the app's own middleware (services/gateway/product_hits.py).
+    app.add_middleware(ProductListHits, cache=product_cache, service=settings.service_name)
     return app

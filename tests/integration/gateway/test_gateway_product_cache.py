@@ -21,6 +21,8 @@ from redis.asyncio import Redis
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.gateway.main import create_app as create_gateway
+from services.gateway.products import LIST_ROUTE
+from services.gateway.settings import DEFAULT_CORS_ORIGINS
 from services.gateway.settings import Settings as GatewaySettings
 from services.inventory.main import create_app as create_inventory
 from services.inventory.settings import Settings as InventorySettings
@@ -302,3 +304,46 @@ async def test_a_miss_answers_as_inventory_does(
     invalid = await client.get("/inventory/products", params={"limit": "0"})
     assert invalid.status_code == 422
     assert "etag" not in invalid.headers
+
+
+def gateway_list_requests() -> float:
+    labels = {"service": "gateway", "method": "GET", "route": LIST_ROUTE, "status": "2xx"}
+    return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+
+async def test_an_anonymous_hit_answers_as_the_whole_app_does(
+    client: httpx.AsyncClient,
+    direct: httpx.AsyncClient,
+    admin: Bearer,
+    inventory_settings: InventorySettings,
+) -> None:
+    """An anonymous hit is answered before the app's middleware (services/gateway/
+    product_hits.py); a customer's request for the same (public) view goes through all of it."""
+    sku = await new_product(direct, admin)
+    customer = bearer(inventory_settings, "USER")
+    query = {"q": sku}
+    origin = DEFAULT_CORS_ORIGINS[0]
+
+    async def both_from_one_entry() -> tuple[httpx.Response, httpx.Response] | None:
+        anonymous = await client.get("/inventory/products", params=query)
+        whole = await client.get("/inventory/products", params=query, headers=customer.headers)
+        same = anonymous.headers.get("etag") == whole.headers.get("etag")
+        return (anonymous, whole) if same and "etag" in whole.headers else None
+
+    before = gateway_list_requests()
+    anonymous, whole = await eventually(both_from_one_entry, within=10, what="two hits")
+    assert gateway_list_requests() >= before + 2
+
+    def comparable(response: httpx.Response) -> dict[str, str]:
+        return {k: v for k, v in response.headers.items() if k not in ("date", "x-request-id")}
+
+    assert comparable(anonymous) == comparable(whole)
+    assert anonymous.content == whole.content
+    assert anonymous.headers["x-request-id"] != whole.headers["x-request-id"]
+    echoed = await client.get(
+        "/inventory/products", params=query, headers={"X-Request-ID": "hit-request-1"}
+    )
+    assert echoed.headers["x-request-id"] == "hit-request-1"
+    cross_origin = await client.get("/inventory/products", params=query, headers={"Origin": origin})
+    assert cross_origin.headers["access-control-allow-origin"] == origin
+    assert cross_origin.content == whole.content
