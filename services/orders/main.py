@@ -2,8 +2,9 @@
 
 The backbone (kit/backbone.py) opens the pool, Redis, the topics and the producer and registers
 the outbox relay and the after-commit runner with the kit runtime; this module adds the
-idempotency-key purge and the consumer. At shutdown the jobs stop in reverse order of
-registration: the consumer first (committing what it processed), then the purge and the
+catalogue's change watch, the count of unsettled orders (backlog.py), the idempotency-key purge
+and the consumer. At shutdown the jobs stop in reverse order of registration: the consumer
+first (committing what it processed), then the purge and the other periodic jobs and the
 after-commit runner (finishing queued pushes), then the relay; then the producer flushes and
 the pool closes. RUN_RELAY and RUN_CONSUMERS turn the relay and the consumer off.
 """
@@ -18,6 +19,7 @@ from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.changes import CATALOGUE_CHANGES, ChangeWatch
 from services.kit.runtime import Periodic
 from services.orders import repository as repo
+from services.orders.backlog import Backlog
 from services.orders.catalogue import Catalogue, create_http_client
 from services.orders.endpoints import router
 from services.orders.handlers import EVENT_HANDLERS
@@ -35,14 +37,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         emitter = backbone.live_emitter()
         http = await backbone.resources.enter_async_context(create_http_client(settings))
         catalogue = Catalogue(http, check_seconds=settings.catalogue_check_seconds)
+        backlog = Backlog(
+            backbone.pool,
+            settings.max_unsettled_orders,
+            settings.backlog_check_seconds,
+            settings.backlog_retry_after_seconds,
+        )
         service = OrderService(
-            settings, backbone.pool, catalogue, LiveUpdates(emitter), backbone.after_commit
+            settings,
+            backbone.pool,
+            catalogue,
+            LiveUpdates(emitter),
+            backbone.after_commit,
+            backlog,
         )
         app.state.orders = service
         backbone.runtime.add(
             "catalogue-changes",
             lambda: ChangeWatch(backbone.redis, CATALOGUE_CHANGES, catalogue),
         )
+        if settings.max_unsettled_orders:
+            backbone.runtime.add(
+                "unsettled-orders",
+                lambda: Periodic(
+                    "unsettled-orders",
+                    settings.backlog_check_seconds,
+                    backlog.count,
+                    report="counted unsettled orders",
+                ),
+            )
         backbone.runtime.add(
             "idempotency-key-purge",
             lambda: Periodic(

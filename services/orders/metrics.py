@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.orders.domain import TRANSITIONS as LEGAL_TRANSITIONS
 from services.orders.domain import Status
@@ -35,6 +35,16 @@ CONFIRMATION_LATENCY = Histogram(
     "Time from an order's creation to its confirmation being applied.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+UNSETTLED = Gauge(
+    "orders_unsettled",
+    "Orders waiting for inventory's answer (CREATED) at the last count, up to one past "
+    "MAX_UNSETTLED_ORDERS (backlog.py).",
+)
+CREATES_REFUSED = Counter(
+    "orders_creates_refused_total",
+    "Creates refused before any work, by reason (backlog: too many orders unsettled).",
+    ["reason"],
+)
 ORDER_VALUE = Histogram(
     "orders_created_value",
     "Totals of the orders created, in units of their currency (the sum is the revenue booked).",
@@ -43,6 +53,7 @@ ORDER_VALUE = Histogram(
 )
 
 # Every series exists from the start, so rate() and alerts see zeros rather than gaps.
+CREATES_REFUSED.labels("backlog")
 TRANSITIONS.labels(Status.CREATED, "owner")
 for _moves in LEGAL_TRANSITIONS.values():
     for _status, _actors in _moves.items():

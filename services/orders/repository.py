@@ -133,6 +133,19 @@ async def purge_idempotency_keys(conn: DictConnection, *, ttl_hours: int) -> int
     return cursor.rowcount
 
 
+async def count_unsettled(conn: DictConnection, *, up_to: int) -> int:
+    """How many orders wait for inventory's answer (CREATED), counted up to `up_to`: the count
+    stops there, so a long backlog costs no more than a full one. The status is written out for
+    the partial index `orders_unsettled` (migration 0003)."""
+    cursor = await conn.execute(
+        "SELECT count(*) AS n FROM"
+        " (SELECT 1 FROM orders WHERE status = 'CREATED' LIMIT %s) AS unsettled",
+        (up_to,),
+    )
+    row = await cursor.fetchone()
+    return int(row["n"]) if row else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Holdings:
     """What one user's open orders hold: how many orders, and units per product."""

@@ -42,6 +42,7 @@ from services.kit.outbox import add_to_outbox, event
 from services.kit.tokens import Principal
 from services.orders import metrics
 from services.orders import repository as repo
+from services.orders.backlog import Backlog
 from services.orders.catalogue import Catalogue
 from services.orders.domain import (
     Actor,
@@ -138,12 +139,14 @@ class OrderService:
         catalogue: Catalogue,
         live: LiveUpdates,
         after_commit: AfterCommit,
+        backlog: Backlog,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.catalogue = catalogue
         self.live = live
         self.after_commit = after_commit
+        self.backlog = backlog
 
     # --- create ---------------------------------------------------------------------------
 
@@ -162,6 +165,20 @@ class OrderService:
             if known is not None:
                 return await self._replay(known, fingerprint)
 
+        with self.backlog.admission():
+            return await self._create_new(
+                principal, quantities, address, fingerprint, idempotency_key
+            )
+
+    async def _create_new(
+        self,
+        principal: Principal,
+        quantities: dict[str, int],
+        address: dict[str, Any],
+        fingerprint: str,
+        idempotency_key: str | None,
+    ) -> Created:
+        ttl = self.settings.idempotency_key_ttl_hours
         # Priced outside the transaction: no row is held while inventory answers.
         priced = price_order(quantities, await self.catalogue.products(list(quantities)))
         order_id = uuid.uuid4()

@@ -26,6 +26,10 @@ class Settings(EventServiceSettings):
       100 in production; unlimited in development and test (the local stack's benchmark and
       the pipeline tests place thousands or dozens of open orders per customer), where a
       value set is still applied. 0 means unlimited anywhere.
+    - MAX_UNSETTLED_ORDERS: while more orders than this wait for inventory's answer (CREATED,
+      across replicas), a create is refused with 503 and Retry-After
+      (BACKLOG_RETRY_AFTER_SECONDS); counted every BACKLOG_CHECK_SECONDS. 0 turns it off
+      (`backlog.Backlog`).
     - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`.
     """
 
@@ -38,6 +42,10 @@ class Settings(EventServiceSettings):
     inventory_timeout_seconds: float = Field(default=3.0, alias="INVENTORY_TIMEOUT_SECONDS", gt=0)
     inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
     catalogue_check_seconds: float = Field(default=0.5, alias="CATALOGUE_CHECK_SECONDS", gt=0)
+
+    max_unsettled_orders: int = Field(default=300, alias="MAX_UNSETTLED_ORDERS", ge=0)
+    backlog_check_seconds: float = Field(default=0.25, alias="BACKLOG_CHECK_SECONDS", gt=0)
+    backlog_retry_after_seconds: int = Field(default=2, alias="BACKLOG_RETRY_AFTER_SECONDS", ge=1)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
     max_open_orders_per_user: int | None = Field(

@@ -21,6 +21,10 @@ describe("describeError", () => {
   it("explains unavailable products, busy services and lost connections", () => {
     expect(describeError({ type: "x/product-unavailable", detail: "Widget is not for sale" })).toBe("Widget is not for sale.");
     expect(describeError({ type: "x/upstream-unavailable", status: 502 })).toMatch(/unavailable right now/);
+    for (const shed of ["overloaded", "pipeline-backlogged"]) {
+      const problem = { type: `x/${shed}`, status: 503, detail: "312 or more orders are waiting for inventory's answer; retry in 2 s." };
+      expect(describeError(problem)).toMatch(/busy or unavailable right now/);
+    }
     expect(describeError(new TypeError("Failed to fetch"))).toMatch(/cannot be reached/);
   });
 });

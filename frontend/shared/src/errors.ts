@@ -59,6 +59,8 @@ export function describeError(error: unknown): string {
     case "upstream-unavailable":
     case "upstream-timeout":
     case "inventory-unavailable":
+    case "overloaded":
+    case "pipeline-backlogged":
       return "The service is busy or unavailable right now. Please try again in a moment.";
     default:
       if (problem.detail) return sentence(problem.detail);

@@ -99,6 +99,7 @@ JOBS = [
     ("orders", "idempotency-key-purge"),
     ("orders", "outbox-purge"),
     ("orders", "catalogue-changes"),
+    ("orders", "unsettled-orders"),
     ("inventory", "outbox-relay"),
     ("inventory", "consumer"),
     ("inventory", "after-commit"),

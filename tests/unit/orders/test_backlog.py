@@ -1,0 +1,75 @@
+"""The backlog admission's decisions (services/orders/backlog.py), on a count set by hand."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from services.orders.backlog import TRUSTED_SECONDS, Backlog, PipelineBacklogged
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def backlog(limit: int, clock: Clock) -> Backlog:
+    no_pool = cast(Any, None)  # the count is set with `counted`, as the job's round sets it
+    return Backlog(no_pool, limit, check_seconds=0.25, retry_after=2, clock=clock)
+
+
+def test_creates_are_admitted_up_to_the_limit_counting_their_own_since_the_count() -> None:
+    clock = Clock()
+    gate = backlog(5, clock)
+    gate.counted(3, clock.now, admitted=0, in_flight=0)
+
+    gate.admit()
+    gate.admit()
+    with pytest.raises(PipelineBacklogged) as refused:
+        gate.admit()
+
+    assert refused.value.retry_after == 2
+    assert refused.value.status == 503
+    assert gate.unsettled == 5
+    gate.counted(4, clock.now, admitted=gate._admitted, in_flight=0)  # one settled meanwhile
+    gate.admit()
+
+
+def test_no_count_an_old_count_or_no_limit_admits() -> None:
+    clock = Clock()
+    never_counted = backlog(1, clock)
+    for _ in range(3):
+        never_counted.admit()
+
+    stale = backlog(1, clock)
+    stale.counted(10, clock.now, admitted=0, in_flight=0)
+    with pytest.raises(PipelineBacklogged):
+        stale.admit()
+    assert stale.trusted
+    clock.now += TRUSTED_SECONDS + 0.01
+    assert not stale.trusted
+    stale.admit()
+
+    off = backlog(0, clock)
+    off.counted(10_000, clock.now, admitted=0, in_flight=0)
+    off.admit()
+
+
+def test_creates_not_committed_or_admitted_since_a_count_was_asked_are_added_to_it() -> None:
+    clock = Clock()
+    gate = backlog(4, clock)
+    with gate.admission():  # admitted before the count, committed after it asked
+        asked, admitted, in_flight = clock.now, gate._admitted, gate._in_flight
+    gate.admit()
+    gate.admit()  # both while the count below was running
+
+    gate.counted(1, asked, admitted=admitted, in_flight=in_flight)
+
+    assert gate.unsettled == 4
+    with pytest.raises(PipelineBacklogged), gate.admission():
+        pass
+    assert gate._in_flight == 0
