@@ -26,6 +26,7 @@ from services.kit.runtime import wait_event
 
 SETTLE_SECONDS = 60.0
 WINDOW_SECONDS = 1.0
+SHAPE_SECONDS = 5.0
 
 
 class Client(Protocol):
@@ -78,6 +79,19 @@ class OverloadResult:
 
     def settle_ms(self, orders: list[Placed]) -> list[float]:
         return [(p.settled_at - p.at) * 1000 for p in orders if p.settled_at and p.settled_by]
+
+    def after_burst(self, seconds: float = SHAPE_SECONDS) -> list[tuple[float, list[float]]]:
+        """Create -> CONFIRMED of the orders placed after the burst, in windows of `seconds` by
+        placement time: (window start, settled orders' ms), the shape of the recovery."""
+        windows: dict[int, list[float]] = {}
+        for order in self.placed:
+            if order.burst:
+                continue
+            index = int((order.at - self.burst_ended) / seconds)
+            found = windows.setdefault(index, [])
+            if order.settled_at is not None and order.settled_by == "push":
+                found.append((order.settled_at - order.at) * 1000)
+        return [(index * seconds, windows[index]) for index in sorted(windows)]
 
     def recovery_seconds_taken(self) -> float | None:
         """Seconds after the burst until every later window's orders settled within the bound.
@@ -233,6 +247,14 @@ def table(result: OverloadResult) -> list[str]:
             f"p99 <= {result.recovered_ms:.0f} ms)"
             if recovery is not None
             else f"not within {result.recovery_seconds:.0f} s (p99 <= {result.recovered_ms:.0f} ms)"
+        )
+        + " |",
+        "| after the burst, create -> CONFIRMED p50 / max ms by "
+        f"{SHAPE_SECONDS:.0f} s of placement | "
+        + "; ".join(
+            f"{start:.0f}-{start + SHAPE_SECONDS:.0f} s: "
+            + (f"{percentile(ms, 50):.0f} / {max(ms):.0f}" if ms else "none settled")
+            for start, ms in result.after_burst()
         )
         + " |",
     ]

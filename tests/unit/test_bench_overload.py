@@ -1,0 +1,50 @@
+"""The overload report's recovery: windows by placement time after the burst."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.overload import OverloadResult, Placed, table
+
+
+def result(*placed: Placed) -> OverloadResult:
+    run = OverloadResult(
+        rate=100,
+        seconds=60,
+        recovery_rate=20,
+        recovery_seconds=12,
+        recovered_ms=150,
+        customers=1,
+        burst_ended=1000.0,
+    )
+    run.placed = list(placed)
+    return run
+
+
+def settled(at: float, ms: float) -> Placed:
+    return Placed(
+        burst=False, at=at, status=201, order_id="o", settled_at=at + ms / 1000, settled_by="push"
+    )
+
+
+def test_the_recovery_shows_each_window_after_the_burst_and_counts_only_pushed_orders() -> None:
+    burst = Placed(
+        burst=True, at=990.0, status=201, order_id="b", settled_at=995.0, settled_by="push"
+    )
+    unsettled = Placed(burst=False, at=1001.0, status=201, order_id="u")
+    run = result(
+        burst,
+        settled(1000.5, 3000),
+        settled(1002.0, 1000),
+        unsettled,
+        settled(1006.0, 40),
+        settled(1011.0, 30),
+    )
+
+    shape = run.after_burst()
+
+    assert [start for start, _ in shape] == [0.0, 5.0, 10.0]
+    assert sorted(shape[0][1]) == pytest.approx([1000.0, 3000.0])
+    assert [ms for _, [ms] in shape[1:]] == pytest.approx([40.0, 30.0])
+    row = next(line for line in table(run) if line.startswith("| after the burst"))
+    assert "0-5 s: 3000 / 3000; 5-10 s: 40 / 40; 10-15 s: 30 / 30" in row
