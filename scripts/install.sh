@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install whatever the local stack and the tests need, and nothing that is already there:
-#   - Debian packages: PostgreSQL, Redis, RabbitMQ, Prometheus, Java 17, Maven and Chromium (for
-#     the browser tests; apt-get runs only when one is missing; no system service is started);
+#   - Debian packages: PostgreSQL, Redis, RabbitMQ, Prometheus, Java 17, Maven, Chromium (for
+#     the browser tests), buildah with debootstrap (images without Docker) and containerd, runc,
+#     the CNI plugins, socat and nftables (the one-node cluster); apt-get runs only when one is
+#     missing; no system service is started;
 #   - the virtualenv .venv with `pip install -e '.[dev]'` (again whenever pyproject.toml or the
 #     set of top-level packages changes);
 #   - the Apache Kafka broker's jars, resolved from Maven Central with scripts/kafka/pom.xml into
@@ -31,6 +33,8 @@ APT_PACKAGES=(
   openjdk-17-jre-headless maven
   python3 python3-venv iproute2 ca-certificates wrk
   chromium
+  # images without Docker (make images), and the one-node cluster (make cluster-up, test-cluster)
+  buildah debootstrap runc containerd containernetworking-plugins socat nftables openssl
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
