@@ -72,12 +72,19 @@ def orders_settings(
 
 
 @pytest.fixture(scope="module")
+def settings_overrides() -> dict[str, Any]:
+    """What a test module sets differently (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def settings(
     postgres_server: PostgresServer,
     redis_server: RedisServer,
     kafka_server: KafkaServer,
     orders_database: str,
     catalogue: CatalogueStub,
+    settings_overrides: dict[str, Any],
 ) -> Settings:
     return orders_settings(
         postgres_server,
@@ -85,6 +92,7 @@ def settings(
         kafka_server,
         orders_database,
         catalogue.url,
+        **settings_overrides,
     )
 
 

@@ -6,7 +6,6 @@ taken again."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,11 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from psycopg.rows import DictRow
 
-from devstack.testing import KafkaServer, PostgresServer, RedisServer
-from services.orders.main import create_app
 from services.orders.settings import Settings
-from tests.integration.fixtures import asgi_client, running
-from tests.integration.orders.conftest import orders_settings
 from tests.integration.orders.support import ADDRESS, CatalogueStub
 from tests.support import Bearer, bearer, eventually
 
@@ -30,36 +25,13 @@ LIMIT = 3
 
 
 @pytest.fixture(scope="module")
-def settings(
-    postgres_server: PostgresServer,
-    redis_server: RedisServer,
-    kafka_server: KafkaServer,
-    orders_database: str,
-    catalogue: CatalogueStub,
-) -> Settings:
-    return orders_settings(
-        postgres_server,
-        redis_server,
-        kafka_server,
-        orders_database,
-        catalogue.url,
-        MAX_UNSETTLED_ORDERS=LIMIT,
-        BACKLOG_CHECK_SECONDS=0.05,
-        BACKLOG_RETRY_AFTER_SECONDS=3,
-        RUN_CONSUMERS=False,
-    )
-
-
-@pytest.fixture(scope="module")
-async def orders_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running(create_app(settings)) as app:
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(orders_app, "orders") as client:
-        yield client
+def settings_overrides() -> dict[str, Any]:
+    return {
+        "MAX_UNSETTLED_ORDERS": LIMIT,
+        "BACKLOG_CHECK_SECONDS": 0.05,
+        "BACKLOG_RETRY_AFTER_SECONDS": 3,
+        "RUN_CONSUMERS": False,
+    }
 
 
 def order(product: str) -> dict[str, Any]:

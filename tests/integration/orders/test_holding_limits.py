@@ -4,22 +4,16 @@ under concurrent creates; cancelled orders free the room; other users are not af
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from psycopg.rows import dict_row
 
-from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.orders import repository as repo
 from services.orders.domain import HoldingLimits
-from services.orders.main import create_app
 from services.orders.settings import Settings
-from tests.integration.fixtures import asgi_client, running
-from tests.integration.orders.conftest import orders_settings
 from tests.integration.orders.support import ADDRESS, CatalogueStub
 from tests.support import Bearer, bearer
 
@@ -27,35 +21,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def settings(
-    postgres_server: PostgresServer,
-    redis_server: RedisServer,
-    kafka_server: KafkaServer,
-    orders_database: str,
-    catalogue: CatalogueStub,
-) -> Settings:
-    return orders_settings(
-        postgres_server,
-        redis_server,
-        kafka_server,
-        orders_database,
-        catalogue.url,
-        MAX_OPEN_ORDERS_PER_USER=3,
-        MAX_OPEN_UNITS_PER_PRODUCT=10,
-        RUN_CONSUMERS=False,
-    )
-
-
-@pytest.fixture(scope="module")
-async def orders_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running(create_app(settings)) as app:
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(orders_app, "orders") as client:
-        yield client
+def settings_overrides() -> dict[str, Any]:
+    return {
+        "MAX_OPEN_ORDERS_PER_USER": 3,
+        "MAX_OPEN_UNITS_PER_PRODUCT": 10,
+        "RUN_CONSUMERS": False,
+    }
 
 
 def body(*lines: tuple[str, int]) -> dict[str, Any]:

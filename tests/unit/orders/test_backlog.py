@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
+import psycopg
 import pytest
 
 from services.orders.backlog import TRUSTED_SECONDS, Backlog, PipelineBacklogged
@@ -73,3 +75,30 @@ def test_creates_not_committed_or_admitted_since_a_count_was_asked_are_added_to_
     with pytest.raises(PipelineBacklogged), gate.admission():
         pass
     assert gate._in_flight == 0
+
+
+class DownPool:
+    """A pool whose database is unreachable."""
+
+    def connection(self) -> Any:
+        raise psycopg.OperationalError("connection refused")
+
+
+async def test_a_failed_count_is_logged_once_and_the_last_count_ages_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    gate = Backlog(cast(Any, DownPool()), 1, check_seconds=0.25, retry_after=2, clock=clock)
+    gate.counted(5, clock.now, admitted=0, in_flight=0)
+
+    with caplog.at_level(logging.WARNING, logger="services.orders.backlog"):
+        assert await gate.count() == 0
+        assert await gate.count() == 0
+
+    assert [r.message for r in caplog.records].count(
+        "unsettled orders not counted; creates are admitted once the last count is too old"
+    ) == 1
+    with pytest.raises(PipelineBacklogged):
+        gate.admit()
+    clock.now += TRUSTED_SECONDS + 0.01
+    gate.admit()
