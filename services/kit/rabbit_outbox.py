@@ -123,8 +123,9 @@ class RabbitRelay(NotifiedRelay):
     async def publish_batch(self) -> int:
         """Publish one batch (pipelined: every message is sent before the confirms are
         awaited); returns how many the broker confirmed. Marks those confirmed, then raises
-        the broker's first error if any message was not."""
-        async with self.pool.connection() as conn, conn.transaction():
+        the broker's first error if any message was not. The transaction is pipelined: BEGIN
+        goes out with the source's query, the marking with the COMMIT."""
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             rows = await self.source.pending(conn, self.batch_size)
             if not rows:
                 return 0

@@ -137,6 +137,38 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
         assert (await cursor.fetchone() or {})["n"] == 0
 
 
+async def test_while_another_relay_holds_the_schema_the_relay_publishes_and_locks_nothing(
+    pool: Pool, settings: ServiceSettings
+) -> None:
+    topic = f"kit-relay-lock-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings.kafka_broker, [topic], partitions=1)
+    async with pool.connection() as conn, conn.transaction():
+        await add_to_outbox(conn, topic, _expired("held"))
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+    try:
+        async with pool.connection() as other:
+            # Another replica's relay in the middle of its round.
+            await other.execute("BEGIN")
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('outbox:' || current_schema()))"
+            )
+            assert await relay.publish_batch() == 0
+            # It locked no row either: this replica's relay can take them all.
+            cursor = await other.execute(
+                "SELECT count(*) AS n FROM (SELECT id FROM outbox WHERE published_at IS NULL"
+                " FOR UPDATE NOWAIT) AS mine"
+            )
+            assert (await cursor.fetchone() or {})["n"] >= 1
+            await other.execute("ROLLBACK")
+        assert await relay.publish_batch() >= 1
+    finally:
+        producer.close()
+    assert [
+        m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 1)
+    ] == [b"held"]
+
+
 async def test_claim_event_refuses_a_redelivery(pool: Pool) -> None:
     event_id = str(uuid.uuid4())
     async with pool.connection() as conn, conn.transaction():

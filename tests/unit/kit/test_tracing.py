@@ -195,6 +195,10 @@ async def test_an_effect_runs_in_the_trace_of_the_change_that_submitted_it(
 
 class _Connection:
     @asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[None]:
+        yield
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         yield
 
