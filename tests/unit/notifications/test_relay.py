@@ -18,6 +18,10 @@ from services.kit.rabbit_outbox import OutgoingMessage, RabbitRelay
 
 class _Connection:
     @asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[None]:
+        yield
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         yield
 
