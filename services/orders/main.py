@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "unsettled-orders",
                 lambda: Periodic(
                     "unsettled-orders",
-                    settings.backlog_check_seconds,
+                    backlog.check_seconds,
                     backlog.count,
                     report="counted unsettled orders",
                 ),
