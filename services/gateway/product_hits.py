@@ -24,7 +24,13 @@ import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway.products import LIST_PATH, LIST_ROUTE, ProductListCache, accepts_gzip
+from services.gateway.products import (
+    LIST_PATH,
+    LIST_ROUTE,
+    PUBLIC_VIEW,
+    ProductListCache,
+    accepts_gzip,
+)
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from services.kit.web import REQUEST_ID_HEADER
 
@@ -32,7 +38,6 @@ PASSED_ON = frozenset(
     {b"authorization", b"origin", b"content-length", b"transfer-encoding", b"traceparent"}
 )
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
-PUBLIC_VIEW = "public"
 
 
 class ProductListHits:

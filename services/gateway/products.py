@@ -56,6 +56,8 @@ LIST_PATH = "/inventory/products"
 UPSTREAM = "inventory"
 LIST_ROUTE = f"/{UPSTREAM}/{{path:path}}"
 """The template of the proxy route that serves the list, as the request metrics record it."""
+PUBLIC_VIEW, ADMIN_VIEW = "public", "admin"
+"""The views the copy keeps answers for: what anonymous callers and customers see, and admins."""
 MAX_BODY_BYTES = 256 * 1024
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _HIT, _MISS, _COALESCED, _BYPASS = (
@@ -235,9 +237,9 @@ class ProductListCache(FollowedCopy):
 async def _view(state: State, authorization: str | None) -> str | None:
     """Whose list a caller sees (public or admin); None when inventory should judge the token."""
     if authorization is None:
-        return "public"
+        return PUBLIC_VIEW
     try:
         principal = await authenticate(state, authorization)
     except DomainError:
         return None  # forwarded, so inventory answers a bad token as it always does
-    return "admin" if principal.is_admin else "public"
+    return ADMIN_VIEW if principal.is_admin else PUBLIC_VIEW
