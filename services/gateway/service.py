@@ -9,7 +9,9 @@ A connection that answered 5xx is never reused. uvicorn closes the connection af
 unhandled error in the app, but the 500 that Starlette has already sent does not say
 `Connection: close`, so aiohttp pooled it and the next request on it, maybe another user's
 POST, met a reset connection and got 502. Closing the connection costs one new connection per
-5xx, which are rare.
+5xx, which are rare. A 5xx with `Retry-After` is the exception: a service refusing work under
+load (orders' `pipeline-backlogged`) is healthy, and its refusals are common exactly when the
+cores are short, so their connections stay pooled.
 
 A request is retried once when it got no answer because of the connection (never after a
 timeout, which would double the caller's wait), if
@@ -31,7 +33,7 @@ With tracing on, each upstream request is a CLIENT span in the caller's trace, a
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -179,13 +181,24 @@ def never_sent(exc: aiohttp.ClientConnectionError) -> bool:
     return False
 
 
+def signals_failure(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an upstream's answer says the upstream itself may be failing.
+
+    A 5xx does, except a refusal with `Retry-After`: a service shedding load (orders'
+    `pipeline-backlogged`) answers that by design and stays healthy, and under overload most
+    answers are such refusals, so dropping their connections would add a TCP handshake on both
+    sides to every refused request exactly when capacity is short.
+    """
+    return status >= 500 and "Retry-After" not in headers
+
+
 class _UpstreamResponse(aiohttp.ClientResponse):
-    """A response whose connection is closed, not pooled, when the upstream answered 5xx."""
+    """A response whose connection is closed, not pooled, when the upstream may be failing."""
 
     async def start(self, connection: Connection) -> _UpstreamResponse:
         protocol = connection.protocol
         await super().start(connection)
-        if self.status >= 500 and protocol is not None:
+        if signals_failure(self.status, self.headers) and protocol is not None:
             if self.connection is None:
                 # The whole answer had arrived, so the connection is already back in the
                 # pool (nothing ran in between to take it): closing it there makes the pool

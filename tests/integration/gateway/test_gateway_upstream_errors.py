@@ -64,11 +64,15 @@ class ScriptedUpstream:
         )
         client = scope.get("client") or ("", 0)
         body = json.dumps({"method": scope["method"], "path": path, "port": client[1]})
-        await _answer(send, int(query.get("status", "200")), body.encode())
+        extra = [(b"retry-after", query["retry_after"].encode())] if "retry_after" in query else []
+        await _answer(send, int(query.get("status", "200")), body.encode(), extra)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -137,6 +141,17 @@ def test_a_connection_that_answered_5xx_is_not_reused(gateway: Gateway, status: 
     after = gateway.request("GET", "/orders/c")
     assert failed.json()["port"] == first.json()["port"]
     assert after.json()["port"] != failed.json()["port"]
+
+
+def test_a_connection_that_refused_with_retry_after_is_reused(gateway: Gateway) -> None:
+    first = gateway.request("GET", "/orders/a")
+    refused = gateway.request("GET", "/orders/b?status=503&retry_after=2")
+    after = gateway.request("GET", "/orders/c")
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
+    assert {first.json()["port"], refused.json()["port"], after.json()["port"]} == {
+        first.json()["port"]
+    }
 
 
 def test_a_connection_that_answered_4xx_is_reused(gateway: Gateway) -> None:
