@@ -48,3 +48,20 @@ def test_the_recovery_shows_each_window_after_the_burst_and_counts_only_pushed_o
     assert [ms for _, [ms] in shape[1:]] == pytest.approx([40.0, 30.0])
     row = next(line for line in table(run) if line.startswith("| after the burst"))
     assert "0-5 s: 3000 / 3000; 5-10 s: 40 / 40; 10-15 s: 30 / 30" in row
+
+
+def test_an_order_failed_for_stock_recovers_its_window_and_one_read_back_does_not() -> None:
+    out_of_stock = Placed(
+        burst=False, at=1003.0, status=201, order_id="f", settled_at=1003.03, settled_by="failed"
+    )
+    read_back = Placed(
+        burst=False, at=1001.0, status=201, order_id="r", settled_at=1009.0, settled_by="read back"
+    )
+
+    assert (
+        result(settled(1000.5, 40), out_of_stock, settled(1004.0, 30)).recovery_seconds_taken() == 0
+    )
+    assert out_of_stock.pushed_ms() == pytest.approx(30.0)
+    assert read_back.pushed_ms() is None
+    late = result(settled(1000.5, 40), read_back, settled(1002.0, 30), settled(1003.0, 20))
+    assert late.recovery_seconds_taken() == 2
