@@ -152,20 +152,46 @@ def _matrix(stored: Mapping[str, Mapping[str, bool]]) -> dict[EventType, dict[Ch
 # --- the stale rule ----------------------------------------------------------------------
 
 
-async def advance_order_version(conn: DictConnection, order_id: uuid.UUID, version: int) -> bool:
-    """Record `version` as the newest notified for the order if it is newer; False if not.
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    """An event's order version recorded as the newest, with what notifying it needs."""
+
+    preferences: Preferences | None
+    """What the user saved; None if they never did."""
+    now: datetime
+    """The transaction's time, the `created_at` of every row it inserts."""
+
+
+async def advance_order_version(
+    conn: DictConnection, order_id: uuid.UUID, version: int, user_id: str
+) -> Advanced | None:
+    """Record `version` as the newest notified for the order if it is newer, and read the
+    user's preferences with it; None (and nothing read) if it is not newer.
 
     One statement: the row lock of the upsert orders concurrent events of one order.
     """
     cursor = await conn.execute(
         """
-        INSERT INTO order_versions (order_id, version) VALUES (%s, %s)
-        ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
-        WHERE order_versions.version < excluded.version
+        WITH advanced AS (
+            INSERT INTO order_versions (order_id, version) VALUES (%(order)s, %(version)s)
+            ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
+            WHERE order_versions.version < excluded.version
+            RETURNING 1
+        )
+        SELECT now() AS now, p.user_id, p.channels, p.email, p.phone
+        FROM advanced LEFT JOIN preferences p ON p.user_id = %(user)s
         """,
-        (order_id, version),
+        {"order": order_id, "version": version, "user": user_id},
     )
-    return cursor.rowcount == 1
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    stored = (
+        Preferences(channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"])
+        if row["user_id"] is not None
+        else None
+    )
+    return Advanced(stored, row["now"])
 
 
 async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None:
@@ -179,37 +205,74 @@ async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None
 # --- notifications -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    id: uuid.UUID
+    user_id: str
+    order_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: EventType
+    order_version: int
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
 async def insert_notification(
     conn: DictConnection,
+    notification: NewNotification,
+    deliveries: Sequence[NewDelivery],
     *,
-    notification_id: uuid.UUID,
-    user_id: str,
-    order_id: uuid.UUID,
-    event_id: uuid.UUID,
-    event_type: EventType,
-    order_version: int,
-    title: str,
-    body: str,
-    data: dict[str, Any],
+    trace_context: Mapping[str, str] | None = None,
 ) -> NotificationRow:
+    """Record the notification and its deliveries in one statement; `trace_context` (the
+    consumed event's trace) goes with the deliveries to publish."""
+    traced = Jsonb(dict(trace_context)) if trace_context else None
+    # The deliveries travel as arrays, one per column; their foreign key is checked at the end
+    # of the statement, when the notification's row is there.
     cursor = await conn.execute(
         f"""
-        INSERT INTO notifications
-            (id, user_id, order_id, event_id, event_type, order_version, title, body, data)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        RETURNING {_NOTIFICATION_COLUMNS}
-        """,  # noqa: S608 - a fixed column list
-        (
-            notification_id,
-            user_id,
-            order_id,
-            event_id,
-            str(event_type),
-            order_version,
-            title,
-            body,
-            Jsonb(data),
-        ),
+        WITH notification AS (
+            INSERT INTO notifications
+                (id, user_id, order_id, event_id, event_type, order_version, title, body, data,
+                 created_at)
+            VALUES (%(id)s, %(user)s, %(order)s, %(event)s, %(event_type)s, %(version)s,
+                    %(title)s, %(body)s, %(data)s, %(created_at)s)
+            RETURNING {_NOTIFICATION_COLUMNS}
+        ), deliveries AS (
+            INSERT INTO deliveries
+                (id, notification_id, channel, status, recipient, reason, queue, payload,
+                 trace_context, created_at)
+            SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
+                   CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
+            FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
+                        %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
+                        %(payloads)s::bytea[])
+                AS d (id, channel, status, recipient, reason, queue, payload)
+        )
+        SELECT {_NOTIFICATION_COLUMNS} FROM notification
+        """,  # noqa: S608 - fixed column lists; every value is a parameter
+        {
+            "id": notification.id,
+            "user": notification.user_id,
+            "order": notification.order_id,
+            "event": notification.event_id,
+            "event_type": str(notification.event_type),
+            "version": notification.order_version,
+            "title": notification.title,
+            "body": notification.body,
+            "data": Jsonb(notification.data),
+            "created_at": notification.created_at,
+            "trace": traced,
+            "ids": [d.id for d in deliveries],
+            "channels": [str(d.channel) for d in deliveries],
+            "statuses": ["pending" if d.payload is not None else "skipped" for d in deliveries],
+            "recipients": [d.recipient for d in deliveries],
+            "reasons": [d.reason for d in deliveries],
+            "queues": [d.queue for d in deliveries],
+            "payloads": [d.payload for d in deliveries],
+        },
     )
     row = await cursor.fetchone()
     assert row is not None
@@ -295,45 +358,6 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 
 
 # --- deliveries --------------------------------------------------------------------------
-
-
-async def insert_deliveries(
-    conn: DictConnection,
-    notification_id: uuid.UUID,
-    deliveries: Sequence[NewDelivery],
-    *,
-    trace_context: Mapping[str, str] | None = None,
-) -> None:
-    """Record the deliveries; `trace_context` (the consumed event's trace) goes with the ones
-    to publish."""
-    if not deliveries:
-        return
-    traced = Jsonb(dict(trace_context)) if trace_context else None
-    # One statement for all of them: the rows travel as arrays, one per column.
-    await conn.execute(
-        """
-        INSERT INTO deliveries
-            (id, notification_id, channel, status, recipient, reason, queue, payload,
-             trace_context)
-        SELECT d.id, %(notification)s, d.channel, d.status, d.recipient, d.reason, d.queue,
-               d.payload, CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END
-        FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
-                    %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
-                    %(payloads)s::bytea[])
-            AS d (id, channel, status, recipient, reason, queue, payload)
-        """,
-        {
-            "notification": notification_id,
-            "trace": traced,
-            "ids": [d.id for d in deliveries],
-            "channels": [str(d.channel) for d in deliveries],
-            "statuses": ["pending" if d.payload is not None else "skipped" for d in deliveries],
-            "recipients": [d.recipient for d in deliveries],
-            "reasons": [d.reason for d in deliveries],
-            "queues": [d.queue for d in deliveries],
-            "payloads": [d.payload for d in deliveries],
-        },
-    )
 
 
 async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery]:

@@ -157,19 +157,18 @@ class NotificationService:
         """Apply one order event in the consumer's transaction (its id is claimed already)."""
         event_type = str(facts.event_type)
         order_id = uuid.UUID(facts.order_id)
-        if not await repo.advance_order_version(conn, order_id, facts.version):
+        advanced = await repo.advance_order_version(conn, order_id, facts.version, facts.user_id)
+        if advanced is None:
             metrics.EVENTS.labels(event_type, "stale").inc()
             log.info(
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
             return Applied("stale")
-        stored = await repo.get_preferences(conn, facts.user_id)
-        preferences = stored.preferences if stored is not None else Preferences()
+        preferences = advanced.preferences or Preferences()
         title, body = in_app_text(facts)
         data = template_data(facts, title, body)
-        notification = await repo.insert_notification(
-            conn,
-            notification_id=uuid.uuid4(),
+        new = repo.NewNotification(
+            id=uuid.uuid4(),
             user_id=facts.user_id,
             order_id=order_id,
             event_id=uuid.UUID(event_id),
@@ -178,6 +177,7 @@ class NotificationService:
             title=title,
             body=body,
             data=data.model_dump(mode="json", by_alias=True),
+            created_at=advanced.now,
         )
         deliveries: list[repo.NewDelivery] = []
         for channel in enabled_channels(facts.event_type, preferences):
@@ -197,14 +197,14 @@ class NotificationService:
                 continue
             message = NotificationMessage(
                 delivery_id=delivery_id,
-                notification_id=notification.id,
-                event_id=notification.event_id,
+                notification_id=new.id,
+                event_id=new.event_id,
                 channel=channel,
                 event_type=facts.event_type,
                 order_id=facts.order_id,
                 user_id=facts.user_id,
                 recipient=address,
-                created_at=notification.created_at,
+                created_at=new.created_at,
                 data=data,
             )
             deliveries.append(
@@ -212,8 +212,8 @@ class NotificationService:
                     delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
                 )
             )
-        await repo.insert_deliveries(
-            conn, notification.id, deliveries, trace_context=tracing.current_headers()
+        notification = await repo.insert_notification(
+            conn, new, deliveries, trace_context=tracing.current_headers()
         )
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, deliveries),
