@@ -164,7 +164,9 @@ class ChannelWorker(QueueConsumer):
 
     async def _work(self, items: list[_Item], amqp: AbstractChannel, clock: _StageClock) -> None:
         valid = [item for item in items if item.message is not None]
-        async with self.pool.connection() as conn:
+        # Pipelined, here and in the record: BEGIN goes out with the first statement and COMMIT
+        # with the last, so a claim waits for the database once and a record once.
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             claim = await store.claim(
                 conn,
                 [item.message.delivery_id for item in valid if item.message],
@@ -174,7 +176,7 @@ class ChannelWorker(QueueConsumer):
         await asyncio.gather(*(self._settle(item, claim) for item in valid))
         clock.lap("send")
         attempts, dead_letters = self._records(items)
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await store.record(conn, attempts, dead_letters)
         clock.lap("record")
         republished = [item for item in items if item.republish is not None]
