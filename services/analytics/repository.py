@@ -91,10 +91,11 @@ async def log_event(
                                occurred_at, data)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (event_id) DO NOTHING
+        RETURNING 1
         """,
         (event_id, topic, type, source, order_id, user_id, version, occurred_at, Jsonb(data)),
     )
-    return cursor.rowcount == 1
+    return await cursor.fetchone() is not None
 
 
 async def record_creation(

@@ -9,7 +9,13 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
 2. put the event's subject (the order id) in the log context;
 3. open the unit of work: one transaction on the service's pool, in which the event id is
    claimed in `processed_events` (a redelivery finds it claimed: `duplicate`) and the
-   service's function makes its change and writes any events it emits to the outbox;
+   service's function makes its change and writes any events it emits to the outbox. The
+   transaction is pipelined: a statement whose answer the function does not read (an insert,
+   an update without RETURNING) goes out without waiting for the database, BEGIN goes with the
+   first statement and COMMIT with the last, so an event waits for the database only where it
+   reads. A failed statement raises at the next read or at the commit, failing the event all
+   the same; a function reads what it needs (`RETURNING`), never a cursor's `rowcount`, which
+   a pipeline has only once it syncs;
 4. after the commit, hand the effects the function returned (live push, cache invalidation)
    to the after-commit runner, which never blocks this loop;
 5. trace it: a CONSUMER span, child of the trace context in the message's headers (the
@@ -105,7 +111,7 @@ class EventShell(Generic[S]):
         """Apply one message; None when it was a duplicate."""
         started = time.perf_counter()
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 envelope, applied = await self._apply(conn, topic, raw)
             self._settle(topic, envelope, applied)
             return applied
@@ -117,7 +123,7 @@ class EventShell(Generic[S]):
         commit); raises, having kept nothing, if any of them fails."""
         EVENT_GROUPS.labels(self.service_name).observe(len(messages))
         done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             for message in messages:
                 started = time.perf_counter()
                 topic = message.topic() or ""

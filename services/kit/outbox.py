@@ -57,11 +57,14 @@ async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) 
 
 async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:
     """Record `event_id` as processed in the current transaction; False if it already was."""
+    # RETURNING rather than the row count, which a pipelined transaction (the consumers') only
+    # has once the pipeline syncs.
     cursor = await conn.execute(
-        "INSERT INTO processed_events (event_id, topic) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        "INSERT INTO processed_events (event_id, topic) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
         (event_id, topic),
     )
-    return cursor.rowcount == 1
+    return await cursor.fetchone() is not None
 
 
 def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[Any]:
