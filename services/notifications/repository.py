@@ -114,10 +114,7 @@ async def get_preferences(conn: DictConnection, user_id: str) -> PreferencesRow 
     row = await cursor.fetchone()
     if row is None:
         return None
-    preferences = Preferences(
-        channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"]
-    )
-    return PreferencesRow(preferences, row["updated_at"])
+    return PreferencesRow(_preferences(row), row["updated_at"])
 
 
 async def put_preferences(conn: DictConnection, user_id: str, preferences: Preferences) -> datetime:
@@ -140,6 +137,10 @@ async def put_preferences(conn: DictConnection, user_id: str, preferences: Prefe
     assert row is not None
     updated_at: datetime = row["updated_at"]
     return updated_at
+
+
+def _preferences(row: Mapping[str, Any]) -> Preferences:
+    return Preferences(channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"])
 
 
 def _matrix(stored: Mapping[str, Mapping[str, bool]]) -> dict[EventType, dict[Channel, bool]]:
@@ -186,12 +187,7 @@ async def advance_order_version(
     row = await cursor.fetchone()
     if row is None:
         return None
-    stored = (
-        Preferences(channels=_matrix(row["channels"]), email=row["email"], phone=row["phone"])
-        if row["user_id"] is not None
-        else None
-    )
-    return Advanced(stored, row["now"])
+    return Advanced(_preferences(row) if row["user_id"] is not None else None, row["now"])
 
 
 async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None:

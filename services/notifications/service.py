@@ -164,7 +164,7 @@ class NotificationService:
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
             return Applied("stale")
-        preferences = advanced.preferences or Preferences()
+        preferences = advanced.preferences if advanced.preferences is not None else Preferences()
         title, body = in_app_text(facts)
         data = template_data(facts, title, body)
         new = repo.NewNotification(
