@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -122,6 +123,10 @@ async def test_a_confirmed_order_notifies_in_app_live_and_on_each_enabled_channe
     assert email.body["notificationId"] == item["id"]
     assert email.body["eventId"] == envelope.id
     assert email.body["data"]["status"] == "CONFIRMED"
+    # The notification, its deliveries and their messages are one statement's rows, made at once.
+    made = datetime.fromisoformat(item["createdAt"])
+    assert {datetime.fromisoformat(m.body["createdAt"]) for m in (email, push)} == {made}
+    assert {row["created_at"] for row in deliveries.values()} == {made}
     # Quorum queues add their own x-delivery-count.
     assert {k: v for k, v in email.headers.items() if not k.startswith("x-")} == {
         "schema-version": "1",
