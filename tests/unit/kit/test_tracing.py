@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import pytest
@@ -23,6 +22,7 @@ from services.kit.after_commit import AfterCommit
 from services.kit.logs import JsonFormatter
 from services.kit.rabbit import Outgoing, Publisher
 from services.kit.rabbit_outbox import OutgoingMessage, RabbitRelay
+from tests.unit.fake_pool import fake_pool
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -193,22 +193,6 @@ async def test_an_effect_runs_in_the_trace_of_the_change_that_submitted_it(
     ]
 
 
-class _Connection:
-    @asynccontextmanager
-    async def pipeline(self) -> AsyncIterator[None]:
-        yield
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        yield
-
-
-class _Pool:
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[_Connection]:
-        yield _Connection()
-
-
 class _Source:
     def __init__(self, rows: list[OutgoingMessage]) -> None:
         self.rows = rows
@@ -247,7 +231,7 @@ async def test_the_rabbit_relay_publishes_a_row_in_the_trace_it_stored(
     ]
     relay = RabbitRelay(
         service="notifications",
-        pool=cast("Any", _Pool()),
+        pool=fake_pool(),
         publisher=cast("Publisher", broker),
         source=_Source(rows),
         conninfo="",

@@ -6,30 +6,14 @@ the relay reports the failure; nothing unconfirmed is marked, nothing confirmed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
 
 from services.kit.rabbit import Outgoing, Publisher, Unconfirmed
 from services.kit.rabbit_outbox import OutgoingMessage, RabbitRelay
-
-
-class _Connection:
-    @asynccontextmanager
-    async def pipeline(self) -> AsyncIterator[None]:
-        yield
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        yield
-
-
-class _Pool:
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[_Connection]:
-        yield _Connection()
+from tests.unit.fake_pool import fake_pool
 
 
 class _Source:
@@ -71,7 +55,7 @@ class _Broker:
 def _relay(source: _Source, broker: _Broker, batch_size: int = 10) -> RabbitRelay:
     return RabbitRelay(
         service="tests",
-        pool=cast(Any, _Pool()),
+        pool=fake_pool(),
         publisher=cast(Publisher, broker),
         source=source,
         conninfo="",
