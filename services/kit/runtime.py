@@ -64,12 +64,17 @@ class Periodic:
     """Calls `work` now and then every `interval` seconds until stopped.
 
     `work` returns how much it did (rows purged, reservations released); a round that did
-    something is logged as `report` with that count. A failed round is logged and retried at
+    something is logged as `report` with that count. Work that has nothing to count (a
+    sampling job) returns None and is never logged. A failed round is logged and retried at
     the next one; it does not restart the job.
     """
 
     def __init__(
-        self, name: str, interval: float, work: Callable[[], Awaitable[int]], report: str
+        self,
+        name: str,
+        interval: float,
+        work: Callable[[], Awaitable[int | None]],
+        report: str = "",
     ) -> None:
         self.name = name
         self.interval = interval

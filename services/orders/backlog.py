@@ -73,8 +73,8 @@ class Backlog:
         self._counted_at: float | None = None
         self._failing = False
 
-    async def count(self) -> int:
-        """One count (the `unsettled-orders` job's round); returns 0, as it purges nothing.
+    async def count(self) -> None:
+        """One count (the `unsettled-orders` job's round).
 
         A count that fails (the database is down) leaves the last one to age until it is no
         longer trusted; the first failure of a run of them is logged, and the recovery."""
@@ -90,12 +90,11 @@ class Backlog:
                     "is too old",
                     extra={"error": repr(exc)},
                 )
-            return 0
+            return
         if self._failing:
             self._failing = False
             log.info("unsettled orders counted again", extra={"unsettled": found})
         self.counted(found, asked, admitted=admitted, in_flight=in_flight)
-        return 0
 
     def counted(self, unsettled: int, asked: float, *, admitted: int, in_flight: int) -> None:
         """A count asked at `asked`, when this replica had admitted `admitted` creates and

@@ -63,7 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "unsettled-orders",
                     backlog.check_seconds,
                     backlog.count,
-                    report="counted unsettled orders",
                 ),
             )
         backbone.runtime.add(

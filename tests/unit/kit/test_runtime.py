@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -238,6 +239,24 @@ async def test_periodic_runs_now_then_every_interval_and_survives_a_failed_round
     job.stop()
     async with asyncio.timeout(1):
         await task
+
+
+async def test_periodic_logs_a_round_that_did_something_and_never_one_with_nothing_to_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    results: list[int | None] = [2, 0, None]
+
+    async def work() -> int | None:
+        return results.pop(0) if results else None
+
+    job = Periodic("tick", 0.01, work, report="ticked")
+    task = asyncio.create_task(job.run())
+    with caplog.at_level(logging.INFO, logger="services.kit.runtime"):
+        await until(lambda: not results)
+        job.stop()
+        async with asyncio.timeout(1):
+            await task
+    assert [(r.message, getattr(r, "count", None)) for r in caplog.records] == [("ticked", 2)]
 
 
 async def test_wait_event_reports_whether_the_event_fired() -> None:

@@ -92,8 +92,8 @@ async def test_a_failed_count_is_logged_once_and_the_last_count_ages_out(
     gate.counted(5, clock.now, admitted=0, in_flight=0)
 
     with caplog.at_level(logging.WARNING, logger="services.orders.backlog"):
-        assert await gate.count() == 0
-        assert await gate.count() == 0
+        await gate.count()
+        await gate.count()
 
     assert [r.message for r in caplog.records].count(
         "unsettled orders not counted; creates are admitted once the last count is too old"
