@@ -65,8 +65,10 @@ class Periodic:
 
     `work` returns how much it did (rows purged, reservations released); a round that did
     something is logged as `report` with that count. Work that has nothing to count (a
-    sampling job) returns None and is never logged. A failed round is logged and retried at
-    the next one; it does not restart the job.
+    sampling job) returns None and is never logged. A failed round is retried at the next one;
+    it does not restart the job. The first failure of a run of them is logged as `failing`
+    (what the failure means for the service), and the first round that succeeds again, so a
+    job that runs every fraction of a second does not log every round of an outage.
     """
 
     def __init__(
@@ -75,23 +77,31 @@ class Periodic:
         interval: float,
         work: Callable[[], Awaitable[int | None]],
         report: str = "",
+        failing: str = "periodic job failed; retrying every round",
     ) -> None:
         self.name = name
         self.interval = interval
         self.work = work
         self.report = report
+        self.failing = failing
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
+        failed = False
         while not self._stop.is_set():
             try:
                 done = await self.work()
             except Exception:  # retried at the next round
-                log.exception("periodic job failed; retrying next round", extra={"job": self.name})
+                if not failed:
+                    log.exception(self.failing, extra={"job": self.name})
+                failed = True
             else:
+                if failed:
+                    log.info("periodic job succeeded again", extra={"job": self.name})
+                failed = False
                 if done:
                     log.info(self.report, extra={"job": self.name, "count": done})
             await wait_event(self._stop, self.interval)

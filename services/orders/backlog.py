@@ -26,22 +26,19 @@ MAX_UNSETTLED_ORDERS=0 turns the check off. Metrics: `orders_unsettled` (the las
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import psycopg
-from psycopg_pool import PoolTimeout
 
 from services.kit.db import Pool
 from services.kit.errors import RateLimited
 from services.orders import metrics
 from services.orders import repository as repo
 
-log = logging.getLogger(__name__)
 TRUSTED_INTERVALS = 10
 TRUSTED_SECONDS = 5.0
+NOT_COUNTED = "unsettled orders not counted; creates are admitted once the last count is too old"
+"""What a failed count means, logged once per outage by the job that counts."""
 
 
 class PipelineBacklogged(RateLimited):
@@ -71,29 +68,13 @@ class Backlog:
         self._admitted = 0
         self._in_flight = 0
         self._counted_at: float | None = None
-        self._failing = False
 
     async def count(self) -> None:
-        """One count (the `unsettled-orders` job's round).
-
-        A count that fails (the database is down) leaves the last one to age until it is no
-        longer trusted; the first failure of a run of them is logged, and the recovery."""
+        """One count (the `unsettled-orders` job's round). One that fails (the database is
+        down) raises and leaves the last count to age until it is no longer trusted."""
         asked, admitted, in_flight = self.clock(), self._admitted, self._in_flight
-        try:
-            async with self.pool.connection() as conn:
-                found = await repo.count_unsettled(conn, up_to=self.limit + 1)
-        except (psycopg.Error, PoolTimeout) as exc:
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "unsettled orders not counted; creates are admitted once the last count "
-                    "is too old",
-                    extra={"error": repr(exc)},
-                )
-            return
-        if self._failing:
-            self._failing = False
-            log.info("unsettled orders counted again", extra={"unsettled": found})
+        async with self.pool.connection() as conn:
+            found = await repo.count_unsettled(conn, up_to=self.limit + 1)
         self.counted(found, asked, admitted=admitted, in_flight=in_flight)
 
     def counted(self, unsettled: int, asked: float, *, admitted: int, in_flight: int) -> None:

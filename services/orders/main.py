@@ -19,7 +19,7 @@ from services.kit.backbone import Backbone, create_event_service_app
 from services.kit.changes import CATALOGUE_CHANGES, ChangeWatch
 from services.kit.runtime import Periodic
 from services.orders import repository as repo
-from services.orders.backlog import Backlog
+from services.orders.backlog import NOT_COUNTED, Backlog
 from services.orders.catalogue import Catalogue, create_http_client
 from services.orders.endpoints import router
 from services.orders.handlers import EVENT_HANDLERS
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "unsettled-orders",
                     backlog.check_seconds,
                     backlog.count,
+                    failing=NOT_COUNTED,
                 ),
             )
         backbone.runtime.add(

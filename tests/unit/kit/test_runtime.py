@@ -259,6 +259,30 @@ async def test_periodic_logs_a_round_that_did_something_and_never_one_with_nothi
     assert [(r.message, getattr(r, "count", None)) for r in caplog.records] == [("ticked", 2)]
 
 
+async def test_periodic_logs_the_first_failure_of_an_outage_and_the_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes = [True, False, False, False, True, False, True]
+
+    async def work() -> None:
+        if outcomes and not outcomes.pop(0):
+            raise RuntimeError("database down")
+
+    job = Periodic("tick", 0.001, work, failing="not ticked")
+    task = asyncio.create_task(job.run())
+    with caplog.at_level(logging.INFO, logger="services.kit.runtime"):
+        await until(lambda: not outcomes)
+        job.stop()
+        async with asyncio.timeout(1):
+            await task
+    assert [r.message for r in caplog.records] == [
+        "not ticked",
+        "periodic job succeeded again",
+        "not ticked",
+        "periodic job succeeded again",
+    ]
+
+
 async def test_wait_event_reports_whether_the_event_fired() -> None:
     event = asyncio.Event()
     assert not await wait_event(event, 0.01)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, cast
 
 import psycopg
 import pytest
 
-from services.orders.backlog import TRUSTED_SECONDS, Backlog, PipelineBacklogged
+from services.kit.runtime import Periodic
+from services.orders.backlog import NOT_COUNTED, TRUSTED_SECONDS, Backlog, PipelineBacklogged
+from tests.support import eventually
 
 
 class Clock:
@@ -78,9 +81,13 @@ def test_creates_not_committed_or_admitted_since_a_count_was_asked_are_added_to_
 
 
 class DownPool:
-    """A pool whose database is unreachable."""
+    """A pool whose database is unreachable; counts the connections asked of it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
 
     def connection(self) -> Any:
+        self.asked += 1
         raise psycopg.OperationalError("connection refused")
 
 
@@ -88,12 +95,20 @@ async def test_a_failed_count_is_logged_once_and_the_last_count_ages_out(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    gate = Backlog(cast(Any, DownPool()), 1, check_seconds=0.25, retry_after=2, clock=clock)
+    pool = DownPool()
+    gate = Backlog(cast(Any, pool), 1, check_seconds=0.25, retry_after=2, clock=clock)
     gate.counted(5, clock.now, admitted=0, in_flight=0)
+    job = Periodic("unsettled-orders", 0.001, gate.count, failing=NOT_COUNTED)
 
-    with caplog.at_level(logging.WARNING, logger="services.orders.backlog"):
-        await gate.count()
-        await gate.count()
+    with caplog.at_level(logging.WARNING, logger="services.kit.runtime"):
+        task = asyncio.create_task(job.run())
+
+        async def three_rounds() -> bool:
+            return pool.asked >= 3
+
+        await eventually(three_rounds, within=5, what="three failed counts")
+        job.stop()
+        await task
 
     assert [r.message for r in caplog.records].count(
         "unsettled orders not counted; creates are admitted once the last count is too old"
