@@ -201,60 +201,44 @@ async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None
 # --- notifications -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class NewNotification:
-    id: uuid.UUID
-    user_id: str
-    order_id: uuid.UUID
-    event_id: uuid.UUID
-    event_type: EventType
-    order_version: int
-    title: str
-    body: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
 async def insert_notification(
     conn: DictConnection,
-    notification: NewNotification,
+    notification: NotificationRow,
     deliveries: Sequence[NewDelivery],
     *,
     trace_context: Mapping[str, str] | None = None,
-) -> NotificationRow:
-    """Record the notification and its deliveries in one statement; `trace_context` (the
-    consumed event's trace) goes with the deliveries to publish."""
+) -> None:
+    """Record the new (unread) notification and its deliveries in one statement, read nothing
+    back (a pipelined transaction sends it without waiting); `trace_context` (the consumed
+    event's trace) goes with the deliveries to publish."""
     traced = Jsonb(dict(trace_context)) if trace_context else None
     # The deliveries travel as arrays, one per column; their foreign key is checked at the end
     # of the statement, when the notification's row is there.
-    cursor = await conn.execute(
-        f"""
+    await conn.execute(
+        """
         WITH notification AS (
             INSERT INTO notifications
                 (id, user_id, order_id, event_id, event_type, order_version, title, body, data,
                  created_at)
             VALUES (%(id)s, %(user)s, %(order)s, %(event)s, %(event_type)s, %(version)s,
                     %(title)s, %(body)s, %(data)s, %(created_at)s)
-            RETURNING {_NOTIFICATION_COLUMNS}
-        ), deliveries AS (
-            INSERT INTO deliveries
-                (id, notification_id, channel, status, recipient, reason, queue, payload,
-                 trace_context, created_at)
-            SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
-                   CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
-            FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
-                        %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
-                        %(payloads)s::bytea[])
-                AS d (id, channel, status, recipient, reason, queue, payload)
         )
-        SELECT {_NOTIFICATION_COLUMNS} FROM notification
-        """,  # noqa: S608 - fixed column lists; every value is a parameter
+        INSERT INTO deliveries
+            (id, notification_id, channel, status, recipient, reason, queue, payload,
+             trace_context, created_at)
+        SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
+               CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
+        FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
+                    %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
+                    %(payloads)s::bytea[])
+            AS d (id, channel, status, recipient, reason, queue, payload)
+        """,
         {
             "id": notification.id,
             "user": notification.user_id,
             "order": notification.order_id,
             "event": notification.event_id,
-            "event_type": str(notification.event_type),
+            "event_type": notification.event_type,
             "version": notification.order_version,
             "title": notification.title,
             "body": notification.body,
@@ -270,9 +254,6 @@ async def insert_notification(
             "payloads": [d.payload for d in deliveries],
         },
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return NotificationRow(**row)
 
 
 async def list_notifications(

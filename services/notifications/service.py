@@ -167,7 +167,7 @@ class NotificationService:
         preferences = advanced.preferences if advanced.preferences is not None else Preferences()
         title, body = in_app_text(facts)
         data = template_data(facts, title, body)
-        new = repo.NewNotification(
+        notification = repo.NotificationRow(
             id=uuid.uuid4(),
             user_id=facts.user_id,
             order_id=order_id,
@@ -177,6 +177,7 @@ class NotificationService:
             title=title,
             body=body,
             data=data.model_dump(mode="json", by_alias=True),
+            read_at=None,
             created_at=advanced.now,
         )
         deliveries: list[repo.NewDelivery] = []
@@ -197,14 +198,14 @@ class NotificationService:
                 continue
             message = NotificationMessage(
                 delivery_id=delivery_id,
-                notification_id=new.id,
-                event_id=new.event_id,
+                notification_id=notification.id,
+                event_id=notification.event_id,
                 channel=channel,
                 event_type=facts.event_type,
                 order_id=facts.order_id,
                 user_id=facts.user_id,
                 recipient=address,
-                created_at=new.created_at,
+                created_at=notification.created_at,
                 data=data,
             )
             deliveries.append(
@@ -212,8 +213,8 @@ class NotificationService:
                     delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
                 )
             )
-        notification = await repo.insert_notification(
-            conn, new, deliveries, trace_context=tracing.current_headers()
+        await repo.insert_notification(
+            conn, notification, deliveries, trace_context=tracing.current_headers()
         )
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, deliveries),
