@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,9 +21,9 @@ from services.kit.kafka import (
     dead_letter_topic,
     ensure_topics,
 )
-from services.kit.order_events import ReservationExpired
-from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, event, sample_backlog
+from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, sample_backlog
 from services.kit.settings import ServiceSettings
+from tests.integration.kit.support import outbox_topic
 
 pytestmark = pytest.mark.integration
 SCHEMA = "kit_metrics"
@@ -51,21 +50,11 @@ def gauge(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def _expired(order_id: str) -> Any:
-    data = ReservationExpired(
-        order_id=order_id, user_id="u", version=1, expired_at=datetime.now(UTC)
-    )
-    return event("/test", "inventory.reservation-expired", order_id, data)
-
-
 async def test_the_outbox_gauges_show_rows_waiting_and_the_oldest_ones_age(
     pool: Pool, settings: ServiceSettings
 ) -> None:
-    topic = f"kit-metrics-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings.kafka_broker, [topic], partitions=1)
-    async with pool.connection() as conn, conn.transaction():
-        for n in range(3):
-            await add_to_outbox(conn, topic, _expired(f"o-{n}"))
+    await outbox_topic(pool, settings.kafka_broker, "kit-metrics", "o-0", "o-1", "o-2")
+    async with pool.connection() as conn:
         await conn.execute("UPDATE outbox SET created_at = now() - interval '90 seconds'")
 
     await sample_backlog(pool, "outbox-test")

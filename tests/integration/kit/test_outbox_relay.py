@@ -23,8 +23,9 @@ from services.kit.kafka import (
     ensure_topics,
 )
 from services.kit.order_events import ReservationExpired
-from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event, event
+from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event
 from services.kit.settings import ServiceSettings
+from tests.integration.kit.support import expired, outbox_topic
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -46,15 +47,6 @@ async def pool(settings: ServiceSettings) -> AsyncIterator[Pool]:
     await apply_migrations(pool, SCHEMA, KIT_MIGRATIONS, prefix="kit:")
     yield pool
     await pool.close()
-
-
-def _expired(order_id: str) -> Any:
-    from datetime import UTC, datetime
-
-    data = ReservationExpired(
-        order_id=order_id, user_id="u", version=1, expired_at=datetime.now(UTC)
-    )
-    return event("/test", "inventory.reservation-expired", order_id, data)
 
 
 def _consumer(
@@ -103,13 +95,13 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
 ) -> None:
     topic = f"kit-relay-{uuid.uuid4().hex[:8]}"
     ensure_topics(settings.kafka_broker, [topic], partitions=1)
-    events = [_expired(f"o-{n}") for n in range(5)]
+    events = [expired(f"o-{n}") for n in range(5)]
     async with pool.connection() as conn, conn.transaction():
         for item in events:
             await add_to_outbox(conn, topic, item)
     async with pool.connection() as conn:
         await conn.execute("BEGIN")
-        await add_to_outbox(conn, topic, _expired("rolled-back"))
+        await add_to_outbox(conn, topic, expired("rolled-back"))
         await conn.execute("ROLLBACK")
 
     producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
@@ -120,7 +112,7 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
         messages = await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 5)
         # A row committed while the relay idles wakes it (the reader gives up after 20 s).
         async with pool.connection() as conn, conn.transaction():
-            await add_to_outbox(conn, topic, _expired("late"))
+            await add_to_outbox(conn, topic, expired("late"))
         late = await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 6)
     finally:
         relay.stop()
@@ -140,10 +132,7 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
 async def test_while_another_relay_holds_the_schema_the_relay_publishes_and_locks_nothing(
     pool: Pool, settings: ServiceSettings
 ) -> None:
-    topic = f"kit-relay-lock-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings.kafka_broker, [topic], partitions=1)
-    async with pool.connection() as conn, conn.transaction():
-        await add_to_outbox(conn, topic, _expired("held"))
+    topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-lock", "held")
     producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
     relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
     try:
