@@ -47,6 +47,15 @@ async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+async def run_until(job: Periodic, condition: Callable[[], bool]) -> None:
+    """Run `job` until `condition` holds, then stop it and wait for it to end."""
+    task = asyncio.create_task(job.run())
+    await until(condition)
+    job.stop()
+    async with asyncio.timeout(1):
+        await task
+
+
 async def test_a_failing_job_is_restarted_with_a_fresh_instance_and_counted() -> None:
     runs: list[Recorder] = []
     runtime = Runtime("unit-restart", backoff=FAST)
@@ -233,12 +242,7 @@ async def test_periodic_runs_now_then_every_interval_and_survives_a_failed_round
             raise RuntimeError("first round fails")
         return 1
 
-    job = Periodic("tick", 0.01, work, report="ticked")
-    task = asyncio.create_task(job.run())
-    await until(lambda: len(calls) >= 3)
-    job.stop()
-    async with asyncio.timeout(1):
-        await task
+    await run_until(Periodic("tick", 0.01, work, report="ticked"), lambda: len(calls) >= 3)
 
 
 async def test_periodic_logs_a_round_that_did_something_and_never_one_with_nothing_to_count(
@@ -249,13 +253,8 @@ async def test_periodic_logs_a_round_that_did_something_and_never_one_with_nothi
     async def work() -> int | None:
         return results.pop(0) if results else None
 
-    job = Periodic("tick", 0.01, work, report="ticked")
-    task = asyncio.create_task(job.run())
     with caplog.at_level(logging.INFO, logger="services.kit.runtime"):
-        await until(lambda: not results)
-        job.stop()
-        async with asyncio.timeout(1):
-            await task
+        await run_until(Periodic("tick", 0.01, work, report="ticked"), lambda: not results)
     assert [(r.message, getattr(r, "count", None)) for r in caplog.records] == [("ticked", 2)]
 
 
@@ -268,13 +267,8 @@ async def test_periodic_logs_the_first_failure_of_an_outage_and_the_recovery(
         if outcomes and not outcomes.pop(0):
             raise RuntimeError("database down")
 
-    job = Periodic("tick", 0.001, work, failing="not ticked")
-    task = asyncio.create_task(job.run())
     with caplog.at_level(logging.INFO, logger="services.kit.runtime"):
-        await until(lambda: not outcomes)
-        job.stop()
-        async with asyncio.timeout(1):
-            await task
+        await run_until(Periodic("tick", 0.001, work, failing="not ticked"), lambda: not outcomes)
     assert [r.message for r in caplog.records] == [
         "not ticked",
         "periodic job succeeded again",
