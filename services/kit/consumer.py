@@ -28,8 +28,10 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
 checkout, one BEGIN and one COMMIT (one WAL flush) for the group instead of one of each per
-event, and their outbox rows reach the relay together. Each event is still claimed, traced,
-counted and its effects submitted as above; nothing takes effect before the group's commit. If
+event, and their outbox rows reach the relay together. The group's events are claimed in one
+statement, the first one of the transaction (one round trip for the group, not one per event;
+an event twice in a group is a duplicate the second time); each is then traced, counted and its
+effects submitted as above; nothing takes effect before the group's commit. If
 any event of the group fails, the whole transaction rolls back and the consumer applies the
 group again one event per transaction (kit/kafka.py), where the failing event is retried and
 dead-lettered on its own. A group's transaction holds the row locks its events take until it
@@ -58,7 +60,7 @@ from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer
 from services.kit.logs import order_id_var
 from services.kit.metrics import EVENT_GROUPS, EVENT_PROCESSING, EVENTS_CONSUMED
-from services.kit.outbox import claim_event
+from services.kit.outbox import claim_event, claim_events
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -122,15 +124,23 @@ class EventShell(Generic[S]):
         """Apply `messages` in offset order in one transaction (the module docstring's group
         commit); raises, having kept nothing, if any of them fails."""
         EVENT_GROUPS.labels(self.service_name).observe(len(messages))
+        started = time.perf_counter()
+        parsed = [
+            self._parse(message.topic() or "", message.value() or b"") for message in messages
+        ]
         done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            for message in messages:
-                started = time.perf_counter()
-                topic = message.topic() or ""
+            fresh = await claim_events(
+                conn, [(envelope.id, topic) for topic, _, envelope in parsed]
+            )
+            for message, (topic, handler, envelope) in zip(messages, parsed, strict=True):
                 with self._span(message) as span:
-                    envelope, applied = await self._apply(conn, topic, message.value() or b"")
+                    claimed = envelope.id in fresh
+                    fresh.discard(envelope.id)  # a second copy in the group is a duplicate
+                    applied = await self._apply_claimed(conn, handler, envelope, claimed)
                     _mark_outcome(span, applied)
                 done.append((topic, envelope, applied, started))
+                started = time.perf_counter()
         committed = time.perf_counter()
         for topic, envelope, applied, started in done:
             self._settle(topic, envelope, applied)
@@ -158,20 +168,28 @@ class EventShell(Generic[S]):
             },
         )
 
+    def _parse(self, topic: str, raw: bytes) -> tuple[str, Handler[S], Envelope[Any]]:
+        handler = self._handler(topic)
+        return topic, handler, parse_envelope(raw, handler.data_type)
+
     async def _apply(
         self, conn: DictConnection, topic: str, raw: bytes
     ) -> tuple[Envelope[Any], Applied | None]:
-        """Parse one message, claim its event and apply it inside the caller's transaction,
-        with its order id in the log context and on the active span; the outcome is None if the
-        event was claimed before (a duplicate)."""
-        handler = self._handler(topic)
-        envelope = parse_envelope(raw, handler.data_type)
+        """Parse one message, claim its event and apply it inside the caller's transaction;
+        the outcome is None if the event was claimed before (a duplicate)."""
+        _, handler, envelope = self._parse(topic, raw)
+        claimed = await claim_event(conn, envelope.id, topic)
+        return envelope, await self._apply_claimed(conn, handler, envelope, claimed)
+
+    async def _apply_claimed(
+        self, conn: DictConnection, handler: Handler[S], envelope: Envelope[Any], claimed: bool
+    ) -> Applied | None:
+        """Apply an event this transaction claimed (None for one claimed before), with its
+        order id in the log context and on the active span."""
         token = order_id_var.set(envelope.subject)
         tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
         try:
-            if not await claim_event(conn, envelope.id, topic):
-                return envelope, None
-            return envelope, await handler.apply(self.service, conn, envelope)
+            return await handler.apply(self.service, conn, envelope) if claimed else None
         finally:
             order_id_var.reset(token)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +67,19 @@ async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:
         (event_id, topic),
     )
     return await cursor.fetchone() is not None
+
+
+async def claim_events(conn: DictConnection, events: Sequence[tuple[str, str]]) -> set[str]:
+    """Record each `(event_id, topic)` as processed in the current transaction, in one
+    statement; the ids that were not processed before (an id twice in `events` is claimed by
+    its first occurrence only, which the caller applies)."""
+    cursor = await conn.execute(
+        "INSERT INTO processed_events (event_id, topic)"
+        " SELECT * FROM unnest(%s::uuid[], %s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        ([event_id for event_id, _ in events], [topic for _, topic in events]),
+    )
+    claimed = {row["event_id"] for row in await cursor.fetchall()}
+    return {event_id for event_id, _ in events if uuid.UUID(event_id) in claimed}
 
 
 def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[Any]:

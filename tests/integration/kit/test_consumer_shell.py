@@ -201,6 +201,22 @@ async def test_a_group_is_applied_in_one_transaction_with_each_event_claimed_onc
     await runner
 
 
+async def test_an_event_twice_in_a_group_is_applied_once(pool: Pool) -> None:
+    ledger = Ledger()
+    after_commit = AfterCommit("shell-test")
+    shell = EventShell("shell-test", ledger, pool, HANDLERS, after_commit)
+    twice = expired("o-10")
+    processed, duplicates = consumed("processed"), consumed("duplicate")
+
+    await shell.apply_group(delivered(twice, expired("o-11"), twice))
+
+    assert await ledger_rows(pool) == ["o-10", "o-11"]
+    assert ledger.seen_order_ids == ["o-10", "o-11"], "the second copy reached no handler"
+    assert consumed("processed") == processed + 2
+    assert consumed("duplicate") == duplicates + 1
+    assert after_commit.pending == 2
+
+
 async def test_a_group_with_a_failing_event_keeps_nothing_and_runs_no_effect(pool: Pool) -> None:
     ledger = Ledger()
     after_commit = AfterCommit("shell-test")

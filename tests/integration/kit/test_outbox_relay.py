@@ -23,7 +23,13 @@ from services.kit.kafka import (
     ensure_topics,
 )
 from services.kit.order_events import ReservationExpired
-from services.kit.outbox import KIT_MIGRATIONS, OutboxRelay, add_to_outbox, claim_event
+from services.kit.outbox import (
+    KIT_MIGRATIONS,
+    OutboxRelay,
+    add_to_outbox,
+    claim_event,
+    claim_events,
+)
 from services.kit.settings import ServiceSettings
 from tests.integration.kit.support import expired, outbox_topic
 from tests.support import eventually
@@ -164,6 +170,18 @@ async def test_claim_event_refuses_a_redelivery(pool: Pool) -> None:
         assert await claim_event(conn, event_id, "t") is True
     async with pool.connection() as conn, conn.transaction():
         assert await claim_event(conn, event_id, "t") is False
+
+
+async def test_claim_events_claims_each_new_event_once_in_one_statement(pool: Pool) -> None:
+    seen, new, upper = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()).upper()
+    async with pool.connection() as conn, conn.transaction():
+        assert await claim_event(conn, seen, "t") is True
+    async with pool.connection() as conn, conn.transaction():
+        claimed = await claim_events(conn, [(seen, "t"), (new, "t"), (new, "t"), (upper, "u")])
+    assert claimed == {new, upper}, "the ids as given, each new one once, none seen before"
+    async with pool.connection() as conn, conn.transaction():
+        assert await claim_event(conn, new, "t") is False
+        assert await claim_event(conn, upper.lower(), "u") is False
 
 
 async def test_consumer_dead_letters_a_poison_message_and_moves_on(
