@@ -7,7 +7,7 @@ The tables (migrations/0001_projection.sql): `event_log` (every consumed event, 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -71,50 +71,66 @@ class Totals:
 # --- the projection ------------------------------------------------------------------------
 
 
-async def log_event(
-    conn: DictConnection,
-    *,
-    event_id: str,
-    topic: str,
-    type: str,
-    source: str,
-    order_id: str,
-    user_id: str | None,
-    version: int | None,
-    occurred_at: datetime,
-    data: dict[str, Any],
-) -> bool:
-    """Keep the event; False when it was kept before (then it must change nothing)."""
-    cursor = await conn.execute(
-        """
+@dataclass(frozen=True, slots=True)
+class NewLogEntry:
+    """A consumed event, as `event_log` keeps it."""
+
+    event_id: str
+    topic: str
+    type: str
+    source: str
+    order_id: str
+    user_id: str | None
+    version: int | None
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """An order's creation facts (`order.created`)."""
+
+    order_id: str
+    user_id: str
+    version: int
+    total: Decimal
+    currency: str
+    item_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAt:
+    """An order's status at a version, at a time; a confirmation may carry its total."""
+
+    order_id: str
+    user_id: str
+    version: int
+    status: str
+    at: datetime
+    total: Decimal | None = None
+    currency: str | None = None
+
+
+_KEEP = """
+    WITH kept AS (
         INSERT INTO event_log (event_id, topic, type, source, order_id, user_id, version,
                                occurred_at, data)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(event_id)s, %(topic)s, %(type)s, %(source)s, %(order_id)s, %(user_id)s,
+                %(version)s, %(occurred_at)s, %(data)s)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING 1
-        """,
-        (event_id, topic, type, source, order_id, user_id, version, occurred_at, Jsonb(data)),
     )
-    return await cursor.fetchone() is not None
+"""
 
-
-async def record_creation(
-    conn: DictConnection,
-    *,
-    order_id: str,
-    user_id: str,
-    version: int,
-    total: Decimal,
-    currency: str,
-    item_count: int,
-    created_at: datetime,
-) -> None:
-    """The creation's facts; its status only if no newer version was seen first."""
-    await conn.execute(
-        """
+# The creation's facts; its status only if no newer version was seen first.
+_CREATION = """
+    , facts AS (
         INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
                                  item_count, created_at)
-        VALUES (%s, %s, 'CREATED', %s, %s, %s, %s, %s)
+        SELECT %(order_id)s, %(user_id)s, 'CREATED', %(version)s, %(total)s, %(currency)s,
+               %(item_count)s, %(created_at)s
+        FROM kept
         ON CONFLICT (order_id) DO UPDATE
         SET total = excluded.total,
             currency = excluded.currency,
@@ -124,30 +140,18 @@ async def record_creation(
                           THEN excluded.status ELSE order_facts.status END,
             version = GREATEST(order_facts.version, excluded.version),
             updated_at = now()
-        """,
-        (order_id, user_id, version, total, currency, item_count, created_at),
     )
+"""
 
-
-async def record_status(
-    conn: DictConnection,
-    *,
-    order_id: str,
-    user_id: str,
-    version: int,
-    status: str,
-    at: datetime,
-    total: Decimal | None = None,
-    currency: str | None = None,
-) -> None:
-    """A status at an order version: applied only if newer than the one known (so a late
-    event changes nothing); a confirmation's time is kept whatever its order."""
-    await conn.execute(
-        """
+# A status at an order version: applied only if newer than the one known (so a late event
+# changes nothing); a confirmation's time is kept whatever its order.
+_STATUS = """
+    , facts AS (
         INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
                                  confirmed_at)
-        VALUES (%(order_id)s, %(user_id)s, %(status)s, %(version)s, %(total)s, %(currency)s,
-                CASE WHEN %(status)s = 'CONFIRMED' THEN %(at)s::timestamptz END)
+        SELECT %(order_id)s, %(user_id)s, %(status)s, %(version)s, %(total)s, %(currency)s,
+               CASE WHEN %(status)s = 'CONFIRMED' THEN %(at)s::timestamptz END
+        FROM kept
         ON CONFLICT (order_id) DO UPDATE
         SET status = CASE WHEN excluded.version > order_facts.version
                           THEN excluded.status ELSE order_facts.status END,
@@ -156,17 +160,31 @@ async def record_status(
             currency = COALESCE(order_facts.currency, excluded.currency),
             confirmed_at = COALESCE(order_facts.confirmed_at, excluded.confirmed_at),
             updated_at = now()
-        """,
-        {
-            "order_id": order_id,
-            "user_id": user_id,
-            "status": status,
-            "version": version,
-            "at": at,
-            "total": total,
-            "currency": currency,
-        },
     )
+"""
+
+
+async def project(
+    conn: DictConnection, entry: NewLogEntry, facts: Creation | StatusAt | None
+) -> bool:
+    """Keep the event and, if it was not kept before, apply its facts to the order's row, in
+    one statement; False when it was kept before (then it changed nothing)."""
+    query = _KEEP
+    params = {**_fields(entry), "data": Jsonb(entry.data)}
+    if isinstance(facts, Creation):
+        query += _CREATION
+        params.update(_fields(facts))
+    elif isinstance(facts, StatusAt):
+        query += _STATUS
+        params.update(_fields(facts))
+    query += "SELECT count(*) AS kept FROM kept"
+    cursor = await conn.execute(query, params)
+    row = await cursor.fetchone()
+    return row is not None and row["kept"] > 0
+
+
+def _fields(row: NewLogEntry | Creation | StatusAt) -> dict[str, Any]:
+    return {field.name: getattr(row, field.name) for field in fields(row)}
 
 
 async def clear(conn: DictConnection) -> None:

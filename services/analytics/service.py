@@ -132,8 +132,7 @@ class AnalyticsService:
         self, conn: DictConnection, topic: str, event: Envelope[Any], facts: EventFacts
     ) -> Applied:
         """Apply one order event in the consumer's transaction."""
-        kept = await repo.log_event(
-            conn,
+        entry = repo.NewLogEntry(
             event_id=event.id,
             topic=topic,
             type=event.type,
@@ -144,32 +143,8 @@ class AnalyticsService:
             occurred_at=event.time,
             data=event.data.model_dump(mode="json", by_alias=True),
         )
-        if not kept:
+        if not await repo.project(conn, entry, _order_facts(facts, event.time)):
             return Applied("already-projected")
-        if facts.created_at is not None:
-            assert facts.total is not None
-            assert facts.currency is not None
-            await repo.record_creation(
-                conn,
-                order_id=facts.order_id,
-                user_id=facts.user_id,
-                version=facts.version,
-                total=facts.total,
-                currency=facts.currency,
-                item_count=facts.item_count or 0,
-                created_at=facts.created_at,
-            )
-        elif facts.status is not None:
-            await repo.record_status(
-                conn,
-                order_id=facts.order_id,
-                user_id=facts.user_id,
-                version=facts.version,
-                status=facts.status,
-                at=event.time,
-                total=facts.total,
-                currency=facts.currency,
-            )
         return Applied("projected")
 
     async def clear(self) -> None:
@@ -333,6 +308,33 @@ class AnalyticsService:
             )
         except BrokerUnavailable as exc:
             raise BrokerDown("RabbitMQ", str(exc)) from exc
+
+
+def _order_facts(facts: EventFacts, at: datetime) -> repo.Creation | repo.StatusAt | None:
+    """The change an event's facts make to its order's row (none for an expiry)."""
+    if facts.created_at is not None:
+        assert facts.total is not None
+        assert facts.currency is not None
+        return repo.Creation(
+            order_id=facts.order_id,
+            user_id=facts.user_id,
+            version=facts.version,
+            total=facts.total,
+            currency=facts.currency,
+            item_count=facts.item_count or 0,
+            created_at=facts.created_at,
+        )
+    if facts.status is not None:
+        return repo.StatusAt(
+            order_id=facts.order_id,
+            user_id=facts.user_id,
+            version=facts.version,
+            status=facts.status,
+            at=at,
+            total=facts.total,
+            currency=facts.currency,
+        )
+    return None
 
 
 def _count(value: int) -> Figure:

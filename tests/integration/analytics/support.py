@@ -12,11 +12,13 @@ from services.kit.order_events import (
     ORDER_CONFIRMED,
     ORDER_CREATED,
     ORDER_FAILED,
+    RESERVATION_EXPIRED,
     OrderConfirmed,
     OrderCreated,
     OrderFailed,
     OrderLine,
     OrderStatusChanged,
+    ReservationExpired,
 )
 from services.kit.outbox import event
 
@@ -53,6 +55,13 @@ def confirmed(order_id: str, user_id: str) -> Event:
         order_id=order_id, user_id=user_id, version=1, reservation_expires_at=datetime.now(UTC)
     )
     return ORDER_CONFIRMED, event("/services/inventory", ORDER_CONFIRMED, order_id, data)
+
+
+def expired(order_id: str, user_id: str) -> Event:
+    data = ReservationExpired(
+        order_id=order_id, user_id=user_id, version=1, expired_at=datetime.now(UTC)
+    )
+    return RESERVATION_EXPIRED, event("/services/inventory", RESERVATION_EXPIRED, order_id, data)
 
 
 def failed(order_id: str, user_id: str) -> Event:

@@ -15,6 +15,7 @@ from tests.integration.analytics.support import (
     Event,
     confirmed,
     created,
+    expired,
     failed,
     status_changed,
 )
@@ -155,6 +156,27 @@ async def test_an_event_applied_twice_counts_once(
     period = {"from": day.isoformat(), "to": day.isoformat()}
     per_day = await _get(client, admin, "/analytics/orders-per-day", **period)
     assert per_day["total"] == 1
+
+
+async def test_an_event_kept_before_its_claim_was_purged_changes_nothing(
+    client: httpx.AsyncClient, shell: EventShell[Any], admin: Bearer
+) -> None:
+    day = _day(21)
+    user, order = str(uuid.uuid4()), str(uuid.uuid4())
+    creation, expiry = created(order, user, _at(day), "12.00"), expired(order, user)
+    assert await _apply(shell, creation, expiry) == ["projected", "projected"]
+    async with shell.pool.connection() as conn:  # the kit's purge of old claims
+        await conn.execute(
+            "DELETE FROM processed_events WHERE event_id = ANY(%s::uuid[])",
+            ([creation[1].id, expiry[1].id],),
+        )
+
+    assert await _apply(shell, creation, expiry) == ["already-projected"] * 2
+    period = {"from": day.isoformat(), "to": day.isoformat()}
+    per_day = await _get(client, admin, "/analytics/orders-per-day", **period)
+    assert per_day["total"] == 1
+    logged = await _get(client, admin, "/analytics/events", orderId=order)
+    assert sorted(e["type"] for e in logged["items"]) == sorted([creation[1].type, expiry[1].type])
 
 
 async def test_reports_answer_from_the_projection_when_prometheus_is_down(
