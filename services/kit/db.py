@@ -13,6 +13,8 @@ import asyncio
 import logging
 import re
 import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,33 @@ def create_pool(settings: ServiceSettings, schema: str) -> Pool:
         kwargs={"row_factory": dict_row, "options": f"-c search_path={schema},public"},
         connection_class=AsyncConnection[dict[str, Any]],
         check=check,
+        reset=_autocommit_off,
         open=False,
         name=f"{settings.service_name}-pool",
     )
     check.pool = pool
     return pool
+
+
+@asynccontextmanager
+async def autocommit(pool: Pool) -> AsyncIterator[DictConnection]:
+    """A pooled connection on which each statement commits on its own: no BEGIN and no COMMIT
+    to send and wait for. For work that is one statement (a read, or a write that holds
+    together by itself, a data-modifying `WITH` included); statements that must commit
+    together need `pool.connection()` and its transaction instead. The pool's reset turns
+    autocommit off again when the connection comes back (`_autocommit_off`), however the block
+    ended."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        yield conn
+
+
+async def _autocommit_off(conn: DictConnection) -> None:
+    """The pool's reset of a returned connection: one `autocommit` lent goes back to the
+    pool's default, a transaction per `pool.connection()` block (the pool discards it if
+    this fails)."""
+    if conn.autocommit and not conn.closed:
+        await conn.set_autocommit(False)
 
 
 class _SessionCheck:

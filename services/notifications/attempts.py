@@ -1,7 +1,8 @@
 """The SQL of the channel workers: claiming deliveries, recording attempts and dead letters.
 
-A worker works in batches: one statement claims the batch's deliveries, one transaction records
-what happened to them. Statuses of a delivery as the workers move it (migrations/0002):
+A worker works in batches: one statement claims the batch's deliveries, one records what
+happened to them; each commits on its own (the worker runs them in autocommit: no BEGIN or
+COMMIT round trips). Statuses of a delivery as the workers move it (migrations/0002):
 
     queued/pending/retrying --claim--> sending --> sent | retrying | dead
 
@@ -82,57 +83,53 @@ _STATUS_OF_OUTCOME = {"sent": "sent", "retry": "retrying", "failed": "dead"}
 async def record(
     conn: DictConnection, attempts: Sequence[Attempt], dead_letters: Sequence[DeadLetter]
 ) -> None:
-    """Record a batch's attempts, move their deliveries on, and keep its dead letters."""
-    async with conn.cursor() as cursor:
-        if attempts:
-            await cursor.executemany(
-                """
-                INSERT INTO delivery_attempts (delivery_id, notification_id, channel, attempt,
-                                               outcome, provider_response, duration_ms)
-                VALUES (%s, %s, %s, %s, %s, %s, %s)
-                """,
-                [
-                    (
-                        a.delivery_id,
-                        a.notification_id,
-                        a.channel,
-                        a.attempt,
-                        a.outcome,
-                        a.provider_response,
-                        a.duration_ms,
-                    )
-                    for a in attempts
-                ],
-            )
-        moved = [a for a in attempts if a.outcome in _STATUS_OF_OUTCOME]
-        if moved:
-            await cursor.execute(
-                """
-                UPDATE deliveries d
-                SET status = m.status,
-                    reason = CASE WHEN m.status = 'sent' THEN NULL ELSE m.response END,
-                    sent_at = CASE WHEN m.status = 'sent' THEN now() ELSE d.sent_at END,
-                    claimed_at = NULL,
-                    updated_at = now()
-                FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS m(id, status, response)
-                WHERE d.id = m.id
-                """,
-                (
-                    [a.delivery_id for a in moved],
-                    [_STATUS_OF_OUTCOME[a.outcome] for a in moved],
-                    [a.provider_response for a in moved],
-                ),
-            )
-        if dead_letters:
-            await cursor.executemany(
-                """
-                INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts,
-                                          payload)
-                VALUES (%s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (id) DO NOTHING
-                """,
-                [
-                    (d.id, d.delivery_id, d.channel, d.queue, d.reason, d.attempts, d.payload)
-                    for d in dead_letters
-                ],
-            )
+    """Record a batch's attempts, move their deliveries on, and keep its dead letters, in one
+    statement (each list travels as arrays, one per column), so it commits as one without a
+    transaction of its own."""
+    moved = [a for a in attempts if a.outcome in _STATUS_OF_OUTCOME]
+    await conn.execute(
+        """
+        WITH attempted AS (
+            INSERT INTO delivery_attempts (delivery_id, notification_id, channel, attempt,
+                                           outcome, provider_response, duration_ms)
+            SELECT * FROM unnest(%(a_delivery)s::uuid[], %(a_notification)s::uuid[],
+                                 %(a_channel)s::text[], %(a_attempt)s::int[],
+                                 %(a_outcome)s::text[], %(a_response)s::text[],
+                                 %(a_duration)s::float8[])
+        ), dead AS (
+            INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)
+            SELECT * FROM unnest(%(d_id)s::uuid[], %(d_delivery)s::uuid[], %(d_channel)s::text[],
+                                 %(d_queue)s::text[], %(d_reason)s::text[],
+                                 %(d_attempts)s::int[], %(d_payload)s::bytea[])
+            ON CONFLICT (id) DO NOTHING
+        )
+        UPDATE deliveries d
+        SET status = m.status,
+            reason = CASE WHEN m.status = 'sent' THEN NULL ELSE m.response END,
+            sent_at = CASE WHEN m.status = 'sent' THEN now() ELSE d.sent_at END,
+            claimed_at = NULL,
+            updated_at = now()
+        FROM unnest(%(m_id)s::uuid[], %(m_status)s::text[], %(m_response)s::text[])
+            AS m(id, status, response)
+        WHERE d.id = m.id
+        """,
+        {
+            "a_delivery": [a.delivery_id for a in attempts],
+            "a_notification": [a.notification_id for a in attempts],
+            "a_channel": [a.channel for a in attempts],
+            "a_attempt": [a.attempt for a in attempts],
+            "a_outcome": [a.outcome for a in attempts],
+            "a_response": [a.provider_response for a in attempts],
+            "a_duration": [a.duration_ms for a in attempts],
+            "d_id": [d.id for d in dead_letters],
+            "d_delivery": [d.delivery_id for d in dead_letters],
+            "d_channel": [d.channel for d in dead_letters],
+            "d_queue": [d.queue for d in dead_letters],
+            "d_reason": [d.reason for d in dead_letters],
+            "d_attempts": [d.attempts for d in dead_letters],
+            "d_payload": [d.payload for d in dead_letters],
+            "m_id": [a.delivery_id for a in moved],
+            "m_status": [_STATUS_OF_OUTCOME[a.outcome] for a in moved],
+            "m_response": [a.provider_response for a in moved],
+        },
+    )

@@ -27,7 +27,7 @@ import socketio
 from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
 from services.kit.rabbit import Outgoing
@@ -115,8 +115,8 @@ class LivePushes:
 
     async def _unread_count(self, user_id: str) -> int:
         # Counted when the push runs, after commit: the last push counts every change committed
-        # before it.
-        async with self.pool.connection() as conn:
+        # before it. One read: no transaction around it.
+        async with autocommit(self.pool) as conn:
             return await repo.unread_count(conn, user_id)
 
 

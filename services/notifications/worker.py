@@ -8,7 +8,7 @@
 2. **send** the claimed ones, rendered from their templates (rendering.py), to the provider
    (providers.py), at most WORKER_CONCURRENCY at once;
 3. **record** every attempt, the deliveries' new statuses and the dead letters, in one
-   transaction;
+   statement;
 4. **publish** (with confirms) each transient failure to its retry queue with `attempt + 1`
    (the queue's TTL returns it to the work queue later: nobody sleeps), and each dead letter
    to `notifications.dlq` with its reason and attempt count;
@@ -51,7 +51,7 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from services.kit import tracing
-from services.kit.db import Pool, create_pool
+from services.kit.db import Pool, autocommit, create_pool
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
 from services.kit.rabbit_consumer import QueueConsumer
 from services.kit.runtime import Runtime
@@ -164,9 +164,9 @@ class ChannelWorker(QueueConsumer):
 
     async def _work(self, items: list[_Item], amqp: AbstractChannel, clock: _StageClock) -> None:
         valid = [item for item in items if item.message is not None]
-        # Pipelined, here and in the record: BEGIN goes out with the first statement and COMMIT
-        # with the last, so a claim waits for the database once and a record once.
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        # The claim and the record are a statement each, in autocommit: each waits for the
+        # database once.
+        async with autocommit(self.pool) as conn:
             claim = await store.claim(
                 conn,
                 [item.message.delivery_id for item in valid if item.message],
@@ -176,7 +176,7 @@ class ChannelWorker(QueueConsumer):
         await asyncio.gather(*(self._settle(item, claim) for item in valid))
         clock.lap("send")
         attempts, dead_letters = self._records(items)
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with autocommit(self.pool) as conn:
             await store.record(conn, attempts, dead_letters)
         clock.lap("record")
         republished = [item for item in items if item.republish is not None]

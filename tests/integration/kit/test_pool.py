@@ -3,12 +3,13 @@ restart or a failover), so no request fails on one."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
 import pytest
 
-from services.kit.db import create_pool
+from services.kit.db import DictConnection, autocommit, create_pool
 from services.kit.settings import ServiceSettings
 from tests.support import eventually
 
@@ -47,3 +48,40 @@ async def test_connections_ended_by_the_server_are_replaced_not_handed_out(
                 assert await cursor.fetchone() == {"one": 1}
     finally:
         await pool.close()
+
+
+async def test_autocommit_runs_each_statement_on_its_own_and_lends_the_connection_back_as_it_was(
+    postgres_server: Any,
+) -> None:
+    database = postgres_server.create_database("pool_autocommit")
+    settings = ServiceSettings(**postgres_server.env(database), DB_POOL_MIN=1, DB_POOL_MAX=1)
+    pool = create_pool(settings, "public")
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("CREATE TABLE kept (n int PRIMARY KEY)")
+        async with autocommit(pool) as conn:
+            await conn.execute("INSERT INTO kept VALUES (1)")
+            cursor = await conn.execute("SELECT now() = statement_timestamp() AS own")
+            assert await cursor.fetchone() == {"own": True}, "no transaction around it"
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await _insert_then_collide(autocommit(pool), 2)
+
+        # The one connection is back with a transaction per block: both inserts roll back.
+        async with pool.connection() as conn:
+            assert conn.autocommit is False
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await _insert_then_collide(pool.connection(), 3)
+        async with pool.connection() as conn:
+            cursor = await conn.execute("SELECT array_agg(n ORDER BY n) AS ns FROM kept")
+            assert await cursor.fetchone() == {"ns": [1, 2]}
+    finally:
+        await pool.close()
+
+
+async def _insert_then_collide(
+    block: AbstractAsyncContextManager[DictConnection], first: int
+) -> None:
+    async with block as conn:
+        await conn.execute("INSERT INTO kept VALUES (%s)", (first,))
+        await conn.execute("INSERT INTO kept VALUES (1)")
