@@ -82,11 +82,16 @@ async def claim_events(conn: DictConnection, events: Sequence[tuple[str, str]]) 
     return {event_id for event_id, _ in events if uuid.UUID(event_id) in claimed}
 
 
-def event(source: str, type_: str, subject: str, data: BaseModel) -> Envelope[Any]:
-    """A new envelope for `data` about `subject` (the order id)."""
+def event(
+    source: str, type_: str, subject: str, data: BaseModel, *, event_id: str | None = None
+) -> Envelope[Any]:
+    """A new envelope for `data` about `subject` (the order id), with a new id unless
+    `event_id` gives one (a row written before the event was built refers to it)."""
     # Parametrised with the data's own class, so pydantic keeps (and serialises) its fields.
     envelope_type = cast("type[Envelope[Any]]", Envelope[type(data)])  # type: ignore[misc]
-    return envelope_type(source=source, type=type_, subject=subject, data=data)
+    if event_id is None:
+        return envelope_type(source=source, type=type_, subject=subject, data=data)
+    return envelope_type(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
 _PENDING_ROWS = """

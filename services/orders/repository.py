@@ -204,8 +204,11 @@ async def insert_order(
     user_id: str,
     priced: PricedOrder,
     shipping_address: dict[str, Any],
-) -> OrderRow:
-    """The order and its lines, in one statement (the lines travel as arrays, one per column)."""
+    actor: str,
+    event_id: str,
+) -> tuple[OrderRow, TimelineRow]:
+    """The order, its lines and its first timeline entry (by `actor`, for the event
+    `event_id`), in one statement (the lines travel as arrays, one per column)."""
     lines = priced.lines
     cursor = await conn.execute(
         """
@@ -224,11 +227,17 @@ async def insert_order(
                         %(line_totals)s::numeric[])
                 WITH ORDINALITY
                 AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
+        ), first_entry AS (
+            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
+            SELECT id, version, status, %(actor)s::text, NULL, %(event_id)s::uuid, created_at
+            FROM placed
         )
         SELECT * FROM placed
         """,
         {
             "id": order_id,
+            "actor": actor,
+            "event_id": event_id,
             "user_id": user_id,
             "total": priced.total,
             "currency": priced.currency,
@@ -243,7 +252,8 @@ async def insert_order(
     )
     row = await cursor.fetchone()
     assert row is not None
-    return _order(row)
+    order = _order(row)
+    return order, _entry(order, actor=actor, reason=None, event_id=event_id, at=order.created_at)
 
 
 # --- status changes ----------------------------------------------------------------------
@@ -264,48 +274,55 @@ async def lock_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | No
 
 
 async def set_status(
-    conn: DictConnection, order_id: uuid.UUID, status: Status, version: int
-) -> OrderRow:
-    cursor = await conn.execute(
-        """
-        UPDATE orders SET status = %s, version = %s, updated_at = now()
-        WHERE id = %s
-        RETURNING id, user_id, status, version, total, currency::text AS currency,
-                  shipping_address, created_at, updated_at
-        """,
-        (status, version, order_id),
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    return _order(row)
-
-
-async def add_timeline_entry(
     conn: DictConnection,
-    *,
     order_id: uuid.UUID,
-    version: int,
     status: Status,
+    version: int,
+    *,
     actor: str,
     reason: str | None,
     event_id: str | None,
-    at: datetime,
-) -> TimelineRow:
-    """Record a version of an order; `at` is the time of that version (the order's updated_at).
-
-    Returns the entry without reading it back, so it can be sent in a pipeline.
-    """
-    await conn.execute(
+) -> tuple[OrderRow, TimelineRow]:
+    """Move the order to `status` at `version` and record that version in its timeline (by
+    `actor`, for the event `event_id`, at the order's new `updated_at`), in one statement."""
+    cursor = await conn.execute(
         """
-        INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        WITH changed AS (
+            UPDATE orders SET status = %(status)s, version = %(version)s, updated_at = now()
+            WHERE id = %(id)s
+            RETURNING id, user_id, status, version, total, currency::text AS currency,
+                      shipping_address, created_at, updated_at
+        ), entry AS (
+            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
+            SELECT id, version, status, %(actor)s::text, %(reason)s::text, %(event_id)s::uuid,
+                   updated_at
+            FROM changed
+        )
+        SELECT * FROM changed
         """,
-        (order_id, version, status, actor, reason, event_id, at),
+        {
+            "id": order_id,
+            "status": status,
+            "version": version,
+            "actor": actor,
+            "reason": reason,
+            "event_id": event_id,
+        },
     )
+    row = await cursor.fetchone()
+    assert row is not None
+    order = _order(row)
+    return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
+
+
+def _entry(
+    order: OrderRow, *, actor: str, reason: str | None, event_id: str | None, at: datetime
+) -> TimelineRow:
+    """The timeline entry a statement above wrote for the order's current version."""
     return TimelineRow(
-        order_id=order_id,
-        version=version,
-        status=status,
+        order_id=order.id,
+        version=order.version,
+        status=order.status,
         actor=actor,
         reason=reason,
         event_id=uuid.UUID(event_id) if event_id else None,

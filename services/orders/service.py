@@ -195,25 +195,17 @@ class OrderService:
                     held_units=holdings.units,
                     requested=quantities,
                 )
-                order = await repo.insert_order(
+                created_id = str(uuid.uuid4())
+                order, entry = await repo.insert_order(
                     conn,
                     order_id=order_id,
                     user_id=principal.user_id,
                     priced=priced,
                     shipping_address=address,
-                )
-                created = _created_event(order, priced)
-                entry = await repo.add_timeline_entry(
-                    conn,
-                    order_id=order_id,
-                    version=order.version,
-                    status=Status.CREATED,
                     actor=actor_label(Actor.OWNER, principal),
-                    reason=None,
-                    event_id=created.id,
-                    at=order.created_at,
+                    event_id=created_id,
                 )
-                await add_to_outbox(conn, ORDER_CREATED, created)
+                await add_to_outbox(conn, ORDER_CREATED, _created_event(order, priced, created_id))
                 if idempotency_key is not None and not await repo.claim_idempotency_key(
                     conn,
                     user_id=principal.user_id,
@@ -432,9 +424,9 @@ class OrderService:
 
         Only the order update is read back, so the caller may send this in a pipeline.
         """
-        updated = await repo.set_status(conn, order.id, target, order.version + 1)
-        event_id = consumed_event_id
+        version = order.version + 1
         topic = EMITTED_TOPICS.get(target)
+        changed = None
         if topic is not None:
             changed = event(
                 SOURCE,
@@ -443,7 +435,7 @@ class OrderService:
                 OrderStatusChanged(
                     order_id=str(order.id),
                     user_id=order.user_id,
-                    version=updated.version,
+                    version=version,
                     status=target,
                     previous_status=order.status,
                     actor=actor,
@@ -452,18 +444,17 @@ class OrderService:
                     currency=order.currency,
                 ),
             )
-            await add_to_outbox(conn, topic, changed)
-            event_id = changed.id
-        entry = await repo.add_timeline_entry(
+        updated, entry = await repo.set_status(
             conn,
-            order_id=order.id,
-            version=updated.version,
-            status=target,
+            order.id,
+            target,
+            version,
             actor=actor,
             reason=reason,
-            event_id=event_id,
-            at=updated.updated_at,
+            event_id=changed.id if changed is not None else consumed_event_id,
         )
+        if topic is not None and changed is not None:
+            await add_to_outbox(conn, topic, changed)
         return Change(order=updated, previous=order.status, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
@@ -492,7 +483,7 @@ class _KeyTakenMeanwhile(Exception):
     """Rolls back a create whose idempotency key another request claimed first."""
 
 
-def _created_event(order: repo.OrderRow, priced: PricedOrder) -> Envelope[Any]:
+def _created_event(order: repo.OrderRow, priced: PricedOrder, event_id: str) -> Envelope[Any]:
     data = OrderCreated(
         order_id=str(order.id),
         user_id=order.user_id,
@@ -512,7 +503,7 @@ def _created_event(order: repo.OrderRow, priced: PricedOrder) -> Envelope[Any]:
         currency=priced.currency,
         created_at=order.created_at,
     )
-    return event(SOURCE, ORDER_CREATED, str(order.id), data)
+    return event(SOURCE, ORDER_CREATED, str(order.id), data, event_id=event_id)
 
 
 def _line_rows(order_id: uuid.UUID, priced: PricedOrder) -> list[repo.LineRow]:
