@@ -294,15 +294,6 @@ async def lock_stock_levels(
     }
 
 
-async def reserve_stock(conn: DictConnection, lines: Sequence[RequestedLine]) -> None:
-    await conn.execute(
-        "UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()"
-        "  FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)"
-        " WHERE stock.product_id = v.product_id",
-        _columns(lines),
-    )
-
-
 async def insert_reservation(
     conn: DictConnection,
     order_id: str,
@@ -310,29 +301,59 @@ async def insert_reservation(
     status: str,
     order_version: int,
     *,
-    ttl_seconds: int | None = None,
     reason: str | None = None,
-) -> datetime | None:
-    """Record what inventory knows of an order; returns the expiry (with a `ttl_seconds`)."""
+) -> None:
+    """Record what inventory knows of an order that holds no stock (refused, or cancelled
+    before it was seen); `reserve` records a reservation."""
+    await conn.execute(
+        "INSERT INTO reservations (order_id, user_id, status, order_version, reason)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (order_id, user_id, status, order_version, reason),
+    )
+
+
+async def reserve(
+    conn: DictConnection,
+    order_id: str,
+    user_id: str,
+    order_version: int,
+    lines: Sequence[RequestedLine],
+    ttl_seconds: int,
+) -> datetime:
+    """Reserve the lines' units (their stock rows locked already) and record the reservation
+    and its lines, in one statement; returns when it expires."""
+    product_ids, quantities = _columns(lines)
     cursor = await conn.execute(
-        "INSERT INTO reservations (order_id, user_id, status, order_version, expires_at, reason)"
-        " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s), %s)"
-        " RETURNING expires_at",
-        (order_id, user_id, status, order_version, ttl_seconds, reason),
+        """
+        WITH reserved AS (
+            UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()
+            FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[]) AS v(product_id, quantity)
+            WHERE stock.product_id = v.product_id
+        ), reservation AS (
+            INSERT INTO reservations (order_id, user_id, status, order_version, expires_at)
+            VALUES (%(order_id)s, %(user_id)s, 'RESERVED', %(version)s,
+                    now() + make_interval(secs => %(ttl)s))
+            RETURNING expires_at
+        ), reserved_lines AS (
+            INSERT INTO reservation_lines (order_id, product_id, quantity)
+            SELECT %(order_id)s, v.product_id, v.quantity
+            FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[]) AS v(product_id, quantity)
+        )
+        SELECT expires_at FROM reservation
+        """,
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "version": order_version,
+            "ttl": ttl_seconds,
+            "product_ids": product_ids,
+            "quantities": quantities,
+        },
     )
     row = await cursor.fetchone()
     assert row is not None
-    expires_at: datetime | None = row["expires_at"]
+    expires_at: datetime = row["expires_at"]
     return expires_at
-
-
-async def insert_lines(conn: DictConnection, order_id: str, lines: Sequence[RequestedLine]) -> None:
-    await conn.execute(
-        "INSERT INTO reservation_lines (order_id, product_id, quantity)"
-        " SELECT %s, v.product_id, v.quantity"
-        "   FROM unnest(%s::uuid[], %s::int[]) AS v(product_id, quantity)",
-        (order_id, *_columns(lines)),
-    )
 
 
 def _columns(lines: Sequence[RequestedLine]) -> tuple[list[str], list[int]]:

@@ -209,17 +209,14 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
-        await repo.reserve_stock(conn, lines)
-        expires_at = await repo.insert_reservation(
+        expires_at = await repo.reserve(
             conn,
             order.order_id,
             order.user_id,
-            "RESERVED",
             order.version,
-            ttl_seconds=self.reservation_ttl_seconds,
+            lines,
+            self.reservation_ttl_seconds,
         )
-        assert expires_at is not None
-        await repo.insert_lines(conn, order.order_id, lines)
         confirmed = OrderConfirmed(
             order_id=order.order_id,
             user_id=order.user_id,
