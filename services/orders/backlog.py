@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from services.kit.db import Pool
+from services.kit.db import Pool, autocommit
 from services.kit.errors import RateLimited
 from services.orders import metrics
 from services.orders import repository as repo
@@ -73,7 +73,7 @@ class Backlog:
         """One count (the `unsettled-orders` job's round). One that fails (the database is
         down) raises and leaves the last count to age until it is no longer trusted."""
         asked, admitted, in_flight = self.clock(), self._admitted, self._in_flight
-        async with self.pool.connection() as conn:
+        async with autocommit(self.pool) as conn:  # one read: no transaction around it
             found = await repo.count_unsettled(conn, up_to=self.limit + 1)
         self.counted(found, asked, admitted=admitted, in_flight=in_flight)
 
