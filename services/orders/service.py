@@ -25,7 +25,7 @@ import socketio
 
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.errors import Forbidden
 from services.kit.events import Envelope
 from services.kit.live import OrderUpdate, push_order_update
@@ -158,7 +158,7 @@ class OrderService:
         fingerprint = request_fingerprint(quantities, address)
         ttl = self.settings.idempotency_key_ttl_hours
         if idempotency_key is not None:
-            async with self.pool.connection() as conn:
+            async with autocommit(self.pool) as conn:  # one read: no transaction around it
                 known = await repo.find_idempotency_key(
                     conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
                 )
