@@ -88,10 +88,11 @@ class Http:
             return Reply(response.status, dict(response.headers), await _json(response))
 
     async def create(self, token: str, product: str) -> tuple[int, dict[str, str], Any]:
-        """Place an order of one unit of `product`: (status, headers, body)."""
+        """Place an order of one unit of `product`, with a fresh Idempotency-Key as the web
+        app sends: (status, headers, body)."""
         reply = await self.post(
             "/orders",
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
             json={"items": [{"productId": product, "quantity": 1}], "shippingAddress": ADDRESS},
         )
         return reply.status, reply.headers, reply.body
