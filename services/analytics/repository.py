@@ -23,7 +23,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass(frozen=True, slots=True)
-class LoggedEvent:
+class NewLogEntry:
+    """A consumed event, as `event_log` keeps it."""
+
     event_id: uuid.UUID
     topic: str
     type: str
@@ -33,6 +35,12 @@ class LoggedEvent:
     version: int | None
     occurred_at: datetime
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent(NewLogEntry):
+    """A kept event, with the time it was kept."""
+
     recorded_at: datetime
 
 
@@ -69,21 +77,6 @@ class Totals:
 
 
 # --- the projection ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NewLogEntry:
-    """A consumed event, as `event_log` keeps it."""
-
-    event_id: str
-    topic: str
-    type: str
-    source: str
-    order_id: str
-    user_id: str | None
-    version: int | None
-    occurred_at: datetime
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,7 @@ class AnalyticsService:
     ) -> Applied:
         """Apply one order event in the consumer's transaction."""
         entry = repo.NewLogEntry(
-            event_id=event.id,
+            event_id=uuid.UUID(event.id),
             topic=topic,
             type=event.type,
             source=event.source,
