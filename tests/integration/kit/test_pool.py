@@ -3,13 +3,14 @@ restart or a failover), so no request fails on one."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
 import pytest
 
-from services.kit.db import DictConnection, autocommit, create_pool
+from services.kit.db import DictConnection, Pool, autocommit, create_pool
 from services.kit.settings import ServiceSettings
 from tests.support import eventually
 
@@ -20,10 +21,7 @@ async def test_connections_ended_by_the_server_are_replaced_not_handed_out(
     postgres_server: Any,
 ) -> None:
     database = postgres_server.create_database("pool")
-    settings = ServiceSettings(**postgres_server.env(database), DB_POOL_MIN=10, DB_POOL_MAX=10)
-    pool = create_pool(settings, "public")
-    await pool.open(wait=True)
-    try:
+    async with _opened_pool(postgres_server, database, size=10) as pool:
         async with await psycopg.AsyncConnection.connect(
             postgres_server.conninfo(database), autocommit=True
         ) as admin:
@@ -46,18 +44,13 @@ async def test_connections_ended_by_the_server_are_replaced_not_handed_out(
             async with pool.connection() as conn:
                 cursor = await conn.execute("SELECT 1 AS one")
                 assert await cursor.fetchone() == {"one": 1}
-    finally:
-        await pool.close()
 
 
 async def test_autocommit_runs_each_statement_on_its_own_and_lends_the_connection_back_as_it_was(
     postgres_server: Any,
 ) -> None:
     database = postgres_server.create_database("pool_autocommit")
-    settings = ServiceSettings(**postgres_server.env(database), DB_POOL_MIN=1, DB_POOL_MAX=1)
-    pool = create_pool(settings, "public")
-    await pool.open(wait=True)
-    try:
+    async with _opened_pool(postgres_server, database, size=1) as pool:
         async with pool.connection() as conn:
             await conn.execute("CREATE TABLE kept (n int PRIMARY KEY)")
         async with autocommit(pool) as conn:
@@ -75,6 +68,15 @@ async def test_autocommit_runs_each_statement_on_its_own_and_lends_the_connectio
         async with pool.connection() as conn:
             cursor = await conn.execute("SELECT array_agg(n ORDER BY n) AS ns FROM kept")
             assert await cursor.fetchone() == {"ns": [1, 2]}
+
+
+@asynccontextmanager
+async def _opened_pool(postgres_server: Any, database: str, *, size: int) -> AsyncIterator[Pool]:
+    settings = ServiceSettings(**postgres_server.env(database), DB_POOL_MIN=size, DB_POOL_MAX=size)
+    pool = create_pool(settings, "public")
+    await pool.open(wait=True)
+    try:
+        yield pool
     finally:
         await pool.close()
 
