@@ -371,6 +371,23 @@ def load_average() -> str:
     return loadavg.read_text().split()[0] if loadavg.exists() else "unknown"
 
 
+CALIBRATION_ADDITIONS = 20_000_000
+
+
+def core_seconds() -> float:
+    """Seconds one core took for a fixed pure-Python loop, best of three: how fast the machine
+    was at that moment. A shared or throttled machine gives the same build slower figures; this
+    says how much, so runs of different hours or days compare."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(CALIBRATION_ADDITIONS):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def machine() -> str:
     model = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -391,6 +408,7 @@ def machine() -> str:
 
 def write_report(
     load_before: str,
+    speed: tuple[float, float],
     command: str,
     warmup_seconds: float,
     results: list[RateResult],
@@ -409,6 +427,11 @@ def write_report(
         f"Load average (1 min) when the run started: {load_before}; anything above the stack's "
         "own load means other work shared the cores and the figures are lower than the "
         "build can do.",
+        "",
+        f"One core's speed: {CALIBRATION_ADDITIONS:,} additions in a Python loop took "
+        f"{speed[0]:.3f} s when the run started and {speed[1]:.3f} s when it ended (best of "
+        "three; the stack idle). The same build's figures scale with it: compare it before "
+        "comparing runs.",
         "",
         f"Command: `{command}`",
         "",
@@ -575,6 +598,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     load_before = load_average()
     await ensure_stack(args.base)
+    speed_before = core_seconds()
     client = Http(args.base)
     overloaded = None
     held = None
@@ -658,8 +682,11 @@ async def main(argv: list[str] | None = None) -> None:
             await sio.disconnect()
     finally:
         await client.close()
+    speed = (speed_before, core_seconds())
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
-    write_report(load_before, command, args.warmup_seconds, results, overloaded, held, product_list)
+    write_report(
+        load_before, speed, command, args.warmup_seconds, results, overloaded, held, product_list
+    )
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
 
