@@ -60,7 +60,7 @@ from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer
 from services.kit.logs import order_id_var
 from services.kit.metrics import EVENT_GROUPS, EVENT_PROCESSING, EVENTS_CONSUMED
-from services.kit.outbox import claim_event, claim_events
+from services.kit.outbox import claim_events
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -178,7 +178,7 @@ class EventShell(Generic[S]):
         """Parse one message, claim its event and apply it inside the caller's transaction;
         the outcome is None if the event was claimed before (a duplicate)."""
         _, handler, envelope = self._parse(topic, raw)
-        claimed = await claim_event(conn, envelope.id, topic)
+        claimed = bool(await claim_events(conn, [(envelope.id, topic)]))
         return envelope, await self._apply_claimed(conn, handler, envelope, claimed)
 
     async def _apply_claimed(

@@ -3,7 +3,7 @@
 A service writes an event with `add_to_outbox` in the same transaction as the state change it
 reports; `OutboxRelay` publishes committed rows to Kafka in id order and marks them published.
 A crash between commit and publish loses nothing (the row is still unpublished); a crash between
-publish and marking republishes, which consumers absorb with `claim_event` (an insert into
+publish and marking republishes, which consumers absorb with `claim_events` (an insert into
 `processed_events` in the consumer's own transaction). Published rows are kept for a replay
 window, then purged.
 
@@ -57,22 +57,11 @@ async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) 
     )
 
 
-async def claim_event(conn: DictConnection, event_id: str, topic: str) -> bool:
-    """Record `event_id` as processed in the current transaction; False if it already was."""
-    # RETURNING rather than the row count, which a pipelined transaction (the consumers') only
-    # has once the pipeline syncs.
-    cursor = await conn.execute(
-        "INSERT INTO processed_events (event_id, topic) VALUES (%s, %s)"
-        " ON CONFLICT DO NOTHING RETURNING 1",
-        (event_id, topic),
-    )
-    return await cursor.fetchone() is not None
-
-
 async def claim_events(conn: DictConnection, events: Sequence[tuple[str, str]]) -> set[str]:
     """Record each `(event_id, topic)` as processed in the current transaction, in one
     statement; the ids that were not processed before (an id twice in `events` is claimed by
-    its first occurrence only, which the caller applies)."""
+    its first occurrence only, which the caller applies). RETURNING rather than a row count,
+    which a pipelined transaction (the consumers') only has once the pipeline syncs."""
     cursor = await conn.execute(
         "INSERT INTO processed_events (event_id, topic)"
         " SELECT * FROM unnest(%s::uuid[], %s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",

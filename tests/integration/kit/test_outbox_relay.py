@@ -27,7 +27,6 @@ from services.kit.outbox import (
     KIT_MIGRATIONS,
     OutboxRelay,
     add_to_outbox,
-    claim_event,
     claim_events,
 )
 from services.kit.settings import ServiceSettings
@@ -164,24 +163,24 @@ async def test_while_another_relay_holds_the_schema_the_relay_publishes_and_lock
     ] == [b"held"]
 
 
-async def test_claim_event_refuses_a_redelivery(pool: Pool) -> None:
+async def test_claim_events_refuses_a_redelivery(pool: Pool) -> None:
     event_id = str(uuid.uuid4())
     async with pool.connection() as conn, conn.transaction():
-        assert await claim_event(conn, event_id, "t") is True
+        assert await claim_events(conn, [(event_id, "t")]) == {event_id}
     async with pool.connection() as conn, conn.transaction():
-        assert await claim_event(conn, event_id, "t") is False
+        assert await claim_events(conn, [(event_id, "t")]) == set()
 
 
 async def test_claim_events_claims_each_new_event_once_in_one_statement(pool: Pool) -> None:
     seen, new, upper = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()).upper()
     async with pool.connection() as conn, conn.transaction():
-        assert await claim_event(conn, seen, "t") is True
+        assert await claim_events(conn, [(seen, "t")]) == {seen}
     async with pool.connection() as conn, conn.transaction():
         claimed = await claim_events(conn, [(seen, "t"), (new, "t"), (new, "t"), (upper, "u")])
     assert claimed == {new, upper}, "the ids as given, each new one once, none seen before"
     async with pool.connection() as conn, conn.transaction():
-        assert await claim_event(conn, new, "t") is False
-        assert await claim_event(conn, upper.lower(), "u") is False
+        assert await claim_events(conn, [(new, "t")]) == set()
+        assert await claim_events(conn, [(upper.lower(), "u")]) == set()
 
 
 async def test_consumer_dead_letters_a_poison_message_and_moves_on(
