@@ -425,8 +425,8 @@ class OrderService:
         Only the order update is read back, so the caller may send this in a pipeline.
         """
         version = order.version + 1
+        event_id = consumed_event_id
         topic = EMITTED_TOPICS.get(target)
-        changed = None
         if topic is not None:
             changed = event(
                 SOURCE,
@@ -444,17 +444,11 @@ class OrderService:
                     currency=order.currency,
                 ),
             )
-        updated, entry = await repo.set_status(
-            conn,
-            order.id,
-            target,
-            version,
-            actor=actor,
-            reason=reason,
-            event_id=changed.id if changed is not None else consumed_event_id,
-        )
-        if topic is not None and changed is not None:
             await add_to_outbox(conn, topic, changed)
+            event_id = changed.id
+        updated, entry = await repo.set_status(
+            conn, order.id, target, version, actor=actor, reason=reason, event_id=event_id
+        )
         return Change(order=updated, previous=order.status, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
