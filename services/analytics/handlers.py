@@ -9,10 +9,12 @@ answered; the order's version once orders applies them is the next one (`order_v
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from services.analytics.repository import Creation, StatusAt
 from services.analytics.service import AnalyticsService, EventFacts
 from services.kit.consumer import Applied, Handler
 from services.kit.db import DictConnection
@@ -33,49 +35,40 @@ from services.kit.order_events import (
 )
 
 
-def created_facts(data: OrderCreated) -> EventFacts:
-    return EventFacts(
-        order_id=data.order_id,
-        user_id=data.user_id,
-        version=data.version,
-        status="CREATED",
+def created_facts(data: OrderCreated, _at: datetime) -> EventFacts:
+    creation = Creation(
         total=data.total,
         currency=data.currency,
         item_count=sum(line.quantity for line in data.items),
         created_at=data.created_at,
     )
+    return EventFacts(data.order_id, data.user_id, data.version, creation)
 
 
-def confirmed_facts(data: OrderConfirmed) -> EventFacts:
-    return EventFacts(data.order_id, data.user_id, data.order_version, "CONFIRMED")
+def confirmed_facts(data: OrderConfirmed, at: datetime) -> EventFacts:
+    return EventFacts(data.order_id, data.user_id, data.order_version, StatusAt("CONFIRMED", at))
 
 
-def failed_facts(data: OrderFailed) -> EventFacts:
-    return EventFacts(data.order_id, data.user_id, data.order_version, "FAILED")
+def failed_facts(data: OrderFailed, at: datetime) -> EventFacts:
+    return EventFacts(data.order_id, data.user_id, data.order_version, StatusAt("FAILED", at))
 
 
-def status_changed_facts(data: OrderStatusChanged) -> EventFacts:
-    return EventFacts(
-        data.order_id,
-        data.user_id,
-        data.version,
-        data.status,
-        total=data.total,
-        currency=data.currency,
-    )
+def status_changed_facts(data: OrderStatusChanged, at: datetime) -> EventFacts:
+    change = StatusAt(data.status, at, total=data.total, currency=data.currency)
+    return EventFacts(data.order_id, data.user_id, data.version, change)
 
 
-def expired_facts(data: ReservationExpired) -> EventFacts:
+def expired_facts(data: ReservationExpired, _at: datetime) -> EventFacts:
     return EventFacts(data.order_id, data.user_id, data.version, None)
 
 
 def _projecting(
-    topic: str, data_type: type[BaseModel], facts: Callable[[Any], EventFacts]
+    topic: str, data_type: type[BaseModel], facts: Callable[[Any, datetime], EventFacts]
 ) -> Handler[AnalyticsService]:
     async def apply(
         service: AnalyticsService, conn: DictConnection, event: Envelope[Any]
     ) -> Applied:
-        return await service.project(conn, topic, event, facts(event.data))
+        return await service.project(conn, topic, event, facts(event.data, event.time))
 
     return Handler(data_type, apply)
 

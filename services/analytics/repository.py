@@ -81,11 +81,8 @@ class Totals:
 
 @dataclass(frozen=True, slots=True)
 class Creation:
-    """An order's creation facts (`order.created`)."""
+    """An order's creation facts (`order.created`), at the event's order version."""
 
-    order_id: str
-    user_id: str
-    version: int
     total: Decimal
     currency: str
     item_count: int
@@ -94,11 +91,9 @@ class Creation:
 
 @dataclass(frozen=True, slots=True)
 class StatusAt:
-    """An order's status at a version, at a time; a confirmation may carry its total."""
+    """An order's status at the event's order version, at a time; a status change carries the
+    order's total."""
 
-    order_id: str
-    user_id: str
-    version: int
     status: str
     at: datetime
     total: Decimal | None = None
@@ -158,18 +153,19 @@ _STATUS = """
 
 
 async def project(
-    conn: DictConnection, entry: NewLogEntry, facts: Creation | StatusAt | None
+    conn: DictConnection, entry: NewLogEntry, change: Creation | StatusAt | None
 ) -> bool:
-    """Keep the event and, if it was not kept before, apply its facts to the order's row, in
-    one statement; False when it was kept before (then it changed nothing)."""
+    """Keep the event and, if it was not kept before, apply its `change` to the row of the
+    entry's order (by its user, at its version), in one statement; False when it was kept
+    before (then it changed nothing)."""
     query = _KEEP
     params = {**_fields(entry), "data": Jsonb(entry.data)}
-    if isinstance(facts, Creation):
+    if isinstance(change, Creation):
         query += _CREATION
-        params.update(_fields(facts))
-    elif isinstance(facts, StatusAt):
+        params.update(_fields(change))
+    elif isinstance(change, StatusAt):
         query += _STATUS
-        params.update(_fields(facts))
+        params.update(_fields(change))
     query += "SELECT count(*) AS kept FROM kept"
     cursor = await conn.execute(query, params)
     row = await cursor.fetchone()

@@ -105,13 +105,8 @@ class EventFacts:
     order_id: str
     user_id: str
     version: int
-    status: str | None
-    """None for an event that changes no status (a reservation that expired)."""
-    total: Decimal | None = None
-    currency: str | None = None
-    item_count: int | None = None
-    created_at: datetime | None = None
-    """Set by `order.created` only: it carries the creation's facts."""
+    change: repo.Creation | repo.StatusAt | None
+    """What it changes in the order's row: none for a reservation that expired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +138,7 @@ class AnalyticsService:
             occurred_at=event.time,
             data=event.data.model_dump(mode="json", by_alias=True),
         )
-        if not await repo.project(conn, entry, _order_facts(facts, event.time)):
+        if not await repo.project(conn, entry, facts.change):
             return Applied("already-projected")
         return Applied("projected")
 
@@ -308,33 +303,6 @@ class AnalyticsService:
             )
         except BrokerUnavailable as exc:
             raise BrokerDown("RabbitMQ", str(exc)) from exc
-
-
-def _order_facts(facts: EventFacts, at: datetime) -> repo.Creation | repo.StatusAt | None:
-    """The change an event's facts make to its order's row (none for an expiry)."""
-    if facts.created_at is not None:
-        assert facts.total is not None
-        assert facts.currency is not None
-        return repo.Creation(
-            order_id=facts.order_id,
-            user_id=facts.user_id,
-            version=facts.version,
-            total=facts.total,
-            currency=facts.currency,
-            item_count=facts.item_count or 0,
-            created_at=facts.created_at,
-        )
-    if facts.status is not None:
-        return repo.StatusAt(
-            order_id=facts.order_id,
-            user_id=facts.user_id,
-            version=facts.version,
-            status=facts.status,
-            at=at,
-            total=facts.total,
-            currency=facts.currency,
-        )
-    return None
 
 
 def _count(value: int) -> Figure:
