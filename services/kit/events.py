@@ -8,12 +8,13 @@ all events of one order stay in order on one partition. Event types are past-ten
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.ids import new_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -26,7 +27,7 @@ class Envelope(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=lambda: str(new_id()))
     source: str
     type: str
     specversion: str = SPEC_VERSION

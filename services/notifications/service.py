@@ -28,6 +28,7 @@ from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
+from services.kit.ids import new_id
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
 from services.kit.rabbit import Outgoing
@@ -168,7 +169,7 @@ class NotificationService:
         title, body = in_app_text(facts)
         data = template_data(facts, title, body)
         notification = repo.NotificationRow(
-            id=uuid.uuid4(),
+            id=new_id(),
             user_id=facts.user_id,
             order_id=order_id,
             event_id=uuid.UUID(event_id),
@@ -182,7 +183,7 @@ class NotificationService:
         )
         deliveries: list[repo.NewDelivery] = []
         for channel in enabled_channels(facts.event_type, preferences):
-            delivery_id = uuid.uuid4()
+            delivery_id = new_id()
             address = recipient(channel, preferences, facts.user_id)
             if address is None:
                 deliveries.append(

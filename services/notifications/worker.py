@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from pydantic import ValidationError
 
 from services.kit import tracing
 from services.kit.db import Pool, autocommit, create_pool
+from services.kit.ids import new_id
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
 from services.kit.rabbit_consumer import QueueConsumer
 from services.kit.runtime import Runtime
@@ -270,7 +270,7 @@ class ChannelWorker(QueueConsumer):
                 item.republish = self._copy(item, message.attempt, retry_queue(self.channel, delay))
             elif item.outcome == "dead_lettered":
                 dead = store.DeadLetter(
-                    id=uuid.uuid4(),
+                    id=new_id(),
                     delivery_id=message.delivery_id if message is not None and item.known else None,
                     channel=str(self.channel),
                     queue=self.queue,

@@ -28,6 +28,7 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.errors import Forbidden
 from services.kit.events import Envelope
+from services.kit.ids import new_id
 from services.kit.live import OrderUpdate, push_order_update
 from services.kit.order_events import (
     ORDER_CANCELLED,
@@ -195,7 +196,7 @@ class OrderService:
                     held_units=holdings.units,
                     requested=quantities,
                 )
-                created_id = str(uuid.uuid4())
+                created_id = str(new_id())
                 order, entry = await repo.insert_order(
                     conn,
                     order_id=order_id,

@@ -121,6 +121,7 @@ async def test_a_confirmed_order_notifies_in_app_live_and_on_each_enabled_channe
     assert push.body["recipient"] == user.id
     assert email.body["schemaVersion"] == 1
     assert email.body["notificationId"] == item["id"]
+    assert {uuid.UUID(i).version for i in (item["id"], email.message_id, push.message_id)} == {7}
     assert email.body["eventId"] == envelope.id
     assert email.body["data"]["status"] == "CONFIRMED"
     # The notification, its deliveries and their messages are one statement's rows, made at once.

@@ -97,6 +97,10 @@ async def test_create_prices_from_the_catalogue(
     assert entry["version"] == 1
     assert entry["actor"] == f"user:{user.id}"
     assert entry["eventId"]
+    # An event's id is time-ordered (kit/ids.py); an order's stays random: people know an order
+    # by its id's first characters.
+    assert uuid.UUID(entry["eventId"]).version == 7
+    assert uuid.UUID(order["id"]).version == 4
 
     stored = db.execute("SELECT total, status FROM orders WHERE id = %s", (order["id"],)).fetchone()
     assert stored == {"total": Decimal("36.97"), "status": "CREATED"}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -57,3 +59,12 @@ def test_unknown_specversion_is_refused() -> None:
     raw["specversion"] = "0.3"
     with pytest.raises(ValueError, match="specversion"):
         parse_envelope(orjson.dumps(raw), OrderCreated)
+
+
+def test_a_new_envelope_gets_a_time_ordered_id() -> None:
+    first = event("/orders", ORDER_CREATED, "o-1", _created())
+    time.sleep(0.002)
+    second = event("/orders", ORDER_CREATED, "o-1", _created())
+
+    assert uuid.UUID(first.id).version == 7
+    assert uuid.UUID(first.id).bytes < uuid.UUID(second.id).bytes
