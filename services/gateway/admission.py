@@ -17,20 +17,39 @@ flight keeps the orders service's own queue (its event loop, then its pool) shor
 the gateway admits waits there a fraction of a second at the service's sustainable rate,
 instead of the pool's 30 s limit deciding.
 
-Metrics: `gateway_admission_shed_total{upstream}`, `gateway_upstream_in_flight{upstream}` and
-`gateway_admission_queued{upstream}`.
+An upstream can refuse work of its own: orders answers creates with 503, `Retry-After` and
+`pipeline-backlogged` while its pipeline is behind (services/orders/backlog.py), and under
+overload most creates get that answer. Each cost the gateway a forwarded request and orders a
+whole request (parsing, validation, authentication, the Idempotency-Key's lookup), on cores the
+pipeline was short of. So `Refusals` remembers such an answer, a 503 with `Retry-After`, for its
+method and route, for UPSTREAM_REFUSAL_HOLD_SECONDS (0.25 s, orders' interval between two
+counts of its backlog); meanwhile the gateway refuses that method and route itself, with 503
+`overloaded` and the upstream's `Retry-After`, and once the time is up the next request goes
+through and finds out again. A 429 is never remembered: it refuses one client, not the route.
+Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
+once the upstream takes requests again. 0 turns this off.
+
+Metrics: `gateway_admission_shed_total{upstream}`, `gateway_upstream_in_flight{upstream}`,
+`gateway_admission_queued{upstream}` and `gateway_refusals_repeated_total{upstream}`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from services.gateway.errors import Overloaded
-from services.gateway.metrics import ADMISSION_QUEUED, ADMISSION_SHED, UPSTREAM_IN_FLIGHT
-from services.gateway.routes import Upstream
+from services.gateway.headers import RawHeaders
+from services.gateway.metrics import (
+    ADMISSION_QUEUED,
+    ADMISSION_SHED,
+    REFUSALS_REPEATED,
+    UPSTREAM_IN_FLIGHT,
+)
+from services.gateway.routes import Route, Upstream
 
 
 class Gate:
@@ -119,7 +138,7 @@ class Gate:
 
 
 class Admission:
-    """One gate per upstream, all with the same limits."""
+    """One gate per upstream, all with the same limits, and the upstreams' recent refusals."""
 
     def __init__(
         self,
@@ -129,11 +148,56 @@ class Admission:
         queue_length: int,
         queue_seconds: float,
         retry_after: int,
+        refusal_hold_seconds: float = 0.0,
     ) -> None:
         self._gates = {
             upstream: Gate(upstream, limit, queue_length, queue_seconds, retry_after)
             for upstream in upstreams
         }
+        self.refusals = Refusals(refusal_hold_seconds)
 
     def gate(self, upstream: Upstream) -> Gate:
         return self._gates[upstream]
+
+
+class Refusals:
+    """The routes whose upstream refused a request with 503 and `Retry-After` less than
+    `hold_seconds` ago, by method: the gateway refuses them itself meanwhile."""
+
+    def __init__(self, hold_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold_seconds = hold_seconds
+        self.clock = clock
+        self._held: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def check(self, method: str, route: Route) -> None:
+        """Raise `Overloaded` while the route's upstream refused `method` on it moments ago."""
+        key = (method, route.pattern)
+        held = self._held.get(key)
+        if held is None:
+            return
+        until, retry_after = held
+        if self.clock() >= until:
+            del self._held[key]
+            return
+        REFUSALS_REPEATED.labels(route.upstream).inc()
+        raise Overloaded(
+            f"The {route.upstream} service is refusing this request for now; "
+            f"retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+    def answered(self, method: str, route: Route, status: int, headers: RawHeaders) -> None:
+        """Note the upstream's answer to `method` on `route`: remember a refusal."""
+        if status != 503 or not self.hold_seconds:
+            return
+        retry_after = _retry_after(headers)
+        if retry_after is not None:
+            self._held[(method, route.pattern)] = (self.clock() + self.hold_seconds, retry_after)
+
+
+def _retry_after(headers: RawHeaders) -> int | None:
+    """Retry-After in seconds, when the header is there as a number of seconds."""
+    for name, value in headers:
+        if name.lower() == b"retry-after":
+            return int(value) if value.isdigit() else None
+    return None

@@ -112,8 +112,11 @@ class Proxy:
         admission: Admission = state.admission
 
         async def fetch() -> UpstreamAnswer:
+            admission.refusals.check(method, route)
             async with admission.gate(route.upstream).slot():
-                return await forward(state.http_session, outgoing, route.upstream)
+                answer = await forward(state.http_session, outgoing, route.upstream)
+            admission.refusals.answered(method, route, answer.status, answer.headers)
+            return answer
 
         if cached:
             answer = await products.answer(

@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_length=settings.upstream_queue_length,
         queue_seconds=settings.upstream_queue_seconds,
         retry_after=settings.overload_retry_after_seconds,
+        refusal_hold_seconds=settings.upstream_refusal_hold_seconds,
     )
     app.state.sockets = sockets
     app.state.socket_sessions = socket_sessions

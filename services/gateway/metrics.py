@@ -39,6 +39,12 @@ ADMISSION_SHED = Counter(
     "(or the queue wait ran out), by upstream.",
     ["upstream"],
 )
+REFUSALS_REPEATED = Counter(
+    "gateway_refusals_repeated_total",
+    "Requests refused with 503 without forwarding them, because their upstream refused the same "
+    "method and route with 503 and Retry-After moments before (admission.py), by upstream.",
+    ["upstream"],
+)
 UPSTREAM_IN_FLIGHT = Gauge(
     "gateway_upstream_in_flight",
     "Requests forwarded to an upstream and not answered yet, by upstream.",

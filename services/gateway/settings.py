@@ -62,6 +62,11 @@ class Settings(_UpstreamUrls):
     upstream_queue_length: int = Field(default=64, alias="UPSTREAM_QUEUE_LENGTH", ge=0)
     upstream_queue_seconds: float = Field(default=0.25, alias="UPSTREAM_QUEUE_SECONDS", ge=0)
     overload_retry_after_seconds: int = Field(default=1, alias="OVERLOAD_RETRY_AFTER_SECONDS", ge=1)
+    # How long an upstream's 503 with Retry-After is repeated for its method and route without
+    # asking the upstream again (admission.py); 0 forwards every request.
+    upstream_refusal_hold_seconds: float = Field(
+        default=0.25, alias="UPSTREAM_REFUSAL_HOLD_SECONDS", ge=0
+    )
     # The product list from memory (services/gateway/products.py): a change is served at most
     # twice the check interval after inventory marked it; 0 entries turns the copy off.
     product_cache_check_seconds: float = Field(

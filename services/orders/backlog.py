@@ -12,7 +12,9 @@ So a create is refused at once with 503, `Retry-After` and the problem type
 `pipeline-backlogged` while more than MAX_UNSETTLED_ORDERS orders are CREATED (across every
 replica: the count is the database's). What was accepted then settles within about the backlog
 divided by the pipeline's rate, and a burst's backlog is gone that long after it. Replays of an
-`Idempotency-Key` are still answered: they add no work.
+`Idempotency-Key` are still answered here: they add no work. (The gateway repeats this refusal
+for a quarter of a second without forwarding, services/gateway/admission.py, replays included;
+those are answered once it asks again.)
 
 The `unsettled-orders` job counts them every BACKLOG_CHECK_SECONDS with the partial index of
 CREATED orders (migration 0003), up to one past the limit; each create this replica accepted
