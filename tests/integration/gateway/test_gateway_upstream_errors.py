@@ -110,6 +110,9 @@ def gateway(
         REDIS_URL=redis_server.url,
         ORDER_SERVICE_URL=upstream[1].url,
         UPSTREAM_TIMEOUT_SECONDS=WAIT_SECONDS * 2,
+        # Every request here must reach the upstream, a refusal's next one included
+        # (test_gateway_refusals.py covers refusals repeated without asking).
+        UPSTREAM_REFUSAL_HOLD_SECONDS=0,
     )
     with UvicornThread(create_app(settings)) as server:
         gateway = Gateway(server, settings)
