@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -79,3 +83,35 @@ OUTBOX_OLDEST_AGE = Gauge(
     "the relay.",
     ["service"],
 )
+GC_PAUSES = Histogram(
+    "python_gc_pause_seconds",
+    "Time the process stood still in a collection of CPython's cyclic garbage collector, by "
+    "generation (2 is a full collection, which visits every tracked object).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class _GcTimer:
+    """A `gc.callbacks` entry that times each collection into `GC_PAUSES`.
+
+    A process holding many long-lived objects (the gateway with thousands of Socket.IO
+    connections holds a few hundred per connection) pauses for each full collection in
+    proportion to all of them, and every request and push waits meanwhile; this shows it.
+    """
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._pauses = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses[info["generation"]].observe(time.perf_counter() - self._started)
+
+
+def time_gc_pauses() -> None:
+    """Time the process's garbage collections from now on (once per process)."""
+    if not any(isinstance(callback, _GcTimer) for callback in gc.callbacks):
+        gc.callbacks.append(_GcTimer())

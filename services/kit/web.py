@@ -20,6 +20,10 @@ Content-Length over it is answered 413 before the app runs, and a chunked body i
 413 as soon as it passes the limit, so a service reached directly (not through the gateway,
 which has the same limit) never buffers or parses 50 MB before it authenticates anyone.
 
+Each process also times its garbage collections (`python_gc_pause_seconds{generation}`,
+kit/metrics.py): a full collection stops everything in proportion to the objects the process
+holds.
+
 The lifespan also opens `app.state.revocations` (kit/tokens.py), which `kit/security.py`
 checks each access token against; `app.state.verified_tokens` verifies each token's signature
 once per process.
@@ -50,7 +54,7 @@ from services.kit import tracing
 from services.kit.cache import create_redis
 from services.kit.errors import install_error_handlers, problem
 from services.kit.logs import request_id_var
-from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, time_gc_pauses
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import Revocations, VerifiedTokens
 
@@ -305,6 +309,7 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
     """A FastAPI app with the platform's probes, metrics, request ids and error handling."""
     separate_metrics = settings.metrics_port is not None
     tracing.configure(settings.service_name)
+    time_gc_pauses()
 
     async def wrapped_lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", extra={"port": settings.port, "environment": settings.environment})
