@@ -5,9 +5,27 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from services.gateway.settings import Settings
+from services.kit.tokens import Principal
+from tests.signing import sign, token_env
+
+
+def gateway_settings(redis_url: str, orders_url: str, **values: Any) -> Settings:
+    """A test gateway's settings, with `orders_url` as its orders service."""
+    return Settings(
+        **token_env(), APP_ENV="test", REDIS_URL=redis_url, ORDER_SERVICE_URL=orders_url, **values
+    )
+
+
+def bearer(settings: Settings, user_id: str) -> dict[str, str]:
+    """The Authorization header of a customer `user_id`, signed for `settings`."""
+    principal = Principal(user_id=user_id, email=f"{user_id}@example.com", role="USER")
+    return {"Authorization": f"Bearer {sign(settings, principal)}"}
 
 
 def listening_socket() -> socket.socket:

@@ -22,10 +22,7 @@ from starlette.types import Receive, Scope, Send
 from devstack.testing import RedisServer
 from services.gateway.admission import Gate
 from services.gateway.main import create_app
-from services.gateway.settings import Settings
-from services.kit.tokens import Principal
-from tests.integration.gateway.support import UvicornThread
-from tests.signing import sign, token_env
+from tests.integration.gateway.support import UvicornThread, bearer, gateway_settings
 
 pytestmark = pytest.mark.integration
 
@@ -69,22 +66,17 @@ def upstream() -> Iterator[tuple[HoldingUpstream, UvicornThread]]:
 def gateway(
     upstream: tuple[HoldingUpstream, UvicornThread], redis_server: RedisServer
 ) -> Iterator[tuple[UvicornThread, dict[str, str]]]:
-    values: dict[str, Any] = {
-        **token_env(),
-        "APP_ENV": "test",
-        "REDIS_URL": redis_server.url,
-        "ORDER_SERVICE_URL": upstream[1].url,
-        "UPSTREAM_MAX_IN_FLIGHT": LIMIT,
-        "UPSTREAM_QUEUE_LENGTH": QUEUE,
-        "UPSTREAM_QUEUE_SECONDS": QUEUE_SECONDS,
-        "OVERLOAD_RETRY_AFTER_SECONDS": 2,
-        "UPSTREAM_TIMEOUT_SECONDS": HOLD_SECONDS + 5,
-    }
-    settings = Settings(**values)
-    principal = Principal(user_id="buyer-1", email="buyer@example.com", role="USER")
-    auth = {"Authorization": f"Bearer {sign(settings, principal)}"}
+    settings = gateway_settings(
+        redis_server.url,
+        upstream[1].url,
+        UPSTREAM_MAX_IN_FLIGHT=LIMIT,
+        UPSTREAM_QUEUE_LENGTH=QUEUE,
+        UPSTREAM_QUEUE_SECONDS=QUEUE_SECONDS,
+        OVERLOAD_RETRY_AFTER_SECONDS=2,
+        UPSTREAM_TIMEOUT_SECONDS=HOLD_SECONDS + 5,
+    )
     with UvicornThread(create_app(settings)) as server:
-        yield server, auth
+        yield server, bearer(settings, "buyer-1")
 
 
 def metric(base: str, name: str, upstream: str = "orders") -> float:
@@ -153,19 +145,15 @@ def test_a_queued_request_takes_the_slot_that_frees_within_its_wait(
     upstream: tuple[HoldingUpstream, UvicornThread], redis_server: RedisServer
 ) -> None:
     app, upstream_server = upstream
-    values: dict[str, Any] = {
-        **token_env(),
-        "APP_ENV": "test",
-        "REDIS_URL": redis_server.url,
-        "ORDER_SERVICE_URL": upstream_server.url,
-        "UPSTREAM_MAX_IN_FLIGHT": 1,
-        "UPSTREAM_QUEUE_LENGTH": 1,
-        "UPSTREAM_QUEUE_SECONDS": WAIT_SECONDS,
-        "UPSTREAM_TIMEOUT_SECONDS": HOLD_SECONDS + 5,
-    }
-    settings = Settings(**values)
-    principal = Principal(user_id="buyer-2", email="buyer2@example.com", role="USER")
-    auth = {"Authorization": f"Bearer {sign(settings, principal)}"}
+    settings = gateway_settings(
+        redis_server.url,
+        upstream_server.url,
+        UPSTREAM_MAX_IN_FLIGHT=1,
+        UPSTREAM_QUEUE_LENGTH=1,
+        UPSTREAM_QUEUE_SECONDS=WAIT_SECONDS,
+        UPSTREAM_TIMEOUT_SECONDS=HOLD_SECONDS + 5,
+    )
+    auth = bearer(settings, "buyer-2")
 
     def create() -> httpx.Response:
         return httpx.post(f"{server.url}/orders", json={}, headers=auth, timeout=HOLD_SECONDS + 10)

@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import orjson
@@ -20,11 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from devstack.testing import RedisServer
 from services.gateway.main import create_app
-from services.gateway.settings import Settings
-from services.kit.tokens import Principal
-from tests.integration.gateway.support import UvicornThread
+from tests.integration.gateway.support import UvicornThread, bearer, gateway_settings
 from tests.integration.gateway.test_gateway_admission import metric
-from tests.signing import sign, token_env
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +69,11 @@ def upstream() -> Iterator[tuple[RefusingUpstream, UvicornThread]]:
 def gateway(
     upstream: tuple[RefusingUpstream, UvicornThread], redis_server: RedisServer
 ) -> Iterator[tuple[UvicornThread, dict[str, str]]]:
-    values: dict[str, Any] = {
-        **token_env(),
-        "APP_ENV": "test",
-        "REDIS_URL": redis_server.url,
-        "ORDER_SERVICE_URL": upstream[1].url,
-        "UPSTREAM_REFUSAL_HOLD_SECONDS": HOLD_SECONDS,
-    }
-    settings = Settings(**values)
-    principal = Principal(user_id="buyer-3", email="buyer3@example.com", role="USER")
-    auth = {"Authorization": f"Bearer {sign(settings, principal)}"}
+    settings = gateway_settings(
+        redis_server.url, upstream[1].url, UPSTREAM_REFUSAL_HOLD_SECONDS=HOLD_SECONDS
+    )
     with UvicornThread(create_app(settings)) as server:
-        yield server, auth
+        yield server, bearer(settings, "buyer-3")
 
 
 def test_a_refused_create_is_refused_at_the_gateway_until_the_hold_ends(
