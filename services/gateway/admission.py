@@ -27,7 +27,8 @@ counts of its backlog); meanwhile the gateway refuses that method and route itse
 `overloaded` and the upstream's `Retry-After`, and once the time is up the next request goes
 through and finds out again. A 429 is never remembered: it refuses one client, not the route.
 Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
-once the upstream takes requests again. 0 turns this off.
+once the upstream takes requests again. 0 turns this off. Held refusals are answered before
+most of the app's middleware (held_refusals.py); `check` catches those that raced a new hold.
 
 Metrics: `gateway_admission_shed_total{upstream}`, `gateway_upstream_in_flight{upstream}`,
 `gateway_admission_queued{upstream}` and `gateway_refusals_repeated_total{upstream}`.
@@ -169,22 +170,29 @@ class Refusals:
         self.clock = clock
         self._held: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def check(self, method: str, route: Route) -> None:
-        """Raise `Overloaded` while the route's upstream refused `method` on it moments ago."""
+    @property
+    def holding(self) -> bool:
+        """Whether any refusal may still be held: when not, no request needs a look."""
+        return bool(self._held)
+
+    def held(self, method: str, route: Route) -> int | None:
+        """The upstream's Retry-After while it refused `method` on `route` moments ago."""
         key = (method, route.pattern)
         held = self._held.get(key)
         if held is None:
-            return
+            return None
         until, retry_after = held
         if self.clock() >= until:
             del self._held[key]
-            return
-        REFUSALS_REPEATED.labels(route.upstream).inc()
-        raise Overloaded(
-            f"The {route.upstream} service is refusing this request for now; "
-            f"retry in {retry_after} s.",
-            retry_after=retry_after,
-        )
+            return None
+        return retry_after
+
+    def check(self, method: str, route: Route) -> None:
+        """Raise `Overloaded` while the route's upstream refused `method` on it moments ago."""
+        retry_after = self.held(method, route)
+        if retry_after is not None:
+            REFUSALS_REPEATED.labels(route.upstream).inc()
+            raise Overloaded(refusal_detail(route, retry_after), retry_after=retry_after)
 
     def answered(self, method: str, route: Route, status: int, headers: RawHeaders) -> None:
         """Note the upstream's answer to `method` on `route`: remember a refusal."""
@@ -193,6 +201,13 @@ class Refusals:
         retry_after = _retry_after(headers)
         if retry_after is not None:
             self._held[(method, route.pattern)] = (self.clock() + self.hold_seconds, retry_after)
+
+
+def refusal_detail(route: Route, retry_after: int) -> str:
+    """What a refusal the gateway repeats says of itself."""
+    return (
+        f"The {route.upstream} service is refusing this request for now; retry in {retry_after} s."
+    )
 
 
 def _retry_after(headers: RawHeaders) -> int | None:

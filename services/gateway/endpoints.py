@@ -38,6 +38,7 @@ from services.kit.logs import request_id_var
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _NO_BODY_STATUSES = frozenset({204, 304})
+_UNDER = "{prefix}/{{path:path}}"
 
 
 class NamedRoute(Route):
@@ -153,5 +154,10 @@ def proxy_routes() -> list[BaseRoute]:
     return [
         NamedRoute(path, Proxy(), methods=PROXIED_METHODS)
         for prefix in service_prefixes(ROUTES)
-        for path in (prefix, prefix + "/{path:path}")
+        for path in (prefix, _UNDER.format(prefix=prefix))
     ]
+
+
+def route_template(prefix: str, path: str) -> str:
+    """The template of the proxy route that serves `path` under the service prefix `prefix`."""
+    return prefix if path == prefix else _UNDER.format(prefix=prefix)

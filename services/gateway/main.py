@@ -37,6 +37,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from services.gateway.admission import Admission
 from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
+from services.gateway.held_refusals import HeldRefusals
 from services.gateway.live import (
     SessionEventsListener,
     create_socket_server,
@@ -128,6 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(proxy_routes())
     socket_app = socketio.ASGIApp(sockets, socketio_path=SOCKET_IO_PATH)
     app.router.routes.append(NamedMount(f"/{SOCKET_IO_PATH}", socket_app))
+    # Inside CORS, outside the rest (services/gateway/held_refusals.py).
+    app.add_middleware(
+        HeldRefusals,
+        refusals=app.state.admission.refusals,
+        service=settings.service_name,
+        body_limit=settings.max_request_body_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -93,6 +93,14 @@ def problem(
     **extra: Any,
 ) -> JSONResponse:
     """Build a problem+json response."""
+    body = problem_body(status, detail, code=code, instance=instance, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    status: int, detail: str, *, code: str, instance: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The RFC 9457 problem details object of a problem+json response."""
     body: dict[str, Any] = {
         "type": f"https://realtimeorder.io/problems/{code}",
         "title": HTTPStatus(status).phrase,
@@ -102,7 +110,7 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def install_error_handlers(app: FastAPI) -> None:

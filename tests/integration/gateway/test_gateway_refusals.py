@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 
 from devstack.testing import RedisServer
@@ -130,3 +131,56 @@ def test_a_429_refuses_one_client_and_is_not_repeated(
 
     assert statuses == [429] * 3
     assert app.arrived["POST"] == 3
+
+
+def _requests_counted(base: str, method: str, route: str, status: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=TIMEOUT_SECONDS).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "http_requests_total" and sample.labels == {
+                "service": "gateway",
+                "method": method,
+                "route": route,
+                "status": status,
+            }:
+                return float(sample.value)
+    return 0.0
+
+
+def test_a_held_refusal_is_answered_like_the_proxys_with_cors_ids_and_metrics(
+    upstream: tuple[RefusingUpstream, UvicornThread],
+    gateway: tuple[UvicornThread, dict[str, str]],
+) -> None:
+    app, _ = upstream
+    server, auth = gateway
+    assert httpx.post(f"{server.url}/orders", json={}, headers=auth).status_code == 503
+    counted_before = _requests_counted(server.url, "POST", "/orders", "5xx")
+    browser = {**auth, "Origin": "http://localhost:5173", "X-Request-ID": "held-1"}
+
+    held = httpx.post(f"{server.url}/orders", json={}, headers=browser, timeout=TIMEOUT_SECONDS)
+    under = httpx.post(
+        f"{server.url}/orders/abc/cancel", json={}, headers=auth, timeout=TIMEOUT_SECONDS
+    )
+    anonymous = httpx.post(f"{server.url}/orders", json={}, timeout=TIMEOUT_SECONDS)
+
+    assert held.status_code == 503
+    assert held.headers["content-type"] == "application/problem+json"
+    assert held.json() == {
+        "type": "https://realtimeorder.io/problems/overloaded",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "The orders service is refusing this request for now; retry in 3 s.",
+        "instance": "/orders",
+        "retry_after": 3,
+    }
+    assert held.headers["retry-after"] == "3"
+    assert held.headers["x-request-id"] == "held-1"
+    assert held.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "Retry-After" in held.headers["access-control-expose-headers"]
+    assert under.status_code == 503, "the hold is the route's: /orders/** for POST"
+    assert under.json()["instance"] == "/orders/abc/cancel"
+    assert len(under.headers["x-request-id"]) == 32, "a new request id"
+    assert anonymous.status_code == 401, "a caller the route refuses is told so, not held"
+    assert app.arrived["POST"] == 1
+    assert _requests_counted(server.url, "POST", "/orders", "5xx") == counted_before + 1
+    assert _requests_counted(server.url, "POST", "/orders/{path:path}", "5xx") >= 1
