@@ -1,11 +1,12 @@
 """The gateway app: the proxy routes, the Socket.IO server, CORS, and the pooled upstream session.
 
 The Socket.IO server is mounted at /socket.io on the same app, so it shares the gateway's
-origin and runs behind the same CORS and request-id middleware (both pass WebSocket scopes
-through untouched); the middleware answers for CORS, and the Socket.IO server refuses a
-connection from an origin outside CORS_ORIGINS, which browsers do not check for WebSockets.
-The proxy registers only the service prefixes of the routing table, so the mount is reached
-whatever the order.
+origin; its long-polling requests run behind the same CORS and request-id middleware, and its
+WebSocket connections, which that middleware would pass through untouched, are handed to it
+before any of it (socket_scopes.py). The middleware answers for CORS, and the Socket.IO server
+refuses a connection from an origin outside CORS_ORIGINS, which browsers do not check for
+WebSockets. The proxy registers only the service prefixes of the routing table, so the mount is
+reached whatever the order.
 
 `/readyz` does not depend on the upstream services. The gateway can serve as soon as it runs,
 and answers 502 for a service that is down; tying its readiness to every service would take
@@ -49,6 +50,7 @@ from services.gateway.products import ProductListCache
 from services.gateway.routes import UPSTREAM_NAMES
 from services.gateway.service import create_http_session
 from services.gateway.settings import Settings
+from services.gateway.socket_scopes import SocketScopes
 from services.kit.cache import create_redis
 from services.kit.changes import PRODUCT_CHANGES, ChangeWatch
 from services.kit.limits import raise_open_files_limit
@@ -145,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
-    # Added last, so the outermost of the app's own middleware (services/gateway/product_hits.py).
+    # Outside CORS and the rest (services/gateway/product_hits.py).
     app.add_middleware(ProductListHits, cache=product_cache, service=settings.service_name)
+    # Added last, so the outermost of the app's own middleware (services/gateway/socket_scopes.py).
+    app.add_middleware(SocketScopes, sockets=socket_app, path=f"/{SOCKET_IO_PATH}")
     return app
