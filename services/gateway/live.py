@@ -91,6 +91,8 @@ class SocketSessions:
         self._sockets: dict[str, _Socket] = {}
         self._by_user: dict[str, set[str]] = {}
         self._ending: set[asyncio.Task[None]] = set()
+        self.closed = 0
+        """Sessions removed so far: connections closed or refused after they were added."""
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -109,6 +111,7 @@ class SocketSessions:
         entry = self._sockets.pop(sid, None)
         if entry is None:
             return
+        self.closed += 1
         if entry.expiry is not None:
             entry.expiry.cancel()
         sids = self._by_user.get(entry.principal.user_id)
