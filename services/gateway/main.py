@@ -41,7 +41,6 @@ from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
 from services.gateway.held_refusals import HeldRefusals
 from services.gateway.live import (
     SessionEventsListener,
-    SocketSessions,
     create_socket_server,
     listen_for_pushes,
     stop_listening,
@@ -56,7 +55,7 @@ from services.kit.cache import create_redis
 from services.kit.changes import PRODUCT_CHANGES, ChangeWatch
 from services.kit.heap import FrozenSurvivors
 from services.kit.limits import raise_open_files_limit
-from services.kit.runtime import Periodic, Runtime
+from services.kit.runtime import Runtime
 from services.kit.tokens import Revocations, VerifiedTokens
 from services.kit.web import add_readiness_check, create_service_app
 
@@ -101,7 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "product-changes",
                 lambda: ChangeWatch(redis, PRODUCT_CHANGES, product_cache),
             )
-        survivors = _freeze_survivors(settings, runtime, socket_sessions)
+        survivors: FrozenSurvivors | None = app.state.frozen_survivors
+        if survivors is not None:
+            survivors.watch_connections(
+                closed=lambda: socket_sessions.closed, open_now=lambda: len(socket_sessions)
+            )
         runtime.attach(app)
         try:
             async with create_http_session(settings) as session:
@@ -115,8 +118,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await stop_listening(sockets)
         finally:
             await redis.aclose()
-            if survivors is not None:
-                survivors.uninstall()
 
     product_cache = ProductListCache(
         settings.product_cache_max_entries, settings.product_cache_check_seconds
@@ -157,25 +158,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so the outermost of the app's own middleware (services/gateway/socket_scopes.py).
     app.add_middleware(SocketScopes, sockets=socket_app, path=f"/{SOCKET_IO_PATH}")
     return app
-
-
-def _freeze_survivors(
-    settings: Settings, runtime: Runtime, sessions: SocketSessions
-) -> FrozenSurvivors | None:
-    """Freeze what full collections find alive (services/kit/heap.py), thawed by a job."""
-    if not settings.gc_thaw_seconds:
-        return None
-    survivors = FrozenSurvivors(
-        settings.gc_thaw_seconds, closed=lambda: sessions.closed, open_now=lambda: len(sessions)
-    )
-    survivors.install()
-    runtime.add(
-        "gc-thaw",
-        lambda: Periodic(
-            "gc-thaw",
-            1.0,
-            survivors.maybe_thaw,
-            report="frozen survivors thawed; unreachable objects collected",
-        ),
-    )
-    return survivors

@@ -67,9 +67,6 @@ class Settings(_UpstreamUrls):
     upstream_refusal_hold_seconds: float = Field(
         default=0.25, alias="UPSTREAM_REFUSAL_HOLD_SECONDS", ge=0
     )
-    # The survivors of full garbage collections are frozen and thawed at least this often, or
-    # once a quarter of the open connections closed (services/kit/heap.py); 0 never freezes.
-    gc_thaw_seconds: float = Field(default=3600, alias="GC_THAW_SECONDS", ge=0)
     # The product list from memory (services/gateway/products.py): a change is served at most
     # twice the check interval after inventory marked it; 0 entries turns the copy off.
     product_cache_check_seconds: float = Field(

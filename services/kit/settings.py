@@ -81,6 +81,10 @@ class ServiceSettings(BaseSettings):
     # port the ingress never routes; unset, the main port serves them as before.
     metrics_port: int | None = Field(default=None, alias="METRICS_PORT", gt=0, lt=65536)
 
+    # The survivors of full garbage collections are frozen and thawed at least this often
+    # (kit/heap.py); 0 never freezes.
+    gc_thaw_seconds: float = Field(default=3600, alias="GC_THAW_SECONDS", ge=0)
+
     # The largest request body a service reads (kit/web.py): bigger ones are 413 before any
     # parsing or authentication, also when a service is reached without the gateway.
     max_request_body_bytes: int = Field(default=1024 * 1024, alias="MAX_REQUEST_BODY_BYTES", gt=0)

@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.kit import tracing
 from services.kit.cache import create_redis
 from services.kit.errors import install_error_handlers, problem
+from services.kit.heap import FrozenSurvivors
 from services.kit.logs import request_id_var
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, time_gc_pauses
 from services.kit.settings import ServiceSettings
@@ -319,6 +320,10 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
             cache_seconds=settings.token_check_cache_seconds,
             timeout_seconds=settings.token_check_timeout_seconds,
         )
+        survivors = FrozenSurvivors(settings.gc_thaw_seconds) if settings.gc_thaw_seconds else None
+        app.state.frozen_survivors = survivors
+        if survivors is not None:
+            survivors.install()
         try:
             async with lifespan(app):
                 if separate_metrics:
@@ -328,6 +333,8 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
                     yield
         finally:
             await redis.aclose()
+            if survivors is not None:
+                survivors.uninstall()
         log.info("stopped")
 
     # The kit traces and measures requests itself (RequestContextMiddleware); FastAPI's own

@@ -1,5 +1,5 @@
 """Survivors of full collections are frozen: a cycle among them outlives its last reference
-until they are thawed; the thaw comes with time or once enough connections closed."""
+until a full collection thaws them, which is due with time or once enough connections closed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.kit.heap import MIN_CLOSED_TO_THAW, FrozenSurvivors
 
@@ -26,8 +27,13 @@ class Clock:
 
 
 @pytest.fixture
-def survivors() -> Iterator[FrozenSurvivors]:
-    frozen = FrozenSurvivors(600.0)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def survivors(clock: Clock) -> Iterator[FrozenSurvivors]:
+    frozen = FrozenSurvivors(600.0, clock)
     frozen.install()
     try:
         yield frozen
@@ -42,8 +48,12 @@ def _cycle() -> weakref.ref[Node]:
     return weakref.ref(first)
 
 
+def _thaws() -> float:
+    return REGISTRY.get_sample_value("python_gc_thaws_total") or 0.0
+
+
 def test_a_cycle_that_survived_a_full_collection_waits_for_the_thaw(
-    survivors: FrozenSurvivors,
+    survivors: FrozenSurvivors, clock: Clock
 ) -> None:
     kept = _cycle()
     held = kept()  # alive through the next full collection
@@ -53,8 +63,13 @@ def test_a_cycle_that_survived_a_full_collection_waits_for_the_thaw(
 
     gc.collect()
     assert kept() is not None, "frozen: the full collection did not visit it"
-    assert survivors.thaw() >= 2
-    assert kept() is None
+    thaws = _thaws()
+    clock.now += 600
+    gc.collect()
+    assert kept() is None, "the thaw's collection visited everything"
+    assert _thaws() == thaws + 1
+    assert gc.get_freeze_count() > 0, "and froze its survivors again"
+    assert not survivors.due()
 
 
 def test_a_new_cycle_is_collected_without_a_thaw(survivors: FrozenSurvivors) -> None:
@@ -65,11 +80,12 @@ def test_a_new_cycle_is_collected_without_a_thaw(survivors: FrozenSurvivors) -> 
     assert fresh() is None
 
 
-def test_the_thaw_is_due_after_its_time_or_a_quarter_of_the_connections_closing() -> None:
-    clock, closed, open_now = Clock(), [0], [20_000]
-    survivors = FrozenSurvivors(
-        600.0, closed=lambda: closed[0], open_now=lambda: open_now[0], clock=clock
-    )
+def test_the_thaw_is_due_after_its_time_or_a_quarter_of_the_connections_closing(
+    clock: Clock,
+) -> None:
+    closed, open_now = [0], [20_000]
+    survivors = FrozenSurvivors(600.0, clock)
+    survivors.watch_connections(closed=lambda: closed[0], open_now=lambda: open_now[0])
     assert not survivors.due()
     clock.now += 600
     assert survivors.due()
@@ -79,10 +95,18 @@ def test_the_thaw_is_due_after_its_time_or_a_quarter_of_the_connections_closing(
     assert not survivors.due()
     closed[0] = 5_000
     assert survivors.due(), "a quarter of those open"
-    survivors.thaw()
-    assert not survivors.due(), "counted again from the thaw"
-    closed[0] += 5_000
-    assert survivors.due()
     open_now[0] = 100
     closed[0] = MIN_CLOSED_TO_THAW - 1
     assert not survivors.due(), "a few closed among a few open wait for more"
+
+
+def test_closed_connections_are_counted_from_the_last_thaw(
+    survivors: FrozenSurvivors, clock: Clock
+) -> None:
+    closed = [7_000]
+    survivors.watch_connections(closed=lambda: closed[0], open_now=lambda: 0)
+    assert not survivors.due(), "closed before it watched"
+    closed[0] += MIN_CLOSED_TO_THAW
+    assert survivors.due()
+    gc.collect()
+    assert not survivors.due(), "counted again from the thaw"
