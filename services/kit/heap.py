@@ -41,6 +41,9 @@ FROZEN = Gauge(
     "Objects that survived a full garbage collection and are frozen: the collector ignores "
     "them until they are thawed (services/kit/heap.py).",
 )
+# Read at each scrape: counting walks the frozen objects' list, work a collection's pause need
+# not carry.
+FROZEN.set_function(gc.get_freeze_count)
 THAWS = Counter(
     "python_gc_thaws_total",
     "Full garbage collections that thawed the frozen survivors and visited everything.",
@@ -79,7 +82,6 @@ class FrozenSurvivors:
         if self._on_collection in gc.callbacks:
             gc.callbacks.remove(self._on_collection)
         gc.unfreeze()
-        FROZEN.set(0)
 
     def due(self) -> bool:
         """Whether the next full collection should thaw the survivors and visit everything."""
@@ -97,7 +99,6 @@ class FrozenSurvivors:
                 gc.unfreeze()
             return
         gc.freeze()
-        FROZEN.set(gc.get_freeze_count())
         if self._thawing:
             self._thawing = False
             THAWS.inc()
