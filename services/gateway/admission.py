@@ -187,12 +187,24 @@ class Refusals:
             return None
         return retry_after
 
-    def check(self, method: str, route: Route) -> None:
-        """Raise `Overloaded` while the route's upstream refused `method` on it moments ago."""
+    def refusal(self, method: str, route: Route) -> Overloaded | None:
+        """The refusal to give, counted, while the route's upstream refused `method` on it
+        moments ago; None when the request may go on."""
         retry_after = self.held(method, route)
-        if retry_after is not None:
-            REFUSALS_REPEATED.labels(route.upstream).inc()
-            raise Overloaded(refusal_detail(route, retry_after), retry_after=retry_after)
+        if retry_after is None:
+            return None
+        REFUSALS_REPEATED.labels(route.upstream).inc()
+        return Overloaded(
+            f"The {route.upstream} service is refusing this request for now; "
+            f"retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+    def check(self, method: str, route: Route) -> None:
+        """Raise `refusal` when there is one."""
+        refused = self.refusal(method, route)
+        if refused is not None:
+            raise refused
 
     def answered(self, method: str, route: Route, status: int, headers: RawHeaders) -> None:
         """Note the upstream's answer to `method` on `route`: remember a refusal."""
@@ -201,13 +213,6 @@ class Refusals:
         retry_after = _retry_after(headers)
         if retry_after is not None:
             self._held[(method, route.pattern)] = (self.clock() + self.hold_seconds, retry_after)
-
-
-def refusal_detail(route: Route, retry_after: int) -> str:
-    """What a refusal the gateway repeats says of itself."""
-    return (
-        f"The {route.upstream} service is refusing this request for now; retry in {retry_after} s."
-    )
 
 
 def _retry_after(headers: RawHeaders) -> int | None:

@@ -9,8 +9,9 @@ this middleware, inside CORS (a browser's request gets its CORS headers as any o
 and outside everything else, answers a held route's request at once and passes everything else
 on; while nothing is held it only looks at one dict.
 
-The answer is the one the proxy gives (`overloaded`, 503, the upstream's Retry-After, the same
-problem details), with the `X-Request-ID` header (the caller's or a new one) and the request
+The answer is the one the proxy gives, rendered as the app's error handler renders it
+(`overloaded`, 503, the upstream's Retry-After, the same problem details), with the
+`X-Request-ID` header (the caller's or a new one) and the request
 metrics under the proxy's route template. A request is held only when the proxy would have held
 it: its path has no dot segments, its caller passes the route's policy (a caller refused by it
 is passed on to be answered 401 or 403 as before), and it declares no body over the limit. Its
@@ -23,21 +24,16 @@ from __future__ import annotations
 import time
 import uuid
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway.admission import Refusals, refusal_detail
+from services.gateway.admission import Refusals
 from services.gateway.endpoints import route_template
-from services.gateway.errors import Overloaded
-from services.gateway.metrics import REFUSALS_REPEATED
 from services.gateway.routes import has_dot_segments, match_route
 from services.gateway.service import authorize
-from services.kit.errors import PROBLEM_JSON, DomainError, problem_body
-from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from services.kit.web import REQUEST_ID_HEADER
+from services.kit.errors import DomainError, domain_problem
+from services.kit.web import REQUEST_ID_HEADER, count_request
 
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
-_CONTENT_TYPE = (b"content-type", PROBLEM_JSON.encode())
 
 
 class HeldRefusals:
@@ -65,7 +61,7 @@ class HeldRefusals:
             if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
             elif name == _REQUEST_ID and request_id is None:
-                request_id = value
+                request_id = value.decode("latin-1")
             elif name == b"content-length" and not _within(value, self.body_limit):
                 await self.app(scope, receive, send)
                 return
@@ -74,31 +70,14 @@ class HeldRefusals:
         except DomainError:
             await self.app(scope, receive, send)  # answered 401 or 403 there
             return
-        retry_after = self.refusals.held(method, route)  # the hold may have ended meanwhile
-        if retry_after is None:
+        refused = self.refusals.refusal(method, route)  # the hold may have ended meanwhile
+        if refused is None:
             await self.app(scope, receive, send)
             return
-        REFUSALS_REPEATED.labels(route.upstream).inc()
-        body = orjson.dumps(
-            problem_body(
-                Overloaded.status,
-                refusal_detail(route, retry_after),
-                code=Overloaded.code,
-                instance=path,
-                retry_after=retry_after,
-            )
-        )
-        headers = [
-            _CONTENT_TYPE,
-            (b"retry-after", str(retry_after).encode()),
-            (b"content-length", str(len(body)).encode()),
-            (_REQUEST_ID, request_id or uuid.uuid4().hex.encode()),
-        ]
-        await send({"type": "http.response.start", "status": Overloaded.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        template = route_template(route.prefix, path)
-        HTTP_REQUESTS.labels(self.service, method, template, "5xx").inc()
-        HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - started)
+        answer = domain_problem(refused, path)
+        answer.headers[REQUEST_ID_HEADER] = request_id or uuid.uuid4().hex
+        await answer(scope, receive, send)
+        count_request(self.service, method, route_template(route.prefix, path), 503, started)
 
 
 def _within(content_length: bytes, limit: int) -> bool:

@@ -93,14 +93,6 @@ def problem(
     **extra: Any,
 ) -> JSONResponse:
     """Build a problem+json response."""
-    body = problem_body(status, detail, code=code, instance=instance, **extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def problem_body(
-    status: int, detail: str, *, code: str, instance: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """The RFC 9457 problem details object of a problem+json response."""
     body: dict[str, Any] = {
         "type": f"https://realtimeorder.io/problems/{code}",
         "title": HTTPStatus(status).phrase,
@@ -110,7 +102,23 @@ def problem_body(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return body
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_problem(exc: DomainError, instance: str) -> JSONResponse:
+    """The problem+json answer to a domain error, with the headers its status calls for; an ASGI
+    app too, for middleware that answers before the app's handlers."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return problem(
+        exc.status,
+        exc.detail,
+        code=exc.code,
+        instance=instance,
+        headers=headers or None,
+        **exc.extra,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -118,17 +126,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        return problem(
-            exc.status,
-            exc.detail,
-            code=exc.code,
-            instance=request.url.path,
-            headers=headers or None,
-            **exc.extra,
-        )
+        return domain_problem(exc, request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

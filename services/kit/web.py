@@ -135,11 +135,15 @@ class RequestContextMiddleware:
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
-                HTTP_REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
-                HTTP_LATENCY.labels(self.service, method, route).observe(
-                    time.perf_counter() - started
-                )
+                count_request(self.service, method, route, status, started)
             request_id_var.reset(token)
+
+
+def count_request(service: str, method: str, route: str, status: int, started: float) -> None:
+    """Record one answered request in the request metrics: by route template and status class,
+    timed from `started` (`time.perf_counter()`)."""
+    HTTP_REQUESTS.labels(service, method, route, f"{status // 100}xx").inc()
+    HTTP_LATENCY.labels(service, method, route).observe(time.perf_counter() - started)
 
 
 class BodySizeLimitMiddleware:
