@@ -7,7 +7,9 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from services.gateway.settings import Settings
@@ -26,6 +28,16 @@ def bearer(settings: Settings, user_id: str) -> dict[str, str]:
     """The Authorization header of a customer `user_id`, signed for `settings`."""
     principal = Principal(user_id=user_id, email=f"{user_id}@example.com", role="USER")
     return {"Authorization": f"Bearer {sign(settings, principal)}"}
+
+
+def metric_value(base: str, name: str, **labels: str) -> float:
+    """The first sample `name` on `base`'s /metrics whose labels include `labels`; 0 without one."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return 0.0
 
 
 def listening_socket() -> socket.socket:

@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 
 from devstack.testing import RedisServer
 from services.gateway.admission import Gate
 from services.gateway.main import create_app
-from tests.integration.gateway.support import UvicornThread, bearer, gateway_settings
+from tests.integration.gateway.support import UvicornThread, bearer, gateway_settings, metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -80,12 +79,7 @@ def gateway(
 
 
 def metric(base: str, name: str, upstream: str = "orders") -> float:
-    text = httpx.get(f"{base}/metrics", timeout=WAIT_SECONDS).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels.get("upstream") == upstream:
-                return float(sample.value)
-    return 0.0
+    return metric_value(base, name, upstream=upstream)
 
 
 def wait_until(condition: Any, what: str) -> None:

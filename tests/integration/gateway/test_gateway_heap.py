@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import gc
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.testing import RedisServer
 from services.gateway.main import create_app
 from services.kit.heap import MIN_CLOSED_TO_THAW, FrozenSurvivors
-from tests.integration.gateway.support import UvicornThread, closed_port, gateway_settings
+from tests.integration.gateway.support import (
+    UvicornThread,
+    closed_port,
+    gateway_settings,
+    metric_value,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _sample(base: str, name: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"{name} is not exported")
 
 
 def _installed(survivors: FrozenSurvivors) -> bool:
@@ -44,14 +38,14 @@ def test_survivors_are_frozen_while_the_gateway_runs_and_closed_sockets_thaw_the
         assert _installed(survivors)
         gc.collect()
         assert gc.get_freeze_count() > 0
-        assert _sample(server.url, "python_gc_frozen_objects") > 0
+        assert metric_value(server.url, "python_gc_frozen_objects") > 0
 
-        thaws = _sample(server.url, "python_gc_thaws_total")
+        thaws = metric_value(server.url, "python_gc_thaws_total")
         assert not survivors.due()
         app.state.socket_sessions.closed += MIN_CLOSED_TO_THAW  # as if that many closed
         assert survivors.due(), "the gateway's closed connections count"
         gc.collect()
-        assert _sample(server.url, "python_gc_thaws_total") >= thaws + 1
+        assert metric_value(server.url, "python_gc_thaws_total") >= thaws + 1
         assert not survivors.due()
     assert not _installed(survivors), "uninstalled when the gateway stopped"
 

@@ -15,13 +15,16 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 
 from devstack.testing import RedisServer
 from services.gateway.main import create_app
-from tests.integration.gateway.support import UvicornThread, bearer, gateway_settings
-from tests.integration.gateway.test_gateway_admission import metric
+from tests.integration.gateway.support import (
+    UvicornThread,
+    bearer,
+    gateway_settings,
+    metric_value,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +86,7 @@ def test_a_refused_create_is_refused_at_the_gateway_until_the_hold_ends(
 ) -> None:
     app, _ = upstream
     server, auth = gateway
-    repeated_before = metric(server.url, "gateway_refusals_repeated_total")
+    repeated_before = _repeated(server.url)
 
     def create() -> httpx.Response:
         return httpx.post(f"{server.url}/orders", json={}, headers=auth, timeout=TIMEOUT_SECONDS)
@@ -104,7 +107,7 @@ def test_a_refused_create_is_refused_at_the_gateway_until_the_hold_ends(
         assert response.json()["type"].endswith("/overloaded")
         assert response.headers["retry-after"] == "3", "the upstream's Retry-After"
     assert app.arrived["POST"] == 1, "a held create reached the upstream"
-    assert metric(server.url, "gateway_refusals_repeated_total") == repeated_before + 3
+    assert _repeated(server.url) == repeated_before + 3
     assert listed.status_code == 200, "another method of the route still passes"
     assert app.arrived["GET"] == 1
 
@@ -133,18 +136,14 @@ def test_a_429_refuses_one_client_and_is_not_repeated(
     assert app.arrived["POST"] == 3
 
 
+def _repeated(base: str) -> float:
+    return metric_value(base, "gateway_refusals_repeated_total", upstream="orders")
+
+
 def _requests_counted(base: str, method: str, route: str, status: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=TIMEOUT_SECONDS).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "http_requests_total" and sample.labels == {
-                "service": "gateway",
-                "method": method,
-                "route": route,
-                "status": status,
-            }:
-                return float(sample.value)
-    return 0.0
+    return metric_value(
+        base, "http_requests_total", service="gateway", method=method, route=route, status=status
+    )
 
 
 def test_a_held_refusal_is_answered_like_the_proxys_with_cors_ids_and_metrics(
