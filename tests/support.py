@@ -1,4 +1,5 @@
-"""Helpers every test tier shares: callers with real access tokens, and waiting for effects."""
+"""Helpers every test tier shares: callers with real access tokens, waiting for effects, and a
+clock the test sets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ from services.kit.tokens import Principal, Role
 from tests.signing import sign
 
 T = TypeVar("T")
+
+
+class Clock:
+    """For code that takes `clock: Callable[[], float]`: returns `now`, which the test moves."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass(frozen=True)

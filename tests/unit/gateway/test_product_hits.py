@@ -13,18 +13,11 @@ from starlette.types import Message, Receive, Scope, Send
 from services.gateway.product_hits import PASSED_ON, ProductListHits
 from services.gateway.products import LIST_PATH, LIST_ROUTE, ProductListCache
 from services.gateway.service import UpstreamAnswer
+from tests.support import Clock
 
 BODY = b'{"items": [], "nextCursor": null}'
 ETAG = 'W/"page-1"'
 SERVICE = "hits-test"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Inner:

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from services.gateway.admission import Refusals
 from services.gateway.errors import Overloaded
 from services.gateway.routes import Route, match_route
+from tests.support import Clock
 
 
 def _route(method: str, path: str) -> Route:
@@ -20,14 +21,6 @@ def _route(method: str, path: str) -> Route:
 CREATE = _route("POST", "/orders")
 STATUS = _route("PUT", "/orders/6f1c/status")
 REFUSED = [(b"content-type", b"application/problem+json"), (b"Retry-After", b"2")]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _repeated() -> float:

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.kit.heap import MIN_CLOSED_TO_THAW, FrozenSurvivors
+from tests.support import Clock
 
 
 class Node:
@@ -18,17 +19,9 @@ class Node:
         self.other: Node | None = None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

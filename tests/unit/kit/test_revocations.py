@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.kit.errors import Unauthorized
 from services.kit.tokens import Principal, Revocations, family_marker_key, user_marker_key
+from tests.support import Clock
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,14 +33,6 @@ class FakeRedis:
         if self.hang:
             await asyncio.Event().wait()
         return [self.data.get(key) for key in keys]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def revocations(redis: FakeRedis, clock: Clock) -> Revocations:

@@ -11,15 +11,7 @@ import pytest
 
 from services.kit.runtime import Periodic
 from services.orders.backlog import NOT_COUNTED, TRUSTED_SECONDS, Backlog, PipelineBacklogged
-from tests.support import eventually
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock, eventually
 
 
 def backlog(limit: int, clock: Clock) -> Backlog:
@@ -28,7 +20,7 @@ def backlog(limit: int, clock: Clock) -> Backlog:
 
 
 def test_creates_are_admitted_up_to_the_limit_counting_their_own_since_the_count() -> None:
-    clock = Clock()
+    clock = Clock(50.0)
     gate = backlog(5, clock)
     gate.counted(3, clock.now, admitted=0, in_flight=0)
 
@@ -45,7 +37,7 @@ def test_creates_are_admitted_up_to_the_limit_counting_their_own_since_the_count
 
 
 def test_no_count_an_old_count_or_no_limit_admits() -> None:
-    clock = Clock()
+    clock = Clock(50.0)
     never_counted = backlog(1, clock)
     for _ in range(3):
         never_counted.admit()
@@ -65,7 +57,7 @@ def test_no_count_an_old_count_or_no_limit_admits() -> None:
 
 
 def test_creates_not_committed_or_admitted_since_a_count_was_asked_are_added_to_it() -> None:
-    clock = Clock()
+    clock = Clock(50.0)
     gate = backlog(4, clock)
     with gate.admission():  # admitted before the count, committed after it asked
         asked, admitted, in_flight = clock.now, gate._admitted, gate._in_flight
@@ -94,7 +86,7 @@ class DownPool:
 async def test_a_failed_count_is_logged_once_and_the_last_count_ages_out(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = Clock(50.0)
     pool = DownPool()
     gate = Backlog(cast(Any, pool), 1, check_seconds=0.25, retry_after=2, clock=clock)
     gate.counted(5, clock.now, admitted=0, in_flight=0)

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from services.orders.catalogue import Catalogue
 from services.orders.errors import InventoryUnavailable
+from tests.support import Clock
 
 PRODUCTS = {
     "p1": {
@@ -53,14 +54,6 @@ class Inventory:
             return web.json_response(self.body, status=self.status)
         found = [PRODUCTS[i] for i in ids if i in PRODUCTS]
         return web.json_response({"items": found, "nextCursor": None}, status=self.status)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
