@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,21 +40,40 @@ RETENTION_HOURS = 72
 BACKLOG_SAMPLE_SECONDS = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An event as the outbox stores it, for a statement that writes it together with the
+    change it reports (a data-modifying `WITH`); `add_to_outbox` writes one on its own."""
+
+    event_id: str
+    topic: str
+    message_key: str
+    payload: bytes
+    trace_context: Jsonb | None
+
+
+def outbox_row(topic: str, event: Envelope[Any]) -> OutboxRow:
+    """`event` as an outbox row, with the active trace context (the relay publishes it in
+    that trace)."""
+    trace_context = tracing.current_headers()
+    return OutboxRow(
+        event_id=event.id,
+        topic=topic,
+        message_key=event.subject,
+        payload=event.to_bytes(),
+        trace_context=Jsonb(trace_context) if trace_context else None,
+    )
+
+
 async def add_to_outbox(conn: DictConnection, topic: str, event: Envelope[Any]) -> None:
     """Record `event` for publication when the current transaction commits, with the active
     trace context (the relay publishes it in that trace). The insert wakes the relay at commit
     (the outbox's trigger, kit migration 0003)."""
-    trace_context = tracing.current_headers()
+    row = outbox_row(topic, event)
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (
-            event.id,
-            topic,
-            event.subject,
-            event.to_bytes(),
-            Jsonb(trace_context) if trace_context else None,
-        ),
+        (row.event_id, row.topic, row.message_key, row.payload, row.trace_context),
     )
 
 

@@ -87,6 +87,11 @@ class HoldingLimits:
     open_orders: int | None = None
     units_per_product: int | None = None
 
+    @property
+    def enforced(self) -> bool:
+        """Whether any limit is in force (a create then reads what the user holds)."""
+        return self.open_orders is not None or self.units_per_product is not None
+
 
 def check_holding_limits(
     limits: HoldingLimits,

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection
+from services.kit.outbox import OutboxRow
 from services.kit.sql import like_containing, like_starting_with
 from services.orders.domain import OPEN_STATUSES, Cursor, HoldingLimits, PricedOrder, Status
 
@@ -80,37 +81,6 @@ def _order(row: dict[str, Any]) -> OrderRow:
 # --- create ------------------------------------------------------------------------------
 
 
-async def claim_idempotency_key(
-    conn: DictConnection,
-    *,
-    user_id: str,
-    key: str,
-    request_hash: str,
-    order_id: uuid.UUID,
-    ttl_hours: int,
-) -> bool:
-    """Record `key` for the order just written; False if a live record already has it.
-
-    Runs inside the create transaction; a concurrent request with the same key waits here on
-    the primary key until the first commits, then gets False (and rolls back its order). A
-    record older than the TTL is taken over.
-    """
-    cursor = await conn.execute(
-        """
-        INSERT INTO idempotency_keys AS k (user_id, key, request_hash, order_id)
-        VALUES (%s, %s, %s, %s)
-        ON CONFLICT (user_id, key) DO UPDATE
-            SET request_hash = EXCLUDED.request_hash,
-                order_id = EXCLUDED.order_id,
-                created_at = now()
-            WHERE k.created_at < now() - make_interval(hours => %s)
-        RETURNING 1 AS claimed
-        """,
-        (user_id, key, request_hash, order_id, ttl_hours),
-    )
-    return await cursor.fetchone() is not None
-
-
 async def find_idempotency_key(
     conn: DictConnection, *, user_id: str, key: str, ttl_hours: int
 ) -> IdempotencyRecord | None:
@@ -171,7 +141,7 @@ async def lock_and_read_holdings(
     through the partial index of open orders, so they cost what the user holds (bounded by the
     limits), not their whole history.
     """
-    if limits.open_orders is None and limits.units_per_product is None:
+    if not limits.enforced:
         return Holdings(open_orders=0, units={})
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
     open_orders = 0
@@ -197,63 +167,116 @@ async def lock_and_read_holdings(
     return Holdings(open_orders=open_orders, units=units)
 
 
-async def insert_order(
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """The Idempotency-Key a create claims for its order, with the request's fingerprint; a
+    record of the key older than `ttl_hours` is taken over."""
+
+    key: str
+    request_hash: str
+    ttl_hours: int
+
+
+async def place_order(
     conn: DictConnection,
     *,
     order_id: uuid.UUID,
     user_id: str,
     priced: PricedOrder,
     shipping_address: dict[str, Any],
+    placed_at: datetime,
     actor: str,
-    event_id: str,
-) -> tuple[OrderRow, TimelineRow]:
-    """The order, its lines and its first timeline entry (by `actor`, for the event
-    `event_id`), in one statement (the lines travel as arrays, one per column)."""
+    created: OutboxRow,
+    claim: KeyClaim | None,
+) -> tuple[OrderRow, TimelineRow] | None:
+    """Place the order in one statement: claim the Idempotency-Key (when there is one), and
+    only if it was claimed write the order, its lines (arrays, one per column), its first
+    timeline entry (by `actor`, for the created event) and the created event to the outbox.
+
+    None, with nothing written, when a live record already has the key: a concurrent create
+    with the same key waits on the key's primary key until the first commits, then finds it
+    taken. The statement commits by itself on an autocommit connection, or with the
+    transaction it runs in. The order's times are `placed_at`, the time the created event
+    carries, which is built before the statement.
+    """
     lines = priced.lines
     cursor = await conn.execute(
         """
-        WITH placed AS (
-            INSERT INTO orders (id, user_id, status, version, total, currency, shipping_address)
-            VALUES (%(id)s, %(user_id)s, 'CREATED', 1, %(total)s, %(currency)s, %(address)s)
+        WITH claimed AS (
+            INSERT INTO idempotency_keys AS k (user_id, key, request_hash, order_id)
+            SELECT %(user_id)s, %(key)s, %(request_hash)s, %(id)s
+            WHERE %(key)s::text IS NOT NULL
+            ON CONFLICT (user_id, key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash,
+                    order_id = EXCLUDED.order_id,
+                    created_at = now()
+                WHERE k.created_at < now() - make_interval(hours => %(ttl_hours)s)
+            RETURNING 1
+        ), admitted AS (
+            SELECT 1 FROM claimed
+            UNION ALL
+            SELECT 1 WHERE %(key)s::text IS NULL
+        ), placed AS (
+            INSERT INTO orders
+                (id, user_id, status, version, total, currency, shipping_address, created_at,
+                 updated_at)
+            SELECT %(id)s, %(user_id)s, 'CREATED', 1, %(total)s, %(currency)s, %(address)s,
+                   %(placed_at)s, %(placed_at)s
+            FROM admitted
             RETURNING id, user_id, status, version, total, currency::text AS currency,
                       shipping_address, created_at, updated_at
         ), placed_lines AS (
             INSERT INTO order_lines
                 (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
-            SELECT %(id)s, l.line_no, l.product_id, l.sku, l.name, l.quantity, l.unit_price,
+            SELECT placed.id, l.line_no, l.product_id, l.sku, l.name, l.quantity, l.unit_price,
                    l.line_total
-            FROM unnest(%(product_ids)s::text[], %(skus)s::text[], %(names)s::text[],
+            FROM placed,
+                 unnest(%(product_ids)s::text[], %(skus)s::text[], %(names)s::text[],
                         %(quantities)s::int[], %(unit_prices)s::numeric[],
                         %(line_totals)s::numeric[])
-                WITH ORDINALITY
-                AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
+                     WITH ORDINALITY
+                     AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
         ), first_entry AS (
             INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
             SELECT id, version, status, %(actor)s::text, NULL, %(event_id)s::uuid, created_at
+            FROM placed
+        ), announced AS (
+            INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
+            SELECT %(event_id)s::uuid, %(topic)s, %(message_key)s, %(payload)s, %(trace)s
             FROM placed
         )
         SELECT * FROM placed
         """,
         {
             "id": order_id,
-            "actor": actor,
-            "event_id": event_id,
             "user_id": user_id,
+            "key": claim.key if claim else None,
+            "request_hash": claim.request_hash if claim else None,
+            "ttl_hours": claim.ttl_hours if claim else 0,
             "total": priced.total,
             "currency": priced.currency,
             "address": Jsonb(shipping_address),
+            "placed_at": placed_at,
             "product_ids": [line.product_id for line in lines],
             "skus": [line.sku for line in lines],
             "names": [line.name for line in lines],
             "quantities": [line.quantity for line in lines],
             "unit_prices": [line.unit_price for line in lines],
             "line_totals": [line.line_total for line in lines],
+            "actor": actor,
+            "event_id": created.event_id,
+            "topic": created.topic,
+            "message_key": created.message_key,
+            "payload": created.payload,
+            "trace": created.trace_context,
         },
     )
     row = await cursor.fetchone()
-    assert row is not None
+    if row is None:
+        return None
     order = _order(row)
-    return order, _entry(order, actor=actor, reason=None, event_id=event_id, at=order.created_at)
+    entry = _entry(order, actor=actor, reason=None, event_id=created.event_id, at=placed_at)
+    return order, entry
 
 
 # --- status changes ----------------------------------------------------------------------

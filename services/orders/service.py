@@ -39,7 +39,7 @@ from services.kit.order_events import (
     OrderLine,
     OrderStatusChanged,
 )
-from services.kit.outbox import add_to_outbox, event
+from services.kit.outbox import add_to_outbox, event, outbox_row
 from services.kit.tokens import Principal
 from services.orders import metrics
 from services.orders import repository as repo
@@ -179,14 +179,42 @@ class OrderService:
         fingerprint: str,
         idempotency_key: str | None,
     ) -> Created:
-        ttl = self.settings.idempotency_key_ttl_hours
-        # Priced outside the transaction: no row is held while inventory answers.
+        # Priced outside the statement: no row is held while inventory answers.
         priced = price_order(quantities, await self.catalogue.products(list(quantities)))
         order_id = uuid.uuid4()
-        try:
-            # Pipelined: the statements go out together and only the reads wait for answers.
+        placed_at = datetime.now(UTC)
+        created_id = str(new_id())
+        created = outbox_row(
+            ORDER_CREATED,
+            _created_event(order_id, principal.user_id, priced, placed_at, created_id),
+        )
+        claim = (
+            repo.KeyClaim(idempotency_key, fingerprint, self.settings.idempotency_key_ttl_hours)
+            if idempotency_key is not None
+            else None
+        )
+
+        async def place(conn: DictConnection) -> tuple[repo.OrderRow, repo.TimelineRow] | None:
+            return await repo.place_order(
+                conn,
+                order_id=order_id,
+                user_id=principal.user_id,
+                priced=priced,
+                shipping_address=address,
+                placed_at=placed_at,
+                actor=actor_label(Actor.OWNER, principal),
+                created=created,
+                claim=claim,
+            )
+
+        limits = self.settings.holding_limits
+        if not limits.enforced:
+            # One statement: it commits by itself, no BEGIN or COMMIT to send.
+            async with autocommit(self.pool) as conn:
+                placed = await place(conn)
+        else:
+            # The limits are read under a lock on the user, in the transaction that places.
             async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                limits = self.settings.holding_limits
                 holdings = await repo.lock_and_read_holdings(
                     conn, principal.user_id, list(quantities), limits
                 )
@@ -196,36 +224,21 @@ class OrderService:
                     held_units=holdings.units,
                     requested=quantities,
                 )
-                created_id = str(new_id())
-                order, entry = await repo.insert_order(
-                    conn,
-                    order_id=order_id,
-                    user_id=principal.user_id,
-                    priced=priced,
-                    shipping_address=address,
-                    actor=actor_label(Actor.OWNER, principal),
-                    event_id=created_id,
-                )
-                await add_to_outbox(conn, ORDER_CREATED, _created_event(order, priced, created_id))
-                if idempotency_key is not None and not await repo.claim_idempotency_key(
+                placed = await place(conn)
+        if placed is None:
+            # A concurrent create with this key committed first: its order stands, ours was
+            # not written.
+            assert idempotency_key is not None
+            async with autocommit(self.pool) as conn:
+                known = await repo.find_idempotency_key(
                     conn,
                     user_id=principal.user_id,
                     key=idempotency_key,
-                    request_hash=fingerprint,
-                    order_id=order_id,
-                    ttl_hours=ttl,
-                ):
-                    raise _KeyTakenMeanwhile()
-        except _KeyTakenMeanwhile:
-            # A concurrent request with this key committed first: its order stands, ours is
-            # rolled back.
-            assert idempotency_key is not None
-            async with self.pool.connection() as conn:
-                known = await repo.find_idempotency_key(
-                    conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
+                    ttl_hours=self.settings.idempotency_key_ttl_hours,
                 )
             assert known is not None
             return await self._replay(known, fingerprint)
+        order, entry = placed
 
         metrics.ORDERS_CREATED.inc()
         metrics.ORDER_VALUE.labels(priced.currency).observe(float(priced.total))
@@ -474,15 +487,14 @@ class InventoryOutcome:
     reason: str | None
 
 
-class _KeyTakenMeanwhile(Exception):
-    """Rolls back a create whose idempotency key another request claimed first."""
-
-
-def _created_event(order: repo.OrderRow, priced: PricedOrder, event_id: str) -> Envelope[Any]:
+def _created_event(
+    order_id: uuid.UUID, user_id: str, priced: PricedOrder, created_at: datetime, event_id: str
+) -> Envelope[Any]:
+    """The order.created event of a new order (version 1)."""
     data = OrderCreated(
-        order_id=str(order.id),
-        user_id=order.user_id,
-        version=order.version,
+        order_id=str(order_id),
+        user_id=user_id,
+        version=1,
         items=[
             OrderLine(
                 product_id=line.product_id,
@@ -496,9 +508,9 @@ def _created_event(order: repo.OrderRow, priced: PricedOrder, event_id: str) -> 
         ],
         total=priced.total,
         currency=priced.currency,
-        created_at=order.created_at,
+        created_at=created_at,
     )
-    return event(SOURCE, ORDER_CREATED, str(order.id), data, event_id=event_id)
+    return event(SOURCE, ORDER_CREATED, str(order_id), data, event_id=event_id)
 
 
 def _line_rows(order_id: uuid.UUID, priced: PricedOrder) -> list[repo.LineRow]:

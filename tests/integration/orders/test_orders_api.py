@@ -102,8 +102,12 @@ async def test_create_prices_from_the_catalogue(
     assert uuid.UUID(entry["eventId"]).version == 7
     assert uuid.UUID(order["id"]).version == 4
 
-    stored = db.execute("SELECT total, status FROM orders WHERE id = %s", (order["id"],)).fetchone()
-    assert stored == {"total": Decimal("36.97"), "status": "CREATED"}
+    stored = db.execute(
+        "SELECT total, status, created_at, updated_at FROM orders WHERE id = %s", (order["id"],)
+    ).fetchone()
+    assert stored is not None
+    assert (stored["total"], stored["status"]) == (Decimal("36.97"), "CREATED")
+    assert stored["updated_at"] == stored["created_at"]
     outbox = db.execute(
         "SELECT event_id, topic, message_key, payload FROM outbox WHERE message_key = %s",
         (order["id"],),
@@ -114,6 +118,10 @@ async def test_create_prices_from_the_catalogue(
     created = parse_envelope(bytes(outbox[0]["payload"]), OrderCreated)
     assert created.data.total == Decimal("36.97")
     assert created.data.version == 1
+    # The event, the stored order, its first timeline entry and the answer share one time.
+    assert created.data.created_at == stored["created_at"]
+    assert datetime.fromisoformat(order["createdAt"]) == stored["created_at"]
+    assert datetime.fromisoformat(entry["at"]) == stored["created_at"]
     assert [line.unit_price for line in created.data.items] == [Decimal("12.50"), Decimal("3.99")]
 
 
@@ -278,6 +286,35 @@ async def test_keys_belong_to_their_user(
     theirs = await place(client, other_user, (pen, 1), **key)
     assert mine["id"] != theirs["id"]
     assert theirs["userId"] == other_user.id
+
+
+async def test_a_key_past_its_time_to_live_places_a_new_order(
+    client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer, db: Db
+) -> None:
+    pen = catalogue.add("Pen", "2.00")
+    key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
+    first = await place(client, user, (pen, 1), **key)
+    db.execute(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = %s",
+        (user.id,),
+    )
+    # Another request with the old key: no longer a replay, nor a reused key.
+    response = await client.post(
+        "/orders", json=order_body((pen, 3)), headers={**user.headers, **key}
+    )
+    assert response.status_code == 201
+    second = response.json()
+    assert second["id"] != first["id"]
+    record = db.execute(
+        "SELECT order_id, created_at > now() - interval '1 minute' AS fresh"
+        " FROM idempotency_keys WHERE user_id = %s",
+        (user.id,),
+    ).fetchone()
+    assert record == {"order_id": uuid.UUID(second["id"]), "fresh": True}
+    outbox = db.execute(
+        "SELECT count(*) AS n FROM outbox WHERE message_key = %s", (second["id"],)
+    ).fetchone()
+    assert outbox == {"n": 1}
 
 
 async def test_concurrent_retries_with_one_key_create_one_order(
