@@ -39,7 +39,7 @@ def create_pool(settings: ServiceSettings, schema: str) -> Pool:
         settings.db_conninfo,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
-        kwargs={"row_factory": dict_row, "options": f"-c search_path={schema},public"},
+        kwargs=_session_options(schema),
         connection_class=AsyncConnection[dict[str, Any]],
         check=check,
         reset=_autocommit_off,
@@ -48,6 +48,20 @@ def create_pool(settings: ServiceSettings, schema: str) -> Pool:
     )
     check.pool = pool
     return pool
+
+
+def _session_options(schema: str) -> dict[str, Any]:
+    """What every connection of a service gets: rows as dicts, tables found in `schema`."""
+    return {"row_factory": dict_row, "options": f"-c search_path={schema},public"}
+
+
+async def connect(conninfo: str, schema: str) -> DictConnection:
+    """A connection of its own, outside the pool, set up as the pool's are, in autocommit:
+    for a session that outlives any one piece of work (a relay's, holding its lock)."""
+    conn: DictConnection = await AsyncConnection.connect(
+        conninfo, autocommit=True, **_session_options(schema)
+    )
+    return conn
 
 
 @asynccontextmanager
@@ -71,6 +85,19 @@ async def _autocommit_off(conn: DictConnection) -> None:
         await conn.set_autocommit(False)
 
 
+async def session_ended(conn: DictConnection) -> bool:
+    """Whether the server ended this idle connection's session (closing it if so), seen
+    without a round trip: the termination notice, or the end of the stream, waits on its
+    socket. Only for a connection that is sent nothing while idle (no LISTEN)."""
+    if conn.closed:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if not readable:
+        return False
+    await conn.close()
+    return True
+
+
 class _SessionCheck:
     """The pool's check of a connection it is about to hand out, without a round trip.
 
@@ -89,11 +116,8 @@ class _SessionCheck:
         self._sweep: asyncio.Task[None] | None = None
 
     async def __call__(self, conn: DictConnection) -> None:
-        if not conn.closed:
-            readable, _, _ = select.select([conn.fileno()], [], [], 0)
-            if not readable:
-                return
-            await conn.close()
+        if not await session_ended(conn):
+            return
         if self.pool is not None and (self._sweep is None or self._sweep.done()):
             log.warning("database session ended by the server; testing the pooled connections")
             self._sweep = asyncio.create_task(self.pool.check())

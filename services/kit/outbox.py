@@ -1,7 +1,8 @@
 """The transactional outbox, its relay, and the consumer's dedupe by event id.
 
 A service writes an event with `add_to_outbox` in the same transaction as the state change it
-reports; `OutboxRelay` publishes committed rows to Kafka in id order and marks them published.
+reports (or `outbox_row` in the statement that makes the change); `OutboxRelay` publishes
+committed rows to Kafka in id order and marks them published, one relay per schema at a time.
 A crash between commit and publish loses nothing (the row is still unpublished); a crash between
 publish and marking republishes, which consumers absorb with `claim_events` (an insert into
 `processed_events` in the consumer's own transaction). Published rows are kept for a replay
@@ -26,7 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from services.kit import tracing
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection, Pool, connect, session_ended
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
@@ -103,24 +104,31 @@ def event(
     return envelope_type(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
-_PENDING_ROWS = """
-    WITH relay AS (
-        SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema())) AS ok
-    )
-    SELECT o.id, o.topic, o.message_key, o.payload, o.trace_context
-    FROM outbox o, relay
-    WHERE relay.ok AND o.published_at IS NULL
-    ORDER BY o.id LIMIT %s
-    FOR UPDATE OF o SKIP LOCKED
-"""
-"""The next batch of unpublished rows, locked, if this relay holds the schema's relay lock
-(none if another replica's relay does). One relay publishes at a time, so each key's events
-reach Kafka in commit order even with several replicas. The lock is a volatile function in its
-own WITH query, which PostgreSQL evaluates once and never folds into the scan."""
+_LEAD = "SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema())) AS leads"
+"""Take the schema's relay lock for this session, if no other session holds it. One relay
+publishes at a time, so each key's events reach Kafka in commit order even with several
+replicas; the lock stays with the leading relay's session until it ends."""
+
+_PENDING_ROWS = (
+    "SELECT id, topic, message_key, payload, trace_context FROM outbox"
+    " WHERE published_at IS NULL ORDER BY id LIMIT %s"
+)
 
 
 class OutboxRelay(NotifiedRelay):
-    """Publishes outbox rows to Kafka in order (the loop: kit/relay.py)."""
+    """Publishes outbox rows to Kafka in order (the loop: kit/relay.py).
+
+    The relay works on a session of its own (`kit.db.connect`), which leads while it holds the
+    schema's relay lock (`_LEAD`); the relays of other replicas wake and try the lock, and
+    publish nothing until the leader's session ends (its process stops, or the server ends
+    it), when one of them takes over. A leader's round is two statements with no transaction
+    around them: read the next unpublished rows, and, once Kafka has acknowledged them all,
+    mark them published. A round that fails between the two (a crash, a broker error, a lost
+    session) leaves the rows unpublished, and they are published again: consumers dedupe by
+    event id. Before each round the relay looks at its session without a round trip
+    (`kit.db.session_ended`); one the server ended is replaced by a new session, which tries
+    the lock again.
+    """
 
     def __init__(
         self,
@@ -142,25 +150,47 @@ class OutboxRelay(NotifiedRelay):
         self.pool = pool
         self.producer = producer
         self._sample_due = 0.0
+        self._session: DictConnection | None = None
+        self._leading = False
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch of unpublished rows; returns how many were published."""
+        """Publish up to one batch of unpublished rows; returns how many were published (none
+        while another relay leads)."""
         if time.monotonic() >= self._sample_due:
             self._sample_due = time.monotonic() + BACKLOG_SAMPLE_SECONDS
             await sample_backlog(self.pool, self.producer.service)
-        # Pipelined: BEGIN goes out with the query, and the UPDATE with the COMMIT, so a round
-        # waits for the database twice, not five times.
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            cursor = await conn.execute(_PENDING_ROWS, (self.batch_size,))
-            rows = await cursor.fetchall()
-            if not rows:
-                return 0
-            await self._publish(rows)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)",
-                ([row["id"] for row in rows],),
-            )
+        session = await self._leading_session()
+        if session is None:
+            return 0
+        cursor = await session.execute(_PENDING_ROWS, (self.batch_size,))
+        rows = await cursor.fetchall()
+        if not rows:
+            return 0
+        await self._publish(rows)
+        await session.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)",
+            ([row["id"] for row in rows],),
+        )
         return len(rows)
+
+    async def close(self) -> None:
+        """End the relay's session, which hands the lead to another replica's relay."""
+        session, self._session, self._leading = self._session, None, False
+        if session is not None:
+            await session.close()
+
+    async def _leading_session(self) -> DictConnection | None:
+        """The relay's session once it holds the relay lock; None while another one does."""
+        if self._session is None or await session_ended(self._session):
+            self._session = await connect(self.conninfo, self.schema)
+            self._leading = False
+        if not self._leading:
+            cursor = await self._session.execute(_LEAD)
+            row = await cursor.fetchone()
+            self._leading = bool(row and row["leads"])
+            if self._leading:
+                log.info("relay leads its schema's outbox", extra={"job": self.channel})
+        return self._session if self._leading else None
 
     async def _publish(self, rows: list[dict[str, Any]]) -> None:
         """Send every row, each in a PRODUCER span continuing the trace its row stored."""

@@ -7,7 +7,7 @@ trigger on the relayed table, `notify_relay('<channel>')` (kit migration 0003), 
 sends nothing for it: one channel per schema, so each relay wakes only for its own rows. A
 failed round (a broker or database outage) is logged, counted by `failed`, and retried a second
 later: the rows wait in their table, nothing is lost. Subclasses say how to publish a batch
-(`publish_batch`) and what to do before the first one (`prepare`).
+(`publish_batch`), what to do before the first one (`prepare`) and after the last (`close`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -59,6 +59,10 @@ class NotifiedRelay(ABC):
         """Count a failed round."""
         return
 
+    async def close(self) -> None:
+        """Release what the rounds hold, once the relay stops."""
+        return
+
     async def run(self) -> None:
         """Relay until `stop()`; errors are logged and retried, never fatal."""
         await self.prepare()
@@ -81,6 +85,7 @@ class NotifiedRelay(ABC):
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+            await self.close()
 
     async def _listen(self) -> None:
         while not self._stop.is_set():

@@ -70,6 +70,7 @@ async def test_the_outbox_gauges_show_rows_waiting_and_the_oldest_ones_age(
         # the relay samples before it publishes: it reported the three rows it then sent
         assert gauge("outbox_unpublished_events", service="outbox-relay-test") == 3
     finally:
+        await relay.close()
         producer.close()
 
     await sample_backlog(pool, "outbox-test")

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from services.kit.db import Pool, apply_migrations, create_pool
+from services.kit.db import Pool, apply_migrations, connect, create_pool
 from services.kit.events import parse_envelope
 from services.kit.kafka import (
     BatchConsumer,
@@ -134,33 +134,65 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
         assert (await cursor.fetchone() or {})["n"] == 0
 
 
-async def test_while_another_relay_holds_the_schema_the_relay_publishes_and_locks_nothing(
+async def test_while_another_relay_leads_the_relay_publishes_nothing_then_takes_over(
     pool: Pool, settings: ServiceSettings
 ) -> None:
     topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-lock", "held")
     producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
     relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
     try:
-        async with pool.connection() as other:
-            # Another replica's relay in the middle of its round.
-            await other.execute("BEGIN")
-            await other.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('outbox:' || current_schema()))"
-            )
-            assert await relay.publish_batch() == 0
-            # It locked no row either: this replica's relay can take them all.
-            cursor = await other.execute(
-                "SELECT count(*) AS n FROM (SELECT id FROM outbox WHERE published_at IS NULL"
-                " FOR UPDATE NOWAIT) AS mine"
-            )
-            assert (await cursor.fetchone() or {})["n"] >= 1
-            await other.execute("ROLLBACK")
-        assert await relay.publish_batch() >= 1
+        # Another replica's relay leads: its session holds the schema's relay lock.
+        leader = await connect(settings.db_conninfo, SCHEMA)
+        cursor = await leader.execute(
+            "SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema())) AS leads"
+        )
+        assert (await cursor.fetchone() or {})["leads"] is True
+        assert await relay.publish_batch() == 0
+        assert await relay.publish_batch() == 0
+        # That replica stops: its session ends, and the lock with it.
+        await leader.close()
+        assert await relay.publish_batch() == 1
     finally:
+        await relay.close()
         producer.close()
     assert [
         m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 1)
     ] == [b"held"]
+
+
+async def test_a_leader_whose_session_the_server_ends_opens_another_and_loses_nothing(
+    pool: Pool, settings: ServiceSettings
+) -> None:
+    topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-ended", "first")
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+    other = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+    try:
+        assert await relay.publish_batch() == 1
+        assert await other.publish_batch() == 0, "the first relay leads"
+        # The server ends the leader's session (a restart, a failover, an administrator).
+        assert relay._session is not None
+        ended = relay._session.pgconn.backend_pid
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (ended,))
+        async with pool.connection() as conn, conn.transaction():
+            await add_to_outbox(conn, topic, expired("second"))
+
+        async def taken_over() -> bool:
+            return await other.publish_batch() == 1
+
+        # The lock went with the ended session: the other relay takes the lead and the row.
+        await eventually(taken_over, what="the other relay to take over")
+        # The first relay sees its session ended, opens another, and follows.
+        assert await relay.publish_batch() == 0
+        assert relay._session is not None
+        assert relay._session.pgconn.backend_pid != ended
+    finally:
+        await relay.close()
+        await other.close()
+        producer.close()
+    keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 2)]
+    assert keys == [b"first", b"second"]
 
 
 async def test_claim_events_refuses_a_redelivery(pool: Pool) -> None:

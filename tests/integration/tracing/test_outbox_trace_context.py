@@ -71,8 +71,12 @@ def _expired(order_id: str) -> Any:
 
 async def _relay(pool: Pool) -> _Producer:
     producer = _Producer()
-    relay = OutboxRelay(pool, cast("EventProducer", producer), "", SCHEMA)
-    assert await relay.publish_batch() > 0
+    assert isinstance(pool.conninfo, str)
+    relay = OutboxRelay(pool, cast("EventProducer", producer), pool.conninfo, SCHEMA)
+    try:
+        assert await relay.publish_batch() > 0
+    finally:
+        await relay.close()
     return producer
 
 
