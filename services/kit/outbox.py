@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from services.kit import tracing
-from services.kit.db import DictConnection, Pool, connect, session_ended
+from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
@@ -104,11 +104,6 @@ def event(
     return envelope_type(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
-_LEAD = "SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema())) AS leads"
-"""Take the schema's relay lock for this session, if no other session holds it. One relay
-publishes at a time, so each key's events reach Kafka in commit order even with several
-replicas; the lock stays with the leading relay's session until it ends."""
-
 _PENDING_ROWS = (
     "SELECT id, topic, message_key, payload, trace_context FROM outbox"
     " WHERE published_at IS NULL ORDER BY id LIMIT %s"
@@ -116,19 +111,9 @@ _PENDING_ROWS = (
 
 
 class OutboxRelay(NotifiedRelay):
-    """Publishes outbox rows to Kafka in order (the loop: kit/relay.py).
-
-    The relay works on a session of its own (`kit.db.connect`), which leads while it holds the
-    schema's relay lock (`_LEAD`); the relays of other replicas wake and try the lock, and
-    publish nothing until the leader's session ends (its process stops, or the server ends
-    it), when one of them takes over. A leader's round is two statements with no transaction
-    around them: read the next unpublished rows, and, once Kafka has acknowledged them all,
-    mark them published. A round that fails between the two (a crash, a broker error, a lost
-    session) leaves the rows unpublished, and they are published again: consumers dedupe by
-    event id. Before each round the relay looks at its session without a round trip
-    (`kit.db.session_ended`); one the server ended is replaced by a new session, which tries
-    the lock again.
-    """
+    """Publishes outbox rows to Kafka in id order, marking them published (the loop and the
+    lead: kit/relay.py). One relay per schema leads, so each key's events reach Kafka in commit
+    order even with several replicas."""
 
     def __init__(
         self,
@@ -150,8 +135,6 @@ class OutboxRelay(NotifiedRelay):
         self.pool = pool
         self.producer = producer
         self._sample_due = 0.0
-        self._session: DictConnection | None = None
-        self._leading = False
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published (none
@@ -159,7 +142,7 @@ class OutboxRelay(NotifiedRelay):
         if time.monotonic() >= self._sample_due:
             self._sample_due = time.monotonic() + BACKLOG_SAMPLE_SECONDS
             await sample_backlog(self.pool, self.producer.service)
-        session = await self._leading_session()
+        session = await self.leading_session()
         if session is None:
             return 0
         cursor = await session.execute(_PENDING_ROWS, (self.batch_size,))
@@ -172,25 +155,6 @@ class OutboxRelay(NotifiedRelay):
             ([row["id"] for row in rows],),
         )
         return len(rows)
-
-    async def close(self) -> None:
-        """End the relay's session, which hands the lead to another replica's relay."""
-        session, self._session, self._leading = self._session, None, False
-        if session is not None:
-            await session.close()
-
-    async def _leading_session(self) -> DictConnection | None:
-        """The relay's session once it holds the relay lock; None while another one does."""
-        if self._session is None or await session_ended(self._session):
-            self._session = await connect(self.conninfo, self.schema)
-            self._leading = False
-        if not self._leading:
-            cursor = await self._session.execute(_LEAD)
-            row = await cursor.fetchone()
-            self._leading = bool(row and row["leads"])
-            if self._leading:
-                log.info("relay leads its schema's outbox", extra={"job": self.channel})
-        return self._session if self._leading else None
 
     async def _publish(self, rows: list[dict[str, Any]]) -> None:
         """Send every row, each in a PRODUCER span continuing the trace its row stored."""

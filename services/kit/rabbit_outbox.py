@@ -2,18 +2,18 @@
 
 The Kafka outbox (kit/outbox.py) has one shared table; a RabbitMQ message usually is a row of
 the service's own (a notification's delivery), with a status the service keeps. So here the
-service describes its rows with an `OutboxSource`: `pending` selects (and locks, `FOR UPDATE
-SKIP LOCKED`) up to a batch of rows not yet confirmed, as `OutgoingMessage`s; `confirmed` marks
-the ones the broker confirmed. `RabbitRelay`, a job of the kit runtime, publishes them with
-`Publisher` (persistent, mandatory, confirmed, pipelined) and marks them in the same transaction
-that locked them:
+service describes its rows with an `OutboxSource`: `pending` selects up to a batch of rows not
+yet confirmed, oldest first, as `OutgoingMessage`s; `confirmed` marks the ones the broker
+confirmed. `RabbitRelay`, a job of the kit runtime, publishes them with `Publisher`
+(persistent, mandatory, confirmed, pipelined) and then marks them, on the session of the relay
+that leads for the schema (kit/relay.py: one replica's relay publishes at a time, so rows need
+no locks and a round no transaction):
 
 - a crash after commit and before publishing loses nothing: the row is still pending;
-- a crash (or a broker failure) after publishing some messages of a batch marks those that were
-  confirmed and republishes the rest later; a crash between the broker's confirm and the
-  commit republishes that message, so a message carries a stable id (`message_id`, the row's
-  id) that its consumers dedupe on;
-- several replicas share the work (`SKIP LOCKED`), each row going to one of them.
+- a broker failure after publishing some messages of a batch marks those that were confirmed
+  and republishes the rest later; a crash between the broker's confirm and the marking
+  republishes that message, so a message carries a stable id (`message_id`, the row's id) that
+  its consumers dedupe on.
 
 A row may carry the trace context active when it was written (`OutgoingMessage.trace_context`);
 the relay then publishes its message in a PRODUCER span of that trace, whose context travels in
@@ -39,7 +39,7 @@ from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter
 
 from services.kit import tracing
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection
 from services.kit.rabbit import Outgoing, Publisher, Queue, declare_queues
 from services.kit.relay import NotifiedRelay
 
@@ -69,10 +69,10 @@ class OutgoingMessage:
 
 
 class OutboxSource(Protocol):
-    """The service's rows, as the relay sees them (both run inside the relay's transaction)."""
+    """The service's rows, as the relay sees them (each a statement on the relay's session)."""
 
     async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
-        """Up to `limit` unconfirmed rows, oldest first, locked `FOR UPDATE SKIP LOCKED`."""
+        """Up to `limit` unconfirmed rows, oldest first."""
         ...
 
     async def confirmed(self, conn: DictConnection, keys: Sequence[Any]) -> None:
@@ -88,7 +88,6 @@ class RabbitRelay(NotifiedRelay):
         self,
         *,
         service: str,
-        pool: Pool,
         publisher: Publisher,
         source: OutboxSource,
         conninfo: str,
@@ -107,7 +106,6 @@ class RabbitRelay(NotifiedRelay):
             poll_interval=poll_interval,
         )
         self.service = service
-        self.pool = pool
         self.publisher = publisher
         self.source = source
         self.queues = queues
@@ -122,29 +120,30 @@ class RabbitRelay(NotifiedRelay):
 
     async def publish_batch(self) -> int:
         """Publish one batch (pipelined: every message is sent before the confirms are
-        awaited); returns how many the broker confirmed. Marks those confirmed, then raises
-        the broker's first error if any message was not. The transaction is pipelined: BEGIN
-        goes out with the source's query, the marking with the COMMIT."""
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            rows = await self.source.pending(conn, self.batch_size)
-            if not rows:
-                return 0
-            spans = [self._span(row) for row in rows]
-            try:
-                results = await self.publisher.publish(
-                    [_with_trace(row.message, span) for row, span in zip(rows, spans, strict=True)]
-                )
-            except BaseException as exc:
-                for span in spans:
-                    tracing.end_span(span, exc)
-                raise
-            for span, result in zip(spans, results, strict=True):
-                tracing.end_span(span, result)
-            done = [row for row, error in zip(rows, results, strict=True) if error is None]
-            if done:
-                await self.source.confirmed(conn, [row.key for row in done])
-                for row in done:
-                    RABBIT_PUBLISHED.labels(self.service, row.message.routing_key).inc()
+        awaited); returns how many the broker confirmed (none while another relay leads).
+        Marks those confirmed, then raises the broker's first error if any message was not."""
+        session = await self.leading_session()
+        if session is None:
+            return 0
+        rows = await self.source.pending(session, self.batch_size)
+        if not rows:
+            return 0
+        spans = [self._span(row) for row in rows]
+        try:
+            results = await self.publisher.publish(
+                [_with_trace(row.message, span) for row, span in zip(rows, spans, strict=True)]
+            )
+        except BaseException as exc:
+            for span in spans:
+                tracing.end_span(span, exc)
+            raise
+        for span, result in zip(spans, results, strict=True):
+            tracing.end_span(span, result)
+        done = [row for row, error in zip(rows, results, strict=True) if error is None]
+        if done:
+            await self.source.confirmed(session, [row.key for row in done])
+            for row in done:
+                RABBIT_PUBLISHED.labels(self.service, row.message.routing_key).inc()
         error = next((e for e in results if e is not None), None)
         if error is not None:
             raise error

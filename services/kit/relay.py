@@ -1,4 +1,5 @@
-"""The loop every outbox relay shares: publish in batches, wake on NOTIFY, poll as a fallback.
+"""The loop every outbox relay shares: lead, publish in batches, wake on NOTIFY, poll as a
+fallback.
 
 A relay is a job of the kit runtime. `NotifiedRelay.run` calls `publish_batch` again at once
 while batches come back full, and otherwise idles until a `NOTIFY <channel>_<schema>` arrives
@@ -7,7 +8,19 @@ trigger on the relayed table, `notify_relay('<channel>')` (kit migration 0003), 
 sends nothing for it: one channel per schema, so each relay wakes only for its own rows. A
 failed round (a broker or database outage) is logged, counted by `failed`, and retried a second
 later: the rows wait in their table, nothing is lost. Subclasses say how to publish a batch
-(`publish_batch`), what to do before the first one (`prepare`) and after the last (`close`).
+(`publish_batch`) and what to do before the first one (`prepare`).
+
+**One relay leads.** Of the replicas' relays for a channel and schema, one publishes: the one
+whose own session (`kit.db.connect`, outside the pool) holds the advisory lock
+`hashtext('<channel>:' || schema)` (`leading_session`). The others wake as the leader does,
+try the lock, and publish nothing until the leader's session ends (its process stops, or the
+server ends it), when one of them takes over. So a leader's round needs neither a transaction
+nor row locks: it reads the next rows, publishes them, and marks what the broker acknowledged,
+each a statement of its own. A round that fails between reading and marking leaves its rows to
+be published again, so a message may arrive twice (its consumers dedupe by id), never not at
+all. Before each round the relay looks at its session without a round trip
+(`kit.db.session_ended`); one the server ended is replaced by a new session that tries the
+lock again. The relay's session ends with it (`close`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -22,6 +35,7 @@ from abc import ABC, abstractmethod
 import psycopg
 from psycopg import sql
 
+from services.kit.db import DictConnection, connect, session_ended
 from services.kit.runtime import wait_event
 
 log = logging.getLogger(__name__)
@@ -38,6 +52,8 @@ class NotifiedRelay(ABC):
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._session: DictConnection | None = None
+        self._leading = False
 
     def wake(self) -> None:
         """Look for new rows now (a NOTIFY arrived)."""
@@ -59,9 +75,28 @@ class NotifiedRelay(ABC):
         """Count a failed round."""
         return
 
+    async def leading_session(self) -> DictConnection | None:
+        """The relay's own session (autocommit) once it holds the relay lock; None while
+        another relay's session does (the module docstring)."""
+        if self._session is None or await session_ended(self._session):
+            self._session = await connect(self.conninfo, self.schema)
+            self._leading = False
+        if not self._leading:
+            cursor = await self._session.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s || current_schema())) AS leads",
+                (f"{self.channel}:",),
+            )
+            row = await cursor.fetchone()
+            self._leading = bool(row and row["leads"])
+            if self._leading:
+                log.info("relay leads", extra={"job": self.channel})
+        return self._session if self._leading else None
+
     async def close(self) -> None:
-        """Release what the rounds hold, once the relay stops."""
-        return
+        """End the relay's session, which hands the lead to another replica's relay."""
+        session, self._session, self._leading = self._session, None, False
+        if session is not None:
+            await session.close()
 
     async def run(self) -> None:
         """Relay until `stop()`; errors are logged and retried, never fatal."""

@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "delivery-relay",
                 lambda: RabbitRelay(
                     service=settings.service_name,
-                    pool=backbone.pool,
                     publisher=publisher,
                     source=DeliveryOutbox(),
                     conninfo=settings.db_conninfo,

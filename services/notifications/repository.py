@@ -337,14 +337,13 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 # --- deliveries --------------------------------------------------------------------------
 
 
-async def lock_pending(conn: DictConnection, limit: int) -> list[PendingDelivery]:
-    """The oldest deliveries not yet confirmed by the broker, locked for this transaction."""
+async def pending_deliveries(conn: DictConnection, limit: int) -> list[PendingDelivery]:
+    """The oldest deliveries not yet confirmed by the broker (for the leading relay)."""
     cursor = await conn.execute(
         """
         SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context
         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
         WHERE d.status = 'pending' ORDER BY d.created_at, d.id LIMIT %s
-        FOR UPDATE OF d SKIP LOCKED
         """,
         (limit,),
     )

@@ -125,7 +125,7 @@ class DeliveryOutbox:
     """The pending deliveries as the kit's RabbitRelay publishes them (an `OutboxSource`)."""
 
     async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
-        rows = await repo.lock_pending(conn, limit)
+        rows = await repo.pending_deliveries(conn, limit)
         return [
             OutgoingMessage(
                 key=(row.id, row.channel),

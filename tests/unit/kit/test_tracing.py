@@ -21,8 +21,8 @@ from services.kit import tracing
 from services.kit.after_commit import AfterCommit
 from services.kit.logs import JsonFormatter
 from services.kit.rabbit import Outgoing, Publisher
-from services.kit.rabbit_outbox import OutgoingMessage, RabbitRelay
-from tests.unit.fake_pool import fake_pool
+from services.kit.rabbit_outbox import OutgoingMessage
+from tests.unit.leading_relay import LeadingRabbitRelay
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -229,9 +229,8 @@ async def test_the_rabbit_relay_publishes_a_row_in_the_trace_it_stored(
         OutgoingMessage("traced", Outgoing("push.notifications", b"{}", "m-1", {"a": "1"}), stored),
         OutgoingMessage("untraced", Outgoing("push.notifications", b"{}", "m-2", {"a": "2"})),
     ]
-    relay = RabbitRelay(
+    relay = LeadingRabbitRelay(
         service="notifications",
-        pool=fake_pool(),
         publisher=cast("Publisher", broker),
         source=_Source(rows),
         conninfo="",

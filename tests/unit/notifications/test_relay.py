@@ -13,7 +13,7 @@ import pytest
 
 from services.kit.rabbit import Outgoing, Publisher, Unconfirmed
 from services.kit.rabbit_outbox import OutgoingMessage, RabbitRelay
-from tests.unit.fake_pool import fake_pool
+from tests.unit.leading_relay import LeadingRabbitRelay
 
 
 class _Source:
@@ -53,9 +53,8 @@ class _Broker:
 
 
 def _relay(source: _Source, broker: _Broker, batch_size: int = 10) -> RabbitRelay:
-    return RabbitRelay(
+    return LeadingRabbitRelay(
         service="tests",
-        pool=fake_pool(),
         publisher=cast(Publisher, broker),
         source=source,
         conninfo="",
