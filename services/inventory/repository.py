@@ -19,6 +19,7 @@ from psycopg import sql
 
 from services.inventory.domain import NewProduct, ProductQuery, RequestedLine, StockLevel
 from services.kit.db import DictConnection
+from services.kit.outbox import OutboxRow
 from services.kit.sql import like_containing
 
 SCHEMA = "inventory"
@@ -318,12 +319,14 @@ async def reserve(
     user_id: str,
     order_version: int,
     lines: Sequence[RequestedLine],
-    ttl_seconds: int,
-) -> datetime:
-    """Reserve the lines' units (their stock rows locked already) and record the reservation
-    and its lines, in one statement; returns when it expires."""
+    expires_at: datetime,
+    confirmed: OutboxRow,
+) -> None:
+    """Reserve the lines' units (their stock rows locked already), record the reservation and
+    its lines, and write the `confirmed` event to the outbox, in one statement that reads
+    nothing back (a pipelined transaction sends it without waiting)."""
     product_ids, quantities = _columns(lines)
-    cursor = await conn.execute(
+    await conn.execute(
         """
         WITH reserved AS (
             UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()
@@ -331,29 +334,29 @@ async def reserve(
             WHERE stock.product_id = v.product_id
         ), reservation AS (
             INSERT INTO reservations (order_id, user_id, status, order_version, expires_at)
-            VALUES (%(order_id)s, %(user_id)s, 'RESERVED', %(version)s,
-                    now() + make_interval(secs => %(ttl)s))
-            RETURNING expires_at
+            VALUES (%(order_id)s, %(user_id)s, 'RESERVED', %(version)s, %(expires_at)s)
         ), reserved_lines AS (
             INSERT INTO reservation_lines (order_id, product_id, quantity)
             SELECT %(order_id)s, v.product_id, v.quantity
             FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[]) AS v(product_id, quantity)
         )
-        SELECT expires_at FROM reservation
+        INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
+        VALUES (%(event_id)s, %(topic)s, %(message_key)s, %(payload)s, %(trace)s)
         """,
         {
             "order_id": order_id,
             "user_id": user_id,
             "version": order_version,
-            "ttl": ttl_seconds,
+            "expires_at": expires_at,
             "product_ids": product_ids,
             "quantities": quantities,
+            "event_id": confirmed.event_id,
+            "topic": confirmed.topic,
+            "message_key": confirmed.message_key,
+            "payload": confirmed.payload,
+            "trace": confirmed.trace_context,
         },
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    expires_at: datetime = row["expires_at"]
-    return expires_at
 
 
 def _columns(lines: Sequence[RequestedLine]) -> tuple[list[str], list[int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
 
@@ -55,7 +55,7 @@ from services.kit.order_events import (
     OrderStatusChanged,
     ReservationExpired,
 )
-from services.kit.outbox import add_to_outbox, event
+from services.kit.outbox import add_to_outbox, event, outbox_row
 from services.kit.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -209,22 +209,24 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
-        expires_at = await repo.reserve(
-            conn,
-            order.order_id,
-            order.user_id,
-            order.version,
-            lines,
-            self.reservation_ttl_seconds,
-        )
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl_seconds)
         confirmed = OrderConfirmed(
             order_id=order.order_id,
             user_id=order.user_id,
             version=order.version,
             reservation_expires_at=expires_at,
         )
-        await add_to_outbox(
-            conn, ORDER_CONFIRMED, event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed)
+        await repo.reserve(
+            conn,
+            order.order_id,
+            order.user_id,
+            order.version,
+            lines,
+            expires_at,
+            outbox_row(
+                ORDER_CONFIRMED,
+                event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
+            ),
         )
         log.info("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
