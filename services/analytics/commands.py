@@ -60,7 +60,7 @@ async def replay(settings: Settings, *, keep: bool = False) -> ReplayReport:
                         extra={"topic": record.topic, "offset": record.offset, "error": str(exc)},
                     )
                     continue
-                if applied is None or applied.outcome == "already-projected":
+                if applied is None:
                     report.already_applied += 1
                 else:
                     report.applied += 1

@@ -67,10 +67,11 @@ def _projecting(
 ) -> Handler[AnalyticsService]:
     async def apply(
         service: AnalyticsService, conn: DictConnection, event: Envelope[Any]
-    ) -> Applied:
+    ) -> Applied | None:
         return await service.project(conn, topic, event, facts(event.data, event.time))
 
-    return Handler(data_type, apply)
+    # The event log is the projection's record of applied events (repository.project).
+    return Handler(data_type, apply, dedupes_itself=True)
 
 
 EVENT_HANDLERS: dict[str, Handler[AnalyticsService]] = {

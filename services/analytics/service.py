@@ -125,8 +125,9 @@ class AnalyticsService:
 
     async def project(
         self, conn: DictConnection, topic: str, event: Envelope[Any], facts: EventFacts
-    ) -> Applied:
-        """Apply one order event in the consumer's transaction."""
+    ) -> Applied | None:
+        """Apply one order event in one statement (the consumer's, or its group's
+        transaction); None if the event log had it already (kept before: nothing changes)."""
         entry = repo.NewLogEntry(
             event_id=uuid.UUID(event.id),
             topic=topic,
@@ -139,7 +140,7 @@ class AnalyticsService:
             data=event.data.model_dump(mode="json", by_alias=True),
         )
         if not await repo.project(conn, entry, facts.change):
-            return Applied("already-projected")
+            return None
         return Applied("projected")
 
     async def clear(self) -> None:

@@ -25,6 +25,10 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
    (dead letters are counted by the batch consumer), and time each event until its commit
    (`events_processing_seconds`).
 
+A handler that keeps its own record of the events it applied, in the one statement that
+applies each (`Handler.dedupes_itself`: analytics' event log), is claimed nothing for, and a
+lone event of it is that one statement on an autocommit connection.
+
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
 checkout, one BEGIN and one COMMIT (one WAL flush) for the group instead of one of each per
@@ -55,7 +59,7 @@ from pydantic import BaseModel
 
 from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer
 from services.kit.logs import order_id_var
@@ -80,10 +84,17 @@ class Handler(Generic[S]):
     """One row of a service's `EVENT_HANDLERS`: the data a topic carries and what applies it.
 
     `apply(service, conn, event)` runs inside the message's transaction, on `conn`.
+
+    `dedupes_itself`: the handler keeps its own record of the events it applied, in the one
+    statement that applies an event (an insert of the event id that does nothing if the id is
+    there, feeding the change only when it inserted), and returns None for an event applied
+    before. The shell then claims nothing in `processed_events` for it, and applies a lone
+    event of it on an autocommit connection: one statement, no BEGIN and no COMMIT.
     """
 
     data_type: type[BaseModel]
-    apply: Callable[[S, DictConnection, Envelope[Any]], Awaitable[Applied]]
+    apply: Callable[[S, DictConnection, Envelope[Any]], Awaitable[Applied | None]]
+    dedupes_itself: bool = False
 
 
 class EventShell(Generic[S]):
@@ -113,8 +124,14 @@ class EventShell(Generic[S]):
         """Apply one message; None when it was a duplicate."""
         started = time.perf_counter()
         try:
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                envelope, applied = await self._apply(conn, topic, raw)
+            _, handler, envelope = self._parse(topic, raw)
+            if handler.dedupes_itself:
+                async with autocommit(self.pool) as conn:
+                    applied = await self._apply_claimed(conn, handler, envelope, claimed=True)
+            else:
+                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                    claimed = bool(await claim_events(conn, [(envelope.id, topic)]))
+                    applied = await self._apply_claimed(conn, handler, envelope, claimed)
             self._settle(topic, envelope, applied)
             return applied
         finally:
@@ -129,13 +146,12 @@ class EventShell(Generic[S]):
             self._parse(message.topic() or "", message.value() or b"") for message in messages
         ]
         done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
+        claims = [(e.id, topic) for topic, handler, e in parsed if not handler.dedupes_itself]
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            fresh = await claim_events(
-                conn, [(envelope.id, topic) for topic, _, envelope in parsed]
-            )
+            fresh = await claim_events(conn, claims) if claims else set()
             for message, (topic, handler, envelope) in zip(messages, parsed, strict=True):
                 with self._span(message) as span:
-                    claimed = envelope.id in fresh
+                    claimed = handler.dedupes_itself or envelope.id in fresh
                     fresh.discard(envelope.id)  # a second copy in the group is a duplicate
                     applied = await self._apply_claimed(conn, handler, envelope, claimed)
                     _mark_outcome(span, applied)
@@ -172,20 +188,11 @@ class EventShell(Generic[S]):
         handler = self._handler(topic)
         return topic, handler, parse_envelope(raw, handler.data_type)
 
-    async def _apply(
-        self, conn: DictConnection, topic: str, raw: bytes
-    ) -> tuple[Envelope[Any], Applied | None]:
-        """Parse one message, claim its event and apply it inside the caller's transaction;
-        the outcome is None if the event was claimed before (a duplicate)."""
-        _, handler, envelope = self._parse(topic, raw)
-        claimed = bool(await claim_events(conn, [(envelope.id, topic)]))
-        return envelope, await self._apply_claimed(conn, handler, envelope, claimed)
-
     async def _apply_claimed(
         self, conn: DictConnection, handler: Handler[S], envelope: Envelope[Any], claimed: bool
     ) -> Applied | None:
-        """Apply an event this transaction claimed (None for one claimed before), with its
-        order id in the log context and on the active span."""
+        """Apply an event this transaction claimed, or whose handler dedupes itself (None for
+        one claimed before), with its order id in the log context and on the active span."""
         token = order_id_var.set(envelope.subject)
         tracing.set_attributes({"realtimeorder.order_id": envelope.subject})
         try:

@@ -245,3 +245,50 @@ async def test_a_group_with_a_failing_event_keeps_nothing_and_runs_no_effect(poo
     for message in group:
         assert await shell.handle(RESERVATION_EXPIRED, message.value() or b"") is not None
     assert await ledger_rows(pool) == ["o-8", "o-9"]
+
+
+class KeepingLedger:
+    """A toy service whose ledger is its own record of applied events: one statement keeps the
+    event id and, only if it was new, the expiry (as analytics' event log does)."""
+
+    def __init__(self) -> None:
+        self.autocommit: list[bool] = []
+
+    async def keep(self, conn: DictConnection, envelope: Envelope[Any]) -> Applied | None:
+        self.autocommit.append(conn.autocommit)
+        cursor = await conn.execute(
+            "INSERT INTO kept_ledger (event_id, order_id) VALUES (%s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING 1",
+            (envelope.id, envelope.subject),
+        )
+        return Applied("kept") if await cursor.fetchone() else None
+
+
+KEEPING: dict[str, Handler[KeepingLedger]] = {
+    RESERVATION_EXPIRED: Handler(ReservationExpired, KeepingLedger.keep, dedupes_itself=True),
+}
+
+
+async def test_a_handler_that_dedupes_itself_is_claimed_nothing_and_runs_alone_in_autocommit(
+    pool: Pool,
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("CREATE TABLE kept_ledger (event_id uuid PRIMARY KEY, order_id text)")
+    keeping = KeepingLedger()
+    shell = EventShell("shell-test", keeping, pool, KEEPING, AfterCommit("shell-test"))
+    processed, duplicates = consumed("processed"), consumed("duplicate")
+    lone, twice = expired("o-20"), expired("o-21")
+
+    assert await shell.handle(RESERVATION_EXPIRED, lone.to_bytes()) is not None
+    assert await shell.handle(RESERVATION_EXPIRED, lone.to_bytes()) is None
+    await shell.apply_group(delivered(twice, lone, expired("o-22"), twice))
+
+    # A lone event is its one statement, committed by itself; a group keeps its transaction.
+    assert keeping.autocommit == [True, True, False, False, False, False]
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT order_id FROM kept_ledger ORDER BY order_id")
+        assert [row["order_id"] for row in await cursor.fetchall()] == ["o-20", "o-21", "o-22"]
+        cursor = await conn.execute("SELECT count(*) AS n FROM processed_events")
+        assert await cursor.fetchone() == {"n": 0}, "the shell claimed nothing"
+    assert consumed("processed") == processed + 3
+    assert consumed("duplicate") == duplicates + 3
