@@ -70,8 +70,9 @@ def _projecting(
     ) -> Applied | None:
         return await service.project(conn, topic, event, facts(event.data, event.time))
 
-    # The event log is the projection's record of applied events (repository.project).
-    return Handler(data_type, apply, dedupes_itself=True)
+    # The event log is the projection's record of applied events, kept by the statement that
+    # applies each (repository.project).
+    return Handler(data_type, apply, dedupes_itself=True, one_statement=True)
 
 
 EVENT_HANDLERS: dict[str, Handler[AnalyticsService]] = {

@@ -25,9 +25,10 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
    (dead letters are counted by the batch consumer), and time each event until its commit
    (`events_processing_seconds`).
 
-A handler that keeps its own record of the events it applied, in the one statement that
-applies each (`Handler.dedupes_itself`: analytics' event log), is claimed nothing for, and a
-lone event of it is that one statement on an autocommit connection.
+A handler for which a redelivery changes nothing by itself (`Handler.dedupes_itself`:
+analytics' event log, notifications' order versions) is claimed nothing for; a lone event of
+one whose change is also one statement (`Handler.one_statement`: analytics) is that statement
+on an autocommit connection.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
@@ -85,16 +86,20 @@ class Handler(Generic[S]):
 
     `apply(service, conn, event)` runs inside the message's transaction, on `conn`.
 
-    `dedupes_itself`: the handler keeps its own record of the events it applied, in the one
-    statement that applies an event (an insert of the event id that does nothing if the id is
-    there, feeding the change only when it inserted), and returns None for an event applied
-    before. The shell then claims nothing in `processed_events` for it, and applies a lone
-    event of it on an autocommit connection: one statement, no BEGIN and no COMMIT.
+    `dedupes_itself`: applying an event twice changes nothing the second time without the
+    shell's claim (the handler records the events it applied, or a rule of its own turns a
+    redelivery away, such as a version no newer than the one recorded), so the shell claims
+    nothing in `processed_events` for it. Such a handler returns None for an event it knows it
+    applied before.
+
+    `one_statement`: the handler's change is one statement. A lone event of a handler that also
+    dedupes itself then runs on an autocommit connection: no BEGIN and no COMMIT.
     """
 
     data_type: type[BaseModel]
     apply: Callable[[S, DictConnection, Envelope[Any]], Awaitable[Applied | None]]
     dedupes_itself: bool = False
+    one_statement: bool = False
 
 
 class EventShell(Generic[S]):
@@ -125,12 +130,14 @@ class EventShell(Generic[S]):
         started = time.perf_counter()
         try:
             _, handler, envelope = self._parse(topic, raw)
-            if handler.dedupes_itself:
+            if handler.dedupes_itself and handler.one_statement:
                 async with autocommit(self.pool) as conn:
                     applied = await self._apply_claimed(conn, handler, envelope, claimed=True)
             else:
                 async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                    claimed = bool(await claim_events(conn, [(envelope.id, topic)]))
+                    claimed = handler.dedupes_itself or bool(
+                        await claim_events(conn, [(envelope.id, topic)])
+                    )
                     applied = await self._apply_claimed(conn, handler, envelope, claimed)
             self._settle(topic, envelope, applied)
             return applied

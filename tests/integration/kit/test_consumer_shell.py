@@ -265,7 +265,9 @@ class KeepingLedger:
 
 
 KEEPING: dict[str, Handler[KeepingLedger]] = {
-    RESERVATION_EXPIRED: Handler(ReservationExpired, KeepingLedger.keep, dedupes_itself=True),
+    RESERVATION_EXPIRED: Handler(
+        ReservationExpired, KeepingLedger.keep, dedupes_itself=True, one_statement=True
+    ),
 }
 
 

@@ -147,7 +147,13 @@ async def test_a_redelivered_event_changes_nothing(
     applied = await shell.handle(topic, envelope.to_bytes())
     assert applied is not None
     assert applied.outcome == "notified"
-    assert await shell.handle(topic, envelope.to_bytes()) is None
+    # Its order version is notified already: the version rule turns it away.
+    again = await shell.handle(topic, envelope.to_bytes())
+    assert again is not None
+    assert again.outcome == "stale"
+    assert db.execute(
+        "SELECT count(*) AS n FROM processed_events WHERE event_id = %s", (envelope.id,)
+    ).fetchone() == {"n": 0}, "nothing claimed: the order's version is the record"
 
     assert db.execute(
         "SELECT count(*) AS n FROM notifications WHERE order_id = %s", (order_id,)
