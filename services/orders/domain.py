@@ -134,6 +134,11 @@ def allowed_next(current: Status, actor: Actor) -> list[Status]:
     return [target for target, actors in TRANSITIONS[current].items() if actor in actors]
 
 
+def sources_of(target: Status, actor: Actor) -> list[Status]:
+    """The statuses from which `actor` may move an order to `target`."""
+    return [current for current, moves in TRANSITIONS.items() if actor in moves.get(target, ())]
+
+
 def can_transition(current: Status, target: Status, actor: Actor) -> bool:
     return actor in TRANSITIONS[current].get(target, frozenset())
 

@@ -338,6 +338,51 @@ async def set_status(
     return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
 
 
+async def move_status(
+    conn: DictConnection,
+    order_id: uuid.UUID,
+    sources: Sequence[Status],
+    status: Status,
+    *,
+    actor: str,
+    reason: str | None,
+    event_id: str | None,
+) -> tuple[OrderRow, TimelineRow] | None:
+    """Move the order to `status` at its next version if it is in one of `sources`, and record
+    that version in its timeline, in one statement (the update locks the row and checks the
+    status it finds); None, with nothing changed, for an unknown order or one in another
+    status."""
+    cursor = await conn.execute(
+        """
+        WITH changed AS (
+            UPDATE orders SET status = %(status)s, version = version + 1, updated_at = now()
+            WHERE id = %(id)s AND status = ANY(%(sources)s::text[])
+            RETURNING id, user_id, status, version, total, currency::text AS currency,
+                      shipping_address, created_at, updated_at
+        ), entry AS (
+            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
+            SELECT id, version, status, %(actor)s::text, %(reason)s::text, %(event_id)s::uuid,
+                   updated_at
+            FROM changed
+        )
+        SELECT * FROM changed
+        """,
+        {
+            "id": order_id,
+            "sources": [str(source) for source in sources],
+            "status": status,
+            "actor": actor,
+            "reason": reason,
+            "event_id": event_id,
+        },
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    order = _order(row)
+    return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
+
+
 def _entry(
     order: OrderRow, *, actor: str, reason: str | None, event_id: str | None, at: datetime
 ) -> TimelineRow:

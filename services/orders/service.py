@@ -57,6 +57,7 @@ from services.orders.domain import (
     encode_cursor,
     price_order,
     request_fingerprint,
+    sources_of,
 )
 from services.orders.errors import IdempotencyKeyReused, OrderNotFound, VersionMismatch
 from services.orders.schemas import CreateOrderRequest
@@ -97,7 +98,6 @@ class Change:
     """A committed status change, with what the after-commit side effects need."""
 
     order: repo.OrderRow
-    previous: Status
     entry: repo.TimelineRow
     actor: Actor
 
@@ -242,11 +242,7 @@ class OrderService:
 
         metrics.ORDERS_CREATED.inc()
         metrics.ORDER_VALUE.labels(priced.currency).observe(float(priced.total))
-        self.after_commit.submit(
-            self._effects(
-                Change(order=order, previous=Status.CREATED, entry=entry, actor=Actor.OWNER)
-            )
-        )
+        self.after_commit.submit(self._effects(Change(order=order, entry=entry, actor=Actor.OWNER)))
         log.info("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
         view = OrderView(order=order, lines=_line_rows(order_id, priced), timeline=[entry])
         return Created(view=view, replayed=False)
@@ -392,36 +388,50 @@ class OrderService:
         CONFIRMED and FAILED carry the consumed event's id in the timeline. A reservation that
         expired cancels the order, which is reported onwards as order.cancelled.
         """
-        order = await repo.lock_order(conn, _parse_uuid(outcome.order_id))
-        if order is None:
-            metrics.EVENTS_IGNORED.labels(topic, "unknown-order").inc()
-            log.warning("event for an unknown order", extra={"topic": topic})
-            return Applied("unknown-order")
+        order_id = _parse_uuid(outcome.order_id)
         target = outcome.target
-        if not can_transition(order.status, target, Actor.INVENTORY):
-            metrics.EVENTS_IGNORED.labels(topic, "stale").inc()
-            log.info(
-                "stale event ignored",
-                extra={"topic": topic, "status": order.status, "wanted": target},
-            )
-            return Applied("stale")
-        async with conn.pipeline():
-            change = await self._apply(
+        if target in EMITTED_TOPICS:
+            change = await self._apply_locked(conn, topic, order_id, outcome)
+        else:
+            # An answer to the creation: checked and applied by one statement, the timeline
+            # entry carrying the consumed event's id.
+            moved = await repo.move_status(
                 conn,
-                order,
+                order_id,
+                sources_of(target, Actor.INVENTORY),
                 target,
-                Actor.INVENTORY,
-                actor_label(Actor.INVENTORY),
-                outcome.reason,
-                consumed_event_id=None if target in EMITTED_TOPICS else event_id,
+                actor=actor_label(Actor.INVENTORY),
+                reason=outcome.reason,
+                event_id=event_id,
             )
+            if moved is None:
+                return _refused(topic, target, await repo.get_order(conn, order_id))
+            change = Change(order=moved[0], entry=moved[1], actor=Actor.INVENTORY)
+        if not isinstance(change, Change):
+            return change
         effects = self._effects(change)
         if target is Status.CONFIRMED:
-            waited = max((change.entry.at - order.created_at).total_seconds(), 0.0)
+            waited = max((change.entry.at - change.order.created_at).total_seconds(), 0.0)
             effects = (partial(_observe_confirmation, waited), *effects)
         return Applied(str(target), effects)
 
-    # --- shared ---------------------------------------------------------------------------
+    async def _apply_locked(
+        self, conn: DictConnection, topic: str, order_id: uuid.UUID, outcome: InventoryOutcome
+    ) -> Change | Applied:
+        """A change that emits an event of its own (a cancellation): the order locked and
+        read first, for the event's facts."""
+        order = await repo.lock_order(conn, order_id)
+        if order is None or not can_transition(order.status, outcome.target, Actor.INVENTORY):
+            return _refused(topic, outcome.target, order)
+        async with conn.pipeline():
+            return await self._apply(
+                conn,
+                order,
+                outcome.target,
+                Actor.INVENTORY,
+                actor_label(Actor.INVENTORY),
+                outcome.reason,
+            )
 
     async def _apply(
         self,
@@ -431,43 +441,53 @@ class OrderService:
         kind: Actor,
         actor: str,
         reason: str | None,
-        *,
-        consumed_event_id: str | None = None,
     ) -> Change:
-        """Move a locked order to `target` (already checked legal) inside the caller's tx.
+        """Move a locked order to `target` (already checked legal, and one this service
+        reports: `EMITTED_TOPICS`) inside the caller's tx, with its event in the outbox.
 
         Only the order update is read back, so the caller may send this in a pipeline.
         """
         version = order.version + 1
-        event_id = consumed_event_id
-        topic = EMITTED_TOPICS.get(target)
-        if topic is not None:
-            changed = event(
-                SOURCE,
-                topic,
-                str(order.id),
-                OrderStatusChanged(
-                    order_id=str(order.id),
-                    user_id=order.user_id,
-                    version=version,
-                    status=target,
-                    previous_status=order.status,
-                    actor=actor,
-                    reason=reason,
-                    total=order.total,
-                    currency=order.currency,
-                ),
-            )
-            await add_to_outbox(conn, topic, changed)
-            event_id = changed.id
-        updated, entry = await repo.set_status(
-            conn, order.id, target, version, actor=actor, reason=reason, event_id=event_id
+        topic = EMITTED_TOPICS[target]
+        changed = event(
+            SOURCE,
+            topic,
+            str(order.id),
+            OrderStatusChanged(
+                order_id=str(order.id),
+                user_id=order.user_id,
+                version=version,
+                status=target,
+                previous_status=order.status,
+                actor=actor,
+                reason=reason,
+                total=order.total,
+                currency=order.currency,
+            ),
         )
-        return Change(order=updated, previous=order.status, entry=entry, actor=kind)
+        await add_to_outbox(conn, topic, changed)
+        updated, entry = await repo.set_status(
+            conn, order.id, target, version, actor=actor, reason=reason, event_id=changed.id
+        )
+        return Change(order=updated, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
         """What a committed change sets off: its count and the live push."""
         return (partial(_count_transition, change), self.live.push(change))
+
+
+def _refused(topic: str, target: Status, order: repo.OrderRow | None) -> Applied:
+    """What an event of inventory's that changes nothing did: it names an unknown order, or
+    one whose status it is stale for."""
+    if order is None:
+        metrics.EVENTS_IGNORED.labels(topic, "unknown-order").inc()
+        log.warning("event for an unknown order", extra={"topic": topic})
+        return Applied("unknown-order")
+    metrics.EVENTS_IGNORED.labels(topic, "stale").inc()
+    log.info(
+        "stale event ignored", extra={"topic": topic, "status": order.status, "wanted": target}
+    )
+    return Applied("stale")
 
 
 async def _count_transition(change: Change) -> None:
