@@ -296,48 +296,6 @@ async def lock_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | No
     return _order(row) if row else None
 
 
-async def set_status(
-    conn: DictConnection,
-    order_id: uuid.UUID,
-    status: Status,
-    version: int,
-    *,
-    actor: str,
-    reason: str | None,
-    event_id: str | None,
-) -> tuple[OrderRow, TimelineRow]:
-    """Move the order to `status` at `version` and record that version in its timeline (by
-    `actor`, for the event `event_id`, at the order's new `updated_at`), in one statement."""
-    cursor = await conn.execute(
-        """
-        WITH changed AS (
-            UPDATE orders SET status = %(status)s, version = %(version)s, updated_at = now()
-            WHERE id = %(id)s
-            RETURNING id, user_id, status, version, total, currency::text AS currency,
-                      shipping_address, created_at, updated_at
-        ), entry AS (
-            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
-            SELECT id, version, status, %(actor)s::text, %(reason)s::text, %(event_id)s::uuid,
-                   updated_at
-            FROM changed
-        )
-        SELECT * FROM changed
-        """,
-        {
-            "id": order_id,
-            "status": status,
-            "version": version,
-            "actor": actor,
-            "reason": reason,
-            "event_id": event_id,
-        },
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    order = _order(row)
-    return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
-
-
 async def move_status(
     conn: DictConnection,
     order_id: uuid.UUID,
@@ -349,9 +307,9 @@ async def move_status(
     event_id: str | None,
 ) -> tuple[OrderRow, TimelineRow] | None:
     """Move the order to `status` at its next version if it is in one of `sources`, and record
-    that version in its timeline, in one statement (the update locks the row and checks the
-    status it finds); None, with nothing changed, for an unknown order or one in another
-    status."""
+    that version in its timeline (by `actor`, for the event `event_id`, at the order's new
+    `updated_at`), in one statement (the update locks the row and checks the status it finds);
+    None, with nothing changed, for an unknown order or one in another status."""
     cursor = await conn.execute(
         """
         WITH changed AS (

@@ -466,9 +466,11 @@ class OrderService:
             ),
         )
         await add_to_outbox(conn, topic, changed)
-        updated, entry = await repo.set_status(
-            conn, order.id, target, version, actor=actor, reason=reason, event_id=changed.id
+        moved = await repo.move_status(
+            conn, order.id, [order.status], target, actor=actor, reason=reason, event_id=changed.id
         )
+        assert moved is not None, "the order is locked in the status it was read in"
+        updated, entry = moved
         return Change(order=updated, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
