@@ -104,16 +104,30 @@ def event(
     return envelope_type(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
-_PENDING_ROWS = (
-    "SELECT id, topic, message_key, payload, trace_context FROM outbox"
-    " WHERE published_at IS NULL ORDER BY id LIMIT %s"
-)
+_NEXT_ROWS = """
+    WITH marked AS (
+        UPDATE outbox SET published_at = now() WHERE id = ANY(%(published)s::bigint[])
+    )
+    SELECT id, topic, message_key, payload, trace_context FROM outbox
+    WHERE published_at IS NULL AND id <> ALL(%(published)s::bigint[])
+    ORDER BY id LIMIT %(limit)s
+"""
+"""A round's one statement: mark the rows the last round published, and read the next ones
+(the statement's snapshot still shows the rows it marks as unpublished, hence the `<> ALL`)."""
 
 
 class OutboxRelay(NotifiedRelay):
     """Publishes outbox rows to Kafka in id order, marking them published (the loop and the
     lead: kit/relay.py). One relay per schema leads, so each key's events reach Kafka in commit
-    order even with several replicas."""
+    order even with several replicas.
+
+    A round is one statement: it marks the rows the previous round published (Kafka
+    acknowledged them) and reads the next ones (`_NEXT_ROWS`). The last round's rows are marked
+    by the next round, which the poll starts within `poll_interval` if no NOTIFY does, or when
+    the relay stops (`close`). A relay that dies first, or whose session ends, leaves them to be
+    published again: a duplicate its consumers absorb, never a loss. An outbox row changes only
+    when it is marked, so marking it late marks nothing it should not.
+    """
 
     def __init__(
         self,
@@ -135,6 +149,9 @@ class OutboxRelay(NotifiedRelay):
         self.pool = pool
         self.producer = producer
         self._sample_due = 0.0
+        self._published: list[int] = []
+        """Rows the last round published, on `_published_on`, not marked yet."""
+        self._published_on: DictConnection | None = None
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published (none
@@ -145,16 +162,30 @@ class OutboxRelay(NotifiedRelay):
         session = await self.leading_session()
         if session is None:
             return 0
-        cursor = await session.execute(_PENDING_ROWS, (self.batch_size,))
+        # Rows published on a session that has ended since go again, whoever leads now.
+        published = self._published if session is self._published_on else []
+        self._published = []
+        cursor = await session.execute(
+            _NEXT_ROWS, {"published": published, "limit": self.batch_size}
+        )
         rows = await cursor.fetchall()
         if not rows:
             return 0
         await self._publish(rows)
-        await session.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)",
-            ([row["id"] for row in rows],),
-        )
+        self._published, self._published_on = [row["id"] for row in rows], session
         return len(rows)
+
+    async def close(self) -> None:
+        """Mark what the last round published, then end the session (kit/relay.py)."""
+        session, published, self._published = self._published_on, self._published, []
+        if published and session is not None and not session.closed:
+            try:
+                await session.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (published,)
+                )
+            except Exception:  # published again by the next leader: a duplicate, not a loss
+                log.warning("relay could not mark its last rows", extra={"job": self.channel})
+        await super().close()
 
     async def _publish(self, rows: list[dict[str, Any]]) -> None:
         """Send every row, each in a PRODUCER span continuing the trace its row stored."""

@@ -149,9 +149,14 @@ async def test_while_another_relay_leads_the_relay_publishes_nothing_then_takes_
         assert (await cursor.fetchone() or {})["leads"] is True
         assert await relay.publish_batch() == 0
         assert await relay.publish_batch() == 0
-        # That replica stops: its session ends, and the lock with it.
+        # That replica stops: its session ends, and the lock with it once the server has
+        # ended the backend, a moment after the client closes.
         await leader.close()
-        assert await relay.publish_batch() == 1
+
+        async def taken_over() -> bool:
+            return await relay.publish_batch() == 1
+
+        await eventually(taken_over, what="the relay to take the lead")
     finally:
         await relay.close()
         producer.close()
@@ -169,6 +174,7 @@ async def test_a_leader_whose_session_the_server_ends_opens_another_and_loses_no
     other = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
     try:
         assert await relay.publish_batch() == 1
+        assert await relay.publish_batch() == 0, "its next round marks what it published"
         assert await other.publish_batch() == 0, "the first relay leads"
         # The server ends the leader's session (a restart, a failover, an administrator).
         assert relay._session is not None
@@ -193,6 +199,46 @@ async def test_a_leader_whose_session_the_server_ends_opens_another_and_loses_no
         producer.close()
     keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 2)]
     assert keys == [b"first", b"second"]
+
+
+async def test_a_round_marks_the_last_rounds_rows_and_rows_left_unmarked_go_again(
+    pool: Pool, settings: ServiceSettings
+) -> None:
+    topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-marks", "a", "b")
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+    successor = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+
+    async def unpublished() -> int:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+            )
+            return int((await cursor.fetchone() or {})["n"])
+
+    try:
+        assert await relay.publish_batch() == 2
+        assert await unpublished() == 2, "marked by the next round's statement"
+        assert await relay.publish_batch() == 0
+        assert await unpublished() == 0
+        async with pool.connection() as conn, conn.transaction():
+            await add_to_outbox(conn, topic, expired("c"))
+        assert await relay.publish_batch() == 1
+        # The relay's process dies before another round: its session ends, nothing marked.
+        assert relay._session is not None
+        await relay._session.close()
+
+        async def succeeded() -> bool:
+            return await successor.publish_batch() == 1  # c again
+
+        await eventually(succeeded, what="the successor to take the lead")
+        await successor.close()
+        assert await unpublished() == 0, "the successor marked it when it stopped"
+    finally:
+        await relay.close()
+        producer.close()
+    keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 4)]
+    assert keys == [b"a", b"b", b"c", b"c"]
 
 
 async def test_claim_events_refuses_a_redelivery(pool: Pool) -> None:
