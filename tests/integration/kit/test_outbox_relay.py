@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -134,80 +134,83 @@ async def test_relay_publishes_committed_rows_in_order_and_only_those(
         assert (await cursor.fetchone() or {})["n"] == 0
 
 
+@pytest.fixture
+async def relays(pool: Pool, settings: ServiceSettings) -> AsyncIterator[Callable[[], OutboxRelay]]:
+    """Makes relays of the test schema, as several replicas would run them (one producer);
+    each is closed, and the producer with them, when the test ends."""
+    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
+    made: list[OutboxRelay] = []
+
+    def relay() -> OutboxRelay:
+        made.append(OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA))
+        return made[-1]
+
+    yield relay
+    for each in made:
+        await each.close()
+    producer.close()
+
+
 async def test_while_another_relay_leads_the_relay_publishes_nothing_then_takes_over(
-    pool: Pool, settings: ServiceSettings
+    pool: Pool, settings: ServiceSettings, relays: Callable[[], OutboxRelay]
 ) -> None:
     topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-lock", "held")
-    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
-    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
-    try:
-        # Another replica's relay leads: its session holds the schema's relay lock.
-        leader = await connect(settings.db_conninfo, SCHEMA)
-        cursor = await leader.execute(
-            "SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema())) AS leads"
-        )
-        assert (await cursor.fetchone() or {})["leads"] is True
-        assert await relay.publish_batch() == 0
-        assert await relay.publish_batch() == 0
-        # That replica stops: its session ends, and the lock with it once the server has
-        # ended the backend, a moment after the client closes.
-        await leader.close()
+    relay = relays()
+    # Another replica's relay leads: its session holds the schema's relay lock.
+    leader = await connect(settings.db_conninfo, SCHEMA)
+    cursor = await leader.execute(
+        "SELECT pg_try_advisory_lock(hashtext('outbox:' || current_schema())) AS leads"
+    )
+    assert (await cursor.fetchone() or {})["leads"] is True
+    assert await relay.publish_batch() == 0
+    assert await relay.publish_batch() == 0
+    # That replica stops: its session ends, and the lock with it once the server has ended the
+    # backend, a moment after the client closes.
+    await leader.close()
 
-        async def taken_over() -> bool:
-            return await relay.publish_batch() == 1
+    async def taken_over() -> bool:
+        return await relay.publish_batch() == 1
 
-        await eventually(taken_over, what="the relay to take the lead")
-    finally:
-        await relay.close()
-        producer.close()
+    await eventually(taken_over, what="the relay to take the lead")
     assert [
         m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 1)
     ] == [b"held"]
 
 
 async def test_a_leader_whose_session_the_server_ends_opens_another_and_loses_nothing(
-    pool: Pool, settings: ServiceSettings
+    pool: Pool, settings: ServiceSettings, relays: Callable[[], OutboxRelay]
 ) -> None:
     topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-ended", "first")
-    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
-    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
-    other = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
-    try:
-        assert await relay.publish_batch() == 1
-        assert await relay.publish_batch() == 0, "its next round marks what it published"
-        assert await other.publish_batch() == 0, "the first relay leads"
-        # The server ends the leader's session (a restart, a failover, an administrator).
-        assert relay._session is not None
-        ended = relay._session.pgconn.backend_pid
-        async with pool.connection() as conn:
-            await conn.execute("SELECT pg_terminate_backend(%s)", (ended,))
-        async with pool.connection() as conn, conn.transaction():
-            await add_to_outbox(conn, topic, expired("second"))
+    relay, other = relays(), relays()
+    assert await relay.publish_batch() == 1
+    assert await relay.publish_batch() == 0, "its next round marks what it published"
+    assert await other.publish_batch() == 0, "the first relay leads"
+    # The server ends the leader's session (a restart, a failover, an administrator).
+    assert relay._session is not None
+    ended = relay._session.pgconn.backend_pid
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_terminate_backend(%s)", (ended,))
+    async with pool.connection() as conn, conn.transaction():
+        await add_to_outbox(conn, topic, expired("second"))
 
-        async def taken_over() -> bool:
-            return await other.publish_batch() == 1
+    async def taken_over() -> bool:
+        return await other.publish_batch() == 1
 
-        # The lock went with the ended session: the other relay takes the lead and the row.
-        await eventually(taken_over, what="the other relay to take over")
-        # The first relay sees its session ended, opens another, and follows.
-        assert await relay.publish_batch() == 0
-        assert relay._session is not None
-        assert relay._session.pgconn.backend_pid != ended
-    finally:
-        await relay.close()
-        await other.close()
-        producer.close()
+    # The lock went with the ended session: the other relay takes the lead and the row.
+    await eventually(taken_over, what="the other relay to take over")
+    # The first relay sees its session ended, opens another, and follows.
+    assert await relay.publish_batch() == 0
+    assert relay._session is not None
+    assert relay._session.pgconn.backend_pid != ended
     keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 2)]
     assert keys == [b"first", b"second"]
 
 
 async def test_a_round_marks_the_last_rounds_rows_and_rows_left_unmarked_go_again(
-    pool: Pool, settings: ServiceSettings
+    pool: Pool, settings: ServiceSettings, relays: Callable[[], OutboxRelay]
 ) -> None:
     topic = await outbox_topic(pool, settings.kafka_broker, "kit-relay-marks", "a", "b")
-    producer = EventProducer(settings.kafka_broker, "kit-test", service="kit")
-    relay = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
-    successor = OutboxRelay(pool, producer, settings.db_conninfo, SCHEMA)
+    relay, successor = relays(), relays()
 
     async def unpublished() -> int:
         async with pool.connection() as conn:
@@ -216,27 +219,23 @@ async def test_a_round_marks_the_last_rounds_rows_and_rows_left_unmarked_go_agai
             )
             return int((await cursor.fetchone() or {})["n"])
 
-    try:
-        assert await relay.publish_batch() == 2
-        assert await unpublished() == 2, "marked by the next round's statement"
-        assert await relay.publish_batch() == 0
-        assert await unpublished() == 0
-        async with pool.connection() as conn, conn.transaction():
-            await add_to_outbox(conn, topic, expired("c"))
-        assert await relay.publish_batch() == 1
-        # The relay's process dies before another round: its session ends, nothing marked.
-        assert relay._session is not None
-        await relay._session.close()
+    assert await relay.publish_batch() == 2
+    assert await unpublished() == 2, "marked by the next round's statement"
+    assert await relay.publish_batch() == 0
+    assert await unpublished() == 0
+    async with pool.connection() as conn, conn.transaction():
+        await add_to_outbox(conn, topic, expired("c"))
+    assert await relay.publish_batch() == 1
+    # The relay's process dies before another round: its session ends, nothing marked.
+    assert relay._session is not None
+    await relay._session.close()
 
-        async def succeeded() -> bool:
-            return await successor.publish_batch() == 1  # c again
+    async def succeeded() -> bool:
+        return await successor.publish_batch() == 1  # c again
 
-        await eventually(succeeded, what="the successor to take the lead")
-        await successor.close()
-        assert await unpublished() == 0, "the successor marked it when it stopped"
-    finally:
-        await relay.close()
-        producer.close()
+    await eventually(succeeded, what="the successor to take the lead")
+    await successor.close()
+    assert await unpublished() == 0, "the successor marked it when it stopped"
     keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 4)]
     assert keys == [b"a", b"b", b"c", b"c"]
 
