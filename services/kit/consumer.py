@@ -26,9 +26,10 @@ A service declares what it consumes in one table, `EVENT_HANDLERS: dict[topic, H
    (`events_processing_seconds`).
 
 A handler for which a redelivery changes nothing by itself (`Handler.dedupes_itself`:
-analytics' event log, notifications' order versions) is claimed nothing for; a lone event of
-one whose change is also one statement (`Handler.one_statement`: analytics) is that statement
-on an autocommit connection.
+analytics' event log, notifications' order versions, the orders timeline's event ids) is
+claimed nothing for; a lone event of one whose change is also one statement
+(`Handler.one_statement`: analytics, inventory's answers in orders) is that statement on an
+autocommit connection.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool

@@ -1,10 +1,12 @@
 """The events the orders service consumes, in one table: topic -> data type -> what applies it.
 
 All three are inventory's: its answer to order.created (confirmed or failed) and the expiry of
-a reservation. The kit's consumer shell (kit/consumer.py) parses each message, claims its event
-id and runs the function below in the same transaction; a stale or illegal event is logged and
-ignored, not dead-lettered. An event that cannot be parsed raises, so the consumer retries it
-and then sends it to the dead-letter topic.
+a reservation. The kit's consumer shell (kit/consumer.py) parses each message and runs the
+function below. An answer is one statement that records the event's id in the order's timeline,
+so it dedupes itself: the shell claims nothing and a lone answer commits by itself. The expiry
+reads the order before it changes it, so the shell claims its event id and runs it in one
+transaction. A stale or illegal event is logged and ignored, not dead-lettered. An event that
+cannot be parsed raises, so the consumer retries it and then sends it to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -53,18 +55,27 @@ def on_reservation_expired(data: ReservationExpired) -> InventoryOutcome:
 
 
 def _applying(
-    topic: str, data_type: type[BaseModel], decide: Callable[[Any], InventoryOutcome]
+    topic: str,
+    data_type: type[BaseModel],
+    decide: Callable[[Any], InventoryOutcome],
+    *,
+    answer: bool,
 ) -> Handler[OrderService]:
-    """The table row for one of inventory's events: decide (pure), then apply the outcome."""
+    """The table row for one of inventory's events: decide (pure), then apply the outcome.
+    `answer`: an answer to the creation, one statement that dedupes itself."""
 
-    async def apply(service: OrderService, conn: DictConnection, event: Envelope[Any]) -> Applied:
+    async def apply(
+        service: OrderService, conn: DictConnection, event: Envelope[Any]
+    ) -> Applied | None:
         return await service.apply_inventory_event(conn, topic, event.id, decide(event.data))
 
-    return Handler(data_type, apply)
+    return Handler(data_type, apply, dedupes_itself=answer, one_statement=answer)
 
 
 EVENT_HANDLERS: dict[str, Handler[OrderService]] = {
-    ORDER_CONFIRMED: _applying(ORDER_CONFIRMED, OrderConfirmed, on_confirmed),
-    ORDER_FAILED: _applying(ORDER_FAILED, OrderFailed, on_failed),
-    RESERVATION_EXPIRED: _applying(RESERVATION_EXPIRED, ReservationExpired, on_reservation_expired),
+    ORDER_CONFIRMED: _applying(ORDER_CONFIRMED, OrderConfirmed, on_confirmed, answer=True),
+    ORDER_FAILED: _applying(ORDER_FAILED, OrderFailed, on_failed, answer=True),
+    RESERVATION_EXPIRED: _applying(
+        RESERVATION_EXPIRED, ReservationExpired, on_reservation_expired, answer=False
+    ),
 }

@@ -359,6 +359,30 @@ def _entry(
 # --- reads -------------------------------------------------------------------------------
 
 
+async def order_with_event(
+    conn: DictConnection, order_id: uuid.UUID, event_id: str
+) -> tuple[OrderRow, bool] | None:
+    """The order, and whether its timeline holds an entry for the event `event_id` (a change
+    that event made already); None for an unknown order."""
+    cursor = await conn.execute(
+        """
+        SELECT id, user_id, status, version, total, currency::text AS currency,
+               shipping_address, created_at, updated_at,
+               EXISTS (
+                   SELECT 1 FROM order_timeline t
+                   WHERE t.order_id = orders.id AND t.event_id = %(event)s::uuid
+               ) AS applied
+        FROM orders WHERE id = %(id)s
+        """,
+        {"id": order_id, "event": event_id},
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    applied = bool(row.pop("applied"))
+    return _order(row), applied
+
+
 async def get_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | None:
     cursor = await conn.execute(
         """

@@ -381,12 +381,14 @@ class OrderService:
 
     async def apply_inventory_event(
         self, conn: DictConnection, topic: str, event_id: str, outcome: InventoryOutcome
-    ) -> Applied:
-        """Apply inventory's answer inside the consumer's transaction (the event id is claimed
-        there already); a stale or foreign event changes nothing.
+    ) -> Applied | None:
+        """Apply inventory's answer on the consumer's connection; a stale or foreign event
+        changes nothing.
 
-        CONFIRMED and FAILED carry the consumed event's id in the timeline. A reservation that
-        expired cancels the order, which is reported onwards as order.cancelled.
+        CONFIRMED and FAILED are one statement and carry the consumed event's id in the
+        timeline, which is how a redelivery is known (None: it moved the order already). A
+        reservation that expired cancels the order, which is reported onwards as
+        order.cancelled, in the consumer's transaction that claimed its event id.
         """
         order_id = _parse_uuid(outcome.order_id)
         target = outcome.target
@@ -405,7 +407,10 @@ class OrderService:
                 event_id=event_id,
             )
             if moved is None:
-                return _refused(topic, target, await repo.get_order(conn, order_id))
+                found = await repo.order_with_event(conn, order_id, event_id)
+                if found is not None and found[1]:
+                    return None  # this very event moved the order already: a redelivery
+                return _refused(topic, target, found[0] if found else None)
             change = Change(order=moved[0], entry=moved[1], actor=Actor.INVENTORY)
         if not isinstance(change, Change):
             return change

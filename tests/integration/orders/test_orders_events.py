@@ -325,13 +325,21 @@ async def test_an_event_about_an_unknown_order_is_ignored(
 ) -> None:
     ghost = {"id": str(uuid.uuid4()), "userId": str(uuid.uuid4())}
     answer = confirmed(ghost)
+    unknown = await metric(
+        client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="unknown-order"
+    )
     await send(producer, ORDER_CONFIRMED, answer)
 
-    async def claimed() -> bool:
-        row = db.execute(
-            "SELECT 1 FROM processed_events WHERE event_id = %s", (answer.id,)
-        ).fetchone()
-        return row is not None
+    async def ignored() -> bool:
+        now = await metric(
+            client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="unknown-order"
+        )
+        return now == unknown + 1
 
-    await eventually(claimed, what="the event to be consumed")
+    await eventually(ignored, what="the event to be consumed")
     assert db.execute("SELECT 1 FROM orders WHERE id = %s", (ghost["id"],)).fetchone() is None
+    # An answer dedupes itself through the order's timeline: nothing is claimed for it.
+    assert (
+        db.execute("SELECT 1 FROM processed_events WHERE event_id = %s", (answer.id,)).fetchone()
+        is None
+    )
