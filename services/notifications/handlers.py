@@ -1,10 +1,11 @@
 """The events the notifications service consumes, in one table: topic -> data type -> facts.
 
 Every order event notifies its user. The kit's consumer shell (kit/consumer.py) parses each
-message and runs `NotificationService.notify` in a transaction with the facts below; a stale
-event (an order version not newer than one already notified) is suppressed there. Each event
-of an order carries a version of its own, so a redelivered event is stale too and changes
-nothing: the shell claims nothing for these handlers (`dedupes_itself`). An event that cannot
+message and runs `NotificationService.notify` with the facts below, one statement that commits
+by itself (`one_statement`); a stale event (an order version not newer than one already
+notified) is suppressed there. Each event of an order carries a version of its own, so a
+redelivered event is stale too and changes nothing: the shell claims nothing for these
+handlers (`dedupes_itself`). An event that cannot
 be parsed, or whose order id is not a UUID, raises: the consumer retries it and then sends it to
 the dead-letter topic.
 """
@@ -100,7 +101,7 @@ def _notifying(
     ) -> Applied:
         return await service.notify(conn, event.id, facts(event.data, event.time))
 
-    return Handler(data_type, apply, dedupes_itself=True)
+    return Handler(data_type, apply, dedupes_itself=True, one_statement=True)
 
 
 EVENT_HANDLERS: dict[str, Handler[NotificationService]] = {

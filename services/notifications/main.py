@@ -26,6 +26,7 @@ from services.notifications import topology
 from services.notifications.dead_letters import DeadLetterArchiver
 from services.notifications.endpoints import router
 from services.notifications.handlers import EVENT_HANDLERS
+from services.notifications.known_preferences import PreferencesCache
 from services.notifications.service import (
     RELAY_CHANNEL,
     DeliveryOutbox,
@@ -41,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def setup(app: FastAPI, backbone: Backbone) -> NotificationService:
         emitter = backbone.live_emitter()
         service = NotificationService(
-            backbone.pool, LivePushes(emitter, backbone.pool), backbone.after_commit
+            backbone.pool,
+            LivePushes(emitter, backbone.pool),
+            backbone.after_commit,
+            PreferencesCache(settings.preferences_cache_size),
         )
         app.state.notifications = service
         if settings.run_relay:

@@ -153,43 +153,6 @@ def _matrix(stored: Mapping[str, Mapping[str, bool]]) -> dict[EventType, dict[Ch
 # --- the stale rule ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Advanced:
-    """An event's order version recorded as the newest, with what notifying it needs."""
-
-    preferences: Preferences | None
-    """What the user saved; None if they never did."""
-    now: datetime
-    """The transaction's time, the `created_at` of every row it inserts."""
-
-
-async def advance_order_version(
-    conn: DictConnection, order_id: uuid.UUID, version: int, user_id: str
-) -> Advanced | None:
-    """Record `version` as the newest notified for the order if it is newer, and read the
-    user's preferences with it; None (and nothing read) if it is not newer.
-
-    One statement: the row lock of the upsert orders concurrent events of one order.
-    """
-    cursor = await conn.execute(
-        """
-        WITH advanced AS (
-            INSERT INTO order_versions (order_id, version) VALUES (%(order)s, %(version)s)
-            ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
-            WHERE order_versions.version < excluded.version
-            RETURNING 1
-        )
-        SELECT now() AS now, p.user_id, p.channels, p.email, p.phone
-        FROM advanced LEFT JOIN preferences p ON p.user_id = %(user)s
-        """,
-        {"order": order_id, "version": version, "user": user_id},
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    return Advanced(_preferences(row) if row["user_id"] is not None else None, row["now"])
-
-
 async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None:
     cursor = await conn.execute(
         "SELECT version FROM order_versions WHERE order_id = %s", (order_id,)
@@ -201,39 +164,67 @@ async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None
 # --- notifications -----------------------------------------------------------------------
 
 
-async def insert_notification(
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record_notification` found."""
+
+    current: bool
+    """The user's stored preferences are the ones the deliveries were made from."""
+    newer: bool
+    """The event's order version was newer than the newest notified: all of it is recorded."""
+
+
+async def record_notification(
     conn: DictConnection,
     notification: NotificationRow,
     deliveries: Sequence[NewDelivery],
     *,
+    preferences_saved_at: datetime | None,
     trace_context: Mapping[str, str] | None = None,
-) -> None:
-    """Record the new (unread) notification and its deliveries in one statement, read nothing
-    back (a pipelined transaction sends it without waiting); `trace_context` (the consumed
+) -> Recorded:
+    """Apply an event's notification in one statement, which commits by itself on an
+    autocommit connection: if the user's stored preferences are the ones saved at
+    `preferences_saved_at` (None: the user never saved any) and the notification's order
+    version is newer than the newest notified for its order, record that version (the stale
+    rule; the upsert's row lock orders concurrent events of one order), the (unread)
+    notification and its deliveries; otherwise write nothing. `trace_context` (the consumed
     event's trace) goes with the deliveries to publish."""
     traced = Jsonb(dict(trace_context)) if trace_context else None
     # The deliveries travel as arrays, one per column; their foreign key is checked at the end
     # of the statement, when the notification's row is there.
-    await conn.execute(
+    cursor = await conn.execute(
         """
-        WITH notification AS (
+        WITH current AS (
+            SELECT WHERE (SELECT updated_at FROM preferences WHERE user_id = %(user)s)
+                         IS NOT DISTINCT FROM %(saved_at)s::timestamptz
+        ), newer AS (
+            INSERT INTO order_versions (order_id, version)
+            SELECT %(order)s, %(version)s FROM current
+            ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
+            WHERE order_versions.version < excluded.version
+            RETURNING 1
+        ), notification AS (
             INSERT INTO notifications
                 (id, user_id, order_id, event_id, event_type, order_version, title, body, data,
                  created_at)
-            VALUES (%(id)s, %(user)s, %(order)s, %(event)s, %(event_type)s, %(version)s,
-                    %(title)s, %(body)s, %(data)s, %(created_at)s)
+            SELECT %(id)s, %(user)s, %(order)s, %(event)s, %(event_type)s, %(version)s,
+                   %(title)s, %(body)s, %(data)s, %(created_at)s
+            FROM newer
+        ), delivery AS (
+            INSERT INTO deliveries
+                (id, notification_id, channel, status, recipient, reason, queue, payload,
+                 trace_context, created_at)
+            SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
+                   CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
+            FROM newer, unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
+                               %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
+                               %(payloads)s::bytea[])
+                AS d (id, channel, status, recipient, reason, queue, payload)
         )
-        INSERT INTO deliveries
-            (id, notification_id, channel, status, recipient, reason, queue, payload,
-             trace_context, created_at)
-        SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
-               CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
-        FROM unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
-                    %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
-                    %(payloads)s::bytea[])
-            AS d (id, channel, status, recipient, reason, queue, payload)
+        SELECT EXISTS (SELECT FROM current) AS current, EXISTS (SELECT FROM newer) AS newer
         """,
         {
+            "saved_at": preferences_saved_at,
             "id": notification.id,
             "user": notification.user_id,
             "order": notification.order_id,
@@ -254,6 +245,9 @@ async def insert_notification(
             "payloads": [d.payload for d in deliveries],
         },
     )
+    row = await cursor.fetchone()
+    assert row is not None
+    return Recorded(current=row["current"], newer=row["newer"])
 
 
 async def list_notifications(

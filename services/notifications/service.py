@@ -1,9 +1,13 @@
 """The notifications service's decisions: notify on order events, the in-app center, the
 preferences and the delivery trail.
 
-A consumed event is applied inside the consumer shell's transaction (kit/consumer.py): the
-stale rule (`order_versions`), one in-app notification, and one delivery row per enabled
-channel, each `pending` with its message. Nothing is published there: the delivery rows are an
+A consumed event is applied by one statement on the consumer shell's connection
+(kit/consumer.py), which commits by itself unless the shell applies a group of events in one
+transaction: the stale rule (`order_versions`), one in-app notification, and one delivery row
+per enabled channel, each `pending` with its message. The channels and their recipients come
+from the user's preferences as this process knows them (known_preferences.py); the statement
+writes nothing if the stored ones are newer, and the event is made again from those. Nothing is
+published there: the delivery rows are an
 outbox that `DeliveryOutbox` hands to the kit's `RabbitRelay` after commit, which publishes
 with confirms and marks them `queued`. Each delivery row keeps the consumed event's trace
 context, so the relay publishes its message in the order's trace and the channel worker's span
@@ -18,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
@@ -52,6 +56,7 @@ from services.notifications.errors import (
     NotificationNotFound,
     NotReplayable,
 )
+from services.notifications.known_preferences import KnownPreferences, PreferencesCache
 from services.notifications.messages import NotificationMessage, message_headers, template_data
 from services.notifications.schemas import NotificationOut
 from services.notifications.topology import WORK_QUEUES
@@ -146,82 +151,78 @@ class DeliveryOutbox:
             metrics.DELIVERIES.labels(channel, "queued").inc()
 
 
+class PreferencesChanging(RuntimeError):
+    """The user's preferences changed under every attempt to notify with them (the consumer
+    retries the event)."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"preferences of user {user_id} changed {PREFERENCE_READS} times")
+
+
+PREFERENCE_READS = 3
+"""How many times an event reads preferences that changed under it before it fails."""
+
+
 class NotificationService:
-    def __init__(self, pool: Pool, live: LivePushes, after_commit: AfterCommit) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        live: LivePushes,
+        after_commit: AfterCommit,
+        preferences: PreferencesCache,
+    ) -> None:
         self.pool = pool
         self.live = live
         self.after_commit = after_commit
+        self.preferences = preferences
 
     # --- consumed events ------------------------------------------------------------------
 
     async def notify(self, conn: DictConnection, event_id: str, facts: OrderFacts) -> Applied:
-        """Apply one order event in the consumer's transaction (its id is claimed already)."""
+        """Apply one order event on the consumer's connection: one statement records it (or
+        finds it stale), made from the user's preferences as this process knows them; if the
+        user saved others since, they are read and the statement made again."""
+        for _ in range(PREFERENCE_READS):
+            known = self.preferences.get(facts.user_id)
+            if known is None:
+                known = await self._read_preferences(conn, facts.user_id)
+            notification, deliveries = _notification(
+                event_id, facts, known.preferences, datetime.now(UTC)
+            )
+            recorded = await repo.record_notification(
+                conn,
+                notification,
+                deliveries,
+                preferences_saved_at=known.saved_at,
+                trace_context=tracing.current_headers(),
+            )
+            if recorded.current:
+                break
+            self.preferences.drop(facts.user_id)
+        else:
+            raise PreferencesChanging(facts.user_id)
         event_type = str(facts.event_type)
-        order_id = uuid.UUID(facts.order_id)
-        advanced = await repo.advance_order_version(conn, order_id, facts.version, facts.user_id)
-        if advanced is None:
+        if not recorded.newer:
             metrics.EVENTS.labels(event_type, "stale").inc()
             log.info(
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
             return Applied("stale")
-        preferences = advanced.preferences if advanced.preferences is not None else Preferences()
-        title, body = in_app_text(facts)
-        data = template_data(facts, title, body)
-        notification = repo.NotificationRow(
-            id=new_id(),
-            user_id=facts.user_id,
-            order_id=order_id,
-            event_id=uuid.UUID(event_id),
-            event_type=facts.event_type,
-            order_version=facts.version,
-            title=title,
-            body=body,
-            data=data.model_dump(mode="json", by_alias=True),
-            read_at=None,
-            created_at=advanced.now,
-        )
-        deliveries: list[repo.NewDelivery] = []
-        for channel in enabled_channels(facts.event_type, preferences):
-            delivery_id = new_id()
-            address = recipient(channel, preferences, facts.user_id)
-            if address is None:
-                deliveries.append(
-                    repo.NewDelivery(
-                        delivery_id,
-                        channel,
-                        WORK_QUEUES[channel],
-                        None,
-                        None,
-                        reason=f"no {_address_kind(channel)} in the user's preferences",
-                    )
-                )
-                continue
-            message = NotificationMessage(
-                delivery_id=delivery_id,
-                notification_id=notification.id,
-                event_id=notification.event_id,
-                channel=channel,
-                event_type=facts.event_type,
-                order_id=facts.order_id,
-                user_id=facts.user_id,
-                recipient=address,
-                created_at=notification.created_at,
-                data=data,
-            )
-            deliveries.append(
-                repo.NewDelivery(
-                    delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
-                )
-            )
-        await repo.insert_notification(
-            conn, notification, deliveries, trace_context=tracing.current_headers()
-        )
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, deliveries),
             self.live.created(notification),
         )
         return Applied("notified", effects)
+
+    async def _read_preferences(self, conn: DictConnection, user_id: str) -> KnownPreferences:
+        stored = await repo.get_preferences(conn, user_id)
+        known = (
+            KnownPreferences(stored.preferences, stored.updated_at)
+            if stored is not None
+            else KnownPreferences(Preferences(), None)
+        )
+        self.preferences.put(user_id, known)
+        return known
 
     # --- the in-app center ----------------------------------------------------------------
 
@@ -271,6 +272,7 @@ class NotificationService:
     ) -> PreferencesView:
         async with self.pool.connection() as conn:
             updated_at = await repo.put_preferences(conn, principal.user_id, preferences)
+        self.preferences.put(principal.user_id, KnownPreferences(preferences, updated_at))
         return PreferencesView(preferences, updated_at)
 
     # --- admin ----------------------------------------------------------------------------
@@ -341,6 +343,62 @@ class NotificationService:
             deliveries = await repo.deliveries_of(conn, [n.id for n in notifications])
             version = await repo.order_version(conn, order_id)
         return Trail(order_id, version, [(n, deliveries[n.id]) for n in notifications])
+
+
+def _notification(
+    event_id: str, facts: OrderFacts, preferences: Preferences, created_at: datetime
+) -> tuple[repo.NotificationRow, list[repo.NewDelivery]]:
+    """The in-app notification of `facts` and one delivery per channel `preferences` enable,
+    each with its message, or skipped when the channel has no recipient."""
+    title, body = in_app_text(facts)
+    data = template_data(facts, title, body)
+    notification = repo.NotificationRow(
+        id=new_id(),
+        user_id=facts.user_id,
+        order_id=uuid.UUID(facts.order_id),
+        event_id=uuid.UUID(event_id),
+        event_type=facts.event_type,
+        order_version=facts.version,
+        title=title,
+        body=body,
+        data=data.model_dump(mode="json", by_alias=True),
+        read_at=None,
+        created_at=created_at,
+    )
+    deliveries: list[repo.NewDelivery] = []
+    for channel in enabled_channels(facts.event_type, preferences):
+        delivery_id = new_id()
+        address = recipient(channel, preferences, facts.user_id)
+        if address is None:
+            deliveries.append(
+                repo.NewDelivery(
+                    delivery_id,
+                    channel,
+                    WORK_QUEUES[channel],
+                    None,
+                    None,
+                    reason=f"no {_address_kind(channel)} in the user's preferences",
+                )
+            )
+            continue
+        message = NotificationMessage(
+            delivery_id=delivery_id,
+            notification_id=notification.id,
+            event_id=notification.event_id,
+            channel=channel,
+            event_type=facts.event_type,
+            order_id=facts.order_id,
+            user_id=facts.user_id,
+            recipient=address,
+            created_at=created_at,
+            data=data,
+        )
+        deliveries.append(
+            repo.NewDelivery(
+                delivery_id, channel, WORK_QUEUES[channel], address, message.to_bytes()
+            )
+        )
+    return notification, deliveries
 
 
 def _actor(principal: Principal) -> str:

@@ -45,6 +45,8 @@ class Settings(QueueSettings, EventServiceSettings):
       and tests); false where someone else owns them (the operator's NotificationQueues in the
       chart), in which case the service only checks that they exist.
     - RELAY_BATCH_SIZE: deliveries published per relay round (one transaction).
+    - PREFERENCES_CACHE_SIZE: users whose preferences the consumer keeps in memory (checked
+      against the stored row by the statement that uses them; 0 reads them for every event).
     - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`; RUN_RELAY runs
       the delivery relay to RabbitMQ (this service has no Kafka outbox relay); RUN_CONSUMERS
       also runs the dead-letter archiver.
@@ -55,6 +57,7 @@ class Settings(QueueSettings, EventServiceSettings):
 
     declare_queues: bool = Field(default=True, alias="DECLARE_QUEUES")
     relay_batch_size: int = Field(default=200, alias="RELAY_BATCH_SIZE", gt=0, le=5000)
+    preferences_cache_size: int = Field(default=10_000, alias="PREFERENCES_CACHE_SIZE", ge=0)
 
 
 SmtpTls = Literal["none", "starttls", "tls"]

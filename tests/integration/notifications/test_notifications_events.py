@@ -19,12 +19,13 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from devstack.testing import RedisServer
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, user_room
-from services.kit.order_events import ORDER_CONFIRMED, ORDER_DELIVERED
+from services.kit.order_events import ORDER_CONFIRMED, ORDER_CREATED, ORDER_DELIVERED
 from services.kit.rabbit import declare_queues
 from services.notifications import topology
 from tests.integration.notifications.support import (
@@ -169,6 +170,47 @@ async def test_a_redelivered_event_changes_nothing(
 
     await eventually(pushed, what="the push message")
     assert len(queues.for_order(order_id)) == 1
+
+
+async def test_preferences_saved_elsewhere_are_the_ones_an_event_is_sent_with(
+    shell: EventShell[Any], db: psycopg.Connection[DictRow], user: Bearer
+) -> None:
+    """The consumer keeps the preferences it read, and the statement that records a
+    notification checks them against the stored row: preferences saved by another replica,
+    which this process never saw, are read again before anything is sent."""
+
+    async def notify() -> dict[str, tuple[str, str | None]]:
+        order_id = str(uuid.uuid4())
+        topic, envelope = created(order_id, user.id)
+        applied = await shell.handle(topic, envelope.to_bytes())
+        assert applied is not None
+        assert applied.outcome == "notified"
+        return {
+            row["channel"]: (row["status"], row["recipient"]) for row in _deliveries(db, order_id)
+        }
+
+    # Never saved: the defaults, and no email address.
+    assert await notify() == {"email": ("skipped", None), "push": ("pending", user.id)}
+    db.execute(
+        "INSERT INTO preferences (user_id, channels, email, phone) VALUES (%s, %s, %s, %s)",
+        (
+            user.id,
+            Jsonb({ORDER_CREATED: {"email": True, "sms": True, "push": False}}),
+            "ada@example.org",
+            "+4930123456",
+        ),
+    )
+    sent = await notify()
+    assert {channel: recipient for channel, (_, recipient) in sent.items()} == {
+        "email": "ada@example.org",
+        "sms": "+4930123456",
+    }
+    db.execute(
+        "UPDATE preferences SET email = 'grace@example.org', updated_at = now() WHERE user_id = %s",
+        (user.id,),
+    )
+    assert (await notify())["email"][1] == "grace@example.org"
+    assert (await notify())["email"][1] == "grace@example.org", "the new ones, kept"
 
 
 async def _deliveries_settled(db: psycopg.Connection[DictRow], order_id: str) -> bool:
