@@ -6,8 +6,8 @@ a run, plus the two the generator takes itself (the POST sent, the push received
 - gateway: from the POST sent to the create transaction's start (`order_timeline.at` of
   version 1): the gateway's proxying, the orders service's request handling and pricing;
 - create transaction: from its start to its commit;
-- relay: from that commit to the start of inventory's consumer transaction (its
-  `processed_events.processed_at` of the order.created event): outbox relay, Kafka, the fetch;
+- relay: from that commit to the start of inventory's reservation (the reservation's
+  `created_at`, its statement's or transaction's start): outbox relay, Kafka, the fetch;
 - inventory: from that start to its commit;
 - relay back: from inventory's commit to the start of the orders consumer's transaction
   (`order_timeline.at` of version 2);
@@ -21,7 +21,7 @@ stage before it ends when the group starts.
 
 `now()` in PostgreSQL is the transaction's start; a commit's time is
 `pg_xact_commit_timestamp(xmin)` of a row the transaction wrote and nothing updated since (the
-timeline entries and the dedupe record), which PostgreSQL keeps with `track_commit_timestamp`
+timeline entries and the reservation's lines), which PostgreSQL keeps with `track_commit_timestamp`
 on (the development stack turns it on: devstack/servers.py). The stages add up to the order's
 end-to-end time; every clock is this machine's.
 """
@@ -53,14 +53,17 @@ MARKS = """
 SELECT created.order_id::text AS order_id,
        created.at AS create_start,
        pg_xact_commit_timestamp(created.xmin) AS create_commit,
-       claimed.processed_at AS inventory_start,
-       pg_xact_commit_timestamp(claimed.xmin) AS inventory_commit,
+       reserved.created_at AS inventory_start,
+       pg_xact_commit_timestamp(line.xmin) AS inventory_commit,
        settled.at AS consumer_start,
        pg_xact_commit_timestamp(settled.xmin) AS consumer_commit
 FROM orders.order_timeline AS created
 JOIN orders.order_timeline AS settled
   ON settled.order_id = created.order_id AND settled.version = 2
-JOIN inventory.processed_events AS claimed ON claimed.event_id = created.event_id
+JOIN inventory.reservations AS reserved ON reserved.order_id = created.order_id::text
+JOIN LATERAL (
+    SELECT xmin FROM inventory.reservation_lines WHERE order_id = reserved.order_id LIMIT 1
+) AS line ON true
 WHERE created.version = 1 AND created.order_id = ANY(%s::uuid[])
 """
 

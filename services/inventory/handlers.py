@@ -2,7 +2,10 @@
 
 The kit's consumer shell (kit/consumer.py) parses each message, claims its event id and runs
 the service's method in the same transaction, together with any event the method emits
-(written to the outbox); the product cache is invalidated after the commit. A message that
+(written to the outbox); the product cache is invalidated after the commit. order.created is
+the exception: an order whose lines all fit is reserved by one statement that commits by itself
+and dedupes itself through the reservation's key, so the shell claims nothing for it, and the
+service claims the event itself on the checked path (`InventoryService.reserve`). A message that
 cannot be parsed raises; the consumer retries it and then dead-letters it.
 """
 
@@ -37,8 +40,14 @@ def _on_data(method: ServiceMethod) -> Callable[..., Awaitable[Applied]]:
     return apply
 
 
+async def _reserve(
+    service: InventoryService, conn: DictConnection, event: Envelope[OrderCreated]
+) -> Applied | None:
+    return await service.reserve(conn, event.id, event.data)
+
+
 EVENT_HANDLERS: dict[str, Handler[InventoryService]] = {
-    ORDER_CREATED: Handler(OrderCreated, _on_data(InventoryService.reserve)),
+    ORDER_CREATED: Handler(OrderCreated, _reserve, dedupes_itself=True, one_statement=True),
     ORDER_CANCELLED: Handler(OrderStatusChanged, _on_data(InventoryService.release)),
     ORDER_SHIPPED: Handler(OrderStatusChanged, _on_data(InventoryService.commit)),
 }

@@ -313,7 +313,7 @@ async def insert_reservation(
     )
 
 
-async def reserve(
+async def reserve_if_available(
     conn: DictConnection,
     order_id: str,
     user_id: str,
@@ -321,27 +321,50 @@ async def reserve(
     lines: Sequence[RequestedLine],
     expires_at: datetime,
     confirmed: OutboxRow,
-) -> None:
-    """Reserve the lines' units (their stock rows locked already), record the reservation and
-    its lines, and write the `confirmed` event to the outbox, in one statement that reads
-    nothing back (a pipelined transaction sends it without waiting)."""
+) -> bool:
+    """Reserve every line of the order if every one of its products is active and has the
+    units, and nothing is recorded for the order yet; False, with nothing written, otherwise.
+
+    One statement, which commits by itself on an autocommit connection: it takes the order's
+    lock (`lock_order`), locks the lines' stock rows in product id order and checks them, then
+    records the reservation and its lines, moves the units to `reserved` and writes the
+    `confirmed` event to the outbox. The lines' product ids must be UUIDs, each once.
+    """
     product_ids, quantities = _columns(lines)
-    await conn.execute(
+    cursor = await conn.execute(
         """
-        WITH reserved AS (
-            UPDATE stock SET reserved = stock.reserved + v.quantity, updated_at = now()
-            FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[]) AS v(product_id, quantity)
-            WHERE stock.product_id = v.product_id
+        WITH locked AS (
+            SELECT pg_advisory_xact_lock(hashtext('order:' || %(order_id)s))
+        ), wanted AS (
+            SELECT * FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[])
+                AS v (product_id, quantity)
+        ), levels AS (
+            SELECT s.product_id, s.available, p.active
+            FROM stock s JOIN products p ON p.id = s.product_id
+            WHERE s.product_id = ANY(%(product_ids)s::uuid[]) AND EXISTS (SELECT FROM locked)
+            ORDER BY s.product_id FOR UPDATE OF s
+        ), fits AS (
+            SELECT FROM wanted w JOIN levels l USING (product_id)
+            WHERE l.active AND l.available >= w.quantity
+            HAVING count(*) = cardinality(%(product_ids)s::uuid[])
         ), reservation AS (
             INSERT INTO reservations (order_id, user_id, status, order_version, expires_at)
-            VALUES (%(order_id)s, %(user_id)s, 'RESERVED', %(version)s, %(expires_at)s)
+            SELECT %(order_id)s, %(user_id)s, 'RESERVED', %(version)s, %(expires_at)s FROM fits
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING order_id
+        ), reserved AS (
+            UPDATE stock SET reserved = stock.reserved + w.quantity, updated_at = now()
+            FROM wanted w, reservation
+            WHERE stock.product_id = w.product_id
         ), reserved_lines AS (
             INSERT INTO reservation_lines (order_id, product_id, quantity)
-            SELECT %(order_id)s, v.product_id, v.quantity
-            FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[]) AS v(product_id, quantity)
+            SELECT r.order_id, w.product_id, w.quantity FROM reservation r, wanted w
+        ), confirmed AS (
+            INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
+            SELECT %(event_id)s, %(topic)s, %(message_key)s, %(payload)s, %(trace)s
+            FROM reservation
         )
-        INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
-        VALUES (%(event_id)s, %(topic)s, %(message_key)s, %(payload)s, %(trace)s)
+        SELECT count(*) AS reserved FROM reservation
         """,
         {
             "order_id": order_id,
@@ -357,6 +380,8 @@ async def reserve(
             "trace": confirmed.trace_context,
         },
     )
+    row = await cursor.fetchone()
+    return bool(row and row["reserved"])
 
 
 def _columns(lines: Sequence[RequestedLine]) -> tuple[list[str], list[int]]:

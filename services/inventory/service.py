@@ -20,6 +20,7 @@ from services.inventory import repository as repo
 from services.inventory.cache import ProductListCache
 from services.inventory.domain import (
     ProductQuery,
+    RequestedLine,
     decide_reservation,
     encode_cursor,
     merge_lines,
@@ -47,6 +48,7 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.order_events import (
     ORDER_CONFIRMED,
+    ORDER_CREATED,
     ORDER_FAILED,
     RESERVATION_EXPIRED,
     OrderConfirmed,
@@ -55,7 +57,7 @@ from services.kit.order_events import (
     OrderStatusChanged,
     ReservationExpired,
 )
-from services.kit.outbox import add_to_outbox, event, outbox_row
+from services.kit.outbox import add_to_outbox, claim_events, event, outbox_row
 from services.kit.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -179,16 +181,41 @@ class InventoryService:
         )
         return StockLevelOut.model_validate(row)
 
-    # reservations (each inside the consumer's transaction)
+    # reservations (on the consumer's connection, most of them inside its transaction)
 
-    async def reserve(self, conn: DictConnection, order: OrderCreated) -> Applied:
-        """Reserve every line of a new order or none; answer with confirmed or failed."""
+    async def reserve(
+        self, conn: DictConnection, event_id: str, order: OrderCreated
+    ) -> Applied | None:
+        """Reserve every line of a new order or none; answer with confirmed or failed.
+
+        An order whose lines all fit is one statement (`reserve_if_available`), which commits by
+        itself on the consumer's autocommit connection and dedupes itself: a second copy finds
+        the reservation recorded. Anything else (a refusal, an order known already, a
+        redelivery) takes the checked path, in a transaction that claims the event's id."""
+        lines = merge_lines(order.items)
+        plain = bool(lines) and all(
+            parse_product_id(line.product_id) and line.quantity > 0 for line in lines
+        )
+        if plain and await self._reserve_if_available(conn, order, lines):
+            log.info("order reserved", extra={"lines": len(lines)})
+            return self._applied("confirmed")
+        async with conn.transaction():
+            if not await claim_events(conn, [(event_id, ORDER_CREATED)]):
+                return None
+            return await self._reserve_checked(conn, order, lines)
+
+    async def _reserve_checked(
+        self, conn: DictConnection, order: OrderCreated, lines: list[RequestedLine]
+    ) -> Applied | None:
+        """Reserve an order's lines with the order locked and every line checked first; None
+        for an order.created applied before (the order is known, and not as a tombstone)."""
         await repo.lock_order(conn, order.order_id)
         known = await repo.get_reservation(conn, order.order_id)
+        if known is not None and known.status != "CANCELLED":
+            return None
         if known is not None:
-            log.info("order already known; nothing to reserve", extra={"status": known.status})
+            log.info("order cancelled before it arrived; nothing to reserve")
             return self._applied("ignored")
-        lines = merge_lines(order.items)
         lockable = [line.product_id for line in lines if parse_product_id(line.product_id)]
         levels = await repo.lock_stock_levels(conn, lockable)
         refusals = decide_reservation(lines, levels)
@@ -209,6 +236,14 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
+        reserved = await self._reserve_if_available(conn, order, lines)
+        assert reserved, "the lines were locked and checked in this transaction"
+        log.info("order reserved", extra={"lines": len(lines)})
+        return self._applied("confirmed")
+
+    async def _reserve_if_available(
+        self, conn: DictConnection, order: OrderCreated, lines: list[RequestedLine]
+    ) -> bool:
         expires_at = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl_seconds)
         confirmed = OrderConfirmed(
             order_id=order.order_id,
@@ -216,7 +251,7 @@ class InventoryService:
             version=order.version,
             reservation_expires_at=expires_at,
         )
-        await repo.reserve(
+        return await repo.reserve_if_available(
             conn,
             order.order_id,
             order.user_id,
@@ -228,8 +263,6 @@ class InventoryService:
                 event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
             ),
         )
-        log.info("order reserved", extra={"lines": len(lines)})
-        return self._applied("confirmed")
 
     async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
         """An order was cancelled: give its units back, or remember it if it is not known yet."""

@@ -60,6 +60,15 @@ async def answers(reader: TopicReader, order_id: str) -> list[Received]:
     return [r for r in reader.received(order_id) if r.topic in (ORDER_CONFIRMED, ORDER_FAILED)]
 
 
+def claimed(db: Any, *events: Envelope[Any]) -> list[str]:
+    """The ids of `events` claimed in `processed_events`, sorted."""
+    rows = db.execute(
+        "SELECT event_id::text AS id FROM processed_events WHERE event_id = ANY(%s::uuid[])",
+        ([e.id for e in events],),
+    ).fetchall()
+    return sorted(row["id"] for row in rows)
+
+
 def reservation(db: Any, order_id: str) -> dict[str, Any] | None:
     row: dict[str, Any] | None = db.execute(
         "SELECT * FROM reservations WHERE order_id = %s", (order_id,)
@@ -184,6 +193,26 @@ async def test_concurrent_reservations_never_exceed_stock(
     assert held["n"] == 10
 
 
+async def test_an_order_that_fits_claims_nothing_and_any_other_is_claimed(
+    client: httpx.AsyncClient, admin: Bearer, shell: EventShell[InventoryService], db: Any
+) -> None:
+    product = await create_product(client, admin, stock=3)
+    fits = order_created([(product["id"], 2)])
+    too_many = order_created([(product["id"], 2)])
+    assert await apply_event(shell, ORDER_CREATED, fits) == "confirmed"
+    assert await apply_event(shell, ORDER_CREATED, too_many) == "failed"
+    assert claimed(db, fits, too_many) == [too_many.id], "one statement reserved, claiming nothing"
+    # A second copy of the reserved order takes the checked path, is claimed there and finds
+    # the reservation; a second copy of the refused one was claimed already.
+    assert await apply_event(shell, ORDER_CREATED, fits) == "duplicate"
+    assert await apply_event(shell, ORDER_CREATED, too_many) == "duplicate"
+    assert await stock_levels(client, product["id"]) == (3, 2, 1)
+    assert claimed(db, fits, too_many) == sorted([fits.id, too_many.id])
+    first = reservation(db, fits.subject)
+    assert first is not None
+    assert first["status"] == "RESERVED"
+
+
 async def test_multi_line_orders_in_opposite_orders_do_not_deadlock(
     client: httpx.AsyncClient, admin: Bearer, shell: EventShell[InventoryService]
 ) -> None:
@@ -218,6 +247,8 @@ async def test_a_duplicated_message_changes_nothing(
 
     assert [r.topic for r in await answers(reader, created.subject)] == [ORDER_CONFIRMED]
     assert await stock_levels(client, product["id"]) == (10, 4, 6)
+    # The first copy reserved in one statement, claiming nothing; the second found the
+    # reservation there and took the checked path, which claims the event.
     claimed = db.execute(
         "SELECT count(*) AS n FROM processed_events WHERE event_id = %s", (created.id,)
     ).fetchone()
