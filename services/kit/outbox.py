@@ -14,7 +14,6 @@ The outbox tables come from `KIT_MIGRATIONS`, applied into each service's schema
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ from services.kit.kafka import EventProducer
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from services.kit.relay import NotifiedRelay
 
-log = logging.getLogger(__name__)
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 NOTIFY_CHANNEL = "outbox"
 PURGE_EVERY_SECONDS = 600.0
@@ -150,9 +148,6 @@ class OutboxRelay(NotifiedRelay):
         self.pool = pool
         self.producer = producer
         self._sample_due = 0.0
-        self._published: list[int] = []
-        """Rows the last round published, on `_published_on`, not marked yet."""
-        self._published_on: DictConnection | None = None
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many were published (none
@@ -163,28 +158,18 @@ class OutboxRelay(NotifiedRelay):
         session = await self.leading_session()
         if session is None:
             return 0
-        # Rows published on a session that has ended since go again, whoever leads now.
-        published = self._published if session is self._published_on else []
-        self._published = []
         cursor = await session.execute(
-            _NEXT_ROWS, {"published": published, "limit": self.batch_size}
+            _NEXT_ROWS, {"published": self.take_unmarked(session), "limit": self.batch_size}
         )
         rows = await cursor.fetchall()
         if not rows:
             return 0
         await self._publish(rows)
-        self._published, self._published_on = [row["id"] for row in rows], session
+        self.leave_unmarked(session, [row["id"] for row in rows])
         return len(rows)
 
-    async def close(self) -> None:
-        """Mark what the last round published, then end the session (kit/relay.py)."""
-        session, published, self._published = self._published_on, self._published, []
-        if published and session is not None and not session.closed:
-            try:
-                await session.execute(_MARK, {"published": published})
-            except Exception:  # published again by the next leader: a duplicate, not a loss
-                log.warning("relay could not mark its last rows", extra={"job": self.channel})
-        await super().close()
+    async def mark(self, session: DictConnection, keys: list[Any]) -> None:
+        await session.execute(_MARK, {"published": keys})
 
     async def _publish(self, rows: list[dict[str, Any]]) -> None:
         """Send every row, each in a PRODUCER span continuing the trace its row stored."""

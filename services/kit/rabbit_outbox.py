@@ -2,18 +2,23 @@
 
 The Kafka outbox (kit/outbox.py) has one shared table; a RabbitMQ message usually is a row of
 the service's own (a notification's delivery), with a status the service keeps. So here the
-service describes its rows with an `OutboxSource`: `pending` selects up to a batch of rows not
-yet confirmed, oldest first, as `OutgoingMessage`s; `confirmed` marks the ones the broker
-confirmed. `RabbitRelay`, a job of the kit runtime, publishes them with `Publisher`
-(persistent, mandatory, confirmed, pipelined) and then marks them, on the session of the relay
+service describes its rows with an `OutboxSource`: `pending` marks the rows the broker confirmed
+in the last round and selects up to a batch of rows not yet confirmed, oldest first, as
+`OutgoingMessage`s, in one statement; `confirmed` marks rows alone, for the relay's last round.
+`RabbitRelay`, a job of the kit runtime, publishes them with `Publisher` (persistent,
+mandatory, confirmed, pipelined), and its next round marks them, on the session of the relay
 that leads for the schema (kit/relay.py: one replica's relay publishes at a time, so rows need
-no locks and a round no transaction):
+no locks and a round no transaction). A row may change between the round that published it and
+the one that marks it (a worker already took its message, or failed it and an admin sent it
+again); the source marks only a row that has not changed since it was read:
 
 - a crash after commit and before publishing loses nothing: the row is still pending;
 - a broker failure after publishing some messages of a batch marks those that were confirmed
   and republishes the rest later; a crash between the broker's confirm and the marking
   republishes that message, so a message carries a stable id (`message_id`, the row's id) that
-  its consumers dedupe on.
+  its consumers dedupe on;
+- a row sent again after it was published and before it was marked is not marked: the next
+  round publishes it again.
 
 A row may carry the trace context active when it was written (`OutgoingMessage.trace_context`);
 the relay then publishes its message in a PRODUCER span of that trace, whose context travels in
@@ -69,10 +74,14 @@ class OutgoingMessage:
 
 
 class OutboxSource(Protocol):
-    """The service's rows, as the relay sees them (each a statement on the relay's session)."""
+    """The service's rows, as the relay sees them (each call a statement on the relay's
+    session). A key identifies a row as it was read: a row changed since is not marked."""
 
-    async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
-        """Up to `limit` unconfirmed rows, oldest first."""
+    async def pending(
+        self, conn: DictConnection, limit: int, confirmed: Sequence[Any]
+    ) -> Sequence[OutgoingMessage]:
+        """Mark the rows of `confirmed` (the broker confirmed them in the last round) and read
+        up to `limit` other unconfirmed rows, oldest first."""
         ...
 
     async def confirmed(self, conn: DictConnection, keys: Sequence[Any]) -> None:
@@ -119,13 +128,14 @@ class RabbitRelay(NotifiedRelay):
         RABBIT_PUBLISH_FAILURES.labels(self.service).inc()
 
     async def publish_batch(self) -> int:
-        """Publish one batch (pipelined: every message is sent before the confirms are
-        awaited); returns how many the broker confirmed (none while another relay leads).
-        Marks those confirmed, then raises the broker's first error if any message was not."""
+        """Mark what the last round published and publish one batch (pipelined: every message
+        is sent before the confirms are awaited); returns how many the broker confirmed (none
+        while another relay leads). Leaves those confirmed to the next round to mark, then
+        raises the broker's first error if any message was not."""
         session = await self.leading_session()
         if session is None:
             return 0
-        rows = await self.source.pending(session, self.batch_size)
+        rows = await self.source.pending(session, self.batch_size, self.take_unmarked(session))
         if not rows:
             return 0
         spans = [self._span(row) for row in rows]
@@ -141,13 +151,16 @@ class RabbitRelay(NotifiedRelay):
             tracing.end_span(span, result)
         done = [row for row, error in zip(rows, results, strict=True) if error is None]
         if done:
-            await self.source.confirmed(session, [row.key for row in done])
+            self.leave_unmarked(session, [row.key for row in done])
             for row in done:
                 RABBIT_PUBLISHED.labels(self.service, row.message.routing_key).inc()
         error = next((e for e in results if e is not None), None)
         if error is not None:
             raise error
         return len(done)
+
+    async def mark(self, session: DictConnection, keys: list[Any]) -> None:
+        await self.source.confirmed(session, keys)
 
     def _span(self, row: OutgoingMessage) -> Span | None:
         return tracing.start_span(

@@ -15,12 +15,13 @@ whose own session (`kit.db.connect`, outside the pool) holds the advisory lock
 `hashtext('<channel>:' || schema)` (`leading_session`). The others wake as the leader does,
 try the lock, and publish nothing until the leader's session ends (its process stops, or the
 server ends it), when one of them takes over. So a leader's round needs neither a transaction
-nor row locks: it reads the next rows, publishes them, and marks what the broker acknowledged,
-each a statement of its own. A round that fails between reading and marking leaves its rows to
-be published again, so a message may arrive twice (its consumers dedupe by id), never not at
-all. Before each round the relay looks at its session without a round trip
-(`kit.db.session_ended`); one the server ended is replaced by a new session that tries the
-lock again. The relay's session ends with it (`close`).
+nor row locks: it reads the next rows and publishes them, and what the broker acknowledged is
+marked by the next round's statement, which also reads the rows after them (`take_unmarked`,
+`leave_unmarked`), or by `mark` when the relay stops. A round that fails before its rows are
+marked, or a relay that dies, leaves them to be published again, so a message may arrive twice
+(its consumers dedupe by id), never not at all. Before each round the relay looks at its
+session without a round trip (`kit.db.session_ended`); one the server ended is replaced by a new
+session that tries the lock again. The relay's session ends with it (`close`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -54,6 +56,9 @@ class NotifiedRelay(ABC):
         self._stop = asyncio.Event()
         self._session: DictConnection | None = None
         self._leading = False
+        self._unmarked: list[Any] = []
+        """What the last round published on `_unmarked_on` and left for the next to mark."""
+        self._unmarked_on: DictConnection | None = None
 
     def wake(self) -> None:
         """Look for new rows now (a NOTIFY arrived)."""
@@ -92,8 +97,31 @@ class NotifiedRelay(ABC):
                 log.info("relay leads", extra={"job": self.channel})
         return self._session if self._leading else None
 
+    def take_unmarked(self, session: DictConnection) -> list[Any]:
+        """What the last round published and left for this round to mark; nothing if it was
+        published on a session that has ended since (those rows go again, whoever leads)."""
+        unmarked = self._unmarked if session is self._unmarked_on else []
+        self._unmarked = []
+        return unmarked
+
+    def leave_unmarked(self, session: DictConnection, keys: list[Any]) -> None:
+        """Leave what this round published on `session` for the next round to mark."""
+        self._unmarked, self._unmarked_on = keys, session
+
+    async def mark(self, session: DictConnection, keys: list[Any]) -> None:  # noqa: B027
+        """Mark `keys` published, in one statement: what the last round left when the relay
+        stops (a relay that leaves nothing unmarked needs nothing here)."""
+
     async def close(self) -> None:
-        """End the relay's session, which hands the lead to another replica's relay."""
+        """Mark what the last round left, then end the relay's session, which hands the lead to
+        another replica's relay."""
+        unmarked, on = self._unmarked, self._unmarked_on
+        self._unmarked, self._unmarked_on = [], None
+        if unmarked and on is not None and not on.closed:
+            try:
+                await self.mark(on, unmarked)
+            except Exception:  # published again by the next leader: a duplicate, not a loss
+                log.warning("relay could not mark its last rows", extra={"job": self.channel})
         session, self._session, self._leading = self._session, None, False
         if session is not None:
             await session.close()

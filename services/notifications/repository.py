@@ -71,6 +71,8 @@ class PendingDelivery:
     event_type: str
     queue: str
     payload: bytes
+    updated_at: datetime
+    """When the row last changed, as read: it is marked only if unchanged since."""
     trace_context: dict[str, str] | None = None
     """The trace the delivery was recorded in (services/kit/tracing.py), if any."""
 
@@ -331,15 +333,31 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 # --- deliveries --------------------------------------------------------------------------
 
 
-async def pending_deliveries(conn: DictConnection, limit: int) -> list[PendingDelivery]:
-    """The oldest deliveries not yet confirmed by the broker (for the leading relay)."""
+async def next_deliveries(
+    conn: DictConnection, limit: int, confirmed: Sequence[tuple[uuid.UUID, datetime]]
+) -> list[PendingDelivery]:
+    """Mark `queued` the deliveries of `confirmed` (id, `updated_at` when read) that are still
+    pending and unchanged since, and read the oldest other pending ones, up to `limit` (for
+    the leading relay), in one statement. A delivery changed since it was read (a worker took
+    it, or an admin sent it again) stays as it is: marked, a delivery sent again would never
+    be published."""
     cursor = await conn.execute(
         """
-        SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context
+        WITH marked AS (
+            UPDATE deliveries d SET status = 'queued', queued_at = now()
+            FROM unnest(%(ids)s::uuid[], %(read_at)s::timestamptz[]) AS c (id, updated_at)
+            WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
+        )
+        SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context, d.updated_at
         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-        WHERE d.status = 'pending' ORDER BY d.created_at, d.id LIMIT %s
+        WHERE d.status = 'pending' AND d.id <> ALL(%(ids)s::uuid[])
+        ORDER BY d.created_at, d.id LIMIT %(limit)s
         """,
-        (limit,),
+        {
+            "ids": [delivery_id for delivery_id, _ in confirmed],
+            "read_at": [updated_at for _, updated_at in confirmed],
+            "limit": limit,
+        },
     )
     return [
         PendingDelivery(
@@ -348,17 +366,24 @@ async def pending_deliveries(conn: DictConnection, limit: int) -> list[PendingDe
             event_type=row["event_type"],
             queue=row["queue"],
             payload=bytes(row["payload"]),
+            updated_at=row["updated_at"],
             trace_context=row["trace_context"],
         )
         for row in await cursor.fetchall()
     ]
 
 
-async def mark_queued(conn: DictConnection, ids: Sequence[uuid.UUID]) -> None:
+async def mark_queued(
+    conn: DictConnection, confirmed: Sequence[tuple[uuid.UUID, datetime]]
+) -> None:
+    """Mark `queued` the deliveries of `confirmed` still pending and unchanged since read."""
     await conn.execute(
-        "UPDATE deliveries SET status = 'queued', queued_at = now()"
-        " WHERE id = ANY(%s) AND status = 'pending'",
-        (list(ids),),
+        """
+        UPDATE deliveries d SET status = 'queued', queued_at = now()
+        FROM unnest(%s::uuid[], %s::timestamptz[]) AS c (id, updated_at)
+        WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
+        """,
+        ([delivery_id for delivery_id, _ in confirmed], [at for _, at in confirmed]),
     )
 
 

@@ -126,14 +126,27 @@ class LivePushes:
             return await repo.unread_count(conn, user_id)
 
 
-class DeliveryOutbox:
-    """The pending deliveries as the kit's RabbitRelay publishes them (an `OutboxSource`)."""
+@dataclass(frozen=True, slots=True)
+class ReadDelivery:
+    """A delivery as the relay read it: its row's `updated_at` then, and its channel."""
 
-    async def pending(self, conn: DictConnection, limit: int) -> Sequence[OutgoingMessage]:
-        rows = await repo.pending_deliveries(conn, limit)
+    id: uuid.UUID
+    updated_at: datetime
+    channel: str
+
+
+class DeliveryOutbox:
+    """The pending deliveries as the kit's RabbitRelay publishes them (an `OutboxSource`; a
+    row's key is its `ReadDelivery`). A delivery the broker confirmed counts as queued."""
+
+    async def pending(
+        self, conn: DictConnection, limit: int, confirmed: Sequence[ReadDelivery]
+    ) -> Sequence[OutgoingMessage]:
+        rows = await repo.next_deliveries(conn, limit, [(d.id, d.updated_at) for d in confirmed])
+        _count_queued(confirmed)
         return [
             OutgoingMessage(
-                key=(row.id, row.channel),
+                key=ReadDelivery(row.id, row.updated_at, row.channel),
                 message=Outgoing(
                     routing_key=row.queue,
                     body=row.payload,
@@ -145,10 +158,14 @@ class DeliveryOutbox:
             for row in rows
         ]
 
-    async def confirmed(self, conn: DictConnection, keys: Sequence[tuple[uuid.UUID, str]]) -> None:
-        await repo.mark_queued(conn, [delivery_id for delivery_id, _ in keys])
-        for _, channel in keys:
-            metrics.DELIVERIES.labels(channel, "queued").inc()
+    async def confirmed(self, conn: DictConnection, keys: Sequence[ReadDelivery]) -> None:
+        await repo.mark_queued(conn, [(d.id, d.updated_at) for d in keys])
+        _count_queued(keys)
+
+
+def _count_queued(confirmed: Sequence[ReadDelivery]) -> None:
+    for delivery in confirmed:
+        metrics.DELIVERIES.labels(delivery.channel, "queued").inc()
 
 
 class PreferencesChanging(RuntimeError):

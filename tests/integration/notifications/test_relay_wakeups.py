@@ -1,5 +1,9 @@
-"""The deliveries wake their relay from the database: a delivery that becomes pending, by insert
-or by a dead letter's requeue, sends NOTIFY deliveries_<schema> at commit; nothing else does."""
+"""The deliveries' outbox in the database.
+
+They wake their relay: a delivery that becomes pending, by insert or by a dead letter's requeue,
+sends NOTIFY deliveries_<schema> at commit; nothing else does. And the relay's round marks only
+what did not change since the last round read it: a delivery sent again in between is read and
+published again, never marked queued unpublished."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 from psycopg.rows import DictRow
 
 from devstack.testing import PostgresServer
-from services.kit.db import apply_migrations, create_pool
+from services.kit.db import apply_migrations, connect, create_pool
 from services.kit.outbox import KIT_MIGRATIONS
 from services.kit.settings import ServiceSettings
 from services.notifications import repository as repo
@@ -112,3 +116,37 @@ async def test_a_requeued_dead_delivery_wakes_the_relay(
         assert await requeue_delivery(conn, dead)
         assert not await requeue_delivery(conn, dead), "only a dead delivery is requeued"
     assert wake_ups(listener) == [CHANNEL]
+
+
+async def test_a_round_marks_only_deliveries_unchanged_since_the_last_round_read_them(
+    postgres_server: PostgresServer, database: str, db: psycopg.Connection[DictRow]
+) -> None:
+    kept, taken, resent = (delivery(db, notification(db), "pending") for _ in range(3))
+    ours = {kept, taken, resent}
+    session = await connect(postgres_server.conninfo(database), repo.SCHEMA)
+    try:
+        read = [row for row in await repo.next_deliveries(session, 100, []) if row.id in ours]
+        assert {row.id for row in read} == ours
+        # Between the rounds: a worker takes one message; another fails, goes dead, and an
+        # admin sends it again.
+        db.execute(
+            "UPDATE deliveries SET status = 'sending', updated_at = now() WHERE id = %s", (taken,)
+        )
+        db.execute(
+            "UPDATE deliveries SET status = 'dead', updated_at = now() WHERE id = %s", (resent,)
+        )
+        assert await requeue_delivery(session, resent)
+
+        following = await repo.next_deliveries(session, 100, [(r.id, r.updated_at) for r in read])
+        assert not ours & {row.id for row in following}, "the last round's rows are not read again"
+        statuses = dict(
+            (row["id"], row["status"])
+            for row in db.execute(
+                "SELECT id, status FROM deliveries WHERE id = ANY(%s)", (list(ours),)
+            )
+        )
+        assert statuses == {kept: "queued", taken: "sending", resent: "pending"}
+        again = await repo.next_deliveries(session, 100, [])
+        assert resent in {row.id for row in again}, "sent again: published again"
+    finally:
+        await session.close()

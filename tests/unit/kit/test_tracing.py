@@ -197,7 +197,9 @@ class _Source:
     def __init__(self, rows: list[OutgoingMessage]) -> None:
         self.rows = rows
 
-    async def pending(self, conn: Any, limit: int) -> Sequence[OutgoingMessage]:
+    async def pending(
+        self, conn: Any, limit: int, confirmed: Sequence[Any]
+    ) -> Sequence[OutgoingMessage]:
         rows, self.rows = self.rows, []
         return rows
 
