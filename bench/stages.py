@@ -142,7 +142,7 @@ def table(rates: list[tuple[int, Breakdown]]) -> list[str]:
     lines += [
         "",
         "Stages are cut at the pipeline's own timestamps (transaction starts, commit times, the "
-        "dedupe records) and the generator's; a p99 column is each stage's own, so they do not "
+        "reservations) and the generator's; a p99 column is each stage's own, so they do not "
         "add up to the end-to-end p99.",
     ]
     return lines
