@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection, OperationalError, sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -42,7 +43,6 @@ def create_pool(settings: ServiceSettings, schema: str) -> Pool:
         kwargs=_session_options(schema),
         connection_class=AsyncConnection[dict[str, Any]],
         check=check,
-        reset=_autocommit_off,
         open=False,
         name=f"{settings.service_name}-pool",
     )
@@ -69,20 +69,26 @@ async def autocommit(pool: Pool) -> AsyncIterator[DictConnection]:
     """A pooled connection on which each statement commits on its own: no BEGIN and no COMMIT
     to send and wait for. For work that is one statement (a read, or a write that holds
     together by itself, a data-modifying `WITH` included); statements that must commit
-    together need `pool.connection()` and its transaction instead. The pool's reset turns
-    autocommit off again when the connection comes back (`_autocommit_off`), however the block
-    ended."""
+    together need `pool.connection()` and its transaction instead.
+
+    The connection goes back to the pool as the pool's others are, a transaction per
+    `pool.connection()` block, however the block ended: autocommit is turned off here, or, if
+    the block left the connection mid-statement, the connection is closed and the pool replaces
+    it. (Here rather than in a reset callback of the pool, with which the pool hands every
+    returned connection to a background task.)"""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
-        yield conn
-
-
-async def _autocommit_off(conn: DictConnection) -> None:
-    """The pool's reset of a returned connection: one `autocommit` lent goes back to the
-    pool's default, a transaction per `pool.connection()` block (the pool discards it if
-    this fails)."""
-    if conn.autocommit and not conn.closed:
-        await conn.set_autocommit(False)
+        try:
+            yield conn
+        finally:
+            if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                try:
+                    await conn.set_autocommit(False)
+                except BaseException:
+                    await conn.close()  # it must not be lent again in autocommit
+                    raise
+            else:  # left mid-statement (cancelled): the pool replaces a closed connection
+                await conn.close()
 
 
 async def session_ended(conn: DictConnection) -> bool:

@@ -3,6 +3,7 @@ restart or a failover), so no request fails on one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -68,6 +69,22 @@ async def test_autocommit_runs_each_statement_on_its_own_and_lends_the_connectio
         async with pool.connection() as conn:
             cursor = await conn.execute("SELECT array_agg(n ORDER BY n) AS ns FROM kept")
             assert await cursor.fetchone() == {"ns": [1, 2]}
+
+
+async def test_an_autocommit_block_cancelled_mid_statement_lends_nothing_in_autocommit(
+    postgres_server: Any,
+) -> None:
+    database = postgres_server.create_database("pool_cancelled")
+    async with _opened_pool(postgres_server, database, size=1) as pool:
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2), autocommit(pool) as conn:
+                    await conn.execute("SELECT pg_sleep(5)")
+            # The one connection, or the one that replaced it, is a transaction per block.
+            async with pool.connection() as conn:
+                assert conn.autocommit is False
+                cursor = await conn.execute("SELECT 1 AS one")
+                assert await cursor.fetchone() == {"one": 1}
 
 
 @asynccontextmanager
