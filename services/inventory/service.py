@@ -236,8 +236,9 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
-        reserved = await self._reserve_if_available(conn, order, lines)
-        assert reserved, "the lines were locked and checked in this transaction"
+        if not await self._reserve_if_available(conn, order, lines):
+            # The lines are locked and were checked in this transaction: a bug, not a race.
+            raise RuntimeError("a reservation checked under its locks did not fit")
         log.info("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
 
