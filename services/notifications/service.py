@@ -6,14 +6,15 @@ A consumed event is applied by one statement on the consumer shell's connection
 transaction: the stale rule (`order_versions`), one in-app notification, and one delivery row
 per enabled channel, each `pending` with its message. The channels and their recipients come
 from the user's preferences as this process knows them (known_preferences.py); the statement
-writes nothing if the stored ones are newer, and the event is made again from those. Nothing is
-published there: the delivery rows are an
-outbox that `DeliveryOutbox` hands to the kit's `RabbitRelay` after commit, which publishes
-with confirms and marks them `queued`. Each delivery row keeps the consumed event's trace
-context, so the relay publishes its message in the order's trace and the channel worker's span
-continues it (services/kit/tracing.py). The live pushes to the user's Socket.IO room run after
-commit on the after-commit runner; the unread count is read when the push runs, so the last
-push a user gets counts every committed change.
+writes nothing if the stored ones are newer, and the event is made again from those.
+
+Nothing is published there: the delivery rows are an outbox that `DeliveryOutbox` hands to the
+kit's `RabbitRelay` after commit, which publishes with confirms and marks them `queued`
+(kit/rabbit_outbox.py). Each delivery row keeps the consumed event's trace context, so the
+relay publishes its message in the order's trace and the channel worker's span continues it
+(services/kit/tracing.py). The live pushes to the user's Socket.IO room run after commit on the
+after-commit runner; the unread count is read when the push runs, so the last push a user gets
+counts every committed change.
 """
 
 from __future__ import annotations
