@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -526,6 +527,10 @@ async def socket_scale(
     result.gateway_files_limit = limit or "unknown"
     result.rss_before_kib = gateway_rss_kib()
     session, held, holders = await sockets.hold_connections(args.base, tokens, args.sockets, result)
+    # The generator's own full collections would visit every held connection's objects and
+    # stall the loop that times the owner's updates: they are kept out of its collections.
+    gc.collect()
+    gc.freeze()
     try:
         result.rss_after_kib = gateway_rss_kib()
         print(
@@ -539,19 +544,34 @@ async def socket_scale(
         owner_sio = socketio.AsyncClient(reconnection=False)
         await owner_sio.connect(args.base, auth={"token": owner}, transports=["websocket"])
         try:
-            result.orders = await run_rate(
-                client,
-                [(owner, owner_sio)],
-                product_ids,
-                args.socket_order_rate,
-                args.socket_order_seconds,
+            collections = await gateway_gc_pauses(client)
+            async with sockets.LoopDelays(result.generator_delays_ms):
+                result.orders = await run_rate(
+                    client,
+                    [(owner, owner_sio)],
+                    product_ids,
+                    args.socket_order_rate,
+                    args.socket_order_seconds,
+                )
+            result.gateway_collections = sockets.collections_between(
+                collections, await gateway_gc_pauses(client)
             )
         finally:
             await owner_sio.disconnect()
         result.alive_at_end = sum(h.alive for h in held)
     finally:
         await sockets.release(session, held, holders)
+        gc.unfreeze()
     return result
+
+
+async def gateway_gc_pauses(client: Http) -> dict[str, dict[str, float]]:
+    """The gateway's collector pauses so far, from its /metrics (empty if it has none)."""
+    try:
+        async with client.session.get("/metrics") as response:
+            return sockets.gc_pause_buckets(await response.text())
+    except aiohttp.ClientError:
+        return {}
 
 
 def overload_rate(args: argparse.Namespace, results: list[RateResult]) -> int:

@@ -16,6 +16,11 @@ those fan-outs. The first customer, the owner, keeps its one python-socketio con
 places orders at a low rate while all the others are held; the latency is one push among N
 idle connections.
 
+The generator's own loop also times the owner's updates, so once the connections are open the
+bench freezes its heap (`gc.freeze`: its full collections no longer visit the held connections'
+objects) and reports how late that loop woke a 10 ms timer while the orders ran (`LoopDelays`),
+with the gateway's garbage collections meanwhile, from its `python_gc_pause_seconds`.
+
 Memory per connection is the growth of the gateway's resident memory while they connect: on a
 gateway that held as many before, memory it freed stays with the process and the growth reads
 near zero, so it counts on a freshly started gateway (`make down && make up`).
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,6 +68,11 @@ class SocketScaleResult:
     rss_before_kib: int = 0
     rss_after_kib: int = 0
     orders: RateResult | None = None
+    generator_delays_ms: list[float] = field(default_factory=list)
+    """How late the generator's event loop woke `LoopDelays`' timer while the orders ran."""
+    gateway_collections: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """The gateway's garbage collections while the orders ran, by generation: how many, and
+    the histogram bucket the longest fell in (`collections_between`)."""
 
     @property
     def kib_per_connection(self) -> float:
@@ -182,6 +193,69 @@ async def release(
     await session.close()
 
 
+class LoopDelays:
+    """Samples how late this process's event loop wakes a timer, every `interval` seconds while
+    the block runs: the delay the generator itself adds to a latency it times, since the same
+    loop answers the held connections' Engine.IO pings."""
+
+    def __init__(self, samples: list[float], interval: float = 0.01) -> None:
+        self.samples = samples
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopDelays:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _sample(self) -> None:
+        while True:
+            due = time.perf_counter() + self.interval
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(time.perf_counter() - due, 0.0) * 1000)
+
+
+GC_BUCKET = re.compile(
+    r'^python_gc_pause_seconds_bucket\{generation="(\d)",le="([^"]+)"\} ([0-9.e+]+)$'
+)
+
+
+def gc_pause_buckets(metrics_text: str) -> dict[str, dict[str, float]]:
+    """A process's `python_gc_pause_seconds` histogram from its /metrics text (services/kit/
+    metrics.py): generation -> bucket bound -> collections so far."""
+    buckets: dict[str, dict[str, float]] = {}
+    for line in metrics_text.splitlines():
+        match = GC_BUCKET.match(line)
+        if match:
+            generation, bound, count = match.groups()
+            buckets.setdefault(generation, {})[bound] = float(count)
+    return buckets
+
+
+def collections_between(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, tuple[int, str]]:
+    """Per generation, the collections between two samples and the smallest bucket bound that
+    holds them all (the longest pause is at most that); nothing for a generation without any."""
+    between: dict[str, tuple[int, str]] = {}
+    for generation, counts in sorted(after.items()):
+        earlier = before.get(generation, {})
+        total = int(counts.get("+Inf", 0.0) - earlier.get("+Inf", 0.0))
+        if total <= 0:
+            continue
+        bound = next(
+            le
+            for le in sorted(counts, key=lambda b: float("inf") if b == "+Inf" else float(b))
+            if counts[le] - earlier.get(le, 0.0) >= total
+        )
+        between[generation] = (total, bound)
+    return between
+
+
 def table(result: SocketScaleResult) -> list[str]:
     refused = ", ".join(f"{why} x{n}" for why, n in result.refused.items()) or "0"
     lines = [
@@ -213,4 +287,16 @@ def table(result: SocketScaleResult) -> list[str]:
             f"| POST -> CONFIRMED pushed: p50 / p99 ms | {percentile(orders.latencies_ms, 50):.1f}"
             f" / {percentile(orders.latencies_ms, 99):.1f} |",
         ]
+    if result.gateway_collections:
+        collections = ", ".join(
+            f"generation {generation}: {count}, each <= {bound} s"
+            for generation, (count, bound) in result.gateway_collections.items()
+        )
+        lines.append(f"| the gateway's garbage collections meanwhile | {collections} |")
+    delays = result.generator_delays_ms
+    if delays:
+        lines.append(
+            "| the generator's own event loop meanwhile, late to wake a 10 ms timer: p99 / max ms"
+            f" | {percentile(delays, 99):.1f} / {max(delays):.1f} |"
+        )
     return lines
