@@ -408,9 +408,12 @@ class OrderService:
             )
             if moved is None:
                 found = await repo.order_with_event(conn, order_id, event_id)
-                if found is not None and found[1]:
+                if found is None:
+                    return _refused(topic, target, None)
+                order, applied = found
+                if applied:
                     return None  # this very event moved the order already: a redelivery
-                return _refused(topic, target, found[0] if found else None)
+                return _refused(topic, target, order)
             change = Change(order=moved[0], entry=moved[1], actor=Actor.INVENTORY)
         if not isinstance(change, Change):
             return change
