@@ -333,6 +333,22 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 # --- deliveries --------------------------------------------------------------------------
 
 
+_MARK_QUEUED = """
+    UPDATE deliveries d SET status = 'queued', queued_at = now()
+    FROM unnest(%(ids)s::uuid[], %(read_at)s::timestamptz[]) AS c (id, updated_at)
+    WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
+"""
+"""Mark `queued` the deliveries the broker confirmed (ids, and `updated_at` as read) that are
+still pending and unchanged since."""
+
+
+def _confirmed_columns(confirmed: Sequence[tuple[uuid.UUID, datetime]]) -> dict[str, Any]:
+    return {
+        "ids": [delivery_id for delivery_id, _ in confirmed],
+        "read_at": [updated_at for _, updated_at in confirmed],
+    }
+
+
 async def next_deliveries(
     conn: DictConnection, limit: int, confirmed: Sequence[tuple[uuid.UUID, datetime]]
 ) -> list[PendingDelivery]:
@@ -342,22 +358,14 @@ async def next_deliveries(
     it, or an admin sent it again) stays as it is: marked, a delivery sent again would never
     be published."""
     cursor = await conn.execute(
-        """
-        WITH marked AS (
-            UPDATE deliveries d SET status = 'queued', queued_at = now()
-            FROM unnest(%(ids)s::uuid[], %(read_at)s::timestamptz[]) AS c (id, updated_at)
-            WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
-        )
+        f"""
+        WITH marked AS ({_MARK_QUEUED})
         SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context, d.updated_at
         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
         WHERE d.status = 'pending' AND d.id <> ALL(%(ids)s::uuid[])
         ORDER BY d.created_at, d.id LIMIT %(limit)s
-        """,
-        {
-            "ids": [delivery_id for delivery_id, _ in confirmed],
-            "read_at": [updated_at for _, updated_at in confirmed],
-            "limit": limit,
-        },
+        """,  # noqa: S608 - a fixed statement; every value is a parameter
+        {**_confirmed_columns(confirmed), "limit": limit},
     )
     return [
         PendingDelivery(
@@ -377,14 +385,7 @@ async def mark_queued(
     conn: DictConnection, confirmed: Sequence[tuple[uuid.UUID, datetime]]
 ) -> None:
     """Mark `queued` the deliveries of `confirmed` still pending and unchanged since read."""
-    await conn.execute(
-        """
-        UPDATE deliveries d SET status = 'queued', queued_at = now()
-        FROM unnest(%s::uuid[], %s::timestamptz[]) AS c (id, updated_at)
-        WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
-        """,
-        ([delivery_id for delivery_id, _ in confirmed], [at for _, at in confirmed]),
-    )
+    await conn.execute(_MARK_QUEUED, _confirmed_columns(confirmed))
 
 
 async def deliveries_of(
