@@ -108,9 +108,10 @@ class NotifiedRelay(ABC):
         """Leave what this round published on `session` for the next round to mark."""
         self._unmarked, self._unmarked_on = keys, session
 
-    async def mark(self, session: DictConnection, keys: list[Any]) -> None:  # noqa: B027
+    @abstractmethod
+    async def mark(self, session: DictConnection, keys: list[Any]) -> None:
         """Mark `keys` published, in one statement: what the last round left when the relay
-        stops (a relay that leaves nothing unmarked needs nothing here)."""
+        stops."""
 
     async def close(self) -> None:
         """Mark what the last round left, then end the relay's session, which hands the lead to

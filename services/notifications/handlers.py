@@ -5,9 +5,8 @@ message and runs `NotificationService.notify` with the facts below, one statemen
 by itself (`one_statement`); a stale event (an order version not newer than one already
 notified) is suppressed there. Each event of an order carries a version of its own, so a
 redelivered event is stale too and changes nothing: the shell claims nothing for these
-handlers (`dedupes_itself`). An event that cannot
-be parsed, or whose order id is not a UUID, raises: the consumer retries it and then sends it to
-the dead-letter topic.
+handlers (`dedupes_itself`). An event that cannot be parsed, or whose order id is not a UUID,
+raises: the consumer retries it and then sends it to the dead-letter topic.
 """
 
 from __future__ import annotations
