@@ -105,6 +105,10 @@ class Http:
             body = await _json(response)
         return str(body.get("status")) if isinstance(body, dict) else None
 
+    async def text(self, path: str) -> str:
+        async with self.session.get(path) as response:
+            return await response.text()
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -568,8 +572,7 @@ async def socket_scale(
 async def gateway_gc_pauses(client: Http) -> dict[str, dict[str, float]]:
     """The gateway's collector pauses so far, from its /metrics (empty if it has none)."""
     try:
-        async with client.session.get("/metrics") as response:
-            return sockets.gc_pause_buckets(await response.text())
+        return sockets.gc_pause_buckets(await client.text("/metrics"))
     except aiohttp.ClientError:
         return {}
 
