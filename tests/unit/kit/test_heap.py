@@ -65,6 +65,37 @@ def test_a_cycle_that_survived_a_full_collection_waits_for_the_thaw(
     assert not survivors.due()
 
 
+def _frozen_gauge() -> float:
+    return REGISTRY.get_sample_value("python_gc_frozen_objects") or 0.0
+
+
+def test_the_gauge_counts_what_each_freeze_adds_and_starts_again_at_a_thaw(
+    survivors: FrozenSurvivors, clock: Clock
+) -> None:
+    gc.collect()
+    assert _frozen_gauge() >= gc.get_freeze_count() > 0
+    before = _frozen_gauge()
+    kept = [Node() for _ in range(5_000)]
+    gc.collect()
+    assert _frozen_gauge() >= before + len(kept), "each freeze adds its survivors"
+    assert _frozen_gauge() >= gc.get_freeze_count()
+
+    del kept
+    clock.now += 600
+    gc.collect()
+    assert gc.get_freeze_count() <= _frozen_gauge() < before + 5_000, "counted again at the thaw"
+
+
+def test_uninstalling_gives_everything_back_and_the_gauge_reads_zero(clock: Clock) -> None:
+    survivors = FrozenSurvivors(600.0, clock)
+    survivors.install()
+    gc.collect()
+    assert _frozen_gauge() > 0
+    survivors.uninstall()
+    assert gc.get_freeze_count() == 0
+    assert _frozen_gauge() == 0
+
+
 def test_a_new_cycle_is_collected_without_a_thaw(survivors: FrozenSurvivors) -> None:
     gc.collect()
     fresh = _cycle()
