@@ -45,6 +45,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from services.gateway.metrics import SOCKET_CONNECTIONS
+from services.gateway.rooms import IndexedRooms
 from services.kit.changes import ChannelListener
 from services.kit.errors import Unauthorized
 from services.kit.live import (
@@ -228,9 +229,7 @@ def create_socket_server(
     allowed = frozenset(allowed_origins)
     server = socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=socketio.AsyncRedisManager(
-            settings.redis_url, channel=REDIS_CHANNEL, json=OrjsonCodec
-        ),
+        client_manager=IndexedRooms(settings.redis_url, channel=REDIS_CHANNEL, json=OrjsonCodec),
         json=OrjsonCodec,
         cors_allowed_origins=[],
         ping_interval=20,
