@@ -82,25 +82,30 @@ async def list_dead_letters(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[DeadLetterRow]:
+    """Dead letters newest first; `after` is the (created_at, id) of the previous page's last.
+    Only the filters given are in the statement, so each combination gets a plan of its own."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if status is not None:
+        conditions.append("l.status = %(status)s")
+        params["status"] = status
+    if channel is not None:
+        conditions.append("l.channel = %(channel)s")
+        params["channel"] = channel
+    if order_id is not None:
+        conditions.append("n.order_id = %(order_id)s")
+        params["order_id"] = order_id
+    if after is not None:
+        conditions.append("(l.created_at, l.id) < (%(after_at)s, %(after_id)s::uuid)")
+        params["after_at"], params["after_id"] = after
     cursor = await conn.execute(
         f"""
         SELECT {_COLUMNS} {_FROM}
-        WHERE (%(status)s::text IS NULL OR l.status = %(status)s)
-          AND (%(channel)s::text IS NULL OR l.channel = %(channel)s)
-          AND (%(order_id)s::uuid IS NULL OR n.order_id = %(order_id)s)
-          AND (%(after_at)s::timestamptz IS NULL
-               OR (l.created_at, l.id) < (%(after_at)s, %(after_id)s::uuid))
+        WHERE {" AND ".join(conditions) or "true"}
         ORDER BY l.created_at DESC, l.id DESC
         LIMIT %(limit)s
         """,
-        {
-            "status": status,
-            "channel": channel,
-            "order_id": order_id,
-            "after_at": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit,
-        },
+        params,
     )
     return [_row(row) for row in await cursor.fetchall()]
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.kit.db import DictConnection, Pool, autocommit, create_pool
+from services.kit.db import DictConnection, Pool, autocommit, connect, create_pool
 from services.kit.settings import ServiceSettings
 from tests.support import eventually
 
@@ -85,6 +85,39 @@ async def test_an_autocommit_block_cancelled_mid_statement_lends_nothing_in_auto
                 assert conn.autocommit is False
                 cursor = await conn.execute("SELECT 1 AS one")
                 assert await cursor.fetchone() == {"one": 1}
+
+
+async def test_prepared_statements_keep_one_generic_plan_in_pooled_and_own_sessions(
+    postgres_server: Any,
+) -> None:
+    database = postgres_server.create_database("pool_plans")
+    async with _opened_pool(postgres_server, database, size=1) as pool:
+        async with pool.connection() as conn:
+            await conn.execute("CREATE TABLE items (id int PRIMARY KEY, n int)")
+            await conn.execute("INSERT INTO items SELECT g, g FROM generate_series(1, 1000) g")
+        async with pool.connection() as conn:
+            custom, generic = await _plans_of_a_keyed_statement(conn)
+            assert custom == 0 < generic
+        own = await connect(postgres_server.conninfo(database), "public")
+        async with own:
+            custom, generic = await _plans_of_a_keyed_statement(own)
+            assert custom == 0 < generic
+
+
+async def _plans_of_a_keyed_statement(conn: DictConnection) -> tuple[int, int]:
+    """Runs a statement that takes an array until psycopg has prepared it and PostgreSQL ran
+    it a few times; answers how many of those executions PostgreSQL planned afresh (custom) and
+    how many ran its one generic plan."""
+    for ids in ([1], [2, 3], [4], [5, 6, 7], [8], [9], [10], [11]):
+        cursor = await conn.execute("SELECT n FROM items WHERE id = ANY(%s)", (ids,))
+        assert [row["n"] for row in await cursor.fetchall()] == ids
+    cursor = await conn.execute(
+        "SELECT custom_plans, generic_plans FROM pg_prepared_statements"
+        " WHERE statement LIKE 'SELECT n FROM items%%'"
+    )
+    row = await cursor.fetchone()
+    assert row is not None, "psycopg prepared it"
+    return row["custom_plans"], row["generic_plans"]
 
 
 @asynccontextmanager
