@@ -1,20 +1,21 @@
 """Drive concurrent customers through the gateway and measure the order pipeline end to end.
 
-    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--warmup-seconds 15]
+    .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--warmup-seconds 60]
         [--customers 10] [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20]
         [--wrk-seconds 10] [--sockets 10000] [--socket-order-rate 10] [--socket-order-seconds 10]
 
 Needs the platform running (`make up`; started here when the gateway does not answer). It logs
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 `realtimeorder create-admin` against the stack's database. After a warm-up at the lowest rate
-(not reported), for each arrival rate, once the stack is quiet again, it places orders
+(not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
+second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival rate, once the stack is quiet again, it places orders
 open-loop for the given time while every customer listens on Socket.IO, and measures create ->
 CONFIRMED pushed. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the
 gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
 (bench/sockets.py): --sockets connections held on the gateway while one user's orders are
-timed; it goes last because the gateway needs a while to close them all afterwards.
+timed; it goes last, after which the gateway closes them all (about 5 s of its CPU).
 Results go to docs/benchmarks.md. A stack started here traces 1% of the orders
 (TRACE_SAMPLE_RATIO, through OTEL_TRACES_SAMPLER), as production would at these rates; the
 report says how the stack it measured traced.
@@ -595,7 +596,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--warmup-seconds",
         type=float,
-        default=15,
+        default=60,
         help="at the lowest rate before the measured ones, not reported; 0 skips",
     )
     parser.add_argument("--customers", type=int, default=10)
