@@ -8,9 +8,10 @@ Needs the platform running (`make up`; started here when the gateway does not an
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 `realtimeorder create-admin` against the stack's database. After a warm-up at the lowest rate
 (not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
-second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival rate, once the stack is quiet again, it places orders
-open-loop for the given time while every customer listens on Socket.IO, and measures create ->
-CONFIRMED pushed. Then the overload run (bench/overload.py):
+second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival
+rate, once the stack is quiet again, it places orders open-loop for the given time while every
+customer listens on Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run
+(bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the
 gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from services.analytics.domain import REVENUE_STATUSES, Granularity, Period
-from services.kit.db import DictConnection
+from services.kit.db import DictConnection, Filters
 
 SCHEMA = "analytics"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -285,35 +285,28 @@ async def list_events(
 ) -> list[LoggedEvent]:
     """Events newest first; `after` is the (occurred_at, event_id) of the previous page's last.
 
-    Only the filters given are in the statement, so each combination gets a plan of its own
-    (a lookup by order uses the order's index) even when the statement is prepared with a
-    generic plan (kit/db.py)."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if order_id is not None:
-        conditions.append("order_id = %(order_id)s")
-        params["order_id"] = order_id
-    if types is not None:
-        conditions.append("type = ANY(%(types)s)")
-        params["types"] = types
-    if since is not None:
-        conditions.append("occurred_at >= %(since)s")
-        params["since"] = since
-    if until is not None:
-        conditions.append("occurred_at < %(until)s")
-        params["until"] = until
+    Only the filters given are in the statement (`Filters`), so a lookup by order uses the
+    order's index."""
+    filters = Filters({"limit": limit})
+    filters.add("order_id = %(order_id)s", order_id=order_id)
+    filters.add("type = ANY(%(types)s)", types=types)
+    filters.add("occurred_at >= %(since)s", since=since)
+    filters.add("occurred_at < %(until)s", until=until)
     if after is not None:
-        conditions.append("(occurred_at, event_id) < (%(after_at)s, %(after_id)s::uuid)")
-        params["after_at"], params["after_id"] = after
+        filters.add(
+            "(occurred_at, event_id) < (%(after_at)s, %(after_id)s::uuid)",
+            after_at=after[0],
+            after_id=after[1],
+        )
     cursor = await conn.execute(
         f"""
         SELECT event_id, topic, type, source, order_id, user_id, version, occurred_at, data,
                recorded_at
         FROM event_log
-        WHERE {" AND ".join(conditions) or "true"}
+        WHERE {filters.where}
         ORDER BY occurred_at DESC, event_id DESC
         LIMIT %(limit)s
         """,  # noqa: S608 - the conditions are fixed strings; every value is a parameter
-        params,
+        filters.params,
     )
     return [LoggedEvent(**row) for row in await cursor.fetchall()]

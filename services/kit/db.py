@@ -15,6 +15,7 @@ import re
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,27 @@ def create_pool(settings: ServiceSettings, schema: str) -> Pool:
     )
     check.pool = pool
     return pool
+
+
+@dataclass
+class Filters:
+    """A listing's WHERE conditions, holding only those whose values are given: the statement
+    then says what it filters on, and its one generic plan (`GENERIC_PLANS`) fits it, where
+    `%(x)s IS NULL OR ...` needs a plan for the values at hand to drop the filters not given."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    conditions: list[str] = field(default_factory=list)
+
+    def add(self, condition: str, **values: Any) -> None:
+        """`condition` with its named parameters, unless one of `values` is None."""
+        if any(value is None for value in values.values()):
+            return
+        self.conditions.append(condition)
+        self.params.update(values)
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(self.conditions) or "true"
 
 
 def _session_options(schema: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from services.kit.db import DictConnection, Pool
+from services.kit.db import DictConnection, Filters, Pool
 from services.kit.rabbit_consumer import QueueConsumer
 from services.notifications.topology import DEAD_LETTER_QUEUE
 
@@ -83,29 +83,25 @@ async def list_dead_letters(
     limit: int,
 ) -> list[DeadLetterRow]:
     """Dead letters newest first; `after` is the (created_at, id) of the previous page's last.
-    Only the filters given are in the statement, so each combination gets a plan of its own."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if status is not None:
-        conditions.append("l.status = %(status)s")
-        params["status"] = status
-    if channel is not None:
-        conditions.append("l.channel = %(channel)s")
-        params["channel"] = channel
-    if order_id is not None:
-        conditions.append("n.order_id = %(order_id)s")
-        params["order_id"] = order_id
+    Only the filters given are in the statement (`Filters`)."""
+    filters = Filters({"limit": limit})
+    filters.add("l.status = %(status)s", status=status)
+    filters.add("l.channel = %(channel)s", channel=channel)
+    filters.add("n.order_id = %(order_id)s", order_id=order_id)
     if after is not None:
-        conditions.append("(l.created_at, l.id) < (%(after_at)s, %(after_id)s::uuid)")
-        params["after_at"], params["after_id"] = after
+        filters.add(
+            "(l.created_at, l.id) < (%(after_at)s, %(after_id)s::uuid)",
+            after_at=after[0],
+            after_id=after[1],
+        )
     cursor = await conn.execute(
         f"""
         SELECT {_COLUMNS} {_FROM}
-        WHERE {" AND ".join(conditions) or "true"}
+        WHERE {filters.where}
         ORDER BY l.created_at DESC, l.id DESC
         LIMIT %(limit)s
         """,
-        params,
+        filters.params,
     )
     return [_row(row) for row in await cursor.fetchall()]
 
