@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from services.kit.db import DictConnection
+from services.kit.db import DictConnection, Filters
 from services.kit.outbox import OutboxRow
 from services.kit.sql import like_containing, like_starting_with
 from services.orders.domain import OPEN_STATUSES, Cursor, HoldingLimits, PricedOrder, Status
@@ -432,41 +432,35 @@ async def list_orders(
     conn: DictConnection, where: OrderFilter, *, after: Cursor | None, limit: int
 ) -> list[OrderRow]:
     """One page of orders, newest first, strictly after `after` when given."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.user_id is not None:
-        clauses.append("o.user_id = %s")
-        params.append(where.user_id)
+    filters = Filters({"limit": limit})
+    filters.add("o.user_id = %(user_id)s", user_id=where.user_id)
     if where.statuses:
-        clauses.append("o.status = ANY(%s)")
-        params.append([str(s) for s in where.statuses])
-    if where.created_from is not None:
-        clauses.append("o.created_at >= %s")
-        params.append(where.created_from)
-    if where.created_to is not None:
-        clauses.append("o.created_at < %s")
-        params.append(where.created_to)
+        filters.add("o.status = ANY(%(statuses)s)", statuses=[str(s) for s in where.statuses])
+    filters.add("o.created_at >= %(created_from)s", created_from=where.created_from)
+    filters.add("o.created_at < %(created_to)s", created_to=where.created_to)
     if where.text:
         # An order id prefix, or part of a product's name or sku on one of its lines.
-        clauses.append(
-            """(o.id::text LIKE %s OR EXISTS (
+        filters.add(
+            """(o.id::text LIKE %(id_prefix)s OR EXISTS (
                    SELECT 1 FROM order_lines l WHERE l.order_id = o.id
-                   AND (l.name ILIKE %s OR l.sku ILIKE %s)))"""
+                   AND (l.name ILIKE %(text)s OR l.sku ILIKE %(text)s)))""",
+            id_prefix=like_starting_with(where.text.lower()),
+            text=like_containing(where.text),
         )
-        pattern = like_containing(where.text)
-        params += [like_starting_with(where.text.lower()), pattern, pattern]
     if after is not None:
-        clauses.append("(o.created_at, o.id) < (%s, %s)")
-        params += [after.created_at, after.id]
-    sql_where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        filters.add(
+            "(o.created_at, o.id) < (%(after_at)s, %(after_id)s)",
+            after_at=after.created_at,
+            after_id=after.id,
+        )
     cursor = await conn.execute(
         f"""
         SELECT o.id, o.user_id, o.status, o.version, o.total, o.currency::text AS currency,
                o.shipping_address, o.created_at, o.updated_at
-        FROM orders o {sql_where}
+        FROM orders o WHERE {filters.where}
         ORDER BY o.created_at DESC, o.id DESC
-        LIMIT %s
-        """,  # noqa: S608 - the clauses are fixed strings; every value is a parameter
-        [*params, limit],
+        LIMIT %(limit)s
+        """,  # noqa: S608 - the conditions are fixed strings; every value is a parameter
+        filters.params,
     )
     return [_order(row) for row in await cursor.fetchall()]
