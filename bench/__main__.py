@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--warmup-seconds 60]
         [--customers 10] [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20]
-        [--wrk-seconds 10] [--sockets 10000] [--socket-order-rate 10] [--socket-order-seconds 10]
+        [--wrk-seconds 10] [--sockets 10000] [--socket-idle-seconds 10] [--socket-order-rate 10]
+        [--socket-order-seconds 10]
 
 Needs the platform running (`make up`; started here when the gateway does not answer). It logs
 in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
@@ -550,6 +551,10 @@ async def socket_scale(
         owner_sio = socketio.AsyncClient(reconnection=False)
         await owner_sio.connect(args.base, auth={"token": owner}, transports=["websocket"])
         try:
+            if pid is not None and args.socket_idle_seconds > 0:
+                result.gateway_idle_cpu_ms_per_s = await sockets.idle_cpu_ms_per_second(
+                    pid, args.socket_idle_seconds
+                )
             collections = await gateway_gc_pauses(client)
             async with sockets.LoopDelays(result.generator_delays_ms):
                 result.orders = await run_rate(
@@ -617,6 +622,12 @@ async def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--sockets", type=int, default=10_000, help="connections of the socket-scale run; 0 skips"
+    )
+    parser.add_argument(
+        "--socket-idle-seconds",
+        type=float,
+        default=10,
+        help="the gateway's CPU is read while the connections are held idle this long; 0 skips",
     )
     parser.add_argument("--socket-order-rate", type=int, default=10)
     parser.add_argument("--socket-order-seconds", type=float, default=10)

@@ -21,6 +21,10 @@ bench freezes its heap (`gc.freeze`: its full collections no longer visit the he
 objects) and reports how late that loop woke a 10 ms timer while the orders ran (`LoopDelays`),
 with the gateway's garbage collections meanwhile, from its `python_gc_pause_seconds`.
 
+Before the orders, the gateway's CPU is read from /proc while the connections are only held
+(`idle_cpu_ms_per_second`): what keeping them costs by itself, Engine.IO's pings and pongs and
+its watch over the clients.
+
 Memory per connection is the growth of the gateway's resident memory while they connect: on a
 gateway that held as many before, memory it freed stays with the process and the growth reads
 near zero, so it counts on a freshly started gateway (`make down && make up`).
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from bench import cpu
+from bench import cpu, procfs
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit.keys import SigningKey
@@ -69,6 +73,7 @@ class SocketScaleResult:
     rss_after_kib: int = 0
     orders: RateResult | None = None
     generator_delays_ms: list[float] = field(default_factory=list)
+    gateway_idle_cpu_ms_per_s: float | None = None
     """How late the generator's event loop woke `LoopDelays`' timer while the orders ran."""
     gateway_collections: dict[str, tuple[int, str]] = field(default_factory=dict)
     """The gateway's garbage collections while the orders ran, by generation: how many, and
@@ -153,6 +158,17 @@ class HeldSocket:
     async def close(self) -> None:
         if self.ws is not None and not self.ws.closed:
             await self.ws.close()
+
+
+async def idle_cpu_ms_per_second(pid: int, seconds: float) -> float | None:
+    """The process's CPU milliseconds per second over the next `seconds` (None if it is gone)."""
+    before = procfs.cpu(pid)
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    after = procfs.cpu(pid)
+    if before is None or after is None:
+        return None
+    return (after[1] - before[1]) * 1000 / (time.perf_counter() - started)
 
 
 async def hold_connections(
@@ -276,6 +292,11 @@ def table(result: SocketScaleResult) -> list[str]:
         f"| open-files limit: gateway / generator | {result.gateway_files_limit} / "
         f"{result.generator_files_limit} |",
     ]
+    if result.gateway_idle_cpu_ms_per_s is not None:
+        lines.append(
+            "| gateway CPU while they are only held (pings, pongs, the watch over them) | "
+            f"{result.gateway_idle_cpu_ms_per_s:.0f} ms per second |"
+        )
     orders = result.orders
     if orders is not None:
         push = orders.stages.ms.get("push", [])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 
 from bench.sockets import (
@@ -10,6 +12,7 @@ from bench.sockets import (
     SocketScaleResult,
     collections_between,
     gc_pause_buckets,
+    idle_cpu_ms_per_second,
     table,
 )
 
@@ -58,3 +61,27 @@ def test_the_gateways_collections_between_two_samples_with_their_longest_bucket(
     result = SocketScaleResult(asked=1, users=1, gateway_collections={"1": (3, "0.1")})
     [row] = [line for line in table(result) if "garbage" in line]
     assert "generation 1: 3, each <= 0.1 s" in row
+
+
+async def test_a_process_s_cpu_per_second_is_read_from_proc_while_it_works() -> None:
+    busy = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+    try:
+        await asyncio.sleep(0.2)
+        busy_ms = await idle_cpu_ms_per_second(busy.pid, 0.5)
+    finally:
+        busy.kill()
+        await busy.wait()
+    assert busy_ms is not None
+    assert busy_ms > 100  # a loop that never sleeps, even on a machine busy with other work
+    idle = await idle_cpu_ms_per_second(os.getpid(), 0.3)  # this process only sleeps
+    assert idle is not None
+    assert idle < busy_ms / 2
+    assert await idle_cpu_ms_per_second(busy.pid, 0.01) is None  # gone
+
+
+def test_the_table_reports_the_gateways_cpu_while_the_connections_are_only_held() -> None:
+    result = SocketScaleResult(asked=10, users=10)
+    assert not any("only held" in line for line in table(result))
+    result.gateway_idle_cpu_ms_per_s = 173.6
+    [row] = [line for line in table(result) if "only held" in line]
+    assert row.endswith("| 174 ms per second |")
