@@ -73,8 +73,9 @@ class SocketScaleResult:
     rss_after_kib: int = 0
     orders: RateResult | None = None
     generator_delays_ms: list[float] = field(default_factory=list)
-    gateway_idle_cpu_ms_per_s: float | None = None
     """How late the generator's event loop woke `LoopDelays`' timer while the orders ran."""
+    gateway_idle_cpu_ms_per_s: float | None = None
+    """The gateway's CPU while the connections were only held, before the orders."""
     gateway_collections: dict[str, tuple[int, str]] = field(default_factory=dict)
     """The gateway's garbage collections while the orders ran, by generation: how many, and
     the histogram bucket the longest fell in (`collections_between`)."""
