@@ -162,14 +162,16 @@ class HeldSocket:
 
 
 async def idle_cpu_ms_per_second(pid: int, seconds: float) -> float | None:
-    """The process's CPU milliseconds per second over the next `seconds` (None if it is gone)."""
-    before = procfs.cpu(pid)
+    """CPU milliseconds per second of the process tree of `pid` over the next `seconds`, read
+    as the report's other CPU figures are (`cpu.sample`); None if the process is gone by then."""
+    roots = {"process": pid}
+    before = cpu.sample(roots)
     started = time.perf_counter()
     await asyncio.sleep(seconds)
-    after = procfs.cpu(pid)
-    if before is None or after is None:
+    after = cpu.sample(roots)
+    if procfs.cpu(pid) is None:
         return None
-    return (after[1] - before[1]) * 1000 / (time.perf_counter() - started)
+    return (after["process"] - before["process"]) * 1000 / (time.perf_counter() - started)
 
 
 async def hold_connections(
