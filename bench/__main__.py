@@ -148,6 +148,10 @@ class RateResult:
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     stages: stages.Breakdown = field(default_factory=stages.Breakdown)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
+    notified_after: float | None = None
+    """Seconds from the last CONFIRMED push until the notifications service had recorded
+    every confirmed order's notification (it runs at a lower priority on the development
+    stack, so under load it catches up later); None when it had not within the wait."""
 
     def refused(self, cause: str) -> None:
         self.create_errors += 1
@@ -363,9 +367,30 @@ async def run_rate(
         await wait_event(finished, 30)
     if done:
         result.throughput = len(done) / (max(done.values()) - begin)
+        # The CPU is read once the notifications caught up, so deferred work counts too.
+        result.notified_after = await notifications_caught_up(list(walls), max(done.values()))
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
     result.stages = await asyncio.to_thread(stages.breakdown, walls)
     return result
+
+
+NOTIFIED_WAIT_SECONDS = 120.0
+
+
+async def notifications_caught_up(order_ids: list[str], last_push: float) -> float | None:
+    """Seconds from `last_push` (perf_counter) until every one of `order_ids` has its
+    CONFIRMED notification recorded; None when that did not happen within
+    NOTIFIED_WAIT_SECONDS or the database cannot say."""
+    while True:
+        count = await asyncio.to_thread(stages.notified, order_ids)
+        now = time.perf_counter()
+        if count is None:
+            return None
+        if count >= len(order_ids):
+            return max(0.0, now - last_push)
+        if now - last_push > NOTIFIED_WAIT_SECONDS:
+            return None
+        await asyncio.sleep(0.2)
 
 
 def problem_cause(status: int, body: Any) -> str:
@@ -457,14 +482,15 @@ def write_report(
         ),
         "",
         "| offered rate (orders/s) | placed | confirmed | create errors | sustained orders/s "
-        "| p50 ms | p95 ms | p99 ms | POST p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| p50 ms | p95 ms | p99 ms | POST p99 ms | notified, s after the last push |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.rate} | {r.placed} | {r.confirmed} | {r.create_errors} | {r.throughput:.1f} "
             f"| {percentile(r.latencies_ms, 50):.1f} | {percentile(r.latencies_ms, 95):.1f} "
-            f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} |"
+            f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} "
+            f"| {notified_text(r.notified_after)} |"
         )
     refused = [r for r in results if r.errors_by_status]
     if refused:
@@ -483,6 +509,10 @@ def write_report(
         lines += [analysis.read_text()]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def notified_text(seconds: float | None) -> str:
+    return "not within the wait" if seconds is None else f"{seconds:.1f}"
 
 
 def errors_text(result: RateResult) -> str:
@@ -678,6 +708,7 @@ async def main(argv: list[str] | None = None) -> None:
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
                 f"{result.throughput:.1f}/s, p50 {percentile(result.latencies_ms, 50):.1f} ms, "
                 f"p99 {percentile(result.latencies_ms, 99):.1f} ms; "
+                f"notified {notified_text(result.notified_after)} s after; "
                 + (f"create errors: {errors_text(result)}; " if result.errors_by_status else "")
                 + "CPU ms/order: "
                 + ", ".join(

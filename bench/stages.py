@@ -112,6 +112,26 @@ def breakdown(orders: dict[str, tuple[float, float]]) -> Breakdown:
     return result
 
 
+NOTIFIED = """
+SELECT count(*) AS n FROM notifications.notifications
+WHERE event_type = 'order.confirmed' AND order_id = ANY(%s::uuid[])
+"""
+
+
+def notified(order_ids: list[str]) -> int | None:
+    """How many of `order_ids` have their CONFIRMED notification recorded by the
+    notifications service; None when the stack's database cannot say."""
+    info = conninfo()
+    if info is None:
+        return None
+    try:
+        with psycopg.connect(info, row_factory=dict_row) as conn:
+            row = conn.execute(NOTIFIED, (order_ids,)).fetchone()
+    except psycopg.Error:
+        return None
+    return int(row["n"]) if row else 0
+
+
 def _seconds(at: datetime | None) -> float:
     return at.timestamp() if at is not None else float("nan")
 

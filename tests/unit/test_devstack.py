@@ -208,7 +208,7 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
     assert set(programs) == set(specs)
     for name, spec in specs.items():
         program = programs[name]
-        assert program.command == shlex.join(spec.argv)
+        assert program.command == shlex.join(stack.program_argv(spec))
         assert program.directory == str(spec.cwd)
         assert program.stopsignal == spec.stop_signal
         assert program.stdout_logfile == str(config.logs / f"{name}.log")
@@ -223,6 +223,27 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
     assert gateway["PORT"] == "13000"
     if os.geteuid() == 0:
         assert programs["postgres"].uid == pwd.getpwnam("postgres").pw_uid
+
+
+def test_only_the_work_no_customer_waits_on_runs_at_a_lower_priority(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.logs.mkdir(parents=True)
+    plan = stack.stages(config, keys(tmp_path), PASSWORDS)
+    config.supervisord_conf.write_text(stack.render_supervisord_conf(config, plan))
+    programs = parse_supervisord_conf(config.supervisord_conf)
+    specs = {spec.name: spec for stage in plan for spec in stage}
+
+    niced = {name for name, program in programs.items() if program.command.startswith("nice ")}
+    assert niced == stack.BACKGROUND_PROGRAMS
+    for name in ("notifications", "push-worker", "analytics", "prometheus"):
+        assert shlex.split(programs[name].command) == [
+            "nice",
+            "-n",
+            str(stack.BACKGROUND_NICENESS),
+            *specs[name].argv,
+        ]
+    for name in ("gateway", "auth", "orders", "inventory", "postgres", "redis", "kafka"):
+        assert shlex.split(programs[name].command) == list(specs[name].argv)
 
 
 def test_a_value_supervisord_cannot_hold_is_refused(tmp_path: Path) -> None:
