@@ -45,6 +45,7 @@ def serve(service: str) -> None:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.keep_alive_seconds,
         # WebSockets (the gateway's Socket.IO) keep alive with Engine.IO's own ping every 25 s
         # (gateway/live.py), which also finds dead peers; uvicorn's WebSocket pings every 20 s
         # on top cost the gateway a ping and its pong per connection for nothing.

@@ -50,6 +50,11 @@ class Settings(_UpstreamUrls):
     service_name: str = "gateway"
     port: int = Field(default=service("gateway").default_port, alias="PORT")
 
+    # The public edge keeps an idle connection 75 s: longer than the idle timeouts of the load
+    # balancers and proxies usually in front of it (60 s), and than clients' pools (aiohttp
+    # 15 s), so they, not the gateway, close an idle connection. At 5 s the bench's pool,
+    # coming back to connections idle since an overload burst, had creates fail unanswered.
+    keep_alive_seconds: int = Field(default=75, alias="HTTP_KEEP_ALIVE_SECONDS", gt=0)
     upstream_timeout_seconds: float = Field(default=10.0, alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
     upstream_max_connections: int = Field(default=200, alias="UPSTREAM_MAX_CONNECTIONS", gt=0)
     # Below uvicorn's 5 s keep-alive on the upstreams, so the gateway drops an idle connection

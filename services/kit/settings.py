@@ -42,6 +42,11 @@ class ServiceSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", alias="HOST")
     port: int = Field(default=8000, alias="PORT")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # How long the HTTP server keeps an idle keep-alive connection (uvicorn's default 5 s).
+    # A client must drop an idle connection before the server does, or a request it sends as
+    # the server closes the socket fails without an answer; the gateway's upstream pool drops
+    # them at 4 s (UPSTREAM_KEEPALIVE_SECONDS), and the gateway itself waits longer.
+    keep_alive_seconds: int = Field(default=5, alias="HTTP_KEEP_ALIVE_SECONDS", gt=0)
 
     db_host: str = Field(default="127.0.0.1", alias="DB_HOST")
     db_port: int = Field(default=5432, alias="DB_PORT")

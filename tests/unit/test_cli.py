@@ -30,3 +30,30 @@ def test_an_unknown_worker_channel_is_refused(capsys: pytest.CaptureFixture[str]
         main(["worker", "fax"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def serve_options(monkeypatch: pytest.MonkeyPatch, service: str) -> dict[str, object]:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    main(["serve", service])
+    return seen
+
+
+def test_the_gateway_keeps_idle_connections_longer_than_the_clients_in_front_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.gateway.settings import Settings as GatewaySettings
+
+    monkeypatch.delenv("HTTP_KEEP_ALIVE_SECONDS", raising=False)
+    gateway = serve_options(monkeypatch, "gateway")
+    orders = serve_options(monkeypatch, "orders")
+
+    assert gateway["timeout_keep_alive"] == 75
+    # The gateway's pool drops an idle upstream connection before the service does.
+    assert orders["timeout_keep_alive"] == 5
+    assert GatewaySettings().upstream_keepalive_seconds < 5
+
+    monkeypatch.setenv("HTTP_KEEP_ALIVE_SECONDS", "120")
+    assert serve_options(monkeypatch, "gateway")["timeout_keep_alive"] == 120
