@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import os
 import platform
 import re
@@ -146,12 +147,13 @@ class RateResult:
     create_ms: list[float] = field(default_factory=list)
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
-    stages: stages.Breakdown = field(default_factory=stages.Breakdown)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
+    stages: stages.Breakdown = field(default_factory=stages.Breakdown)
     notified_after: float | None = None
     """Seconds from the last CONFIRMED push until the notifications service had recorded
     every confirmed order's notification (it runs at a lower priority on the development
-    stack, so under load it catches up later); None when it had not within the wait."""
+    stack, so under load it catches up later); NaN when the stack's database could not say,
+    None when they had not caught up within NOTIFIED_WAIT_SECONDS."""
 
     def refused(self, cause: str) -> None:
         self.create_errors += 1
@@ -380,12 +382,12 @@ NOTIFIED_WAIT_SECONDS = 120.0
 async def notifications_caught_up(order_ids: list[str], last_push: float) -> float | None:
     """Seconds from `last_push` (perf_counter) until every one of `order_ids` has its
     CONFIRMED notification recorded; None when that did not happen within
-    NOTIFIED_WAIT_SECONDS or the database cannot say."""
+    NOTIFIED_WAIT_SECONDS, NaN when the stack's database cannot say."""
     while True:
         count = await asyncio.to_thread(stages.notified, order_ids)
         now = time.perf_counter()
         if count is None:
-            return None
+            return math.nan
         if count >= len(order_ids):
             return max(0.0, now - last_push)
         if now - last_push > NOTIFIED_WAIT_SECONDS:
@@ -512,7 +514,9 @@ def write_report(
 
 
 def notified_text(seconds: float | None) -> str:
-    return "not within the wait" if seconds is None else f"{seconds:.1f}"
+    if seconds is None:
+        return f"not within {NOTIFIED_WAIT_SECONDS:.0f} s"
+    return "unknown" if math.isnan(seconds) else f"{seconds:.1f}"
 
 
 def errors_text(result: RateResult) -> str:

@@ -35,8 +35,11 @@ def test_an_unknown_worker_channel_is_refused(capsys: pytest.CaptureFixture[str]
 def serve_options(monkeypatch: pytest.MonkeyPatch, service: str) -> dict[str, object]:
     import uvicorn
 
+    from services.kit import logs
+
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    monkeypatch.setattr(logs, "configure_logging", lambda *args, **kwargs: None)
     main(["serve", service])
     return seen
 
