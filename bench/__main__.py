@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import os
 import platform
 import re
@@ -149,11 +148,10 @@ class RateResult:
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
     stages: stages.Breakdown = field(default_factory=stages.Breakdown)
-    notified_after: float | None = None
+    notified_after: float | str = "not measured"
     """Seconds from the last CONFIRMED push until the notifications service had recorded
     every confirmed order's notification (it runs at a lower priority on the development
-    stack, so under load it catches up later); NaN when the stack's database could not say,
-    None when they had not caught up within NOTIFIED_WAIT_SECONDS."""
+    stack, so under load it catches up later), or why there is no figure."""
 
     def refused(self, cause: str) -> None:
         self.create_errors += 1
@@ -370,29 +368,18 @@ async def run_rate(
     if done:
         result.throughput = len(done) / (max(done.values()) - begin)
         # The CPU is read once the notifications caught up, so deferred work counts too.
-        result.notified_after = await notifications_caught_up(list(walls), max(done.values()))
+        result.notified_after = await asyncio.to_thread(
+            stages.notifications_caught_up,
+            list(walls),
+            max(done.values()),
+            NOTIFIED_WAIT_SECONDS,
+        )
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
     result.stages = await asyncio.to_thread(stages.breakdown, walls)
     return result
 
 
 NOTIFIED_WAIT_SECONDS = 120.0
-
-
-async def notifications_caught_up(order_ids: list[str], last_push: float) -> float | None:
-    """Seconds from `last_push` (perf_counter) until every one of `order_ids` has its
-    CONFIRMED notification recorded; None when that did not happen within
-    NOTIFIED_WAIT_SECONDS, NaN when the stack's database cannot say."""
-    while True:
-        count = await asyncio.to_thread(stages.notified, order_ids)
-        now = time.perf_counter()
-        if count is None:
-            return math.nan
-        if count >= len(order_ids):
-            return max(0.0, now - last_push)
-        if now - last_push > NOTIFIED_WAIT_SECONDS:
-            return None
-        await asyncio.sleep(0.2)
 
 
 def problem_cause(status: int, body: Any) -> str:
@@ -513,10 +500,8 @@ def write_report(
     REPORT.write_text("\n".join(lines) + "\n")
 
 
-def notified_text(seconds: float | None) -> str:
-    if seconds is None:
-        return f"not within {NOTIFIED_WAIT_SECONDS:.0f} s"
-    return "unknown" if math.isnan(seconds) else f"{seconds:.1f}"
+def notified_text(after: float | str) -> str:
+    return f"{after:.1f}" if isinstance(after, float) else after
 
 
 def errors_text(result: RateResult) -> str:

@@ -29,8 +29,10 @@ end-to-end time; every clock is this machine's.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -116,20 +118,33 @@ NOTIFIED = """
 SELECT count(*) AS n FROM notifications.notifications
 WHERE event_type = 'order.confirmed' AND order_id = ANY(%s::uuid[])
 """
+POLL_SECONDS = 0.2
 
 
-def notified(order_ids: list[str]) -> int | None:
-    """How many of `order_ids` have their CONFIRMED notification recorded by the
-    notifications service; None when the stack's database cannot say."""
+def notified(conn: psycopg.Connection[dict[str, Any]], order_ids: list[str]) -> int:
+    """How many of `order_ids` have their CONFIRMED notification recorded."""
+    row = conn.execute(NOTIFIED, (order_ids,)).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def notifications_caught_up(
+    order_ids: list[str], last_push: float, wait_seconds: float
+) -> float | str:
+    """Seconds from `last_push` (a `time.perf_counter()` reading) until the notifications
+    service has recorded the CONFIRMED notification of every one of `order_ids`, polled on
+    one connection; otherwise why there is no figure."""
     info = conninfo()
     if info is None:
-        return None
+        return "no running stack"
     try:
         with psycopg.connect(info, row_factory=dict_row) as conn:
-            row = conn.execute(NOTIFIED, (order_ids,)).fetchone()
-    except psycopg.Error:
-        return None
-    return int(row["n"]) if row else 0
+            while notified(conn, order_ids) < len(order_ids):
+                if time.perf_counter() - last_push > wait_seconds:
+                    return f"not within {wait_seconds:.0f} s"
+                time.sleep(POLL_SECONDS)
+    except psycopg.Error as error:
+        return f"database: {error}"
+    return max(0.0, time.perf_counter() - last_push)
 
 
 def _seconds(at: datetime | None) -> float:
