@@ -6,7 +6,11 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
-from services.kit.settings import EventServiceSettings
+from services.kit.settings import MAX_BATCH_WAIT_MS, EventServiceSettings
+
+BATCH_WAIT_MS = 100
+"""No order waits on the projection: the consumer lets the broker gather the events of
+this long into one batch (CONSUMER_BATCH_WAIT_MS, kit/kafka.py `fetch_config`)."""
 
 
 class Settings(EventServiceSettings):
@@ -25,6 +29,9 @@ class Settings(EventServiceSettings):
 
     service_name: str = "analytics"
     port: int = Field(default=3005, alias="PORT")
+    consumer_batch_wait_ms: int = Field(
+        default=BATCH_WAIT_MS, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS
+    )
 
     prometheus_url: str = Field(default="http://127.0.0.1:9090", alias="PROMETHEUS_URL")
     prometheus_timeout_seconds: float = Field(

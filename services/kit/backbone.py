@@ -59,8 +59,9 @@ class Backbone:
             self.settings.service_name, service, self.pool, handlers, self.after_commit
         )
 
-    def consume(self, shell: EventShell[Any], group_id: str) -> None:
-        """Register the Kafka consumer (register it last: it stops first)."""
+    def consume(self, shell: EventShell[Any], group_id: str, batch_wait_ms: int = 0) -> None:
+        """Register the Kafka consumer (register it last: it stops first); `batch_wait_ms`:
+        kafka.fetch_config."""
         self.runtime.add(
             "consumer",
             consumer_factory(
@@ -68,6 +69,7 @@ class Backbone:
                 group_id=group_id,
                 shell=shell,
                 dead_letters=self.producer,
+                batch_wait_ms=batch_wait_ms,
             ),
         )
 
@@ -179,7 +181,11 @@ def event_service_lifespan(
             service = await setup(app, backbone)
             app.state.event_shell = backbone.shell(service, handlers)
             if settings.run_consumers:
-                backbone.consume(app.state.event_shell, settings.consumer_group)
+                backbone.consume(
+                    app.state.event_shell,
+                    settings.consumer_group,
+                    settings.consumer_batch_wait_ms,
+                )
             backbone.start(app)
             yield
 

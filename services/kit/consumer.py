@@ -231,6 +231,7 @@ def consumer_factory(
     group_id: str,
     shell: EventShell[Any],
     dead_letters: EventProducer,
+    batch_wait_ms: int = 0,
 ) -> Callable[[], BatchConsumer]:
     """What the runtime calls to (re)start the service's consumer: a fresh one each time,
     resuming from the group's committed offsets."""
@@ -245,6 +246,7 @@ def consumer_factory(
             service=shell.service_name,
             dead_letters=dead_letters,
             group_handler=shell.apply_group,
+            batch_wait_ms=batch_wait_ms,
         )
 
     return make

@@ -143,18 +143,28 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+MAX_BATCH_WAIT_MS = 5_000
+"""Kept well under the consumer's session timeout (10 s)."""
+
+
 class EventServiceSettings(ServiceSettings):
     """Settings of a service that consumes and emits Kafka events (kit/backbone.py).
 
     RUN_RELAY / RUN_CONSUMERS run the outbox relay and the Kafka consumer in this process (both
     on by default; tests and one-role deployments turn them off). KAFKA_CONSUMER_GROUP defaults
-    to the service's name.
+    to the service's name. CONSUMER_BATCH_WAIT_MS: how long the broker holds the consumer's
+    fetch to gather events into one batch (kafka.fetch_config): 0, the default, for a
+    consumer an order waits on; the services no order waits on (notifications, analytics) set
+    their own.
     """
 
     run_relay: bool = Field(default=True, alias="RUN_RELAY")
     run_consumers: bool = Field(default=True, alias="RUN_CONSUMERS")
     kafka_consumer_group: str | None = Field(
         default=None, alias="KAFKA_CONSUMER_GROUP", min_length=1
+    )
+    consumer_batch_wait_ms: int = Field(
+        default=0, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS
     )
 
     @property

@@ -60,6 +60,7 @@ def _consumer(
     handler: MessageHandler,
     dead_letters: EventProducer,
     group_handler: GroupHandler | None = None,
+    batch_wait_ms: int = 0,
 ) -> BatchConsumer:
     """A consumer of `topic` in the group `g-<topic>`."""
     return BatchConsumer(
@@ -70,6 +71,7 @@ def _consumer(
         service="kit",
         dead_letters=dead_letters,
         group_handler=group_handler,
+        batch_wait_ms=batch_wait_ms,
     )
 
 
@@ -358,6 +360,43 @@ async def test_a_batch_goes_to_the_group_handler_whole(settings: ServiceSettings
     assert groups == [[b"a", b"b", b"c"]], "in offset order, the messages fetched together"
     assert one_by_one == [], "a group that succeeded is not applied again"
     assert _committed(settings.kafka_broker, group, topic) == 3
+
+
+async def test_a_gathering_consumer_gets_the_events_of_its_wait_as_one_batch(
+    settings: ServiceSettings,
+) -> None:
+    topic, producer = await _published(settings, b"ready")
+    calls: list[list[bytes]] = []
+
+    async def apply_group(messages: list[Message]) -> None:
+        calls.append([m.value() or b"" for m in messages])
+
+    async def handler(message: Message) -> None:
+        calls.append([message.value() or b""])
+
+    consumer = _consumer(settings, topic, handler, producer, apply_group, batch_wait_ms=1000)
+    running = asyncio.create_task(consumer.run())
+
+    async def handled(count: int) -> bool:
+        return sum(len(call) for call in calls) == count
+
+    try:
+        await eventually(lambda: handled(1), what="the consumer to join and read")
+        sent = [f"e{n}".encode() for n in range(6)]
+        for n, value in enumerate(sent):  # one every 50 ms: 250 ms from the first to the last
+            await producer.publish(topic, f"k{n}", value)
+            await asyncio.sleep(0.05)
+        await eventually(lambda: handled(7), what="the six events")
+    finally:
+        consumer.stop()
+        async with asyncio.timeout(30):
+            await running
+        producer.close()
+    later = calls[1:]
+    assert [value for call in later for value in call] == sent, "each once, in offset order"
+    # Without the wait each would come in a fetch answer of its own, 50 ms after the last; the
+    # broker holds a fetch 1 s, so 250 ms of events fall in one hold or straddle two.
+    assert len(later) <= 2, later
 
 
 async def test_a_failed_group_is_applied_one_by_one_and_its_poison_dead_lettered(

@@ -111,3 +111,22 @@ def test_a_certificate_gives_its_public_key() -> None:
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
     settings = ServiceSettings(APP_ENV="production", JWT_PUBLIC_KEY=pem)
     assert settings.verifying_keys.keys() == {SIGNING_KEY.kid}
+
+
+def test_consumers_no_order_waits_on_gather_their_fetches_and_the_others_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.analytics.settings import Settings as AnalyticsSettings
+    from services.inventory.settings import Settings as InventorySettings
+    from services.notifications.settings import Settings as NotificationsSettings
+    from services.orders.settings import Settings as OrdersSettings
+
+    assert OrdersSettings().consumer_batch_wait_ms == 0
+    assert InventorySettings().consumer_batch_wait_ms == 0
+    assert NotificationsSettings().consumer_batch_wait_ms == 100
+    assert AnalyticsSettings().consumer_batch_wait_ms == 100
+    monkeypatch.setenv("CONSUMER_BATCH_WAIT_MS", "0")
+    assert NotificationsSettings().consumer_batch_wait_ms == 0
+    monkeypatch.setenv("CONSUMER_BATCH_WAIT_MS", "10000")
+    with pytest.raises(ValidationError, match="CONSUMER_BATCH_WAIT_MS"):
+        AnalyticsSettings()
