@@ -12,7 +12,7 @@ DELIVERIES_BENCH_ARGS ?=
 RTO_THIRD_PARTY_CRDS ?= $(wildcard $(abspath ../shared/k8s-crds))
 export RTO_THIRD_PARTY_CRDS
 
-.PHONY: help install up down status logs lint test test-unit bench clean api-client web audit
+.PHONY: help install up down status logs lint test test-unit bench clean api-client web audit lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ web: install ## build the customer app and the admin dashboard (frontend/*/dist)
 
 audit: install ## pip-audit the locked dependencies (needs PyPI's vulnerability data; fails when a package cannot be checked)
 	$(VENV)/pip-audit --strict --disable-pip --require-hashes -r requirements.lock -s pypi --progress-spinner off
+
+lock: install ## re-resolve requirements.lock (images) and requirements-dev.lock (.venv) from pyproject.toml; UPGRADE=1 takes the newest
+	@scripts/lock.sh
 
 clean: down ## stop the stack and delete .run/ (all local data and logs)
 	@if [[ -x $(VENV)/python ]]; then $(VENV)/python -m devstack clean; else rm -rf .run; fi

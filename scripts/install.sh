@@ -4,8 +4,10 @@
 #     the browser tests), buildah with debootstrap (images without Docker) and containerd, runc,
 #     the CNI plugins, socat and nftables (the one-node cluster); apt-get runs only when one is
 #     missing; no system service is started;
-#   - the virtualenv .venv with `pip install -e '.[dev]'` (again whenever pyproject.toml or the
-#     set of top-level packages changes);
+#   - the virtualenv .venv: every package at the version and hash requirements-dev.lock pins (so
+#     an upstream release changes nothing until `make lock` takes it), then the project itself
+#     with `pip install --no-deps -e .` (again whenever pyproject.toml, the lock or the set of
+#     top-level packages changes);
 #   - the Apache Kafka broker's jars, resolved from Maven Central with scripts/kafka/pom.xml into
 #     ${XDG_CACHE_HOME:-$HOME/.cache}/realtimeorder/kafka/<version>/libs (KAFKA_LIBS_DIR overrides);
 #   - Mailpit (the local SMTP server and mail viewer), built from its Go module at the version
@@ -80,7 +82,7 @@ PYTHON="${PYTHON:-python3}"
 
 # The editable install maps the top-level packages it saw, so a new one needs a reinstall too.
 stamp_input() {
-  cat pyproject.toml
+  cat pyproject.toml requirements-dev.lock
   for init in */__init__.py; do [[ -e $init ]] && echo "$init"; done
 }
 stamp="$(stamp_input | sha256sum | cut -c1-16)"
@@ -90,10 +92,11 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 if [[ ! -e $stamp_file ]]; then
-  log "pip install -e '.[dev]' (output in .venv/pip-install.log)"
+  log "pip install -r requirements-dev.lock, then -e . (output in .venv/pip-install.log)"
   if ! {
-    .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
-      && .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+    .venv/bin/python -m pip install --disable-pip-version-check --require-hashes \
+      -r requirements-dev.lock \
+      && .venv/bin/python -m pip install --disable-pip-version-check --no-deps -e .
   } </dev/null >.venv/pip-install.log 2>&1; then
     tail -n 40 .venv/pip-install.log >&2
     die "pip install failed (full output in .venv/pip-install.log)"
