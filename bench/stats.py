@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 
 def percentile(values: list[float], pct: float) -> float:
-    """The nearest-rank percentile of `values`; NaN for none."""
+    """The nearest-rank percentile of `values`: the smallest value that at least `pct` percent
+    of them do not exceed (of 100 values, p99 is the 99th smallest); NaN for none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    # pct * n is exact for the integers and halves used here, so an exact rank is not rounded up.
+    rank = math.ceil(pct * len(ordered) / 100)
+    return ordered[min(len(ordered), max(1, rank)) - 1]
