@@ -6,11 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
-from services.kit.settings import MAX_BATCH_WAIT_MS, EventServiceSettings
-
-BATCH_WAIT_MS = 100
-"""No order waits on the projection: the consumer lets the broker gather the events of
-this long into one batch (CONSUMER_BATCH_WAIT_MS, kit/kafka.py `fetch_config`)."""
+from services.kit.settings import GATHERING_BATCH_WAIT_MS, EventServiceSettings, consumer_batch_wait
 
 
 class Settings(EventServiceSettings):
@@ -29,9 +25,7 @@ class Settings(EventServiceSettings):
 
     service_name: str = "analytics"
     port: int = Field(default=3005, alias="PORT")
-    consumer_batch_wait_ms: int = Field(
-        default=BATCH_WAIT_MS, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS
-    )
+    consumer_batch_wait_ms: int = consumer_batch_wait(GATHERING_BATCH_WAIT_MS)
 
     prometheus_url: str = Field(default="http://127.0.0.1:9090", alias="PROMETHEUS_URL")
     prometheus_timeout_seconds: float = Field(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, model_validator
@@ -145,6 +145,14 @@ class ServiceSettings(BaseSettings):
 
 MAX_BATCH_WAIT_MS = 5_000
 """Kept well under the consumer's session timeout (10 s)."""
+GATHERING_BATCH_WAIT_MS = 100
+"""The wait of a consumer no order waits on (notifications, analytics): the broker gathers
+the events of this long into one batch, one group and one commit (kafka.fetch_config)."""
+
+
+def consumer_batch_wait(default: int) -> Any:
+    """The CONSUMER_BATCH_WAIT_MS setting with `default`, for a service to set its own."""
+    return Field(default=default, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS)
 
 
 class EventServiceSettings(ServiceSettings):
@@ -155,7 +163,7 @@ class EventServiceSettings(ServiceSettings):
     to the service's name. CONSUMER_BATCH_WAIT_MS: how long the broker holds the consumer's
     fetch to gather events into one batch (kafka.fetch_config): 0, the default, for a
     consumer an order waits on; the services no order waits on (notifications, analytics) set
-    their own.
+    `GATHERING_BATCH_WAIT_MS` with `consumer_batch_wait`.
     """
 
     run_relay: bool = Field(default=True, alias="RUN_RELAY")
@@ -163,9 +171,7 @@ class EventServiceSettings(ServiceSettings):
     kafka_consumer_group: str | None = Field(
         default=None, alias="KAFKA_CONSUMER_GROUP", min_length=1
     )
-    consumer_batch_wait_ms: int = Field(
-        default=0, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS
-    )
+    consumer_batch_wait_ms: int = consumer_batch_wait(0)
 
     @property
     def consumer_group(self) -> str:

@@ -8,12 +8,13 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from services.kit.settings import MAX_BATCH_WAIT_MS, EventServiceSettings, ServiceSettings
+from services.kit.settings import (
+    GATHERING_BATCH_WAIT_MS,
+    EventServiceSettings,
+    ServiceSettings,
+    consumer_batch_wait,
+)
 from services.notifications.topology import MAX_ATTEMPTS, RETRY_DELAYS_SECONDS
-
-BATCH_WAIT_MS = 100
-"""No order waits on a notification: the consumer lets the broker gather the events of
-this long into one batch (CONSUMER_BATCH_WAIT_MS, kit/kafka.py `fetch_config`)."""
 
 
 def _delays(value: object) -> object:
@@ -58,9 +59,7 @@ class Settings(QueueSettings, EventServiceSettings):
 
     service_name: str = "notifications"
     port: int = Field(default=3004, alias="PORT")
-    consumer_batch_wait_ms: int = Field(
-        default=BATCH_WAIT_MS, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS
-    )
+    consumer_batch_wait_ms: int = consumer_batch_wait(GATHERING_BATCH_WAIT_MS)
 
     declare_queues: bool = Field(default=True, alias="DECLARE_QUEUES")
     relay_batch_size: int = Field(default=200, alias="RELAY_BATCH_SIZE", gt=0, le=5000)

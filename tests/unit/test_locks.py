@@ -37,10 +37,10 @@ def test_pins_are_read_with_their_versions() -> None:
 def test_every_declared_dependency_is_pinned_at_a_version_it_allows(
     lockfile: str, groups: tuple[str, ...]
 ) -> None:
-    locked = pins(lockfile)
+    locked, declaring = pins(lockfile), declared()
     wrong = []
     for group in groups:
-        for spec in declared()[group]:
+        for spec in declaring[group]:
             requirement = Requirement(spec)
             version = locked.get(canonicalize_name(requirement.name))
             if version is None or not requirement.specifier.contains(version, prereleases=True):
