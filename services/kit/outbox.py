@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry.trace import SpanKind
 from psycopg.types.json import Jsonb
@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from services.kit import tracing
 from services.kit.db import DictConnection, Pool
-from services.kit.events import Envelope
+from services.kit.events import Envelope, envelope_type
 from services.kit.kafka import EventProducer
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from services.kit.relay import NotifiedRelay
@@ -96,10 +96,10 @@ def event(
     """A new envelope for `data` about `subject` (the order id), with a new id unless
     `event_id` gives one (a row written before the event was built refers to it)."""
     # Parametrised with the data's own class, so pydantic keeps (and serialises) its fields.
-    envelope_type = cast("type[Envelope[Any]]", Envelope[type(data)])  # type: ignore[misc]
+    of_data: type[Envelope[Any]] = envelope_type(type(data))
     if event_id is None:
-        return envelope_type(source=source, type=type_, subject=subject, data=data)
-    return envelope_type(id=event_id, source=source, type=type_, subject=subject, data=data)
+        return of_data(source=source, type=type_, subject=subject, data=data)
+    return of_data(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(published)s::bigint[])"

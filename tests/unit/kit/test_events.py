@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import gc
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
-from services.kit.events import parse_envelope, peek_attributes
+from services.kit.events import envelope_type, parse_envelope, peek_attributes
 from services.kit.order_events import ORDER_CREATED, OrderCreated, OrderLine
 from services.kit.outbox import event
 
@@ -68,3 +71,24 @@ def test_a_new_envelope_gets_a_time_ordered_id() -> None:
 
     assert uuid.UUID(first.id).version == 7
     assert uuid.UUID(first.id).bytes < uuid.UUID(second.id).bytes
+
+
+def test_an_envelope_class_outlives_its_envelopes_and_a_full_collection() -> None:
+    """Parsing or building an event after every envelope of its type was freed and a full
+    collection ran reuses the envelope class instead of building it (and its validator) again."""
+
+    class Note(BaseModel):
+        text: str
+
+    def built_and_dropped() -> weakref.ref[type]:
+        envelope = event("/notes", "note.written", "n-1", Note(text="hi"))
+        parsed = parse_envelope(envelope.to_bytes(), Note)
+        assert type(parsed) is type(envelope)
+        return weakref.ref(type(envelope))
+
+    first = built_and_dropped()
+    gc.collect()
+    assert first() is not None
+    assert envelope_type(Note) is first()
+    second = built_and_dropped()
+    assert second() is first()
