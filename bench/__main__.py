@@ -1,7 +1,8 @@
 """Drive concurrent customers through the gateway and measure the order pipeline end to end.
 
     .venv/bin/python -m bench [--rates 20,100,200,400] [--seconds 15] [--warmup-seconds 60]
-        [--customers 10] [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20]
+        [--customers 10] [--profile-rate N] [--profile-seconds 20]
+        [--overload-rate N] [--overload-seconds 60] [--recovery-seconds 20]
         [--wrk-seconds 10] [--sockets 10000] [--socket-idle-seconds 10] [--socket-order-rate 10]
         [--socket-order-seconds 10]
 
@@ -11,8 +12,10 @@ in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 (not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
 second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival
 rate, once the stack is quiet again, it places orders open-loop for the given time while every
-customer listens on Socket.IO, and measures create -> CONFIRMED pushed. Then the overload run
-(bench/overload.py):
+customer listens on Socket.IO, and measures create -> CONFIRMED pushed. Then the profiled run:
+the best sustained rate (or --profile-rate) for --profile-seconds while py-spy samples every
+Python program (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py),
+which says where each program's CPU per order goes. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the
 gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
@@ -53,7 +56,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench import cpu, overload, procfs, products, sockets, stages
+from bench import cpu, overload, procfs, products, profile, sockets, stages, statements
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit import tracing
@@ -434,6 +437,7 @@ def write_report(
     command: str,
     warmup_seconds: float,
     results: list[RateResult],
+    profiled: ProfiledRun | None,
     overloaded: overload.OverloadResult | None,
     held: sockets.SocketScaleResult | None,
     product_list: products.ListReport,
@@ -487,6 +491,9 @@ def write_report(
         lines += [f"- {r.rate}/s: {errors_text(r)}" for r in refused]
     lines += stages.table([(r.rate, r.stages) for r in results])
     lines += cpu_table(results)
+    if profiled is not None:
+        lines += profile.table(profiled.profiles)
+        lines += statements.table(profiled.statements, profiled.settled)
     if overloaded is not None:
         lines += overload.table(overloaded)
     if held is not None:
@@ -603,6 +610,43 @@ async def gateway_gc_pauses(client: Http) -> dict[str, dict[str, float]]:
         return {}
 
 
+@dataclass
+class ProfiledRun:
+    profiles: profile.Profiles
+    statements: statements.Statements
+    settled: int
+
+
+async def profiled_run(
+    args: argparse.Namespace,
+    client: Http,
+    customers: list[tuple[str, socketio.AsyncClient]],
+    product_ids: list[str],
+    results: list[RateResult],
+) -> ProfiledRun:
+    """Orders at --profile-rate (the best sustained rate) while py-spy samples every Python
+    program (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py). Its
+    own run: the profiler's CPU and the counting stay out of the measured rates."""
+    rate = args.profile_rate or max(1, round(max((r.throughput for r in results), default=1.0)))
+    await settle()
+    print(f"profiling: {rate} orders/s for {args.profile_seconds:.0f}s", flush=True)
+    profiles = profile.Profiles(rate=rate, seconds=args.profile_seconds)
+    not_counted = await asyncio.to_thread(statements.reset)
+    recording = profile.Recording(profile.python_programs(cpu.program_pids()), args.profile_seconds)
+    run = await run_rate(client, customers, product_ids, rate, args.profile_seconds)
+    profiles.programs, profiles.unavailable = await asyncio.to_thread(recording.finish)
+    profiles.cpu_ms_per_order = run.cpu_ms_per_order
+    counted = (
+        statements.Statements(unavailable=not_counted)
+        if not_counted
+        else await asyncio.to_thread(statements.read)
+    )
+    profiled = ProfiledRun(profiles, counted, run.confirmed + run.failed)
+    print("\n".join(profile.table(profiles)), flush=True)
+    print("\n".join(statements.table(counted, profiled.settled)), flush=True)
+    return profiled
+
+
 def overload_rate(args: argparse.Namespace, results: list[RateResult]) -> int:
     """The burst's rate: as asked, else twice the best rate the rate runs sustained."""
     if args.overload_rate:
@@ -628,6 +672,15 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument(
         "--overload-rate", type=int, default=0, help="default: twice the best sustained rate"
+    )
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=20,
+        help="the profiled run (py-spy and pg_stat_statements) after the measured rates; 0 skips",
+    )
+    parser.add_argument(
+        "--profile-rate", type=int, default=0, help="default: the best sustained rate"
     )
     parser.add_argument("--overload-seconds", type=float, default=60, help="0 skips the run")
     parser.add_argument(
@@ -657,6 +710,7 @@ async def main(argv: list[str] | None = None) -> None:
     client = Http(args.base)
     overloaded = None
     held = None
+    profiled = None
     try:
         token = await admin_token(client)
         product_ids = await bench_products(client, token)
@@ -706,6 +760,8 @@ async def main(argv: list[str] | None = None) -> None:
                 ),
                 flush=True,
             )
+        if args.profile_seconds > 0:
+            profiled = await profiled_run(args, client, customers, product_ids, results)
         if args.overload_seconds > 0:
             burst = overload_rate(args, results)
             print(
@@ -741,7 +797,15 @@ async def main(argv: list[str] | None = None) -> None:
     speed = (speed_before, core_seconds())
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
     write_report(
-        load_before, speed, command, args.warmup_seconds, results, overloaded, held, product_list
+        load_before,
+        speed,
+        command,
+        args.warmup_seconds,
+        results,
+        profiled,
+        overloaded,
+        held,
+        product_list,
     )
     print(f"wrote {REPORT.relative_to(ROOT)}")
 

@@ -181,6 +181,9 @@ def postgres(root: Path, port: int, password: str, *, durable: bool = True) -> S
         # Commit times of transactions, for the benchmark's per-stage breakdown of an order
         # (bench/stages.py); a few bytes per transaction.
         "track_commit_timestamp": "on",
+        # Execution time and calls per statement, for the benchmark's statements per order
+        # (bench/statements.py).
+        "shared_preload_libraries": "pg_stat_statements",
     }
     if not durable:
         settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

@@ -1,0 +1,106 @@
+"""PostgreSQL's statements per order during the profiled run, from pg_stat_statements.
+
+The development stack's PostgreSQL preloads pg_stat_statements (devstack/servers.py); the bench
+creates the extension in the stack's database if it is missing and resets its counters before
+the run. Each service connects as its own role (devstack/roles.py), so a statement's role says
+whose it is; the bench's own queries (as the superuser) are left out. Execution time is the
+server's own, without the round trips and the clients' work.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.rows import dict_row
+
+from bench import stages
+
+
+@dataclass(frozen=True)
+class Statement:
+    role: str
+    query: str
+    calls: int
+    exec_ms: float
+    rows: int
+
+
+@dataclass
+class Statements:
+    rows: list[Statement] = field(default_factory=list)
+    unavailable: str = ""
+
+
+def reset() -> str:
+    """Start counting from zero: "" when done, else why not."""
+    info = stages.conninfo()
+    if info is None:
+        return "the stack's database is not known (no stack.json)"
+    try:
+        with psycopg.connect(info, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+    except psycopg.Error as error:
+        return f"pg_stat_statements is not available ({str(error).strip().splitlines()[0]})"
+    return ""
+
+
+def read() -> Statements:
+    """Every service's statements counted since `reset`, the most execution time first."""
+    info = stages.conninfo()
+    if info is None:
+        return Statements(unavailable="the stack's database is not known (no stack.json)")
+    try:
+        with psycopg.connect(info, row_factory=dict_row) as conn:
+            found = conn.execute(
+                """
+                SELECT r.rolname AS role, s.query, s.calls, s.total_exec_time AS exec_ms, s.rows
+                FROM pg_stat_statements s
+                JOIN pg_roles r ON r.oid = s.userid
+                JOIN pg_database d ON d.oid = s.dbid
+                WHERE d.datname = current_database() AND r.rolname <> current_user
+                ORDER BY s.total_exec_time DESC
+                """
+            ).fetchall()
+    except psycopg.Error as error:
+        return Statements(unavailable=str(error).strip().splitlines()[0])
+    return Statements(
+        [
+            Statement(row["role"], row["query"], row["calls"], row["exec_ms"], row["rows"])
+            for row in found
+        ]
+    )
+
+
+def shorten(query: str, width: int = 110) -> str:
+    """One line of at most `width` characters, for a table cell."""
+    flat = re.sub(r"\s+", " ", query).strip().replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def table(found: Statements, orders: int, top: int = 12) -> list[str]:
+    """The report's section: the statements with the most execution time, per settled order."""
+    lines = ["", "### PostgreSQL's statements per order (pg_stat_statements, the same run)", ""]
+    if found.unavailable:
+        return [*lines, f"No statement counts: {found.unavailable}."]
+    if not orders or not found.rows:
+        return [*lines, "No statement counts: no order settled in the run."]
+    total_ms = sum(s.exec_ms for s in found.rows)
+    total_calls = sum(s.calls for s in found.rows)
+    lines += [
+        f"All statements: {total_calls / orders:.1f} per order, {total_ms / orders:.2f} ms of "
+        "execution per order (the server's time in the executor, not counting parsing, "
+        "commits, WAL writes and the protocol). The most expensive:",
+        "",
+        "| role | statement | calls per order | ms per order | ms per call | rows per call |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in found.rows[:top]:
+        lines.append(
+            f"| {s.role} | `{shorten(s.query)}` | {s.calls / orders:.2f} | "
+            f"{s.exec_ms / orders:.3f} | {s.exec_ms / max(s.calls, 1):.3f} | "
+            f"{s.rows / max(s.calls, 1):.1f} |"
+        )
+    return lines
