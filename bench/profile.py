@@ -30,7 +30,7 @@ from pathlib import Path
 from bench.cpu import SUPERVISOR
 
 RATE_HZ = 50
-MIN_MS_PER_ORDER = 0.05
+MIN_MS_PER_ORDER = 0.1
 """Programs that spend less per order (auth, the idle workers) are left out of the table."""
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
