@@ -27,8 +27,12 @@ counts of its backlog); meanwhile the gateway refuses that method and route itse
 `overloaded` and the upstream's `Retry-After`, and once the time is up the next request goes
 through and finds out again. A 429 is never remembered: it refuses one client, not the route.
 Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
-once the upstream takes requests again. 0 turns this off. Held refusals are answered before
-most of the app's middleware (held_refusals.py); `check` catches those that raced a new hold.
+once the upstream takes requests again. 0 turns this off.
+
+Both refusals a request can get at once, a held one and a full gate's (every slot held and the
+queue full), are answered before most of the app's middleware (early_refusals.py): under
+overload they are most of the gateway's requests. `check` and `slot` catch those that raced a
+new hold or a filling gate.
 
 Metrics: `gateway_admission_shed_total{upstream}`, `gateway_upstream_in_flight{upstream}`,
 `gateway_admission_queued{upstream}` and `gateway_refusals_repeated_total{upstream}`.
@@ -75,6 +79,19 @@ class Gate:
         self._queued_gauge = ADMISSION_QUEUED.labels(upstream)
         self._shed = ADMISSION_SHED.labels(upstream)
 
+    @property
+    def full(self) -> bool:
+        """Whether a request now would be refused at once: every slot held, the queue full."""
+        return self.in_flight >= self.limit and len(self._waiters) >= self.queue_length
+
+    def shed(self) -> Overloaded:
+        """The refusal of a request the full gate does not take, counted."""
+        self._shed.inc()
+        return Overloaded(
+            f"The {self.upstream} service is at capacity; retry in {self.retry_after} s.",
+            retry_after=self.retry_after,
+        )
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the upstream's slots for the block; `Overloaded` if none comes."""
@@ -120,11 +137,7 @@ class Gate:
         self._queued_gauge.set(len(self._waiters))
 
     def _refuse(self) -> None:
-        self._shed.inc()
-        raise Overloaded(
-            f"The {self.upstream} service is at capacity; retry in {self.retry_after} s.",
-            retry_after=self.retry_after,
-        )
+        raise self.shed()
 
     def _release(self) -> None:
         """Hand the slot to the first waiter still waiting, or give it back."""
@@ -159,6 +172,25 @@ class Admission:
 
     def gate(self, upstream: Upstream) -> Gate:
         return self._gates[upstream]
+
+    @property
+    def refusing(self) -> bool:
+        """Whether any request may be refused at once now: when not, none needs a look."""
+        return self.refusals.holding or any(gate.full for gate in self._gates.values())
+
+    def refuses(self, method: str, route: Route) -> bool:
+        """Whether a request to `route` would be refused at once now (not counted): its
+        upstream's refusal is held, or its gate is full."""
+        return self.refusals.held(method, route) is not None or self._gates[route.upstream].full
+
+    def refusal(self, method: str, route: Route) -> Overloaded | None:
+        """The refusal a request to `route` gets at once now, counted as the proxy counts it
+        (a repeated refusal, or a shed one); None when it may go on."""
+        held = self.refusals.refusal(method, route)
+        if held is not None:
+            return held
+        gate = self._gates[route.upstream]
+        return gate.shed() if gate.full else None
 
 
 class Refusals:

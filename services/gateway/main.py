@@ -37,8 +37,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from services.gateway.admission import Admission
+from services.gateway.early_refusals import EarlyRefusals
 from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
-from services.gateway.held_refusals import HeldRefusals
 from services.gateway.live import (
     SessionEventsListener,
     create_socket_server,
@@ -137,10 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(proxy_routes())
     socket_app = socketio.ASGIApp(sockets, socketio_path=SOCKET_IO_PATH)
     app.router.routes.append(NamedMount(f"/{SOCKET_IO_PATH}", socket_app))
-    # Inside CORS, outside the rest (services/gateway/held_refusals.py).
+    # Inside CORS, outside the rest (services/gateway/early_refusals.py).
     app.add_middleware(
-        HeldRefusals,
-        refusals=app.state.admission.refusals,
+        EarlyRefusals,
+        admission=app.state.admission,
         service=settings.service_name,
         body_limit=settings.max_request_body_bytes,
     )
