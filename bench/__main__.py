@@ -397,6 +397,9 @@ def load_average() -> str:
 
 
 CALIBRATION_ADDITIONS = 20_000_000
+EXPIRY_HORIZON_SECONDS = 600.0
+"""How far ahead the report counts earlier orders' reservations that will expire: about as long
+as a run with the default arguments."""
 
 
 def core_seconds() -> float:
@@ -433,6 +436,7 @@ def machine() -> str:
 
 def write_report(
     load_before: str,
+    expiring: int | None,
     speed: tuple[float, float],
     command: str,
     warmup_seconds: float,
@@ -453,6 +457,13 @@ def write_report(
         f"Load average (1 min) when the run started: {load_before}; anything above the stack's "
         "own load means other work shared the cores and the figures are lower than the "
         "build can do.",
+        "",
+        f"Reservations of earlier orders due to expire while the run went on (within "
+        f"{EXPIRY_HORIZON_SECONDS // 60:.0f} minutes of its start): "
+        f"{'unknown' if expiring is None else f'{expiring:,}'}. Each expiry cancels its order "
+        "through every service, work on the same cores that no rate offered: for figures of "
+        "the build alone, start a run when no earlier run's reservations are left "
+        "(RESERVATION_TTL_SECONDS after the last order, 15 minutes by default).",
         "",
         f"One core's speed: {CALIBRATION_ADDITIONS:,} additions in a Python loop took "
         f"{speed[0]:.3f} s when the run started and {speed[1]:.3f} s when it ended (best of "
@@ -706,6 +717,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     load_before = load_average()
     await ensure_stack(args.base)
+    expiring = await asyncio.to_thread(stages.expiring_reservations, EXPIRY_HORIZON_SECONDS)
     speed_before = core_seconds()
     client = Http(args.base)
     overloaded = None
@@ -798,6 +810,7 @@ async def main(argv: list[str] | None = None) -> None:
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
     write_report(
         load_before,
+        expiring,
         speed,
         command,
         args.warmup_seconds,

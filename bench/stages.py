@@ -181,3 +181,23 @@ def table(rates: list[tuple[int, Breakdown]]) -> list[str]:
         "add up to the end-to-end p99.",
     ]
     return lines
+
+
+EXPIRING = """
+SELECT count(*) AS n FROM inventory.reservations
+WHERE status = 'RESERVED' AND expires_at < now() + make_interval(secs => %s)
+"""
+
+
+def expiring_reservations(within_seconds: float) -> int | None:
+    """Reservations of earlier orders that expire within `within_seconds` (each cancels its
+    order through every service: work on the cores that no run offered); None if unknown."""
+    info = conninfo()
+    if info is None:
+        return None
+    try:
+        with psycopg.connect(info, row_factory=dict_row) as conn:
+            row = conn.execute(EXPIRING, (within_seconds,)).fetchone()
+    except psycopg.Error:
+        return None
+    return int(row["n"]) if row else None
