@@ -64,6 +64,9 @@ def category(frame: str) -> str:
     return OTHER
 
 
+PROJECT_PACKAGES = ("services", "devstack", "bench")
+
+
 def module_path(path: str) -> str:
     """A source file's path from its package down: `psycopg/waiting.py` for an installed
     library, `asyncio/streams.py` for the standard library, `services/kit/web.py` for ours."""
@@ -78,9 +81,6 @@ def module_path(path: str) -> str:
         if at >= 0:
             return path[at + 1 :]
     return path
-
-
-PROJECT_PACKAGES = ("services", "devstack", "bench")
 
 
 def parse_raw(text: str) -> Counter[str]:
@@ -235,18 +235,18 @@ def table(result: Profiles, hottest: int = 3) -> list[str]:
         "| category | " + " | ".join(ranked) + " |",
         "|---|" + "---|" * len(ranked),
     ]
-    shares = {name: result.programs[name].shares() for name in ranked}
-    names = [name for name, _ in CATEGORIES] + [OTHER]
-    weight = {
-        c: sum(shares[p].get(c, 0.0) * result.cpu_ms_per_order.get(p, 0.0) for p in ranked)
-        for c in names
+    ms = {
+        p: {
+            c: share * result.cpu_ms_per_order.get(p, 0.0)
+            for c, share in result.programs[p].shares().items()
+        }
+        for p in ranked
     }
-    for name in sorted(names, key=lambda c: -weight[c]):
-        if not any(shares[p].get(name) for p in ranked):
-            continue
-        cells = " | ".join(
-            f"{shares[p].get(name, 0.0) * result.cpu_ms_per_order.get(p, 0.0):.2f}" for p in ranked
-        )
+    weight = Counter[str]()
+    for per_category in ms.values():
+        weight.update(per_category)
+    for name, _ in weight.most_common():
+        cells = " | ".join(f"{ms[p].get(name, 0.0):.2f}" for p in ranked)
         lines.append(f"| {name} | {cells} |")
     totals = " | ".join(f"{result.cpu_ms_per_order.get(p, 0.0):.2f}" for p in ranked)
     lines.append(f"| **all (from /proc)** | {totals} |")

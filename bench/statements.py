@@ -33,17 +33,24 @@ class Statements:
     unavailable: str = ""
 
 
+NO_STACK = "the stack's database is not known (no stack.json)"
+
+
+def _first_line(error: psycopg.Error) -> str:
+    return str(error).strip().splitlines()[0]
+
+
 def reset() -> str:
     """Start counting from zero: "" when done, else why not."""
     info = stages.conninfo()
     if info is None:
-        return "the stack's database is not known (no stack.json)"
+        return NO_STACK
     try:
         with psycopg.connect(info, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("SELECT pg_stat_statements_reset()")
     except psycopg.Error as error:
-        return f"pg_stat_statements is not available ({str(error).strip().splitlines()[0]})"
+        return f"pg_stat_statements is not available ({_first_line(error)})"
     return ""
 
 
@@ -51,7 +58,7 @@ def read() -> Statements:
     """Every service's statements counted since `reset`, the most execution time first."""
     info = stages.conninfo()
     if info is None:
-        return Statements(unavailable="the stack's database is not known (no stack.json)")
+        return Statements(unavailable=NO_STACK)
     try:
         with psycopg.connect(info, row_factory=dict_row) as conn:
             found = conn.execute(
@@ -65,7 +72,7 @@ def read() -> Statements:
                 """
             ).fetchall()
     except psycopg.Error as error:
-        return Statements(unavailable=str(error).strip().splitlines()[0])
+        return Statements(unavailable=_first_line(error))
     return Statements(
         [
             Statement(row["role"], row["query"], row["calls"], row["exec_ms"], row["rows"])
