@@ -27,6 +27,14 @@ Where the trace goes, hop by hop (W3C trace context, `traceparent` and `tracesta
 
 Log lines carry `trace_id` and `span_id` while a span is active (`log_ids`, kit/logs.py).
 
+A trace its first service chose not to record (the sampler's ratio, `OTEL_TRACES_SAMPLER_ARG`)
+is only passed on: where the service's sampler follows the parent's decision (every
+`parentbased_*` sampler, the default one included), a span whose parent was not sampled would
+record nothing, so none is made. The parent's context itself is made current and sent on
+(`traceparent` with its flags 00), so every later hop knows the trace is not recorded and log
+lines still carry its trace id. At a ratio of 1% this is 99 orders in 100, where making the
+spans the SDK drops anyway cost about 3% of every service's CPU.
+
 A process usually runs one service; tests run several apps in one process, so tracers are kept
 per service name, each with its own resource. `trace_with(make_provider)` makes every service
 configured afterwards use the provider it returns (tests: an in-memory exporter).
@@ -41,6 +49,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -58,6 +67,8 @@ TraceHeaders = dict[str, str]
 
 _propagator = TraceContextTextMapPropagator()
 _tracers: dict[str, Tracer] = {}
+_follow_parent: set[str] = set()
+"""Services whose sampler records no span under a parent that was not sampled."""
 _make_provider: Callable[[str], TracerProvider] | None = None
 _global_set = False
 
@@ -89,7 +100,22 @@ def configure(service: str) -> bool:
     else:
         return False
     _tracers[service] = provider.get_tracer(INSTRUMENTATION)
+    if _drops_unsampled_parents(provider):
+        _follow_parent.add(service)
     return True
+
+
+def _drops_unsampled_parents(provider: TracerProvider) -> bool:
+    """Whether the provider's sampler drops every span whose parent (remote or local) was not
+    sampled: `ParentBased` with its default delegates for those two cases."""
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    sampler = provider.sampler
+    description = sampler.get_description()
+    return isinstance(sampler, ParentBased) and all(
+        f"{case}:AlwaysOffSampler" in description
+        for case in ("remoteParentNotSampled", "localParentNotSampled")
+    )
 
 
 def _otlp_provider(service: str) -> TracerProvider:
@@ -110,11 +136,39 @@ def trace_with(make_provider: Callable[[str], TracerProvider] | None) -> None:
     global _make_provider
     _make_provider = make_provider
     _tracers.clear()
+    _follow_parent.clear()
 
 
 def tracer(service: str) -> Tracer | None:
     """The service's tracer, None while tracing is off."""
     return _tracers.get(service)
+
+
+def unsampled(service: str, context: Context | None = None) -> Span | None:
+    """The parent span in `context` (the active one if None) when it belongs to a trace that is
+    not recorded and `service` would record no span under it (see the module docstring): what
+    to pass on instead of a span. None when a span is to be made."""
+    if service not in _follow_parent:
+        return None
+    parent = trace.get_current_span(context)
+    found = parent.get_span_context()
+    if found.is_valid and not found.trace_flags.sampled and not parent.is_recording():
+        return parent
+    return None
+
+
+@contextmanager
+def carrying(context: Context | None) -> Iterator[None]:
+    """Make `context` the active one for the block (nothing to do for None: the active one
+    stays)."""
+    if context is None:
+        yield
+        return
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 # --- the context in headers -------------------------------------------------------------------
@@ -188,6 +242,11 @@ def span(
         yield None
         return
     context = extract(headers) if headers is not None else parent
+    passed = unsampled(service, context)
+    if passed is not None:
+        with carrying(context):
+            yield passed
+        return
     with found.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as s:
         yield s
 
@@ -211,6 +270,9 @@ def start_span(
     context = extract(parent)
     if not root and not trace.get_current_span(context).get_span_context().is_valid:
         return None
+    passed = unsampled(service, context)
+    if passed is not None:
+        return passed  # ending it does nothing; its headers are the parent's
     return found.start_span(name, context=context, kind=kind, attributes=attributes)
 
 
@@ -229,6 +291,10 @@ def use(span: Span | None) -> Iterator[None]:
     """Make a span of `start_span` the active one for the block (without ending it)."""
     if span is None:
         yield
+        return
+    if not span.is_recording():
+        with carrying(trace.set_span_in_context(span)):
+            yield
         return
     with trace.use_span(span, end_on_exit=False):
         yield
@@ -255,6 +321,13 @@ def aiohttp_trace_configs(service: str) -> list[aiohttp.TraceConfig]:
     async def on_start(
         session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
     ) -> None:
+        for name in TRACE_HEADERS:
+            params.headers.popall(name, None)
+        passed = unsampled(service)
+        if passed is not None:
+            context.span = None
+            params.headers.update(headers_of(passed))
+            return
         client = found.start_span(
             f"{params.method} {params.url.host}",
             kind=SpanKind.CLIENT,
@@ -265,8 +338,6 @@ def aiohttp_trace_configs(service: str) -> list[aiohttp.TraceConfig]:
             },
         )
         context.span = client
-        for name in TRACE_HEADERS:
-            params.headers.popall(name, None)
         params.headers.update(headers_of(client))
 
     async def on_end(

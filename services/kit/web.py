@@ -90,11 +90,16 @@ class RequestContextMiddleware:
         tracer = tracing.tracer(self.service) if path not in _UNTRACKED_PATHS else None
         if tracer is not None:
             method = scope.get("method", "GET")
+            context = tracing.extract(
+                (key.decode("latin-1"), value) for key, value in scope.get("headers", [])
+            )
+            if tracing.unsampled(self.service, context) is not None:
+                with tracing.carrying(context):
+                    await self._serve(scope, receive, send, request_id, None)
+                return
             with tracer.start_as_current_span(
                 method,
-                context=tracing.extract(
-                    (key.decode("latin-1"), value) for key, value in scope.get("headers", [])
-                ),
+                context=context,
                 kind=SpanKind.SERVER,
                 attributes={
                     "http.request.method": method,

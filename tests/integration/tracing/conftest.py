@@ -79,6 +79,8 @@ class TracedPlatform:
     token_settings: ServiceSettings
     admin: Bearer
     sink: ProviderSinkServer
+    conninfo: str
+    """The platform's database."""
 
     def user(self) -> Bearer:
         return bearer(self.token_settings)
@@ -285,6 +287,7 @@ async def platform(
             token_settings=token_settings,
             admin=bearer(token_settings, "ADMIN"),
             sink=provider_sink_server,
+            conninfo=postgres_server.conninfo(database),
         )
         # Warm up: every consumer has joined its group and the worker is consuming once one
         # order went all the way to its confirmation's push.

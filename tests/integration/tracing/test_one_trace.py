@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from services.notifications.domain import Channel
 from services.notifications.topology import WORK_QUEUES
+from tests.integration.orders.support import ADDRESS
 from tests.integration.tracing.conftest import TracedPlatform, service_of
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 PUSH_QUEUE = WORK_QUEUES[Channel.PUSH]
@@ -122,3 +125,48 @@ async def test_a_caller_s_traceparent_is_continued_by_the_gateway(
     upstream = _one(spans, "gateway", "GET 127.0.0.1", gateway[0])
     # The gateway's own span, not the caller's, is what the service continues.
     _one(spans, "orders", "GET /orders", upstream)
+
+
+async def test_an_order_whose_trace_is_not_recorded_passes_it_on_without_a_span(
+    platform: TracedPlatform,
+) -> None:
+    """A caller's trace sampled out (flags 00) is continued by no span in any service, and
+    its context still reaches the last hop: the notification of the order's confirmation
+    stores it, after the gateway, orders, its relay, inventory and its relay."""
+    product = await platform.product()
+    trace_id = uuid.uuid4().hex
+    response = await platform.http.post(
+        f"{platform.gateway_url}/orders",
+        json={"items": [{"productId": product, "quantity": 1}], "shippingAddress": ADDRESS},
+        headers={**platform.user().headers, "traceparent": f"00-{trace_id}-00f067aa0ba902b7-00"},
+    )
+    assert response.status_code == 201, response.text
+    order_id = str(response.json()["id"])
+
+    async def confirmation_pushed() -> list[str] | None:
+        sent = [
+            m["request"]["reference"]
+            for m in platform.sink.messages("push")
+            if m["request"].get("data", {}).get("orderId") == order_id
+            and "confirmed" in m["request"]["data"].get("eventType", "")
+        ]
+        return sent or None
+
+    references = await eventually(confirmation_pushed, within=60, what="the confirmation's push")
+    async with await psycopg.AsyncConnection.connect(platform.conninfo) as conn:
+        cursor = await conn.execute(
+            "SELECT d.trace_context FROM notifications.deliveries d"
+            " JOIN notifications.notifications n ON n.id = d.notification_id"
+            " WHERE n.order_id = %s AND n.event_type = 'order.confirmed' AND d.channel = 'push'",
+            (order_id,),
+        )
+        (stored,) = await cursor.fetchall()
+    traceparent = stored[0]["traceparent"]
+    assert traceparent.split("-")[1] == trace_id
+    assert traceparent.endswith("-00")
+
+    spans = platform.spans.get_finished_spans()
+    assert not [s for s in spans if format(s.context.trace_id, "032x") == trace_id]
+    # A hop that lost the context would have begun a recorded trace of its own for the order.
+    marks = {order_id, *references}
+    assert not [s for s in spans if marks & {str(v) for v in (s.attributes or {}).values()}]

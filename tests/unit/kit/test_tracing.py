@@ -10,11 +10,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
+import aiohttp
+import httpx
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
 
 from services.kit import tracing
@@ -22,6 +26,8 @@ from services.kit.after_commit import AfterCommit
 from services.kit.logs import JsonFormatter
 from services.kit.rabbit import Outgoing, Publisher
 from services.kit.rabbit_outbox import OutgoingMessage
+from services.kit.tracing import TraceHeaders
+from services.kit.web import RequestContextMiddleware
 from tests.unit.leading_relay import LeadingRabbitRelay
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -251,3 +257,113 @@ async def test_the_rabbit_relay_publishes_a_row_in_the_trace_it_stored(
     send = _named(spans, "send")
     assert send.context.trace_id == publish.context.trace_id
     assert _parent_id(send) == publish.context.span_id
+
+
+# --- a trace that is not recorded ---------------------------------------------------------
+
+UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+UNSAMPLED_IDS = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+
+
+def test_an_unsampled_trace_is_passed_on_hop_by_hop_without_spans(
+    spans: InMemorySpanExporter,
+) -> None:
+    tracing.configure("inventory")
+    kafka_headers = [("traceparent", UNSAMPLED.encode())]
+    with tracing.span("inventory", "consume", kind=SpanKind.CONSUMER, headers=kafka_headers) as s:
+        assert s is not None
+        assert not s.is_recording()
+        # What the outbox stores and the log lines carry: the trace it came in.
+        assert tracing.current_headers() == {"traceparent": UNSAMPLED}
+        assert tracing.log_ids() == UNSAMPLED_IDS
+        captured = tracing.capture()
+        with tracing.span("inventory", "after-commit push", parent=captured) as effect:
+            assert effect is not None
+            assert not effect.is_recording()
+            assert tracing.current_headers() == {"traceparent": UNSAMPLED}
+    assert tracing.current_headers() is None
+
+    # A relay's publish and a RabbitMQ consumer's message: the parent's context goes on.
+    publish = tracing.start_span(
+        "inventory", "publish", kind=SpanKind.PRODUCER, parent={"traceparent": UNSAMPLED}
+    )
+    assert publish is not None
+    assert tracing.headers_of(publish) == {"traceparent": UNSAMPLED}
+    with tracing.use(publish):
+        assert tracing.log_ids() == UNSAMPLED_IDS
+    assert tracing.log_ids() is None
+    tracing.end_span(publish, RuntimeError("boom"))
+    assert spans.get_finished_spans() == ()
+
+
+def test_a_sampler_that_ignores_the_parent_still_records_under_an_unsampled_one() -> None:
+    exporter = InMemorySpanExporter()
+
+    def provider(service: str) -> TracerProvider:
+        made = TracerProvider(sampler=ALWAYS_ON)
+        made.add_span_processor(SimpleSpanProcessor(exporter))
+        return made
+
+    tracing.trace_with(provider)
+    try:
+        tracing.configure("svc")
+        with tracing.span("svc", "consume", headers={"traceparent": UNSAMPLED}) as s:
+            assert s is not None
+            assert s.is_recording()
+        (recorded,) = exporter.get_finished_spans()
+        assert _parent_id(recorded) == int(UNSAMPLED_IDS[1], 16)
+    finally:
+        tracing.trace_with(None)
+
+
+async def test_requests_pass_an_unsampled_trace_on_and_record_a_sampled_one(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The kit's request middleware and the gateway's upstream client."""
+    tracing.configure("orders")
+    tracing.configure("gateway")
+    received: list[str | None] = []
+
+    async def upstream(request: web.Request) -> web.Response:
+        received.append(request.headers.get("traceparent"))
+        return web.Response(text="ok")
+
+    server = web.Application()
+    server.router.add_get("/work", upstream)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    seen: list[TraceHeaders | None] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(tracing.current_headers())
+        async with (
+            aiohttp.ClientSession(
+                trace_configs=tracing.aiohttp_trace_configs("gateway")
+            ) as session,
+            session.get(f"http://127.0.0.1:{port}/work") as answer,
+        ):
+            await answer.read()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    served = RequestContextMiddleware(app, "orders")
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=served), base_url="http://orders"
+        ) as client:
+            await client.get("/orders", headers={"traceparent": UNSAMPLED})
+            assert seen == [{"traceparent": UNSAMPLED}]
+            assert received == [UNSAMPLED]
+            assert spans.get_finished_spans() == ()
+
+            sampled = UNSAMPLED[:-2] + "01"
+            await client.get("/orders", headers={"traceparent": sampled})
+    finally:
+        await runner.cleanup()
+    request, call = _named(spans, "GET unmatched"), _named(spans, "GET 127.0.0.1")
+    assert _parent_id(request) == int(UNSAMPLED_IDS[1], 16)
+    assert _parent_id(call) == request.context.span_id
+    assert received[1] == f"00-{UNSAMPLED_IDS[0]}-{format(call.context.span_id, '016x')}-01"
