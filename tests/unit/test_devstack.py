@@ -225,25 +225,43 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
         assert programs["postgres"].uid == pwd.getpwnam("postgres").pw_uid
 
 
-def test_only_the_work_no_customer_waits_on_runs_at_a_lower_priority(tmp_path: Path) -> None:
+def test_only_the_work_no_customer_waits_on_runs_at_a_lower_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack.shutil, "which", lambda name: f"/usr/bin/{name}")
     config = make_config(tmp_path)
     config.logs.mkdir(parents=True)
     plan = stack.stages(config, keys(tmp_path), PASSWORDS)
     config.supervisord_conf.write_text(stack.render_supervisord_conf(config, plan))
     programs = parse_supervisord_conf(config.supervisord_conf)
     specs = {spec.name: spec for stage in plan for spec in stage}
+    batch = list(stack.BATCH_SCHEDULING)
 
-    niced = {name for name, program in programs.items() if program.command.startswith("nice ")}
+    commands = {name: shlex.split(program.command) for name, program in programs.items()}
+    assert all(command[:3] == batch for command in commands.values())
+    niced = {name for name, command in commands.items() if command[3] == "nice"}
     assert niced == stack.BACKGROUND_PROGRAMS
     for name in ("notifications", "push-worker", "analytics", "prometheus"):
-        assert shlex.split(programs[name].command) == [
+        assert commands[name] == [
+            *batch,
             "nice",
             "-n",
             str(stack.BACKGROUND_NICENESS),
             *specs[name].argv,
         ]
     for name in ("gateway", "auth", "orders", "inventory", "postgres", "redis", "kafka"):
-        assert shlex.split(programs[name].command) == list(specs[name].argv)
+        assert commands[name] == [*batch, *specs[name].argv]
+
+
+def test_without_chrt_programs_run_at_the_default_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack.shutil, "which", lambda name: None)
+    config = make_config(tmp_path)
+    plan = stack.stages(config, keys(tmp_path), PASSWORDS)
+    specs = {spec.name: spec for stage in plan for spec in stage}
+    assert stack.program_argv(specs["orders"]) == specs["orders"].argv
+    assert stack.program_argv(specs["analytics"])[0] == "nice"
 
 
 def test_a_value_supervisord_cannot_hold_is_refused(tmp_path: Path) -> None:
