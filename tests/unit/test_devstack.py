@@ -228,7 +228,7 @@ def test_supervisord_reads_back_every_program_as_specified(tmp_path: Path) -> No
 def test_only_the_work_no_customer_waits_on_runs_at_a_lower_priority(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stack.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     config = make_config(tmp_path)
     config.logs.mkdir(parents=True)
     plan = stack.stages(config, keys(tmp_path), PASSWORDS)
@@ -256,7 +256,7 @@ def test_only_the_work_no_customer_waits_on_runs_at_a_lower_priority(
 def test_without_chrt_programs_run_at_the_default_policy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stack.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     config = make_config(tmp_path)
     plan = stack.stages(config, keys(tmp_path), PASSWORDS)
     specs = {spec.name: spec for stage in plan for spec in stage}
