@@ -656,12 +656,13 @@ async def profiled_run(
     run = await run_rate(client, customers, product_ids, rate, args.profile_seconds)
     profiles.programs, profiles.unavailable = await asyncio.to_thread(recording.finish)
     profiles.cpu_ms_per_order = run.cpu_ms_per_order
+    profiles.settled = run.confirmed + run.failed
     counted = (
         statements.Statements(unavailable=not_counted)
         if not_counted
         else await asyncio.to_thread(statements.read)
     )
-    profiled = ProfiledRun(profiles, counted, run.confirmed + run.failed)
+    profiled = ProfiledRun(profiles, counted, profiles.settled)
     print("\n".join(profile.table(profiles)), flush=True)
     print("\n".join(statements.table(counted, profiled.settled)), flush=True)
     return profiled

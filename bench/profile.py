@@ -10,6 +10,14 @@ psycopg's, in its own modules its own. A program's shares times its CPU per orde
 (bench/cpu.py) give milliseconds per order by category, comparable with the budget of 1.5 ms
 of service CPU per order.
 
+py-spy counts a thread as busy while it is ready to run, holding the interpreter, but waiting
+for a core; on shared cores that is much of the time, and it is not spread like the CPU: a
+process loses its core most often on returning from a call that woke another one (a socket
+write). So the table also says how many samples each program's CPU time accounts for against
+how many py-spy took, and the shares of the calls that wake others (socket writes, psycopg's
+sends) are upper bounds: on 2026-12-04 `perf` put 4% of the gateway's CPU in `write`, where
+py-spy had a quarter of its samples in the WebSocket send that calls it.
+
 py-spy needs to read the programs' memory (ptrace): as root, or with
 `kernel.yama.ptrace_scope` 0, or CAP_SYS_PTRACE. Without it the report says why there is no
 profile. Its own CPU (a few percent of a core at 50 Hz for ten programs) is the generator's.
@@ -128,6 +136,8 @@ class Profiles:
     seconds: float = 0.0
     programs: dict[str, Profile] = field(default_factory=dict)
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
+    settled: int = 0
+    """Orders settled by the profiled run, whose CPU `cpu_ms_per_order` divides."""
     unavailable: str = ""
     """Why there is no profile, if there is none."""
 
@@ -210,6 +220,13 @@ class Recording:
         return profiles, "; ".join(errors)
 
 
+def cpu_samples(result: Profiles, program: str) -> int:
+    """The samples `program`'s CPU time in the run would give at `RATE_HZ`: what py-spy would
+    take if it counted a program busy only while it runs."""
+    cpu_seconds = result.cpu_ms_per_order.get(program, 0.0) * result.settled / 1000
+    return round(cpu_seconds * RATE_HZ)
+
+
 def table(result: Profiles, hottest: int = 3) -> list[str]:
     """The report's section: ms of CPU per order by category and program, and each program's
     hottest functions."""
@@ -250,10 +267,15 @@ def table(result: Profiles, hottest: int = 3) -> list[str]:
         lines.append(f"| {name} | {cells} |")
     totals = " | ".join(f"{result.cpu_ms_per_order.get(p, 0.0):.2f}" for p in ranked)
     lines.append(f"| **all (from /proc)** | {totals} |")
-    samples = ", ".join(f"{p} {result.programs[p].samples:,}" for p in ranked)
+    samples = ", ".join(
+        f"{p} {result.programs[p].samples:,} ({cpu_samples(result, p):,})" for p in ranked
+    )
     lines += [
         "",
-        f"Samples: {samples}.",
+        f"Samples taken (and what the program's CPU time accounts for at {RATE_HZ} Hz): "
+        f"{samples}. The difference was taken while the program was ready to run but waiting "
+        "for a core; those samples fall most on the calls that woke another process, whose "
+        "shares here are upper bounds (bench/profile.py).",
         "",
         "Hottest functions (innermost frame, share of the program's samples):",
         "",

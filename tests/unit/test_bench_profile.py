@@ -54,6 +54,7 @@ def test_the_table_splits_each_programs_cpu_per_order_by_category() -> None:
             "auth": profile.Profile(profile.parse_raw(RAW)),
         },
         cpu_ms_per_order={"orders": 5.0, "auth": 0.01},
+        settled=1200,
     )
 
     lines = profile.table(result)
@@ -64,6 +65,9 @@ def test_the_table_splits_each_programs_cpu_per_order_by_category() -> None:
     assert rows["the service's own code"] == "| the service's own code | 1.00 |"
     assert rows["**all (from /proc)**"] == "| **all (from /proc)** | 5.00 |"
     assert "- orders: `wait_async (psycopg/waiting.py)` 60%" in "\n".join(lines)
+    # 5 ms for each of 1,200 orders is 6 s of CPU: 300 samples at 50 Hz.
+    (samples,) = [line for line in lines if line.startswith("Samples taken")]
+    assert f"orders {profile.Profile(profile.parse_raw(RAW)).samples:,} (300)" in samples
 
 
 def test_without_py_spy_the_table_says_why() -> None:
