@@ -465,8 +465,9 @@ woken up does not preempt the one running, which keeps its core until it waits o
 ends. An order crosses the stack as messages between processes, and at the default policy each
 message woke its receiver straight onto the core of its sender: 47 to 76 involuntary context
 switches per order, against 12 to 19 in batch. On two shared cores, alternated runs of the
-same build gave 10 to 20% less CPU per order (all processes) and more orders/s held at
-150 offered, with the same p99 at 20 orders/s (docs/benchmarks-analysis.md). Priorities are
+same build gave 0 to 23% less CPU per order (all processes; a median of 15%), more orders/s
+held at 150 offered in three pairs of four, and the same p99 at 20 orders/s
+(docs/benchmarks-analysis.md). Priorities are
 unchanged: `nice` still weighs the background below the rest. Skipped where `chrt` is missing."""
 
 
