@@ -467,19 +467,24 @@ message woke its receiver straight onto the core of its sender: 47 to 76 involun
 switches per order, against 12 to 19 in batch. On two shared cores, alternated runs of the
 same build gave 0 to 23% less CPU per order (all processes; a median of 15%), more orders/s
 held at 150 offered in three pairs of four, and the same p99 at 20 orders/s
-(docs/benchmarks-analysis.md). Priorities are
-unchanged: `nice` still weighs the background below the rest. Skipped where `chrt` is missing."""
+(docs/benchmarks-analysis.md). Priorities are unchanged: `nice` still weighs the background
+below the rest. supervisord runs so too: every line a program logs wakes it. Skipped where
+`chrt` is missing."""
+
+
+def in_batch(argv: Sequence[str]) -> tuple[str, ...]:
+    """`argv` run in batch scheduling (`BATCH_SCHEDULING`), as it is where `chrt` is missing."""
+    if shutil.which(BATCH_SCHEDULING[0]) is None:
+        return tuple(argv)
+    return (*BATCH_SCHEDULING, *argv)
 
 
 def program_argv(spec: ServerSpec) -> tuple[str, ...]:
     """`spec`'s command line, run under `nice` when it is one of `BACKGROUND_PROGRAMS`, and in
-    batch scheduling (`BATCH_SCHEDULING`)."""
-    argv = spec.argv
+    batch scheduling."""
     if spec.name in BACKGROUND_PROGRAMS:
-        argv = ("nice", "-n", str(BACKGROUND_NICENESS), *argv)
-    if shutil.which(BATCH_SCHEDULING[0]) is not None:
-        argv = (*BATCH_SCHEDULING, *argv)
-    return argv
+        return in_batch(("nice", "-n", str(BACKGROUND_NICENESS), *spec.argv))
+    return in_batch(spec.argv)
 
 
 def render_program(spec: ServerSpec, priority: int, logs: Path, *, service: bool) -> str:
@@ -564,7 +569,7 @@ def start_supervisord(config: StackConfig) -> None:
     executable = Path(sys.executable).parent / "supervisord"
     # supervisord forks into the background and this first process exits at once.
     result = subprocess.run(
-        [str(executable), "-c", str(config.supervisord_conf)],
+        in_batch((str(executable), "-c", str(config.supervisord_conf))),
         check=False,
         env=child_environment(),
         cwd=REPO_ROOT,
