@@ -33,7 +33,8 @@ is only passed on: where the service's sampler follows the parent's decision (ev
 record nothing, so none is made. The parent's context itself is made current and sent on
 (`traceparent` with its flags 00), so every later hop knows the trace is not recorded and log
 lines still carry its trace id. At a ratio of 1% this is 99 orders in 100, where making the
-spans the SDK drops anyway cost about 3% of every service's CPU.
+spans the SDK drops anyway took 3 to 4% more of each service's profile samples than passing
+the context on (docs/benchmarks-analysis.md).
 
 A process usually runs one service; tests run several apps in one process, so tracers are kept
 per service name, each with its own resource. `trace_with(make_provider)` makes every service
