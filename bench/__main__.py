@@ -151,6 +151,9 @@ class RateResult:
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
     stages: stages.Breakdown = field(default_factory=stages.Breakdown)
+    core_seconds: float | None = None
+    """One core's loop (`core_seconds`) on the quiet stack just before the rate: how fast the
+    machine was for this rate, which may differ from the run's start and end."""
     notified_after: float | str = "not measured"
     """Seconds from the last CONFIRMED push until the notifications service had recorded
     every confirmed order's notification (it runs at a lower priority on the development
@@ -476,8 +479,8 @@ def write_report(
         "",
         f"One core's speed: {CALIBRATION_ADDITIONS:,} additions in a Python loop took "
         f"{speed[0]:.3f} s when the run started and {speed[1]:.3f} s when it ended (best of "
-        "three; the stack idle). The same build's figures scale with it: compare it before "
-        "comparing runs.",
+        "three; the stack idle), and just before each rate as the orders table says. The same "
+        "build's figures scale with it: compare it before comparing runs or rates.",
         "",
         f"Command: `{command}`",
         "",
@@ -494,17 +497,8 @@ def write_report(
             else "Each rate starts once the stack is quiet again (no warm-up run)."
         ),
         "",
-        "| offered rate (orders/s) | placed | confirmed | create errors | sustained orders/s "
-        "| p50 ms | p95 ms | p99 ms | POST p99 ms | notified, s after the last push |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(
-            f"| {r.rate} | {r.placed} | {r.confirmed} | {r.create_errors} | {r.throughput:.1f} "
-            f"| {percentile(r.latencies_ms, 50):.1f} | {percentile(r.latencies_ms, 95):.1f} "
-            f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} "
-            f"| {notified_text(r.notified_after)} |"
-        )
+    lines += orders_table(results)
     refused = [r for r in results if r.errors_by_status]
     if refused:
         lines += ["", "Create errors by cause (status and problem type, or no answer):", ""]
@@ -534,6 +528,25 @@ def notified_text(after: float | str) -> str:
 def errors_text(result: RateResult) -> str:
     causes = sorted(result.errors_by_status.items(), key=lambda item: -item[1])
     return ", ".join(f"{cause} x{count}" for cause, count in causes)
+
+
+def orders_table(results: list[RateResult]) -> list[str]:
+    """The orders table: one row per offered rate."""
+    lines = [
+        "| offered rate (orders/s) | placed | confirmed | create errors | sustained orders/s "
+        "| p50 ms | p95 ms | p99 ms | POST p99 ms | notified, s after the last push "
+        "| one core's loop just before, s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        loop = "-" if r.core_seconds is None else f"{r.core_seconds:.3f}"
+        lines.append(
+            f"| {r.rate} | {r.placed} | {r.confirmed} | {r.create_errors} | {r.throughput:.1f} "
+            f"| {percentile(r.latencies_ms, 50):.1f} | {percentile(r.latencies_ms, 95):.1f} "
+            f"| {percentile(r.latencies_ms, 99):.1f} | {percentile(r.create_ms, 99):.1f} "
+            f"| {notified_text(r.notified_after)} | {loop} |"
+        )
+    return lines
 
 
 def cpu_table(results: list[RateResult]) -> list[str]:
@@ -756,8 +769,10 @@ async def main(argv: list[str] | None = None) -> None:
         for rate in rates:
             # Each rate starts on a quiet stack, not on the last one's queued work.
             await settle()
+            speed_now = core_seconds()
             print(f"offering {rate} orders/s for {args.seconds:.0f}s", flush=True)
             result = await run_rate(client, customers, product_ids, rate, args.seconds)
+            result.core_seconds = speed_now
             results.append(result)
             if result.stages.unavailable:
                 print(f"  no stage breakdown: {result.stages.unavailable}", flush=True)
