@@ -87,29 +87,23 @@ class RequestContextMiddleware:
             return
         request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
         path = scope.get("path", "")
-        tracer = tracing.tracer(self.service) if path not in _UNTRACKED_PATHS else None
-        if tracer is not None:
-            method = scope.get("method", "GET")
-            context = tracing.extract(
-                (key.decode("latin-1"), value) for key, value in scope.get("headers", [])
-            )
-            if tracing.unsampled(self.service, context) is not None:
-                with tracing.carrying(context):
-                    await self._serve(scope, receive, send, request_id, None)
-                return
-            with tracer.start_as_current_span(
-                method,
-                context=context,
-                kind=SpanKind.SERVER,
-                attributes={
-                    "http.request.method": method,
-                    "url.path": path,
-                    "realtimeorder.request_id": request_id,
-                },
-            ) as span:
-                await self._serve(scope, receive, send, request_id, span)
+        if path in _UNTRACKED_PATHS or tracing.tracer(self.service) is None:
+            await self._serve(scope, receive, send, request_id, None)
             return
-        await self._serve(scope, receive, send, request_id, None)
+        method = scope.get("method", "GET")
+        # A trace the caller did not sample gets no span here either (tracing.span).
+        with tracing.span(
+            self.service,
+            method,
+            kind=SpanKind.SERVER,
+            headers=((key.decode("latin-1"), value) for key, value in scope.get("headers", [])),
+            attributes={
+                "http.request.method": method,
+                "url.path": path,
+                "realtimeorder.request_id": request_id,
+            },
+        ) as span:
+            await self._serve(scope, receive, send, request_id, span)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, span: Span | None
