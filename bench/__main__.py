@@ -507,7 +507,7 @@ def write_report(
     lines += cpu_table(results)
     if profiled is not None:
         lines += profile.table(profiled.profiles)
-        lines += statements.table(profiled.statements, profiled.settled)
+        lines += statements.table(profiled.statements, profiled.profiles.settled)
     if overloaded is not None:
         lines += overload.table(overloaded)
     if held is not None:
@@ -647,7 +647,6 @@ async def gateway_gc_pauses(client: Http) -> dict[str, dict[str, float]]:
 class ProfiledRun:
     profiles: profile.Profiles
     statements: statements.Statements
-    settled: int
 
 
 async def profiled_run(
@@ -675,9 +674,9 @@ async def profiled_run(
         if not_counted
         else await asyncio.to_thread(statements.read)
     )
-    profiled = ProfiledRun(profiles, counted, profiles.settled)
+    profiled = ProfiledRun(profiles, counted)
     print("\n".join(profile.table(profiles)), flush=True)
-    print("\n".join(statements.table(counted, profiled.settled)), flush=True)
+    print("\n".join(statements.table(counted, profiles.settled)), flush=True)
     return profiled
 
 
