@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated
 
@@ -142,11 +142,20 @@ def _statuses(values: list[str]) -> list[Status]:
         raise InvalidInput(f"status must be among {', '.join(Status)}.", field="status") from exc
 
 
+_ORDER_FIELDS = tuple(field.name for field in fields(OrderRow))
+
+
+def _order_fields(order: OrderRow) -> dict[str, object]:
+    # The row's fields as they are: the model copies what it keeps, so the deep copy
+    # `dataclasses.asdict` makes of the address would be thrown away.
+    return {name: getattr(order, name) for name in _ORDER_FIELDS}
+
+
 def _summary(order: OrderRow, lines: list[LineRow]) -> OrderSummary:
-    return OrderSummary.model_validate({**asdict(order), "items": lines})
+    return OrderSummary.model_validate({**_order_fields(order), "items": lines})
 
 
 def _order_out(view: OrderView) -> OrderOut:
     return OrderOut.model_validate(
-        {**asdict(view.order), "items": view.lines, "timeline": view.timeline}
+        {**_order_fields(view.order), "items": view.lines, "timeline": view.timeline}
     )
