@@ -79,8 +79,8 @@ fi
 # The interpreter: PYTHON, else the distribution's python3 (installed above) when it is 3.11 or
 # newer, else python3 on PATH. Debian builds its interpreter with profile-guided and link-time
 # optimisation and links the interpreter's library into the executable; a source build without
-# --enable-optimizations (a version manager's default) spent 10-20% more CPU on the same web
-# request (docs/benchmarks-analysis.md), and every service runs on the interpreter picked here.
+# --enable-optimizations (a version manager's default) spent about a tenth more CPU on the same
+# web request (docs/benchmarks-analysis.md), and every service runs on the interpreter picked here.
 is_python311() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
 if [[ -z ${PYTHON:-} ]]; then
   PYTHON=python3
