@@ -103,7 +103,7 @@ stamp_input() {
 stamp="$(stamp_input | sha256sum | cut -c1-16)"
 stamp_file=".venv/.installed-$stamp"
 if [[ ! -x .venv/bin/python ]]; then
-  log "creating .venv"
+  log "creating .venv from $PYTHON"
   "$PYTHON" -m venv .venv
 fi
 if [[ ! -e $stamp_file ]]; then
