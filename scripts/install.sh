@@ -76,22 +76,14 @@ if ((${#missing[@]})); then
 fi
 
 # ---- Python virtualenv ---------------------------------------------------------------------------
-# The interpreter: PYTHON, else the distribution's python3 (installed above) when it is 3.11 or
-# newer, else python3 on PATH. Debian builds its interpreter with profile-guided and link-time
-# optimisation and links the interpreter's library into the executable; a source build without
-# --enable-optimizations (a version manager's default) spent about a tenth more CPU on the same
-# web request (docs/benchmarks-analysis.md), and every service runs on the interpreter picked here.
-is_python311() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
-if [[ -z ${PYTHON:-} ]]; then
-  PYTHON=python3
-  is_python311 /usr/bin/python3 && PYTHON=/usr/bin/python3
-fi
+# shellcheck source=scripts/venv-python.sh
+source scripts/venv-python.sh
+PYTHON="$(venv_python)"
 is_python311 "$PYTHON" || die "$PYTHON is missing or older than 3.11 (set PYTHON=/path/to/python3.11+)"
 
 # A virtualenv made from another interpreter is made again.
-base_of() { "$1" -c 'import os, sys; print(os.path.realpath(sys._base_executable))'; }
-if [[ -x .venv/bin/python ]] && [[ "$(base_of .venv/bin/python)" != "$(base_of "$PYTHON")" ]]; then
-  log "making .venv again from $PYTHON (it was made from $(base_of .venv/bin/python))"
+if [[ -x .venv/bin/python ]] && [[ "$(base_interpreter .venv/bin/python)" != "$(base_interpreter "$PYTHON")" ]]; then
+  log "making .venv again from $PYTHON (it was made from $(base_interpreter .venv/bin/python))"
   rm -rf .venv
 fi
 
