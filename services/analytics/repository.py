@@ -7,7 +7,7 @@ The tables (migrations/0001_projection.sql): `event_log` (every consumed event, 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from services.analytics.domain import REVENUE_STATUSES, Granularity, Period
 from services.kit.db import DictConnection, Filters
+from services.kit.models import row_fields
 
 SCHEMA = "analytics"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -159,21 +160,17 @@ async def project(
     entry's order (by its user, at its version), in one statement; False when it was kept
     before (then it changed nothing)."""
     query = _KEEP
-    params = {**_fields(entry), "data": Jsonb(entry.data)}
+    params = {**row_fields(entry), "data": Jsonb(entry.data)}
     if isinstance(change, Creation):
         query += _CREATION
-        params.update(_fields(change))
+        params.update(row_fields(change))
     elif isinstance(change, StatusAt):
         query += _STATUS
-        params.update(_fields(change))
+        params.update(row_fields(change))
     query += "SELECT count(*) AS kept FROM kept"
     cursor = await conn.execute(query, params)
     row = await cursor.fetchone()
     return row is not None and row["kept"] > 0
-
-
-def _fields(row: NewLogEntry | Creation | StatusAt) -> dict[str, Any]:
-    return {field.name: getattr(row, field.name) for field in fields(row)}
 
 
 async def clear(conn: DictConnection) -> None:

@@ -3,7 +3,9 @@
 `CamelModel` reads a field by its camelCase alias or its Python name and writes it by its
 alias (FastAPI serialises responses by alias). `from_attributes` lets a response schema be
 built from a repository row (`UserOut.model_validate(row)`), so no service writes a mapper
-field by field.
+field by field; where a schema or a statement also needs values the row does not hold,
+`row_fields(row)` gives the row's fields to add them to (not `dataclasses.asdict`, which
+deep-copies every value only for the model or the driver to copy it again).
 
 `RequestModel` is the base of every request body: a field the model does not declare is
 refused with a 422 naming it, so a misspelt field (a status change's `note` for `notes`) is
@@ -27,10 +29,15 @@ which answers some values with an error that would otherwise be a 500:
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from dataclasses import fields
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 INT4_MAX = 2**31 - 1
 MAX_PAGE_OFFSET = 100_000
@@ -81,3 +88,13 @@ class RequestModel(CamelModel):
     """A request body: unknown fields are refused with a 422 naming them."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@cache
+def _field_names(row_type: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(row_type))
+
+
+def row_fields(row: DataclassInstance) -> dict[str, Any]:
+    """A dataclass row's fields by name, each value as it is (see the module docstring)."""
+    return {name: getattr(row, name) for name in _field_names(type(row))}

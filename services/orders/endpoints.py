@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import fields
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from services.kit.errors import InvalidInput
-from services.kit.models import INT4_MAX, Text
+from services.kit.models import INT4_MAX, Text, row_fields
 from services.kit.security import CurrentAdmin, CurrentUser
 from services.orders.domain import Status
 from services.orders.repository import LineRow, OrderRow
@@ -142,20 +141,11 @@ def _statuses(values: list[str]) -> list[Status]:
         raise InvalidInput(f"status must be among {', '.join(Status)}.", field="status") from exc
 
 
-_ORDER_FIELDS = tuple(field.name for field in fields(OrderRow))
-
-
-def _order_fields(order: OrderRow) -> dict[str, object]:
-    # The row's fields as they are: the model copies what it keeps, so the deep copy
-    # `dataclasses.asdict` makes of the address would be thrown away.
-    return {name: getattr(order, name) for name in _ORDER_FIELDS}
-
-
 def _summary(order: OrderRow, lines: list[LineRow]) -> OrderSummary:
-    return OrderSummary.model_validate({**_order_fields(order), "items": lines})
+    return OrderSummary.model_validate({**row_fields(order), "items": lines})
 
 
 def _order_out(view: OrderView) -> OrderOut:
     return OrderOut.model_validate(
-        {**_order_fields(view.order), "items": view.lines, "timeline": view.timeline}
+        {**row_fields(view.order), "items": view.lines, "timeline": view.timeline}
     )

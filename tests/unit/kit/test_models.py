@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic import ConfigDict, ValidationError
 
-from services.kit.models import CamelModel
+from services.kit.models import CamelModel, row_fields
 
 
 class Body(CamelModel):
@@ -46,4 +46,22 @@ def test_a_service_may_refuse_unknown_fields() -> None:
     assert Strict.model_validate({"productId": "p"}).model_dump(by_alias=True) == {
         "productId": "p",
         "unitCount": 0,
+    }
+
+
+@dataclass(frozen=True)
+class RowWithAddress:
+    product_id: str
+    address: dict[str, str]
+
+
+def test_row_fields_are_the_rows_values_themselves_not_copies() -> None:
+    address = {"city": "Berlin"}
+    fields = row_fields(RowWithAddress("p-1", address))
+    assert fields == {"product_id": "p-1", "address": {"city": "Berlin"}}
+    assert fields["address"] is address
+    assert row_fields(Row("p-2", 3, "x")) == {
+        "product_id": "p-2",
+        "unit_count": 3,
+        "not_in_the_schema": "x",
     }
