@@ -81,10 +81,13 @@ source scripts/venv-python.sh
 PYTHON="$(venv_python)"
 is_python311 "$PYTHON" || die "$PYTHON is missing or older than 3.11 (set PYTHON=/path/to/python3.11+)"
 
-# A virtualenv made from another interpreter is made again.
-if [[ -x .venv/bin/python ]] && [[ "$(base_interpreter .venv/bin/python)" != "$(base_interpreter "$PYTHON")" ]]; then
-  log "making .venv again from $PYTHON (it was made from $(base_interpreter .venv/bin/python))"
-  rm -rf .venv
+# A virtualenv made from another interpreter (or one whose python no longer runs) is made again.
+if [[ -x .venv/bin/python ]]; then
+  made_from="$(base_interpreter .venv/bin/python 2>/dev/null || true)"
+  if [[ $made_from != "$(base_interpreter "$PYTHON")" ]]; then
+    log "making .venv again from $PYTHON (it was made from ${made_from:-an interpreter that no longer runs})"
+    rm -rf .venv
+  fi
 fi
 
 # The editable install maps the top-level packages it saw, so a new one needs a reinstall too.
