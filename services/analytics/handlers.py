@@ -1,14 +1,16 @@
 """The events the analytics service consumes, in one table: topic -> data type -> facts.
 
 Every order event, and inventory's expired reservations, go into the projection
-(`AnalyticsService.project`) through the kit's consumer shell: one transaction per event, the
-event id claimed first. Inventory's answers (confirmed, failed) carry the order version they
-answered; the order's version once orders applies them is the next one (`order_version`).
+(`AnalyticsService.project`) through the kit's consumer shell: one statement for a lone event
+or for a group of them (`Handler.apply_many`), which keeps each in the event log (its record of
+applied events: the shell claims nothing). Inventory's answers (confirmed, failed) carry the
+order version they answered; the order's version once orders applies them is the next one
+(`order_version`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,25 +64,40 @@ def expired_facts(data: ReservationExpired, _at: datetime) -> EventFacts:
     return EventFacts(data.order_id, data.user_id, data.version, None)
 
 
-def _projecting(
-    topic: str, data_type: type[BaseModel], facts: Callable[[Any, datetime], EventFacts]
-) -> Handler[AnalyticsService]:
+FACTS: dict[str, tuple[type[BaseModel], Callable[[Any, datetime], EventFacts]]] = {
+    ORDER_CREATED: (OrderCreated, created_facts),
+    ORDER_CONFIRMED: (OrderConfirmed, confirmed_facts),
+    ORDER_FAILED: (OrderFailed, failed_facts),
+    ORDER_SHIPPED: (OrderStatusChanged, status_changed_facts),
+    ORDER_DELIVERED: (OrderStatusChanged, status_changed_facts),
+    ORDER_CANCELLED: (OrderStatusChanged, status_changed_facts),
+    RESERVATION_EXPIRED: (ReservationExpired, expired_facts),
+}
+"""What each consumed topic carries, and what its events say about their order."""
+
+
+async def project_many(
+    service: AnalyticsService, conn: DictConnection, events: Sequence[tuple[str, Envelope[Any]]]
+) -> list[Applied | None]:
+    return await service.project(
+        conn, [(topic, event, FACTS[topic][1](event.data, event.time)) for topic, event in events]
+    )
+
+
+def _projecting(topic: str) -> Handler[AnalyticsService]:
     async def apply(
         service: AnalyticsService, conn: DictConnection, event: Envelope[Any]
     ) -> Applied | None:
-        return await service.project(conn, topic, event, facts(event.data, event.time))
+        (applied,) = await project_many(service, conn, [(topic, event)])
+        return applied
 
     # The event log is the projection's record of applied events, kept by the statement that
-    # applies each (repository.project).
-    return Handler(data_type, apply, dedupes_itself=True, one_statement=True)
+    # applies them (repository.project), for one event or a group.
+    return Handler(
+        FACTS[topic][0], apply, dedupes_itself=True, one_statement=True, apply_many=project_many
+    )
 
 
 EVENT_HANDLERS: dict[str, Handler[AnalyticsService]] = {
-    ORDER_CREATED: _projecting(ORDER_CREATED, OrderCreated, created_facts),
-    ORDER_CONFIRMED: _projecting(ORDER_CONFIRMED, OrderConfirmed, confirmed_facts),
-    ORDER_FAILED: _projecting(ORDER_FAILED, OrderFailed, failed_facts),
-    ORDER_SHIPPED: _projecting(ORDER_SHIPPED, OrderStatusChanged, status_changed_facts),
-    ORDER_DELIVERED: _projecting(ORDER_DELIVERED, OrderStatusChanged, status_changed_facts),
-    ORDER_CANCELLED: _projecting(ORDER_CANCELLED, OrderStatusChanged, status_changed_facts),
-    RESERVATION_EXPIRED: _projecting(RESERVATION_EXPIRED, ReservationExpired, expired_facts),
+    topic: _projecting(topic) for topic in FACTS
 }

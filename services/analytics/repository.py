@@ -7,12 +7,14 @@ The tables (migrations/0001_projection.sql): `event_log` (every consumed event, 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 
 from services.analytics.domain import REVENUE_STATUSES, Granularity, Period
@@ -101,76 +103,99 @@ class StatusAt:
     currency: str | None = None
 
 
-_KEEP = """
-    WITH kept AS (
+# Every event of the group once (`seq`: its place in the group; a second copy is kept
+# nothing for), then each order's row moved by the events that were new, merged per order
+# as applying them one after the other would: the status of the newest version (the first
+# of equal ones) if newer than the row's; the creation's facts whenever they arrive (its
+# total and currency over a status change's); a status change's total and currency only
+# where none is known; the first confirmation's time kept whatever its order. One row per
+# order, because one statement cannot upsert a row twice.
+_PROJECT = """
+    WITH event AS (
+        SELECT *
+        FROM jsonb_to_recordset(%(events)s::jsonb) AS e (
+            seq integer, event_id uuid, topic text, type text, source text, order_id text,
+            user_id text, version integer, occurred_at timestamptz, data jsonb,
+            status text, at timestamptz, total numeric, currency text, item_count integer,
+            created_at timestamptz)
+    ), kept AS (
         INSERT INTO event_log (event_id, topic, type, source, order_id, user_id, version,
                                occurred_at, data)
-        VALUES (%(event_id)s, %(topic)s, %(type)s, %(source)s, %(order_id)s, %(user_id)s,
-                %(version)s, %(occurred_at)s, %(data)s)
+        SELECT DISTINCT ON (event_id)
+               event_id, topic, type, source, order_id, user_id, version, occurred_at, data
+        FROM event
+        ORDER BY event_id, seq
         ON CONFLICT (event_id) DO NOTHING
-        RETURNING 1
-    )
-"""
-
-# The creation's facts; its status only if no newer version was seen first.
-_CREATION = """
-    , facts AS (
+        RETURNING event_id
+    ), change AS (
+        SELECT DISTINCT ON (e.event_id) e.*
+        FROM event e JOIN kept USING (event_id)
+        WHERE e.status IS NOT NULL
+        ORDER BY e.event_id, e.seq
+    ), merged AS (
+        SELECT order_id,
+               (array_agg(user_id ORDER BY seq))[1] AS user_id,
+               (array_agg(status ORDER BY version DESC, seq))[1] AS status,
+               max(version) AS version,
+               coalesce((array_agg(total ORDER BY seq) FILTER (WHERE created_at IS NOT NULL))[1],
+                        (array_agg(total ORDER BY seq) FILTER (WHERE total IS NOT NULL))[1])
+                   AS total,
+               coalesce((array_agg(currency ORDER BY seq)
+                             FILTER (WHERE created_at IS NOT NULL))[1],
+                        (array_agg(currency ORDER BY seq) FILTER (WHERE currency IS NOT NULL))[1])
+                   AS currency,
+               (array_agg(item_count ORDER BY seq) FILTER (WHERE created_at IS NOT NULL))[1]
+                   AS item_count,
+               (array_agg(created_at ORDER BY seq) FILTER (WHERE created_at IS NOT NULL))[1]
+                   AS created_at,
+               (array_agg(at ORDER BY seq) FILTER (WHERE status = 'CONFIRMED'))[1]
+                   AS confirmed_at
+        FROM change
+        GROUP BY order_id
+    ), facts AS (
         INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
-                                 item_count, created_at)
-        SELECT %(order_id)s, %(user_id)s, 'CREATED', %(version)s, %(total)s, %(currency)s,
-               %(item_count)s, %(created_at)s
-        FROM kept
-        ON CONFLICT (order_id) DO UPDATE
-        SET total = excluded.total,
-            currency = excluded.currency,
-            item_count = excluded.item_count,
-            created_at = excluded.created_at,
-            status = CASE WHEN excluded.version > order_facts.version
-                          THEN excluded.status ELSE order_facts.status END,
-            version = GREATEST(order_facts.version, excluded.version),
-            updated_at = now()
-    )
-"""
-
-# A status at an order version: applied only if newer than the one known (so a late event
-# changes nothing); a confirmation's time is kept whatever its order.
-_STATUS = """
-    , facts AS (
-        INSERT INTO order_facts (order_id, user_id, status, version, total, currency,
-                                 confirmed_at)
-        SELECT %(order_id)s, %(user_id)s, %(status)s, %(version)s, %(total)s, %(currency)s,
-               CASE WHEN %(status)s = 'CONFIRMED' THEN %(at)s::timestamptz END
-        FROM kept
+                                 item_count, created_at, confirmed_at)
+        SELECT order_id, user_id, status, version, total, currency, item_count, created_at,
+               confirmed_at
+        FROM merged
         ON CONFLICT (order_id) DO UPDATE
         SET status = CASE WHEN excluded.version > order_facts.version
                           THEN excluded.status ELSE order_facts.status END,
             version = GREATEST(order_facts.version, excluded.version),
-            total = COALESCE(order_facts.total, excluded.total),
-            currency = COALESCE(order_facts.currency, excluded.currency),
+            total = CASE WHEN excluded.created_at IS NOT NULL THEN excluded.total
+                         ELSE COALESCE(order_facts.total, excluded.total) END,
+            currency = CASE WHEN excluded.created_at IS NOT NULL THEN excluded.currency
+                            ELSE COALESCE(order_facts.currency, excluded.currency) END,
+            item_count = COALESCE(excluded.item_count, order_facts.item_count),
+            created_at = COALESCE(excluded.created_at, order_facts.created_at),
             confirmed_at = COALESCE(order_facts.confirmed_at, excluded.confirmed_at),
             updated_at = now()
     )
+    SELECT event_id FROM kept
 """
 
 
 async def project(
-    conn: DictConnection, entry: NewLogEntry, change: Creation | StatusAt | None
-) -> bool:
-    """Keep the event and, if it was not kept before, apply its `change` to the row of the
-    entry's order (by its user, at its version), in one statement; False when it was kept
-    before (then it changed nothing)."""
-    query = _KEEP
-    params = {**row_fields(entry), "data": Jsonb(entry.data)}
-    if isinstance(change, Creation):
-        query += _CREATION
-        params.update(row_fields(change))
-    elif isinstance(change, StatusAt):
-        query += _STATUS
-        params.update(row_fields(change))
-    query += "SELECT count(*) AS kept FROM kept"
-    cursor = await conn.execute(query, params)
-    row = await cursor.fetchone()
-    return row is not None and row["kept"] > 0
+    conn: DictConnection, entries: Sequence[tuple[NewLogEntry, Creation | StatusAt | None]]
+) -> set[uuid.UUID]:
+    """Keep the events, in their order, and apply the `change` of each one not kept before to
+    the row of its order (by its user, at its version), all in one statement; the ids of the
+    events it kept (an event kept before changed nothing)."""
+    records = []
+    for seq, (entry, change) in enumerate(entries):
+        record = {**row_fields(entry), "seq": seq}
+        if isinstance(change, Creation):
+            record.update(row_fields(change), status="CREATED")
+        elif isinstance(change, StatusAt):
+            record.update(row_fields(change))
+        records.append(record)
+    cursor = await conn.execute(_PROJECT, {"events": Jsonb(records, dumps=_dumps)})
+    return {row["event_id"] for row in await cursor.fetchall()}
+
+
+def _dumps(value: Any) -> bytes:
+    # Decimals as strings: numeric keeps every digit.
+    return orjson.dumps(value, default=str)
 
 
 async def clear(conn: DictConnection) -> None:

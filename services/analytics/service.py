@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -109,6 +109,10 @@ class EventFacts:
     """What it changes in the order's row: none for a reservation that expired."""
 
 
+PROJECTED = Applied("projected")
+"""What applying a new event did (the projection sets nothing off after its commit)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventPageRows:
     rows: list[repo.LoggedEvent]
@@ -124,24 +128,37 @@ class AnalyticsService:
     # --- the projection (consumed events) ---------------------------------------------------
 
     async def project(
-        self, conn: DictConnection, topic: str, event: Envelope[Any], facts: EventFacts
-    ) -> Applied | None:
-        """Apply one order event in one statement (the consumer's, or its group's
-        transaction); None if the event log had it already (kept before: nothing changes)."""
-        entry = repo.NewLogEntry(
-            event_id=uuid.UUID(event.id),
-            topic=topic,
-            type=event.type,
-            source=event.source,
-            order_id=facts.order_id,
-            user_id=facts.user_id,
-            version=facts.version,
-            occurred_at=event.time,
-            data=event.data.model_dump(mode="json", by_alias=True),
-        )
-        if not await repo.project(conn, entry, facts.change):
-            return None
-        return Applied("projected")
+        self, conn: DictConnection, events: Sequence[tuple[str, Envelope[Any], EventFacts]]
+    ) -> list[Applied | None]:
+        """Apply order events, in their order, in one statement (on the consumer's connection);
+        for each, None if the event log had it already (kept before, or earlier in `events`:
+        it changes nothing)."""
+        entries = [
+            (
+                repo.NewLogEntry(
+                    event_id=uuid.UUID(event.id),
+                    topic=topic,
+                    type=event.type,
+                    source=event.source,
+                    order_id=facts.order_id,
+                    user_id=facts.user_id,
+                    version=facts.version,
+                    occurred_at=event.time,
+                    data=event.data.model_dump(mode="json", by_alias=True),
+                ),
+                facts.change,
+            )
+            for topic, event, facts in events
+        ]
+        kept = await repo.project(conn, entries)
+        applied: list[Applied | None] = []
+        for entry, _ in entries:
+            if entry.event_id in kept:
+                kept.discard(entry.event_id)  # a second copy in `events` was kept nothing for
+                applied.append(PROJECTED)
+            else:
+                applied.append(None)
+        return applied
 
     async def clear(self) -> None:
         """Empty the projection (before a replay from the start)."""

@@ -29,7 +29,8 @@ A handler for which a redelivery changes nothing by itself (`Handler.dedupes_its
 analytics' event log, notifications' order versions, the orders timeline's event ids) is
 claimed nothing for; a lone event of one whose change is also one statement
 (`Handler.one_statement`: analytics, inventory's answers in orders) is that statement on an
-autocommit connection.
+autocommit connection. A handler that can apply a whole group in one statement
+(`Handler.apply_many`: analytics) gets the group at once, also on an autocommit connection.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
@@ -40,7 +41,9 @@ an event twice in a group is a duplicate the second time); each is then traced, 
 effects submitted as above; nothing takes effect before the group's commit. If
 any event of the group fails, the whole transaction rolls back and the consumer applies the
 group again one event per transaction (kit/kafka.py), where the failing event is retried and
-dead-lettered on its own. A group's transaction holds the row locks its events take until it
+dead-lettered on its own. A group whose handlers all share one `apply_many` is that one call
+instead: one statement, no claims, no BEGIN and no COMMIT; each event still has its span, its
+outcome and its effects. A group's transaction holds the row locks its events take until it
 commits, so `group_size` bounds it; a deadlock with another replica is such a failure, and the
 one-by-one pass resolves it. Counters a service increments inside its function may count an
 event of a failed group twice.
@@ -50,8 +53,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -81,6 +84,12 @@ class Applied:
     after_commit: tuple[Effect, ...] = ()
 
 
+ApplyMany = Callable[
+    [S, DictConnection, Sequence[tuple[str, Envelope[Any]]]], Awaitable[Sequence[Applied | None]]
+]
+"""Applies `(topic, event)` pairs in one statement (`Handler.apply_many`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Handler(Generic[S]):
     """One row of a service's `EVENT_HANDLERS`: the data a topic carries and what applies it.
@@ -95,12 +104,22 @@ class Handler(Generic[S]):
 
     `one_statement`: the handler's change is one statement. A lone event of a handler that also
     dedupes itself then runs on an autocommit connection: no BEGIN and no COMMIT.
+
+    `apply_many(service, conn, events)`: applies a group of `(topic, event)` in one statement,
+    in their order, as `apply` would one after the other, and returns what `apply` would have
+    for each. A group whose handlers all share it (the topics of one service) is that one call
+    on an autocommit connection; it needs `dedupes_itself` and `one_statement`.
     """
 
     data_type: type[BaseModel]
     apply: Callable[[S, DictConnection, Envelope[Any]], Awaitable[Applied | None]]
     dedupes_itself: bool = False
     one_statement: bool = False
+    apply_many: ApplyMany[S] | None = None
+
+    def __post_init__(self) -> None:
+        if self.apply_many is not None and not (self.dedupes_itself and self.one_statement):
+            raise ValueError("apply_many needs a handler that dedupes itself in one statement")
 
 
 class EventShell(Generic[S]):
@@ -153,6 +172,10 @@ class EventShell(Generic[S]):
         parsed = [
             self._parse(message.topic() or "", message.value() or b"") for message in messages
         ]
+        apply_many = parsed[0][1].apply_many if parsed else None
+        if apply_many is not None and all(h.apply_many is apply_many for _, h, _ in parsed):
+            await self._apply_many(apply_many, messages, parsed, started)
+            return
         done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
         claims = [(e.id, topic) for topic, handler, e in parsed if not handler.dedupes_itself]
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
@@ -167,6 +190,30 @@ class EventShell(Generic[S]):
                 started = time.perf_counter()
         committed = time.perf_counter()
         for topic, envelope, applied, started in done:
+            self._settle(topic, envelope, applied)
+            EVENT_PROCESSING.labels(self.service_name, topic).observe(committed - started)
+
+    async def _apply_many(
+        self,
+        apply_many: ApplyMany[S],
+        messages: list[Message],
+        parsed: list[tuple[str, Handler[S], Envelope[Any]]],
+        started: float,
+    ) -> None:
+        """A group as one statement on an autocommit connection, each event with its span."""
+        with ExitStack() as spans:
+            opened = [spans.enter_context(self._span(message)) for message in messages]
+            for span, (_, _, envelope) in zip(opened, parsed, strict=True):
+                if span is not None:
+                    span.set_attribute("realtimeorder.order_id", envelope.subject)
+            async with autocommit(self.pool) as conn:
+                results = await apply_many(
+                    self.service, conn, [(topic, envelope) for topic, _, envelope in parsed]
+                )
+            for span, applied in zip(opened, results, strict=True):
+                _mark_outcome(span, applied)
+        committed = time.perf_counter()
+        for (topic, _, envelope), applied in zip(parsed, results, strict=True):
             self._settle(topic, envelope, applied)
             EVENT_PROCESSING.labels(self.service_name, topic).observe(committed - started)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 import httpx
+from confluent_kafka import Message
 
 from services.kit.consumer import EventShell
+from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
 from services.kit.order_events import ORDER_CANCELLED, ORDER_DELIVERED, ORDER_SHIPPED
 from tests.integration.analytics.support import (
@@ -246,3 +251,119 @@ async def test_the_event_log_filters_and_pages(
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     later = await _get(client, admin, "/analytics/events", orderId=order, **{"from": future})
     assert later["items"] == []
+
+
+class _Consumed:
+    """A consumed Kafka message, as the consumer shell reads it."""
+
+    def __init__(self, topic: str, envelope: Envelope[Any], offset: int) -> None:
+        self._topic, self._value, self._offset = topic, envelope.to_bytes(), offset
+
+    def topic(self) -> str:
+        return self._topic
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def _stories(day: date) -> tuple[list[Event], dict[str, dict[str, Any]]]:
+    """The events of four orders (confirmed and delivered, failed, cancelled, confirmed and
+    expired), one of them twice, and the row each order ends with."""
+    user = str(uuid.uuid4())
+    delivered, failing, cancelled, lapsed = (str(uuid.uuid4()) for _ in range(4))
+    events = [
+        created(delivered, user, _at(day, 8), "40.00"),
+        confirmed(delivered, user),
+        status_changed(ORDER_SHIPPED, delivered, user, 3, "SHIPPED", "CONFIRMED"),
+        status_changed(ORDER_DELIVERED, delivered, user, 4, "DELIVERED", "SHIPPED"),
+        created(failing, user, _at(day, 9), "15.00", currency="USD"),
+        failed(failing, user),
+        created(cancelled, user, _at(day, 10), "7.50"),
+        confirmed(cancelled, user),
+        status_changed(ORDER_CANCELLED, cancelled, user, 3, "CANCELLED", "CONFIRMED"),
+        created(lapsed, user, _at(day, 11), "3.00"),
+        confirmed(lapsed, user),
+        expired(lapsed, user),
+    ]
+
+    def row(
+        status: str, version: int, total: str, currency: str, hour: int, confirmation: int | None
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "version": version,
+            "total": Decimal(total),
+            "currency": currency,
+            "item_count": 2,
+            "created_at": _at(day, hour),
+            "confirmed_at": None if confirmation is None else events[confirmation][1].time,
+        }
+
+    rows = {
+        delivered: row("DELIVERED", 4, "40.00", "EUR", 8, 1) | {"logged": 4},
+        failing: row("FAILED", 2, "15.00", "USD", 9, None) | {"logged": 2},
+        cancelled: row("CANCELLED", 3, "7.50", "EUR", 10, 7) | {"logged": 3},
+        lapsed: row("CONFIRMED", 2, "3.00", "EUR", 11, 10) | {"logged": 3},
+    }
+    return [*events, events[1]], rows
+
+
+def _renamed(events: list[Event]) -> tuple[list[Event], dict[str, str]]:
+    """The same events for other orders and with other event ids (a copy stays a copy), and
+    each order's other id."""
+    orders: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    renamed = []
+    for topic, envelope in events:
+        order = orders.setdefault(envelope.subject, str(uuid.uuid4()))
+        data = envelope.data.model_copy(update={"order_id": order})
+        update = {"id": ids.setdefault(envelope.id, str(uuid.uuid4())), "subject": order}
+        renamed.append((topic, envelope.model_copy(update={**update, "data": data})))
+    return renamed, orders
+
+
+async def _facts(shell: EventShell[Any], orders: list[str]) -> dict[str, dict[str, Any]]:
+    """Each order's row, and how many of its events the log keeps."""
+    async with shell.pool.connection() as conn:
+        cursor = await conn.execute(
+            """
+            SELECT f.order_id, f.status, f.version, f.total, f.currency, f.item_count,
+                   f.created_at, f.confirmed_at,
+                   (SELECT count(*) FROM event_log l WHERE l.order_id = f.order_id) AS logged
+            FROM order_facts f
+            WHERE f.order_id = ANY(%s)
+            """,
+            (orders,),
+        )
+        return {row.pop("order_id"): row for row in await cursor.fetchall()}
+
+
+async def test_events_in_one_statement_end_where_they_end_one_by_one(
+    shell: EventShell[Any],
+) -> None:
+    for seed in range(8):
+        one_by_one, expected = _stories(_day(50 + seed))
+        random.Random(seed).shuffle(one_by_one)
+        grouped, other_id = _renamed(one_by_one)
+
+        await _apply(shell, *one_by_one)
+        cuts = [0, 1 + seed % 3, 6, 7 + seed % 5, len(grouped)]
+        for start, end in itertools.pairwise(cuts):
+            messages = [
+                cast("Message", _Consumed(topic, envelope, start + i))
+                for i, (topic, envelope) in enumerate(grouped[start:end])
+            ]
+            await shell.apply_group(messages)
+
+        assert await _facts(shell, list(expected)) == expected, f"one by one, seed {seed}"
+        in_groups = {other_id[order]: row for order, row in expected.items()}
+        assert await _facts(shell, list(in_groups)) == in_groups, f"in groups, seed {seed}"

@@ -4,8 +4,9 @@ claimed once, effects after commit, outcomes counted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -294,3 +295,96 @@ async def test_a_handler_that_dedupes_itself_is_claimed_nothing_and_runs_alone_i
         assert await cursor.fetchone() == {"n": 0}, "the shell claimed nothing"
     assert consumed("processed") == processed + 3
     assert consumed("duplicate") == duplicates + 3
+
+
+class GroupKeepingLedger(KeepingLedger):
+    """KeepingLedger that also keeps a whole group in one statement, with an effect per kept
+    event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[list[str]] = []
+        self.effects: list[str] = []
+
+    async def keep_many(
+        self, conn: DictConnection, events: Sequence[tuple[str, Envelope[Any]]]
+    ) -> list[Applied | None]:
+        self.autocommit.append(conn.autocommit)
+        self.groups.append([envelope.subject for _, envelope in events])
+        cursor = await conn.execute(
+            "INSERT INTO kept_ledger (event_id, order_id)"
+            " SELECT DISTINCT ON (id) id, subject"
+            " FROM unnest(%s::uuid[], %s::text[]) AS e (id, subject)"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text",
+            ([e.id for _, e in events], [e.subject for _, e in events]),
+        )
+        kept = {row["event_id"] for row in await cursor.fetchall()}
+        applied: list[Applied | None] = []
+        for _, envelope in events:
+            if envelope.id in kept:
+                kept.discard(envelope.id)
+                applied.append(Applied("kept", (partial(self._effect, envelope.subject),)))
+            else:
+                applied.append(None)
+        return applied
+
+    async def _effect(self, order_id: str) -> None:
+        self.effects.append(order_id)
+
+
+async def _apply_one_of_many(
+    service: GroupKeepingLedger, conn: DictConnection, envelope: Envelope[Any]
+) -> Applied | None:
+    (applied,) = await service.keep_many(conn, [(RESERVATION_EXPIRED, envelope)])
+    return applied
+
+
+async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_autocommit(
+    pool: Pool,
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("CREATE TABLE kept_ledger (event_id uuid PRIMARY KEY, order_id text)")
+    keeping = GroupKeepingLedger()
+    handlers = {
+        RESERVATION_EXPIRED: Handler(
+            ReservationExpired,
+            _apply_one_of_many,
+            dedupes_itself=True,
+            one_statement=True,
+            apply_many=GroupKeepingLedger.keep_many,
+        )
+    }
+    after_commit = AfterCommit("shell-test")
+    job = after_commit.job()
+    runner = asyncio.create_task(job.run())
+    shell = EventShell("shell-test", keeping, pool, handlers, after_commit)
+    seen_before, twice = expired("o-30"), expired("o-31")
+    assert await shell.handle(RESERVATION_EXPIRED, seen_before.to_bytes()) is not None
+    processed, duplicates, seconds = consumed("processed"), consumed("duplicate"), timed()
+
+    await shell.apply_group(delivered(twice, seen_before, expired("o-32"), twice))
+    await after_commit.drained()
+
+    assert keeping.groups == [["o-30"], ["o-31", "o-30", "o-32", "o-31"]], "the group in one call"
+    assert keeping.autocommit == [True, True]
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT order_id FROM kept_ledger ORDER BY order_id")
+        assert [row["order_id"] for row in await cursor.fetchall()] == ["o-30", "o-31", "o-32"]
+    assert keeping.effects == ["o-30", "o-31", "o-32"], "each kept event's effect, in order"
+    assert consumed("processed") == processed + 2
+    assert consumed("duplicate") == duplicates + 2
+    assert timed() > seconds
+    job.stop()
+    await runner
+
+
+def test_apply_many_needs_a_handler_that_dedupes_itself_in_one_statement() -> None:
+    for dedupes_itself, one_statement in ((False, True), (True, False)):
+        with pytest.raises(ValueError, match="apply_many"):
+            Handler(
+                ReservationExpired,
+                _apply_one_of_many,
+                dedupes_itself=dedupes_itself,
+                one_statement=one_statement,
+                apply_many=GroupKeepingLedger.keep_many,
+            )
