@@ -1,10 +1,11 @@
 """The analytics service's decisions: the projection of the order events, and the reports.
 
-**Projection.** `project` runs in the consumer shell's transaction for every consumed event
-(handlers.py): it keeps the event in `event_log` (an event kept before changes nothing, so a
-replay from the start never counts twice) and moves the order's row in `order_facts`: the
-creation's facts whenever they arrive, the status only when its order version is newer than
-the one known (events of one order come on several topics, in any order).
+**Projection.** `project` applies a lone consumed event, or a group the consumer fetched
+together, in one statement on the consumer shell's connection (handlers.py): it keeps each
+event in `event_log` (an event kept before changes nothing, so a replay from the start never
+counts twice) and moves each order's row in `order_facts`: the creation's facts whenever they
+arrive, the status only when its order version is newer than the one known (events of one
+order come on several topics, in any order).
 
 **Reports.** Counts, revenue and the status distribution are exact, from the projection; the
 rates and recent figures come from Prometheus (`LIVE`). Prometheus is asked with a short
