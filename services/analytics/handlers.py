@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.analytics.repository import Creation, StatusAt
 from services.analytics.service import AnalyticsService, EventFacts
-from services.kit.consumer import Applied, Handler
+from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
 from services.kit.events import Envelope
 from services.kit.order_events import (
@@ -77,10 +77,11 @@ FACTS: dict[str, tuple[type[BaseModel], Callable[[Any, datetime], EventFacts]]] 
 
 
 async def project_many(
-    service: AnalyticsService, conn: DictConnection, events: Sequence[tuple[str, Envelope[Any]]]
+    service: AnalyticsService, conn: DictConnection, events: Sequence[Consumed]
 ) -> list[Applied | None]:
     return await service.project(
-        conn, [(topic, event, FACTS[topic][1](event.data, event.time)) for topic, event in events]
+        conn,
+        [(e.topic, e.event, FACTS[e.topic][1](e.event.data, e.event.time)) for e in events],
     )
 
 
@@ -88,7 +89,7 @@ def _projecting(topic: str) -> Handler[AnalyticsService]:
     async def apply(
         service: AnalyticsService, conn: DictConnection, event: Envelope[Any]
     ) -> Applied | None:
-        (applied,) = await project_many(service, conn, [(topic, event)])
+        (applied,) = await project_many(service, conn, [Consumed(topic, event, None)])
         return applied
 
     # The event log is the projection's record of applied events, kept by the statement that

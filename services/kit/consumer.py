@@ -29,8 +29,8 @@ A handler for which a redelivery changes nothing by itself (`Handler.dedupes_its
 analytics' event log, notifications' order versions, the orders timeline's event ids) is
 claimed nothing for; a lone event of one whose change is also one statement
 (`Handler.one_statement`: analytics, inventory's answers in orders) is that statement on an
-autocommit connection. A handler that can apply a whole group in one statement
-(`Handler.apply_many`: analytics) gets the group at once, also on an autocommit connection.
+autocommit connection. A handler that can apply a whole group at once, in fewer statements
+than one per event (`Handler.apply_many`: analytics, notifications), gets the group in one call.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
@@ -42,8 +42,9 @@ effects submitted as above; nothing takes effect before the group's commit. If
 any event of the group fails, the whole transaction rolls back and the consumer applies the
 group again one event per transaction (kit/kafka.py), where the failing event is retried and
 dead-lettered on its own. A group whose handlers all share one `apply_many` is that one call
-instead: one statement, no claims, no BEGIN and no COMMIT; each event still has its span, its
-outcome and its effects. A group's transaction holds the row locks its events take until it
+in the group's transaction instead, with no claims; each event still has its span (the handler
+gets each event's trace context, since only one span can be the active one), its outcome and
+its effects. A group's transaction holds the row locks its events take until it
 commits, so `group_size` bounds it; a deadlock with another replica is such a failure, and the
 one-by-one pass resolves it. Counters a service increments inside its function may count an
 event of a failed group twice.
@@ -84,10 +85,19 @@ class Applied:
     after_commit: tuple[Effect, ...] = ()
 
 
-ApplyMany = Callable[
-    [S, DictConnection, Sequence[tuple[str, Envelope[Any]]]], Awaitable[Sequence[Applied | None]]
-]
-"""Applies `(topic, event)` pairs in one statement (`Handler.apply_many`)."""
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """An event of a group handed to `Handler.apply_many`."""
+
+    topic: str
+    event: Envelope[Any]
+    trace_context: Mapping[str, str] | None
+    """The event's own span as headers (kit/tracing.py), for what it writes to go out in its
+    trace; None while tracing is off."""
+
+
+ApplyMany = Callable[[S, DictConnection, Sequence[Consumed]], Awaitable[Sequence[Applied | None]]]
+"""Applies a group of events at once (`Handler.apply_many`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +115,10 @@ class Handler(Generic[S]):
     `one_statement`: the handler's change is one statement. A lone event of a handler that also
     dedupes itself then runs on an autocommit connection: no BEGIN and no COMMIT.
 
-    `apply_many(service, conn, events)`: applies a group of `(topic, event)` in one statement,
-    in their order, as `apply` would one after the other, and returns what `apply` would have
-    for each. A group whose handlers all share it (the topics of one service) is that one call
-    on an autocommit connection; it needs `dedupes_itself` and `one_statement`.
+    `apply_many(service, conn, events)`: applies a group of events, in their order, as `apply`
+    would one after the other but in fewer statements, and returns what `apply` would have for
+    each. A group whose handlers all share it (the topics of one service) is that one call, in
+    the group's transaction; it needs `dedupes_itself`, since nothing is claimed for it.
     """
 
     data_type: type[BaseModel]
@@ -118,8 +128,8 @@ class Handler(Generic[S]):
     apply_many: ApplyMany[S] | None = None
 
     def __post_init__(self) -> None:
-        if self.apply_many is not None and not (self.dedupes_itself and self.one_statement):
-            raise ValueError("apply_many needs a handler that dedupes itself in one statement")
+        if self.apply_many is not None and not self.dedupes_itself:
+            raise ValueError("apply_many needs a handler that dedupes itself")
 
 
 class EventShell(Generic[S]):
@@ -200,16 +210,18 @@ class EventShell(Generic[S]):
         parsed: list[tuple[str, Handler[S], Envelope[Any]]],
         started: float,
     ) -> None:
-        """A group as one statement on an autocommit connection, each event with its span."""
+        """A group as one call in one transaction, each event with its span."""
         with ExitStack() as spans:
-            opened = [spans.enter_context(self._span(message)) for message in messages]
-            for span, (_, _, envelope) in zip(opened, parsed, strict=True):
+            opened: list[Span | None] = []
+            events: list[Consumed] = []
+            for message, (topic, _, envelope) in zip(messages, parsed, strict=True):
+                span = spans.enter_context(self._span(message))
                 if span is not None:
                     span.set_attribute("realtimeorder.order_id", envelope.subject)
-            async with autocommit(self.pool) as conn:
-                results = await apply_many(
-                    self.service, conn, [(topic, envelope) for topic, _, envelope in parsed]
-                )
+                opened.append(span)
+                events.append(Consumed(topic, envelope, tracing.current_headers()))
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                results = await apply_many(self.service, conn, events)
             for span, applied in zip(opened, results, strict=True):
                 _mark_outcome(span, applied)
         committed = time.perf_counter()

@@ -1,23 +1,26 @@
 """The events the notifications service consumes, in one table: topic -> data type -> facts.
 
 Every order event notifies its user. The kit's consumer shell (kit/consumer.py) parses each
-message and runs `NotificationService.notify` with the facts below, one statement that commits
-by itself (`one_statement`); a stale event (an order version not newer than one already
-notified) is suppressed there. Each event of an order carries a version of its own, so a
-redelivered event is stale too and changes nothing: the shell claims nothing for these
-handlers (`dedupes_itself`). An event that cannot be parsed, or whose order id is not a UUID,
-raises: the consumer retries it and then sends it to the dead-letter topic.
+message and runs `NotificationService.notify` with the facts below: a lone event is one
+statement that commits by itself (`one_statement`), a group the consumer fetched together one
+statement per turn of its orders' events (`apply_many`) in one transaction; a stale event (an
+order version not newer than one already notified) is suppressed there. Each event of an order
+carries a version of its own, so a redelivered event is stale too and changes nothing: the
+shell claims nothing for these handlers (`dedupes_itself`). An event that cannot be parsed, or
+whose order id is not a UUID, raises: the consumer retries it and then sends it to the
+dead-letter topic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from services.kit.consumer import Applied, Handler
+from services.kit import tracing
+from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
 from services.kit.events import Envelope
 from services.kit.order_events import (
@@ -33,7 +36,7 @@ from services.kit.order_events import (
     OrderStatusChanged,
 )
 from services.notifications.domain import STATUS_OF, EventType, OrderFacts
-from services.notifications.service import NotificationService
+from services.notifications.service import NotificationService, Notified
 
 
 def created_facts(data: OrderCreated, at: datetime) -> OrderFacts:
@@ -92,22 +95,43 @@ def status_changed_facts(
     return facts
 
 
-def _notifying(
-    data_type: type[BaseModel], facts: Callable[[Any, datetime], OrderFacts]
-) -> Handler[NotificationService]:
+FACTS: dict[str, tuple[type[BaseModel], Callable[[Any, datetime], OrderFacts]]] = {
+    ORDER_CREATED: (OrderCreated, created_facts),
+    ORDER_CONFIRMED: (OrderConfirmed, confirmed_facts),
+    ORDER_FAILED: (OrderFailed, failed_facts),
+    ORDER_SHIPPED: (OrderStatusChanged, status_changed_facts(EventType.SHIPPED)),
+    ORDER_DELIVERED: (OrderStatusChanged, status_changed_facts(EventType.DELIVERED)),
+    ORDER_CANCELLED: (OrderStatusChanged, status_changed_facts(EventType.CANCELLED)),
+}
+"""What each consumed topic carries, and what its events say about their order."""
+
+
+async def notify_many(
+    service: NotificationService, conn: DictConnection, events: Sequence[Consumed]
+) -> list[Applied]:
+    return await service.notify(
+        conn,
+        [
+            Notified(e.event.id, FACTS[e.topic][1](e.event.data, e.event.time), e.trace_context)
+            for e in events
+        ],
+    )
+
+
+def _notifying(topic: str) -> Handler[NotificationService]:
     async def apply(
         service: NotificationService, conn: DictConnection, event: Envelope[Any]
     ) -> Applied:
-        return await service.notify(conn, event.id, facts(event.data, event.time))
+        (applied,) = await notify_many(
+            service, conn, [Consumed(topic, event, tracing.current_headers())]
+        )
+        return applied
 
-    return Handler(data_type, apply, dedupes_itself=True, one_statement=True)
+    return Handler(
+        FACTS[topic][0], apply, dedupes_itself=True, one_statement=True, apply_many=notify_many
+    )
 
 
 EVENT_HANDLERS: dict[str, Handler[NotificationService]] = {
-    ORDER_CREATED: _notifying(OrderCreated, created_facts),
-    ORDER_CONFIRMED: _notifying(OrderConfirmed, confirmed_facts),
-    ORDER_FAILED: _notifying(OrderFailed, failed_facts),
-    ORDER_SHIPPED: _notifying(OrderStatusChanged, status_changed_facts(EventType.SHIPPED)),
-    ORDER_DELIVERED: _notifying(OrderStatusChanged, status_changed_facts(EventType.DELIVERED)),
-    ORDER_CANCELLED: _notifying(OrderStatusChanged, status_changed_facts(EventType.CANCELLED)),
+    topic: _notifying(topic) for topic in FACTS
 }

@@ -2,7 +2,7 @@
 
 An entry is a guess, never trusted on its own: the statement that records a notification checks
 that the stored preferences are still the ones saved at the entry's time (repository.py
-`record_notification`), and a guess that is out of date (the user saved new preferences through
+`record_notifications`), and a guess that is out of date (the user saved new preferences through
 another replica) is dropped and read again. So the cache can only save reads, never send with
 preferences the user replaced.
 """

@@ -14,9 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection
+from services.kit.models import row_fields
 from services.notifications.domain import Channel, EventType, Preferences
 
 SCHEMA = "notifications"
@@ -167,8 +169,20 @@ async def order_version(conn: DictConnection, order_id: uuid.UUID) -> int | None
 
 
 @dataclass(frozen=True, slots=True)
+class ToRecord:
+    """An event's notification and deliveries, made from the user's preferences as saved at
+    `preferences_saved_at` (None: the user never saved any)."""
+
+    notification: NotificationRow
+    deliveries: Sequence[NewDelivery]
+    preferences_saved_at: datetime | None
+    trace_context: Mapping[str, str] | None = None
+    """The consumed event's trace, which the deliveries to publish go out in."""
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
-    """What `record_notification` found."""
+    """What `record_notifications` found for one of them."""
 
     current: bool
     """The user's stored preferences are the ones the deliveries were made from."""
@@ -176,80 +190,98 @@ class Recorded:
     """The event's order version was newer than the newest notified: all of it is recorded."""
 
 
-async def record_notification(
-    conn: DictConnection,
-    notification: NotificationRow,
-    deliveries: Sequence[NewDelivery],
-    *,
-    preferences_saved_at: datetime | None,
-    trace_context: Mapping[str, str] | None = None,
-) -> Recorded:
-    """Apply an event's notification in one statement, which commits by itself on an
-    autocommit connection: if the user's stored preferences are the ones saved at
-    `preferences_saved_at` (None: the user never saved any) and the notification's order
-    version is newer than the newest notified for its order, record that version (the stale
-    rule; the upsert's row lock orders concurrent events of one order), the (unread)
-    notification and its deliveries; otherwise write nothing. `trace_context` (the consumed
-    event's trace) goes with the deliveries to publish."""
-    traced = Jsonb(dict(trace_context)) if trace_context else None
-    # The deliveries travel as arrays, one per column; their foreign key is checked at the end
-    # of the statement, when the notification's row is there.
-    cursor = await conn.execute(
-        """
-        WITH current AS (
-            SELECT WHERE (SELECT updated_at FROM preferences WHERE user_id = %(user)s)
-                         IS NOT DISTINCT FROM %(saved_at)s::timestamptz
-        ), newer AS (
-            INSERT INTO order_versions (order_id, version)
-            SELECT %(order)s, %(version)s FROM current
-            ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
-            WHERE order_versions.version < excluded.version
-            RETURNING 1
-        ), notification AS (
-            INSERT INTO notifications
-                (id, user_id, order_id, event_id, event_type, order_version, title, body, data,
-                 created_at)
-            SELECT %(id)s, %(user)s, %(order)s, %(event)s, %(event_type)s, %(version)s,
-                   %(title)s, %(body)s, %(data)s, %(created_at)s
-            FROM newer
-        ), delivery AS (
-            INSERT INTO deliveries
-                (id, notification_id, channel, status, recipient, reason, queue, payload,
-                 trace_context, created_at)
-            SELECT d.id, %(id)s, d.channel, d.status, d.recipient, d.reason, d.queue, d.payload,
-                   CASE WHEN d.payload IS NOT NULL THEN %(trace)s::jsonb END, %(created_at)s
-            FROM newer, unnest(%(ids)s::uuid[], %(channels)s::text[], %(statuses)s::text[],
-                               %(recipients)s::text[], %(reasons)s::text[], %(queues)s::text[],
-                               %(payloads)s::bytea[])
-                AS d (id, channel, status, recipient, reason, queue, payload)
-        )
-        SELECT EXISTS (SELECT FROM current) AS current, EXISTS (SELECT FROM newer) AS newer
-        """,
-        {
-            "saved_at": preferences_saved_at,
-            "id": notification.id,
-            "user": notification.user_id,
-            "order": notification.order_id,
-            "event": notification.event_id,
-            "event_type": notification.event_type,
-            "version": notification.order_version,
-            "title": notification.title,
-            "body": notification.body,
-            "data": Jsonb(notification.data),
-            "created_at": notification.created_at,
-            "trace": traced,
-            "ids": [d.id for d in deliveries],
-            "channels": [str(d.channel) for d in deliveries],
-            "statuses": ["pending" if d.payload is not None else "skipped" for d in deliveries],
-            "recipients": [d.recipient for d in deliveries],
-            "reasons": [d.reason for d in deliveries],
-            "queues": [d.queue for d in deliveries],
-            "payloads": [d.payload for d in deliveries],
-        },
+# One row per event in `notification` (`seq`: its place), its deliveries in `delivery`
+# (`notification`: the seq of theirs). The deliveries' foreign key is checked at the end of
+# the statement, when the notifications' rows are there; a payload travels as the text of its
+# JSON and is stored as those bytes (UTF-8).
+_RECORD = """
+    WITH notification AS (
+        SELECT *
+        FROM json_to_recordset(%(notifications)s::json) AS n (
+            seq integer, id uuid, user_id text, order_id uuid, event_id uuid, event_type text,
+            order_version integer, title text, body text, data jsonb, created_at timestamptz,
+            saved_at timestamptz, trace jsonb)
+    ), current AS (
+        SELECT n.*
+        FROM notification n
+        WHERE (SELECT updated_at FROM preferences p WHERE p.user_id = n.user_id)
+              IS NOT DISTINCT FROM n.saved_at
+    ), newer AS (
+        INSERT INTO order_versions (order_id, version)
+        SELECT order_id, order_version FROM current
+        ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, updated_at = now()
+        WHERE order_versions.version < excluded.version
+        RETURNING order_id
+    ), recorded AS (
+        SELECT current.* FROM current JOIN newer USING (order_id)
+    ), kept AS (
+        INSERT INTO notifications
+            (id, user_id, order_id, event_id, event_type, order_version, title, body, data,
+             created_at)
+        SELECT id, user_id, order_id, event_id, event_type, order_version, title, body, data,
+               created_at
+        FROM recorded
+    ), delivery AS (
+        INSERT INTO deliveries
+            (id, notification_id, channel, status, recipient, reason, queue, payload,
+             trace_context, created_at)
+        SELECT d.id, r.id, d.channel,
+               CASE WHEN d.payload IS NOT NULL THEN 'pending' ELSE 'skipped' END,
+               d.recipient, d.reason, d.queue, convert_to(d.payload, 'UTF8'),
+               CASE WHEN d.payload IS NOT NULL THEN r.trace END, r.created_at
+        FROM json_to_recordset(%(deliveries)s::json) AS d (
+                 notification integer, id uuid, channel text, recipient text, reason text,
+                 queue text, payload text)
+        JOIN recorded r ON r.seq = d.notification
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return Recorded(current=row["current"], newer=row["newer"])
+    SELECT n.seq, c.seq IS NOT NULL AS current, r.seq IS NOT NULL AS newer
+    FROM notification n
+    LEFT JOIN current c USING (seq)
+    LEFT JOIN recorded r USING (seq)
+    ORDER BY n.seq
+"""
+
+
+async def record_notifications(conn: DictConnection, events: Sequence[ToRecord]) -> list[Recorded]:
+    """Apply events' notifications in one statement, at most one event per order (one
+    statement cannot move an order's newest version twice). For each: if the user's stored
+    preferences are the ones it was made from and its order version is newer than the newest
+    notified for its order, record that version (the stale rule; the upsert's row lock orders
+    concurrent events of one order), the (unread) notification and its deliveries; otherwise
+    write nothing for it."""
+    notifications = []
+    deliveries = []
+    for seq, event in enumerate(events):
+        notification = event.notification
+        notifications.append(
+            {
+                **row_fields(notification),
+                "seq": seq,
+                "saved_at": event.preferences_saved_at,
+                "trace": event.trace_context or None,
+            }
+        )
+        deliveries += [
+            {
+                "notification": seq,
+                "id": delivery.id,
+                "channel": delivery.channel,
+                "recipient": delivery.recipient,
+                "reason": delivery.reason,
+                "queue": delivery.queue,
+                "payload": None if delivery.payload is None else delivery.payload.decode(),
+            }
+            for delivery in event.deliveries
+        ]
+    cursor = await conn.execute(
+        _RECORD,
+        {"notifications": _json(notifications), "deliveries": _json(deliveries)},
+    )
+    return [Recorded(row["current"], row["newer"]) for row in await cursor.fetchall()]
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows, default=str).decode()
 
 
 async def list_notifications(

@@ -2,11 +2,12 @@
 preferences and the delivery trail.
 
 A consumed event is applied by one statement on the consumer shell's connection
-(kit/consumer.py), which commits by itself unless the shell applies a group of events in one
-transaction: the stale rule (`order_versions`), one in-app notification, and one delivery row
-per enabled channel, each `pending` with its message. The channels and their recipients come
-from the user's preferences as this process knows them (known_preferences.py); the statement
-writes nothing if the stored ones are newer, and the event is made again from those.
+(kit/consumer.py), which commits by itself, or, for a group of events the shell hands over at
+once, by one statement per turn of the group's orders, in one transaction: the stale rule
+(`order_versions`), one in-app notification, and one delivery row per enabled channel, each
+`pending` with its message. The channels and their recipients come from the user's preferences
+as this process knows them (known_preferences.py); the statement writes nothing for an event
+whose user's stored ones are newer, and the event is made again from those.
 
 Nothing is published there: the delivery rows are an outbox that `DeliveryOutbox` hands to the
 kit's `RabbitRelay` after commit, which publishes with confirms and marks them `queued`
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -29,12 +30,12 @@ from typing import Protocol, TypeVar
 
 import socketio
 
-from services.kit import tracing
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.ids import new_id
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, push_to_user
+from services.kit.logs import order_id_var
 from services.kit.pagination import MalformedCursor, decode_cursor, encode_cursor
 from services.kit.rabbit import Outgoing
 from services.kit.rabbit_outbox import OutgoingMessage
@@ -169,6 +170,29 @@ def _count_queued(confirmed: Sequence[ReadDelivery]) -> None:
         metrics.DELIVERIES.labels(delivery.channel, "queued").inc()
 
 
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """A consumed order event to notify: its id, what it says, and its trace."""
+
+    event_id: str
+    facts: OrderFacts
+    trace_context: Mapping[str, str] | None
+
+
+def _turns(events: Sequence[Notified]) -> list[list[int]]:
+    """The events' places in turns: each order's first event in the first turn, its second in
+    the second, and so on, in their order within each turn."""
+    turns: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, event in enumerate(events):
+        turn = seen.get(event.facts.order_id, 0)
+        seen[event.facts.order_id] = turn + 1
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(i)
+    return turns
+
+
 class PreferencesChanging(RuntimeError):
     """The user's preferences changed under every attempt to notify with them (the consumer
     retries the event)."""
@@ -196,39 +220,55 @@ class NotificationService:
 
     # --- consumed events ------------------------------------------------------------------
 
-    async def notify(self, conn: DictConnection, event_id: str, facts: OrderFacts) -> Applied:
-        """Apply one order event on the consumer's connection: one statement records it (or
-        finds it stale), made from the user's preferences as this process knows them; if the
-        user saved others since, they are read and the statement made again."""
-        for _ in range(PREFERENCE_READS):
-            known = self.preferences.get(facts.user_id)
-            if known is None:
-                known = await self._read_preferences(conn, facts.user_id)
-            notification, deliveries = _notification(
-                event_id, facts, known.preferences, datetime.now(UTC)
-            )
-            recorded = await repo.record_notification(
-                conn,
-                notification,
-                deliveries,
-                preferences_saved_at=known.saved_at,
-                trace_context=tracing.current_headers(),
-            )
-            if recorded.current:
-                break
-            self.preferences.drop(facts.user_id)
-        else:
-            raise PreferencesChanging(facts.user_id)
+    async def notify(self, conn: DictConnection, events: Sequence[Notified]) -> list[Applied]:
+        """Apply order events, in their order, on the consumer's connection: the first event of
+        each order in one statement, the next of each in another, and so on (a statement
+        moves an order's newest version once). Each is made from its user's preferences as this
+        process knows them; the events whose user saved others since (the statement wrote
+        nothing for them) are read again and recorded before any later event of their order."""
+        outcomes: list[Applied | None] = [None] * len(events)
+        for turn in _turns(events):
+            for _ in range(PREFERENCE_READS):
+                made = [await self._made(conn, events[i]) for i in turn]
+                recorded = await repo.record_notifications(conn, made)
+                changed = []
+                for i, record, result in zip(turn, made, recorded, strict=True):
+                    if result.current:
+                        outcomes[i] = self._outcome(events[i].facts, record, result.newer)
+                    else:
+                        changed.append(i)
+                        self.preferences.drop(events[i].facts.user_id)
+                if not changed:
+                    break
+                turn = changed
+            else:
+                raise PreferencesChanging(events[turn[0]].facts.user_id)
+        applied = [outcome for outcome in outcomes if outcome is not None]
+        assert len(applied) == len(events), "every turn records or refuses each of its events"
+        return applied
+
+    async def _made(self, conn: DictConnection, event: Notified) -> repo.ToRecord:
+        known = self.preferences.get(event.facts.user_id)
+        if known is None:
+            known = await self._read_preferences(conn, event.facts.user_id)
+        notification, deliveries = _notification(
+            event.event_id, event.facts, known.preferences, datetime.now(UTC)
+        )
+        return repo.ToRecord(notification, deliveries, known.saved_at, event.trace_context)
+
+    def _outcome(self, facts: OrderFacts, record: repo.ToRecord, newer: bool) -> Applied:
         event_type = str(facts.event_type)
-        if not recorded.newer:
+        if not newer:
             metrics.EVENTS.labels(event_type, "stale").inc()
+            token = order_id_var.set(facts.order_id)
             log.info(
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
+            order_id_var.reset(token)
             return Applied("stale")
         effects: tuple[Effect, ...] = (
-            partial(_count, event_type, deliveries),
-            self.live.created(notification),
+            partial(_count, event_type, record.deliveries),
+            self.live.created(record.notification),
         )
         return Applied("notified", effects)
 

@@ -7,13 +7,11 @@ import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import httpx
-from confluent_kafka import Message
 
 from services.kit.consumer import EventShell
-from services.kit.events import Envelope
 from services.kit.kafka import EventProducer
 from services.kit.order_events import ORDER_CANCELLED, ORDER_DELIVERED, ORDER_SHIPPED
 from tests.integration.analytics.support import (
@@ -24,6 +22,7 @@ from tests.integration.analytics.support import (
     failed,
     status_changed,
 )
+from tests.integration.consumed import as_messages
 from tests.support import Bearer, eventually
 
 
@@ -253,28 +252,6 @@ async def test_the_event_log_filters_and_pages(
     assert later["items"] == []
 
 
-class _Consumed:
-    """A consumed Kafka message, as the consumer shell reads it."""
-
-    def __init__(self, topic: str, envelope: Envelope[Any], offset: int) -> None:
-        self._topic, self._value, self._offset = topic, envelope.to_bytes(), offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def _stories(day: date) -> tuple[list[Event], dict[str, dict[str, Any]]]:
     """The events of four orders (confirmed and delivered, failed, cancelled, confirmed and
     expired), one of them twice, and the row each order ends with."""
@@ -358,11 +335,7 @@ async def test_events_in_one_statement_end_where_they_end_one_by_one(
         await _apply(shell, *one_by_one)
         cuts = [0, 1 + seed % 3, 6, 7 + seed % 5, len(grouped)]
         for start, end in itertools.pairwise(cuts):
-            messages = [
-                cast("Message", _Consumed(topic, envelope, start + i))
-                for i, (topic, envelope) in enumerate(grouped[start:end])
-            ]
-            await shell.apply_group(messages)
+            await shell.apply_group(as_messages(*grouped[start:end], first_offset=start))
 
         assert await _facts(shell, list(expected)) == expected, f"one by one, seed {seed}"
         in_groups = {other_id[order]: row for order, row in expected.items()}

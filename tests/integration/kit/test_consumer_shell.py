@@ -7,14 +7,14 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Message
 
 from services.kit.after_commit import AfterCommit
-from services.kit.consumer import Applied, EventShell, Handler
+from services.kit.consumer import Applied, Consumed, EventShell, Handler
 from services.kit.db import DictConnection, Pool, apply_migrations, create_pool
 from services.kit.events import Envelope
 from services.kit.logs import order_id_var
@@ -22,6 +22,7 @@ from services.kit.metrics import EVENT_PROCESSING, EVENTS_CONSUMED
 from services.kit.order_events import RESERVATION_EXPIRED, ReservationExpired
 from services.kit.outbox import KIT_MIGRATIONS, event
 from services.kit.settings import ServiceSettings
+from tests.integration.consumed import as_messages
 
 pytestmark = pytest.mark.integration
 SCHEMA = "shell_test"
@@ -72,31 +73,8 @@ def expired(order_id: str) -> Envelope[Any]:
     return event("/test", RESERVATION_EXPIRED, order_id, data)
 
 
-class Delivered:
-    """What the shell reads of a consumed Kafka message."""
-
-    def __init__(self, envelope: Envelope[Any], offset: int) -> None:
-        self._value = envelope.to_bytes()
-        self._offset = offset
-
-    def topic(self) -> str:
-        return RESERVATION_EXPIRED
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def delivered(*envelopes: Envelope[Any]) -> list[Message]:
-    return [cast("Message", Delivered(e, offset)) for offset, e in enumerate(envelopes)]
+    return as_messages(*((RESERVATION_EXPIRED, envelope) for envelope in envelopes))
 
 
 async def transactions_that_wrote_the_ledger(pool: Pool) -> int:
@@ -307,20 +285,20 @@ class GroupKeepingLedger(KeepingLedger):
         self.effects: list[str] = []
 
     async def keep_many(
-        self, conn: DictConnection, events: Sequence[tuple[str, Envelope[Any]]]
+        self, conn: DictConnection, events: Sequence[Consumed]
     ) -> list[Applied | None]:
         self.autocommit.append(conn.autocommit)
-        self.groups.append([envelope.subject for _, envelope in events])
+        self.groups.append([e.event.subject for e in events])
         cursor = await conn.execute(
             "INSERT INTO kept_ledger (event_id, order_id)"
             " SELECT DISTINCT ON (id) id, subject"
             " FROM unnest(%s::uuid[], %s::text[]) AS e (id, subject)"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text",
-            ([e.id for _, e in events], [e.subject for _, e in events]),
+            ([e.event.id for e in events], [e.event.subject for e in events]),
         )
         kept = {row["event_id"] for row in await cursor.fetchall()}
         applied: list[Applied | None] = []
-        for _, envelope in events:
+        for envelope in (e.event for e in events):
             if envelope.id in kept:
                 kept.discard(envelope.id)
                 applied.append(Applied("kept", (partial(self._effect, envelope.subject),)))
@@ -335,11 +313,11 @@ class GroupKeepingLedger(KeepingLedger):
 async def _apply_one_of_many(
     service: GroupKeepingLedger, conn: DictConnection, envelope: Envelope[Any]
 ) -> Applied | None:
-    (applied,) = await service.keep_many(conn, [(RESERVATION_EXPIRED, envelope)])
+    (applied,) = await service.keep_many(conn, [Consumed(RESERVATION_EXPIRED, envelope, None)])
     return applied
 
 
-async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_autocommit(
+async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transaction(
     pool: Pool,
 ) -> None:
     async with pool.connection() as conn:
@@ -366,7 +344,7 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_autocommit
     await after_commit.drained()
 
     assert keeping.groups == [["o-30"], ["o-31", "o-30", "o-32", "o-31"]], "the group in one call"
-    assert keeping.autocommit == [True, True]
+    assert keeping.autocommit == [True, False], "a lone event alone, the group in a transaction"
     async with pool.connection() as conn:
         cursor = await conn.execute("SELECT order_id FROM kept_ledger ORDER BY order_id")
         assert [row["order_id"] for row in await cursor.fetchall()] == ["o-30", "o-31", "o-32"]
@@ -378,13 +356,6 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_autocommit
     await runner
 
 
-def test_apply_many_needs_a_handler_that_dedupes_itself_in_one_statement() -> None:
-    for dedupes_itself, one_statement in ((False, True), (True, False)):
-        with pytest.raises(ValueError, match="apply_many"):
-            Handler(
-                ReservationExpired,
-                _apply_one_of_many,
-                dedupes_itself=dedupes_itself,
-                one_statement=one_statement,
-                apply_many=GroupKeepingLedger.keep_many,
-            )
+def test_apply_many_needs_a_handler_that_dedupes_itself() -> None:
+    with pytest.raises(ValueError, match="apply_many"):
+        Handler(ReservationExpired, _apply_one_of_many, apply_many=GroupKeepingLedger.keep_many)

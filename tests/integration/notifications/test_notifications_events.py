@@ -25,9 +25,12 @@ from devstack.testing import RedisServer
 from services.kit.consumer import EventShell
 from services.kit.kafka import EventProducer
 from services.kit.live import NOTIFICATION_CREATED, NOTIFICATION_UNREAD, user_room
+from services.kit.metrics import EVENTS_CONSUMED
 from services.kit.order_events import ORDER_CONFIRMED, ORDER_CREATED, ORDER_DELIVERED
 from services.kit.rabbit import declare_queues
+from services.notifications import repository as repo
 from services.notifications import topology
+from tests.integration.consumed import as_messages
 from tests.integration.notifications.support import (
     QueueReader,
     confirmed,
@@ -321,3 +324,73 @@ def _publish_failures() -> float:
 def _delete_queue(url: str, queue: str) -> None:
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         connection.channel().queue_delete(queue)
+
+
+async def test_a_group_is_recorded_turn_by_turn_with_the_preferences_saved_meanwhile(
+    shell: EventShell[Any], db: psycopg.Connection[DictRow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group the consumer fetched together: one statement per turn (each order's first
+    event, then its second, ...), and the events of a user whose preferences were saved
+    elsewhere made again with those before their orders' later events."""
+    ada, grace = str(uuid.uuid4()), str(uuid.uuid4())
+    first, second, late = (str(uuid.uuid4()) for _ in range(3))
+    # This process learns grace's preferences (none saved) and notifies `late` at version 4.
+    topic, delivered = status_changed(ORDER_DELIVERED, late, grace, 4, "DELIVERED", "SHIPPED")
+    assert await shell.handle(topic, delivered.to_bytes()) is not None
+    db.execute(
+        "INSERT INTO preferences (user_id, channels, email, phone) VALUES (%s, %s, %s, NULL)",
+        (grace, Jsonb({}), "grace@example.org"),
+    )
+    statements: list[int] = []
+    record = repo.record_notifications
+
+    async def counted(conn: Any, events: Any) -> Any:
+        statements.append(len(events))
+        return await record(conn, events)
+
+    monkeypatch.setattr(repo, "record_notifications", counted)
+    creation = created(first, ada)
+    group = [
+        creation,
+        created(second, grace),
+        confirmed(first, ada),
+        confirmed(late, grace),  # version 2 after 4: stale
+        confirmed(second, grace),
+        creation,  # a copy: stale
+    ]
+    processed = _consumed(ORDER_CREATED)
+
+    await shell.apply_group(as_messages(*group))
+
+    # Turns: [first, second, late], grace's two again, [first, second], then the copy.
+    assert statements == [3, 2, 2, 1]
+    rows = db.execute(
+        """
+        SELECT n.order_id::text, n.event_type, n.order_version,
+               array_agg(d.channel || ':' || coalesce(d.recipient, d.status) ORDER BY d.channel)
+                   AS deliveries
+        FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+        WHERE n.order_id = ANY(%s::uuid[])
+        GROUP BY n.id ORDER BY n.order_id, n.order_version
+        """,
+        ([first, second, late],),
+    ).fetchall()
+    found = {(r["order_id"], r["event_type"], r["order_version"]): r["deliveries"] for r in rows}
+    assert found == {
+        (first, ORDER_CREATED, 1): ["email:skipped", f"push:{ada}"],
+        (first, ORDER_CONFIRMED, 2): ["email:skipped", f"push:{ada}"],
+        (second, ORDER_CREATED, 1): ["email:grace@example.org", f"push:{grace}"],
+        (second, ORDER_CONFIRMED, 2): ["email:grace@example.org", f"push:{grace}"],
+        (late, ORDER_DELIVERED, 4): ["email:skipped", f"push:{grace}"],
+    }
+    versions = db.execute(
+        "SELECT order_id::text, version FROM order_versions WHERE order_id = ANY(%s::uuid[])",
+        ([first, second, late],),
+    ).fetchall()
+    assert {r["order_id"]: r["version"] for r in versions} == {first: 2, second: 2, late: 4}
+    assert _consumed(ORDER_CREATED) == processed + 3, "the copy too: stale is its outcome"
+
+
+def _consumed(topic: str) -> float:
+    value: float = EVENTS_CONSUMED.labels("notifications", topic, "processed")._value.get()
+    return value
