@@ -243,6 +243,11 @@ class KeepingLedger:
         return Applied("kept") if await cursor.fetchone() else None
 
 
+async def create_kept_ledger(pool: Pool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("CREATE TABLE kept_ledger (event_id uuid PRIMARY KEY, order_id text)")
+
+
 KEEPING: dict[str, Handler[KeepingLedger]] = {
     RESERVATION_EXPIRED: Handler(
         ReservationExpired, KeepingLedger.keep, dedupes_itself=True, one_statement=True
@@ -253,8 +258,7 @@ KEEPING: dict[str, Handler[KeepingLedger]] = {
 async def test_a_handler_that_dedupes_itself_is_claimed_nothing_and_runs_alone_in_autocommit(
     pool: Pool,
 ) -> None:
-    async with pool.connection() as conn:
-        await conn.execute("CREATE TABLE kept_ledger (event_id uuid PRIMARY KEY, order_id text)")
+    await create_kept_ledger(pool)
     keeping = KeepingLedger()
     shell = EventShell("shell-test", keeping, pool, KEEPING, AfterCommit("shell-test"))
     processed, duplicates = consumed("processed"), consumed("duplicate")
@@ -320,8 +324,7 @@ async def _apply_one_of_many(
 async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transaction(
     pool: Pool,
 ) -> None:
-    async with pool.connection() as conn:
-        await conn.execute("CREATE TABLE kept_ledger (event_id uuid PRIMARY KEY, order_id text)")
+    await create_kept_ledger(pool)
     keeping = GroupKeepingLedger()
     handlers = {
         RESERVATION_EXPIRED: Handler(
