@@ -20,7 +20,6 @@ from services.analytics.repository import Creation, StatusAt
 from services.analytics.service import AnalyticsService, EventFacts
 from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
-from services.kit.events import Envelope
 from services.kit.order_events import (
     ORDER_CANCELLED,
     ORDER_CONFIRMED,
@@ -85,20 +84,9 @@ async def project_many(
     )
 
 
-def _projecting(topic: str) -> Handler[AnalyticsService]:
-    async def apply(
-        service: AnalyticsService, conn: DictConnection, event: Envelope[Any]
-    ) -> Applied | None:
-        (applied,) = await project_many(service, conn, [Consumed(topic, event, None)])
-        return applied
-
-    # The event log is the projection's record of applied events, kept by the statement that
-    # applies them (repository.project), for one event or a group.
-    return Handler(
-        FACTS[topic][0], apply, dedupes_itself=True, one_statement=True, apply_many=project_many
-    )
-
-
+# The event log is the projection's record of applied events, kept by the statement that
+# applies them (repository.project), for one event or a group: a lone event is a group of one.
 EVENT_HANDLERS: dict[str, Handler[AnalyticsService]] = {
-    topic: _projecting(topic) for topic in FACTS
+    topic: Handler.of_many(topic, data_type, project_many, one_statement=True)
+    for topic, (data_type, _) in FACTS.items()
 }

@@ -14,12 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
-from psycopg.types.json import Jsonb
-
 from services.analytics.domain import REVENUE_STATUSES, Granularity, Period
 from services.kit.db import DictConnection, Filters
 from services.kit.models import row_fields
+from services.kit.sql import json_rows
 
 SCHEMA = "analytics"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -189,13 +187,8 @@ async def project(
         elif isinstance(change, StatusAt):
             record.update(row_fields(change))
         records.append(record)
-    cursor = await conn.execute(_PROJECT, {"events": Jsonb(records, dumps=_dumps)})
+    cursor = await conn.execute(_PROJECT, {"events": json_rows(records)})
     return {row["event_id"] for row in await cursor.fetchall()}
-
-
-def _dumps(value: Any) -> bytes:
-    # Decimals as strings: numeric keeps every digit.
-    return orjson.dumps(value, default=str)
 
 
 async def clear(conn: DictConnection) -> None:

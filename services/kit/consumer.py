@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Message
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, get_current_span
 from pydantic import BaseModel
 
 from services.kit import tracing
@@ -91,9 +91,14 @@ class Consumed:
 
     topic: str
     event: Envelope[Any]
-    trace_context: Mapping[str, str] | None
-    """The event's own span as headers (kit/tracing.py), for what it writes to go out in its
-    trace; None while tracing is off."""
+    span: Span | None
+    """The event's own span (or the unrecorded one it passes on); None while tracing is off."""
+
+    @property
+    def trace_context(self) -> Mapping[str, str] | None:
+        """The event's span as headers (kit/tracing.py), for what it writes to go out in its
+        trace; worked out only for a handler that asks."""
+        return tracing.headers_of(self.span) or None
 
 
 ApplyMany = Callable[[S, DictConnection, Sequence[Consumed]], Awaitable[Sequence[Applied | None]]]
@@ -130,6 +135,32 @@ class Handler(Generic[S]):
     def __post_init__(self) -> None:
         if self.apply_many is not None and not self.dedupes_itself:
             raise ValueError("apply_many needs a handler that dedupes itself")
+
+    @classmethod
+    def of_many(
+        cls,
+        topic: str,
+        data_type: type[BaseModel],
+        apply_many: ApplyMany[S],
+        *,
+        one_statement: bool = False,
+    ) -> Handler[S]:
+        """The handler of `topic` for a service that applies events through `apply_many`
+        alone: a lone event is a group of one (so it dedupes itself)."""
+
+        async def apply(service: S, conn: DictConnection, event: Envelope[Any]) -> Applied | None:
+            (applied,) = await apply_many(
+                service, conn, [Consumed(topic, event, get_current_span())]
+            )
+            return applied
+
+        return cls(
+            data_type,
+            apply,
+            dedupes_itself=True,
+            one_statement=one_statement,
+            apply_many=apply_many,
+        )
 
 
 class EventShell(Generic[S]):
@@ -219,7 +250,7 @@ class EventShell(Generic[S]):
                 if span is not None:
                     span.set_attribute("realtimeorder.order_id", envelope.subject)
                 opened.append(span)
-                events.append(Consumed(topic, envelope, tracing.current_headers()))
+                events.append(Consumed(topic, envelope, span))
             async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 results = await apply_many(self.service, conn, events)
             for span, applied in zip(opened, results, strict=True):

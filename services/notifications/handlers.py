@@ -19,10 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.kit import tracing
 from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
-from services.kit.events import Envelope
 from services.kit.order_events import (
     ORDER_CANCELLED,
     ORDER_CONFIRMED,
@@ -118,20 +116,7 @@ async def notify_many(
     )
 
 
-def _notifying(topic: str) -> Handler[NotificationService]:
-    async def apply(
-        service: NotificationService, conn: DictConnection, event: Envelope[Any]
-    ) -> Applied:
-        (applied,) = await notify_many(
-            service, conn, [Consumed(topic, event, tracing.current_headers())]
-        )
-        return applied
-
-    return Handler(
-        FACTS[topic][0], apply, dedupes_itself=True, one_statement=True, apply_many=notify_many
-    )
-
-
 EVENT_HANDLERS: dict[str, Handler[NotificationService]] = {
-    topic: _notifying(topic) for topic in FACTS
+    topic: Handler.of_many(topic, data_type, notify_many, one_statement=True)
+    for topic, (data_type, _) in FACTS.items()
 }

@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection
 from services.kit.models import row_fields
+from services.kit.sql import json_rows
 from services.notifications.domain import Channel, EventType, Preferences
 
 SCHEMA = "notifications"
@@ -275,13 +275,9 @@ async def record_notifications(conn: DictConnection, events: Sequence[ToRecord])
         ]
     cursor = await conn.execute(
         _RECORD,
-        {"notifications": _json(notifications), "deliveries": _json(deliveries)},
+        {"notifications": json_rows(notifications), "deliveries": json_rows(deliveries)},
     )
     return [Recorded(row["current"], row["newer"]) for row in await cursor.fetchall()]
-
-
-def _json(rows: list[dict[str, Any]]) -> str:
-    return orjson.dumps(rows, default=str).decode()
 
 
 async def list_notifications(

@@ -314,25 +314,17 @@ class GroupKeepingLedger(KeepingLedger):
         self.effects.append(order_id)
 
 
-async def _apply_one_of_many(
-    service: GroupKeepingLedger, conn: DictConnection, envelope: Envelope[Any]
-) -> Applied | None:
-    (applied,) = await service.keep_many(conn, [Consumed(RESERVATION_EXPIRED, envelope, None)])
-    return applied
-
-
 async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transaction(
     pool: Pool,
 ) -> None:
     await create_kept_ledger(pool)
     keeping = GroupKeepingLedger()
     handlers = {
-        RESERVATION_EXPIRED: Handler(
+        RESERVATION_EXPIRED: Handler.of_many(
+            RESERVATION_EXPIRED,
             ReservationExpired,
-            _apply_one_of_many,
-            dedupes_itself=True,
+            GroupKeepingLedger.keep_many,
             one_statement=True,
-            apply_many=GroupKeepingLedger.keep_many,
         )
     }
     after_commit = AfterCommit("shell-test")
@@ -361,4 +353,6 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transa
 
 def test_apply_many_needs_a_handler_that_dedupes_itself() -> None:
     with pytest.raises(ValueError, match="apply_many"):
-        Handler(ReservationExpired, _apply_one_of_many, apply_many=GroupKeepingLedger.keep_many)
+        Handler(
+            ReservationExpired, GroupKeepingLedger.keep, apply_many=GroupKeepingLedger.keep_many
+        )
