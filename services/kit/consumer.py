@@ -42,9 +42,9 @@ effects submitted as above; nothing takes effect before the group's commit. If
 any event of the group fails, the whole transaction rolls back and the consumer applies the
 group again one event per transaction (kit/kafka.py), where the failing event is retried and
 dead-lettered on its own. A group whose handlers all share one `apply_many` is that one call
-in the group's transaction instead, with no claims; each event still has its span (the handler
-gets each event's trace context, since only one span can be the active one), its outcome and
-its effects. A group's transaction holds the row locks its events take until it
+in the group's transaction instead, with no claims; each event still has its span (handed to
+the handler with the event, since only one span can be the active one), its outcome and its
+effects. A group's transaction holds the row locks its events take until it
 commits, so `group_size` bounds it; a deadlock with another replica is such a failure, and the
 one-by-one pass resolves it. Counters a service increments inside its function may count an
 event of a failed group twice.
