@@ -106,12 +106,17 @@ class Backlog:
         finally:
             self._in_flight -= 1
 
+    def not_written(self) -> None:
+        """An admitted create that wrote no order (its key was taken): it is not counted."""
+        if self.limit:
+            self._admitted -= 1
+            self.unsettled = max(self.unsettled - 1, 0)
+
     def admit(self) -> None:
         """Count one more create, or refuse it while the backlog is over the limit."""
         if not self.limit:
             return
         if self.trusted and self.unsettled >= self.limit:
-            metrics.CREATES_REFUSED.labels("backlog").inc()
             raise PipelineBacklogged(
                 f"{self.unsettled} or more orders are waiting for inventory's answer; "
                 f"retry in {self.retry_after} s.",

@@ -26,7 +26,7 @@ import socketio
 from services.kit.after_commit import AfterCommit, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
-from services.kit.errors import Forbidden
+from services.kit.errors import DomainError, Forbidden
 from services.kit.events import Envelope
 from services.kit.ids import new_id
 from services.kit.live import OrderUpdate, push_order_update
@@ -43,7 +43,7 @@ from services.kit.outbox import add_to_outbox, event, outbox_row
 from services.kit.tokens import Principal
 from services.orders import metrics
 from services.orders import repository as repo
-from services.orders.backlog import Backlog
+from services.orders.backlog import Backlog, PipelineBacklogged
 from services.orders.catalogue import Catalogue
 from services.orders.domain import (
     Actor,
@@ -154,21 +154,49 @@ class OrderService:
     async def create(
         self, principal: Principal, request: CreateOrderRequest, idempotency_key: str | None
     ) -> Created:
+        """Place an order, or with an `Idempotency-Key` already used by this user answer with
+        the order it placed.
+
+        The statement that places the order claims the key, so a first request reads nothing
+        before it. A retry finds the key taken (the statement writes nothing) and is answered
+        with the key's order; so is one refused before the statement (by the backlog, the
+        holding limits or pricing), since a replay adds no work.
+        """
         quantities = request.quantities()
         address = request.shipping_address.model_dump(mode="json", by_alias=True)
         fingerprint = request_fingerprint(quantities, address)
-        ttl = self.settings.idempotency_key_ttl_hours
-        if idempotency_key is not None:
-            async with autocommit(self.pool) as conn:  # one read: no transaction around it
-                known = await repo.find_idempotency_key(
-                    conn, user_id=principal.user_id, key=idempotency_key, ttl_hours=ttl
+        try:
+            with self.backlog.admission():
+                created = await self._create_new(
+                    principal, quantities, address, fingerprint, idempotency_key
                 )
-            if known is not None:
-                return await self._replay(known, fingerprint)
+        except DomainError as refused:
+            known = await self._known_key(principal, idempotency_key)
+            if known is None:
+                if isinstance(refused, PipelineBacklogged):
+                    metrics.CREATES_REFUSED.labels("backlog").inc()
+                raise
+            return await self._replay(known, fingerprint)
+        if created is not None:
+            return created
+        # A create with this key committed first: its order stands, ours was not written.
+        self.backlog.not_written()
+        known = await self._known_key(principal, idempotency_key)
+        assert known is not None, "the key was found taken by a live record"
+        return await self._replay(known, fingerprint)
 
-        with self.backlog.admission():
-            return await self._create_new(
-                principal, quantities, address, fingerprint, idempotency_key
+    async def _known_key(
+        self, principal: Principal, idempotency_key: str | None
+    ) -> repo.IdempotencyRecord | None:
+        """What the caller's key holds while it lives (None without a key)."""
+        if idempotency_key is None:
+            return None
+        async with autocommit(self.pool) as conn:  # one read: no transaction around it
+            return await repo.find_idempotency_key(
+                conn,
+                user_id=principal.user_id,
+                key=idempotency_key,
+                ttl_hours=self.settings.idempotency_key_ttl_hours,
             )
 
     async def _create_new(
@@ -178,7 +206,8 @@ class OrderService:
         address: dict[str, Any],
         fingerprint: str,
         idempotency_key: str | None,
-    ) -> Created:
+    ) -> Created | None:
+        """The new order, or None when a live record holds the key (nothing was written)."""
         # Priced outside the statement: no row is held while inventory answers.
         priced = price_order(quantities, await self.catalogue.products(list(quantities)))
         order_id = uuid.uuid4()
@@ -226,18 +255,7 @@ class OrderService:
                 )
                 placed = await place(conn)
         if placed is None:
-            # A concurrent create with this key committed first: its order stands, ours was
-            # not written.
-            assert idempotency_key is not None
-            async with autocommit(self.pool) as conn:
-                known = await repo.find_idempotency_key(
-                    conn,
-                    user_id=principal.user_id,
-                    key=idempotency_key,
-                    ttl_hours=self.settings.idempotency_key_ttl_hours,
-                )
-            assert known is not None
-            return await self._replay(known, fingerprint)
+            return None
         order, entry = placed
 
         metrics.ORDERS_CREATED.inc()

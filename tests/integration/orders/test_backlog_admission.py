@@ -94,6 +94,7 @@ async def test_creates_are_refused_while_the_backlog_is_full_and_taken_once_it_s
     assert stored.fetchone() == {"n": LIMIT}, "a refused create writes nothing"
     replay = await client.post("/orders", json=order(product), headers={**user.headers, **key})
     assert (replay.status_code, replay.json()["id"]) == (200, first.json()["id"])
+    assert refused_so_far() == before + 1, "a replay answered is not a refusal"
 
     # Inventory's answers arrive: the orders are no longer waiting.
     db.execute("UPDATE orders SET status = 'CONFIRMED' WHERE user_id = %s", (user.id,))

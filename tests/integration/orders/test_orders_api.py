@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.kit.events import parse_envelope
 from services.kit.order_events import ORDER_CANCELLED, ORDER_CREATED, OrderCreated
+from services.orders import repository as repo
 from services.orders.main import create_app
 from services.orders.settings import Settings
 from tests.integration.orders.conftest import orders_settings
@@ -262,6 +264,51 @@ async def test_an_idempotent_retry_returns_the_first_order(
     assert catalogue.lookups == lookups, "a replay must not price again"
     count = db.execute("SELECT count(*) AS n FROM orders WHERE user_id = %s", (user.id,)).fetchone()
     assert count == {"n": 1}
+
+
+async def test_a_keys_first_request_reads_nothing_before_placing_and_a_retry_reads_it(
+    client: httpx.AsyncClient,
+    catalogue: CatalogueStub,
+    user: Bearer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads: list[str] = []
+    find = repo.find_idempotency_key
+
+    async def counted_find(conn: Any, **where: Any) -> repo.IdempotencyRecord | None:
+        reads.append(where["key"])
+        return await find(conn, **where)
+
+    monkeypatch.setattr(repo, "find_idempotency_key", counted_find)
+    pen = catalogue.add("Pen", "2.00")
+    key = f"key-{uuid.uuid4()}"
+    first = await place(client, user, (pen, 1), **{"Idempotency-Key": key})
+    assert reads == [], "the placing statement claims the key itself"
+    retry = await client.post(
+        "/orders", json=order_body((pen, 1)), headers={**user.headers, "Idempotency-Key": key}
+    )
+    assert (retry.status_code, retry.json()["id"]) == (200, first["id"])
+    assert reads == [key]
+
+
+async def test_a_retry_is_answered_while_the_order_could_not_be_priced_now(
+    orders_app: FastAPI, client: httpx.AsyncClient, catalogue: CatalogueStub, user: Bearer
+) -> None:
+    pen = catalogue.add("Pen", "2.00")
+    key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
+    first = await place(client, user, (pen, 1), **key)
+    orders_app.state.orders.catalogue.drop()  # the prices must be asked for again
+    catalogue.failing = True
+    try:
+        retry = await client.post(
+            "/orders", json=order_body((pen, 1)), headers={**user.headers, **key}
+        )
+        fresh = await client.post("/orders", json=order_body((pen, 1)), headers=user.headers)
+    finally:
+        catalogue.failing = False
+    assert (retry.status_code, retry.json()["id"]) == (200, first["id"])
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert fresh.status_code == 503, "without a key the same request cannot be priced"
 
 
 async def test_the_same_key_with_another_request_is_refused(

@@ -36,6 +36,25 @@ def test_creates_are_admitted_up_to_the_limit_counting_their_own_since_the_count
     gate.admit()
 
 
+def test_a_create_that_wrote_no_order_is_not_counted_here_nor_against_a_later_count() -> None:
+    clock = Clock(50.0)
+    gate = backlog(3, clock)
+    gate.counted(1, clock.now, admitted=0, in_flight=0)
+    asked, admitted = clock.now, gate._admitted
+    with gate.admission():  # a retry whose key was taken: nothing written
+        pass
+    gate.not_written()
+    assert gate.unsettled == 1
+
+    gate.counted(1, asked, admitted=admitted, in_flight=0)
+
+    assert gate.unsettled == 1
+    gate.admit()
+    gate.admit()
+    with pytest.raises(PipelineBacklogged):
+        gate.admit()
+
+
 def test_no_count_an_old_count_or_no_limit_admits() -> None:
     clock = Clock(50.0)
     never_counted = backlog(1, clock)
