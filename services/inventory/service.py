@@ -43,7 +43,7 @@ from services.inventory.schemas import (
     ProductPatch,
     StockLevelOut,
 )
-from services.kit.after_commit import Effect
+from services.kit.after_commit import Coalesced, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool
 from services.kit.order_events import (
@@ -67,6 +67,8 @@ SWEEP_BATCH = 100
 
 Outcome = Literal["confirmed", "failed", "released", "committed", "tombstoned", "ignored"]
 STOCK_CHANGING_OUTCOMES = frozenset({"confirmed", "released", "committed"})
+PRODUCT_CACHE_STALE = "product-cache-stale"
+"""The key of the after-commit invalidation: one waiting covers every change before it."""
 
 
 class InventoryService:
@@ -317,7 +319,7 @@ class InventoryService:
         counted."""
         effects: list[Effect] = []
         if outcome in STOCK_CHANGING_OUTCOMES:
-            effects.append(self.cache.invalidate)
+            effects.append(Coalesced(PRODUCT_CACHE_STALE, self.cache.invalidate))
         if outcome in RESERVATION_OUTCOMES:
             effects.append(partial(_count_reservation, outcome))
         if refused_for:

@@ -10,6 +10,12 @@ fills up to its capacity, and what does not fit is dropped and counted
 (`after_commit_effects_total{outcome="dropped"}`). Every effect here is recoverable by design:
 clients catch up with `order.sync`, cache pages expire.
 
+An effect that only brings something up to date, whatever the change was (a cache made stale),
+is submitted as `Coalesced(key, effect)`: while one with its key waits in the queue, another is
+not queued (`outcome="coalesced"`), since the waiting one starts after the change that asked
+again has committed. One already running is no such guarantee, so its key is free again as
+soon as it starts. A consumer that applies a group of events asks once for the group.
+
 With tracing on, `submit` keeps the trace context of the change with each effect, and the
 effect runs in a span of that trace (`after-commit <effect>`): the live push of a consumed
 event appears in the order's trace, after the consumer's span (kit/tracing.py).
@@ -20,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
 
 from opentelemetry.context import Context
 
@@ -31,6 +38,17 @@ log = logging.getLogger(__name__)
 Effect = Callable[[], Awaitable[object]]
 
 
+@dataclass(frozen=True, slots=True)
+class Coalesced:
+    """An effect queued once while an equal one (by `key`) waits to run."""
+
+    key: Hashable
+    func: Effect = field(compare=False)
+
+    def __call__(self) -> Awaitable[object]:
+        return self.func()
+
+
 class AfterCommit:
     """A bounded queue of after-commit effects and the job that runs them."""
 
@@ -39,10 +57,11 @@ class AfterCommit:
         self.capacity = capacity
         self.timeout = timeout
         self._pending: deque[tuple[Effect, Context | None]] = deque()
+        self._waiting: set[Coalesced] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        for outcome in ("done", "failed", "timed_out", "dropped"):
+        for outcome in ("done", "failed", "timed_out", "dropped", "coalesced"):
             AFTER_COMMIT_EFFECTS.labels(service, outcome)
 
     @property
@@ -53,8 +72,15 @@ class AfterCommit:
         """Queue `effects` to run after the change that produced them; never waits."""
         context = tracing.capture()
         for effect in effects:
+            if isinstance(effect, Coalesced):
+                if effect in self._waiting:
+                    AFTER_COMMIT_EFFECTS.labels(self.service, "coalesced").inc()
+                    continue
+                self._waiting.add(effect)
             if len(self._pending) >= self.capacity:
                 AFTER_COMMIT_EFFECTS.labels(self.service, "dropped").inc()
+                if isinstance(effect, Coalesced):
+                    self._waiting.discard(effect)
                 log.warning(
                     "after-commit queue full; effect dropped", extra={"effect": _name(effect)}
                 )
@@ -72,6 +98,8 @@ class AfterCommit:
         return Runner(self)
 
     async def _run_one(self, effect: Effect, context: Context | None) -> None:
+        if isinstance(effect, Coalesced):
+            self._waiting.discard(effect)  # running: a change committed from now on asks again
         if context is None:
             await self._run_timed(effect)
             return

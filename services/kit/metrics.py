@@ -40,7 +40,8 @@ JOB_RESTARTS = Counter(
 AFTER_COMMIT_EFFECTS = Counter(
     "after_commit_effects_total",
     "After-commit effects (live pushes, cache invalidations) by outcome "
-    "(done, failed, timed_out, dropped: not run because the queue was full).",
+    "(done, failed, timed_out, dropped: not run because the queue was full, coalesced: "
+    "an equal one was waiting).",
     ["service", "outcome"],
 )
 EVENT_PROCESSING = Histogram(

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from services.inventory.handlers import EVENT_HANDLERS
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
+from services.kit.changes import PRODUCT_CHANGES
 from services.kit.consumer import EventShell
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic
@@ -26,6 +27,7 @@ from services.kit.order_events import (
     OrderConfirmed,
     OrderFailed,
 )
+from tests.integration.consumed import as_messages
 from tests.integration.inventory.support import (
     Received,
     TopicReader,
@@ -104,6 +106,29 @@ async def test_an_order_in_stock_is_confirmed_and_reserved(
     assert row is not None
     assert row["status"] == "RESERVED"
     assert row["expires_at"] == confirmed.data.reservation_expires_at
+
+
+async def test_a_group_of_reservations_makes_the_product_list_stale_once(
+    client: httpx.AsyncClient,
+    admin: Bearer,
+    inventory_app: FastAPI,
+    shell: EventShell[InventoryService],
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    redis = inventory_app.state.inventory.cache.redis
+    await shell.after_commit.drained()
+    before = await PRODUCT_CHANGES.generation(redis)
+    group = [order_created([(product["id"], 1)]) for _ in range(4)]
+
+    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.after_commit.drained()
+
+    assert await stock_levels(client, product["id"]) == (10, 4, 6)
+    assert await PRODUCT_CHANGES.generation(redis) == before + 1, "one invalidation per group"
+    assert await apply_event(shell, ORDER_CREATED, order_created([(product["id"], 1)])) == (
+        "confirmed"
+    )
+    assert await PRODUCT_CHANGES.generation(redis) == before + 2
 
 
 async def test_an_order_that_cannot_be_served_reserves_nothing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kit.after_commit import AfterCommit, Effect
+from services.kit.after_commit import AfterCommit, Coalesced, Effect
 from services.kit.metrics import AFTER_COMMIT_EFFECTS
 
 
@@ -103,3 +103,40 @@ async def test_stop_finishes_what_is_queued() -> None:
     async with asyncio.timeout(2):
         await task
     assert ran == [1, 1, 1]
+
+
+async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_it_runs() -> None:
+    runner = AfterCommit("unit-coalesced")
+    ran: list[str] = []
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def blocker() -> None:
+        started.set()
+        await gate.wait()
+
+    async def invalidate() -> None:
+        ran.append("invalidate")
+        if len(ran) == 1:
+            # A change committed while this one runs must still be followed by one.
+            runner.submit([Coalesced("cache", invalidate)])
+
+    async def push() -> None:
+        ran.append("push")
+
+    before = count("unit-coalesced", "coalesced")
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([blocker])
+    await started.wait()
+    runner.submit([Coalesced("cache", invalidate), push])
+    runner.submit([Coalesced("cache", invalidate), Coalesced("other", push)])
+    runner.submit([Coalesced("cache", invalidate)])
+    assert runner.pending == 3
+    gate.set()
+    async with asyncio.timeout(2):
+        await runner.drained()
+    assert ran == ["invalidate", "push", "push", "invalidate"]
+    assert count("unit-coalesced", "coalesced") == before + 2
+    job.stop()
+    await task
