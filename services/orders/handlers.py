@@ -2,8 +2,9 @@
 
 All three are inventory's: its answer to order.created (confirmed or failed) and the expiry of
 a reservation. The kit's consumer shell (kit/consumer.py) parses each message and runs the
-function below. An answer is one statement that records the event's id in the order's timeline,
-so it dedupes itself: the shell claims nothing and a lone answer commits by itself. The expiry
+function below. Answers are one statement for a whole consumed group (a lone answer is a group
+of one) that records each event's id in its order's timeline, so they dedupe themselves: the
+shell claims nothing and a lone answer commits by itself. The expiry
 reads the order before it changes it, so the shell claims its event id and runs it in one
 transaction. A stale or illegal event is logged and ignored, not dead-lettered. An event that
 cannot be parsed raises, so the consumer retries it and then sends it to the dead-letter topic.
@@ -11,12 +12,10 @@ cannot be parsed raises, so the consumer retries it and then sends it to the dea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
-from services.kit.consumer import Applied, Handler
+from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
 from services.kit.events import Envelope
 from services.kit.order_events import (
@@ -28,7 +27,7 @@ from services.kit.order_events import (
     ReservationExpired,
 )
 from services.orders.domain import Status
-from services.orders.service import InventoryOutcome, OrderService
+from services.orders.service import Answer, InventoryOutcome, OrderService
 
 RESERVATION_EXPIRED_REASON = "reservation expired"
 
@@ -54,28 +53,35 @@ def on_reservation_expired(data: ReservationExpired) -> InventoryOutcome:
     return InventoryOutcome(data.order_id, Status.CANCELLED, RESERVATION_EXPIRED_REASON)
 
 
-def _applying(
-    topic: str,
-    data_type: type[BaseModel],
-    decide: Callable[[Any], InventoryOutcome],
-    *,
-    answer: bool,
-) -> Handler[OrderService]:
-    """The table row for one of inventory's events: decide (pure), then apply the outcome.
-    `answer`: an answer to the creation, one statement that dedupes itself."""
+ANSWERS: dict[str, Callable[[Any], InventoryOutcome]] = {
+    ORDER_CONFIRMED: on_confirmed,
+    ORDER_FAILED: on_failed,
+}
+"""Inventory's answers to a creation, by topic: what each asks of its order."""
 
-    async def apply(
-        service: OrderService, conn: DictConnection, event: Envelope[Any]
-    ) -> Applied | None:
-        return await service.apply_inventory_event(conn, topic, event.id, decide(event.data))
 
-    return Handler(data_type, apply, dedupes_itself=answer, one_statement=answer)
+async def apply_answers(
+    service: OrderService, conn: DictConnection, events: Sequence[Consumed]
+) -> list[Applied | None]:
+    """A group of answers (a lone one is a group of one): one statement for all of them."""
+    return await service.apply_answers(
+        conn,
+        [Answer(e.topic, e.event.id, ANSWERS[e.topic](e.event.data)) for e in events],
+    )
+
+
+async def apply_expiry(
+    service: OrderService, conn: DictConnection, event: Envelope[Any]
+) -> Applied | None:
+    return await service.apply_inventory_event(
+        conn, RESERVATION_EXPIRED, on_reservation_expired(event.data)
+    )
 
 
 EVENT_HANDLERS: dict[str, Handler[OrderService]] = {
-    ORDER_CONFIRMED: _applying(ORDER_CONFIRMED, OrderConfirmed, on_confirmed, answer=True),
-    ORDER_FAILED: _applying(ORDER_FAILED, OrderFailed, on_failed, answer=True),
-    RESERVATION_EXPIRED: _applying(
-        RESERVATION_EXPIRED, ReservationExpired, on_reservation_expired, answer=False
+    ORDER_CONFIRMED: Handler.of_many(
+        ORDER_CONFIRMED, OrderConfirmed, apply_answers, one_statement=True
     ),
+    ORDER_FAILED: Handler.of_many(ORDER_FAILED, OrderFailed, apply_answers, one_statement=True),
+    RESERVATION_EXPIRED: Handler(ReservationExpired, apply_expiry),
 }

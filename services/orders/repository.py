@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from services.kit.db import DictConnection, Filters
 from services.kit.outbox import OutboxRow
-from services.kit.sql import like_containing, like_starting_with
+from services.kit.sql import json_rows, like_containing, like_starting_with
 from services.orders.domain import OPEN_STATUSES, Cursor, HoldingLimits, PricedOrder, Status
 
 SCHEMA = "orders"
@@ -342,6 +342,77 @@ async def move_status(
         return None
     order = _order(row)
     return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One move `move_many` is asked for: the order, the status it goes to from one of
+    `sources`, the timeline entry's reason and the event that asks."""
+
+    order_id: uuid.UUID
+    status: Status
+    sources: Sequence[Status]
+    reason: str | None
+    event_id: str
+
+
+async def move_many(
+    conn: DictConnection, moves: Sequence[Move], *, actor: str
+) -> dict[int, tuple[OrderRow, TimelineRow]]:
+    """`move_status` for many orders in one statement: by the position of each move in
+    `moves`, the order and timeline entry of those that moved. Only an order's first move is
+    tried (one statement updates a row once); a later move of the same order moves nothing, as
+    it would after the first when every move of an order comes from the same `sources`."""
+    cursor = await conn.execute(
+        """
+        WITH move AS (
+            SELECT DISTINCT ON (m.order_id) m.*
+            FROM json_to_recordset(%(moves)s::json) AS m (
+                seq integer, order_id uuid, target text, sources text, reason text,
+                event_id uuid
+            )
+            ORDER BY m.order_id, m.seq
+        ), changed AS (
+            UPDATE orders o
+            SET status = m.target, version = o.version + 1, updated_at = now()
+            FROM move m
+            WHERE o.id = m.order_id AND o.status = ANY(string_to_array(m.sources, ','))
+            RETURNING m.seq, m.reason AS move_reason, m.event_id AS move_event, o.id,
+                      o.user_id, o.status, o.version, o.total, o.currency::text AS currency,
+                      o.shipping_address, o.created_at, o.updated_at
+        ), entry AS (
+            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
+            SELECT id, version, status, %(actor)s::text, move_reason, move_event, updated_at
+            FROM changed
+        )
+        SELECT * FROM changed
+        """,
+        {
+            "moves": json_rows(
+                [
+                    {
+                        "seq": seq,
+                        "order_id": move.order_id,
+                        "target": move.status,
+                        "sources": ",".join(move.sources),
+                        "reason": move.reason,
+                        "event_id": move.event_id,
+                    }
+                    for seq, move in enumerate(moves)
+                ]
+            ),
+            "actor": actor,
+        },
+    )
+    moved: dict[int, tuple[OrderRow, TimelineRow]] = {}
+    for row in await cursor.fetchall():
+        seq, reason, event_id = row.pop("seq"), row.pop("move_reason"), row.pop("move_event")
+        order = _order(row)
+        moved[seq] = (
+            order,
+            _entry(order, actor=actor, reason=reason, event_id=str(event_id), at=order.updated_at),
+        )
+    return moved
 
 
 def _entry(

@@ -398,43 +398,52 @@ class OrderService:
     # --- changes from inventory's events --------------------------------------------------
 
     async def apply_inventory_event(
-        self, conn: DictConnection, topic: str, event_id: str, outcome: InventoryOutcome
-    ) -> Applied | None:
-        """Apply inventory's answer on the consumer's connection; a stale or foreign event
-        changes nothing.
+        self, conn: DictConnection, topic: str, outcome: InventoryOutcome
+    ) -> Applied:
+        """Apply a change of inventory's that emits an event of its own (a reservation that
+        expired cancels the order, reported onwards as order.cancelled) on the consumer's
+        connection, in the transaction that claimed its event id; a stale or foreign event
+        changes nothing."""
+        change = await self._apply_locked(conn, topic, _parse_uuid(outcome.order_id), outcome)
+        return self._applied(change, outcome.target) if isinstance(change, Change) else change
 
-        CONFIRMED and FAILED are one statement and carry the consumed event's id in the
-        timeline, which is how a redelivery is known (None: it moved the order already). A
-        reservation that expired cancels the order, which is reported onwards as
-        order.cancelled, in the consumer's transaction that claimed its event id.
-        """
-        order_id = _parse_uuid(outcome.order_id)
-        target = outcome.target
-        if target in EMITTED_TOPICS:
-            change = await self._apply_locked(conn, topic, order_id, outcome)
-        else:
-            # An answer to the creation: checked and applied by one statement, the timeline
-            # entry carrying the consumed event's id.
-            moved = await repo.move_status(
-                conn,
-                order_id,
-                sources_of(target, Actor.INVENTORY),
-                target,
-                actor=actor_label(Actor.INVENTORY),
-                reason=outcome.reason,
-                event_id=event_id,
+    async def apply_answers(
+        self, conn: DictConnection, answers: Sequence[Answer]
+    ) -> list[Applied | None]:
+        """Apply inventory's answers to creations (CONFIRMED, FAILED), in their order, on the
+        consumer's connection: one statement moves every answered order that may move, each
+        timeline entry carrying its answer's event id, which is how a redelivery is known
+        (None: that very event moved the order already). An answer that moved nothing is
+        looked up: a redelivery, or stale for the order's status, or for an unknown order."""
+        moves = [
+            repo.Move(
+                order_id=_parse_uuid(answer.outcome.order_id),
+                status=answer.outcome.target,
+                sources=sources_of(answer.outcome.target, Actor.INVENTORY),
+                reason=answer.outcome.reason,
+                event_id=answer.event_id,
             )
-            if moved is None:
-                found = await repo.order_with_event(conn, order_id, event_id)
-                if found is None:
-                    return _refused(topic, target, None)
-                order, applied = found
-                if applied:
-                    return None  # this very event moved the order already: a redelivery
-                return _refused(topic, target, order)
-            change = Change(order=moved[0], entry=moved[1], actor=Actor.INVENTORY)
-        if not isinstance(change, Change):
-            return change
+            for answer in answers
+        ]
+        moved = await repo.move_many(conn, moves, actor=actor_label(Actor.INVENTORY))
+        results: list[Applied | None] = []
+        for seq, (answer, move) in enumerate(zip(answers, moves, strict=True)):
+            if seq in moved:
+                order, entry = moved[seq]
+                change = Change(order=order, entry=entry, actor=Actor.INVENTORY)
+                results.append(self._applied(change, move.status))
+                continue
+            found = await repo.order_with_event(conn, move.order_id, answer.event_id)
+            if found is None:
+                results.append(_refused(answer.topic, move.status, None))
+            elif found[1]:
+                results.append(None)  # this very event moved the order already: a redelivery
+            else:
+                results.append(_refused(answer.topic, move.status, found[0]))
+        return results
+
+    def _applied(self, change: Change, target: Status) -> Applied:
+        """A committed change of inventory's: its outcome and after-commit effects."""
         effects = self._effects(change)
         if target is Status.CONFIRMED:
             waited = max((change.entry.at - change.order.created_at).total_seconds(), 0.0)
@@ -533,6 +542,15 @@ class InventoryOutcome:
     order_id: str
     target: Status
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One of inventory's answers to a creation, as consumed: its topic, event id and outcome."""
+
+    topic: str
+    event_id: str
+    outcome: InventoryOutcome
 
 
 def _created_event(

@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Message
+from fastapi import FastAPI
 from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer
@@ -36,7 +37,9 @@ from services.kit.order_events import (
     ReservationExpired,
 )
 from services.kit.outbox import event
+from services.orders import repository as repo
 from services.orders.settings import Settings
+from tests.integration.consumed import as_messages
 from tests.integration.orders.support import (
     ADDRESS,
     CatalogueStub,
@@ -343,3 +346,72 @@ async def test_an_event_about_an_unknown_order_is_ignored(
         db.execute("SELECT 1 FROM processed_events WHERE event_id = %s", (answer.id,)).fetchone()
         is None
     )
+
+
+def failed(order: dict[str, Any]) -> Envelope[Any]:
+    refusal = OrderFailed(
+        order_id=order["id"], user_id=order["userId"], version=1, reason="out of stock", lines=[]
+    )
+    return event("/services/inventory", ORDER_FAILED, order["id"], refusal)
+
+
+async def test_a_group_of_answers_is_one_statement_and_each_answer_counts_as_alone(
+    orders_app: FastAPI,
+    client: httpx.AsyncClient,
+    catalogue: CatalogueStub,
+    user: Bearer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shell = orders_app.state.event_shell
+    first, second, third, cancelled = [await place(client, catalogue, user) for _ in range(4)]
+    await client.post(f"/orders/{cancelled['id']}/cancel", headers=user.headers)
+    ghost = {"id": str(uuid.uuid4()), "userId": user.id}
+    yes = confirmed(first)
+    group = [
+        (ORDER_CONFIRMED, yes),
+        (ORDER_FAILED, failed(second)),
+        (ORDER_CONFIRMED, yes),  # a copy in the same group
+        (ORDER_CONFIRMED, confirmed(third)),
+        (ORDER_CONFIRMED, confirmed(cancelled)),  # stale: the customer cancelled
+        (ORDER_FAILED, failed(first)),  # stale: the first answer confirmed it
+        (ORDER_CONFIRMED, confirmed(ghost)),  # an unknown order
+    ]
+    statements: list[int] = []
+    move_many = repo.move_many
+
+    async def counted(conn: Any, moves: Any, *, actor: str) -> Any:
+        statements.append(len(moves))
+        return await move_many(conn, moves, actor=actor)
+
+    monkeypatch.setattr(repo, "move_many", counted)
+
+    async def counts() -> tuple[float, ...]:
+        return (
+            await metric(client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="stale"),
+            await metric(client, "orders_events_ignored_total", topic=ORDER_FAILED, why="stale"),
+            await metric(
+                client, "orders_events_ignored_total", topic=ORDER_CONFIRMED, why="unknown-order"
+            ),
+            await metric(
+                client,
+                "events_consumed_total",
+                service="orders",
+                topic=ORDER_CONFIRMED,
+                outcome="duplicate",
+            ),
+        )
+
+    before = await counts()
+    await shell.apply_group(as_messages(*group))
+    await shell.apply_group(as_messages((ORDER_CONFIRMED, yes), first_offset=len(group)))
+
+    assert statements == [7, 1]
+    assert [a - b for a, b in zip(await counts(), before, strict=True)] == [1, 1, 1, 2]
+    views = [
+        (await client.get(f"/orders/{o['id']}", headers=user.headers)).json()
+        for o in (first, second, third, cancelled)
+    ]
+    assert [v["status"] for v in views] == ["CONFIRMED", "FAILED", "CONFIRMED", "CANCELLED"]
+    assert [[e["version"] for e in v["timeline"]] for v in views] == [[1, 2]] * 4
+    assert views[0]["timeline"][-1]["eventId"] == yes.id
+    assert views[1]["timeline"][-1]["reason"] == "out of stock"
