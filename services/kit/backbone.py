@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import socketio
 from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
@@ -31,7 +30,7 @@ from services.kit.after_commit import AfterCommit
 from services.kit.cache import create_redis
 from services.kit.consumer import EventShell, Handler, consumer_factory
 from services.kit.db import Pool, apply_migrations, create_pool, ping
-from services.kit.live import create_emitter
+from services.kit.live import PipelinedEmitter, create_emitter
 from services.kit.order_events import ALL_TOPICS
 from services.kit.outbox import KIT_MIGRATIONS, PURGE_EVERY_SECONDS, OutboxRelay, purge_outbox
 from services.kit.runtime import Periodic, Runtime
@@ -73,10 +72,13 @@ class Backbone:
             ),
         )
 
-    def live_emitter(self) -> socketio.AsyncRedisManager:
-        """A Socket.IO emitter through Redis (kit/live.py), closed with the backbone."""
-        emitter = create_emitter(self.settings.redis_url)
-        self.resources.push_async_callback(_close_emitter, emitter)
+    def live_emitter(self) -> PipelinedEmitter:
+        """A Socket.IO emitter through Redis (kit/live.py), closed with the backbone once what
+        it was given is published."""
+        emitter = create_emitter(
+            self.settings.redis_url, timeout=self.settings.after_commit_timeout_seconds
+        )
+        self.resources.push_async_callback(emitter.close)
         return emitter
 
     def start(self, app: FastAPI) -> None:
@@ -84,11 +86,6 @@ class Backbone:
         self.runtime.attach(app)
         self.runtime.start()
         self.resources.push_async_callback(self.runtime.stop)
-
-
-async def _close_emitter(emitter: socketio.AsyncRedisManager) -> None:
-    if emitter.redis is not None:
-        await emitter.redis.aclose()
 
 
 async def open_backbone(

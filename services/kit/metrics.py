@@ -44,6 +44,12 @@ AFTER_COMMIT_EFFECTS = Counter(
     "an equal one was waiting).",
     ["service", "outcome"],
 )
+LIVE_PUSHES = Counter(
+    "live_pushes_total",
+    "Socket.IO emits this process sent through Redis (kit/live.py), by outcome (published, "
+    "failed: not published after two attempts, dropped: the queue was full).",
+    ["outcome"],
+)
 EVENT_PROCESSING = Histogram(
     "events_processing_seconds",
     "Time to apply one consumed event (parse, transaction, commit), by topic.",

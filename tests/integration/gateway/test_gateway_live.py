@@ -226,8 +226,7 @@ async def emitter(
 
         await eventually(heard, "the gateway to hear pushes on Redis")
     yield manager
-    if manager.redis is not None:
-        await manager.redis.aclose()
+    await manager.close()
 
 
 # --- who may connect ----------------------------------------------------------------------

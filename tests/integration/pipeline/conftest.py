@@ -273,8 +273,7 @@ async def _wait_until_consuming(platform: Platform) -> None:
             return bool(admin.for_order("warm-up"))
 
         await eventually(received, within=20, what="the Socket.IO server to hear Redis")
-    if emitter.redis is not None:
-        await emitter.redis.aclose()
+    await emitter.close()
 
     product = await platform.product(stock=1)
     user = platform.user()
