@@ -136,10 +136,13 @@ class PipelinedEmitter(socketio.AsyncRedisManager):  # type: ignore[misc]
                 if not self.connected:
                     self._redis_connect()
                 async with asyncio.timeout(self.timeout):
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self.channel, message)
-                        await pipe.execute()
+                    if len(batch) == 1:  # a pipeline costs more than the command alone
+                        await self.redis.publish(self.channel, batch[0])
+                    else:
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            for message in batch:
+                                pipe.publish(self.channel, message)
+                            await pipe.execute()
             except Exception as exc:  # Redis down or slow: the changes stay, the pushes go
                 self.connected = False
                 # A connection that failed is tried again at once; a Redis that does not
