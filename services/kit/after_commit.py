@@ -6,7 +6,8 @@ task, registered with the service's runtime as a job, runs them in the order the
 submitted (so one order's pushes arrive in commit order), each within a time limit: the
 `Runner` from `job()`, which the runtime restarts like any job, the queue surviving it. A Kafka
 consumer's in-order loop therefore never waits on Redis: when Redis is slow or gone the queue
-fills up to its capacity, and what does not fit is dropped and counted
+(and, for live pushes, the emitter's own queue: kit/live.py) fills up to its capacity, and what
+does not fit is dropped and counted
 (`after_commit_effects_total{outcome="dropped"}`). Every effect here is recoverable by design:
 clients catch up with `order.sync`, cache pages expire.
 

@@ -84,10 +84,9 @@ class PipelinedEmitter(socketio.AsyncRedisManager):  # type: ignore[misc]
     round trip instead of one each, and its next effect does not wait on Redis. A round trip
     that fails is tried once more on a new connection (one that timed out is not), then its
     messages are dropped, logged and counted, as the library's own publish gives up after two
-    attempts (a lost push is
-    recovered by the client's `order.sync`). At most `capacity` messages wait; an emit past
-    that is dropped and counted. Metric: `live_pushes_total{outcome}` (published, failed,
-    dropped).
+    attempts (a lost push is recovered by the client's `order.sync`). At most `capacity`
+    messages wait; an emit past that is dropped and counted. Metric:
+    `live_pushes_total{outcome}` (published, failed, dropped).
     """
 
     connected: bool
