@@ -17,6 +17,12 @@ not queued (`outcome="coalesced"`), since the waiting one starts after the chang
 again has committed. One already running is no such guarantee, so its key is free again as
 soon as it starts. A consumer that applies a group of events asks once for the group.
 
+An effect that does for many items at once what it would do for each (one read for many
+pushes) is submitted as `Batched(run_many, item)`: when the first of them is due, every other
+queued with the same `run_many` is taken out of the queue with it, and `run_many(items)` runs
+once, with the items in the order they were submitted; the other effects keep theirs. Each item
+counts as an effect in the outcomes.
+
 With tracing on, `submit` keeps the trace context of the change with each effect, and the
 effect runs in a span of that trace (`after-commit <effect>`): the live push of a consumed
 event appears in the order's trace, after the consumer's span (kit/tracing.py).
@@ -29,6 +35,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.context import Context
 
@@ -48,6 +55,28 @@ class Coalesced:
 
     def __call__(self) -> Awaitable[object]:
         return self.func()
+
+
+@dataclass(frozen=True, slots=True)
+class Batched:
+    """One item of an effect that runs for all the items queued with it: `run_many(items)`."""
+
+    run_many: Callable[[list[Any]], Awaitable[object]]
+    item: Any
+
+    def __call__(self) -> Awaitable[object]:
+        return self.run_many([self.item])
+
+
+@dataclass(frozen=True, slots=True)
+class _Gathered:
+    """Batched effects taken from the queue together: one call of their `run_many`."""
+
+    func: Callable[[list[Any]], Awaitable[object]]
+    items: list[Any]
+
+    def __call__(self) -> Awaitable[object]:
+        return self.func(self.items)
 
 
 class AfterCommit:
@@ -99,15 +128,32 @@ class AfterCommit:
         return Runner(self)
 
     async def _run_one(self, effect: Effect, context: Context | None) -> None:
+        count = 1
         if isinstance(effect, Coalesced):
             self._waiting.discard(effect)  # running: a change committed from now on asks again
+        elif isinstance(effect, Batched):
+            effect = self._gather(effect)
+            count = len(effect.items)
         if context is None:
-            await self._run_timed(effect)
+            await self._run_timed(effect, count)
             return
         with tracing.span(self.service, f"after-commit {_short_name(effect)}", parent=context):
-            await self._run_timed(effect)
+            await self._run_timed(effect, count)
 
-    async def _run_timed(self, effect: Effect) -> None:
+    def _gather(self, first: Batched) -> _Gathered:
+        """`first` and every queued effect batched with it, out of the queue."""
+        items = [first.item]
+        kept: deque[tuple[Effect, Context | None]] = deque()
+        for queued in self._pending:
+            effect = queued[0]
+            if isinstance(effect, Batched) and effect.run_many == first.run_many:
+                items.append(effect.item)
+            else:
+                kept.append(queued)
+        self._pending = kept
+        return _Gathered(first.run_many, items)
+
+    async def _run_timed(self, effect: Effect, count: int = 1) -> None:
         try:
             async with asyncio.timeout(self.timeout):
                 await effect()
@@ -122,7 +168,7 @@ class AfterCommit:
             outcome = "done"
         if outcome == "timed_out":
             log.warning("after-commit effect timed out", extra={"effect": _name(effect)})
-        AFTER_COMMIT_EFFECTS.labels(self.service, outcome).inc()
+        AFTER_COMMIT_EFFECTS.labels(self.service, outcome).inc(count)
 
 
 class Runner:

@@ -311,16 +311,24 @@ on every push of the badge, costs the same for a user who never reads as for one
 
 async def unread_count(conn: DictConnection, user_id: str) -> int:
     """The user's unread notifications, at most `UNREAD_COUNT_LIMIT`."""
+    return (await unread_counts(conn, [user_id]))[user_id]
+
+
+async def unread_counts(conn: DictConnection, user_ids: Sequence[str]) -> dict[str, int]:
+    """Each user's unread notifications, at most `UNREAD_COUNT_LIMIT`, in one statement."""
     cursor = await conn.execute(
         """
-        SELECT count(*) AS n FROM (
-            SELECT 1 FROM notifications WHERE user_id = %s AND read_at IS NULL LIMIT %s
-        ) AS unread
+        SELECT u.user_id, (
+            SELECT count(*) FROM (
+                SELECT 1 FROM notifications n
+                WHERE n.user_id = u.user_id AND n.read_at IS NULL LIMIT %s
+            ) AS unread
+        ) AS n
+        FROM unnest(%s::text[]) AS u (user_id)
         """,
-        (user_id, UNREAD_COUNT_LIMIT),
+        (UNREAD_COUNT_LIMIT, list(user_ids)),
     )
-    row = await cursor.fetchone()
-    return int(row["n"]) if row else 0
+    return {row["user_id"]: int(row["n"]) for row in await cursor.fetchall()}
 
 
 async def mark_read(

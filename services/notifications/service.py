@@ -15,7 +15,8 @@ kit's `RabbitRelay` after commit, which publishes with confirms and marks them `
 relay publishes its message in the order's trace and the channel worker's span continues it
 (services/kit/tracing.py). The live pushes to the user's Socket.IO room run after commit on the
 after-commit runner; the unread count is read when the push runs, so the last push a user gets
-counts every committed change.
+counts every committed change, and the pushes queued together read every count among them in
+one statement.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import socketio
 
-from services.kit.after_commit import AfterCommit, Effect
+from services.kit.after_commit import AfterCommit, Batched, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.ids import new_id
@@ -88,8 +89,21 @@ class Trail:
     notifications: list[tuple[repo.NotificationRow, list[repo.DeliveryRow]]]
 
 
+@dataclass(frozen=True, slots=True)
+class LivePush:
+    """A push to a user's room that carries the user's unread count."""
+
+    user_id: str
+    event: str
+    payload: dict[str, Any]
+
+
 class LivePushes:
-    """Builds the after-commit effects that push to a user's Socket.IO room."""
+    """Builds the after-commit effects that push to a user's Socket.IO room.
+
+    Every push carries the user's unread count, read when the push runs: the pushes queued
+    together run together (`Batched`), with one read of every user's count among them.
+    """
 
     def __init__(self, emitter: socketio.AsyncRedisManager, pool: Pool) -> None:
         self.emitter = emitter
@@ -98,34 +112,28 @@ class LivePushes:
     def created(self, row: repo.NotificationRow) -> Effect:
         """The new notification with the user's unread count: one push for both."""
         payload = NotificationOut.model_validate(row).model_dump(mode="json", by_alias=True)
-
-        async def push_notification() -> None:
-            count = await self._unread_count(row.user_id)
-            await push_to_user(
-                self.emitter, row.user_id, NOTIFICATION_CREATED, {**payload, "unreadCount": count}
-            )
-
-        return push_notification
+        return Batched(
+            self.push_notifications, LivePush(row.user_id, NOTIFICATION_CREATED, payload)
+        )
 
     def unread(self, user_id: str) -> Effect:
         """The user's unread count, after a read or a read-all."""
+        return Batched(
+            self.push_notifications, LivePush(user_id, NOTIFICATION_UNREAD, {"userId": user_id})
+        )
 
-        async def push_unread_count() -> None:
-            count = await self._unread_count(user_id)
+    async def push_notifications(self, pushes: list[LivePush]) -> None:
+        # Counted when the pushes run, after commit: the last push a user gets counts every
+        # change committed before it. One read: no transaction around it.
+        async with autocommit(self.pool) as conn:
+            counts = await repo.unread_counts(conn, list(dict.fromkeys(p.user_id for p in pushes)))
+        for push in pushes:
             await push_to_user(
                 self.emitter,
-                user_id,
-                NOTIFICATION_UNREAD,
-                {"userId": user_id, "unreadCount": count},
+                push.user_id,
+                push.event,
+                {**push.payload, "unreadCount": counts[push.user_id]},
             )
-
-        return push_unread_count
-
-    async def _unread_count(self, user_id: str) -> int:
-        # Counted when the push runs, after commit: the last push counts every change committed
-        # before it. One read: no transaction around it.
-        async with autocommit(self.pool) as conn:
-            return await repo.unread_count(conn, user_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -394,3 +394,41 @@ async def test_a_group_is_recorded_turn_by_turn_with_the_preferences_saved_meanw
 def _consumed(topic: str) -> float:
     value: float = EVENTS_CONSUMED.labels("notifications", topic, "processed")._value.get()
     return value
+
+
+async def test_the_pushes_of_a_group_read_every_users_unread_count_in_one_statement(
+    shell: EventShell[Any], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada, grace = str(uuid.uuid4()), str(uuid.uuid4())
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    reads: list[list[str]] = []
+    unread_counts = repo.unread_counts
+
+    async def counted(conn: Any, user_ids: Any) -> dict[str, int]:
+        reads.append(list(user_ids))
+        return await unread_counts(conn, user_ids)
+
+    monkeypatch.setattr(repo, "unread_counts", counted)
+    async with LiveListener(redis_server.url) as live:
+        await shell.apply_group(
+            as_messages(created(first, ada), created(second, grace), confirmed(first, ada))
+        )
+        await shell.after_commit.drained()
+
+        async def pushed() -> list[dict[str, Any]] | None:
+            found = [
+                u
+                for u in live.updates
+                if u["event"] == NOTIFICATION_CREATED and u["orderId"] in (first, second)
+            ]
+            return found if len(found) == 3 else None
+
+        pushes = await eventually(pushed, what="the group's three pushes")
+
+    assert reads == [[ada, grace]]
+    assert [(p["orderId"], p["eventType"], p["unreadCount"]) for p in pushes] == [
+        (first, ORDER_CREATED, 2),
+        (second, ORDER_CREATED, 1),
+        (first, ORDER_CONFIRMED, 2),
+    ]
+    assert [p["room"] for p in pushes] == [user_room(ada), user_room(grace), user_room(ada)]

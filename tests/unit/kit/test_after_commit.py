@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kit.after_commit import AfterCommit, Coalesced, Effect
+from services.kit.after_commit import AfterCommit, Batched, Coalesced, Effect
 from services.kit.metrics import AFTER_COMMIT_EFFECTS
 
 
@@ -138,5 +138,44 @@ async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_
         await runner.drained()
     assert ran == ["invalidate", "push", "push", "invalidate"]
     assert count("unit-coalesced", "coalesced") == before + 2
+    job.stop()
+    await task
+
+
+async def test_batched_effects_queued_together_run_as_one_call_in_their_order() -> None:
+    runner = AfterCommit("unit-batched")
+    ran: list[object] = []
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def blocker() -> None:
+        started.set()
+        await gate.wait()
+
+    async def pushes(items: list[object]) -> None:
+        ran.append(list(items))
+
+    async def reads(items: list[object]) -> None:
+        ran.append(("reads", list(items)))
+
+    async def metric() -> None:
+        ran.append("metric")
+
+    before = count("unit-batched", "done")
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([blocker])
+    await started.wait()
+    runner.submit([Batched(pushes, "a1"), metric, Batched(reads, "r1")])
+    runner.submit([Batched(pushes, "b1"), metric, Batched(pushes, "a2")])
+    gate.set()
+    async with asyncio.timeout(2):
+        await runner.drained()
+    runner.submit([Batched(pushes, "c1")])  # queued alone: a batch of one
+    async with asyncio.timeout(2):
+        await runner.drained()
+
+    assert ran == [["a1", "b1", "a2"], "metric", ("reads", ["r1"]), "metric", ["c1"]]
+    assert count("unit-batched", "done") == before + 1 + 7
     job.stop()
     await task
