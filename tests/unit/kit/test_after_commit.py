@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from services.kit.after_commit import AfterCommit, Batched, Coalesced, Effect
 from services.kit.metrics import AFTER_COMMIT_EFFECTS
@@ -105,15 +107,30 @@ async def test_stop_finishes_what_is_queued() -> None:
     assert ran == [1, 1, 1]
 
 
-async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_it_runs() -> None:
-    runner = AfterCommit("unit-coalesced")
-    ran: list[str] = []
-    gate = asyncio.Event()
-    started = asyncio.Event()
+@asynccontextmanager
+async def held(runner: AfterCommit) -> AsyncIterator[asyncio.Event]:
+    """The runner's job started and held on a first effect until the yielded gate is set."""
+    gate, started = asyncio.Event(), asyncio.Event()
 
     async def blocker() -> None:
         started.set()
         await gate.wait()
+
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    runner.submit([blocker])
+    await started.wait()
+    try:
+        yield gate
+    finally:
+        gate.set()
+        job.stop()
+        await task
+
+
+async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_it_runs() -> None:
+    runner = AfterCommit("unit-coalesced")
+    ran: list[str] = []
 
     async def invalidate() -> None:
         ran.append("invalidate")
@@ -125,32 +142,21 @@ async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_
         ran.append("push")
 
     before = count("unit-coalesced", "coalesced")
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    runner.submit([blocker])
-    await started.wait()
-    runner.submit([Coalesced("cache", invalidate), push])
-    runner.submit([Coalesced("cache", invalidate), Coalesced("other", push)])
-    runner.submit([Coalesced("cache", invalidate)])
-    assert runner.pending == 3
-    gate.set()
-    async with asyncio.timeout(2):
-        await runner.drained()
+    async with held(runner) as gate:
+        runner.submit([Coalesced("cache", invalidate), push])
+        runner.submit([Coalesced("cache", invalidate), Coalesced("other", push)])
+        runner.submit([Coalesced("cache", invalidate)])
+        assert runner.pending == 3
+        gate.set()
+        async with asyncio.timeout(2):
+            await runner.drained()
     assert ran == ["invalidate", "push", "push", "invalidate"]
     assert count("unit-coalesced", "coalesced") == before + 2
-    job.stop()
-    await task
 
 
 async def test_batched_effects_queued_together_run_as_one_call_in_their_order() -> None:
     runner = AfterCommit("unit-batched")
     ran: list[object] = []
-    gate = asyncio.Event()
-    started = asyncio.Event()
-
-    async def blocker() -> None:
-        started.set()
-        await gate.wait()
 
     async def pushes(items: list[object]) -> None:
         ran.append(list(items))
@@ -162,20 +168,15 @@ async def test_batched_effects_queued_together_run_as_one_call_in_their_order() 
         ran.append("metric")
 
     before = count("unit-batched", "done")
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    runner.submit([blocker])
-    await started.wait()
-    runner.submit([Batched(pushes, "a1"), metric, Batched(reads, "r1")])
-    runner.submit([Batched(pushes, "b1"), metric, Batched(pushes, "a2")])
-    gate.set()
-    async with asyncio.timeout(2):
-        await runner.drained()
-    runner.submit([Batched(pushes, "c1")])  # queued alone: a batch of one
-    async with asyncio.timeout(2):
-        await runner.drained()
+    async with held(runner) as gate:
+        runner.submit([Batched(pushes, "a1"), metric, Batched(reads, "r1")])
+        runner.submit([Batched(pushes, "b1"), metric, Batched(pushes, "a2")])
+        gate.set()
+        async with asyncio.timeout(2):
+            await runner.drained()
+        runner.submit([Batched(pushes, "c1")])  # queued alone: a batch of one
+        async with asyncio.timeout(2):
+            await runner.drained()
 
     assert ran == [["a1", "b1", "a2"], "metric", ("reads", ["r1"]), "metric", ["c1"]]
     assert count("unit-batched", "done") == before + 1 + 7
-    job.stop()
-    await task
