@@ -300,50 +300,6 @@ async def lock_order(conn: DictConnection, order_id: uuid.UUID) -> OrderRow | No
     return _order(row) if row else None
 
 
-async def move_status(
-    conn: DictConnection,
-    order_id: uuid.UUID,
-    sources: Sequence[Status],
-    status: Status,
-    *,
-    actor: str,
-    reason: str | None,
-    event_id: str | None,
-) -> tuple[OrderRow, TimelineRow] | None:
-    """Move the order to `status` at its next version if it is in one of `sources`, and record
-    that version in its timeline (by `actor`, for the event `event_id`, at the order's new
-    `updated_at`), in one statement (the update locks the row and checks the status it finds);
-    None, with nothing changed, for an unknown order or one in another status."""
-    cursor = await conn.execute(
-        f"""
-        WITH changed AS (
-            UPDATE orders SET status = %(status)s, version = version + 1, updated_at = now()
-            WHERE id = %(id)s AND status = ANY(%(sources)s::text[])
-            RETURNING {_ORDER_COLUMNS}
-        ), entry AS (
-            INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
-            SELECT id, version, status, %(actor)s::text, %(reason)s::text, %(event_id)s::uuid,
-                   updated_at
-            FROM changed
-        )
-        SELECT * FROM changed
-        """,  # noqa: S608 - a fixed column list
-        {
-            "id": order_id,
-            "sources": [str(source) for source in sources],
-            "status": status,
-            "actor": actor,
-            "reason": reason,
-            "event_id": event_id,
-        },
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    order = _order(row)
-    return order, _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at)
-
-
 @dataclass(frozen=True, slots=True)
 class Move:
     """One move `move_many` is asked for: the order, the status it goes to from one of
@@ -359,12 +315,16 @@ class Move:
 async def move_many(
     conn: DictConnection, moves: Sequence[Move], *, actor: str
 ) -> dict[int, tuple[OrderRow, TimelineRow]]:
-    """`move_status` for many orders in one statement: by the position of each move in
-    `moves`, the order and timeline entry of those that moved. Only an order's first move is
-    tried (one statement updates a row once); a later move of the same order moves nothing, as
-    it would after the first when every move of an order comes from the same `sources`."""
+    """Move each order to its `status` at its next version if it is in one of its `sources`,
+    and record that version in its timeline (by `actor`, for the move's event, at the order's
+    new `updated_at`), all in one statement (the update locks the rows and checks the status
+    it finds). Returns, by the position of each move in `moves`, the order and timeline entry
+    of those that moved; an unknown order or one in another status changes nothing. Only an
+    order's first move is tried (one statement updates a row once); a later move of the same
+    order moves nothing, as it would after the first when every move of an order comes from
+    the same `sources`."""
     cursor = await conn.execute(
-        """
+        f"""
         WITH move AS (
             SELECT DISTINCT ON (m.order_id) m.*
             FROM json_to_recordset(%(moves)s::json) AS m (
@@ -377,16 +337,15 @@ async def move_many(
             SET status = m.target, version = o.version + 1, updated_at = now()
             FROM move m
             WHERE o.id = m.order_id AND o.status = ANY(string_to_array(m.sources, ','))
-            RETURNING m.seq, m.reason AS move_reason, m.event_id AS move_event, o.id,
-                      o.user_id, o.status, o.version, o.total, o.currency::text AS currency,
-                      o.shipping_address, o.created_at, o.updated_at
+            RETURNING m.seq, m.reason AS move_reason, m.event_id AS move_event,
+                      {_ORDER_COLUMNS}
         ), entry AS (
             INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
             SELECT id, version, status, %(actor)s::text, move_reason, move_event, updated_at
             FROM changed
         )
         SELECT * FROM changed
-        """,
+        """,  # noqa: S608 - a fixed column list
         {
             "moves": json_rows(
                 [
@@ -410,13 +369,18 @@ async def move_many(
         order = _order(row)
         moved[seq] = (
             order,
-            _entry(order, actor=actor, reason=reason, event_id=str(event_id), at=order.updated_at),
+            _entry(order, actor=actor, reason=reason, event_id=event_id, at=order.updated_at),
         )
     return moved
 
 
 def _entry(
-    order: OrderRow, *, actor: str, reason: str | None, event_id: str | None, at: datetime
+    order: OrderRow,
+    *,
+    actor: str,
+    reason: str | None,
+    event_id: uuid.UUID | str | None,
+    at: datetime,
 ) -> TimelineRow:
     """The timeline entry a statement above wrote for the order's current version."""
     return TimelineRow(
@@ -425,7 +389,7 @@ def _entry(
         status=order.status,
         actor=actor,
         reason=reason,
-        event_id=uuid.UUID(event_id) if event_id else None,
+        event_id=uuid.UUID(str(event_id)) if event_id else None,
         at=at,
     )
 

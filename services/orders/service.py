@@ -501,11 +501,13 @@ class OrderService:
             ),
         )
         await add_to_outbox(conn, topic, changed)
-        moved = await repo.move_status(
-            conn, order.id, [order.status], target, actor=actor, reason=reason, event_id=changed.id
+        moved = await repo.move_many(
+            conn,
+            [repo.Move(order.id, target, [order.status], reason, changed.id)],
+            actor=actor,
         )
-        assert moved is not None, "the order is locked in the status it was read in"
-        updated, entry = moved
+        assert moved, "the order is locked in the status it was read in"
+        updated, entry = moved[0]
         return Change(order=updated, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
