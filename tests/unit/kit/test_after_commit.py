@@ -15,6 +15,36 @@ def count(service: str, outcome: str) -> float:
     return value
 
 
+@asynccontextmanager
+async def running(runner: AfterCommit) -> AsyncIterator[None]:
+    """The runner's job started for the block, stopped (its queue finished) after it."""
+    job = runner.job()
+    task = asyncio.create_task(job.run())
+    try:
+        yield
+    finally:
+        job.stop()
+        await task
+
+
+@asynccontextmanager
+async def held(runner: AfterCommit) -> AsyncIterator[asyncio.Event]:
+    """The runner's job started and held on a first effect until the yielded gate is set."""
+    gate, started = asyncio.Event(), asyncio.Event()
+
+    async def blocker() -> None:
+        started.set()
+        await gate.wait()
+
+    async with running(runner):
+        runner.submit([blocker])
+        await started.wait()
+        try:
+            yield gate
+        finally:
+            gate.set()
+
+
 async def test_effects_run_in_submission_order_without_holding_up_the_submitter() -> None:
     runner = AfterCommit("unit-order")
     done: list[int] = []
@@ -27,17 +57,14 @@ async def test_effects_run_in_submission_order_without_holding_up_the_submitter(
 
         return run
 
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    runner.submit([effect(1), effect(2)])  # returns at once, although the effects are blocked
-    runner.submit([effect(3)])
-    assert done == []
-    gate.set()
-    async with asyncio.timeout(2):
-        await runner.drained()
+    async with running(runner):
+        runner.submit([effect(1), effect(2)])  # returns at once, although they are blocked
+        runner.submit([effect(3)])
+        assert done == []
+        gate.set()
+        async with asyncio.timeout(2):
+            await runner.drained()
     assert done == [1, 2, 3]
-    job.stop()
-    await task
 
 
 async def test_a_slow_or_failing_effect_is_counted_and_the_next_still_runs() -> None:
@@ -54,17 +81,14 @@ async def test_a_slow_or_failing_effect_is_counted_and_the_next_still_runs() -> 
         ran.append("works")
 
     before = {o: count("unit-failures", o) for o in ("done", "failed", "timed_out")}
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    runner.submit([hangs, fails, works])
-    async with asyncio.timeout(2):
-        await runner.drained()
+    async with running(runner):
+        runner.submit([hangs, fails, works])
+        async with asyncio.timeout(2):
+            await runner.drained()
     assert ran == ["works"]
     assert count("unit-failures", "timed_out") == before["timed_out"] + 1
     assert count("unit-failures", "failed") == before["failed"] + 1
     assert count("unit-failures", "done") == before["done"] + 1
-    job.stop()
-    await task
 
 
 async def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
@@ -81,13 +105,9 @@ async def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
     runner.submit([effect(n) for n in range(5)])  # no runner yet: nothing drains the queue
     assert runner.pending == 2
     assert count("unit-full", "dropped") == before + 3
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    async with asyncio.timeout(2):
+    async with running(runner), asyncio.timeout(2):
         await runner.drained()
     assert ran == [0, 1]
-    job.stop()
-    await task
 
 
 async def test_stop_finishes_what_is_queued() -> None:
@@ -105,27 +125,6 @@ async def test_stop_finishes_what_is_queued() -> None:
     async with asyncio.timeout(2):
         await task
     assert ran == [1, 1, 1]
-
-
-@asynccontextmanager
-async def held(runner: AfterCommit) -> AsyncIterator[asyncio.Event]:
-    """The runner's job started and held on a first effect until the yielded gate is set."""
-    gate, started = asyncio.Event(), asyncio.Event()
-
-    async def blocker() -> None:
-        started.set()
-        await gate.wait()
-
-    job = runner.job()
-    task = asyncio.create_task(job.run())
-    runner.submit([blocker])
-    await started.wait()
-    try:
-        yield gate
-    finally:
-        gate.set()
-        job.stop()
-        await task
 
 
 async def test_a_coalesced_effect_is_queued_once_while_one_waits_and_again_once_it_runs() -> None:
