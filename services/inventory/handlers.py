@@ -3,19 +3,20 @@
 The kit's consumer shell (kit/consumer.py) parses each message, claims its event id and runs
 the service's method in the same transaction, together with any event the method emits
 (written to the outbox); the product cache is invalidated after the commit. order.created is
-the exception: an order whose lines all fit is reserved by one statement that commits by itself
-and dedupes itself through the reservation's key, so the shell claims nothing for it, and the
-service claims the event itself on the checked path (`InventoryService.reserve`). A message that
-cannot be parsed raises; the consumer retries it and then dead-letters it.
+the exception: the new orders of a consumed group (a lone one is a group of one) whose lines all
+fit are reserved by one statement, which commits by itself for a lone event and dedupes itself
+through the reservations' keys, so the shell claims nothing for them, and the service claims
+an event itself on the checked path (`InventoryService.reserve_many`). A message that cannot be
+parsed raises; the consumer retries it and then dead-letters it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from services.inventory.service import InventoryService
-from services.kit.consumer import Applied, Handler
+from services.kit.consumer import Applied, Consumed, Handler
 from services.kit.db import DictConnection
 from services.kit.events import Envelope
 from services.kit.order_events import (
@@ -40,14 +41,14 @@ def _on_data(method: ServiceMethod) -> Callable[..., Awaitable[Applied]]:
     return apply
 
 
-async def _reserve(
-    service: InventoryService, conn: DictConnection, event: Envelope[OrderCreated]
-) -> Applied | None:
-    return await service.reserve(conn, event.id, event.data)
+async def _reserve_many(
+    service: InventoryService, conn: DictConnection, events: Sequence[Consumed]
+) -> list[Applied | None]:
+    return await service.reserve_many(conn, events)
 
 
 EVENT_HANDLERS: dict[str, Handler[InventoryService]] = {
-    ORDER_CREATED: Handler(OrderCreated, _reserve, dedupes_itself=True, one_statement=True),
+    ORDER_CREATED: Handler.of_many(ORDER_CREATED, OrderCreated, _reserve_many, one_statement=True),
     ORDER_CANCELLED: Handler(OrderStatusChanged, _on_data(InventoryService.release)),
     ORDER_SHIPPED: Handler(OrderStatusChanged, _on_data(InventoryService.commit)),
 }

@@ -313,80 +313,103 @@ async def insert_reservation(
     )
 
 
-async def reserve_if_available(
-    conn: DictConnection,
-    order_id: str,
-    user_id: str,
-    order_version: int,
-    lines: Sequence[RequestedLine],
-    expires_at: datetime,
-    confirmed: OutboxRow,
-) -> bool:
-    """Reserve every line of the order if every one of its products is active and has the
-    units, and nothing is recorded for the order yet; False, with nothing written, otherwise.
+@dataclass(frozen=True, slots=True)
+class NewReservation:
+    """An order to reserve together with others (`reserve_all_if_available`): its lines
+    (product ids as UUIDs, each once) and the `confirmed` event that announces it."""
 
-    One statement, which commits by itself on an autocommit connection: it takes the order's
-    lock (`lock_order`), locks the lines' stock rows in product id order and checks them, then
-    records the reservation and its lines, moves the units to `reserved` and writes the
-    `confirmed` event to the outbox. The lines' product ids must be UUIDs, each once.
+    order_id: str
+    user_id: str
+    order_version: int
+    lines: Sequence[RequestedLine]
+    confirmed: OutboxRow
+
+
+async def reserve_all_if_available(
+    conn: DictConnection, orders: Sequence[NewReservation], expires_at: datetime
+) -> set[str]:
+    """Reserve every line of every order of `orders` if each of their products is active and
+    has the units for all of them together; the ids of the orders reserved: every one not
+    recorded already, or none, with nothing written, when the units are short.
+
+    One statement, which commits by itself on an autocommit connection: it takes the orders'
+    locks (`lock_order`, in order id order), locks the stock rows of all their lines in product
+    id order and checks them against the orders' sum, then records the reservations and their
+    lines, moves the units to `reserved` and writes each reserved order's `confirmed` event to
+    the outbox. An order recorded already (a redelivery, or cancelled before it arrived) is
+    left as it is, though its units counted in the check. The orders must be different ones.
     """
-    product_ids, quantities = _columns(lines)
     cursor = await conn.execute(
         """
-        WITH locked AS (
-            SELECT pg_advisory_xact_lock(hashtext('order:' || %(order_id)s))
+        WITH wanted_orders AS (
+            SELECT * FROM unnest(%(order_ids)s::text[], %(user_ids)s::text[],
+                                 %(versions)s::int[], %(event_ids)s::uuid[],
+                                 %(message_keys)s::text[], %(payloads)s::bytea[],
+                                 %(traces)s::jsonb[])
+                WITH ORDINALITY
+                AS o (order_id, user_id, version, event_id, message_key, payload,
+                      trace_context, seq)
+        ), locked AS (
+            SELECT pg_advisory_xact_lock(hashtext('order:' || order_id))
+            FROM (SELECT order_id FROM wanted_orders ORDER BY order_id) AS by_id
         ), wanted AS (
-            SELECT * FROM unnest(%(product_ids)s::uuid[], %(quantities)s::int[])
-                AS v (product_id, quantity)
+            SELECT * FROM unnest(%(line_orders)s::text[], %(product_ids)s::uuid[],
+                                 %(quantities)s::int[])
+                AS l (order_id, product_id, quantity)
+        ), totals AS (
+            SELECT product_id, sum(quantity) AS quantity FROM wanted GROUP BY product_id
         ), levels AS (
             SELECT s.product_id, s.available, p.active
             FROM stock s JOIN products p ON p.id = s.product_id
-            WHERE s.product_id = ANY(%(product_ids)s::uuid[]) AND EXISTS (SELECT FROM locked)
+            WHERE s.product_id IN (SELECT product_id FROM totals)
+              AND (SELECT count(*) FROM locked) = cardinality(%(order_ids)s::text[])
             ORDER BY s.product_id FOR UPDATE OF s
         ), fits AS (
-            SELECT FROM wanted w JOIN levels l USING (product_id)
-            WHERE l.active AND l.available >= w.quantity
-            HAVING count(*) = cardinality(%(product_ids)s::uuid[])
+            SELECT FROM totals t JOIN levels l USING (product_id)
+            WHERE l.active AND l.available >= t.quantity
+            HAVING count(*) = (SELECT count(*) FROM totals)
         ), reservation AS (
             INSERT INTO reservations (order_id, user_id, status, order_version, expires_at)
-            SELECT %(order_id)s, %(user_id)s, 'RESERVED', %(version)s, %(expires_at)s FROM fits
+            SELECT o.order_id, o.user_id, 'RESERVED', o.version, %(expires_at)s
+            FROM wanted_orders o, fits
             ON CONFLICT (order_id) DO NOTHING
             RETURNING order_id
         ), reserved AS (
-            UPDATE stock SET reserved = stock.reserved + w.quantity, updated_at = now()
-            FROM wanted w, reservation
-            WHERE stock.product_id = w.product_id
+            UPDATE stock SET reserved = stock.reserved + r.quantity, updated_at = now()
+            FROM (
+                SELECT w.product_id, sum(w.quantity) AS quantity
+                FROM wanted w JOIN reservation USING (order_id)
+                GROUP BY w.product_id
+            ) AS r
+            WHERE stock.product_id = r.product_id
         ), reserved_lines AS (
             INSERT INTO reservation_lines (order_id, product_id, quantity)
-            SELECT r.order_id, w.product_id, w.quantity FROM reservation r, wanted w
+            SELECT w.order_id, w.product_id, w.quantity
+            FROM wanted w JOIN reservation USING (order_id)
         ), confirmed AS (
             INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
-            SELECT %(event_id)s, %(topic)s, %(message_key)s, %(payload)s, %(trace)s
-            FROM reservation
+            SELECT o.event_id, %(topic)s, o.message_key, o.payload, o.trace_context
+            FROM wanted_orders o JOIN reservation USING (order_id)
+            ORDER BY o.seq
         )
-        SELECT count(*) AS reserved FROM reservation
+        SELECT order_id FROM reservation
         """,
         {
-            "order_id": order_id,
-            "user_id": user_id,
-            "version": order_version,
+            "order_ids": [o.order_id for o in orders],
+            "user_ids": [o.user_id for o in orders],
+            "versions": [o.order_version for o in orders],
+            "event_ids": [o.confirmed.event_id for o in orders],
+            "message_keys": [o.confirmed.message_key for o in orders],
+            "payloads": [o.confirmed.payload for o in orders],
+            "traces": [o.confirmed.trace_context for o in orders],
+            "line_orders": [o.order_id for o in orders for _ in o.lines],
+            "product_ids": [line.product_id for o in orders for line in o.lines],
+            "quantities": [line.quantity for o in orders for line in o.lines],
             "expires_at": expires_at,
-            "product_ids": product_ids,
-            "quantities": quantities,
-            "event_id": confirmed.event_id,
-            "topic": confirmed.topic,
-            "message_key": confirmed.message_key,
-            "payload": confirmed.payload,
-            "trace": confirmed.trace_context,
+            "topic": orders[0].confirmed.topic,
         },
     )
-    row = await cursor.fetchone()
-    return bool(row and row["reserved"])
-
-
-def _columns(lines: Sequence[RequestedLine]) -> tuple[list[str], list[int]]:
-    """The product ids and the quantities of `lines`, as two arrays for `unnest`."""
-    return [line.product_id for line in lines], [line.quantity for line in lines]
+    return {row["order_id"] for row in await cursor.fetchall()}
 
 
 async def lock_reserved_stock(conn: DictConnection, order_id: str) -> None:

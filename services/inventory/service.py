@@ -9,7 +9,8 @@ event's dedupe record) and return their after-commit effects instead of running 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -43,9 +44,11 @@ from services.inventory.schemas import (
     ProductPatch,
     StockLevelOut,
 )
+from services.kit import tracing
 from services.kit.after_commit import Coalesced, Effect
-from services.kit.consumer import Applied
+from services.kit.consumer import Applied, Consumed
 from services.kit.db import DictConnection, Pool
+from services.kit.logs import order_id_var
 from services.kit.order_events import (
     ORDER_CONFIRMED,
     ORDER_CREATED,
@@ -69,6 +72,23 @@ Outcome = Literal["confirmed", "failed", "released", "committed", "tombstoned", 
 STOCK_CHANGING_OUTCOMES = frozenset({"confirmed", "released", "committed"})
 PRODUCT_CACHE_STALE = "product-cache-stale"
 """The key of the after-commit invalidation: one waiting covers every change before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """A new order's lines to reserve, one per product, and the trace its answer goes out in."""
+
+    order: OrderCreated
+    lines: list[RequestedLine]
+    trace_context: Mapping[str, str] | None
+
+
+def _well_formed(lines: Sequence[RequestedLine]) -> bool:
+    """Whether an order has lines and each names a product by UUID and wants some units: only
+    such orders are tried in one statement (the checked path refuses the others)."""
+    return bool(lines) and all(
+        parse_product_id(line.product_id) and line.quantity > 0 for line in lines
+    )
 
 
 class InventoryService:
@@ -185,32 +205,59 @@ class InventoryService:
 
     # reservations (on the consumer's connection, most of them inside its transaction)
 
-    async def reserve(
-        self, conn: DictConnection, event_id: str, order: OrderCreated
-    ) -> Applied | None:
-        """Reserve every line of a new order or none; answer with confirmed or failed.
+    async def reserve_many(
+        self, conn: DictConnection, events: Sequence[Consumed]
+    ) -> list[Applied | None]:
+        """Reserve every line of each new order (order.created events, in their order) or none
+        of its lines; answer each with confirmed or failed.
 
-        An order whose lines all fit is one statement (`reserve_if_available`), which commits by
-        itself on the consumer's autocommit connection and dedupes itself: a second copy finds
-        the reservation recorded. Anything else (a refusal, an order known already, a
-        redelivery) takes the checked path, in a transaction that claims the event's id."""
-        lines = merge_lines(order.items)
-        plain = bool(lines) and all(
-            parse_product_id(line.product_id) and line.quantity > 0 for line in lines
-        )
-        if plain and await self._reserve_if_available(conn, order, lines):
-            log.info("order reserved", extra={"lines": len(lines)})
-            return self._applied("confirmed")
-        async with conn.transaction():
-            if not await claim_events(conn, [(event_id, ORDER_CREATED)]):
-                return None
-            return await self._reserve_checked(conn, order, lines)
+        The orders whose lines are well-formed are tried together first: one statement
+        (`reserve_all_if_available`) reserves them all when the units suffice for all of them;
+        for a lone event it commits by itself on the consumer's autocommit connection. It
+        dedupes itself: a copy of an order finds its reservation recorded. When the units fall
+        short, each is tried on its own, in the events' order, so an earlier order comes first.
+        What is left (a refusal, an order known already, a redelivery, a malformed line) takes
+        the checked path, in a transaction that claims the event's id."""
+        wanted: dict[str, tuple[Consumed, Wanted]] = {}
+        for consumed in events:
+            order: OrderCreated = consumed.event.data
+            lines = merge_lines(order.items)
+            if order.order_id not in wanted and _well_formed(lines):
+                wanted[order.order_id] = (consumed, Wanted(order, lines, consumed.trace_context))
+        together = [each for _, each in wanted.values()]
+        reserved = await self._reserve_together(conn, together) if together else set()
+        alone = not reserved and len(together) > 1
+        results: list[Applied | None] = []
+        for consumed in events:
+            order = consumed.event.data
+            first, each = wanted.get(order.order_id, (None, None))
+            token = order_id_var.set(order.order_id)
+            try:
+                with tracing.use(consumed.span):
+                    if (
+                        first is consumed
+                        and each is not None
+                        and (
+                            order.order_id in reserved
+                            or (alone and await self._reserve_together(conn, [each]))
+                        )
+                    ):
+                        log.info("order reserved", extra={"lines": len(each.lines)})
+                        results.append(self._applied("confirmed"))
+                        continue
+                    async with conn.transaction():
+                        if await claim_events(conn, [(consumed.event.id, ORDER_CREATED)]):
+                            results.append(await self._reserve_checked(conn, order))
+                        else:
+                            results.append(None)
+            finally:
+                order_id_var.reset(token)
+        return results
 
-    async def _reserve_checked(
-        self, conn: DictConnection, order: OrderCreated, lines: list[RequestedLine]
-    ) -> Applied | None:
+    async def _reserve_checked(self, conn: DictConnection, order: OrderCreated) -> Applied | None:
         """Reserve an order's lines with the order locked and every line checked first; None
         for an order.created applied before (the order is known, and not as a tombstone)."""
+        lines = merge_lines(order.items)
         await repo.lock_order(conn, order.order_id)
         known = await repo.get_reservation(conn, order.order_id)
         if known is not None and known.status != "CANCELLED":
@@ -238,34 +285,40 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
-        if not await self._reserve_if_available(conn, order, lines):
+        wanted = Wanted(order, lines, tracing.current_headers())
+        if not await self._reserve_together(conn, [wanted]):
             # The lines are locked and were checked in this transaction: a bug, not a race.
             raise RuntimeError("a reservation checked under its locks did not fit")
         log.info("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
 
-    async def _reserve_if_available(
-        self, conn: DictConnection, order: OrderCreated, lines: list[RequestedLine]
-    ) -> bool:
+    async def _reserve_together(self, conn: DictConnection, wanted: Sequence[Wanted]) -> set[str]:
+        """Reserve all of `wanted` or none (`repo.reserve_all_if_available`); the ids of the
+        orders reserved. Each confirmed event carries its order's trace context."""
         expires_at = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl_seconds)
-        confirmed = OrderConfirmed(
-            order_id=order.order_id,
-            user_id=order.user_id,
-            version=order.version,
-            reservation_expires_at=expires_at,
-        )
-        return await repo.reserve_if_available(
-            conn,
-            order.order_id,
-            order.user_id,
-            order.version,
-            lines,
-            expires_at,
-            outbox_row(
-                ORDER_CONFIRMED,
-                event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
-            ),
-        )
+        orders = []
+        for each in wanted:
+            order = each.order
+            confirmed = OrderConfirmed(
+                order_id=order.order_id,
+                user_id=order.user_id,
+                version=order.version,
+                reservation_expires_at=expires_at,
+            )
+            orders.append(
+                repo.NewReservation(
+                    order.order_id,
+                    order.user_id,
+                    order.version,
+                    each.lines,
+                    outbox_row(
+                        ORDER_CONFIRMED,
+                        event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
+                        trace_context=each.trace_context,
+                    ),
+                )
+            )
+        return await repo.reserve_all_if_available(conn, orders, expires_at)
 
     async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
         """An order was cancelled: give its units back, or remember it if it is not known yet."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,12 @@ class OutboxRow:
     trace_context: Jsonb | None
 
 
-def outbox_row(topic: str, event: Envelope[Any]) -> OutboxRow:
-    """`event` as an outbox row, with the active trace context (the relay publishes it in
-    that trace)."""
-    trace_context = tracing.current_headers()
+def outbox_row(
+    topic: str, event: Envelope[Any], *, trace_context: Mapping[str, str] | None = None
+) -> OutboxRow:
+    """`event` as an outbox row, with `trace_context` or else the active one (the relay
+    publishes it in that trace): a group's handler names each event's own."""
+    trace_context = trace_context or tracing.current_headers()
     return OutboxRow(
         event_id=event.id,
         topic=topic,

@@ -131,6 +131,78 @@ async def test_a_group_of_reservations_makes_the_product_list_stale_once(
     assert await PRODUCT_CHANGES.generation(redis) == before + 2
 
 
+def statuses(db: Any, *events: Envelope[Any]) -> list[str | None]:
+    """The reservation status recorded for each order of `events`, in their order."""
+    return [(reservation(db, e.subject) or {}).get("status") for e in events]
+
+
+def announced(db: Any, *events: Envelope[Any]) -> list[list[str]]:
+    """The topics of the outbox rows written for each order of `events`, in their order."""
+    return [
+        [
+            row["topic"]
+            for row in db.execute(
+                "SELECT topic FROM outbox WHERE message_key = %s ORDER BY id", (e.subject,)
+            ).fetchall()
+        ]
+        for e in events
+    ]
+
+
+async def test_a_group_is_reserved_in_one_statement_and_its_leftovers_on_the_checked_path(
+    client: httpx.AsyncClient,
+    admin: Bearer,
+    shell: EventShell[InventoryService],
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=10)
+    first = order_created([(product["id"], 2)])
+    malformed = order_created([("not-a-product-id", 1)])
+    last = order_created([(product["id"], 3), (product["id"], 1)])
+
+    await shell.apply_group(
+        as_messages(
+            (ORDER_CREATED, first),
+            (ORDER_CREATED, first),  # a copy in the same group
+            (ORDER_CREATED, malformed),
+            (ORDER_CREATED, last),
+        )
+    )
+    await shell.after_commit.drained()
+
+    assert statuses(db, first, malformed, last) == ["RESERVED", "REFUSED", "RESERVED"]
+    assert await stock_levels(client, product["id"]) == (10, 6, 4)
+    assert announced(db, first, malformed, last) == [
+        [ORDER_CONFIRMED],
+        [ORDER_FAILED],
+        [ORDER_CONFIRMED],
+    ]
+    # The orders that fit were reserved together, claiming nothing; the copy and the
+    # malformed order took the checked path, which claims their events.
+    assert claimed(db, first, malformed, last) == sorted([first.id, malformed.id])
+    lines = db.execute(
+        "SELECT quantity FROM reservation_lines WHERE order_id = %s", (last.subject,)
+    ).fetchall()
+    assert [row["quantity"] for row in lines] == [4], "one line per product"
+
+
+async def test_a_group_the_units_do_not_cover_is_reserved_order_by_order_first_come_first(
+    client: httpx.AsyncClient,
+    admin: Bearer,
+    shell: EventShell[InventoryService],
+    db: Any,
+) -> None:
+    product = await create_product(client, admin, stock=3)
+    group = [order_created([(product["id"], quantity)]) for quantity in (2, 2, 1)]
+
+    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.after_commit.drained()
+
+    assert statuses(db, *group) == ["RESERVED", "REFUSED", "RESERVED"]
+    assert await stock_levels(client, product["id"]) == (3, 3, 0)
+    assert announced(db, *group) == [[ORDER_CONFIRMED], [ORDER_FAILED], [ORDER_CONFIRMED]]
+
+
 async def test_an_order_that_cannot_be_served_reserves_nothing(
     client: httpx.AsyncClient,
     admin: Bearer,
