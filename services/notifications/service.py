@@ -267,9 +267,11 @@ class NotificationService:
     def _outcome(self, facts: OrderFacts, record: repo.ToRecord, newer: bool) -> Applied:
         event_type = str(facts.event_type)
         if not newer:
+            # The usual case of an order's first events when they arrive together (the later
+            # status is notified, not the earlier one): counted, and logged only at DEBUG.
             metrics.EVENTS.labels(event_type, "stale").inc()
             token = order_id_var.set(facts.order_id)
-            log.info(
+            log.debug(
                 "stale event suppressed", extra={"topic": event_type, "version": facts.version}
             )
             order_id_var.reset(token)
