@@ -242,7 +242,8 @@ class InventoryService:
                             or (alone and await self._reserve_together(conn, [each]))
                         )
                     ):
-                        log.info("order reserved", extra={"lines": len(each.lines)})
+                        # One line per order only at DEBUG: counted by RESERVATIONS.
+                        log.debug("order reserved", extra={"lines": len(each.lines)})
                         results.append(self._applied("confirmed"))
                         continue
                     async with conn.transaction():
@@ -289,7 +290,7 @@ class InventoryService:
         if not await self._reserve_together(conn, [wanted]):
             # The lines are locked and were checked in this transaction: a bug, not a race.
             raise RuntimeError("a reservation checked under its locks did not fit")
-        log.info("order reserved", extra={"lines": len(lines)})
+        log.debug("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
 
     async def _reserve_together(self, conn: DictConnection, wanted: Sequence[Wanted]) -> set[str]:

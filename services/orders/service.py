@@ -261,7 +261,8 @@ class OrderService:
         metrics.ORDERS_CREATED.inc()
         metrics.ORDER_VALUE.labels(priced.currency).observe(float(priced.total))
         self.after_commit.submit(self._effects(Change(order=order, entry=entry, actor=Actor.OWNER)))
-        log.info("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
+        # One line per order only at DEBUG: counted by ORDERS_CREATED, kept in the timeline.
+        log.debug("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
         view = OrderView(order=order, lines=_line_rows(order_id, priced), timeline=[entry])
         return Created(view=view, replayed=False)
 
