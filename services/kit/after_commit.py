@@ -35,6 +35,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from opentelemetry.context import Context
@@ -66,17 +67,6 @@ class Batched:
 
     def __call__(self) -> Awaitable[object]:
         return self.run_many([self.item])
-
-
-@dataclass(frozen=True, slots=True)
-class _Gathered:
-    """Batched effects taken from the queue together: one call of their `run_many`."""
-
-    func: Callable[[list[Any]], Awaitable[object]]
-    items: list[Any]
-
-    def __call__(self) -> Awaitable[object]:
-        return self.func(self.items)
 
 
 class AfterCommit:
@@ -132,16 +122,17 @@ class AfterCommit:
         if isinstance(effect, Coalesced):
             self._waiting.discard(effect)  # running: a change committed from now on asks again
         elif isinstance(effect, Batched):
-            effect = self._gather(effect)
-            count = len(effect.items)
+            items = self._gather(effect)
+            effect, count = partial(effect.run_many, items), len(items)
         if context is None:
             await self._run_timed(effect, count)
             return
         with tracing.span(self.service, f"after-commit {_short_name(effect)}", parent=context):
             await self._run_timed(effect, count)
 
-    def _gather(self, first: Batched) -> _Gathered:
-        """`first` and every queued effect batched with it, out of the queue."""
+    def _gather(self, first: Batched) -> list[Any]:
+        """The items of `first` and of every queued effect batched with it, taken out of the
+        queue."""
         items = [first.item]
         kept: deque[tuple[Effect, Context | None]] = deque()
         for queued in self._pending:
@@ -151,7 +142,7 @@ class AfterCommit:
             else:
                 kept.append(queued)
         self._pending = kept
-        return _Gathered(first.run_many, items)
+        return items
 
     async def _run_timed(self, effect: Effect, count: int = 1) -> None:
         try:
@@ -202,4 +193,6 @@ def _short_name(effect: Effect) -> str:
 
 
 def _name(effect: Effect) -> str:
-    return getattr(effect, "__qualname__", None) or repr(effect)
+    """A log's name for `effect`: its function's qualified name (a partial's, a batch's)."""
+    function = getattr(effect, "func", effect)
+    return getattr(function, "__qualname__", None) or repr(effect)
