@@ -316,17 +316,19 @@ async def insert_reservation(
 @dataclass(frozen=True, slots=True)
 class NewReservation:
     """An order to reserve together with others (`reserve_all_if_available`): its lines
-    (product ids as UUIDs, each once) and the `confirmed` event that announces it."""
+    (product ids as UUIDs, each once), when the reservation expires, and the `confirmed` event
+    that announces it."""
 
     order_id: str
     user_id: str
     order_version: int
     lines: Sequence[RequestedLine]
+    expires_at: datetime
     confirmed: OutboxRow
 
 
 async def reserve_all_if_available(
-    conn: DictConnection, orders: Sequence[NewReservation], expires_at: datetime
+    conn: DictConnection, orders: Sequence[NewReservation]
 ) -> set[str]:
     """Reserve every line of every order of `orders` if each of their products is active and
     has the units for all of them together; the ids of the orders reserved: every one not
@@ -343,12 +345,13 @@ async def reserve_all_if_available(
         """
         WITH wanted_orders AS (
             SELECT * FROM unnest(%(order_ids)s::text[], %(user_ids)s::text[],
-                                 %(versions)s::int[], %(event_ids)s::uuid[],
+                                 %(versions)s::int[], %(expires)s::timestamptz[],
+                                 %(event_ids)s::uuid[], %(topics)s::text[],
                                  %(message_keys)s::text[], %(payloads)s::bytea[],
                                  %(traces)s::jsonb[])
                 WITH ORDINALITY
-                AS o (order_id, user_id, version, event_id, message_key, payload,
-                      trace_context, seq)
+                AS o (order_id, user_id, version, expires_at, event_id, topic, message_key,
+                      payload, trace_context, seq)
         ), locked AS (
             SELECT pg_advisory_xact_lock(hashtext('order:' || order_id))
             FROM (SELECT order_id FROM wanted_orders ORDER BY order_id) AS by_id
@@ -370,7 +373,7 @@ async def reserve_all_if_available(
             HAVING count(*) = (SELECT count(*) FROM totals)
         ), reservation AS (
             INSERT INTO reservations (order_id, user_id, status, order_version, expires_at)
-            SELECT o.order_id, o.user_id, 'RESERVED', o.version, %(expires_at)s
+            SELECT o.order_id, o.user_id, 'RESERVED', o.version, o.expires_at
             FROM wanted_orders o, fits
             ON CONFLICT (order_id) DO NOTHING
             RETURNING order_id
@@ -388,7 +391,7 @@ async def reserve_all_if_available(
             FROM wanted w JOIN reservation USING (order_id)
         ), confirmed AS (
             INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
-            SELECT o.event_id, %(topic)s, o.message_key, o.payload, o.trace_context
+            SELECT o.event_id, o.topic, o.message_key, o.payload, o.trace_context
             FROM wanted_orders o JOIN reservation USING (order_id)
             ORDER BY o.seq
         )
@@ -398,15 +401,15 @@ async def reserve_all_if_available(
             "order_ids": [o.order_id for o in orders],
             "user_ids": [o.user_id for o in orders],
             "versions": [o.order_version for o in orders],
+            "expires": [o.expires_at for o in orders],
             "event_ids": [o.confirmed.event_id for o in orders],
+            "topics": [o.confirmed.topic for o in orders],
             "message_keys": [o.confirmed.message_key for o in orders],
             "payloads": [o.confirmed.payload for o in orders],
             "traces": [o.confirmed.trace_context for o in orders],
             "line_orders": [o.order_id for o in orders for _ in o.lines],
             "product_ids": [line.product_id for o in orders for line in o.lines],
             "quantities": [line.quantity for o in orders for line in o.lines],
-            "expires_at": expires_at,
-            "topic": orders[0].confirmed.topic,
         },
     )
     return {row["order_id"] for row in await cursor.fetchall()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -44,11 +43,9 @@ from services.inventory.schemas import (
     ProductPatch,
     StockLevelOut,
 )
-from services.kit import tracing
 from services.kit.after_commit import Coalesced, Effect
 from services.kit.consumer import Applied, Consumed
 from services.kit.db import DictConnection, Pool
-from services.kit.logs import order_id_var
 from services.kit.order_events import (
     ORDER_CONFIRMED,
     ORDER_CREATED,
@@ -74,20 +71,39 @@ PRODUCT_CACHE_STALE = "product-cache-stale"
 """The key of the after-commit invalidation: one waiting covers every change before it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """A new order's lines to reserve, one per product, and the trace its answer goes out in."""
-
-    order: OrderCreated
-    lines: list[RequestedLine]
-    trace_context: Mapping[str, str] | None
-
-
 def _well_formed(lines: Sequence[RequestedLine]) -> bool:
     """Whether an order has lines and each names a product by UUID and wants some units: only
     such orders are tried in one statement (the checked path refuses the others)."""
     return bool(lines) and all(
         parse_product_id(line.product_id) and line.quantity > 0 for line in lines
+    )
+
+
+def _reservation(
+    order: OrderCreated,
+    lines: list[RequestedLine],
+    expires_at: datetime,
+    trace_context: Mapping[str, str] | None = None,
+) -> repo.NewReservation:
+    """A new order's reservation as the statement writes it, with the order.confirmed that
+    announces it, in `trace_context` (its event's trace) or else the active one."""
+    confirmed = OrderConfirmed(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        version=order.version,
+        reservation_expires_at=expires_at,
+    )
+    return repo.NewReservation(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        order_version=order.version,
+        lines=lines,
+        expires_at=expires_at,
+        confirmed=outbox_row(
+            ORDER_CONFIRMED,
+            event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
+            trace_context=trace_context,
+        ),
     )
 
 
@@ -218,47 +234,47 @@ class InventoryService:
         short, each is tried on its own, in the events' order, so an earlier order comes first.
         What is left (a refusal, an order known already, a redelivery, a malformed line) takes
         the checked path, in a transaction that claims the event's id."""
-        wanted: dict[str, tuple[Consumed, Wanted]] = {}
-        for consumed in events:
+        expires_at = self._expires_at()
+        lines_of = [merge_lines(consumed.event.data.items) for consumed in events]
+        wanted: dict[str, tuple[Consumed, repo.NewReservation]] = {}
+        for consumed, lines in zip(events, lines_of, strict=True):
             order: OrderCreated = consumed.event.data
-            lines = merge_lines(order.items)
             if order.order_id not in wanted and _well_formed(lines):
-                wanted[order.order_id] = (consumed, Wanted(order, lines, consumed.trace_context))
-        together = [each for _, each in wanted.values()]
-        reserved = await self._reserve_together(conn, together) if together else set()
+                reservation = _reservation(order, lines, expires_at, consumed.trace_context)
+                wanted[order.order_id] = (consumed, reservation)
+        together = [reservation for _, reservation in wanted.values()]
+        reserved = await repo.reserve_all_if_available(conn, together) if together else set()
         alone = not reserved and len(together) > 1
         results: list[Applied | None] = []
-        for consumed in events:
-            order = consumed.event.data
-            first, each = wanted.get(order.order_id, (None, None))
-            token = order_id_var.set(order.order_id)
-            try:
-                with tracing.use(consumed.span):
-                    if (
-                        first is consumed
-                        and each is not None
-                        and (
-                            order.order_id in reserved
-                            or (alone and await self._reserve_together(conn, [each]))
-                        )
-                    ):
-                        # One line per order only at DEBUG: counted by RESERVATIONS.
-                        log.debug("order reserved", extra={"lines": len(each.lines)})
-                        results.append(self._applied("confirmed"))
-                        continue
-                    async with conn.transaction():
-                        if await claim_events(conn, [(consumed.event.id, ORDER_CREATED)]):
-                            results.append(await self._reserve_checked(conn, order))
-                        else:
-                            results.append(None)
-            finally:
-                order_id_var.reset(token)
+        for consumed, lines in zip(events, lines_of, strict=True):
+            found = wanted.get(consumed.event.data.order_id)
+            mine = found[1] if found is not None and found[0] is consumed else None
+            with consumed.active():
+                if mine is not None and (
+                    mine.order_id in reserved
+                    or (alone and await repo.reserve_all_if_available(conn, [mine]))
+                ):
+                    log.debug("order reserved", extra={"lines": len(lines)})
+                    results.append(self._applied("confirmed"))
+                else:
+                    results.append(await self._reserve_claimed(conn, consumed, lines))
         return results
 
-    async def _reserve_checked(self, conn: DictConnection, order: OrderCreated) -> Applied | None:
+    async def _reserve_claimed(
+        self, conn: DictConnection, consumed: Consumed, lines: list[RequestedLine]
+    ) -> Applied | None:
+        """The checked path, in a transaction that claims the event's id: None if it was
+        claimed before."""
+        async with conn.transaction():
+            if not await claim_events(conn, [(consumed.event.id, ORDER_CREATED)]):
+                return None
+            return await self._reserve_checked(conn, consumed.event.data, lines)
+
+    async def _reserve_checked(
+        self, conn: DictConnection, order: OrderCreated, lines: list[RequestedLine]
+    ) -> Applied | None:
         """Reserve an order's lines with the order locked and every line checked first; None
         for an order.created applied before (the order is known, and not as a tombstone)."""
-        lines = merge_lines(order.items)
         await repo.lock_order(conn, order.order_id)
         known = await repo.get_reservation(conn, order.order_id)
         if known is not None and known.status != "CANCELLED":
@@ -286,40 +302,16 @@ class InventoryService:
             )
             log.info("order refused", extra={"reason": reason})
             return self._applied("failed", {refusal.reason for refusal in refusals})
-        wanted = Wanted(order, lines, tracing.current_headers())
-        if not await self._reserve_together(conn, [wanted]):
+        reservation = _reservation(order, lines, self._expires_at())
+        if not await repo.reserve_all_if_available(conn, [reservation]):
             # The lines are locked and were checked in this transaction: a bug, not a race.
             raise RuntimeError("a reservation checked under its locks did not fit")
         log.debug("order reserved", extra={"lines": len(lines)})
         return self._applied("confirmed")
 
-    async def _reserve_together(self, conn: DictConnection, wanted: Sequence[Wanted]) -> set[str]:
-        """Reserve all of `wanted` or none (`repo.reserve_all_if_available`); the ids of the
-        orders reserved. Each confirmed event carries its order's trace context."""
-        expires_at = datetime.now(UTC) + timedelta(seconds=self.reservation_ttl_seconds)
-        orders = []
-        for each in wanted:
-            order = each.order
-            confirmed = OrderConfirmed(
-                order_id=order.order_id,
-                user_id=order.user_id,
-                version=order.version,
-                reservation_expires_at=expires_at,
-            )
-            orders.append(
-                repo.NewReservation(
-                    order.order_id,
-                    order.user_id,
-                    order.version,
-                    each.lines,
-                    outbox_row(
-                        ORDER_CONFIRMED,
-                        event(EVENT_SOURCE, ORDER_CONFIRMED, order.order_id, confirmed),
-                        trace_context=each.trace_context,
-                    ),
-                )
-            )
-        return await repo.reserve_all_if_available(conn, orders, expires_at)
+    def _expires_at(self) -> datetime:
+        """When a reservation made now expires (order.confirmed carries it)."""
+        return datetime.now(UTC) + timedelta(seconds=self.reservation_ttl_seconds)
 
     async def release(self, conn: DictConnection, change: OrderStatusChanged) -> Applied:
         """An order was cancelled: give its units back, or remember it if it is not known yet."""

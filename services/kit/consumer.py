@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +99,18 @@ class Consumed:
         """The event's span as headers (kit/tracing.py), for what it writes to go out in its
         trace; worked out only for a handler that asks."""
         return tracing.headers_of(self.span) or None
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """For a handler's work on this one event of its group: the event's span is the active
+        one (what it writes goes out in its trace) and its subject (the order id) is in the log
+        context, as the shell does for an event it applies alone."""
+        token = order_id_var.set(self.event.subject)
+        try:
+            with tracing.use(self.span):
+                yield
+        finally:
+            order_id_var.reset(token)
 
 
 ApplyMany = Callable[[S, DictConnection, Sequence[Consumed]], Awaitable[Sequence[Applied | None]]]
