@@ -389,7 +389,7 @@ def _entry(
         status=order.status,
         actor=actor,
         reason=reason,
-        event_id=uuid.UUID(str(event_id)) if event_id else None,
+        event_id=event_id if isinstance(event_id, uuid.UUID | None) else uuid.UUID(event_id),
         at=at,
     )
 
