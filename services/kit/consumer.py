@@ -43,11 +43,12 @@ any event of the group fails, the whole transaction rolls back and the consumer 
 group again one event per transaction (kit/kafka.py), where the failing event is retried and
 dead-lettered on its own. A group whose handlers all share one `apply_many` is that one call
 in the group's transaction instead, with no claims; each event still has its span (handed to
-the handler with the event, since only one span can be the active one), its outcome and its
-effects. A group's transaction holds the row locks its events take until it
-commits, so `group_size` bounds it; a deadlock with another replica is such a failure, and the
-one-by-one pass resolves it. Counters a service increments inside its function may count an
-event of a failed group twice.
+the handler with the event, since only one span can be the active one: `Consumed.active()`
+makes it so for the handler's work on that event alone), its outcome and its effects. A
+group's transaction holds the row locks its events take until it commits, so `group_size`
+bounds it; a deadlock with another replica is such a failure, and the one-by-one pass resolves
+it. Counters a service increments inside its function may count an event of a failed group
+twice.
 """
 
 from __future__ import annotations
