@@ -160,7 +160,7 @@ async def list_products(conn: DictConnection, query: ProductQuery) -> list[Produ
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if query.ids is not None:
-        conditions.append("p.id = ANY(%(ids)s::uuid[])")
+        conditions.append("p.id = ANY(%(ids)b::uuid[])")
         params["ids"] = list(query.ids)
     if query.q is not None:
         conditions.append("(p.name ILIKE %(pattern)s OR p.sku ILIKE %(pattern)s)")
@@ -285,7 +285,7 @@ async def lock_stock_levels(
     cursor = await conn.execute(
         "SELECT s.product_id::text AS product_id, s.available, p.active"
         "  FROM stock s JOIN products p ON p.id = s.product_id"
-        " WHERE s.product_id = ANY(%s::uuid[])"
+        " WHERE s.product_id = ANY(%b::uuid[])"
         " ORDER BY s.product_id FOR UPDATE OF s",
         (list(product_ids),),
     )
@@ -344,11 +344,11 @@ async def reserve_all_if_available(
     cursor = await conn.execute(
         """
         WITH wanted_orders AS (
-            SELECT * FROM unnest(%(order_ids)s::text[], %(user_ids)s::text[],
-                                 %(versions)s::int[], %(expires)s::timestamptz[],
-                                 %(event_ids)s::uuid[], %(topics)s::text[],
-                                 %(message_keys)s::text[], %(payloads)s::bytea[],
-                                 %(traces)s::jsonb[])
+            SELECT * FROM unnest(%(order_ids)b::text[], %(user_ids)b::text[],
+                                 %(versions)b::int[], %(expires)b::timestamptz[],
+                                 %(event_ids)b::uuid[], %(topics)b::text[],
+                                 %(message_keys)b::text[], %(payloads)b::bytea[],
+                                 %(traces)b::jsonb[])
                 WITH ORDINALITY
                 AS o (order_id, user_id, version, expires_at, event_id, topic, message_key,
                       payload, trace_context, seq)
@@ -356,8 +356,8 @@ async def reserve_all_if_available(
             SELECT pg_advisory_xact_lock(hashtext('order:' || order_id))
             FROM (SELECT order_id FROM wanted_orders ORDER BY order_id) AS by_id
         ), wanted AS (
-            SELECT * FROM unnest(%(line_orders)s::text[], %(product_ids)s::uuid[],
-                                 %(quantities)s::int[])
+            SELECT * FROM unnest(%(line_orders)b::text[], %(product_ids)b::uuid[],
+                                 %(quantities)b::int[])
                 AS l (order_id, product_id, quantity)
         ), totals AS (
             SELECT product_id, sum(quantity) AS quantity FROM wanted GROUP BY product_id
@@ -365,7 +365,7 @@ async def reserve_all_if_available(
             SELECT s.product_id, s.available, p.active
             FROM stock s JOIN products p ON p.id = s.product_id
             WHERE s.product_id IN (SELECT product_id FROM totals)
-              AND (SELECT count(*) FROM locked) = cardinality(%(order_ids)s::text[])
+              AND (SELECT count(*) FROM locked) = cardinality(%(order_ids)b::text[])
             ORDER BY s.product_id FOR UPDATE OF s
         ), fits AS (
             SELECT FROM totals t JOIN levels l USING (product_id)

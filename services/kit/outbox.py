@@ -85,7 +85,7 @@ async def claim_events(conn: DictConnection, events: Sequence[tuple[str, str]]) 
     which a pipelined transaction (the consumers') only has once the pipeline syncs."""
     cursor = await conn.execute(
         "INSERT INTO processed_events (event_id, topic)"
-        " SELECT * FROM unnest(%s::uuid[], %s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        " SELECT * FROM unnest(%b::uuid[], %b::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
         ([event_id for event_id, _ in events], [topic for _, topic in events]),
     )
     claimed = {row["event_id"] for row in await cursor.fetchall()}
@@ -104,13 +104,13 @@ def event(
     return of_data(id=event_id, source=source, type=type_, subject=subject, data=data)
 
 
-_MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(published)s::bigint[])"
+_MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(published)b::bigint[])"
 """Mark the rows a round published (Kafka acknowledged them)."""
 
 _NEXT_ROWS = f"""
     WITH marked AS ({_MARK})
     SELECT id, topic, message_key, payload, trace_context FROM outbox
-    WHERE published_at IS NULL AND id <> ALL(%(published)s::bigint[])
+    WHERE published_at IS NULL AND id <> ALL(%(published)b::bigint[])
     ORDER BY id LIMIT %(limit)s
 """  # noqa: S608 - a fixed statement; every value is a parameter
 """A round's one statement: mark the rows the last round published, and read the next ones

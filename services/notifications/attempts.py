@@ -92,15 +92,15 @@ async def record(
         WITH attempted AS (
             INSERT INTO delivery_attempts (delivery_id, notification_id, channel, attempt,
                                            outcome, provider_response, duration_ms)
-            SELECT * FROM unnest(%(a_delivery)s::uuid[], %(a_notification)s::uuid[],
-                                 %(a_channel)s::text[], %(a_attempt)s::int[],
-                                 %(a_outcome)s::text[], %(a_response)s::text[],
+            SELECT * FROM unnest(%(a_delivery)b::uuid[], %(a_notification)b::uuid[],
+                                 %(a_channel)b::text[], %(a_attempt)b::int[],
+                                 %(a_outcome)b::text[], %(a_response)b::text[],
                                  %(a_duration)s::float8[])
         ), dead AS (
             INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)
-            SELECT * FROM unnest(%(d_id)s::uuid[], %(d_delivery)s::uuid[], %(d_channel)s::text[],
-                                 %(d_queue)s::text[], %(d_reason)s::text[],
-                                 %(d_attempts)s::int[], %(d_payload)s::bytea[])
+            SELECT * FROM unnest(%(d_id)b::uuid[], %(d_delivery)b::uuid[], %(d_channel)b::text[],
+                                 %(d_queue)b::text[], %(d_reason)b::text[],
+                                 %(d_attempts)b::int[], %(d_payload)b::bytea[])
             ON CONFLICT (id) DO NOTHING
         )
         UPDATE deliveries d
@@ -109,7 +109,7 @@ async def record(
             sent_at = CASE WHEN m.status = 'sent' THEN now() ELSE d.sent_at END,
             claimed_at = NULL,
             updated_at = now()
-        FROM unnest(%(m_id)s::uuid[], %(m_status)s::text[], %(m_response)s::text[])
+        FROM unnest(%(m_id)b::uuid[], %(m_status)b::text[], %(m_response)b::text[])
             AS m(id, status, response)
         WHERE d.id = m.id
         """,

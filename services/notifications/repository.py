@@ -324,7 +324,7 @@ async def unread_counts(conn: DictConnection, user_ids: Sequence[str]) -> dict[s
                 WHERE n.user_id = u.user_id AND n.read_at IS NULL LIMIT %s
             ) AS unread
         ) AS n
-        FROM unnest(%s::text[]) AS u (user_id)
+        FROM unnest(%b::text[]) AS u (user_id)
         """,
         (UNREAD_COUNT_LIMIT, list(user_ids)),
     )
@@ -371,7 +371,7 @@ async def order_notifications(conn: DictConnection, order_id: uuid.UUID) -> list
 
 _MARK_QUEUED = """
     UPDATE deliveries d SET status = 'queued', queued_at = now()
-    FROM unnest(%(ids)s::uuid[], %(read_at)s::timestamptz[]) AS c (id, updated_at)
+    FROM unnest(%(ids)b::uuid[], %(read_at)b::timestamptz[]) AS c (id, updated_at)
     WHERE d.id = c.id AND d.status = 'pending' AND d.updated_at = c.updated_at
 """
 """Mark `queued` the deliveries the broker confirmed (ids, and `updated_at` as read) that are
@@ -398,7 +398,7 @@ async def next_deliveries(
         WITH marked AS ({_MARK_QUEUED})
         SELECT d.id, d.channel, n.event_type, d.queue, d.payload, d.trace_context, d.updated_at
         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-        WHERE d.status = 'pending' AND d.id <> ALL(%(ids)s::uuid[])
+        WHERE d.status = 'pending' AND d.id <> ALL(%(ids)b::uuid[])
         ORDER BY d.created_at, d.id LIMIT %(limit)s
         """,  # noqa: S608 - a fixed statement; every value is a parameter
         {**_confirmed_columns(confirmed), "limit": limit},

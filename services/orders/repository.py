@@ -237,9 +237,9 @@ async def place_order(
             SELECT placed.id, l.line_no, l.product_id, l.sku, l.name, l.quantity, l.unit_price,
                    l.line_total
             FROM placed,
-                 unnest(%(product_ids)s::text[], %(skus)s::text[], %(names)s::text[],
-                        %(quantities)s::int[], %(unit_prices)s::numeric[],
-                        %(line_totals)s::numeric[])
+                 unnest(%(product_ids)b::text[], %(skus)b::text[], %(names)b::text[],
+                        %(quantities)b::int[], %(unit_prices)b::numeric[],
+                        %(line_totals)b::numeric[])
                      WITH ORDINALITY
                      AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
         ), first_entry AS (
