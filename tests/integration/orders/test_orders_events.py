@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from psycopg.rows import DictRow
 
 from devstack.testing import KafkaServer
+from services.kit.db import connect
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import EventProducer, dead_letter_topic
 from services.kit.order_events import (
@@ -38,6 +39,7 @@ from services.kit.order_events import (
 )
 from services.kit.outbox import event
 from services.orders import repository as repo
+from services.orders.domain import Status
 from services.orders.settings import Settings
 from tests.integration.consumed import as_messages
 from tests.integration.orders.support import (
@@ -415,3 +417,44 @@ async def test_a_group_of_answers_is_one_statement_and_each_answer_counts_as_alo
     assert [[e["version"] for e in v["timeline"]] for v in views] == [[1, 2]] * 4
     assert views[0]["timeline"][-1]["eventId"] == yes.id
     assert views[1]["timeline"][-1]["reason"] == "out of stock"
+
+
+async def test_a_group_of_answers_finds_its_orders_by_index_in_a_large_table(
+    orders_app: FastAPI, settings: Settings
+) -> None:
+    """The planner guesses a hundred rows for the answers' JSON; on that guess alone it would
+    scan a table of thousands of orders whole (a hash join) for every group."""
+    conn = await connect(settings.db_conninfo, "orders")
+    try:
+        async with conn.transaction(force_rollback=True):
+            await conn.execute(
+                """
+                INSERT INTO orders (id, user_id, status, version, total, currency,
+                                    shipping_address, created_at, updated_at)
+                SELECT gen_random_uuid(), 'bulk-' || n, 'CREATED', 1, 1, 'USD', '{}', now(),
+                       now()
+                FROM generate_series(1, 5000) AS n
+                """
+            )
+            cursor = await conn.execute(
+                "SELECT id FROM orders WHERE user_id IN ('bulk-7', 'bulk-4000') ORDER BY user_id"
+            )
+            ids = [row["id"] for row in await cursor.fetchall()]
+            moves = [
+                repo.Move(order_id, Status.CONFIRMED, (Status.CREATED,), None, str(uuid.uuid4()))
+                for order_id in ids
+            ]
+
+            moved = await repo.move_many(conn, moves, actor="inventory")
+
+            cursor = await conn.execute(
+                "SELECT seq_scan FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = 'orders' AND relname = 'orders'"
+            )
+            scans = await cursor.fetchone()
+    finally:
+        await conn.close()
+    assert sorted(moved) == [0, 1]
+    assert [order.status for order, _ in moved.values()] == [Status.CONFIRMED] * 2
+    assert scans is not None
+    assert scans["seq_scan"] == 0
