@@ -340,6 +340,10 @@ async def reserve_all_if_available(
     lines, moves the units to `reserved` and writes each reserved order's `confirmed` event to
     the outbox. An order recorded already (a redelivery, or cancelled before it arrived) is
     left as it is, though its units counted in the check. The orders must be different ones.
+
+    The stock and product rows are found by the lines' product ids as an array: joined on the
+    unnested lines alone, whose count the plan guesses, a catalogue of a thousand products was
+    read whole (stock twice) by every statement.
     """
     cursor = await conn.execute(
         """
@@ -364,7 +368,8 @@ async def reserve_all_if_available(
         ), levels AS (
             SELECT s.product_id, s.available, p.active
             FROM stock s JOIN products p ON p.id = s.product_id
-            WHERE s.product_id IN (SELECT product_id FROM totals)
+            WHERE s.product_id = ANY(%(product_ids)b::uuid[])
+              AND p.id = ANY(%(product_ids)b::uuid[])
               AND (SELECT count(*) FROM locked) = cardinality(%(order_ids)b::text[])
             ORDER BY s.product_id FOR UPDATE OF s
         ), fits AS (
@@ -385,6 +390,7 @@ async def reserve_all_if_available(
                 GROUP BY w.product_id
             ) AS r
             WHERE stock.product_id = r.product_id
+              AND stock.product_id = ANY(%(product_ids)b::uuid[])
         ), reserved_lines AS (
             INSERT INTO reservation_lines (order_id, product_id, quantity)
             SELECT w.order_id, w.product_id, w.quantity

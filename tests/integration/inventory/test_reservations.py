@@ -13,11 +13,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.inventory import repository as repo
+from services.inventory.domain import RequestedLine
 from services.inventory.handlers import EVENT_HANDLERS
 from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
 from services.kit.changes import PRODUCT_CHANGES
 from services.kit.consumer import EventShell
+from services.kit.db import connect
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic
 from services.kit.order_events import (
@@ -27,6 +30,7 @@ from services.kit.order_events import (
     OrderConfirmed,
     OrderFailed,
 )
+from services.kit.outbox import OutboxRow
 from tests.integration.consumed import as_messages
 from tests.integration.inventory.support import (
     Received,
@@ -502,3 +506,55 @@ async def test_a_crashed_consumer_answers_every_order_once_after_restart(
     for order in orders:
         assert len(await answers(reader, order.subject)) == 1
     assert await stock_levels(client, product["id"]) == (100, 40, 60)
+
+
+async def test_a_group_finds_its_stock_by_index_in_a_large_catalogue(
+    inventory_app: FastAPI, settings: Settings
+) -> None:
+    """The plan guesses how many lines a statement unnests; joined on that guess alone, a
+    catalogue of a thousand products was read whole by every reservation."""
+    conn = await connect(settings.db_conninfo, "inventory")
+    scans = "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE seq_scan > 0"
+    try:
+        async with conn.transaction(force_rollback=True):
+            await conn.execute(
+                """
+                WITH product AS (
+                    INSERT INTO products (sku, name, price, currency)
+                    SELECT 'bulk-' || n, 'Bulk ' || n, 1, 'USD'
+                    FROM generate_series(1, 1000) AS n
+                    RETURNING id
+                )
+                INSERT INTO stock (product_id, on_hand) SELECT id, 10 FROM product
+                """
+            )
+            await conn.execute("ANALYZE products, stock")
+            cursor = await conn.execute(
+                "SELECT id::text FROM products WHERE sku IN ('bulk-7', 'bulk-400') ORDER BY sku"
+            )
+            products = [row["id"] for row in await cursor.fetchall()]
+            orders = [
+                repo.NewReservation(
+                    order_id=order_id,
+                    user_id="bulk-buyer",
+                    order_version=1,
+                    lines=[RequestedLine(product_id, 2)],
+                    expires_at=datetime.now(UTC) + timedelta(minutes=15),
+                    confirmed=OutboxRow(str(uuid.uuid4()), ORDER_CONFIRMED, order_id, b"{}", None),
+                )
+                for order_id, product_id in ((str(uuid.uuid4()), p) for p in products)
+            ]
+            before = await (await conn.execute(scans)).fetchall()
+
+            reserved = await repo.reserve_all_if_available(conn, orders)
+
+            after = await (await conn.execute(scans)).fetchall()
+            cursor = await conn.execute(
+                "SELECT reserved FROM stock WHERE product_id = ANY(%s::uuid[])", (products,)
+            )
+            levels = [row["reserved"] for row in await cursor.fetchall()]
+    finally:
+        await conn.close()
+    assert reserved == {o.order_id for o in orders}
+    assert levels == [2, 2]
+    assert after == before
