@@ -11,6 +11,16 @@ generation read *before* the query, so it is never served after that change's IN
 
 Redis being down never fails a read: the list is then served from Postgres.
 
+Paced for the order flow. A change an admin makes (a product, a stock level) marks the list
+stale at once (`invalidate`). A stock change of the order flow (a reservation, a release, a
+shipment's commit, an expiry) comes with every order, and marking each would drop the cached
+pages (and the gateway's copy) as fast as orders arrive, so that a list read under load is
+rebuilt from Postgres every time; `stock_changed` marks at once when the last mark is older
+than `stock_mark_seconds` (PRODUCT_STOCK_MARK_SECONDS, 0.25 s by default), and otherwise once
+at the end of that interval for every change committed meanwhile. Availability in the list
+therefore trails the order flow by at most that interval (0 marks every change); `close`
+marks a change still waiting before the service stops.
+
 Bounded. Anonymous callers choose the query, so unique parameters (`q=a1`, `q=a2`, ...) could
 fill Redis, which also holds auth's login and registration counters and the token revocation
 markers. Keys come from the normalised query (`ProductQuery.canonical`: collapsed, lowercased
@@ -24,6 +34,7 @@ so a full Redis fails writes loudly instead of silently evicting a limiter count
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -51,10 +62,21 @@ def cache_key(query: ProductQuery) -> str:
 
 
 class ProductListCache:
-    def __init__(self, redis: Redis, ttl_seconds: int, max_pages: int = DEFAULT_MAX_PAGES) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        ttl_seconds: int,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        *,
+        stock_mark_seconds: float = 0.0,
+    ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.max_pages = max_pages
+        self.stock_mark_seconds = stock_mark_seconds
+        self._last_mark = -stock_mark_seconds
+        self._due: asyncio.TimerHandle | None = None
+        self._marking: set[asyncio.Task[None]] = set()
 
     async def get_or_build(self, query: ProductQuery, build: Callable[[], Awaitable[str]]) -> str:
         """The page of `query` as JSON: cached if current, else built and stored."""
@@ -98,9 +120,38 @@ class ProductListCache:
         (a product created or edited, not only its stock) orders' copy of the prices too
         (services/kit/changes.py); call after the change's transaction has committed."""
         signals = (PRODUCT_CHANGES, CATALOGUE_CHANGES) if catalogue else (PRODUCT_CHANGES,)
+        self._last_mark = time.monotonic()
         try:
             await mark(self.redis, *signals)
         except RedisError:
             # The change is committed; cached pages stay stale until their TTL runs out, and
             # orders' copy of the prices until it next confirms the generation.
             log.error("could not invalidate the product cache", exc_info=True)
+
+    async def stock_changed(self) -> None:
+        """Make every cached page stale after a stock change of the order flow, paced: at once
+        if the last mark is `stock_mark_seconds` old, else once when it is, for every change
+        committed until then; call after the change's transaction has committed."""
+        if self._due is not None:
+            return  # a mark is due and comes after this change's commit
+        wait = self._last_mark + self.stock_mark_seconds - time.monotonic()
+        if wait <= 0:
+            await self.invalidate()
+            return
+        self._due = asyncio.get_running_loop().call_later(wait, self._mark_due)
+
+    def _mark_due(self) -> None:
+        self._due = None
+        self._last_mark = time.monotonic()
+        task = asyncio.create_task(self.invalidate())
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
+
+    async def close(self) -> None:
+        """Mark a stock change still waiting for its interval, and wait for marks under way."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+            await self.invalidate()
+        if self._marking:
+            await asyncio.gather(*self._marking)

@@ -4,8 +4,9 @@ The backbone (kit/backbone.py) opens the pool (with the kit's outbox migrations 
 the topics and the producer, and registers the outbox relay and the after-commit runner with
 the kit runtime. This module seeds the demo catalogue and adds the reservation sweeper and the
 consumer, as the settings say. At shutdown the jobs stop in reverse order: the consumer first
-(committing its offsets), then the sweeper and the after-commit runner, then the relay; then
-the producer flushes and the pool closes.
+(committing its offsets), then the sweeper and the after-commit runner, then the relay; then a
+stock change still waiting to mark the product list stale marks it, the producer flushes and
+the pool closes.
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def setup(app: FastAPI, backbone: Backbone) -> InventoryService:
         cache = ProductListCache(
-            backbone.redis, settings.product_cache_ttl_seconds, settings.product_cache_max_pages
+            backbone.redis,
+            settings.product_cache_ttl_seconds,
+            settings.product_cache_max_pages,
+            stock_mark_seconds=settings.product_stock_mark_seconds,
         )
+        # Closed after the jobs stop (they may still mark) and before Redis closes.
+        backbone.resources.push_async_callback(cache.close)
         service = InventoryService(backbone.pool, cache, settings.reservation_ttl_seconds)
         if settings.seed_demo_catalogue and await seed_demo_catalogue(backbone.pool):
             await cache.invalidate(catalogue=True)

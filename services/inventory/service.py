@@ -365,7 +365,7 @@ class InventoryService:
         counted."""
         effects: list[Effect] = []
         if outcome in STOCK_CHANGING_OUTCOMES:
-            effects.append(Coalesced(PRODUCT_CACHE_STALE, self.cache.invalidate))
+            effects.append(Coalesced(PRODUCT_CACHE_STALE, self.cache.stock_changed))
         if outcome in RESERVATION_OUTCOMES:
             effects.append(partial(_count_reservation, outcome))
         if refused_for:
@@ -390,7 +390,7 @@ class InventoryService:
                     )
             if released_now:
                 released += released_now
-                await self.cache.invalidate()
+                await self.cache.stock_changed()
             # Another batch only if this one made progress: what failed is retried next round.
             if len(due) < SWEEP_BATCH or not released_now:
                 return released

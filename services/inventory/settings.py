@@ -26,5 +26,9 @@ class Settings(EventServiceSettings):
     product_cache_ttl_seconds: int = Field(default=60, alias="PRODUCT_CACHE_TTL_SECONDS", gt=0)
     # How many product pages may be cached per TTL window (services/inventory/cache.py).
     product_cache_max_pages: int = Field(default=2000, alias="PRODUCT_CACHE_MAX_PAGES", gt=0)
+    # How long availability in the list may trail the order flow (services/inventory/cache.py).
+    product_stock_mark_seconds: float = Field(
+        default=0.25, alias="PRODUCT_STOCK_MARK_SECONDS", ge=0, le=5
+    )
 
     run_sweeper: bool = Field(default=True, alias="RUN_SWEEPER")
