@@ -19,9 +19,13 @@ nor row locks: it reads the next rows and publishes them, and what the broker ac
 marked by the next round's statement, which also reads the rows after them (`take_unmarked`,
 `leave_unmarked`), or by `mark` when the relay stops. A round that fails before its rows are
 marked, or a relay that dies, leaves them to be published again, so a message may arrive twice
-(its consumers dedupe by id), never not at all. Before each round the relay looks at its
-session without a round trip (`kit.db.session_ended`); one the server ended is replaced by a new
-session that tries the lock again. The relay's session ends with it (`close`).
+(its consumers dedupe by id), never not at all. For the same reason the session commits its
+marks without waiting for their WAL flush (`synchronous_commit = off`, this session only; every
+write a customer or a consumer makes still waits for its flush): a crash of the server can lose
+only marks that nothing committed after them, whose rows are then published again. Before each
+round the relay looks at its session without a round trip (`kit.db.session_ended`); one the
+server ended is replaced by a new session that tries the lock again. The relay's session ends
+with it (`close`).
 
 Idle waits use `wait_event` (never `asyncio.wait_for`), so a cancellation that lands just after
 a wake-up still ends the relay.
@@ -85,6 +89,9 @@ class NotifiedRelay(ABC):
         another relay's session does (the module docstring)."""
         if self._session is None or await session_ended(self._session):
             self._session = await connect(self.conninfo, self.schema)
+            # A mark a server crash loses publishes its rows again, which the module says may
+            # happen anyway: the marks need not wait for their WAL flush.
+            await self._session.execute("SET synchronous_commit = off")
             self._leading = False
         if not self._leading:
             cursor = await self._session.execute(

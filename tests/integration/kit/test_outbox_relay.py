@@ -206,6 +206,9 @@ async def test_a_leader_whose_session_the_server_ends_opens_another_and_loses_no
     assert relay._session.pgconn.backend_pid != ended
     keys = [m.key() for m in await asyncio.to_thread(_read_all, settings.kafka_broker, topic, 2)]
     assert keys == [b"first", b"second"]
+    # Its marks, on the new session too, commit without waiting for their flush.
+    cursor = await relay._session.execute("SHOW synchronous_commit")
+    assert await cursor.fetchone() == {"synchronous_commit": "off"}
 
 
 async def test_a_round_marks_the_last_rounds_rows_and_rows_left_unmarked_go_again(
