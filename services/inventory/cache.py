@@ -130,8 +130,8 @@ class ProductListCache:
 
     async def stock_changed(self) -> None:
         """Make every cached page stale after a stock change of the order flow, paced: at once
-        if the last mark is `stock_mark_seconds` old, else once when it is, for every change
-        committed until then; call after the change's transaction has committed."""
+        if the last mark is `stock_mark_seconds` old, else when it is that old, once for every
+        change committed until then; call after the change's transaction has committed."""
         if self._due is not None:
             return  # a mark is due and comes after this change's commit
         wait = self._last_mark + self.stock_mark_seconds - time.monotonic()
