@@ -5,6 +5,11 @@ creates the extension in the stack's database if it is missing and resets its co
 the run. Each service connects as its own role (devstack/roles.py), so a statement's role says
 whose it is; the bench's own queries (as the superuser) are left out. Execution time is the
 server's own, without the round trips and the clients' work.
+
+The same run's write-ahead log comes from pg_stat_wal, reset with the statements: records,
+full-page images, bytes and flushes (`fdatasync` of the WAL) per order. It counts the whole
+server (autovacuum and the stack's background work too); a flush costs the process that waits
+for it CPU and the disk's journal work, so flushes per order say how many commits waited.
 """
 
 from __future__ import annotations
@@ -27,10 +32,19 @@ class Statement:
     rows: int
 
 
+@dataclass(frozen=True)
+class Wal:
+    records: int
+    full_page_images: int
+    bytes: int
+    flushes: int
+
+
 @dataclass
 class Statements:
     rows: list[Statement] = field(default_factory=list)
     unavailable: str = ""
+    wal: Wal | None = None
 
 
 NO_STACK = "the stack's database is not known (no stack.json)"
@@ -49,6 +63,7 @@ def reset() -> str:
         with psycopg.connect(info, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("SELECT pg_stat_statements_reset()")
+            conn.execute("SELECT pg_stat_reset_shared('wal')")
     except psycopg.Error as error:
         return f"pg_stat_statements is not available ({_first_line(error)})"
     return ""
@@ -71,13 +86,24 @@ def read() -> Statements:
                 ORDER BY s.total_exec_time DESC
                 """
             ).fetchall()
+            wal = conn.execute(
+                "SELECT wal_records, wal_fpi, wal_bytes, wal_sync FROM pg_stat_wal"
+            ).fetchone()
     except psycopg.Error as error:
         return Statements(unavailable=_first_line(error))
     return Statements(
         [
             Statement(row["role"], row["query"], row["calls"], row["exec_ms"], row["rows"])
             for row in found
-        ]
+        ],
+        wal=Wal(
+            int(wal["wal_records"]),
+            int(wal["wal_fpi"]),
+            int(wal["wal_bytes"]),
+            int(wal["wal_sync"]),
+        )
+        if wal
+        else None,
     )
 
 
@@ -99,7 +125,9 @@ def table(found: Statements, orders: int, top: int = 12) -> list[str]:
     lines += [
         f"All statements: {total_calls / orders:.1f} per order, {total_ms / orders:.2f} ms of "
         "execution per order (the server's time in the executor, not counting parsing, "
-        "commits, WAL writes and the protocol). The most expensive:",
+        "commits, WAL writes and the protocol)."
+        + _wal_sentence(found.wal, orders)
+        + " The most expensive:",
         "",
         "| role | statement | calls per order | ms per order | ms per call | rows per call |",
         "|---|---|---|---|---|---|",
@@ -111,3 +139,13 @@ def table(found: Statements, orders: int, top: int = 12) -> list[str]:
             f"{s.rows / max(s.calls, 1):.1f} |"
         )
     return lines
+
+
+def _wal_sentence(wal: Wal | None, orders: int) -> str:
+    if wal is None:
+        return ""
+    return (
+        f" The write-ahead log (pg_stat_wal, the whole server): {wal.records / orders:.0f} records,"
+        f" {wal.full_page_images / orders:.1f} full-page images, {wal.bytes / orders / 1024:.1f}"
+        f" KiB and {wal.flushes / orders:.2f} flushes per order."
+    )

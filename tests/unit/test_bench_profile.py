@@ -87,10 +87,25 @@ def test_statements_are_reported_per_settled_order() -> None:
     lines = statements.table(found, orders=100)
 
     assert "All statements: 3.0 per order, 0.50 ms of execution per order" in lines[3]
+    assert "write-ahead log" not in lines[3]
     assert (
         "| orders | `UPDATE orders SET status = $1 \\| x` | 2.00 | 0.400 | 0.200 | 1.0 |" in lines
     )
     assert "| inventory | `SELECT 1` | 1.00 | 0.100 | 0.100 | 3.0 |" in lines
+
+
+def test_the_write_ahead_log_is_reported_per_settled_order() -> None:
+    found = statements.Statements(
+        [statements.Statement("orders", "SELECT 1", 100, 10.0, 100)],
+        wal=statements.Wal(records=15_000, full_page_images=250, bytes=5_120_000, flushes=650),
+    )
+
+    lines = statements.table(found, orders=100)
+
+    assert (
+        "The write-ahead log (pg_stat_wal, the whole server): 150 records, 2.5 full-page images,"
+        " 50.0 KiB and 6.50 flushes per order." in lines[3]
+    )
 
 
 def test_a_long_statement_is_cut_to_one_line() -> None:
