@@ -81,17 +81,23 @@ class Filters:
         return " AND ".join(self.conditions) or "true"
 
 
-def _session_options(schema: str) -> dict[str, Any]:
+def _session_options(schema: str, *, flushed_commits: bool = True) -> dict[str, Any]:
     """What every connection of a service gets: rows as dicts, tables found in `schema`, and
-    generic plans for the statements psycopg prepares (`GENERIC_PLANS`)."""
-    return {"row_factory": dict_row, "options": f"-c search_path={schema},public {GENERIC_PLANS}"}
+    generic plans for the statements psycopg prepares (`GENERIC_PLANS`); without
+    `flushed_commits`, commits that do not wait for their WAL flush."""
+    options = f"-c search_path={schema},public {GENERIC_PLANS}"
+    if not flushed_commits:
+        options += " -c synchronous_commit=off"
+    return {"row_factory": dict_row, "options": options}
 
 
-async def connect(conninfo: str, schema: str) -> DictConnection:
+async def connect(conninfo: str, schema: str, *, flushed_commits: bool = True) -> DictConnection:
     """A connection of its own, outside the pool, set up as the pool's are, in autocommit:
-    for a session that outlives any one piece of work (a relay's, holding its lock)."""
+    for a session that outlives any one piece of work (a relay's, holding its lock). Without
+    `flushed_commits` its commits return before their WAL is flushed, so a server crash may
+    lose the last of them: only for writes that may be lost and made again (a relay's marks)."""
     conn: DictConnection = await AsyncConnection.connect(
-        conninfo, autocommit=True, **_session_options(schema)
+        conninfo, autocommit=True, **_session_options(schema, flushed_commits=flushed_commits)
     )
     return conn
 

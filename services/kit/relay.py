@@ -88,10 +88,8 @@ class NotifiedRelay(ABC):
         """The relay's own session (autocommit) once it holds the relay lock; None while
         another relay's session does (the module docstring)."""
         if self._session is None or await session_ended(self._session):
-            self._session = await connect(self.conninfo, self.schema)
-            # A mark a server crash loses publishes its rows again, which the module says may
-            # happen anyway: the marks need not wait for their WAL flush.
-            await self._session.execute("SET synchronous_commit = off")
+            # A mark a server crash loses publishes its rows again (the module docstring).
+            self._session = await connect(self.conninfo, self.schema, flushed_commits=False)
             self._leading = False
         if not self._leading:
             cursor = await self._session.execute(
