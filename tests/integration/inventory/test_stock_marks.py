@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -16,15 +17,39 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 INTERVAL = 1.0
 
 
+Paced = Callable[[float], ProductListCache]
+
+
 async def generation(redis: Redis) -> int:
     return await PRODUCT_CHANGES.generation(redis)
 
 
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def paced(redis: Redis) -> AsyncIterator[Paced]:
+    """Caches on `redis` marking stock changes at most once every given seconds; closed after
+    the test (their `close` is a step of some tests too)."""
+    made: list[ProductListCache] = []
+
+    def make(stock_mark_seconds: float) -> ProductListCache:
+        made.append(ProductListCache(redis, ttl_seconds=60, stock_mark_seconds=stock_mark_seconds))
+        return made[-1]
+
+    yield make
+    for cache in made:
+        await cache.close()
+
+
 async def test_stock_changes_mark_at_once_then_once_per_interval(
-    redis_server: RedisServer,
+    redis: Redis, paced: Paced
 ) -> None:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    cache = ProductListCache(redis, ttl_seconds=60, stock_mark_seconds=INTERVAL)
+    cache = paced(INTERVAL)
     start = await generation(redis)
 
     await cache.stock_changed()
@@ -41,15 +66,12 @@ async def test_stock_changes_mark_at_once_then_once_per_interval(
 
     await asyncio.sleep(INTERVAL + 0.2)
     assert await generation(redis) == start + 2, "nothing marked without a change"
-    await cache.close()
-    await redis.aclose()
 
 
 async def test_an_admin_change_marks_at_once_and_close_marks_a_waiting_change(
-    redis_server: RedisServer,
+    redis: Redis, paced: Paced
 ) -> None:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    cache = ProductListCache(redis, ttl_seconds=60, stock_mark_seconds=60)
+    cache = paced(60)
     start = await generation(redis)
 
     await cache.stock_changed()
@@ -60,17 +82,13 @@ async def test_an_admin_change_marks_at_once_and_close_marks_a_waiting_change(
 
     await cache.close()
     assert await generation(redis) == start + 3, "a change waiting at shutdown is marked"
-    await redis.aclose()
 
 
-async def test_without_an_interval_every_change_marks(redis_server: RedisServer) -> None:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    cache = ProductListCache(redis, ttl_seconds=60, stock_mark_seconds=0)
+async def test_without_an_interval_every_change_marks(redis: Redis, paced: Paced) -> None:
+    cache = paced(0)
     start = await generation(redis)
 
     for _ in range(3):
         await cache.stock_changed()
 
     assert await generation(redis) == start + 3
-    await cache.close()
-    await redis.aclose()
