@@ -87,7 +87,8 @@ def read() -> Statements:
                 """
             ).fetchall()
             wal = conn.execute(
-                "SELECT wal_records, wal_fpi, wal_bytes, wal_sync FROM pg_stat_wal"
+                "SELECT wal_records AS records, wal_fpi AS full_page_images, wal_bytes AS bytes,"
+                " wal_sync AS flushes FROM pg_stat_wal"
             ).fetchone()
     except psycopg.Error as error:
         return Statements(unavailable=_first_line(error))
@@ -96,14 +97,7 @@ def read() -> Statements:
             Statement(row["role"], row["query"], row["calls"], row["exec_ms"], row["rows"])
             for row in found
         ],
-        wal=Wal(
-            int(wal["wal_records"]),
-            int(wal["wal_fpi"]),
-            int(wal["wal_bytes"]),
-            int(wal["wal_sync"]),
-        )
-        if wal
-        else None,
+        wal=Wal(**{name: int(value) for name, value in wal.items()}) if wal else None,
     )
 
 

@@ -142,7 +142,9 @@ class ProductListCache:
 
     def _mark_due(self) -> None:
         self._due = None
-        self._last_mark = time.monotonic()
+        self._last_mark = (
+            time.monotonic()
+        )  # now, not when the task starts: a change meanwhile waits
         task = asyncio.create_task(self.invalidate())
         self._marking.add(task)
         task.add_done_callback(self._marking.discard)
