@@ -110,13 +110,6 @@ def gateway(redis_server: RedisServer) -> Iterator[UvicornThread]:
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def emitter(redis_server: RedisServer) -> AsyncIterator[socketio.AsyncRedisManager]:
     manager = socketio.AsyncRedisManager(
         redis_server.url, channel="realtimeorder-socketio", write_only=True

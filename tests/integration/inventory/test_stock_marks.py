@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from devstack.testing import RedisServer
 from services.inventory.cache import ProductListCache
 from services.kit.changes import PRODUCT_CHANGES
 
@@ -22,13 +21,6 @@ Paced = Callable[[float], ProductListCache]
 
 async def generation(redis: Redis) -> int:
     return await PRODUCT_CHANGES.generation(redis)
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
