@@ -55,6 +55,7 @@ from typing import Any
 
 import aiohttp
 import socketio
+import uvloop
 
 from bench import cpu, overload, procfs, products, profile, sockets, stages, statements
 from bench.stats import percentile
@@ -848,4 +849,6 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    # The generator shares the cores with the stack it measures: on uvloop, as the services
+    # run, it takes about a tenth less CPU per order than on the standard event loop.
+    uvloop.run(main(sys.argv[1:]))
