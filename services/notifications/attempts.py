@@ -7,8 +7,10 @@ COMMIT round trips). Statuses of a delivery as the workers move it (migrations/0
     queued/pending/retrying --claim--> sending --> sent | retrying | dead
 
 A claim takes a delivery that is waiting, or one whose claim is older than the claimer's
-timeout (its worker died mid-send). A delivery already `sent` is a duplicate; one `sending`
-under a fresh claim is held by another worker; `dead`, `discarded` or `skipped` ones are over.
+timeout (its worker died mid-send), and drops the row's copy of the message, which the broker
+has (as the relay's mark does for the deliveries it marks `queued`: repository.py). A delivery
+already `sent` is a duplicate; one `sending` under a fresh claim is held by another worker;
+`dead`, `discarded` or `skipped` ones are over.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ async def claim(
     cursor = await conn.execute(
         """
         UPDATE deliveries
-        SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now()
+        SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now(),
+            payload = NULL
         WHERE id = ANY(%(ids)s)
           AND (status IN ('pending', 'queued', 'retrying')
                OR (status = 'sending'

@@ -127,18 +127,19 @@ async def resolve(
     return row
 
 
-async def requeue_delivery(conn: DictConnection, delivery_id: uuid.UUID) -> bool:
-    """Put a dead delivery back in the outbox with its first message (which wakes the relay at
-    commit: notifications migration 0004); False if it is not dead."""
+async def requeue_delivery(conn: DictConnection, delivery_id: uuid.UUID, message: bytes) -> bool:
+    """Put a dead delivery back in the outbox with `message`, its dead letter's (the delivery's
+    row let its own copy go once the broker had it: repository.py), which wakes the relay at
+    commit (notifications migration 0004); False if it is not dead."""
     cursor = await conn.execute(
         """
         UPDATE deliveries
-        SET status = 'pending', reason = NULL, claimed_at = NULL, queued_at = NULL,
-            updated_at = now()
-        WHERE id = %s AND status = 'dead' AND payload IS NOT NULL
+        SET status = 'pending', payload = %s, reason = NULL, claimed_at = NULL,
+            queued_at = NULL, updated_at = now()
+        WHERE id = %s AND status = 'dead'
         RETURNING id
         """,
-        (delivery_id,),
+        (message, delivery_id),
     )
     return await cursor.fetchone() is not None
 

@@ -111,3 +111,10 @@ def template_data(facts: OrderFacts, title: str, body: str) -> TemplateData:
 def parse_message(raw: bytes) -> NotificationMessage:
     """A message as a worker reads it; raises `ValueError` (pydantic's) for a malformed one."""
     return NotificationMessage.model_validate_json(raw)
+
+
+def first_attempt(raw: bytes) -> bytes:
+    """A dead letter's message as it is sent again: the same message at attempt 1, as the relay
+    first published it (a message that was retried died at its last attempt); raises
+    `ValueError` for a malformed one."""
+    return parse_message(raw).model_copy(update={"attempt": 1}).to_bytes()

@@ -60,7 +60,12 @@ from services.notifications.errors import (
     NotReplayable,
 )
 from services.notifications.known_preferences import KnownPreferences, PreferencesCache
-from services.notifications.messages import NotificationMessage, message_headers, template_data
+from services.notifications.messages import (
+    NotificationMessage,
+    first_attempt,
+    message_headers,
+    template_data,
+)
 from services.notifications.schemas import NotificationOut
 from services.notifications.topology import WORK_QUEUES
 
@@ -372,7 +377,11 @@ class NotificationService:
             row = await self._open_dead_letter(conn, dead_letter_id)
             if row.delivery_id is None:
                 raise NotReplayable("it is not a delivery the service knows (a malformed message)")
-            if not await dlq.requeue_delivery(conn, row.delivery_id):
+            try:
+                message = first_attempt(row.payload)
+            except ValueError:
+                raise NotReplayable("its message cannot be read") from None
+            if not await dlq.requeue_delivery(conn, row.delivery_id, message):
                 raise NotReplayable("its delivery is not dead any more")
             resolved = await dlq.resolve(conn, dead_letter_id, "replayed", _actor(admin))
         log.info("dead letter replayed", extra={"dead_letter_id": str(dead_letter_id)})

@@ -20,6 +20,7 @@ from services.kit.db import apply_migrations, connect, create_pool
 from services.kit.outbox import KIT_MIGRATIONS
 from services.kit.settings import ServiceSettings
 from services.notifications import repository as repo
+from services.notifications.attempts import claim
 from services.notifications.dead_letters import requeue_delivery
 from tests.integration.fixtures import schema_connection
 
@@ -113,8 +114,8 @@ async def test_a_requeued_dead_delivery_wakes_the_relay(
         row_factory=psycopg.rows.dict_row,
         options=f"-c search_path={repo.SCHEMA}",
     ) as conn:
-        assert await requeue_delivery(conn, dead)
-        assert not await requeue_delivery(conn, dead), "only a dead delivery is requeued"
+        assert await requeue_delivery(conn, dead, b"{}")
+        assert not await requeue_delivery(conn, dead, b"{}"), "only a dead delivery is requeued"
     assert wake_ups(listener) == [CHANNEL]
 
 
@@ -129,24 +130,28 @@ async def test_a_round_marks_only_deliveries_unchanged_since_the_last_round_read
         assert {row.id for row in read} == ours
         # Between the rounds: a worker takes one message; another fails, goes dead, and an
         # admin sends it again.
+        assert (await claim(session, [taken], claim_timeout=30)).claimed == {taken}
         db.execute(
-            "UPDATE deliveries SET status = 'sending', updated_at = now() WHERE id = %s", (taken,)
+            "UPDATE deliveries SET status = 'dead', payload = NULL, updated_at = now()"
+            " WHERE id = %s",
+            (resent,),
         )
-        db.execute(
-            "UPDATE deliveries SET status = 'dead', updated_at = now() WHERE id = %s", (resent,)
-        )
-        assert await requeue_delivery(session, resent)
+        assert await requeue_delivery(session, resent, b'{"again": true}')
 
         following = await repo.next_deliveries(session, 100, [(r.id, r.updated_at) for r in read])
         assert not ours & {row.id for row in following}, "the last round's rows are not read again"
-        statuses = dict(
-            (row["id"], row["status"])
+        rows = {
+            row["id"]: (row["status"], row["payload"])
             for row in db.execute(
-                "SELECT id, status FROM deliveries WHERE id = ANY(%s)", (list(ours),)
+                "SELECT id, status, payload FROM deliveries WHERE id = ANY(%s)", (list(ours),)
             )
-        )
-        assert statuses == {kept: "queued", taken: "sending", resent: "pending"}
-        again = await repo.next_deliveries(session, 100, [])
-        assert resent in {row.id for row in again}, "sent again: published again"
+        }
+        assert rows == {
+            kept: ("queued", None),  # the broker has the message: the row lets it go
+            taken: ("sending", None),  # so has the worker that took it
+            resent: ("pending", b'{"again": true}'),
+        }
+        again = {row.id: row.payload for row in await repo.next_deliveries(session, 100, [])}
+        assert again.get(resent) == b'{"again": true}', "sent again: published again"
     finally:
         await session.close()

@@ -21,7 +21,8 @@ from devstack.testing import MailpitServer
 from services.kit.consumer import EventShell
 from services.kit.order_events import ORDER_DELIVERED
 from services.kit.rabbit import Outgoing, Publisher
-from services.notifications.domain import Channel
+from services.notifications.domain import Channel, EventType
+from services.notifications.messages import NotificationMessage, TemplateData
 from services.notifications.settings import Settings
 from tests.integration.notifications.providers import ProviderDouble
 from tests.integration.notifications.support import (
@@ -86,6 +87,26 @@ async def _statuses(
         return rows if got == wanted else None
 
     return await eventually(reached, within=45, what=f"deliveries {wanted}")
+
+
+def _published(db: psycopg.Connection[DictRow], delivery: dict[str, Any]) -> bytes:
+    """The message of `delivery` as the service published it, made again from its notification."""
+    notification = db.execute(
+        "SELECT * FROM notifications WHERE id = %s", (delivery["notification_id"],)
+    ).fetchone()
+    assert notification is not None
+    return NotificationMessage(
+        delivery_id=delivery["id"],
+        notification_id=notification["id"],
+        event_id=notification["event_id"],
+        channel=Channel(delivery["channel"]),
+        event_type=EventType(notification["event_type"]),
+        order_id=str(notification["order_id"]),
+        user_id=notification["user_id"],
+        recipient=delivery["recipient"],
+        created_at=notification["created_at"],
+        data=TemplateData.model_validate(notification["data"]),
+    ).to_bytes()
 
 
 async def _mail(mailpit: MailpitServer, needle: str) -> list[dict[str, Any]]:
@@ -159,6 +180,7 @@ async def test_a_provider_400_dead_letters_at_once_and_a_replay_delivers_once(
     provider.fail(order_id, 400)
     await _confirm(shell, user, order_id)
     rows = await _statuses(db, order_id, {"push": "dead"})
+    assert rows["push"]["payload"] is None, "the row let the message go; its dead letter keeps it"
     assert len(provider.requests_for(order_id)) == 1, "a permanent failure is not retried"
     assert _attempts(db, rows["push"]["id"]) == [(1, "failed")]
     assert "400" in rows["push"]["reason"]
@@ -236,10 +258,12 @@ async def test_a_copy_of_a_sent_message_is_not_sent_again(
     await _prefer(client, user, confirmed={"email": False, "sms": True, "push": False})
     order_id = await _confirm(shell, user)
     rows = await _statuses(db, order_id, {"sms": "sent"})
+    sent = rows["sms"]
+    assert sent["payload"] is None, "the broker had the message: the row let it go"
     publisher = Publisher(vhost_url, app_id="tests")
     try:
         await publisher.publish_one(
-            Outgoing("sms.notifications", bytes(rows["sms"]["payload"]), str(rows["sms"]["id"]))
+            Outgoing("sms.notifications", _published(db, sent), str(sent["id"]))
         )
     finally:
         await publisher.close()

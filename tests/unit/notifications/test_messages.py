@@ -14,6 +14,7 @@ from services.notifications.domain import Channel, EventType, OrderFacts
 from services.notifications.messages import (
     SCHEMA_VERSION,
     NotificationMessage,
+    first_attempt,
     parse_message,
     template_data,
 )
@@ -98,3 +99,12 @@ def test_unknown_fields_are_ignored_but_an_unknown_schema_version_is_refused() -
         parse_message(orjson.dumps({**document, "schemaVersion": 2}))
     with pytest.raises(ValidationError):
         parse_message(b"not json")
+
+
+def test_a_dead_letter_goes_out_again_as_its_first_attempt() -> None:
+    published = _message().to_bytes()
+    last = _message().model_copy(update={"attempt": 5}).to_bytes()
+    assert first_attempt(last) == published
+    assert first_attempt(published) == published
+    with pytest.raises(ValidationError):
+        first_attempt(b"not json")
