@@ -328,6 +328,34 @@ async def test_a_worker_killed_mid_message_still_delivers_once(
     assert outcomes == ["sent"]
 
 
+async def test_a_dead_letter_whose_message_cannot_be_read_is_not_replayed(
+    client: httpx.AsyncClient, db: psycopg.Connection[DictRow], admin: Bearer
+) -> None:
+    """The broker dead-lettered a message of a known delivery, but its body is no message: the
+    replay, which sends the dead letter's message, refuses it and leaves the delivery dead."""
+    notification_id, delivery_id, dead_letter_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    db.execute(
+        "INSERT INTO notifications (id, user_id, order_id, event_id, event_type, order_version,"
+        " title, body, data) VALUES (%s, 'u', %s, %s, 'order.confirmed', 2, 't', 'b', '{}')",
+        (notification_id, uuid.uuid4(), uuid.uuid4()),
+    )
+    db.execute(
+        "INSERT INTO deliveries (id, notification_id, channel, status, queue)"
+        " VALUES (%s, %s, 'push', 'dead', 'push.notifications')",
+        (delivery_id, notification_id),
+    )
+    db.execute(
+        "INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)"
+        " VALUES (%s, %s, 'push', 'push.notifications', 'rejected', 1, %s)",
+        (dead_letter_id, delivery_id, b"not json"),
+    )
+    replay = await client.post(f"/notifications/dlq/{dead_letter_id}/replay", headers=admin.headers)
+    assert replay.status_code == 409, replay.text
+    assert "cannot be read" in replay.json()["detail"]
+    row = db.execute("SELECT status, payload FROM deliveries WHERE id = %s", (delivery_id,))
+    assert row.fetchone() == {"status": "dead", "payload": None}
+
+
 async def test_bad_input_to_the_dead_letter_endpoints_is_a_4xx_problem(
     client: httpx.AsyncClient, user: Bearer, admin: Bearer
 ) -> None:
