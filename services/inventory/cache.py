@@ -142,9 +142,8 @@ class ProductListCache:
 
     def _mark_due(self) -> None:
         self._due = None
-        self._last_mark = (
-            time.monotonic()
-        )  # now, not when the task starts: a change meanwhile waits
+        # Dated now, not when the task starts: a change that arrives meanwhile waits.
+        self._last_mark = time.monotonic()
         task = asyncio.create_task(self.invalidate())
         self._marking.add(task)
         task.add_done_callback(self._marking.discard)

@@ -128,9 +128,9 @@ async def resolve(
 
 
 async def requeue_delivery(conn: DictConnection, delivery_id: uuid.UUID, message: bytes) -> bool:
-    """Put a dead delivery back in the outbox with `message`, its dead letter's (the delivery's
-    row let its own copy go once the broker had it: repository.py), which wakes the relay at
-    commit (notifications migration 0004); False if it is not dead."""
+    """Put a dead delivery back in the outbox with `message` (its dead letter's: the row let its
+    own copy go once the broker had it); the relay is woken at commit (migration 0004). False
+    if the delivery is not dead."""
     cursor = await conn.execute(
         """
         UPDATE deliveries
