@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import orjson
 import pika
+import psycopg
+from psycopg.rows import DictRow
 
 from services.kit.events import Envelope
 from services.kit.order_events import (
@@ -127,3 +129,25 @@ class QueueReader:
             for r in self.received
             if r.body["orderId"] == order_id and (queue is None or r.queue == queue)
         ]
+
+
+def notification(db: psycopg.Connection[DictRow]) -> uuid.UUID:
+    """A notification row of its own, written straight to the table."""
+    notification_id = uuid.uuid4()
+    db.execute(
+        "INSERT INTO notifications (id, user_id, order_id, event_id, event_type, order_version,"
+        " title, body, data) VALUES (%s, 'u', %s, %s, 'order.confirmed', 2, 't', 'b', '{}')",
+        (notification_id, uuid.uuid4(), uuid.uuid4()),
+    )
+    return notification_id
+
+
+def delivery(db: psycopg.Connection[DictRow], notification_id: uuid.UUID, status: str) -> uuid.UUID:
+    """A push delivery row in `status`, with a message only while pending."""
+    delivery_id = uuid.uuid4()
+    db.execute(
+        "INSERT INTO deliveries (id, notification_id, channel, status, queue, payload)"
+        " VALUES (%s, %s, 'push', %s, 'notifications.push', %s)",
+        (delivery_id, notification_id, status, b"{}" if status == "pending" else None),
+    )
+    return delivery_id

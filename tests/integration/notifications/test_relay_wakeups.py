@@ -7,7 +7,6 @@ published again, never marked queued unpublished."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from services.notifications import repository as repo
 from services.notifications.attempts import claim
 from services.notifications.dead_letters import requeue_delivery
 from tests.integration.fixtures import schema_connection
+from tests.integration.notifications.support import delivery, notification
 
 pytestmark = pytest.mark.integration
 CHANNEL = f"deliveries_{repo.SCHEMA}"
@@ -57,26 +57,6 @@ def db(postgres_server: PostgresServer, database: str) -> Iterator[psycopg.Conne
 
 def wake_ups(listener: psycopg.Connection[DictRow]) -> list[str]:
     return [n.channel for n in listener.notifies(timeout=0.5, stop_after=10)]
-
-
-def notification(db: psycopg.Connection[DictRow]) -> uuid.UUID:
-    notification_id = uuid.uuid4()
-    db.execute(
-        "INSERT INTO notifications (id, user_id, order_id, event_id, event_type, order_version,"
-        " title, body, data) VALUES (%s, 'u', %s, %s, 'order.confirmed', 2, 't', 'b', '{}')",
-        (notification_id, uuid.uuid4(), uuid.uuid4()),
-    )
-    return notification_id
-
-
-def delivery(db: psycopg.Connection[DictRow], notification_id: uuid.UUID, status: str) -> Any:
-    delivery_id = uuid.uuid4()
-    db.execute(
-        "INSERT INTO deliveries (id, notification_id, channel, status, queue, payload)"
-        " VALUES (%s, %s, 'push', %s, 'notifications.push', %s)",
-        (delivery_id, notification_id, status, b"{}" if status == "pending" else None),
-    )
-    return delivery_id
 
 
 def test_a_pending_delivery_wakes_the_relay_once_per_transaction(

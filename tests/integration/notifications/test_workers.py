@@ -28,6 +28,8 @@ from tests.integration.notifications.providers import ProviderDouble
 from tests.integration.notifications.support import (
     FAST_RETRIES,
     confirmed,
+    delivery,
+    notification,
     set_preferences,
     status_changed,
 )
@@ -333,17 +335,7 @@ async def test_a_dead_letter_whose_message_cannot_be_read_is_not_replayed(
 ) -> None:
     """The broker dead-lettered a message of a known delivery, but its body is no message: the
     replay, which sends the dead letter's message, refuses it and leaves the delivery dead."""
-    notification_id, delivery_id, dead_letter_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    db.execute(
-        "INSERT INTO notifications (id, user_id, order_id, event_id, event_type, order_version,"
-        " title, body, data) VALUES (%s, 'u', %s, %s, 'order.confirmed', 2, 't', 'b', '{}')",
-        (notification_id, uuid.uuid4(), uuid.uuid4()),
-    )
-    db.execute(
-        "INSERT INTO deliveries (id, notification_id, channel, status, queue)"
-        " VALUES (%s, %s, 'push', 'dead', 'push.notifications')",
-        (delivery_id, notification_id),
-    )
+    delivery_id, dead_letter_id = delivery(db, notification(db), "dead"), uuid.uuid4()
     db.execute(
         "INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)"
         " VALUES (%s, %s, 'push', 'push.notifications', 'rejected', 1, %s)",
