@@ -54,14 +54,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import socketio
 import uvloop
 
-from bench import cpu, overload, procfs, products, profile, sockets, stages, statements
+from bench import cpu, http1, overload, procfs, products, profile, sockets, stages, statements
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit import tracing
 from services.kit.limits import raise_open_files_limit
+from services.kit.live import OrjsonCodec
 from services.kit.runtime import wait_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +84,9 @@ class Reply:
 
 
 class Http:
-    """The load generator's one pooled aiohttp session (httpx's pool costs far more CPU here)."""
+    """The load generator's client: the creates, sent at the run's rate, go through a lean
+    HTTP/1.1 client (bench/http1.py); everything else through one pooled aiohttp session
+    (httpx's pool costs far more CPU here)."""
 
     def __init__(self, base: str) -> None:
         self.session = aiohttp.ClientSession(
@@ -90,6 +94,7 @@ class Http:
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=30),
         )
+        self.creates = http1.Client(base, limit=200, timeout=30)
 
     async def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Reply:
         async with self.session.post(path, json=json, headers=headers) as response:
@@ -97,13 +102,24 @@ class Http:
 
     async def create(self, token: str, product: str) -> tuple[int, dict[str, str], Any]:
         """Place an order of one unit of `product`, with a fresh Idempotency-Key as the web
-        app sends: (status, headers, body)."""
-        reply = await self.post(
+        app sends: (status, headers in lower case, body). ConnectionError or TimeoutError when
+        no answer came."""
+        status, headers, body = await self.creates.request(
+            "POST",
             "/orders",
-            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
-            json={"items": [{"productId": product, "quantity": 1}], "shippingAddress": ADDRESS},
+            {
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            },
+            orjson.dumps(
+                {"items": [{"productId": product, "quantity": 1}], "shippingAddress": ADDRESS}
+            ),
         )
-        return reply.status, reply.headers, reply.body
+        try:
+            return status, headers, orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return status, headers, None  # not JSON: a proxy's or a server's plain error page
 
     async def status(self, token: str, order_id: str) -> str | None:
         """The order's status read back, or None if it could not be read."""
@@ -117,6 +133,7 @@ class Http:
             return await response.text()
 
     async def close(self) -> None:
+        self.creates.close()
         await self.session.close()
 
 
@@ -298,7 +315,7 @@ async def customer(
         response = await login(client, email, password)
     response.raise_for_status()
     token = str(response.body["accessToken"])
-    sio = socketio.AsyncClient(reconnection=False)
+    sio = socketio.AsyncClient(reconnection=False, json=OrjsonCodec)
     await sio.connect(base, auth={"token": token}, transports=["websocket"])
     return token, sio
 
@@ -356,7 +373,7 @@ async def run_rate(
         except TimeoutError:
             result.refused("timeout")
             return
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, ConnectionError):
             result.refused("connection")
             return
         if status not in (200, 201) or not isinstance(body, dict):
@@ -608,7 +625,7 @@ async def socket_scale(
         # The owner connects once the others are up: while thousands connect, the gateway may
         # be too busy to ping an older connection in time, and its client gives up.
         owner = customers[0][0]
-        owner_sio = socketio.AsyncClient(reconnection=False)
+        owner_sio = socketio.AsyncClient(reconnection=False, json=OrjsonCodec)
         await owner_sio.connect(args.base, auth={"token": owner}, transports=["websocket"])
         try:
             if pid is not None and args.socket_idle_seconds > 0:

@@ -183,7 +183,7 @@ async def run_overload(
         started = time.perf_counter()
         try:
             status, headers, body = await client.create(token, products[i % len(products)])
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, ConnectionError, TimeoutError):
             order.post_ms = (time.perf_counter() - started) * 1000
             return
         order.post_ms = (time.perf_counter() - started) * 1000
