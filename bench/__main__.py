@@ -58,7 +58,18 @@ import orjson
 import socketio
 import uvloop
 
-from bench import cpu, http1, overload, procfs, products, profile, sockets, stages, statements
+from bench import (
+    cpu,
+    http1,
+    overload,
+    perf_profile,
+    procfs,
+    products,
+    profile,
+    sockets,
+    stages,
+    statements,
+)
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit import tracing
@@ -525,6 +536,7 @@ def write_report(
     lines += cpu_table(results)
     if profiled is not None:
         lines += profile.table(profiled.profiles)
+        lines += perf_profile.table(profiled.machine)
         lines += statements.table(profiled.statements, profiled.profiles.settled)
     if overloaded is not None:
         lines += overload.table(overloaded)
@@ -665,6 +677,7 @@ async def gateway_gc_pauses(client: Http) -> dict[str, dict[str, float]]:
 class ProfiledRun:
     profiles: profile.Profiles
     statements: statements.Statements
+    machine: perf_profile.MachineProfile
 
 
 async def profiled_run(
@@ -675,25 +688,32 @@ async def profiled_run(
     results: list[RateResult],
 ) -> ProfiledRun:
     """Orders at --profile-rate (the best sustained rate) while py-spy samples every Python
-    program (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py). Its
-    own run: the profiler's CPU and the counting stay out of the measured rates."""
+    program (bench/profile.py), perf every core (bench/perf_profile.py) and PostgreSQL counts each
+    statement (bench/statements.py). Its own run: the profilers' CPU and the counting stay out
+    of the measured rates."""
     rate = args.profile_rate or max(1, round(max((r.throughput for r in results), default=1.0)))
     await settle()
     print(f"profiling: {rate} orders/s for {args.profile_seconds:.0f}s", flush=True)
     profiles = profile.Profiles(rate=rate, seconds=args.profile_seconds)
     not_counted = await asyncio.to_thread(statements.reset)
-    recording = profile.Recording(profile.python_programs(cpu.program_pids()), args.profile_seconds)
+    roots = cpu.program_pids()
+    recording = profile.Recording(profile.python_programs(roots), args.profile_seconds)
+    whole = perf_profile.Recording(roots, args.profile_seconds)
     run = await run_rate(client, customers, product_ids, rate, args.profile_seconds)
     profiles.programs, profiles.unavailable = await asyncio.to_thread(recording.finish)
     profiles.cpu_ms_per_order = run.cpu_ms_per_order
     profiles.settled = run.confirmed + run.failed
+    cores = perf_profile.MachineProfile(rate=rate, seconds=args.profile_seconds)
+    cores.samples, cores.unavailable = await asyncio.to_thread(whole.finish)
+    cores.settled, cores.cpu_ms_per_order = profiles.settled, run.cpu_ms_per_order
     counted = (
         statements.Statements(unavailable=not_counted)
         if not_counted
         else await asyncio.to_thread(statements.read)
     )
-    profiled = ProfiledRun(profiles, counted)
+    profiled = ProfiledRun(profiles, counted, cores)
     print("\n".join(profile.table(profiles)), flush=True)
+    print("\n".join(perf_profile.table(cores)), flush=True)
     print("\n".join(statements.table(counted, profiles.settled)), flush=True)
     return profiled
 

@@ -33,7 +33,7 @@ die() { log "ERROR: $*"; exit 1; }
 APT_PACKAGES=(
   postgresql redis-server rabbitmq-server prometheus
   openjdk-17-jre-headless maven
-  python3 python3-venv iproute2 ca-certificates wrk
+  python3 python3-venv iproute2 ca-certificates wrk linux-perf
   chromium
   # images without Docker (make images), and the one-node cluster (make cluster-up, test-cluster)
   buildah debootstrap runc containerd containernetworking-plugins socat nftables openssl
