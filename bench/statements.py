@@ -4,7 +4,10 @@ The development stack's PostgreSQL preloads pg_stat_statements (devstack/servers
 creates the extension in the stack's database if it is missing and resets its counters before
 the run. Each service connects as its own role (devstack/roles.py), so a statement's role says
 whose it is; the bench's own queries (as the superuser) are left out. Execution time is the
-server's own, without the round trips and the clients' work.
+server's own, without the round trips and the clients' work. A role's statement is one row
+however many query ids pg_stat_statements counted its text under (the orders service's create
+was counted under two in some runs, some of its executions under the second during bursts of
+concurrent creates).
 
 The same run's write-ahead log comes from pg_stat_wal, reset with the statements: records,
 full-page images, bytes and flushes (`fdatasync` of the WAL) per order. It counts the whole
@@ -78,12 +81,14 @@ def read() -> Statements:
         with psycopg.connect(info, row_factory=dict_row) as conn:
             found = conn.execute(
                 """
-                SELECT r.rolname AS role, s.query, s.calls, s.total_exec_time AS exec_ms, s.rows
+                SELECT r.rolname AS role, s.query, sum(s.calls)::bigint AS calls,
+                       sum(s.total_exec_time) AS exec_ms, sum(s.rows)::bigint AS rows
                 FROM pg_stat_statements s
                 JOIN pg_roles r ON r.oid = s.userid
                 JOIN pg_database d ON d.oid = s.dbid
                 WHERE d.datname = current_database() AND r.rolname <> current_user
-                ORDER BY s.total_exec_time DESC
+                GROUP BY r.rolname, s.query
+                ORDER BY exec_ms DESC
                 """
             ).fetchall()
             wal = conn.execute(
