@@ -536,7 +536,7 @@ def write_report(
     lines += cpu_table(results)
     if profiled is not None:
         lines += profile.table(profiled.profiles)
-        lines += perf_profile.table(profiled.machine)
+        lines += perf_profile.table(profiled.machine, profiled.profiles)
         lines += statements.table(profiled.statements, profiled.profiles.settled)
     if overloaded is not None:
         lines += overload.table(overloaded)
@@ -703,9 +703,7 @@ async def profiled_run(
     profiles.programs, profiles.unavailable = await asyncio.to_thread(recording.finish)
     profiles.cpu_ms_per_order = run.cpu_ms_per_order
     profiles.settled = run.confirmed + run.failed
-    cores = perf_profile.MachineProfile(rate=rate, seconds=args.profile_seconds)
-    cores.samples, cores.unavailable = await asyncio.to_thread(whole.finish)
-    cores.settled, cores.cpu_ms_per_order = profiles.settled, run.cpu_ms_per_order
+    cores = await asyncio.to_thread(whole.finish)
     counted = (
         statements.Statements(unavailable=not_counted)
         if not_counted
@@ -713,7 +711,7 @@ async def profiled_run(
     )
     profiled = ProfiledRun(profiles, counted, cores)
     print("\n".join(profile.table(profiles)), flush=True)
-    print("\n".join(perf_profile.table(cores)), flush=True)
+    print("\n".join(perf_profile.table(cores, profiles)), flush=True)
     print("\n".join(statements.table(counted, profiles.settled)), flush=True)
     return profiled
 

@@ -34,23 +34,37 @@ def program_pids() -> dict[str, int]:
     return pids
 
 
-def sample(roots: Mapping[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each named process tree, and of this process."""
-    parents: dict[int, int] = {}
-    seconds: dict[int, float] = {}
+def processes() -> dict[int, tuple[int, float]]:
+    """(parent pid, CPU seconds including reaped children) of every process now."""
+    found: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            found = procfs.cpu(int(entry.name))
-            if found is not None:
-                parents[int(entry.name)], seconds[int(entry.name)] = found
+            read = procfs.cpu(int(entry.name))
+            if read is not None:
+                found[int(entry.name)] = read
+    return found
+
+
+def programs(roots: Mapping[str, int], parents: Mapping[int, int]) -> dict[int, str]:
+    """The program of each pid of `parents` (pid -> parent pid) in a tree of `roots` (name ->
+    pid): the root its ancestors reach. Pids of no program's tree are left out."""
     root_of = {pid: name for name, pid in roots.items()}
-    totals = dict.fromkeys(roots, 0.0)
-    for pid, cpu in seconds.items():
+    found: dict[int, str] = {}
+    for pid in parents:
         ancestor, hops = pid, 0
         while ancestor not in root_of and ancestor > 1 and hops < 64:
             ancestor, hops = parents.get(ancestor, 0), hops + 1
         if ancestor in root_of:
-            totals[root_of[ancestor]] += cpu
+            found[pid] = root_of[ancestor]
+    return found
+
+
+def sample(roots: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process tree, and of this process."""
+    found = processes()
+    totals = dict.fromkeys(roots, 0.0)
+    for pid, name in programs(roots, {pid: ppid for pid, (ppid, _) in found.items()}).items():
+        totals[name] += found[pid][1]
     own = procfs.cpu(os.getpid())
     totals[GENERATOR] = own[1] if own else 0.0
     return totals

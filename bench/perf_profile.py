@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import procfs
+from bench import cpu
 from bench.cpu import GENERATOR
+from bench.profile import Profiles
 
 RATE_HZ = 499
 MIN_MS_PER_ORDER = 0.05
@@ -51,14 +52,9 @@ _KERNEL_OBJECTS = ("[kernel.kallsyms]", "[vdso]", "[unknown]")
 
 @dataclass
 class MachineProfile:
-    """Samples by program and part, over `seconds` at `rate` orders/s offered."""
+    """perf's samples of the profiled run by program and part, or why there are none."""
 
-    rate: int
-    seconds: float
-    settled: int = 0
     samples: dict[str, Counter[str]] = field(default_factory=dict)
-    cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
-    """The same run's CPU per order from /proc (bench/cpu.py), to read beside perf's."""
     unavailable: str = ""
 
 
@@ -83,19 +79,10 @@ def parse_script(lines: Iterable[str]) -> Counter[tuple[int, str]]:
     return counted
 
 
-def programs_of(roots: Mapping[str, int], parents: Mapping[int, int]) -> dict[int, str]:
-    """The program of every pid in `parents` whose ancestors hold one of `roots` (name -> pid);
-    this process is the load generator."""
-    root_of = {pid: name for name, pid in roots.items()}
-    found: dict[int, str] = {}
-    for pid in parents:
-        ancestor, hops = pid, 0
-        while ancestor not in root_of and ancestor > 1 and hops < 64:
-            ancestor, hops = parents.get(ancestor, 0), hops + 1
-        if ancestor in root_of:
-            found[pid] = root_of[ancestor]
-    found[os.getpid()] = GENERATOR
-    return found
+def owners(roots: Mapping[str, int], parents: Mapping[int, int]) -> dict[int, str]:
+    """The program of each pid in a tree of `roots` (bench/cpu.py); this process is the load
+    generator."""
+    return {**cpu.programs(roots, parents), os.getpid(): GENERATOR}
 
 
 def by_program(
@@ -111,13 +98,7 @@ def by_program(
 
 
 def _parents() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            found = procfs.cpu(int(entry.name))
-            if found is not None:
-                parents[int(entry.name)] = found[0]
-    return parents
+    return {pid: ppid for pid, (ppid, _) in cpu.processes().items()}
 
 
 class Recording:
@@ -131,36 +112,23 @@ class Recording:
         self.process: subprocess.Popen[bytes] | None = None
         self.failed = ""
         # Processes that end during the run (a database session) are known from the start.
-        self.parents = _parents()
-        binary = shutil.which("perf")
-        if binary is None:
+        self.parents = _parents()  # pid -> parent pid
+        self.binary = shutil.which("perf")
+        if self.binary is None:
             self.failed = "perf is not installed (Debian's linux-perf, scripts/install.sh)"
             return
+        sampling = ("-a", "-e", "cpu-clock", "-F", str(RATE_HZ), "-o", str(self.data))
         self.process = subprocess.Popen(
-            [
-                *(
-                    binary,
-                    "record",
-                    "-a",
-                    "-e",
-                    "cpu-clock",
-                    "-F",
-                    str(RATE_HZ),
-                    "-o",
-                    str(self.data),
-                ),
-                *("--", "sleep", str(max(1, round(seconds)))),
-            ],
+            [self.binary, "record", *sampling, "--", "sleep", str(max(1, round(seconds)))],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
 
-    def finish(self) -> tuple[dict[str, Counter[str]], str]:
-        """Wait for the recording: samples by program and part, and why there are none ("" if
-        there are)."""
+    def finish(self) -> MachineProfile:
+        """Wait for the recording: samples by program and part, or why there are none."""
         try:
-            if self.process is None:
-                return {}, self.failed
+            if self.process is None or self.binary is None:
+                return MachineProfile(unavailable=self.failed)
             try:
                 _, stderr = self.process.communicate(timeout=self.seconds + 60)
             except subprocess.TimeoutExpired:
@@ -168,37 +136,42 @@ class Recording:
                 _, stderr = self.process.communicate()
             if self.process.returncode != 0 or not self.data.exists():
                 reason = stderr.decode(errors="replace").strip().splitlines()
-                return {}, f"perf record failed: {reason[-1] if reason else 'no output'}"
+                return MachineProfile(
+                    unavailable=f"perf record failed: {reason[-1] if reason else 'no output'}"
+                )
             script = subprocess.run(
-                ["perf", "script", "-i", str(self.data), "-F", "pid,ip,dso"],
+                [self.binary, "script", "-i", str(self.data), "-F", "pid,ip,dso"],
                 capture_output=True,
                 text=True,
                 timeout=300,
                 check=False,
             )
             if script.returncode != 0:
-                return {}, f"perf script failed: {script.stderr.strip()[-200:]}"
-            parents = {**self.parents, **_parents()}
+                return MachineProfile(
+                    unavailable=f"perf script failed: {script.stderr.strip()[-200:]}"
+                )
             counted = parse_script(script.stdout.splitlines())
-            return by_program(counted, programs_of(self.roots, parents)), ""
+            return MachineProfile(
+                by_program(counted, owners(self.roots, {**self.parents, **_parents()}))
+            )
         finally:
             self.folder.cleanup()
 
 
-def table(result: MachineProfile) -> list[str]:
-    """The report's section: each program's CPU per order as perf counted it (beside /proc's),
-    and where in the program it went."""
+def table(result: MachineProfile, run: Profiles) -> list[str]:
+    """The report's section: each program's CPU per order as perf counted it in the profiled
+    `run` (beside /proc's), and where in the program it went."""
     lines = [
         "",
-        f"### Where the machine's CPU goes (perf, all cores, {result.rate} orders/s offered for "
-        f"{result.seconds:.0f} s)",
+        f"### Where the machine's CPU goes (perf, all cores, {run.rate} orders/s offered for "
+        f"{run.seconds:.0f} s)",
         "",
     ]
     busy = {name: parts for name, parts in result.samples.items() if name != IDLE}
-    if not busy or not result.settled:
+    if not busy or not run.settled:
         return [*lines, f"No profile: {result.unavailable or 'no order settled'}."]
     total = sum(sum(parts.values()) for parts in busy.values())
-    ms_per_sample = 1000 / RATE_HZ / result.settled
+    ms_per_sample = 1000 / RATE_HZ / run.settled
     lines += [
         f"{total} samples of busy cores, {RATE_HZ} a second (bench/perf_profile.py): each "
         "program's CPU per settled order as perf counts it, beside the same run's from /proc, "
@@ -218,7 +191,7 @@ def table(result: MachineProfile) -> list[str]:
         if samples * ms_per_sample < MIN_MS_PER_ORDER:
             continue
         shown.update(parts)
-        proc = result.cpu_ms_per_order.get(program)
+        proc = run.cpu_ms_per_order.get(program)
         lines.append(
             f"| {program} | {samples * ms_per_sample:.2f} | "
             + ("-" if proc is None else f"{proc:.2f}")
@@ -231,7 +204,7 @@ def table(result: MachineProfile) -> list[str]:
         all_samples.update(parts)
     lines.append(
         f"| **all** | {total * ms_per_sample:.2f} | "
-        f"{sum(result.cpu_ms_per_order.values()):.2f} | "
+        f"{sum(run.cpu_ms_per_order.values()):.2f} | "
         + " | ".join(f"{all_samples[p] * 100 / total:.0f}%" for p in PARTS)
         + " |"
     )

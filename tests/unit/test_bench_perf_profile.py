@@ -8,6 +8,7 @@ from collections import Counter
 from bench import perf_profile
 from bench.cpu import GENERATOR
 from bench.perf_profile import COMPILED, IDLE, INTERPRETER, KERNEL, OTHER
+from bench.profile import Profiles
 
 SCRIPT = """\
     1200      7f00aa12 (/usr/bin/python3.11)
@@ -37,7 +38,7 @@ def test_samples_are_charged_to_the_program_of_their_process_tree() -> None:
     # backend 1300; Kafka (4000) the JVM 4444; 9999 belongs to nothing of the stack.
     parents = {1200: 1000, 1201: 1200, 1300: 1100, 4444: 4000, 9999: 1, 1000: 1, 1100: 1, 4000: 1}
     roots = {"orders": 1000, "postgres": 1100, "kafka": 4000}
-    programs = perf_profile.programs_of(roots, parents)
+    programs = perf_profile.owners(roots, parents)
     assert programs[1201] == "orders"
     assert programs[1300] == "postgres"
     assert programs[os.getpid()] == GENERATOR
@@ -55,19 +56,21 @@ def test_samples_are_charged_to_the_program_of_their_process_tree() -> None:
 
 def test_the_table_gives_ms_per_order_beside_proc_and_leaves_idle_cores_out() -> None:
     rate = perf_profile.RATE_HZ
-    result = perf_profile.MachineProfile(
+    run = Profiles(
         rate=150,
         seconds=20,
         settled=1000,  # a second of samples is then 1 ms per order
+        cpu_ms_per_order={"orders": 4.1, "postgres": 1.9},
+    )
+    result = perf_profile.MachineProfile(
         samples={
             "orders": Counter({INTERPRETER: 3 * rate, COMPILED: rate}),
             "postgres": Counter({COMPILED: rate, KERNEL: rate}),
             "redis": Counter({KERNEL: 1}),
             IDLE: Counter({KERNEL: 50 * rate}),
         },
-        cpu_ms_per_order={"orders": 4.1, "postgres": 1.9},
     )
-    lines = perf_profile.table(result)
+    lines = perf_profile.table(result, run)
     rows = [line for line in lines if line.startswith("| ")]
     assert rows[0].startswith("| program | ms per order (perf) | ms per order (/proc) |")
     body = rows[1:]
@@ -78,5 +81,6 @@ def test_the_table_gives_ms_per_order_beside_proc_and_leaves_idle_cores_out() ->
 
 
 def test_no_table_without_samples() -> None:
-    result = perf_profile.MachineProfile(rate=150, seconds=20, unavailable="perf is not installed")
-    assert perf_profile.table(result)[-1] == "No profile: perf is not installed."
+    result = perf_profile.MachineProfile(unavailable="perf is not installed")
+    run = Profiles(rate=150, seconds=20, settled=1000)
+    assert perf_profile.table(result, run)[-1] == "No profile: perf is not installed."
