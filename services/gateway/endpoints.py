@@ -115,7 +115,7 @@ class Proxy:
         async def fetch() -> UpstreamAnswer:
             admission.refusals.check(method, route)
             async with admission.gate(route.upstream).slot():
-                answer = await forward(state.http_session, outgoing, route.upstream)
+                answer = await forward(state.upstream_client, outgoing, route.upstream)
             admission.refusals.answered(method, route, answer.status, answer.headers)
             return answer
 

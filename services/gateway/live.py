@@ -38,7 +38,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 import socketio
 from redis.asyncio import Redis
@@ -47,6 +46,8 @@ from yarl import URL
 from services.gateway.engine import SocketServer
 from services.gateway.metrics import SOCKET_CONNECTIONS
 from services.gateway.rooms import IndexedRooms
+from services.gateway.service import UpstreamClient
+from services.kit import http1
 from services.kit.changes import ChannelListener
 from services.kit.errors import Unauthorized
 from services.kit.live import (
@@ -70,7 +71,7 @@ from services.kit.tokens import (
 
 log = logging.getLogger(__name__)
 
-HttpSession = Callable[[], aiohttp.ClientSession]
+UpstreamClientRef = Callable[[], UpstreamClient]
 RevocationsRef = Callable[[], Revocations]
 
 
@@ -208,14 +209,14 @@ def create_socket_server(
     settings: ServiceSettings,
     *,
     orders_url: str,
-    http: HttpSession,
+    http: UpstreamClientRef,
     revocations: RevocationsRef,
     verified_tokens: Callable[[], VerifiedTokens] | None = None,
     allowed_origins: Collection[str] = (),
 ) -> tuple[socketio.AsyncServer, SocketSessions]:
     """A Socket.IO server whose rooms are fed through Redis by the services, and its sessions.
 
-    `http` gives the pooled HTTP session for `order.sync`, `revocations` the app's revocation
+    `http` gives the upstream client for `order.sync`, `revocations` the app's revocation
     markers and `verified_tokens` its verified tokens (without it the server keeps its own);
     they are functions because the app holding them is made after the server. A connection whose
     Origin header is not in `allowed_origins` (`*` allows any) is refused; one without an
@@ -285,18 +286,17 @@ def create_socket_server(
             await sessions.end(sid, "revoked")
             return {"orderId": order_id, "error": exc.detail}
         # the id is one path segment, whatever the client put in it
-        url = URL(f"{orders}/orders/{quote(order_id, safe='')}/timeline", encoded=True)
+        path = f"{orders}/orders/{quote(order_id, safe='')}/timeline"
+        url = URL(path, encoded=True).with_query(sinceVersion=since)
         try:
-            async with http().get(
-                url,
-                params={"sinceVersion": since},
-                headers={"Authorization": f"Bearer {session['token']}"},
-            ) as response:
-                body = await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            answer = await http().request(
+                "GET", url, [("Authorization", f"Bearer {session['token']}")]
+            )
+        except (TimeoutError, http1.Http1Error) as exc:
             log.warning("order.sync: the orders service is unreachable", extra={"error": repr(exc)})
             return {"orderId": order_id, "error": "The orders service is unavailable."}
-        if response.status != 200:
+        body = answer.body
+        if answer.status != 200:
             return {"orderId": order_id, "error": _error_detail(body)}
         return {"orderId": order_id, "updates": orjson.loads(body)}
 

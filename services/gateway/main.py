@@ -1,4 +1,4 @@
-"""The gateway app: the proxy routes, the Socket.IO server, CORS, and the pooled upstream session.
+"""The gateway app: the proxy routes, the Socket.IO server, CORS, and the pooled upstream client.
 
 The Socket.IO server is mounted at /socket.io on the same app, so it shares the gateway's
 origin; its long-polling requests run behind the same CORS and request-id middleware, and its
@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -48,7 +47,7 @@ from services.gateway.live import (
 from services.gateway.product_hits import ProductListHits
 from services.gateway.products import ProductListCache
 from services.gateway.routes import UPSTREAM_NAMES
-from services.gateway.service import create_http_session
+from services.gateway.service import UpstreamClient, open_upstream_client
 from services.gateway.settings import Settings
 from services.gateway.socket_scopes import SocketScopes
 from services.kit.cache import create_redis
@@ -64,12 +63,12 @@ SOCKET_IO_PATH = "socket.io"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway as a FastAPI app; the upstream session and Redis open with its lifespan."""
+    """The gateway as a FastAPI app; the upstream client and Redis open with its lifespan."""
     settings = settings or Settings()
 
-    def http_session() -> aiohttp.ClientSession:
-        session: aiohttp.ClientSession = app.state.http_session
-        return session
+    def upstream_client() -> UpstreamClient:
+        client: UpstreamClient = app.state.upstream_client
+        return client
 
     def revocations() -> Revocations:
         markers: Revocations = app.state.revocations
@@ -82,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sockets, socket_sessions = create_socket_server(
         settings,
         orders_url=settings.upstream_url("orders"),
-        http=http_session,
+        http=upstream_client,
         revocations=revocations,
         verified_tokens=verified_tokens,
         allowed_origins=settings.cors_origins,
@@ -107,8 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         runtime.attach(app)
         try:
-            async with create_http_session(settings) as session:
-                app.state.http_session = session
+            async with open_upstream_client(settings) as client:
+                app.state.upstream_client = client
                 listen_for_pushes(sockets)
                 runtime.start()
                 try:

@@ -11,8 +11,8 @@ span object is made, nothing is written to a message header or an outbox row.
 Where the trace goes, hop by hop (W3C trace context, `traceparent` and `tracestate`):
 
 - HTTP: the kit middleware (kit/web.py) starts a SERVER span from the request's headers; the
-  gateway's upstream session starts a CLIENT span per request and sends its context
-  (`aiohttp_trace_configs`).
+  gateway's upstream client starts a CLIENT span per request and sends its context
+  (`client_span`).
 - Outboxes: an event written to an outbox stores the context active at that moment with its row
   (`current_headers`: the Kafka outbox's `trace_context` column, the notification deliveries'
   own); the relay publishes each row in a PRODUCER span, child of that stored context, whose
@@ -49,12 +49,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from yarl import URL
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -308,58 +308,38 @@ def set_attributes(attributes: Mapping[str, str | int | float | bool]) -> None:
         current.set_attributes(attributes)
 
 
-# --- the gateway's upstream client ------------------------------------------------------------
+# --- an outgoing HTTP request -----------------------------------------------------------------
 
 
-def aiohttp_trace_configs(service: str) -> list[aiohttp.TraceConfig]:
-    """For an aiohttp session: a CLIENT span per request, its context sent in the request's
-    `traceparent` (replacing any the caller sent); [] while tracing is off."""
+def client_span(service: str, method: str, url: URL) -> tuple[Span | None, TraceHeaders]:
+    """A CLIENT span for an HTTP request to `url`, child of the active span, and the headers
+    that send its context (they replace any trace headers the request had). A trace that is
+    not recorded is passed on without a span: (None, the parent's headers). (None, {}) while
+    tracing is off. End the span with `end_client_span`, or `end_span` on a failure."""
     found = _tracers.get(service)
     if found is None:
-        return []
-    config = aiohttp.TraceConfig()
+        return None, {}
+    passed = unsampled(service)
+    if passed is not None:
+        return None, headers_of(passed)
+    host = url.raw_host or ""
+    client = found.start_span(
+        f"{method} {host}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": method,
+            "url.full": str(url.with_query(None)),
+            "server.address": host,
+        },
+    )
+    return client, headers_of(client)
 
-    async def on_start(
-        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        for name in TRACE_HEADERS:
-            params.headers.popall(name, None)
-        passed = unsampled(service)
-        if passed is not None:
-            context.span = None
-            params.headers.update(headers_of(passed))
-            return
-        client = found.start_span(
-            f"{params.method} {params.url.host}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": params.method,
-                "url.full": str(params.url.with_query(None)),
-                "server.address": params.url.host or "",
-            },
-        )
-        context.span = client
-        params.headers.update(headers_of(client))
 
-    async def on_end(
-        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        client: Span | None = getattr(context, "span", None)
-        if client is not None:
-            status = params.response.status
-            client.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                client.set_status(Status(StatusCode.ERROR))
-            client.end()
-
-    async def on_error(
-        session: aiohttp.ClientSession,
-        context: Any,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        end_span(getattr(context, "span", None), params.exception)
-
-    config.on_request_start.append(on_start)
-    config.on_request_end.append(on_end)
-    config.on_request_exception.append(on_error)
-    return [config]
+def end_client_span(span: Span | None, status: int) -> None:
+    """End a span of `client_span` with the answer's status (failed for a 5xx)."""
+    if span is None:
+        return
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()

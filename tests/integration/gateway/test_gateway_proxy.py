@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -252,7 +251,6 @@ def test_the_pooled_client_keeps_no_cookies(gateway: Gateway) -> None:
     assert first.headers.get_list("set-cookie")
     second = httpx.get(f"{gateway.server.url}/inventory/products")
     assert "cookie" not in received_headers(second)
-    assert isinstance(gateway.app.state.http_session.cookie_jar, aiohttp.DummyCookieJar)
 
 
 def test_hop_by_hop_and_forged_identity_headers_are_dropped(gateway: Gateway) -> None:
@@ -458,11 +456,11 @@ def test_only_idempotent_methods_are_retried_when_an_upstream_got_them_but_did_n
 
 
 def test_sequential_requests_reuse_one_pooled_connection(gateway: Gateway) -> None:
-    pooled = gateway.app.state.http_session
+    pooled = gateway.app.state.upstream_client
     ports = {tuple(gateway.client.get("/inventory/products").json()["client"]) for _ in range(30)}
     assert len(ports) == 1
-    assert gateway.app.state.http_session is pooled
-    assert not pooled.closed
+    assert gateway.app.state.upstream_client is pooled
+    assert not pooled.http.closed
 
 
 def test_concurrent_requests_share_a_bounded_pool(gateway: Gateway) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
+from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
@@ -26,6 +27,7 @@ from devstack.testing import RedisServer
 from services.gateway import service
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
+from services.kit import http1
 from services.kit.tokens import Principal
 from tests.integration.gateway.support import UvicornThread, closed_port
 from tests.signing import sign, token_env
@@ -78,10 +80,16 @@ async def _answer(
 
 
 class Gateway:
-    def __init__(self, server: UvicornThread, settings: Settings) -> None:
+    def __init__(self, app: FastAPI, server: UvicornThread, settings: Settings) -> None:
+        self.app = app
         self.server = server
         self.settings = settings
         self.client = httpx.Client(base_url=server.url, timeout=10)
+
+    @property
+    def client_pool(self) -> http1.Client:
+        client: service.UpstreamClient = self.app.state.upstream_client
+        return client.http
 
     def auth(self, user: str) -> dict[str, str]:
         principal = Principal(user_id=user, email=f"{user}@example.com", role="USER")
@@ -114,8 +122,9 @@ def gateway(
         # (test_gateway_refusals.py covers refusals repeated without asking).
         UPSTREAM_REFUSAL_HOLD_SECONDS=0,
     )
-    with UvicornThread(create_app(settings)) as server:
-        gateway = Gateway(server, settings)
+    app = create_app(settings)
+    with UvicornThread(app) as server:
+        gateway = Gateway(app, server, settings)
         yield gateway
         gateway.client.close()
 
@@ -175,7 +184,7 @@ def test_a_write_whose_connection_was_refused_is_sent_again(
     attempts: list[URL] = []
 
     async def refused_once(
-        session: Any, request: service.UpstreamRequest
+        client: service.UpstreamClient, request: service.UpstreamRequest
     ) -> service.UpstreamAnswer:
         attempts.append(request.url)
         if len(attempts) == 1:
@@ -186,7 +195,7 @@ def test_a_write_whose_connection_was_refused_is_sent_again(
                 headers=request.headers,
                 body=request.body,
             )
-        return await real_send(session, request)
+        return await real_send(client, request)
 
     send: Callable[..., Awaitable[service.UpstreamAnswer]] = refused_once
     monkeypatch.setattr(service, "_send", send)
@@ -196,30 +205,30 @@ def test_a_write_whose_connection_was_refused_is_sent_again(
     assert app.requests == ["POST /orders"]
 
 
-async def test_a_request_refused_by_a_closing_pooled_connection_counts_as_never_sent(
+def test_a_connection_the_upstream_closed_while_idle_is_not_written_to(
+    gateway: Gateway,
     upstream: tuple[ScriptedUpstream, UvicornThread],
 ) -> None:
-    """Pins aiohttp's refusal to write on a closing connection, which the retry relies on."""
+    """An idle pooled connection the upstream closes (its keep-alive ended, a restart) is found
+    closed and replaced: a POST sent after it reaches the upstream once, on a new connection."""
     app, server = upstream
-    closing = False
-
-    async def close_reused_connection(*_: object) -> None:
-        if closing:
-            # Private, but the only way to make the connection close between its reuse and
-            # the write: the close runs once the request is queued for writing.
-            loop = asyncio.get_running_loop()
-            for protocol in list(session.connector._acquired):  # type: ignore[union-attr]
-                loop.call_soon(protocol.transport.close)
-
-    tracing = aiohttp.TraceConfig()
-    tracing.on_connection_reuseconn.append(close_reused_connection)
-    async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
-        async with session.get(f"{server.url}/orders/warm") as response:
-            assert response.status == 200
-            await response.read()
-        closing = True
-        with pytest.raises(aiohttp.ClientConnectionError) as refused:
-            async with session.post(f"{server.url}/orders/never", data=b"{}") as response:
-                await response.read()
-    assert service.never_sent(refused.value)
-    assert app.requests == ["GET /orders/warm"]
+    first = gateway.request("GET", "/orders/a")
+    assert first.status_code == 200
+    # The upstream ends its side of every idle connection, as uvicorn does at its keep-alive,
+    # and the gateway hears of it before the next request.
+    for connection in list(server.server.server_state.connections):
+        connection.loop.call_soon_threadsafe(connection.transport.close)
+    pooled = [
+        idle
+        for origin in gateway.client_pool._origins.values()  # private: the pool's idle list
+        for idle in origin.idle
+    ]
+    assert pooled
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not all(connection.closed for connection in pooled):
+        assert time.monotonic() < deadline, "the gateway never saw the close"
+        time.sleep(0.01)
+    posted = gateway.request("POST", "/orders/b", json={})
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["port"] != first.json()["port"]
+    assert app.requests == ["GET /orders/a", "POST /orders/b"]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 import socketio
@@ -24,9 +23,11 @@ from fastapi import FastAPI
 
 from devstack.testing import KafkaServer, PostgresServer, RedisServer
 from services.gateway.live import create_socket_server, listen_for_pushes, stop_listening
+from services.gateway.service import UpstreamClient
 from services.inventory.handlers import EVENT_HANDLERS as INVENTORY_HANDLERS
 from services.inventory.main import create_app as create_inventory_app
 from services.inventory.settings import Settings as InventorySettings
+from services.kit import http1
 from services.kit.cache import create_redis
 from services.kit.live import ORDER_UPDATED, OrderUpdate, create_emitter, push_order_update
 from services.kit.runtime import Runtime
@@ -228,8 +229,9 @@ async def start_platform(
         )
         orders_app = create_orders_app(orders_settings)
         orders_url = await stack.enter_async_context(serve(orders_app))
-        # The gateway's pooled session for order.sync calls to the orders service.
-        gateway_http = await stack.enter_async_context(aiohttp.ClientSession())
+        # The gateway's upstream client for order.sync calls to the orders service.
+        gateway_http = UpstreamClient(http1.Client(), 10.0, token_settings.service_name)
+        stack.callback(gateway_http.http.close)
         markers_redis = create_redis(token_settings)
         stack.push_async_callback(markers_redis.aclose)
         revocations = Revocations(markers_redis, cache_seconds=1.0, timeout_seconds=0.5)

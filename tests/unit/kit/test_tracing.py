@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
@@ -20,8 +19,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
+from yarl import URL
 
-from services.kit import tracing
+from services.gateway.service import UpstreamClient
+from services.kit import http1, tracing
 from services.kit.after_commit import AfterCommit
 from services.kit.logs import JsonFormatter
 from services.kit.rabbit import Outgoing, Publisher
@@ -78,7 +79,7 @@ def test_without_an_endpoint_nothing_is_traced(off: None) -> None:
         assert tracing.capture() is None
         assert tracing.log_ids() is None
     assert tracing.start_span("orders", "x", kind=SpanKind.PRODUCER, parent={}) is None
-    assert tracing.aiohttp_trace_configs("orders") == []
+    assert tracing.client_span("orders", "GET", URL("http://orders:3002/x")) == (None, {})
     assert tracing.headers_of(None) == {}
 
 
@@ -339,13 +340,14 @@ async def test_requests_pass_an_unsampled_trace_on_and_record_a_sampled_one(
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(tracing.current_headers())
-        async with (
-            aiohttp.ClientSession(
-                trace_configs=tracing.aiohttp_trace_configs("gateway")
-            ) as session,
-            session.get(f"http://127.0.0.1:{port}/work") as answer,
-        ):
-            await answer.read()
+        client = UpstreamClient(http1.Client(), 5.0, "gateway")
+        try:
+            # A traceparent the caller sent is replaced by the gateway's own.
+            await client.request(
+                "GET", URL(f"http://127.0.0.1:{port}/work"), [("traceparent", TRACEPARENT)]
+            )
+        finally:
+            client.http.close()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
