@@ -1,5 +1,5 @@
 """The gateway's Socket.IO client manager: python-socketio's Redis manager with each socket's
-rooms kept beside the rooms' members.
+rooms kept beside the rooms' members, and a cheaper delivery of the pushes that come from Redis.
 
 python-socketio finds the rooms a socket is in by asking every room of its namespace, on every
 disconnect and `get_rooms`. Each socket has a room of its own and one for its user, so with
@@ -7,14 +7,28 @@ disconnect and `get_rooms`. Each socket has a room of its own and one for its us
 release, a network blip, the end of the socket bench) kept the gateway's core busy for a
 minute, every push and request waiting behind them. `IndexedRooms` keeps, per socket, the rooms
 it entered, so a disconnect and `get_rooms` visit only those.
+
+Every replica hears every push the services publish on Redis, about seven per order. For each,
+python-socketio builds and encodes the packet before it looks for a recipient, walks the whole
+payload for binary values (none can come out of a JSON message), and starts a task per
+recipient, then waits for them all. `IndexedRooms` delivers a push without a callback or
+binary attachments (every push the services send) by looking for this replica's recipients
+first, building the packet only if there are any, and handing it to each recipient's queue in
+turn: the hand-over does not block (an Engine.IO socket queues what it sends), so tasks buy
+nothing. A push with a callback or binary attachments goes python-socketio's own way.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+log = logging.getLogger(__name__)
 
 Room = Hashable | None
 
@@ -60,3 +74,34 @@ class IndexedRooms(socketio.AsyncRedisManager):  # type: ignore[misc]
                 sids.remove(sid)
                 if not sids:
                     del pending[namespace]
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        # python-socketio's own (5.x) for what it handles differently: callbacks across hosts,
+        # binary attachments.
+        if message.get("callback") is not None or message.get("binary"):
+            await super()._handle_emit(message)
+            return
+        namespace = message.get("namespace") or "/"
+        if namespace not in self.rooms:
+            return
+        skip = message.get("skip_sid")
+        skipped = set(skip) if isinstance(skip, list) else {skip}
+        recipients = [
+            eio_sid
+            for sid, eio_sid in self.get_participants(namespace, message.get("room"))
+            if sid not in skipped
+        ]
+        if not recipients:
+            return
+        data = message["data"]
+        # A list holds the event's arguments (python-socketio's publishing side makes it one).
+        arguments = data if isinstance(data, list) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[message["event"], *arguments], binary=False
+        ).encode()
+        sent = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        for eio_sid in recipients:
+            try:
+                await self.server._send_eio_packet(eio_sid, sent)
+            except Exception:  # one socket closing meanwhile must not cost the others theirs
+                log.warning("a push could not be queued for a socket", exc_info=True)
