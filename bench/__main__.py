@@ -12,7 +12,7 @@ in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 (not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
 second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival
 rate, once the stack is quiet again, it places orders open-loop for the given time while every
-customer listens on Socket.IO, and measures create -> CONFIRMED pushed. Then the profiled run:
+customer listens on Socket.IO (bench/live_client.py), and measures create -> CONFIRMED pushed. Then the profiled run:
 the best sustained rate (or --profile-rate) for --profile-seconds while py-spy samples every
 Python program (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py),
 which says where each program's CPU per order goes. Then the overload run (bench/overload.py):
@@ -47,7 +47,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +70,7 @@ from bench import (
     stages,
     statements,
 )
+from bench.live_client import LiveClient, PushClient
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit import http1, tracing
@@ -322,7 +323,7 @@ def saved_customers() -> list[dict[str, str]]:
 
 async def customer(
     client: Http, base: str, n: int, saved: list[dict[str, str]]
-) -> tuple[str, socketio.AsyncClient]:
+) -> tuple[str, LiveClient]:
     if n < len(saved):
         email, password = saved[n]["email"], saved[n]["password"]
         response = await login(client, email, password)
@@ -340,9 +341,9 @@ async def customer(
         response = await login(client, email, password)
     response.raise_for_status()
     token = str(response.body["accessToken"])
-    sio = socketio.AsyncClient(reconnection=False, json=OrjsonCodec)
-    await sio.connect(base, auth={"token": token}, transports=["websocket"])
-    return token, sio
+    live = LiveClient()
+    await live.connect(client.session, base, token)
+    return token, live
 
 
 async def register(client: Http, email: str, password: str, n: int) -> None:
@@ -356,7 +357,7 @@ async def register(client: Http, email: str, password: str, n: int) -> None:
 
 async def run_rate(
     client: Http,
-    customers: list[tuple[str, socketio.AsyncClient]],
+    customers: Sequence[tuple[str, PushClient]],
     products: list[str],
     rate: int,
     seconds: float,
@@ -618,7 +619,7 @@ def cpu_table(results: list[RateResult]) -> list[str]:
 async def socket_scale(
     args: argparse.Namespace,
     client: Http,
-    customers: list[tuple[str, socketio.AsyncClient]],
+    customers: Sequence[tuple[str, PushClient]],
     product_ids: list[str],
 ) -> sockets.SocketScaleResult:
     """Hold --sockets connections, of users of their own or else of every customer but the
@@ -697,7 +698,7 @@ class ProfiledRun:
 async def profiled_run(
     args: argparse.Namespace,
     client: Http,
-    customers: list[tuple[str, socketio.AsyncClient]],
+    customers: Sequence[tuple[str, PushClient]],
     product_ids: list[str],
     results: list[RateResult],
 ) -> ProfiledRun:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
-import socketio
 
 from bench import cpu
+from bench.live_client import LiveClient
 from bench.stats import percentile
 from services.kit.runtime import wait_event
 
@@ -145,7 +146,7 @@ class OverloadResult:
 
 async def run_overload(
     client: Client,
-    customers: list[tuple[str, socketio.AsyncClient]],
+    customers: Sequence[tuple[str, LiveClient]],
     products: list[str],
     *,
     rate: int,
@@ -225,7 +226,7 @@ async def run_overload(
                 order.settled_at, order.settled_by = time.perf_counter(), "read back"
     result.connected_after = sum(1 for _, sio in customers if sio.connected)
     for _, sio in customers:
-        sio.handlers.get("/", {}).pop("disconnect", None)
+        sio.off("disconnect")
     return result
 
 
