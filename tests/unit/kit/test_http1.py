@@ -88,6 +88,39 @@ def keep_answering(server_of: Callable[[], Server], *extra: bytes) -> Handler:
     return handler
 
 
+async def exchanges(port: int, method: str, times: int, body: bytes = b"") -> list[http1.Answer]:
+    """`times` requests in a row on one client."""
+    client = http1.Client()
+    try:
+        return [await client.request(method, HOST, port, "/x", body=body) for _ in range(times)]
+    finally:
+        client.close()
+
+
+def answering_each(server_of: Callable[[], Server], raw: bytes) -> Handler:
+    """Writes `raw` for every request, on one connection."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await server_of().read_request(reader) is not None:
+            writer.write(raw)
+
+    return handler
+
+
+def answering_once(server_of: Callable[[], Server], raw: bytes, *, hold: bool = False) -> Handler:
+    """Reads one request and writes `raw`; then closes the connection, or with `hold` keeps it
+    until the client closes it."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server_of().read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        if hold:
+            await reader.read()
+
+    return handler
+
+
 async def test_answers_come_back_and_the_connection_is_kept(serve: Serve) -> None:
     server = await serve(keep_answering(lambda: server, b"Retry-After: 2"))
     client = http1.Client()
@@ -124,16 +157,9 @@ async def test_a_write_without_a_body_says_its_length_is_zero(serve: Serve) -> N
 
 
 async def test_a_chunked_answer_is_read_whole(serve: Serve) -> None:
-    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await server.read_request(reader) is not None:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            writer.write(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-
-    server = await serve(chunked)
-    client = http1.Client()
-    got = await client.request("GET", HOST, server.port, "/x")
-    again = await client.request("GET", HOST, server.port, "/x")
-    client.close()
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    server = await serve(answering_each(lambda: server, raw))
+    got, again = await exchanges(server.port, "GET", 2)
     assert (got.status, got.headers, got.body) == (
         200,
         [(b"Transfer-Encoding", b"chunked")],
@@ -144,42 +170,24 @@ async def test_a_chunked_answer_is_read_whole(serve: Serve) -> None:
 
 
 async def test_an_answer_without_a_length_ends_with_its_connection(serve: Serve) -> None:
-    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
-        await writer.drain()
-
-    server = await serve(until_close)
-    client = http1.Client()
-    got = await client.request("GET", HOST, server.port, "/x")
-    client.close()
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
+    server = await serve(answering_once(lambda: server, raw))
+    (got,) = await exchanges(server.port, "GET", 1)
     assert (got.status, got.body) == (200, b"all of it")
 
 
 async def test_an_interim_answer_is_skipped(serve: Serve) -> None:
-    async def continued(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await server.read_request(reader) is not None:
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b"{}"))
-
-    server = await serve(continued)
-    client = http1.Client()
-    got = await client.request("POST", HOST, server.port, "/x", body=b"{}")
-    again = await client.request("POST", HOST, server.port, "/x", body=b"{}")
-    client.close()
+    raw = b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b"{}")
+    server = await serve(answering_each(lambda: server, raw))
+    got, again = await exchanges(server.port, "POST", 2, b"{}")
     assert (got.status, got.body, again.status) == (201, b"{}", 201)
     assert server.connections == 1
 
 
 async def test_a_head_answer_has_no_body_and_its_connection_is_closed(serve: Serve) -> None:
-    async def head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await server.read_request(reader) is not None:
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5093\r\n\r\n")
-
-    server = await serve(head)
-    client = http1.Client()
-    got = await client.request("HEAD", HOST, server.port, "/products")
-    again = await client.request("HEAD", HOST, server.port, "/products")
-    client.close()
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5093\r\n\r\n"
+    server = await serve(answering_each(lambda: server, raw))
+    got, again = await exchanges(server.port, "HEAD", 2)
     assert (got.status, got.header(b"content-length"), got.body) == (200, b"5093", b"")
     assert again.status == 200
     assert server.connections == 2
@@ -248,12 +256,8 @@ async def test_requests_share_at_most_the_limit_of_connections(serve: Serve) -> 
 
 
 async def test_an_answer_cut_short_is_a_lost_connection(serve: Serve) -> None:
-    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{")
-        await writer.drain()
-
-    server = await serve(cut)
+    raw = b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{"
+    server = await serve(answering_once(lambda: server, raw))
     client = http1.Client()
     with pytest.raises(http1.ConnectionLost):
         await client.request("POST", HOST, server.port, "/orders", body=b"{}")
@@ -261,12 +265,7 @@ async def test_an_answer_cut_short_is_a_lost_connection(serve: Serve) -> None:
 
 
 async def test_an_unreadable_answer_is_a_lost_connection(serve: Serve) -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await reader.read()
-
-    server = await serve(garbage)
+    server = await serve(answering_once(lambda: server, b"NOT HTTP AT ALL\r\n\r\n", hold=True))
     client = http1.Client()
     with pytest.raises(http1.ConnectionLost, match="unreadable"):
         await client.request("GET", HOST, server.port, "/x")
