@@ -12,10 +12,10 @@ in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
 (not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
 second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival
 rate, once the stack is quiet again, it places orders open-loop for the given time while every
-customer listens on Socket.IO (bench/live_client.py), and measures create -> CONFIRMED pushed. Then the profiled run:
-the best sustained rate (or --profile-rate) for --profile-seconds while py-spy samples every
-Python program (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py),
-which says where each program's CPU per order goes. Then the overload run (bench/overload.py):
+customer listens on Socket.IO (bench/live_client.py), and measures create -> CONFIRMED pushed.
+Then the profiled run: the best sustained rate (or --profile-rate) for --profile-seconds while
+py-spy samples every Python program (bench/profile.py) and PostgreSQL counts each statement
+(bench/statements.py), which says where each program's CPU per order goes. Then the overload run (bench/overload.py):
 twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
 while latency recovers. Then the product list with wrk (bench/products.py): through the
 gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
