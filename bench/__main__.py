@@ -6,23 +6,22 @@
         [--wrk-seconds 10] [--sockets 10000] [--socket-idle-seconds 10] [--socket-order-rate 10]
         [--socket-order-seconds 10]
 
-Needs the platform running (`make up`; started here when the gateway does not answer). It logs
-in as ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with
-`realtimeorder create-admin` against the stack's database. After a warm-up at the lowest rate
-(not reported; a minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a
-second during the first 40 s at 20 orders/s and 11 by the third minute), for each arrival
-rate, once the stack is quiet again, it places orders open-loop for the given time while every
-customer listens on Socket.IO (bench/live_client.py), and measures create -> CONFIRMED pushed.
-Then the profiled run: the best sustained rate (or --profile-rate) for --profile-seconds while
-py-spy samples every Python program (bench/profile.py) and PostgreSQL counts each statement
-(bench/statements.py), which says where each program's CPU per order goes. Then the overload run (bench/overload.py):
-twice the best sustained rate (or --overload-rate) for --overload-seconds, then the lowest rate
-while latency recovers. Then the product list with wrk (bench/products.py): through the
-gateway, revalidating with its ETag, and straight to inventory. Last the socket-scale run
-(bench/sockets.py): --sockets connections held on the gateway while one user's orders are
-timed; it goes last, after which the gateway closes them all (about 5 s of its CPU).
-Results go to docs/benchmarks.md. A stack started here traces 1% of the orders
-(TRACE_SAMPLE_RATIO, through OTEL_TRACES_SAMPLER), as production would at these rates; the
+Needs the platform running (`make up`; started here when the gateway does not answer). It logs in as
+ADMIN_EMAIL / ADMIN_PASSWORD when set, else creates a benchmark admin with `realtimeorder
+create-admin` against the stack's database. After a warm-up at the lowest rate (not reported; a
+minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a second during the first
+40 s at 20 orders/s and 11 by the third minute), for each arrival rate, once the stack is quiet
+again, it places orders open-loop for the given time while every customer listens on Socket.IO
+(bench/live_client.py), and measures create -> CONFIRMED pushed. Then the profiled run: the best
+sustained rate (or --profile-rate) for --profile-seconds while py-spy samples every Python program
+(bench/profile.py) and PostgreSQL counts each statement (bench/statements.py), which says where each
+program's CPU per order goes. Then the overload run (bench/overload.py): twice the best sustained
+rate (or --overload-rate) for --overload-seconds, then the lowest rate while latency recovers. Then
+the product list with wrk (bench/products.py): through the gateway, revalidating with its ETag, and
+straight to inventory. Last the socket-scale run (bench/sockets.py): --sockets connections held on
+the gateway while one user's orders are timed; it goes last, after which the gateway closes them all
+(about 5 s of its CPU). Results go to docs/benchmarks.md. A stack started here traces 1% of the
+orders (TRACE_SAMPLE_RATIO, through OTEL_TRACES_SAMPLER), as production would at these rates; the
 report says how the stack it measured traced.
 
 Creates that are not answered 201 are counted by cause (status and problem type, or "timeout"),
