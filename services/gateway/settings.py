@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, create_model, field_validator
+from pydantic import AnyHttpUrl, Field, create_model, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.gateway.routes import Upstream
@@ -88,6 +88,19 @@ class Settings(_UpstreamUrls):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _plain_http_upstreams(self) -> Settings:
+        # The upstream client (services/kit/http1.py) speaks plain HTTP/1.1: services inside the
+        # cluster, where TLS, if any, is the mesh's.
+        for upstream in UPSTREAMS:
+            url: AnyHttpUrl = getattr(self, _url_field(upstream))
+            if url.scheme != "http":
+                raise ValueError(
+                    f"{upstream.url_variable} must be an http:// URL (the gateway reaches the "
+                    f"services over plain HTTP), not {url}"
+                )
+        return self
 
     @cached_property
     def _upstream_urls(self) -> dict[Upstream, str]:

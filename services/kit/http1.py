@@ -264,7 +264,8 @@ def _message(
     headers: Iterable[tuple[str, str]],
     body: bytes,
 ) -> bytes:
-    authority = host if port == 80 else f"{host}:{port}"
+    name = f"[{host}]" if ":" in host else host  # an IPv6 address
+    authority = name if port == 80 else f"{name}:{port}"
     head = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
     for name, value in headers:
         head.append(f"{name}: {value}\r\n")

@@ -36,6 +36,8 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
 def test_an_upstream_url_must_be_http() -> None:
     with pytest.raises(ValidationError):
         Settings(ORDER_SERVICE_URL="orders:3002")
+    with pytest.raises(ValidationError, match="ORDER_SERVICE_URL must be an http:// URL"):
+        Settings(ORDER_SERVICE_URL="https://orders:3002")
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS, ids=lambda upstream: upstream.name)

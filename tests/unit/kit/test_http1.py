@@ -332,3 +332,11 @@ def test_on_uvloop() -> None:
     got = uvloop.run(exchange())
     assert (got.status, got.body) == (201, b"{}")
     assert got.headers == [(b"Content-Type", b"application/json"), (b"Content-Length", b"2")]
+
+
+def test_an_ipv6_host_is_written_in_brackets() -> None:
+    request = http1._message("GET", "fd00::5", 3002, "/orders", [], b"")
+    assert request.startswith(b"GET /orders HTTP/1.1\r\nHost: [fd00::5]:3002\r\n")
+    assert http1._message("GET", "orders", 80, "/", [], b"").startswith(
+        b"GET / HTTP/1.1\r\nHost: orders\r\n"
+    )
