@@ -2,7 +2,7 @@
 
 One `UpstreamClient`, opened at start, carries every upstream request over pooled HTTP/1.1
 keep-alive connections (services/kit/http1.py: a request written in one buffer, httptools
-reading the answer). It took about 290 µs of the gateway's CPU per proxied request where
+reading the answer). It took about 325 µs of the gateway's CPU per proxied request where
 aiohttp's client took about 450, and httpx's pool five times aiohttp's
 (docs/benchmarks-analysis.md).
 

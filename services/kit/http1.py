@@ -4,7 +4,7 @@ answers.
 The gateway sends every upstream request through it (gateway/service.py), and the load
 generator its creates. aiohttp's client took about 150 µs of CPU per request here (its request
 and response objects, multidicts, URL handling, timers, signals), the gateway's whole proxied
-request about 450; through this client the proxied request takes about 290
+request about 450; through this client the proxied request takes about 325
 (docs/benchmarks-analysis.md). It knows plain `http://` only (the services inside a cluster),
 no redirects, cookies, proxies or compression: an answer's body comes back as it was sent,
 matching its Content-Encoding.
