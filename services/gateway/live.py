@@ -209,14 +209,14 @@ def create_socket_server(
     settings: ServiceSettings,
     *,
     orders_url: str,
-    http: UpstreamClientRef,
+    upstream: UpstreamClientRef,
     revocations: RevocationsRef,
     verified_tokens: Callable[[], VerifiedTokens] | None = None,
     allowed_origins: Collection[str] = (),
 ) -> tuple[socketio.AsyncServer, SocketSessions]:
     """A Socket.IO server whose rooms are fed through Redis by the services, and its sessions.
 
-    `http` gives the upstream client for `order.sync`, `revocations` the app's revocation
+    `upstream` gives the upstream client for `order.sync`, `revocations` the app's revocation
     markers and `verified_tokens` its verified tokens (without it the server keeps its own);
     they are functions because the app holding them is made after the server. A connection whose
     Origin header is not in `allowed_origins` (`*` allows any) is refused; one without an
@@ -289,16 +289,15 @@ def create_socket_server(
         path = f"{orders}/orders/{quote(order_id, safe='')}/timeline"
         url = URL(path, encoded=True).with_query(sinceVersion=since)
         try:
-            answer = await http().request(
+            answer = await upstream().request(
                 "GET", url, [("Authorization", f"Bearer {session['token']}")]
             )
         except (TimeoutError, http1.Http1Error) as exc:
             log.warning("order.sync: the orders service is unreachable", extra={"error": repr(exc)})
             return {"orderId": order_id, "error": "The orders service is unavailable."}
-        body = answer.body
         if answer.status != 200:
-            return {"orderId": order_id, "error": _error_detail(body)}
-        return {"orderId": order_id, "updates": orjson.loads(body)}
+            return {"orderId": order_id, "error": _error_detail(answer.body)}
+        return {"orderId": order_id, "updates": orjson.loads(answer.body)}
 
     server.on("connect", connect)
     server.on("disconnect", disconnect)

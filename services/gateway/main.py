@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sockets, socket_sessions = create_socket_server(
         settings,
         orders_url=settings.upstream_url("orders"),
-        http=upstream_client,
+        upstream=upstream_client,
         revocations=revocations,
         verified_tokens=verified_tokens,
         allowed_origins=settings.cors_origins,

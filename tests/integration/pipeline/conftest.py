@@ -230,15 +230,15 @@ async def start_platform(
         orders_app = create_orders_app(orders_settings)
         orders_url = await stack.enter_async_context(serve(orders_app))
         # The gateway's upstream client for order.sync calls to the orders service.
-        gateway_http = UpstreamClient(http1.Client(), 10.0, token_settings.service_name)
-        stack.callback(gateway_http.http.close)
+        gateway_upstream = UpstreamClient(http1.Client(), 10.0, token_settings.service_name)
+        stack.callback(gateway_upstream.http.close)
         markers_redis = create_redis(token_settings)
         stack.push_async_callback(markers_redis.aclose)
         revocations = Revocations(markers_redis, cache_seconds=1.0, timeout_seconds=0.5)
         sockets, _ = create_socket_server(
             token_settings,
             orders_url=orders_url,
-            http=lambda: gateway_http,
+            upstream=lambda: gateway_upstream,
             revocations=lambda: revocations,
         )
         listen_for_pushes(sockets)
