@@ -70,6 +70,7 @@ from bench import (
     statements,
 )
 from bench.live_client import LiveClient, PushClient
+from bench.settlements import Settlements
 from bench.stats import percentile
 from devstack.stack import run_dir
 from services.kit import http1, tracing
@@ -370,25 +371,20 @@ async def run_rate(
     finished = asyncio.Event()
     placing_over = False
 
-    def on_update(data: dict[str, Any]) -> None:
-        order_id = data.get("orderId")
-        if (
-            order_id in sent
-            and order_id not in done
-            and data.get("status") in ("CONFIRMED", "FAILED")
-        ):
-            done[order_id] = time.perf_counter()
-            if data["status"] == "CONFIRMED":
-                result.confirmed += 1
-                walls[order_id] = (sent_wall[order_id], time.time())
-                result.latencies_ms.append((done[order_id] - sent[order_id]) * 1000)
-            else:
-                result.failed += 1
-            if len(done) >= result.placed and placing_over:
-                finished.set()
+    def settle(order_id: str, status: str, at: float, at_wall: float) -> None:
+        done[order_id] = at
+        if status == "CONFIRMED":
+            result.confirmed += 1
+            walls[order_id] = (sent_wall[order_id], at_wall)
+            result.latencies_ms.append((at - sent[order_id]) * 1000)
+        else:
+            result.failed += 1
+        if len(done) >= result.placed and placing_over:
+            finished.set()
 
+    settlements: Settlements[str] = Settlements(settle)
     for _, sio in customers:
-        sio.on("order.updated", on_update)
+        sio.on("order.updated", settlements.on_update)
 
     async def place(i: int) -> None:
         token, _ = customers[i % len(customers)]
@@ -405,8 +401,10 @@ async def run_rate(
             result.refused(problem_cause(status, body))
             return
         result.create_ms.append((time.perf_counter() - started) * 1000)
-        sent_wall[str(body["id"])] = started_wall
-        sent[str(body["id"])] = started
+        order_id = str(body["id"])
+        sent_wall[order_id] = started_wall
+        sent[order_id] = started
+        settlements.placed(order_id, order_id)
 
     roots = cpu.program_pids()
     cpu_before = cpu.sample(roots)

@@ -24,6 +24,7 @@ import aiohttp
 
 from bench import cpu
 from bench.live_client import LiveClient
+from bench.settlements import Settlements
 from bench.stats import percentile
 from services.kit.runtime import wait_event
 
@@ -162,21 +163,19 @@ async def run_overload(
     all_settled = asyncio.Event()
     placing_over = False
 
-    def on_update(data: dict[str, Any]) -> None:
-        order = by_id.get(str(data.get("orderId")))
-        if order is None or order.settled_at is not None:
-            return
-        if data.get("status") in ("CONFIRMED", "FAILED"):
-            order.settled_at = time.perf_counter()
-            order.settled_by = "push" if data["status"] == "CONFIRMED" else "failed"
-            if placing_over and all(p.settled_at for p in by_id.values()):
-                all_settled.set()
+    def settle(order: Placed, status: str, at: float, _at_wall: float) -> None:
+        order.settled_at = at
+        order.settled_by = "push" if status == "CONFIRMED" else "failed"
+        if placing_over and all(p.settled_at for p in by_id.values()):
+            all_settled.set()
+
+    settlements: Settlements[Placed] = Settlements(settle)
 
     def on_disconnect(*_: Any) -> None:
         result.disconnects += 1
 
     for _, sio in customers:
-        sio.on("order.updated", on_update)
+        sio.on("order.updated", settlements.on_update)
         sio.on("disconnect", on_disconnect)
 
     async def place(i: int, order: Placed) -> None:
@@ -193,6 +192,7 @@ async def run_overload(
         if status in (200, 201) and isinstance(body, dict) and "id" in body:
             order.order_id = str(body["id"])
             by_id[order.order_id] = order
+            settlements.placed(order.order_id, order)
 
     result.connected_before = sum(1 for _, sio in customers if sio.connected)
     roots = cpu.program_pids()

@@ -22,10 +22,14 @@ An upstream can refuse work of its own: orders answers creates with 503, `Retry-
 overload most creates get that answer. Each cost the gateway a forwarded request and orders a
 whole request (parsing, validation, authentication, the Idempotency-Key's lookup), on cores the
 pipeline was short of. So `Refusals` remembers such an answer, a 503 with `Retry-After`, for its
-method and route, for UPSTREAM_REFUSAL_HOLD_SECONDS (0.25 s, orders' interval between two
+method and route, for UPSTREAM_REFUSAL_HOLD_SECONDS (0.05 s, orders' interval between two
 counts of its backlog); meanwhile the gateway refuses that method and route itself, with 503
 `overloaded` and the upstream's `Retry-After`, and once the time is up the next request goes
-through and finds out again. A 429 is never remembered: it refuses one client, not the route.
+through and finds out again. The hold stays shorter than the time the pipeline takes to settle
+orders' backlog limit: a hold of 0.25 s refused every create for longer than a two-core
+machine took to settle the 60 orders waiting, so its pipeline ran dry between holds and
+settled about 145 orders a second where it could settle 250 (docs/benchmarks-analysis.md).
+A 429 is never remembered: it refuses one client, not the route.
 Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
 once the upstream takes requests again. 0 turns this off.
 

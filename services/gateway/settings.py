@@ -70,7 +70,7 @@ class Settings(_UpstreamUrls):
     # How long an upstream's 503 with Retry-After is repeated for its method and route without
     # asking the upstream again (admission.py); 0 forwards every request.
     upstream_refusal_hold_seconds: float = Field(
-        default=0.25, alias="UPSTREAM_REFUSAL_HOLD_SECONDS", ge=0
+        default=0.05, alias="UPSTREAM_REFUSAL_HOLD_SECONDS", ge=0
     )
     # The product list from memory (services/gateway/products.py): a change is served at most
     # twice the check interval after inventory marked it; 0 entries turns the copy off.

@@ -13,15 +13,22 @@ So a create is refused at once with 503, `Retry-After` and the problem type
 replica: the count is the database's). What was accepted then settles within about the backlog
 divided by the pipeline's rate, and a burst's backlog is gone that long after it. Replays of an
 `Idempotency-Key` are still answered here: they add no work. (The gateway repeats this refusal
-for a quarter of a second without forwarding, services/gateway/admission.py, replays included;
-those are answered once it asks again.)
+for UPSTREAM_REFUSAL_HOLD_SECONDS without forwarding, services/gateway/admission.py, replays
+included; those are answered once it asks again.)
 
 The `unsettled-orders` job counts them every BACKLOG_CHECK_SECONDS with the partial index of
 CREATED orders (migration 0003), up to one past the limit; each create this replica accepted
 since a count was asked, or had not committed when it was asked, adds one to it, so a burst
-cannot pass the limit by a whole interval's creates. Before the first count, and with a count
-older than ten intervals and 5 s (the job is down, or the database is), creates are admitted as
-they would be without this check: the database's own failure answers them.
+cannot pass the limit by a whole interval's creates. The orders settled meanwhile are not
+subtracted until the next count, so a replica admits at most MAX_UNSETTLED_ORDERS creates per
+interval however fast the pipeline settles them: the interval is short (0.05 s, a ceiling of
+1,200 creates a second at the default limit; the count reads a partial index, 20 times a
+second). At 0.25 s that ceiling, less the orders waiting, held a two-core machine to about 200
+orders a second where its pipeline settled 250 (docs/benchmarks-analysis.md).
+
+Before the first count, and with a count older than ten intervals and 5 s (the job is down, or
+the database is), creates are admitted as they would be without this check: the database's own
+failure answers them.
 MAX_UNSETTLED_ORDERS=0 turns the check off. Metrics: `orders_unsettled` (the last count) and
 `orders_creates_refused_total{reason="backlog"}`.
 """

@@ -44,7 +44,7 @@ class Settings(EventServiceSettings):
     catalogue_check_seconds: float = Field(default=0.5, alias="CATALOGUE_CHECK_SECONDS", gt=0)
 
     max_unsettled_orders: int = Field(default=60, alias="MAX_UNSETTLED_ORDERS", ge=0)
-    backlog_check_seconds: float = Field(default=0.25, alias="BACKLOG_CHECK_SECONDS", gt=0)
+    backlog_check_seconds: float = Field(default=0.05, alias="BACKLOG_CHECK_SECONDS", gt=0)
     backlog_retry_after_seconds: int = Field(default=2, alias="BACKLOG_RETRY_AFTER_SECONDS", ge=1)
 
     idempotency_key_ttl_hours: int = Field(default=24, alias="IDEMPOTENCY_KEY_TTL_HOURS", gt=0)
