@@ -113,10 +113,10 @@ class Proxy:
         admission: Admission = state.admission
 
         async def fetch() -> UpstreamAnswer:
-            admission.refusals.check(method, route)
+            probe = admission.refusals.check(method, route)
             async with admission.gate(route.upstream).slot():
                 answer = await forward(state.upstream_client, outgoing, route.upstream)
-            admission.refusals.answered(method, route, answer.status, answer.headers)
+            admission.refusals.answered(method, route, answer.status, answer.headers, probe=probe)
             return answer
 
         if cached:
