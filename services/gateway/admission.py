@@ -24,13 +24,12 @@ whole request (parsing, validation, authentication, the Idempotency-Key's lookup
 pipeline was short of. So `Refusals` remembers such an answer, a 503 with `Retry-After`, for its
 method and route, for UPSTREAM_REFUSAL_HOLD_SECONDS (0.05 s, orders' interval between two
 counts of its backlog); meanwhile the gateway refuses that method and route itself, with 503
-`overloaded` and the upstream's `Retry-After`, and once the time is up one request goes
-through to find out (the route's probe) while the others are still refused until its answer.
-The hold stays shorter than the time the pipeline takes to settle orders' backlog limit: a
-hold of 0.25 s refused every create for longer than a two-core machine took to settle the 60
-orders waiting, so its pipeline ran dry between holds and settled about 145 orders a second
-where it could settle 250 (docs/benchmarks-analysis.md). A 429 is never remembered: it
-refuses one client, not the route.
+`overloaded` and the upstream's `Retry-After`, and once the time is up the next request goes
+through and finds out again. The hold stays shorter than the time the pipeline takes to settle
+orders' backlog limit: a hold of 0.25 s refused every create for longer than a two-core
+machine took to settle the 60 orders waiting, so its pipeline ran dry between holds and
+settled about 145 orders a second where it could settle 250 (docs/benchmarks-analysis.md).
+A 429 is never remembered: it refuses one client, not the route.
 Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
 once the upstream takes requests again. 0 turns this off.
 
@@ -60,9 +59,6 @@ from services.gateway.metrics import (
     UPSTREAM_IN_FLIGHT,
 )
 from services.gateway.routes import Route, Upstream
-
-PROBE_WAIT_HOLDS = 10
-"""Holds after one ended with no request to probe the route, after which it is forgotten."""
 
 
 class Gate:
@@ -203,15 +199,7 @@ class Admission:
 
 class Refusals:
     """The routes whose upstream refused a request with 503 and `Retry-After` less than
-    `hold_seconds` ago, by method: the gateway refuses them itself meanwhile.
-
-    When a hold ends, one request goes to the upstream to find out (the route's probe) while the
-    others are refused for one more hold: a probe the upstream takes ends the hold at once, one
-    it refuses starts the next, and one that gets no answer lets the next request try once the
-    hold is over. Without the probe, every request that came while the first answer was on its
-    way was forwarded, and under overload most of them were refused by the upstream, each a
-    whole request there. A hold left without a probe for ten holds (no request came) is
-    dropped."""
+    `hold_seconds` ago, by method: the gateway refuses them itself meanwhile."""
 
     def __init__(self, hold_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.hold_seconds = hold_seconds
@@ -224,19 +212,16 @@ class Refusals:
         return bool(self._held)
 
     def held(self, method: str, route: Route) -> int | None:
-        """The upstream's Retry-After while it refused `method` on `route` moments ago (or
-        while the route's probe is out)."""
+        """The upstream's Retry-After while it refused `method` on `route` moments ago."""
         key = (method, route.pattern)
         held = self._held.get(key)
         if held is None:
             return None
         until, retry_after = held
-        now = self.clock()
-        if now < until:
-            return retry_after
-        if now >= until + PROBE_WAIT_HOLDS * self.hold_seconds:
+        if self.clock() >= until:
             del self._held[key]
-        return None
+            return None
+        return retry_after
 
     def refusal(self, method: str, route: Route) -> Overloaded | None:
         """The refusal to give, counted, while the route's upstream refused `method` on it
@@ -251,34 +236,19 @@ class Refusals:
             retry_after=retry_after,
         )
 
-    def check(self, method: str, route: Route) -> bool:
-        """Raise `refusal` when there is one; otherwise, True when this request is the route's
-        probe (its hold just ended): pass that to `answered`."""
+    def check(self, method: str, route: Route) -> None:
+        """Raise `refusal` when there is one."""
         refused = self.refusal(method, route)
         if refused is not None:
             raise refused
-        key = (method, route.pattern)
-        held = self._held.get(key)
-        if held is None:
-            return False
-        self._held[key] = (self.clock() + self.hold_seconds, held[1])
-        return True
 
-    def answered(
-        self, method: str, route: Route, status: int, headers: RawHeaders, *, probe: bool = False
-    ) -> None:
-        """Note the upstream's answer to `method` on `route`: remember a refusal; a probe's
-        other answer ends the hold."""
-        if status == 503 and self.hold_seconds:
-            retry_after = _retry_after(headers)
-            if retry_after is not None:
-                self._held[(method, route.pattern)] = (
-                    self.clock() + self.hold_seconds,
-                    retry_after,
-                )
-                return
-        if probe:
-            self._held.pop((method, route.pattern), None)
+    def answered(self, method: str, route: Route, status: int, headers: RawHeaders) -> None:
+        """Note the upstream's answer to `method` on `route`: remember a refusal."""
+        if status != 503 or not self.hold_seconds:
+            return
+        retry_after = _retry_after(headers)
+        if retry_after is not None:
+            self._held[(method, route.pattern)] = (self.clock() + self.hold_seconds, retry_after)
 
 
 def _retry_after(headers: RawHeaders) -> int | None:

@@ -113,10 +113,10 @@ class Proxy:
         admission: Admission = state.admission
 
         async def fetch() -> UpstreamAnswer:
-            probe = admission.refusals.check(method, route)
+            admission.refusals.check(method, route)
             async with admission.gate(route.upstream).slot():
                 answer = await forward(state.upstream_client, outgoing, route.upstream)
-            admission.refusals.answered(method, route, answer.status, answer.headers, probe=probe)
+            admission.refusals.answered(method, route, answer.status, answer.headers)
             return answer
 
         if cached:
