@@ -12,10 +12,13 @@ Only proxied requests pass a gate. Socket.IO connections and their pushes, `orde
 probes and `/metrics` never do, and a product list answered from memory (products.py) takes no
 slot; so overload never drops a live connection or takes the gateway out of rotation.
 
-With one orders process and its pool of DB_POOL_MAX connections (10), the default of 32 in
+With one orders process and its pool of DB_POOL_MAX connections (10), the default of 16 in
 flight keeps the orders service's own queue (its event loop, then its pool) short: a request
 the gateway admits waits there a fraction of a second at the service's sustainable rate,
-instead of the pool's 30 s limit deciding.
+instead of the pool's 30 s limit deciding. More in flight only wait inside orders, where they
+take its event loop from the consumer and the relay that settle orders: with 32, two cores
+took 10% fewer creates under overload and settled 2 to 3% fewer orders a second at 400 offered
+(docs/benchmarks-analysis.md).
 
 An upstream can refuse work of its own: orders answers creates with 503, `Retry-After` and
 `pipeline-backlogged` while its pipeline is behind (services/orders/backlog.py), and under

@@ -63,7 +63,7 @@ class Settings(_UpstreamUrls):
     max_request_body_bytes: int = Field(default=1024 * 1024, alias="MAX_REQUEST_BODY_BYTES", gt=0)
     # Admission control (admission.py), for each upstream: requests forwarded at once, then
     # how many may wait for a slot and how long, before a 503 with Retry-After.
-    upstream_max_in_flight: int = Field(default=32, alias="UPSTREAM_MAX_IN_FLIGHT", gt=0)
+    upstream_max_in_flight: int = Field(default=16, alias="UPSTREAM_MAX_IN_FLIGHT", gt=0)
     upstream_queue_length: int = Field(default=64, alias="UPSTREAM_QUEUE_LENGTH", ge=0)
     upstream_queue_seconds: float = Field(default=0.25, alias="UPSTREAM_QUEUE_SECONDS", ge=0)
     overload_retry_after_seconds: int = Field(default=1, alias="OVERLOAD_RETRY_AFTER_SECONDS", ge=1)
