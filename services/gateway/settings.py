@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, create_model, field_validator, model_validator
+from pydantic import AfterValidator, AnyHttpUrl, Field, create_model, field_validator
 from pydantic_settings import NoDecode
 
 from services.gateway.routes import Upstream
@@ -26,6 +26,21 @@ def _url_field(upstream: Service) -> str:
     return upstream.url_variable.lower()
 
 
+def _plain_http(upstream: Service) -> AfterValidator:
+    """Refuses any scheme but http: the upstream client (services/kit/http1.py) speaks plain
+    HTTP/1.1 to the services inside the cluster, where TLS, if any, is the mesh's."""
+
+    def check(url: AnyHttpUrl) -> AnyHttpUrl:
+        if url.scheme != "http":
+            raise ValueError(
+                f"{upstream.url_variable} must be an http:// URL (the gateway reaches the "
+                f"services over plain HTTP), not {url}"
+            )
+        return url
+
+    return AfterValidator(check)
+
+
 # The registry decides these fields, so they are made when the module loads; mypy sees only
 # the base class, and reads them through upstream_url().
 if TYPE_CHECKING:
@@ -36,7 +51,7 @@ else:
         __base__=ServiceSettings,
         **{
             _url_field(upstream): (
-                AnyHttpUrl,
+                Annotated[AnyHttpUrl, _plain_http(upstream)],
                 Field(default=AnyHttpUrl(upstream.local_url), alias=upstream.url_variable),
             )
             for upstream in UPSTREAMS
@@ -88,19 +103,6 @@ class Settings(_UpstreamUrls):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
-
-    @model_validator(mode="after")
-    def _plain_http_upstreams(self) -> Settings:
-        # The upstream client (services/kit/http1.py) speaks plain HTTP/1.1: services inside the
-        # cluster, where TLS, if any, is the mesh's.
-        for upstream in UPSTREAMS:
-            url: AnyHttpUrl = getattr(self, _url_field(upstream))
-            if url.scheme != "http":
-                raise ValueError(
-                    f"{upstream.url_variable} must be an http:// URL (the gateway reaches the "
-                    f"services over plain HTTP), not {url}"
-                )
-        return self
 
     @cached_property
     def _upstream_urls(self) -> dict[Upstream, str]:
