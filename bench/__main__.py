@@ -71,7 +71,7 @@ from bench import (
 )
 from bench.live_client import LiveClient, PushClient
 from bench.settlements import Settlements
-from bench.stats import percentile
+from bench.stats import percentile, problem_cause
 from devstack.stack import run_dir
 from services.kit import http1, tracing
 from services.kit.limits import raise_open_files_limit
@@ -436,12 +436,6 @@ async def run_rate(
 
 
 NOTIFIED_WAIT_SECONDS = 120.0
-
-
-def problem_cause(status: int, body: Any) -> str:
-    """A refused create's status and its problem type's name: "409 holding-limit"."""
-    kind = body.get("type") if isinstance(body, dict) else None
-    return f"{status} {str(kind).rsplit('/', 1)[-1]}" if kind else str(status)
 
 
 def load_average() -> str:

@@ -25,7 +25,7 @@ import aiohttp
 from bench import cpu
 from bench.live_client import LiveClient
 from bench.settlements import Settlements
-from bench.stats import percentile
+from bench.stats import percentile, problem_cause
 from services.kit.runtime import wait_event
 
 SETTLE_SECONDS = 60.0
@@ -53,6 +53,8 @@ class Placed:
     """HTTP status of the create; None when it got no answer (timeout, connection error)."""
     post_ms: float = 0.0
     retry_after: bool = False
+    cause: str | None = None
+    """A refusal's status and problem type ("503 overloaded", bench.stats.problem_cause)."""
     order_id: str | None = None
     settled_at: float | None = None
     settled_by: str | None = None
@@ -193,6 +195,8 @@ async def run_overload(
             order.order_id = str(body["id"])
             by_id[order.order_id] = order
             settlements.placed(order.order_id, order)
+        else:
+            order.cause = problem_cause(status, body)
 
     result.connected_before = sum(1 for _, sio in customers if sio.connected)
     roots = cpu.program_pids()
@@ -230,6 +234,21 @@ async def run_overload(
     return result
 
 
+def refusals_by_cause(refused: list[Placed]) -> str:
+    """Each cause's refusal times, the most frequent first: "503 overloaded x900: 1.2 / 30.4"."""
+    by_cause: dict[str, list[float]] = {}
+    for placed in refused:
+        by_cause.setdefault(placed.cause or "unknown", []).append(placed.post_ms)
+    ordered = sorted(by_cause.items(), key=lambda item: -len(item[1]))
+    return (
+        "; ".join(
+            f"{cause} x{len(ms)}: {percentile(ms, 50):.1f} / {percentile(ms, 99):.1f}"
+            for cause, ms in ordered
+        )
+        or "none"
+    )
+
+
 def table(result: OverloadResult) -> list[str]:
     burst = result.burst()
     refused = result.refused(burst)
@@ -253,6 +272,7 @@ def table(result: OverloadResult) -> list[str]:
         f"{sum(1 for p in refused if p.retry_after)} with Retry-After |",
         f"| refusal time p50 / p99 ms | {percentile(refused_ms, 50):.1f} / "
         f"{percentile(refused_ms, 99):.1f} |",
+        f"| refusal time p50 / p99 ms by cause | {refusals_by_cause(refused)} |",
         f"| accepted create p50 / p99 ms | {percentile(accepted_ms, 50):.1f} / "
         f"{percentile(accepted_ms, 99):.1f} |",
         f"| other errors or no answer | {len(result.failed(burst))} |",

@@ -89,3 +89,19 @@ def test_a_refused_create_after_the_burst_keeps_its_windows_from_counting() -> N
     assert run.recovery_seconds_taken() == 2
     row = next(line for line in table(run) if line.startswith("| latency recovered"))
     assert "2 s (from then on every 5 s of creates accepted and settled, p99 <= 150 ms)" in row
+
+
+def refusal(cause: str, ms: float) -> Placed:
+    return Placed(burst=True, at=990.0, status=503, post_ms=ms, retry_after=True, cause=cause)
+
+
+def test_refusal_times_are_given_by_cause_the_most_frequent_first() -> None:
+    held = [refusal("503 overloaded", ms) for ms in (1.0, 2.0, 3.0)]
+    run = result(*held, refusal("503 pipeline-backlogged", 200.0))
+
+    row = next(line for line in table(run) if line.startswith("| refusal time p50 / p99 ms by"))
+
+    assert row == (
+        "| refusal time p50 / p99 ms by cause | 503 overloaded x3: 2.0 / 3.0; "
+        "503 pipeline-backlogged x1: 200.0 / 200.0 |"
+    )

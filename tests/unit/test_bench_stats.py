@@ -1,4 +1,4 @@
-"""The benchmark tables' percentiles are nearest-rank."""
+"""The benchmark tables' percentiles are nearest-rank; refusals are named by their cause."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.stats import percentile
+from bench.stats import percentile, problem_cause
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,9 @@ def test_one_outlier_in_a_hundred_is_above_the_p99() -> None:
 
 def test_no_values_have_no_percentile() -> None:
     assert math.isnan(percentile([], 99))
+
+
+def test_a_refusal_is_named_by_its_status_and_the_last_part_of_its_problem_type() -> None:
+    body = {"type": "https://realtimeorder.io/problems/pipeline-backlogged"}
+    assert problem_cause(503, body) == "503 pipeline-backlogged"
+    assert problem_cause(502, "Bad Gateway") == "502"
