@@ -11,10 +11,13 @@ long after the burst.
 So a create is refused at once with 503, `Retry-After` and the problem type
 `pipeline-backlogged` while more than MAX_UNSETTLED_ORDERS orders are CREATED (across every
 replica: the count is the database's). What was accepted then settles within about the backlog
-divided by the pipeline's rate, and a burst's backlog is gone that long after it. Replays of an
-`Idempotency-Key` are still answered here: they add no work. (The gateway repeats this refusal
-for UPSTREAM_REFUSAL_HOLD_SECONDS without forwarding, services/gateway/admission.py, replays
-included; those are answered once it asks again.)
+divided by the pipeline's rate, and a burst's backlog is gone that long after it. The refusal
+reads nothing, not even a replayed `Idempotency-Key`'s record: a replay is refused too, and
+answered with its order when the client retries once creates are taken again. Reading the key
+first had every refusal wait for a database connection behind the creates already taken, so
+under overload orders' refusals took as long as an accepted create (docs/benchmarks-analysis.md).
+(The gateway repeats this refusal for UPSTREAM_REFUSAL_HOLD_SECONDS without forwarding,
+services/gateway/admission.py, and refuses the creates waiting in its queue with it.)
 
 The `unsettled-orders` job counts them every BACKLOG_CHECK_SECONDS with the partial index of
 CREATED orders (migration 0003), up to one past the limit; each create this replica accepted

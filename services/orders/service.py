@@ -159,8 +159,9 @@ class OrderService:
 
         The statement that places the order claims the key, so a first request reads nothing
         before it. A retry finds the key taken (the statement writes nothing) and is answered
-        with the key's order; so is one refused before the statement (by the backlog, the
-        holding limits or pricing), since a replay adds no work.
+        with the key's order; so is one refused before the statement by the holding limits or
+        pricing, since a replay adds no work. The backlog's refusal is the exception: it reads
+        nothing, and a replay it refused is answered when the client retries.
         """
         quantities = request.quantities()
         address = request.shipping_address.model_dump(mode="json", by_alias=True)
@@ -170,11 +171,15 @@ class OrderService:
                 created = await self._create_new(
                     principal, quantities, address, fingerprint, idempotency_key
                 )
-        except DomainError as refused:
+        except PipelineBacklogged:
+            # Refused before any work, replays included: the key's record is read once the
+            # backlog lets creates in again, so a refusal never waits for a connection behind
+            # the creates already taken.
+            metrics.CREATES_REFUSED.labels("backlog").inc()
+            raise
+        except DomainError:
             known = await self._known_key(principal, idempotency_key)
             if known is None:
-                if isinstance(refused, PipelineBacklogged):
-                    metrics.CREATES_REFUSED.labels("backlog").inc()
                 raise
             return await self._replay(known, fingerprint)
         if created is not None:

@@ -1,7 +1,7 @@
 """Admission by the pipeline's backlog (services/orders/backlog.py): with no consumer settling
 them, orders pile up as CREATED; past MAX_UNSETTLED_ORDERS a create is refused with 503 and
-Retry-After, an idempotent replay is still answered, and once the orders settle creates are
-taken again."""
+Retry-After, an idempotent replay too (it is answered once the backlog lets creates in again),
+and once the orders settle creates are taken again."""
 
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ async def test_creates_are_refused_while_the_backlog_is_full_and_taken_once_it_s
     stored = db.execute("SELECT count(*) AS n FROM orders WHERE user_id = %s", (user.id,))
     assert stored.fetchone() == {"n": LIMIT}, "a refused create writes nothing"
     replay = await client.post("/orders", json=order(product), headers={**user.headers, **key})
-    assert (replay.status_code, replay.json()["id"]) == (200, first.json()["id"])
-    assert refused_so_far() == before + 1, "a replay answered is not a refusal"
+    assert replay.status_code == 503, "the backlog's refusal reads nothing, not even the key"
+    assert replay.headers["retry-after"] == "3"
+    assert refused_so_far() == before + 2
 
     # Inventory's answers arrive: the orders are no longer waiting.
     db.execute("UPDATE orders SET status = 'CONFIRMED' WHERE user_id = %s", (user.id,))
@@ -104,3 +105,6 @@ async def test_creates_are_refused_while_the_backlog_is_full_and_taken_once_it_s
         return again if again.status_code == 201 else None
 
     await eventually(taken, within=10, what="a create taken after the backlog settled")
+    replay = await client.post("/orders", json=order(product), headers={**user.headers, **key})
+    assert (replay.status_code, replay.json()["id"]) == (200, first.json()["id"])
+    assert replay.headers["idempotent-replayed"] == "true"
