@@ -113,10 +113,9 @@ class Proxy:
         admission: Admission = state.admission
 
         async def fetch() -> UpstreamAnswer:
-            admission.refusals.check(method, route)
-            async with admission.gate(route.upstream).slot():
+            async with admission.slot(method, route):
                 answer = await forward(state.upstream_client, outgoing, route.upstream)
-            admission.refusals.answered(method, route, answer.status, answer.headers)
+            admission.answered(method, route, answer.status, answer.headers)
             return answer
 
         if cached:

@@ -129,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_length=settings.upstream_queue_length,
         queue_seconds=settings.upstream_queue_seconds,
         retry_after=settings.overload_retry_after_seconds,
+        standing_seconds=settings.upstream_queue_standing_seconds,
+        standing_wait_seconds=settings.upstream_queue_standing_wait_seconds,
         refusal_hold_seconds=settings.upstream_refusal_hold_seconds,
     )
     app.state.sockets = sockets

@@ -81,6 +81,13 @@ class Settings(_UpstreamUrls):
     upstream_max_in_flight: int = Field(default=16, alias="UPSTREAM_MAX_IN_FLIGHT", gt=0)
     upstream_queue_length: int = Field(default=64, alias="UPSTREAM_QUEUE_LENGTH", ge=0)
     upstream_queue_seconds: float = Field(default=0.25, alias="UPSTREAM_QUEUE_SECONDS", ge=0)
+    # A queue not empty for this long is a standing one: who joins it waits the shorter time.
+    upstream_queue_standing_seconds: float = Field(
+        default=0.1, alias="UPSTREAM_QUEUE_STANDING_SECONDS", ge=0
+    )
+    upstream_queue_standing_wait_seconds: float = Field(
+        default=0.005, alias="UPSTREAM_QUEUE_STANDING_WAIT_SECONDS", ge=0
+    )
     overload_retry_after_seconds: int = Field(default=1, alias="OVERLOAD_RETRY_AFTER_SECONDS", ge=1)
     # How long an upstream's 503 with Retry-After is repeated for its method and route without
     # asking the upstream again (admission.py); 0 forwards every request.
