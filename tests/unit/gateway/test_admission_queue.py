@@ -10,21 +10,12 @@ import pytest
 
 from services.gateway.admission import Admission, Gate
 from services.gateway.errors import Overloaded
-from services.gateway.routes import Route, match_route
+from services.gateway.routes import Route
 from tests.support import eventually
+from tests.unit.gateway.support import CREATE, STATUS
 
 WAIT_SECONDS = 5.0
 REFUSED = [(b"content-type", b"application/problem+json"), (b"Retry-After", b"2")]
-
-
-def _route(method: str, path: str) -> Route:
-    route = match_route(method, path)
-    assert route is not None
-    return route
-
-
-CREATE = _route("POST", "/orders")
-STATUS = _route("PUT", "/orders/6f1c/status")
 
 
 def _admission() -> Admission:

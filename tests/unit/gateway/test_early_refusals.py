@@ -14,18 +14,10 @@ from starlette.types import Message, Receive, Scope, Send
 from services.gateway.admission import Admission
 from services.gateway.early_refusals import EarlyRefusals
 from services.gateway.metrics import ADMISSION_SHED
-from services.gateway.routes import UPSTREAM_NAMES, Route, match_route
+from services.gateway.routes import UPSTREAM_NAMES
+from tests.unit.gateway.support import LOGIN
 
 LIMIT = 1024
-
-
-def _route(method: str, path: str) -> Route:
-    route = match_route(method, path)
-    assert route is not None
-    return route
-
-
-LOGIN = _route("POST", "/auth/login")  # public: no caller to authorize
 
 
 class App:

@@ -8,18 +8,9 @@ from prometheus_client import REGISTRY
 
 from services.gateway.admission import Refusals
 from services.gateway.errors import Overloaded
-from services.gateway.routes import Route, match_route
 from tests.support import Clock
+from tests.unit.gateway.support import CREATE, STATUS
 
-
-def _route(method: str, path: str) -> Route:
-    route = match_route(method, path)
-    assert route is not None
-    return route
-
-
-CREATE = _route("POST", "/orders")
-STATUS = _route("PUT", "/orders/6f1c/status")
 REFUSED = [(b"content-type", b"application/problem+json"), (b"Retry-After", b"2")]
 
 
