@@ -82,7 +82,7 @@ from services.gateway.routes import Route, Upstream
 
 class Gate:
     """At most `limit` holders at once, then `queue_length` waiters for `queue_seconds`, or for
-    `standing_wait_seconds` once the queue has not been empty for `standing_seconds` (None:
+    `standing_wait_seconds` once every slot has been held for `standing_seconds` (None:
     never)."""
 
     def __init__(
@@ -135,14 +135,13 @@ class Gate:
         finally:
             self._release()
 
-    def turn_away(self, kind: Hashable, refusal: Callable[[], Exception]) -> int:
-        """Refuse every waiter of `kind` in the queue with `refusal()`; how many there were."""
+    def turn_away(self, kind: Hashable, refusal: Callable[[], Exception]) -> None:
+        """Refuse every waiter of `kind` in the queue with `refusal()`."""
         turned = [entry for entry in self._waiters if entry[0] == kind and not entry[1].done()]
         for entry in turned:
             self._waiters.remove(entry)
             entry[1].set_exception(refusal())
         self._queue_changed()
-        return len(turned)
 
     async def _acquire(self, kind: Hashable) -> bool:
         if self.in_flight < self.limit and not self._waiters:
