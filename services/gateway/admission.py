@@ -42,15 +42,15 @@ again. The hold stays shorter than the time the pipeline takes to settle orders'
 a hold of 0.25 s refused every create for longer than a two-core machine took to settle the 60
 orders waiting, so its pipeline ran dry between holds and settled about 145 orders a second
 where it could settle 250 (docs/benchmarks-analysis.md). A 429 is never remembered: it refuses
-one client, not the route.
+one client, not the route. Nothing was forwarded, so a retry is safe, a replayed
+Idempotency-Key included: it is answered once the upstream takes requests again. 0 turns this
+off.
 
 When a hold begins, the requests of its method and route waiting in the gate's queue get its
 answer at once, and one handed a slot during a hold gets it before it is forwarded. Before,
 such a create was forwarded once a slot came free, only to be refused by orders behind the
 creates it had taken: under overload a third of the refusals were orders' own, with a p50 of
 75 ms against 1 ms for the gateway's (docs/benchmarks-analysis.md).
-Nothing was forwarded, so a retry is safe, a replayed Idempotency-Key included: it is answered
-once the upstream takes requests again. 0 turns this off.
 
 Both refusals a request can get at once, a held one and a full gate's (every slot held and the
 queue full), are answered before most of the app's middleware (early_refusals.py): under
@@ -125,13 +125,12 @@ class Gate:
         )
 
     @asynccontextmanager
-    async def slot(self, kind: Hashable = None) -> AsyncIterator[bool]:
-        """Hold one of the upstream's slots for the block; `Overloaded` if none comes. The
-        block gets whether the slot came only after a wait in the queue, where `turn_away` can
-        refuse the waiters of a `kind`."""
-        waited = await self._acquire(kind)
+    async def slot(self, kind: Hashable = None) -> AsyncIterator[None]:
+        """Hold one of the upstream's slots for the block; `Overloaded` if none comes. While it
+        waits in the queue, `turn_away` can refuse the waiters of its `kind`."""
+        await self._acquire(kind)
         try:
-            yield waited
+            yield
         finally:
             self._release()
 
@@ -143,10 +142,10 @@ class Gate:
             entry[1].set_exception(refusal())
         self._queue_changed()
 
-    async def _acquire(self, kind: Hashable) -> bool:
+    async def _acquire(self, kind: Hashable) -> None:
         if self.in_flight < self.limit and not self._waiters:
             self._taken()
-            return False
+            return
         if len(self._waiters) >= self.queue_length:
             self._refuse()
         if self._full_since is None:
@@ -171,7 +170,6 @@ class Gate:
             else:
                 self._leave(entry)  # turned away, or gone while waiting
             raise
-        return True
 
     def _wait_seconds(self) -> float:
         """How long a request joining the queue now may wait in it."""
@@ -247,9 +245,8 @@ class Admission:
         """Hold a slot of the route's upstream for the block, unless the upstream's refusal of
         `method` on `route` is held (`Overloaded`), when the request comes or after its wait."""
         self.refusals.check(method, route)
-        async with self._gates[route.upstream].slot((method, route.pattern)) as waited:
-            if waited:
-                self.refusals.check(method, route)  # a hold that began while it waited
+        async with self._gates[route.upstream].slot((method, route.pattern)):
+            self.refusals.check(method, route)  # a hold that began while it waited
             yield
 
     def answered(self, method: str, route: Route, status: int, headers: RawHeaders) -> None:

@@ -81,7 +81,8 @@ class Settings(_UpstreamUrls):
     upstream_max_in_flight: int = Field(default=16, alias="UPSTREAM_MAX_IN_FLIGHT", gt=0)
     upstream_queue_length: int = Field(default=64, alias="UPSTREAM_QUEUE_LENGTH", ge=0)
     upstream_queue_seconds: float = Field(default=0.25, alias="UPSTREAM_QUEUE_SECONDS", ge=0)
-    # A queue not empty for this long is a standing one: who joins it waits the shorter time.
+    # Every slot held this long (none given back with nobody waiting): the queue is a standing
+    # one, and who joins it waits the shorter time.
     upstream_queue_standing_seconds: float = Field(
         default=0.1, alias="UPSTREAM_QUEUE_STANDING_SECONDS", ge=0
     )

@@ -127,6 +127,7 @@ class Backlog:
         if not self.limit:
             return
         if self.trusted and self.unsettled >= self.limit:
+            metrics.CREATES_REFUSED.labels("backlog").inc()
             raise PipelineBacklogged(
                 f"{self.unsettled} or more orders are waiting for inventory's answer; "
                 f"retry in {self.retry_after} s.",

@@ -175,7 +175,6 @@ class OrderService:
             # Refused before any work, replays included: the key's record is read once the
             # backlog lets creates in again, so a refusal never waits for a connection behind
             # the creates already taken.
-            metrics.CREATES_REFUSED.labels("backlog").inc()
             raise
         except DomainError:
             known = await self._known_key(principal, idempotency_key)
