@@ -1,13 +1,15 @@
 """A lean HTTP/1.1 client: pooled keep-alive connections, httptools (uvicorn's parser) reading the
 answers.
 
-The gateway sends every upstream request through it (gateway/service.py), and the load
-generator its creates. aiohttp's client took about 150 µs of CPU per request here (its request
+The gateway sends every upstream request through it (gateway/service.py), the SMS and push
+workers their providers' requests (notifications/providers.py), and the load generator its
+creates. aiohttp's client took about 150 µs of CPU per request here (its request
 and response objects, multidicts, URL handling, timers, signals), the gateway's whole proxied
 request about 450; through this client the proxied request takes about 325
-(docs/benchmarks-analysis.md). It knows plain `http://` only (the services inside a cluster),
-no redirects, cookies, proxies or compression: an answer's body comes back as it was sent,
-matching its Content-Encoding.
+(docs/benchmarks-analysis.md). It speaks HTTP/1.1 over plain TCP, or over TLS with the
+`ssl.SSLContext` a request names (the server's name checked against its certificate as the
+context says); no redirects, cookies, proxies or compression: an answer's body comes back as it
+was sent, matching its Content-Encoding.
 
 A request, its head and body, is written in one write, on a connection that has no other
 request outstanding. The client writes `Host` and `Content-Length` (the caller's headers must
@@ -21,8 +23,8 @@ dropped without being written to. A connection is not reused after an answer tha
 after any failure.
 
 Failures, by what they say about the request:
-- `ConnectFailed`: no connection could be opened (refused, unreachable, a name not found).
-  Nothing was sent.
+- `ConnectFailed`: no connection could be opened (refused, unreachable, a name not found, a TLS
+  handshake that failed or a certificate the context does not trust). Nothing was sent.
 - `ConnectionLost`: the connection closed, or its answer could not be read, after the request
   was written. It may have arrived.
 Timeouts are the caller's (`asyncio.timeout` around `request`): a request cancelled while it is
@@ -32,6 +34,7 @@ out closes its connection.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -166,12 +169,15 @@ class _Connection(asyncio.Protocol):
 
 
 class _Origin:
-    """The idle connections to one host and port."""
+    """The idle connections to one host and port, over TLS with `tls`."""
 
-    def __init__(self, host: str, port: int, keepalive_seconds: float) -> None:
+    def __init__(
+        self, host: str, port: int, keepalive_seconds: float, tls: ssl.SSLContext | None
+    ) -> None:
         self.host = host
         self.port = port
         self.keepalive_seconds = keepalive_seconds
+        self.tls = tls
         self.idle: list[_Connection] = []
 
     def pooled(self) -> _Connection | None:
@@ -191,8 +197,14 @@ class _Origin:
     async def connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(_Connection, self.host, self.port)
-        except OSError as exc:  # refused, unreachable, a name not found (socket.gaierror)
+            _, connection = await loop.create_connection(
+                _Connection,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.host if self.tls is not None else None,
+            )
+        except OSError as exc:  # refused, unreachable, a name not found, TLS (ssl.SSLError)
             raise ConnectFailed(f"no connection to {self.host}:{self.port}: {exc}") from exc
         return connection
 
@@ -213,7 +225,7 @@ class Client:
         self.keepalive_seconds = keepalive_seconds
         self.closed = False
         self._slots = asyncio.Semaphore(limit)
-        self._origins: dict[tuple[str, int], _Origin] = {}
+        self._origins: dict[tuple[str, int, ssl.SSLContext | None], _Origin] = {}
 
     async def request(
         self,
@@ -224,14 +236,17 @@ class Client:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         *,
+        tls: ssl.SSLContext | None = None,
         reuse: Callable[[Answer], bool] | None = None,
     ) -> Answer:
-        """Send `method target` (the path and query, already percent-encoded) to `host:port`
-        and read the whole answer; `reuse(answer)` False closes the connection after it."""
-        message = _message(method, host, port, target, headers, body)
-        origin = self._origins.get((host, port))
+        """Send `method target` (the path and query, already percent-encoded) to `host:port`,
+        over TLS with `tls`, and read the whole answer; `reuse(answer)` False closes the
+        connection after it."""
+        message = _message(method, host, port, target, headers, body, tls=tls is not None)
+        key = (host, port, tls)
+        origin = self._origins.get(key)
         if origin is None:
-            origin = self._origins[(host, port)] = _Origin(host, port, self.keepalive_seconds)
+            origin = self._origins[key] = _Origin(host, port, self.keepalive_seconds, tls)
         async with self._slots:
             connection = origin.pooled() or await origin.connect()
             answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
@@ -263,9 +278,11 @@ def _message(
     target: str,
     headers: Iterable[tuple[str, str]],
     body: bytes,
+    *,
+    tls: bool = False,
 ) -> bytes:
     name = f"[{host}]" if ":" in host else host  # an IPv6 address
-    authority = name if port == 80 else f"{name}:{port}"
+    authority = name if port == (443 if tls else 80) else f"{name}:{port}"
     head = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
     for name, value in headers:
         head.append(f"{name}: {value}\r\n")

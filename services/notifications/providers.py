@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import aiohttp
 import aiosmtplib
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
+from services.kit import http1
 from services.notifications.messages import NotificationMessage
 from services.notifications.rendering import Rendered
 
@@ -163,8 +165,19 @@ async def _quietly_close(client: aiosmtplib.SMTP) -> None:
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
+KEEPALIVE_SECONDS = 15.0
+"""How long an idle connection to a provider is reused: below the keep-alive of most servers
+(nginx's 75 s, Go's 90 s, aiohttp's 75 s), so the worker drops it before the provider does."""
+
+
 class HttpSender:
-    """POSTs one JSON request per message to an SMS or push provider (see the module docs)."""
+    """POSTs one JSON request per message to an SMS or push provider (see the module docs),
+    over at most `connections` kept-alive connections (services/kit/http1.py: `https://` over
+    TLS, verified with `tls` or else the system's trusted certificates, which SSL_CERT_FILE and
+    SSL_CERT_DIR can name; `http://` plain).
+
+    Every request is sent to the URL as it is configured: a redirect answer (3xx) is a permanent
+    failure, as another 4xx is, and credentials go in the token, not in the URL."""
 
     def __init__(
         self,
@@ -174,33 +187,36 @@ class HttpSender:
         body: Any,
         timeout: float = 10.0,
         connections: int = 32,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a provider URL is http:// or https:// with a host, not {url!r}")
+        if parts.username or parts.password:
+            raise ValueError("a provider URL carries no credentials: set the provider's token")
         self.url = url
-        self.token = token
+        self.host = parts.hostname
+        self.tls = (tls or ssl.create_default_context()) if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls is not None else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+        if token:
+            self.headers.append(("Authorization", f"Bearer {token}"))
         self.body = body
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self.connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.connections),
-                timeout=self.timeout,
-                json_serialize=lambda value: orjson.dumps(value).decode(),
-            )
-        return self._session
+        self.timeout = timeout
+        self._http = http1.Client(limit=connections, keepalive_seconds=KEEPALIVE_SECONDS)
 
     async def send(self, message: NotificationMessage, content: Rendered) -> str:
-        payload = self.body(message, content)
-        headers = {"Idempotency-Key": str(message.delivery_id)}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        payload = orjson.dumps(self.body(message, content))
+        headers = [*self.headers, ("Idempotency-Key", str(message.delivery_id))]
         try:
-            async with self._client().post(self.url, json=payload, headers=headers) as response:
-                text = (await response.text())[:RESPONSE_LIMIT]
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            async with asyncio.timeout(self.timeout):
+                response = await self._http.request(
+                    "POST", self.host, self.port, self.target, headers, payload, tls=self.tls
+                )
+        except (http1.Http1Error, OSError, TimeoutError) as exc:
             raise TransientFailure(f"provider unavailable: {exc!r}"[:RESPONSE_LIMIT]) from exc
+        text = response.body[: RESPONSE_LIMIT * 4].decode("utf-8", "replace")[:RESPONSE_LIMIT]
         answer = f"{response.status} {text}".strip()
         if 200 <= response.status < 300:
             return answer
@@ -209,8 +225,7 @@ class HttpSender:
         raise PermanentFailure(answer)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._http.close()
 
 
 def sms_body(message: NotificationMessage, content: Rendered) -> Mapping[str, Any]:

@@ -4,88 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import Callable
 
 import pytest
 import uvloop
 
 from services.kit import http1
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-HOST = "127.0.0.1"
-
-
-class Server:
-    """Answers with `handler`; counts the connections it accepted and the requests read."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.server: asyncio.Server | None = None
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        finally:
-            writer.close()
-
-    async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return None
-        length = next(
-            (
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ),
-            0,
-        )
-        request = head + await reader.readexactly(length)
-        self.requests.append(request)
-        return request
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
-
-
-Serve = Callable[[Handler], Awaitable[Server]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    servers: list[Server] = []
-
-    async def start(handler: Handler) -> Server:
-        server = Server(handler)
-        server.server = await asyncio.start_server(server._accept, HOST, 0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        assert server.server is not None
-        server.server.close()
-
-
-def answer(body: bytes, *extra: bytes, status: bytes = b"201 Created") -> bytes:
-    head = [b"HTTP/1.1 " + status, b"Content-Type: application/json", *extra]
-    head.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
-
-
-def keep_answering(server_of: Callable[[], Server], *extra: bytes) -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await server_of().read_request(reader)) is not None:
-            writer.write(answer(b'{"n": %d}' % len(request), *extra))
-
-    return handler
+from tests.unit.http_servers import (
+    HOST,
+    Handler,
+    Serve,
+    Server,
+    Tls,
+    answer,
+    keep_answering,
+)
 
 
 async def exchanges(port: int, method: str, times: int, body: bytes = b"") -> list[http1.Answer]:
@@ -339,4 +273,47 @@ def test_an_ipv6_host_is_written_in_brackets() -> None:
     assert request.startswith(b"GET /orders HTTP/1.1\r\nHost: [fd00::5]:3002\r\n")
     assert http1._message("GET", "orders", 80, "/", [], b"").startswith(
         b"GET / HTTP/1.1\r\nHost: orders\r\n"
+    )
+
+
+async def test_a_request_over_tls_is_answered_and_its_connection_kept(
+    serve: Serve, tls: Tls
+) -> None:
+    server = await serve(keep_answering(lambda: server), tls.server)
+    client = http1.Client()
+    first = await client.request("POST", HOST, server.port, "/push", body=b"{}", tls=tls.client)
+    second = await client.request("POST", HOST, server.port, "/push", body=b"{}", tls=tls.client)
+    client.close()
+    assert (first.status, second.status) == (201, 201)
+    assert server.connections == 1
+    assert server.requests[0].startswith(
+        b"POST /push HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port
+    )
+
+
+async def test_a_certificate_the_context_does_not_trust_is_a_failed_connect(
+    serve: Serve, tls: Tls
+) -> None:
+    server = await serve(keep_answering(lambda: server), tls.server)
+    client = http1.Client()
+    with pytest.raises(http1.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        await client.request(
+            "POST", HOST, server.port, "/push", body=b"{}", tls=ssl.create_default_context()
+        )
+    # Plain HTTP to a TLS port gets no answer it can read.
+    with pytest.raises(http1.ConnectionLost):
+        await client.request("POST", HOST, server.port, "/push", body=b"{}")
+    client.close()
+    assert server.requests == []
+
+
+def test_the_default_port_of_the_scheme_is_left_out_of_the_host() -> None:
+    assert http1._message("GET", "sms.example.com", 443, "/", [], b"", tls=True).startswith(
+        b"GET / HTTP/1.1\r\nHost: sms.example.com\r\n"
+    )
+    assert http1._message("GET", "sms.example.com", 443, "/", [], b"").startswith(
+        b"GET / HTTP/1.1\r\nHost: sms.example.com:443\r\n"
+    )
+    assert http1._message("GET", "sms.example.com", 80, "/", [], b"", tls=True).startswith(
+        b"GET / HTTP/1.1\r\nHost: sms.example.com:80\r\n"
     )
