@@ -166,8 +166,9 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
 KEEPALIVE_SECONDS = 15.0
-"""How long an idle connection to a provider is reused: below the keep-alive of most servers
-(nginx's 75 s, Go's 90 s, aiohttp's 75 s), so the worker drops it before the provider does."""
+"""How long an idle connection to a provider is reused (aiohttp's client kept one as long). A
+provider that closes idle connections sooner is seen to when its close arrives; a close that
+crosses a request makes that send a transient failure, retried like any other."""
 
 
 class HttpSender:
