@@ -195,7 +195,6 @@ class HttpSender:
             raise ValueError(f"a provider URL is http:// or https:// with a host, not {url!r}")
         if parts.username or parts.password:
             raise ValueError("a provider URL carries no credentials: set the provider's token")
-        self.url = url
         self.host = parts.hostname
         self.tls = (tls or ssl.create_default_context()) if parts.scheme == "https" else None
         self.port = parts.port or (443 if self.tls is not None else 80)

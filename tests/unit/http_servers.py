@@ -10,6 +10,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,8 +61,10 @@ class Server:
         return port
 
 
-Serve = Callable[..., Awaitable[Server]]
-"""`await serve(handler, tls=None)`: a server on a free port, over TLS with a server context."""
+class Serve(Protocol):
+    """Starts a server on a free local port, over TLS with `tls` (a server's context)."""
+
+    async def __call__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> Server: ...
 
 
 async def serving() -> AsyncIterator[Serve]:
@@ -90,6 +93,16 @@ def keep_answering(server_of: Callable[[], Server], *extra: bytes) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (request := await server_of().read_request(reader)) is not None:
             writer.write(answer(b'{"n": %d}' % len(request), *extra))
+
+    return handler
+
+
+def answering_each(server_of: Callable[[], Server], raw: bytes) -> Handler:
+    """Writes `raw` for every request, on one connection."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await server_of().read_request(reader) is not None:
+            writer.write(raw)
 
     return handler
 

@@ -18,6 +18,7 @@ from tests.unit.http_servers import (
     Server,
     Tls,
     answer,
+    answering_each,
     keep_answering,
 )
 
@@ -29,16 +30,6 @@ async def exchanges(port: int, method: str, times: int, body: bytes = b"") -> li
         return [await client.request(method, HOST, port, "/x", body=body) for _ in range(times)]
     finally:
         client.close()
-
-
-def answering_each(server_of: Callable[[], Server], raw: bytes) -> Handler:
-    """Writes `raw` for every request, on one connection."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await server_of().read_request(reader) is not None:
-            writer.write(raw)
-
-    return handler
 
 
 def answering_once(server_of: Callable[[], Server], raw: bytes, *, hold: bool = False) -> Handler:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +21,7 @@ from services.notifications.providers import (
     push_body,
 )
 from services.notifications.rendering import Rendered
-from tests.unit.http_servers import HOST, Handler, Serve, Server, Tls, answer
+from tests.unit.http_servers import HOST, Serve, Tls, answer, answering_each
 
 DELIVERY = uuid.UUID(int=7)
 CONTENT = Rendered(text="Your order 5b0f6d1e is confirmed.", title="Order confirmed")
@@ -57,24 +56,12 @@ def _message() -> NotificationMessage:
     )
 
 
-def answering(server_of: list[Server], raw: bytes) -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await server_of[0].read_request(reader) is not None:
-            writer.write(raw)
-
-    return handler
-
-
-async def _serve(serve: Serve, raw: bytes, tls: ssl.SSLContext | None = None) -> Server:
-    holder: list[Server] = []
-    holder.append(await serve(answering(holder, raw), tls))
-    return holder[0]
-
-
 async def test_a_message_is_posted_as_json_with_its_key_and_token_on_one_connection(
     serve: Serve,
 ) -> None:
-    server = await _serve(serve, answer(b'{"id": "p-1"}', status=b"202 Accepted"))
+    server = await serve(
+        answering_each(lambda: server, answer(b'{"id": "p-1"}', status=b"202 Accepted"))
+    )
     sender = HttpSender(url=f"http://{HOST}:{server.port}/v1/push?app=a", token="t", body=push_body)
     first = await sender.send(_message(), CONTENT)
     second = await sender.send(_message(), CONTENT)
@@ -104,7 +91,7 @@ async def test_a_message_is_posted_as_json_with_its_key_and_token_on_one_connect
 async def test_an_answer_that_is_not_2xx_is_a_failure_by_its_status(
     serve: Serve, status: bytes, failure: type[Exception]
 ) -> None:
-    server = await _serve(serve, answer(b'{"error": "no"}', status=status))
+    server = await serve(answering_each(lambda: server, answer(b'{"error": "no"}', status=status)))
     sender = HttpSender(url=f"http://{HOST}:{server.port}/sms", token=None, body=push_body)
     with pytest.raises(failure) as raised:
         await sender.send(_message(), CONTENT)
@@ -136,7 +123,7 @@ async def test_no_connection_and_no_answer_in_time_are_transient() -> None:
 
 
 async def test_an_https_provider_is_reached_over_tls_it_trusts(serve: Serve, tls: Tls) -> None:
-    server = await _serve(serve, answer(b'{"id": "p-2"}'), tls.server)
+    server = await serve(answering_each(lambda: server, answer(b'{"id": "p-2"}')), tls.server)
     url = f"https://{HOST}:{server.port}/push"
     trusting = HttpSender(url=url, token=None, body=push_body, tls=tls.client)
     assert await trusting.send(_message(), CONTENT) == '201 {"id": "p-2"}'
