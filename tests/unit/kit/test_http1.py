@@ -237,7 +237,8 @@ def test_a_header_with_a_line_break_is_refused() -> None:
         asyncio.run(refused())
 
 
-def test_on_uvloop() -> None:
+@pytest.mark.parametrize("over_tls", [False, True], ids=["plain", "tls"])
+def test_on_uvloop(tls: Tls, over_tls: bool) -> None:
     async def exchange() -> http1.Answer:
         async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await reader.readuntil(b"\r\n\r\n")
@@ -245,11 +246,13 @@ def test_on_uvloop() -> None:
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(one, HOST, 0)
+        server = await asyncio.start_server(one, HOST, 0, ssl=tls.server if over_tls else None)
         port = server.sockets[0].getsockname()[1]
         client = http1.Client()
         try:
-            return await client.request("GET", HOST, port, "/")
+            return await client.request(
+                "GET", HOST, port, "/", tls=tls.client if over_tls else None
+            )
         finally:
             client.close()
             server.close()
