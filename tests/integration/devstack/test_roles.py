@@ -16,7 +16,7 @@ from services.kit.outbox import KIT_MIGRATIONS
 from services.kit.settings import ServiceSettings
 from services.orders import repository as orders
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.integration
 
 PASSWORDS = {role: f"{role}-password" for role in SCHEMA_OWNERS}
 
@@ -58,6 +58,7 @@ async def migrate_as(postgres_server: PostgresServer, database: str, role: str) 
         await pool.close()
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_each_role_migrates_its_schema_and_cannot_read_another(
     postgres_server: PostgresServer, database: str
 ) -> None:
