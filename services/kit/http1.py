@@ -241,7 +241,8 @@ class Client:
     ) -> Answer:
         """Send `method target` (the path and query, already percent-encoded) to `host:port`,
         over TLS with `tls`, and read the whole answer; `reuse(answer)` False closes the
-        connection after it."""
+        connection after it. Connections are pooled by host, port and context: pass the same
+        `ssl.SSLContext` for every request to an origin."""
         message = _message(method, host, port, target, headers, body, tls=tls is not None)
         key = (host, port, tls)
         origin = self._origins.get(key)

@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiosmtplib
 import orjson
@@ -165,6 +165,34 @@ async def _quietly_close(client: aiosmtplib.SMTP) -> None:
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
+USER_AGENT = "RealTimeOrder-notifications"
+_PATH_SAFE = "/%:@!$&'()*+,;=~"
+"""What a path keeps as it is (RFC 3986's path characters, and `%` so that escapes stay escapes);
+the rest (spaces, non-ASCII text) is percent-encoded as UTF-8."""
+
+
+def provider_address(url: str) -> tuple[bool, str, int, str]:
+    """An SMS or push provider's URL as (https?, host, port, request target): the host in ASCII
+    (IDNA) without a trailing dot, the path and query percent-encoded. ValueError for what cannot
+    be posted to: another scheme, no host, credentials in the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"a provider URL is http:// or https:// with a host, not {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("a provider URL carries no credentials: set the provider's token")
+    host = parts.hostname.rstrip(".")
+    try:
+        host = host if ":" in host else host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"a provider URL's host is not a valid name: {host!r}") from exc
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
+    return https, host, port, target
+
+
 KEEPALIVE_SECONDS = 15.0
 """How long an idle connection to a provider is reused (aiohttp's client kept one as long). A
 provider that closes idle connections sooner is seen to when its close arrives; a close that
@@ -177,8 +205,8 @@ class HttpSender:
     TLS, verified with `tls` or else the system's trusted certificates, which SSL_CERT_FILE and
     SSL_CERT_DIR can name; `http://` plain).
 
-    Every request is sent to the URL as it is configured: a redirect answer (3xx) is a permanent
-    failure, as another 4xx is, and credentials go in the token, not in the URL."""
+    Every request goes to the configured URL (`provider_address`): a redirect answer (3xx) is a
+    permanent failure, as another 4xx is, and credentials go in the token, not in the URL."""
 
     def __init__(
         self,
@@ -190,17 +218,12 @@ class HttpSender:
         connections: int = 32,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"a provider URL is http:// or https:// with a host, not {url!r}")
-        if parts.username or parts.password:
-            raise ValueError("a provider URL carries no credentials: set the provider's token")
-        self.host = parts.hostname
-        self.tls = (tls or ssl.create_default_context()) if parts.scheme == "https" else None
-        self.port = parts.port or (443 if self.tls is not None else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+        https, self.host, self.port, self.target = provider_address(url)
+        self.tls = (tls or ssl.create_default_context()) if https else None
+        self.headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
         if token:
+            if "\r" in token or "\n" in token:
+                raise ValueError("a provider token holds a line break")
             self.headers.append(("Authorization", f"Bearer {token}"))
         self.body = body
         self.timeout = timeout

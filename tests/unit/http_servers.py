@@ -115,11 +115,11 @@ class Tls:
     """Verifies it: trusts that certificate alone."""
 
 
-def self_signed(folder: Path) -> Tls:
-    """A self-signed certificate written to `folder`, and the contexts that serve and trust it
-    (the `tls` fixture)."""
+def self_signed(folder: Path, names: tuple[str, ...] = ("localhost", HOST)) -> Tls:
+    """A self-signed certificate for `names` (host names and IP addresses) written to `folder`,
+    and the contexts that serve and trust it (the `tls` fixture)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -130,9 +130,7 @@ def self_signed(folder: Path) -> Tls:
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
+            x509.SubjectAlternativeName([_alternative_name(name) for name in names]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -151,3 +149,10 @@ def self_signed(folder: Path) -> Tls:
     server.load_cert_chain(certificate_file, key_file)
     client = ssl.create_default_context(cafile=str(certificate_file))
     return Tls(server=server, client=client)
+
+
+def _alternative_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)

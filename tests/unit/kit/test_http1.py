@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -20,6 +21,7 @@ from tests.unit.http_servers import (
     answer,
     answering_each,
     keep_answering,
+    self_signed,
 )
 
 
@@ -294,11 +296,28 @@ async def test_a_certificate_the_context_does_not_trust_is_a_failed_connect(
         await client.request(
             "POST", HOST, server.port, "/push", body=b"{}", tls=ssl.create_default_context()
         )
-    # Plain HTTP to a TLS port gets no answer it can read.
+    client.close()
+    assert server.requests == []
+
+
+async def test_a_certificate_for_another_name_is_a_failed_connect(
+    serve: Serve, tmp_path: Path
+) -> None:
+    other = self_signed(tmp_path, ("other.example",))
+    server = await serve(keep_answering(lambda: server), other.server)
+    client = http1.Client()
+    with pytest.raises(http1.ConnectFailed, match="mismatch"):
+        await client.request("POST", HOST, server.port, "/push", body=b"{}", tls=other.client)
+    client.close()
+    assert server.requests == []
+
+
+async def test_plain_http_to_a_tls_port_is_a_lost_connection(serve: Serve, tls: Tls) -> None:
+    server = await serve(keep_answering(lambda: server), tls.server)
+    client = http1.Client()
     with pytest.raises(http1.ConnectionLost):
         await client.request("POST", HOST, server.port, "/push", body=b"{}")
     client.close()
-    assert server.requests == []
 
 
 def test_the_default_port_of_the_scheme_is_left_out_of_the_host() -> None:

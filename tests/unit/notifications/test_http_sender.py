@@ -18,6 +18,7 @@ from services.notifications.providers import (
     HttpSender,
     PermanentFailure,
     TransientFailure,
+    provider_address,
     push_body,
 )
 from services.notifications.rendering import Rendered
@@ -72,8 +73,10 @@ async def test_a_message_is_posted_as_json_with_its_key_and_token_on_one_connect
     head, body = server.requests[0].split(b"\r\n\r\n", 1)
     lines = head.split(b"\r\n")
     assert lines[0] == b"POST /v1/push?app=a HTTP/1.1"
+    assert lines[1] == b"Host: 127.0.0.1:%d" % server.port
     assert b"Authorization: Bearer t" in lines
     assert b"Content-Type: application/json" in lines
+    assert b"User-Agent: RealTimeOrder-notifications" in lines
     assert b"Idempotency-Key: " + str(DELIVERY).encode() in lines
     assert orjson.loads(body) == push_body(_message(), CONTENT)
 
@@ -100,15 +103,28 @@ async def test_an_answer_that_is_not_2xx_is_a_failure_by_its_status(
     assert b"authorization" not in server.requests[0].lower()
 
 
-async def test_no_connection_and_no_answer_in_time_are_transient() -> None:
+async def test_no_connection_no_answer_and_no_answer_in_time_are_transient() -> None:
     with socket.socket() as sock:
         sock.bind((HOST, 0))  # bound, never listening: connections are refused
         refused = HttpSender(
             url=f"http://{HOST}:{sock.getsockname()[1]}/push", token=None, body=push_body
         )
-        with pytest.raises(TransientFailure, match="provider unavailable"):
+        with pytest.raises(TransientFailure, match="provider unavailable: ConnectFailed"):
             await refused.send(_message(), CONTENT)
         await refused.close()
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the request arrived; no answer comes
+        writer.close()
+
+    closing = await asyncio.start_server(hang_up, HOST, 0)
+    lost = HttpSender(
+        url=f"http://{HOST}:{closing.sockets[0].getsockname()[1]}/push", token=None, body=push_body
+    )
+    with pytest.raises(TransientFailure, match="ConnectionLost"):
+        await lost.send(_message(), CONTENT)
+    await lost.close()
+    closing.close()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
@@ -138,9 +154,41 @@ async def test_an_https_provider_is_reached_over_tls_it_trusts(serve: Serve, tls
 
 
 @pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:8026/push", (False, "127.0.0.1", 8026, "/push")),
+        ("https://sms.example.com", (True, "sms.example.com", 443, "/")),
+        (
+            "https://sms.example.com./v1/sms?k=%2F#x",
+            (True, "sms.example.com", 443, "/v1/sms?k=%2F"),
+        ),
+        (
+            "https://bücher.example/p a?x=ü&y=a+b",
+            (True, "xn--bcher-kva.example", 443, "/p%20a?x=%C3%BC&y=a+b"),
+        ),
+        ("http://[::1]:8443/push", (False, "::1", 8443, "/push")),
+    ],
+)
+def test_a_provider_url_is_posted_to_in_ascii(
+    url: str, address: tuple[bool, str, int, str]
+) -> None:
+    assert provider_address(url) == address
+
+
+@pytest.mark.parametrize(
     "url",
-    ["ftp://sms.example.com/send", "sms.example.com/send", "https://user:pw@sms.example.com/"],
+    [
+        "ftp://sms.example.com/send",
+        "sms.example.com/send",
+        "https://user:pw@sms.example.com/",
+        "https://a..b/send",
+    ],
 )
 def test_a_provider_url_that_cannot_be_posted_to_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="provider URL"):
         HttpSender(url=url, token=None, body=push_body)
+
+
+def test_a_token_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        HttpSender(url="https://sms.example.com/", token="t\r\nX-Evil: 1", body=push_body)
