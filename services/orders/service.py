@@ -43,7 +43,7 @@ from services.kit.outbox import add_to_outbox, event, outbox_row
 from services.kit.tokens import Principal
 from services.orders import metrics
 from services.orders import repository as repo
-from services.orders.backlog import Backlog, PipelineBacklogged
+from services.orders.backlog import Backlog
 from services.orders.catalogue import Catalogue
 from services.orders.domain import (
     Actor,
@@ -166,21 +166,17 @@ class OrderService:
         quantities = request.quantities()
         address = request.shipping_address.model_dump(mode="json", by_alias=True)
         fingerprint = request_fingerprint(quantities, address)
-        try:
-            with self.backlog.admission():
+        # The backlog refuses before any work, replays included (`PipelineBacklogged`).
+        with self.backlog.admission():
+            try:
                 created = await self._create_new(
                     principal, quantities, address, fingerprint, idempotency_key
                 )
-        except PipelineBacklogged:
-            # Refused before any work, replays included: the key's record is read once the
-            # backlog lets creates in again, so a refusal never waits for a connection behind
-            # the creates already taken.
-            raise
-        except DomainError:
-            known = await self._known_key(principal, idempotency_key)
-            if known is None:
-                raise
-            return await self._replay(known, fingerprint)
+            except DomainError:
+                known = await self._known_key(principal, idempotency_key)
+                if known is None:
+                    raise
+                return await self._replay(known, fingerprint)
         if created is not None:
             return created
         # A create with this key committed first: its order stands, ours was not written.
