@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.unit.http_servers import Serve, Tls, self_signed, serving
+from tests.unit.http_servers import HOST, Handler, Serve, Server, Tls, self_signed
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
-    """Starts small HTTP servers on free local ports (tests/unit/http_servers.py)."""
-    async for start in serving():
-        yield start
+    """Starts small HTTP servers on free local ports (tests/unit/http_servers.py), closed at the
+    end."""
+    servers: list[Server] = []
+
+    async def start(handler: Handler, tls: ssl.SSLContext | None = None) -> Server:
+        server = Server(handler)
+        server.server = await asyncio.start_server(server._accept, HOST, 0, ssl=tls)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        assert server.server is not None
+        server.server.close()
 
 
 @pytest.fixture(scope="session")

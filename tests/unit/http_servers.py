@@ -7,7 +7,7 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,22 +65,6 @@ class Serve(Protocol):
     """Starts a server on a free local port, over TLS with `tls` (a server's context)."""
 
     async def __call__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> Server: ...
-
-
-async def serving() -> AsyncIterator[Serve]:
-    """The `serve` fixture (tests/unit/conftest.py): closes its servers at the end."""
-    servers: list[Server] = []
-
-    async def start(handler: Handler, tls: ssl.SSLContext | None = None) -> Server:
-        server = Server(handler)
-        server.server = await asyncio.start_server(server._accept, HOST, 0, ssl=tls)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        assert server.server is not None
-        server.server.close()
 
 
 def answer(body: bytes, *extra: bytes, status: bytes = b"201 Created") -> bytes:
