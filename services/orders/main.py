@@ -21,6 +21,7 @@ from services.kit.runtime import Periodic
 from services.orders import repository as repo
 from services.orders.backlog import NOT_COUNTED, Backlog
 from services.orders.catalogue import Catalogue, create_http_client
+from services.orders.create_route import install_create_route
 from services.orders.endpoints import router
 from services.orders.handlers import EVENT_HANDLERS
 from services.orders.service import LiveUpdates, OrderService
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return service
 
-    return create_event_service_app(
+    app = create_event_service_app(
         settings,
         "RealTimeOrder orders",
         router,
@@ -86,3 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handlers=EVENT_HANDLERS,
         setup=setup,
     )
+    install_create_route(app, router)
+    return app
