@@ -62,6 +62,12 @@ EVENT_GROUPS = Histogram(
     ["service"],
     buckets=(1, 2, 5, 10, 20, 50),
 )
+CALL_GROUPS = Histogram(
+    "grouped_calls_size",
+    "Calls run together as one group (kit/groups.py: orders' creates in one statement), per group.",
+    ["service", "name"],
+    buckets=(1, 2, 3, 5, 10, 20, 32),
+)
 GROUPS_FAILED = Counter(
     "events_groups_failed_total",
     "Groups of consumed events whose shared transaction failed and was rolled back; their "

@@ -176,113 +176,174 @@ async def lock_and_read_holdings(
 
 @dataclass(frozen=True, slots=True)
 class KeyClaim:
-    """The Idempotency-Key a create claims for its order, with the request's fingerprint; a
-    record of the key older than `ttl_hours` is taken over."""
+    """The Idempotency-Key a create claims for its order, with the request's fingerprint."""
 
     key: str
     request_hash: str
-    ttl_hours: int
 
 
-async def place_order(
-    conn: DictConnection,
-    *,
-    order_id: uuid.UUID,
-    user_id: str,
-    priced: PricedOrder,
-    shipping_address: dict[str, Any],
-    placed_at: datetime,
-    actor: str,
-    created: OutboxRow,
-    claim: KeyClaim | None,
-) -> tuple[OrderRow, TimelineRow] | None:
-    """Place the order in one statement: claim the Idempotency-Key (when there is one), and
-    only if it was claimed write the order, its lines (arrays, one per column), its first
-    timeline entry (by `actor`, for the created event) and the created event to the outbox.
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One new order for `place_orders`: its lines priced, its created event built and, with
+    an Idempotency-Key, the claim on the key. Its times are `placed_at`, the time the created
+    event carries."""
 
-    None, with nothing written, when a live record already has the key: a concurrent create
-    with the same key waits on the key's primary key until the first commits, then finds it
-    taken. The statement commits by itself on an autocommit connection, or with the
-    transaction it runs in. The order's times are `placed_at`, the time the created event
-    carries, which is built before the statement.
+    order_id: uuid.UUID
+    user_id: str
+    priced: PricedOrder
+    shipping_address: dict[str, Any]
+    placed_at: datetime
+    actor: str
+    created: OutboxRow
+    claim: KeyClaim | None
+
+
+async def place_orders(
+    conn: DictConnection, placements: Sequence[Placement], *, ttl_hours: int
+) -> list[tuple[OrderRow, TimelineRow] | None]:
+    """Place orders in one statement, each as a create alone would: claim its Idempotency-Key
+    (when it has one; a record of the key older than `ttl_hours` is taken over), and only if
+    the key was claimed write the order, its lines, its first
+    timeline entry (by its actor, for the created event) and its created event to the outbox.
+
+    One result per placement, in their order: None, with nothing written for it, when a live
+    record already has its key. A concurrent create with the same key waits on the key's
+    primary key until the first commits, then finds it taken; two placements of one statement
+    must not share a user's key (PostgreSQL refuses to change one row twice). Each order's
+    columns and its lines go as arrays, one per column, the lines naming their order. The
+    statement commits by itself on an autocommit connection, or with the transaction it runs
+    in.
     """
-    lines = priced.lines
+    orders: dict[str, list[Any]] = {name: [] for name in _PLACEMENT_COLUMNS}
+    lines: dict[str, list[Any]] = {name: [] for name in _LINE_COLUMNS}
+    for p in placements:
+        placement: tuple[Any, ...] = (
+            p.order_id,
+            p.user_id,
+            p.claim.key if p.claim else None,
+            p.claim.request_hash if p.claim else None,
+            p.priced.total,
+            p.priced.currency,
+            Jsonb(p.shipping_address),
+            p.placed_at,
+            p.actor,
+            p.created.event_id,
+            p.created.topic,
+            p.created.message_key,
+            p.created.payload,
+            p.created.trace_context,
+        )
+        for name, value in zip(_PLACEMENT_COLUMNS, placement, strict=True):
+            orders[name].append(value)
+        for line_no, line in enumerate(p.priced.lines, start=1):
+            row: tuple[Any, ...] = (
+                p.order_id,
+                line_no,
+                line.product_id,
+                line.sku,
+                line.name,
+                line.quantity,
+                line.unit_price,
+                line.line_total,
+            )
+            for name, value in zip(_LINE_COLUMNS, row, strict=True):
+                lines[name].append(value)
     cursor = await conn.execute(
         f"""
-        WITH claimed AS (
+        WITH placement AS (
+            SELECT * FROM unnest(
+                %(o_id)b::uuid[], %(o_user_id)b::text[], %(o_key)b::text[],
+                %(o_request_hash)b::text[], %(o_total)b::numeric[], %(o_currency)b::text[],
+                %(o_address)b::jsonb[], %(o_placed_at)b::timestamptz[], %(o_actor)b::text[],
+                %(o_event_id)b::uuid[], %(o_topic)b::text[], %(o_message_key)b::text[],
+                %(o_payload)b::bytea[], %(o_trace)b::jsonb[]
+            ) AS p (id, user_id, key, request_hash, total, currency, address, placed_at, actor,
+                    event_id, topic, message_key, payload, trace)
+        ), claimed AS (
             INSERT INTO idempotency_keys AS k (user_id, key, request_hash, order_id)
-            SELECT %(user_id)s, %(key)s, %(request_hash)s, %(id)s
-            WHERE %(key)s::text IS NOT NULL
+            SELECT user_id, key, request_hash, id FROM placement WHERE key IS NOT NULL
             ON CONFLICT (user_id, key) DO UPDATE
                 SET request_hash = EXCLUDED.request_hash,
                     order_id = EXCLUDED.order_id,
                     created_at = now()
                 WHERE k.created_at < now() - make_interval(hours => %(ttl_hours)s)
-            RETURNING 1
+            RETURNING order_id
         ), admitted AS (
-            SELECT 1 FROM claimed
-            UNION ALL
-            SELECT 1 WHERE %(key)s::text IS NULL
+            SELECT * FROM placement p
+            WHERE p.key IS NULL OR p.id IN (SELECT order_id FROM claimed)
         ), placed AS (
             INSERT INTO orders
                 (id, user_id, status, version, total, currency, shipping_address, created_at,
                  updated_at)
-            SELECT %(id)s, %(user_id)s, 'CREATED', 1, %(total)s, %(currency)s, %(address)s,
-                   %(placed_at)s, %(placed_at)s
+            SELECT id, user_id, 'CREATED', 1, total, currency, address, placed_at, placed_at
             FROM admitted
             RETURNING {_ORDER_COLUMNS}
         ), placed_lines AS (
             INSERT INTO order_lines
                 (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
-            SELECT placed.id, l.line_no, l.product_id, l.sku, l.name, l.quantity, l.unit_price,
-                   l.line_total
-            FROM placed,
-                 unnest(%(product_ids)b::text[], %(skus)b::text[], %(names)b::text[],
-                        %(quantities)b::int[], %(unit_prices)b::numeric[],
-                        %(line_totals)b::numeric[])
-                     WITH ORDINALITY
-                     AS l (product_id, sku, name, quantity, unit_price, line_total, line_no)
+            SELECT l.order_id, l.line_no, l.product_id, l.sku, l.name, l.quantity,
+                   l.unit_price, l.line_total
+            FROM unnest(
+                %(l_order_id)b::uuid[], %(l_line_no)b::int[], %(l_product_id)b::text[],
+                %(l_sku)b::text[], %(l_name)b::text[], %(l_quantity)b::int[],
+                %(l_unit_price)b::numeric[], %(l_line_total)b::numeric[]
+            ) AS l (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
+            WHERE l.order_id IN (SELECT id FROM admitted)
         ), first_entry AS (
             INSERT INTO order_timeline (order_id, version, status, actor, reason, event_id, at)
-            SELECT id, version, status, %(actor)s::text, NULL, %(event_id)s::uuid, created_at
-            FROM placed
+            SELECT id, 1, 'CREATED', actor, NULL, event_id, placed_at FROM admitted
         ), announced AS (
             INSERT INTO outbox (event_id, topic, message_key, payload, trace_context)
-            SELECT %(event_id)s::uuid, %(topic)s, %(message_key)s, %(payload)s, %(trace)s
-            FROM placed
+            SELECT event_id, topic, message_key, payload, trace FROM admitted
         )
         SELECT * FROM placed
         """,  # noqa: S608 - a fixed column list
         {
-            "id": order_id,
-            "user_id": user_id,
-            "key": claim.key if claim else None,
-            "request_hash": claim.request_hash if claim else None,
-            "ttl_hours": claim.ttl_hours if claim else 0,
-            "total": priced.total,
-            "currency": priced.currency,
-            "address": Jsonb(shipping_address),
-            "placed_at": placed_at,
-            "product_ids": [line.product_id for line in lines],
-            "skus": [line.sku for line in lines],
-            "names": [line.name for line in lines],
-            "quantities": [line.quantity for line in lines],
-            "unit_prices": [line.unit_price for line in lines],
-            "line_totals": [line.line_total for line in lines],
-            "actor": actor,
-            "event_id": created.event_id,
-            "topic": created.topic,
-            "message_key": created.message_key,
-            "payload": created.payload,
-            "trace": created.trace_context,
+            **{f"o_{name}": values for name, values in orders.items()},
+            **{f"l_{name}": values for name, values in lines.items()},
+            "ttl_hours": ttl_hours,
         },
     )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    order = _order(row)
-    entry = _entry(order, actor=actor, reason=None, event_id=created.event_id, at=placed_at)
-    return order, entry
+    placed = {row["id"]: _order(row) for row in await cursor.fetchall()}
+    results: list[tuple[OrderRow, TimelineRow] | None] = []
+    for p in placements:
+        order = placed.get(p.order_id)
+        if order is None:
+            results.append(None)
+            continue
+        entry = _entry(
+            order, actor=p.actor, reason=None, event_id=p.created.event_id, at=p.placed_at
+        )
+        results.append((order, entry))
+    return results
+
+
+_PLACEMENT_COLUMNS = (
+    "id",
+    "user_id",
+    "key",
+    "request_hash",
+    "total",
+    "currency",
+    "address",
+    "placed_at",
+    "actor",
+    "event_id",
+    "topic",
+    "message_key",
+    "payload",
+    "trace",
+)
+_LINE_COLUMNS = (
+    "order_id",
+    "line_no",
+    "product_id",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price",
+    "line_total",
+)
 
 
 # --- status changes ----------------------------------------------------------------------

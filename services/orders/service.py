@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import psycopg
 import socketio
 
 from services.kit.after_commit import AfterCommit, Effect
@@ -28,6 +29,7 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.errors import DomainError, Forbidden
 from services.kit.events import Envelope
+from services.kit.groups import GroupedCalls
 from services.kit.ids import new_id
 from services.kit.live import OrderUpdate, push_order_update
 from services.kit.order_events import (
@@ -85,6 +87,15 @@ class OrderView:
 class Created:
     view: OrderView
     replayed: bool
+
+
+Placed = tuple[repo.OrderRow, repo.TimelineRow]
+"""A placed order and its first timeline entry."""
+
+
+def _claimed_key(placement: repo.Placement) -> tuple[str, str] | None:
+    """The user's key a create claims: two creates with one never share a group."""
+    return (placement.user_id, placement.claim.key) if placement.claim else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +159,16 @@ class OrderService:
         self.live = live
         self.after_commit = after_commit
         self.backlog = backlog
+        # Creates not bound by holding limits are placed in groups (kit/groups.py): one
+        # statement and one commit for those that come while the group before them is placed.
+        # A group a value of one of them fails is placed again one by one.
+        self.creates: GroupedCalls[repo.Placement, Placed | None] = GroupedCalls(
+            self._place_group,
+            service=settings.service_name,
+            name="creates",
+            key=_claimed_key,
+            alone_on=(psycopg.DataError, psycopg.IntegrityError),
+        )
 
     # --- create ---------------------------------------------------------------------------
 
@@ -217,30 +238,22 @@ class OrderService:
             ORDER_CREATED,
             _created_event(order_id, principal.user_id, priced, placed_at, created_id),
         )
-        claim = (
-            repo.KeyClaim(idempotency_key, fingerprint, self.settings.idempotency_key_ttl_hours)
-            if idempotency_key is not None
-            else None
+        placement = repo.Placement(
+            order_id=order_id,
+            user_id=principal.user_id,
+            priced=priced,
+            shipping_address=address,
+            placed_at=placed_at,
+            actor=actor_label(Actor.OWNER, principal),
+            created=created,
+            claim=(
+                repo.KeyClaim(idempotency_key, fingerprint) if idempotency_key is not None else None
+            ),
         )
-
-        async def place(conn: DictConnection) -> tuple[repo.OrderRow, repo.TimelineRow] | None:
-            return await repo.place_order(
-                conn,
-                order_id=order_id,
-                user_id=principal.user_id,
-                priced=priced,
-                shipping_address=address,
-                placed_at=placed_at,
-                actor=actor_label(Actor.OWNER, principal),
-                created=created,
-                claim=claim,
-            )
-
         limits = self.settings.holding_limits
         if not limits.enforced:
-            # One statement: it commits by itself, no BEGIN or COMMIT to send.
-            async with autocommit(self.pool) as conn:
-                placed = await place(conn)
+            # With the creates that came while the last group was placed: one statement.
+            placed = await self.creates.call(placement)
         else:
             # The limits are read under a lock on the user, in the transaction that places.
             async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
@@ -253,7 +266,9 @@ class OrderService:
                     held_units=holdings.units,
                     requested=quantities,
                 )
-                placed = await place(conn)
+                [placed] = await repo.place_orders(
+                    conn, [placement], ttl_hours=self.settings.idempotency_key_ttl_hours
+                )
         if placed is None:
             return None
         order, entry = placed
@@ -274,6 +289,13 @@ class OrderService:
         assert view is not None
         metrics.IDEMPOTENT_REPLAYS.inc()
         return Created(view=view, replayed=True)
+
+    async def _place_group(self, placements: Sequence[repo.Placement]) -> list[Placed | None]:
+        """Place a group of creates in one statement, which commits by itself."""
+        async with autocommit(self.pool) as conn:
+            return await repo.place_orders(
+                conn, placements, ttl_hours=self.settings.idempotency_key_ttl_hours
+            )
 
     async def purge_idempotency_keys(self) -> int:
         """Forget Idempotency-Keys older than their time to live; returns how many."""
