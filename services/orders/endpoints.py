@@ -52,11 +52,9 @@ async def create_order(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
-    """Place an order: 201 when created, 200 (with Idempotent-Replayed: true) for a retry.
-
-    A create with a JSON body this endpoint would accept is served by `CreateRoute`
-    (create_route.py) without FastAPI's per-request work; this endpoint serves the others.
-    """
+    """Place an order: 201 when created, 200 (with Idempotent-Replayed: true) for a retry."""
+    # A create with a JSON body this endpoint would accept is served by `CreateRoute`
+    # (create_route.py) without FastAPI's per-request work; this endpoint serves the others.
     response.status_code, headers, order = created_answer(
         await orders.create(principal, body, idempotency_key)
     )
