@@ -141,7 +141,7 @@ class GroupedCalls(Generic[T, R]):
         return alone
 
     async def _run_checked(self, items: list[T]) -> list[R | _Failed]:
-        results = list(await self._run(items))
+        results: list[R | _Failed] = list(await self._run(items))
         if len(results) != len(items):
             raise RuntimeError(f"{len(items)} calls run, {len(results)} results returned")
-        return list(results)
+        return results

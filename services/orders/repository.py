@@ -198,13 +198,17 @@ class Placement:
     claim: KeyClaim | None
 
 
+Placed = tuple[OrderRow, TimelineRow]
+"""A placed order and its first timeline entry."""
+
+
 async def place_orders(
     conn: DictConnection, placements: Sequence[Placement], *, ttl_hours: int
-) -> list[tuple[OrderRow, TimelineRow] | None]:
+) -> list[Placed | None]:
     """Place orders in one statement, each as a create alone would: claim its Idempotency-Key
     (when it has one; a record of the key older than `ttl_hours` is taken over), and only if
-    the key was claimed write the order, its lines, its first
-    timeline entry (by its actor, for the created event) and its created event to the outbox.
+    the key was claimed write the order, its lines, its first timeline entry (by its actor,
+    for the created event) and its created event to the outbox.
 
     One result per placement, in their order: None, with nothing written for it, when a live
     record already has its key. A concurrent create with the same key waits on the key's
@@ -214,40 +218,11 @@ async def place_orders(
     statement commits by itself on an autocommit connection, or with the transaction it runs
     in.
     """
-    orders: dict[str, list[Any]] = {name: [] for name in _PLACEMENT_COLUMNS}
-    lines: dict[str, list[Any]] = {name: [] for name in _LINE_COLUMNS}
-    for p in placements:
-        placement: tuple[Any, ...] = (
-            p.order_id,
-            p.user_id,
-            p.claim.key if p.claim else None,
-            p.claim.request_hash if p.claim else None,
-            p.priced.total,
-            p.priced.currency,
-            Jsonb(p.shipping_address),
-            p.placed_at,
-            p.actor,
-            p.created.event_id,
-            p.created.topic,
-            p.created.message_key,
-            p.created.payload,
-            p.created.trace_context,
-        )
-        for name, value in zip(_PLACEMENT_COLUMNS, placement, strict=True):
-            orders[name].append(value)
-        for line_no, line in enumerate(p.priced.lines, start=1):
-            row: tuple[Any, ...] = (
-                p.order_id,
-                line_no,
-                line.product_id,
-                line.sku,
-                line.name,
-                line.quantity,
-                line.unit_price,
-                line.line_total,
-            )
-            for name, value in zip(_LINE_COLUMNS, row, strict=True):
-                lines[name].append(value)
+    lines = [
+        (p.order_id, line_no, line)
+        for p in placements
+        for line_no, line in enumerate(p.priced.lines, start=1)
+    ]
     cursor = await conn.execute(
         f"""
         WITH placement AS (
@@ -299,13 +274,33 @@ async def place_orders(
         SELECT * FROM placed
         """,  # noqa: S608 - a fixed column list
         {
-            **{f"o_{name}": values for name, values in orders.items()},
-            **{f"l_{name}": values for name, values in lines.items()},
+            "o_id": [p.order_id for p in placements],
+            "o_user_id": [p.user_id for p in placements],
+            "o_key": [p.claim.key if p.claim else None for p in placements],
+            "o_request_hash": [p.claim.request_hash if p.claim else None for p in placements],
+            "o_total": [p.priced.total for p in placements],
+            "o_currency": [p.priced.currency for p in placements],
+            "o_address": [Jsonb(p.shipping_address) for p in placements],
+            "o_placed_at": [p.placed_at for p in placements],
+            "o_actor": [p.actor for p in placements],
+            "o_event_id": [p.created.event_id for p in placements],
+            "o_topic": [p.created.topic for p in placements],
+            "o_message_key": [p.created.message_key for p in placements],
+            "o_payload": [p.created.payload for p in placements],
+            "o_trace": [p.created.trace_context for p in placements],
+            "l_order_id": [order_id for order_id, _, _ in lines],
+            "l_line_no": [line_no for _, line_no, _ in lines],
+            "l_product_id": [line.product_id for _, _, line in lines],
+            "l_sku": [line.sku for _, _, line in lines],
+            "l_name": [line.name for _, _, line in lines],
+            "l_quantity": [line.quantity for _, _, line in lines],
+            "l_unit_price": [line.unit_price for _, _, line in lines],
+            "l_line_total": [line.line_total for _, _, line in lines],
             "ttl_hours": ttl_hours,
         },
     )
     placed = {row["id"]: _order(row) for row in await cursor.fetchall()}
-    results: list[tuple[OrderRow, TimelineRow] | None] = []
+    results: list[Placed | None] = []
     for p in placements:
         order = placed.get(p.order_id)
         if order is None:
@@ -316,34 +311,6 @@ async def place_orders(
         )
         results.append((order, entry))
     return results
-
-
-_PLACEMENT_COLUMNS = (
-    "id",
-    "user_id",
-    "key",
-    "request_hash",
-    "total",
-    "currency",
-    "address",
-    "placed_at",
-    "actor",
-    "event_id",
-    "topic",
-    "message_key",
-    "payload",
-    "trace",
-)
-_LINE_COLUMNS = (
-    "order_id",
-    "line_no",
-    "product_id",
-    "sku",
-    "name",
-    "quantity",
-    "unit_price",
-    "line_total",
-)
 
 
 # --- status changes ----------------------------------------------------------------------

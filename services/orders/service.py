@@ -89,10 +89,6 @@ class Created:
     replayed: bool
 
 
-Placed = tuple[repo.OrderRow, repo.TimelineRow]
-"""A placed order and its first timeline entry."""
-
-
 def _claimed_key(placement: repo.Placement) -> tuple[str, str] | None:
     """The user's key a create claims: two creates with one never share a group."""
     return (placement.user_id, placement.claim.key) if placement.claim else None
@@ -162,7 +158,7 @@ class OrderService:
         # Creates not bound by holding limits are placed in groups (kit/groups.py): one
         # statement and one commit for those that come while the group before them is placed.
         # A group a value of one of them fails is placed again one by one.
-        self.creates: GroupedCalls[repo.Placement, Placed | None] = GroupedCalls(
+        self.creates: GroupedCalls[repo.Placement, repo.Placed | None] = GroupedCalls(
             self._place_group,
             service=settings.service_name,
             name="creates",
@@ -290,7 +286,7 @@ class OrderService:
         metrics.IDEMPOTENT_REPLAYS.inc()
         return Created(view=view, replayed=True)
 
-    async def _place_group(self, placements: Sequence[repo.Placement]) -> list[Placed | None]:
+    async def _place_group(self, placements: Sequence[repo.Placement]) -> list[repo.Placed | None]:
         """Place a group of creates in one statement, which commits by itself."""
         async with autocommit(self.pool) as conn:
             return await repo.place_orders(
