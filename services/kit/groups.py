@@ -7,9 +7,10 @@ group running starts one at once, alone; the calls that come while it runs wait 
 then go together, at most `max_size` of them. One group runs at a time, so a call waits behind
 at most one group before its own starts.
 
-`run` gets the group's items and returns one result for each, in their order. Two items with
-the same `key` (not None) never share a group: the later waits for the next, so the second of
-two creates with one idempotency key finds the first's key taken, as two separate statements
+`run` gets the group's items and returns one result for each, in their order, or `Failed(exc)`
+for an item that fails on its own (its call raises `exc`; the others' results stand). Two items
+with the same `key` (not None) never share a group: the later waits for the next, so the second
+of two creates with one idempotency key finds the first's key taken, as two separate statements
 would. If the group fails with one of the exceptions of `alone_on` (a value the database
 refuses, say), each of its items is run again alone, so that an item's failure is its own and
 the others' results stand; `run` must make that safe, as a statement that failed wrote nothing.
@@ -40,8 +41,9 @@ def _no_key(_item: object) -> Hashable | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Failed:
-    """An item's own failure, among the results of a group run item by item."""
+class Failed:
+    """An item's own failure among a group's results: returned by `run` for an item it refuses,
+    or recorded for an item that failed when the group was run item by item."""
 
     exc: Exception
 
@@ -52,7 +54,7 @@ class GroupedCalls(Generic[T, R]):
 
     def __init__(
         self,
-        run: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        run: Callable[[Sequence[T]], Awaitable[Sequence[R | Failed]]],
         *,
         service: str,
         name: str,
@@ -91,7 +93,7 @@ class GroupedCalls(Generic[T, R]):
             try:
                 results = await self._run_group(group)
             except Exception as exc:  # every item's failure; the runner goes on
-                results = [_Failed(exc)] * len(group)
+                results = [Failed(exc)] * len(group)
             except BaseException:  # the runner cancelled (shutdown): so are the waiting calls
                 for _, future in group + self._waiting:
                     future.cancel()
@@ -100,7 +102,7 @@ class GroupedCalls(Generic[T, R]):
             for (_, future), result in zip(group, results, strict=True):
                 if future.done():  # its caller was cancelled
                     continue
-                if isinstance(result, _Failed):
+                if isinstance(result, Failed):
                     future.set_exception(result.exc)
                 else:
                     future.set_result(result)
@@ -121,27 +123,27 @@ class GroupedCalls(Generic[T, R]):
         self._waiting = later
         return group
 
-    async def _run_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> list[R | _Failed]:
+    async def _run_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> list[R | Failed]:
         items = [item for item, _ in group]
         try:
             return await self._run_checked(items)
         except self._alone_on as exc:
             if len(items) == 1:
-                return [_Failed(exc)]
+                return [Failed(exc)]
             log.warning(
                 "a group of calls failed; running each alone",
                 extra={"size": len(items), "error": repr(exc)},
             )
-        alone: list[R | _Failed] = []
+        alone: list[R | Failed] = []
         for item in items:
             try:
                 alone += await self._run_checked([item])
             except self._alone_on as own:
-                alone.append(_Failed(own))
+                alone.append(Failed(own))
         return alone
 
-    async def _run_checked(self, items: list[T]) -> list[R | _Failed]:
-        results: list[R | _Failed] = list(await self._run(items))
+    async def _run_checked(self, items: list[T]) -> list[R | Failed]:
+        results: list[R | Failed] = list(await self._run(items))
         if len(results) != len(items):
             raise RuntimeError(f"{len(items)} calls run, {len(results)} results returned")
         return results

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -91,6 +91,44 @@ class HoldingLimits:
     def enforced(self) -> bool:
         """Whether any limit is in force (a create then reads what the user holds)."""
         return self.open_orders is not None or self.units_per_product is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What one user's open orders hold: how many orders, and units per product."""
+
+    open_orders: int
+    units: dict[str, int]
+
+
+def admit_within_limits(
+    limits: HoldingLimits,
+    creates: Sequence[tuple[str, Mapping[str, int]]],
+    holdings: Mapping[str, Holdings],
+) -> list[HoldingLimitReached | None]:
+    """For creates placed together, each a user and the units it asks per product, in their
+    order: None for a create the limits admit, the refusal for one they do not.
+
+    Each create is checked as if the ones before it had been placed alone: an admitted create
+    counts toward its user's holdings for the next (one more open order, its units), a refused
+    one does not. `holdings` is what each user held before the group (no entry: nothing).
+    """
+    held = {user_id: (h.open_orders, dict(h.units)) for user_id, h in holdings.items()}
+    outcomes: list[HoldingLimitReached | None] = []
+    for user_id, requested in creates:
+        open_orders, units = held.get(user_id, (0, {}))
+        try:
+            check_holding_limits(
+                limits, open_orders=open_orders, held_units=units, requested=requested
+            )
+        except HoldingLimitReached as refused:
+            outcomes.append(refused)
+            continue
+        for product_id, quantity in requested.items():
+            units[product_id] = units.get(product_id, 0) + quantity
+        held[user_id] = (open_orders + 1, units)
+        outcomes.append(None)
+    return outcomes
 
 
 def check_holding_limits(

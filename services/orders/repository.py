@@ -15,7 +15,14 @@ from psycopg.types.json import Jsonb
 from services.kit.db import DictConnection, Filters
 from services.kit.outbox import OutboxRow
 from services.kit.sql import json_rows, like_containing, like_starting_with
-from services.orders.domain import OPEN_STATUSES, Cursor, HoldingLimits, PricedOrder, Status
+from services.orders.domain import (
+    OPEN_STATUSES,
+    Cursor,
+    HoldingLimits,
+    Holdings,
+    PricedOrder,
+    Status,
+)
 
 SCHEMA = "orders"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -124,11 +131,14 @@ async def count_unsettled(conn: DictConnection, *, up_to: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Holdings:
-    """What one user's open orders hold: how many orders, and units per product."""
+class GroupHoldings:
+    """What `lock_and_read_holdings` read for a group of creates."""
 
-    open_orders: int
-    units: dict[str, int]
+    by_user: dict[str, Holdings]
+    """Each user's open orders and units (a user who holds nothing has no entry)."""
+    keys_taken: frozenset[tuple[str, str]]
+    """The claims, as (user, key), that a live record already holds: those creates write
+    nothing (`place_orders`)."""
 
 
 _OPEN = "(" + ", ".join(f"'{status}'" for status in sorted(map(str, OPEN_STATUSES))) + ")"
@@ -137,41 +147,82 @@ orders (`orders_user_open`, migration 0002), which a parameter could not prove i
 
 
 async def lock_and_read_holdings(
-    conn: DictConnection, user_id: str, product_ids: Sequence[str], limits: HoldingLimits
-) -> Holdings:
-    """The user's open orders and their units of `product_ids`, read under a transaction lock
-    on the user, so two concurrent creates of one user cannot both pass the limits on the same
-    reading.
+    conn: DictConnection,
+    user_ids: Sequence[str],
+    product_ids: Sequence[str],
+    limits: HoldingLimits,
+    *,
+    claims: Sequence[tuple[str, str]] = (),
+    ttl_hours: int,
+) -> GroupHoldings:
+    """Lock each user with a transaction lock, then read what their open orders hold and
+    which of the `claims` (user, Idempotency-Key) a live record holds, so that creates of one
+    user, placed together or concurrently, cannot pass the limits on the same reading.
 
-    Only what the limits in force need is read: no count without an open-orders limit, no sum
-    without a units limit, and neither the lock nor a query when both are off. Both reads go
-    through the partial index of open orders, so they cost what the user holds (bounded by the
-    limits), not their whole history.
+    Every create takes its users' locks in one order (by the lock's key), so two groups never
+    wait for each other. Only what the limits in force need is read: no count without an
+    open-orders limit, no sum without a units limit. Both reads go through the partial index
+    of open orders, so they cost what the users hold (bounded by the limits), not their whole
+    history. The statements are sent before any result is read: in pipeline mode, one round
+    trip.
     """
-    if not limits.enforced:
-        return Holdings(open_orders=0, units={})
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
-    open_orders = 0
+    await conn.execute(
+        """
+        SELECT pg_advisory_xact_lock(lock_key)
+        FROM (
+            SELECT DISTINCT hashtextextended(user_id, 0) AS lock_key
+            FROM unnest(%s::text[]) AS user_id
+            ORDER BY lock_key
+        ) AS by_key
+        """,
+        (list(user_ids),),
+    )
+    counted = summed = taken = None
     if limits.open_orders is not None:
         counted = await conn.execute(
-            f"SELECT count(*) AS n FROM orders WHERE user_id = %s AND status IN {_OPEN}",  # noqa: S608
-            (user_id,),
+            f"""
+            SELECT user_id, count(*) AS n FROM orders
+            WHERE user_id = ANY(%s) AND status IN {_OPEN}
+            GROUP BY user_id
+            """,  # noqa: S608 - a fixed list of statuses; every value is a parameter
+            (list(user_ids),),
         )
-        count_row = await counted.fetchone()
-        open_orders = int(count_row["n"]) if count_row else 0
-    units: dict[str, int] = {}
     if limits.units_per_product is not None:
         summed = await conn.execute(
             f"""
-            SELECT l.product_id, sum(l.quantity) AS units
+            SELECT o.user_id, l.product_id, sum(l.quantity) AS units
             FROM orders o JOIN order_lines l ON l.order_id = o.id
-            WHERE o.user_id = %s AND o.status IN {_OPEN} AND l.product_id = ANY(%s)
-            GROUP BY l.product_id
+            WHERE o.user_id = ANY(%s) AND o.status IN {_OPEN} AND l.product_id = ANY(%s)
+            GROUP BY o.user_id, l.product_id
             """,  # noqa: S608 - a fixed list of statuses; every value is a parameter
-            (user_id, list(product_ids)),
+            (list(user_ids), list(product_ids)),
         )
-        units = {row["product_id"]: int(row["units"]) for row in await summed.fetchall()}
-    return Holdings(open_orders=open_orders, units=units)
+    if claims:
+        taken = await conn.execute(
+            """
+            SELECT user_id, key FROM idempotency_keys
+            WHERE (user_id, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+              AND created_at >= now() - make_interval(hours => %s)
+            """,
+            ([user_id for user_id, _ in claims], [key for _, key in claims], ttl_hours),
+        )
+    open_orders: dict[str, int] = {}
+    if counted is not None:
+        open_orders = {row["user_id"]: int(row["n"]) for row in await counted.fetchall()}
+    units: dict[str, dict[str, int]] = {}
+    if summed is not None:
+        for row in await summed.fetchall():
+            units.setdefault(row["user_id"], {})[row["product_id"]] = int(row["units"])
+    keys_taken: frozenset[tuple[str, str]] = frozenset()
+    if taken is not None:
+        keys_taken = frozenset((row["user_id"], row["key"]) for row in await taken.fetchall())
+    return GroupHoldings(
+        by_user={
+            user_id: Holdings(open_orders=open_orders.get(user_id, 0), units=units.get(user_id, {}))
+            for user_id in open_orders.keys() | units.keys()
+        },
+        keys_taken=keys_taken,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.errors import DomainError, Forbidden
 from services.kit.events import Envelope
-from services.kit.groups import GroupedCalls
+from services.kit.groups import Failed, GroupedCalls
 from services.kit.ids import new_id
 from services.kit.live import OrderUpdate, push_order_update
 from services.kit.order_events import (
@@ -52,8 +52,8 @@ from services.orders.domain import (
     Cursor,
     PricedOrder,
     Status,
+    admit_within_limits,
     can_transition,
-    check_holding_limits,
     check_transition,
     decode_cursor,
     encode_cursor,
@@ -87,6 +87,14 @@ class OrderView:
 class Created:
     view: OrderView
     replayed: bool
+
+
+def _quantities(placement: repo.Placement) -> dict[str, int]:
+    """The units a create asks per product."""
+    asked: dict[str, int] = {}
+    for line in placement.priced.lines:
+        asked[line.product_id] = asked.get(line.product_id, 0) + line.quantity
+    return asked
 
 
 def _claimed_key(placement: repo.Placement) -> tuple[str, str] | None:
@@ -155,8 +163,8 @@ class OrderService:
         self.live = live
         self.after_commit = after_commit
         self.backlog = backlog
-        # Creates not bound by holding limits are placed in groups (kit/groups.py): one
-        # statement and one commit for those that come while the group before them is placed.
+        # Creates are placed in groups (kit/groups.py): one statement and one commit for those
+        # that come while the group before them is placed, with holding limits or without.
         # A group a value of one of them fails is placed again one by one.
         self.creates: GroupedCalls[repo.Placement, repo.Placed | None] = GroupedCalls(
             self._place_group,
@@ -246,25 +254,8 @@ class OrderService:
                 repo.KeyClaim(idempotency_key, fingerprint) if idempotency_key is not None else None
             ),
         )
-        limits = self.settings.holding_limits
-        if not limits.enforced:
-            # With the creates that came while the last group was placed: one statement.
-            placed = await self.creates.call(placement)
-        else:
-            # The limits are read under a lock on the user, in the transaction that places.
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                holdings = await repo.lock_and_read_holdings(
-                    conn, principal.user_id, list(quantities), limits
-                )
-                check_holding_limits(
-                    limits,
-                    open_orders=holdings.open_orders,
-                    held_units=holdings.units,
-                    requested=quantities,
-                )
-                [placed] = await repo.place_orders(
-                    conn, [placement], ttl_hours=self.settings.idempotency_key_ttl_hours
-                )
+        # With the creates that came while the last group was placed (kit/groups.py).
+        placed = await self.creates.call(placement)
         if placed is None:
             return None
         order, entry = placed
@@ -286,12 +277,57 @@ class OrderService:
         metrics.IDEMPOTENT_REPLAYS.inc()
         return Created(view=view, replayed=True)
 
-    async def _place_group(self, placements: Sequence[repo.Placement]) -> list[repo.Placed | None]:
-        """Place a group of creates in one statement, which commits by itself."""
-        async with autocommit(self.pool) as conn:
-            return await repo.place_orders(
-                conn, placements, ttl_hours=self.settings.idempotency_key_ttl_hours
+    async def _place_group(
+        self, placements: Sequence[repo.Placement]
+    ) -> list[repo.Placed | Failed | None]:
+        """Place a group of creates in one statement. Without holding limits it commits by
+        itself; with them, it runs in the transaction that locks the group's users and reads
+        what they hold, and places only the creates the limits admit (`admit_within_limits`),
+        each counted as if placed alone in turn; the others are refused."""
+        ttl_hours = self.settings.idempotency_key_ttl_hours
+        limits = self.settings.holding_limits
+        if not limits.enforced:
+            async with autocommit(self.pool) as conn:
+                return list(await repo.place_orders(conn, placements, ttl_hours=ttl_hours))
+        claims = [(p.user_id, p.claim.key) for p in placements if p.claim is not None]
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            held = await repo.lock_and_read_holdings(
+                conn,
+                sorted({p.user_id for p in placements}),
+                sorted({line.product_id for p in placements for line in p.priced.lines}),
+                limits,
+                claims=claims,
+                ttl_hours=ttl_hours,
             )
+            # A create whose key a live record holds writes nothing (it is answered with the
+            # key's order), so it is neither checked nor counted.
+            new = [
+                p
+                for p in placements
+                if p.claim is None or (p.user_id, p.claim.key) not in held.keys_taken
+            ]
+            outcomes = admit_within_limits(
+                limits, [(p.user_id, _quantities(p)) for p in new], held.by_user
+            )
+            refused = {
+                p.order_id: refusal
+                for p, refusal in zip(new, outcomes, strict=True)
+                if refusal is not None
+            }
+            admitted = [p for p in new if p.order_id not in refused]
+            placed = dict(
+                zip(
+                    (p.order_id for p in admitted),
+                    await repo.place_orders(conn, admitted, ttl_hours=ttl_hours)
+                    if admitted
+                    else [],
+                    strict=True,
+                )
+            )
+        return [
+            Failed(refused[p.order_id]) if p.order_id in refused else placed.get(p.order_id)
+            for p in placements
+        ]
 
     async def purge_idempotency_keys(self) -> int:
         """Forget Idempotency-Keys older than their time to live; returns how many."""

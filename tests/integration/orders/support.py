@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import httpx
 import orjson
+import pytest
 import uvicorn
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from devstack.ports import HOST, free_port
+from services.kit.groups import GroupedCalls
 from services.kit.live import REDIS_CHANNEL
+from services.orders import repository as repo
+from tests.support import eventually
 
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -132,3 +137,40 @@ class LiveListener:
 
     def for_order(self, order_id: str) -> list[dict[str, Any]]:
         return [u for u in self.updates if u.get("orderId") == order_id]
+
+
+async def create_while_held(
+    orders_app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    first: Callable[[], Coroutine[Any, Any, httpx.Response]],
+    rest: list[Callable[[], Coroutine[Any, Any, httpx.Response]]],
+) -> tuple[httpx.Response, list[httpx.Response], list[int]]:
+    """Creates placed in groups (`OrderService.creates`, kit/groups.py): `first` placed alone,
+    its statement held until every one of `rest` waits behind it; then the answers and the size
+    of each group `repository.place_orders` placed, in order."""
+    sizes: list[int] = []
+    release = asyncio.Event()
+    place_orders = repo.place_orders
+
+    async def held(conn: Any, placements: Sequence[repo.Placement], **options: Any) -> Any:
+        sizes.append(len(placements))
+        if len(sizes) == 1:
+            await release.wait()
+        return await place_orders(conn, placements, **options)
+
+    monkeypatch.setattr(repo, "place_orders", held)
+    creates: GroupedCalls[Any, Any] = orders_app.state.orders.creates
+    head = asyncio.create_task(first())
+
+    async def first_held() -> bool:
+        return sizes == [1]
+
+    await eventually(first_held, within=10, what="the first create's statement")
+    tail = [asyncio.create_task(create()) for create in rest]
+
+    async def all_waiting() -> bool:
+        return creates.waiting == len(rest)
+
+    await eventually(all_waiting, within=10, what="the other creates waiting")
+    release.set()
+    return await head, list(await asyncio.gather(*tail)), sizes

@@ -8,9 +8,8 @@ refuses fails its own create only.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -19,49 +18,11 @@ import pytest
 from fastapi import FastAPI
 from psycopg.rows import DictRow
 
-from services.kit.groups import GroupedCalls
-from services.orders import repository as repo
-from tests.integration.orders.support import CatalogueStub
+from tests.integration.orders.support import CatalogueStub, create_while_held
 from tests.integration.orders.test_orders_api import order_body
-from tests.support import Bearer, eventually
+from tests.support import Bearer
 
 Db = psycopg.Connection[DictRow]
-
-
-async def _create_while_held(
-    orders_app: FastAPI,
-    monkeypatch: pytest.MonkeyPatch,
-    first: Callable[[], Coroutine[Any, Any, httpx.Response]],
-    rest: list[Callable[[], Coroutine[Any, Any, httpx.Response]]],
-) -> tuple[httpx.Response, list[httpx.Response], list[int]]:
-    """`first` placed alone and held until every one of `rest` waits; then the groups they
-    were placed in, by size."""
-    sizes: list[int] = []
-    release = asyncio.Event()
-    place_orders = repo.place_orders
-
-    async def held(conn: Any, placements: Sequence[repo.Placement], **options: Any) -> Any:
-        sizes.append(len(placements))
-        if len(sizes) == 1:
-            await release.wait()
-        return await place_orders(conn, placements, **options)
-
-    monkeypatch.setattr(repo, "place_orders", held)
-    creates: GroupedCalls[Any, Any] = orders_app.state.orders.creates
-    head = asyncio.create_task(first())
-
-    async def first_held() -> bool:
-        return sizes == [1]
-
-    await eventually(first_held, within=10, what="the first create's statement")
-    tail = [asyncio.create_task(create()) for create in rest]
-
-    async def all_waiting() -> bool:
-        return creates.waiting == len(rest)
-
-    await eventually(all_waiting, within=10, what="the other creates waiting")
-    release.set()
-    return await head, list(await asyncio.gather(*tail)), sizes
 
 
 async def test_creates_that_wait_are_placed_together_each_once(
@@ -83,7 +44,7 @@ async def test_creates_that_wait_are_placed_together_each_once(
             "/orders", json=order_body(*items), headers={**who.headers, **headers}
         )
 
-    first, rest, sizes = await _create_while_held(
+    first, rest, sizes = await create_while_held(
         orders_app,
         monkeypatch,
         create(user, (pen, 1)),
@@ -145,7 +106,7 @@ async def test_a_value_the_database_refuses_fails_its_own_create_only(
     def create(product: str) -> Callable[[], Coroutine[Any, Any, httpx.Response]]:
         return lambda: client.post("/orders", json=order_body((product, 1)), headers=user.headers)
 
-    first, rest, sizes = await _create_while_held(
+    first, rest, sizes = await create_while_held(
         orders_app, monkeypatch, create(pen), [create(pen), create(broken), create(pen)]
     )
 

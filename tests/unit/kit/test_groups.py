@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import REGISTRY
 
-from services.kit.groups import GroupedCalls
+from services.kit.groups import Failed, GroupedCalls
 
 
 class Refused(Exception):
@@ -22,12 +22,13 @@ class Store:
 
     hold: bool = False
     refuse: set[str] = field(default_factory=set)
+    decline: set[str] = field(default_factory=set)
     down: bool = False
     groups: list[list[str]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def run(self, items: Sequence[str]) -> list[str]:
+    async def run(self, items: Sequence[str]) -> list[str | Failed]:
         self.groups.append(list(items))
         self.started.set()
         if self.hold:
@@ -36,7 +37,10 @@ class Store:
             raise ConnectionError("the store is gone")
         if self.refuse & set(items):
             raise Refused(f"refused: {sorted(self.refuse & set(items))}")
-        return [item.upper() for item in items]
+        return [
+            Failed(LookupError(f"declined: {item}")) if item in self.decline else item.upper()
+            for item in items
+        ]
 
 
 def _calls(store: Store, name: str, **options: object) -> GroupedCalls[str, str]:
@@ -112,6 +116,19 @@ async def test_a_refused_group_is_run_again_one_by_one_so_a_refusal_is_its_own()
     assert isinstance(results[2], Refused)
     assert results[3] == "D"
     assert store.groups == [["a"], ["b", "c", "d"], ["b"], ["c"], ["d"]]
+
+
+async def test_an_item_the_run_fails_alone_fails_its_own_call_and_the_group_stands() -> None:
+    store = Store(decline={"c"})
+    calls = _calls(store, "declined")
+
+    results = await _while_first_group_runs(store, calls, "a", ["b", "c", "d"])
+
+    assert results[:2] == ["A", "B"]
+    assert isinstance(results[2], LookupError)
+    assert str(results[2]) == "declined: c"
+    assert results[3] == "D"
+    assert store.groups == [["a"], ["b", "c", "d"]], "not run again"
 
 
 async def test_any_other_failure_is_every_call_of_the_group_and_the_next_group_runs() -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from services.orders import repository
-from services.orders.domain import OPEN_STATUSES, HoldingLimits, check_holding_limits
+from services.orders.domain import (
+    OPEN_STATUSES,
+    HoldingLimits,
+    Holdings,
+    admit_within_limits,
+    check_holding_limits,
+)
 from services.orders.errors import HoldingLimitReached
 from services.orders.settings import Settings
 from tests.signing import token_env
@@ -37,6 +43,41 @@ def test_no_limits_allow_anything() -> None:
     check_holding_limits(
         HoldingLimits(), open_orders=10**6, held_units={"p": 10**6}, requested={"p": 1000}
     )
+
+
+def test_creates_placed_together_each_count_toward_the_next_of_their_user() -> None:
+    held = {"ann": Holdings(open_orders=1, units={"p": 4}), "bob": Holdings(2, {"p": 9})}
+    outcomes = admit_within_limits(
+        LIMITS,
+        [
+            ("ann", {"p": 6}),  # 10 units: admitted
+            ("ann", {"p": 1}),  # 11: refused, and not counted
+            ("bob", {"q": 10}),  # bob's third open order: admitted
+            ("ann", {"q": 2}),  # ann's third: admitted
+            ("bob", {"q": 1}),  # bob's fourth: refused
+            ("ann", {"q": 1}),  # ann's fourth: refused
+            ("cyd", {"p": 10}),  # holds nothing yet: admitted
+        ],
+        held,
+    )
+    assert [outcome is None for outcome in outcomes] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    refused = [outcome for outcome in outcomes if outcome is not None]
+    assert refused[0].extra["products"] == ["p"]
+    assert ["3 open orders" in refusal.detail for refusal in refused] == [False, True, True]
+    assert held["ann"] == Holdings(open_orders=1, units={"p": 4}), "what was read is not changed"
+
+
+def test_a_group_checked_without_limits_admits_all() -> None:
+    outcomes = admit_within_limits(HoldingLimits(), [("ann", {"p": 10**6})] * 3, {})
+    assert outcomes == [None, None, None]
 
 
 def test_limits_are_on_by_default_in_production_and_0_turns_them_off() -> None:
