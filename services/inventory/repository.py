@@ -18,6 +18,13 @@ from typing import Any
 from psycopg import sql
 
 from services.inventory.domain import NewProduct, ProductQuery, RequestedLine, StockLevel
+from services.kit.arrays import (
+    ByteaArray,
+    IntArray,
+    JsonbArray,
+    TextArray,
+    TimestamptzArray,
+)
 from services.kit.db import DictConnection
 from services.kit.outbox import OutboxRow
 from services.kit.sql import like_containing
@@ -404,18 +411,18 @@ async def reserve_all_if_available(
         SELECT order_id FROM reservation
         """,
         {
-            "order_ids": [o.order_id for o in orders],
-            "user_ids": [o.user_id for o in orders],
-            "versions": [o.order_version for o in orders],
-            "expires": [o.expires_at for o in orders],
-            "event_ids": [o.confirmed.event_id for o in orders],
-            "topics": [o.confirmed.topic for o in orders],
-            "message_keys": [o.confirmed.message_key for o in orders],
-            "payloads": [o.confirmed.payload for o in orders],
-            "traces": [o.confirmed.trace_context for o in orders],
-            "line_orders": [o.order_id for o in orders for _ in o.lines],
-            "product_ids": [line.product_id for o in orders for line in o.lines],
-            "quantities": [line.quantity for o in orders for line in o.lines],
+            "order_ids": TextArray(o.order_id for o in orders),
+            "user_ids": TextArray(o.user_id for o in orders),
+            "versions": IntArray(o.order_version for o in orders),
+            "expires": TimestamptzArray(o.expires_at for o in orders),
+            "event_ids": TextArray(o.confirmed.event_id for o in orders),
+            "topics": TextArray(o.confirmed.topic for o in orders),
+            "message_keys": TextArray(o.confirmed.message_key for o in orders),
+            "payloads": ByteaArray(o.confirmed.payload for o in orders),
+            "traces": JsonbArray(o.confirmed.trace_context for o in orders),
+            "line_orders": TextArray(o.order_id for o in orders for _ in o.lines),
+            "product_ids": TextArray(line.product_id for o in orders for line in o.lines),
+            "quantities": IntArray(line.quantity for o in orders for line in o.lines),
         },
     )
     return {row["order_id"] for row in await cursor.fetchall()}

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from services.kit import tracing
+from services.kit.arrays import BigintArray, TextArray
 from services.kit.db import DictConnection, Pool
 from services.kit.events import Envelope, envelope_type
 from services.kit.kafka import EventProducer
@@ -86,7 +87,7 @@ async def claim_events(conn: DictConnection, events: Sequence[tuple[str, str]]) 
     cursor = await conn.execute(
         "INSERT INTO processed_events (event_id, topic)"
         " SELECT * FROM unnest(%b::uuid[], %b::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-        ([event_id for event_id, _ in events], [topic for _, topic in events]),
+        (TextArray(event_id for event_id, _ in events), TextArray(topic for _, topic in events)),
     )
     claimed = {row["event_id"] for row in await cursor.fetchall()}
     return {event_id for event_id, _ in events if uuid.UUID(event_id) in claimed}
@@ -161,7 +162,8 @@ class OutboxRelay(NotifiedRelay):
         if session is None:
             return 0
         cursor = await session.execute(
-            _NEXT_ROWS, {"published": self.take_unmarked(session), "limit": self.batch_size}
+            _NEXT_ROWS,
+            {"published": BigintArray(self.take_unmarked(session)), "limit": self.batch_size},
         )
         rows = await cursor.fetchall()
         if not rows:
@@ -171,7 +173,7 @@ class OutboxRelay(NotifiedRelay):
         return len(rows)
 
     async def mark(self, session: DictConnection, keys: list[Any]) -> None:
-        await session.execute(_MARK, {"published": keys})
+        await session.execute(_MARK, {"published": BigintArray(keys)})
 
     async def _publish(self, rows: list[dict[str, Any]]) -> None:
         """Send every row, each in a PRODUCER span continuing the trace its row stored."""

@@ -19,6 +19,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.kit.arrays import (
+    ByteaArray,
+    Float8Array,
+    IntArray,
+    TextArray,
+    UuidArray,
+)
 from services.kit.db import DictConnection
 
 
@@ -98,7 +105,7 @@ async def record(
             SELECT * FROM unnest(%(a_delivery)b::uuid[], %(a_notification)b::uuid[],
                                  %(a_channel)b::text[], %(a_attempt)b::int[],
                                  %(a_outcome)b::text[], %(a_response)b::text[],
-                                 %(a_duration)s::float8[])
+                                 %(a_duration)b::float8[])
         ), dead AS (
             INSERT INTO dead_letters (id, delivery_id, channel, queue, reason, attempts, payload)
             SELECT * FROM unnest(%(d_id)b::uuid[], %(d_delivery)b::uuid[], %(d_channel)b::text[],
@@ -117,22 +124,22 @@ async def record(
         WHERE d.id = m.id
         """,
         {
-            "a_delivery": [a.delivery_id for a in attempts],
-            "a_notification": [a.notification_id for a in attempts],
-            "a_channel": [a.channel for a in attempts],
-            "a_attempt": [a.attempt for a in attempts],
-            "a_outcome": [a.outcome for a in attempts],
-            "a_response": [a.provider_response for a in attempts],
-            "a_duration": [a.duration_ms for a in attempts],
-            "d_id": [d.id for d in dead_letters],
-            "d_delivery": [d.delivery_id for d in dead_letters],
-            "d_channel": [d.channel for d in dead_letters],
-            "d_queue": [d.queue for d in dead_letters],
-            "d_reason": [d.reason for d in dead_letters],
-            "d_attempts": [d.attempts for d in dead_letters],
-            "d_payload": [d.payload for d in dead_letters],
-            "m_id": [a.delivery_id for a in moved],
-            "m_status": [_STATUS_OF_OUTCOME[a.outcome] for a in moved],
-            "m_response": [a.provider_response for a in moved],
+            "a_delivery": UuidArray(a.delivery_id for a in attempts),
+            "a_notification": UuidArray(a.notification_id for a in attempts),
+            "a_channel": TextArray(a.channel for a in attempts),
+            "a_attempt": IntArray(a.attempt for a in attempts),
+            "a_outcome": TextArray(a.outcome for a in attempts),
+            "a_response": TextArray(a.provider_response for a in attempts),
+            "a_duration": Float8Array(a.duration_ms for a in attempts),
+            "d_id": UuidArray(d.id for d in dead_letters),
+            "d_delivery": UuidArray(d.delivery_id for d in dead_letters),
+            "d_channel": TextArray(d.channel for d in dead_letters),
+            "d_queue": TextArray(d.queue for d in dead_letters),
+            "d_reason": TextArray(d.reason for d in dead_letters),
+            "d_attempts": IntArray(d.attempts for d in dead_letters),
+            "d_payload": ByteaArray(d.payload for d in dead_letters),
+            "m_id": UuidArray(a.delivery_id for a in moved),
+            "m_status": TextArray(_STATUS_OF_OUTCOME[a.outcome] for a in moved),
+            "m_response": TextArray(a.provider_response for a in moved),
         },
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from services.kit.arrays import TextArray, TimestamptzArray, UuidArray
 from services.kit.db import DictConnection
 from services.kit.models import row_fields
 from services.kit.sql import json_rows
@@ -326,7 +327,7 @@ async def unread_counts(conn: DictConnection, user_ids: Sequence[str]) -> dict[s
         ) AS n
         FROM unnest(%b::text[]) AS u (user_id)
         """,
-        (UNREAD_COUNT_LIMIT, list(user_ids)),
+        (UNREAD_COUNT_LIMIT, TextArray(user_ids)),
     )
     return {row["user_id"]: int(row["n"]) for row in await cursor.fetchall()}
 
@@ -383,8 +384,8 @@ replay (dead_letters.py)."""
 
 def _confirmed_columns(confirmed: Sequence[tuple[uuid.UUID, datetime]]) -> dict[str, Any]:
     return {
-        "ids": [delivery_id for delivery_id, _ in confirmed],
-        "read_at": [updated_at for _, updated_at in confirmed],
+        "ids": UuidArray(delivery_id for delivery_id, _ in confirmed),
+        "read_at": TimestamptzArray(updated_at for _, updated_at in confirmed),
     }
 
 

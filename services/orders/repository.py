@@ -10,8 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
+from services.kit.arrays import (
+    ByteaArray,
+    IntArray,
+    JsonbArray,
+    NumericArray,
+    TextArray,
+    TimestamptzArray,
+    UuidArray,
+)
 from services.kit.db import DictConnection, Filters
 from services.kit.outbox import OutboxRow
 from services.kit.sql import json_rows, like_containing, like_starting_with
@@ -171,40 +178,45 @@ async def lock_and_read_holdings(
         SELECT pg_advisory_xact_lock(lock_key)
         FROM (
             SELECT DISTINCT hashtextextended(user_id, 0) AS lock_key
-            FROM unnest(%s::text[]) AS user_id
+            FROM unnest(%b::text[]) AS user_id
             ORDER BY lock_key
         ) AS by_key
         """,
-        (list(user_ids),),
+        (TextArray(user_ids),),
     )
     counted = summed = taken = None
     if limits.open_orders is not None:
         counted = await conn.execute(
             f"""
             SELECT user_id, count(*) AS n FROM orders
-            WHERE user_id = ANY(%s) AND status IN {_OPEN}
+            WHERE user_id = ANY(%b::text[]) AND status IN {_OPEN}
             GROUP BY user_id
             """,  # noqa: S608 - a fixed list of statuses; every value is a parameter
-            (list(user_ids),),
+            (TextArray(user_ids),),
         )
     if limits.units_per_product is not None:
         summed = await conn.execute(
             f"""
             SELECT o.user_id, l.product_id, sum(l.quantity) AS units
             FROM orders o JOIN order_lines l ON l.order_id = o.id
-            WHERE o.user_id = ANY(%s) AND o.status IN {_OPEN} AND l.product_id = ANY(%s)
+            WHERE o.user_id = ANY(%b::text[]) AND o.status IN {_OPEN}
+              AND l.product_id = ANY(%b::text[])
             GROUP BY o.user_id, l.product_id
             """,  # noqa: S608 - a fixed list of statuses; every value is a parameter
-            (list(user_ids), list(product_ids)),
+            (TextArray(user_ids), TextArray(product_ids)),
         )
     if claims:
         taken = await conn.execute(
             """
             SELECT user_id, key FROM idempotency_keys
-            WHERE (user_id, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+            WHERE (user_id, key) IN (SELECT * FROM unnest(%b::text[], %b::text[]))
               AND created_at >= now() - make_interval(hours => %s)
             """,
-            ([user_id for user_id, _ in claims], [key for _, key in claims], ttl_hours),
+            (
+                TextArray(user_id for user_id, _ in claims),
+                TextArray(key for _, key in claims),
+                ttl_hours,
+            ),
         )
     open_orders: dict[str, int] = {}
     if counted is not None:
@@ -279,7 +291,7 @@ async def place_orders(
         WITH placement AS (
             SELECT * FROM unnest(
                 %(o_id)b::uuid[], %(o_user_id)b::text[], %(o_key)b::text[],
-                %(o_request_hash)b::text[], %(o_total)b::numeric[], %(o_currency)b::text[],
+                %(o_request_hash)b::text[], %(o_total)t::numeric[], %(o_currency)b::text[],
                 %(o_address)b::jsonb[], %(o_placed_at)b::timestamptz[], %(o_actor)b::text[],
                 %(o_event_id)b::uuid[], %(o_topic)b::text[], %(o_message_key)b::text[],
                 %(o_payload)b::bytea[], %(o_trace)b::jsonb[]
@@ -312,7 +324,7 @@ async def place_orders(
             FROM unnest(
                 %(l_order_id)b::uuid[], %(l_line_no)b::int[], %(l_product_id)b::text[],
                 %(l_sku)b::text[], %(l_name)b::text[], %(l_quantity)b::int[],
-                %(l_unit_price)b::numeric[], %(l_line_total)b::numeric[]
+                %(l_unit_price)t::numeric[], %(l_line_total)t::numeric[]
             ) AS l (order_id, line_no, product_id, sku, name, quantity, unit_price, line_total)
             WHERE l.order_id IN (SELECT id FROM admitted)
         ), first_entry AS (
@@ -325,28 +337,30 @@ async def place_orders(
         SELECT * FROM placed
         """,  # noqa: S608 - a fixed column list
         {
-            "o_id": [p.order_id for p in placements],
-            "o_user_id": [p.user_id for p in placements],
-            "o_key": [p.claim.key if p.claim else None for p in placements],
-            "o_request_hash": [p.claim.request_hash if p.claim else None for p in placements],
-            "o_total": [p.priced.total for p in placements],
-            "o_currency": [p.priced.currency for p in placements],
-            "o_address": [Jsonb(p.shipping_address) for p in placements],
-            "o_placed_at": [p.placed_at for p in placements],
-            "o_actor": [p.actor for p in placements],
-            "o_event_id": [p.created.event_id for p in placements],
-            "o_topic": [p.created.topic for p in placements],
-            "o_message_key": [p.created.message_key for p in placements],
-            "o_payload": [p.created.payload for p in placements],
-            "o_trace": [p.created.trace_context for p in placements],
-            "l_order_id": [order_id for order_id, _, _ in lines],
-            "l_line_no": [line_no for _, line_no, _ in lines],
-            "l_product_id": [line.product_id for _, _, line in lines],
-            "l_sku": [line.sku for _, _, line in lines],
-            "l_name": [line.name for _, _, line in lines],
-            "l_quantity": [line.quantity for _, _, line in lines],
-            "l_unit_price": [line.unit_price for _, _, line in lines],
-            "l_line_total": [line.line_total for _, _, line in lines],
+            "o_id": UuidArray(p.order_id for p in placements),
+            "o_user_id": TextArray(p.user_id for p in placements),
+            "o_key": TextArray(p.claim.key if p.claim else None for p in placements),
+            "o_request_hash": TextArray(
+                p.claim.request_hash if p.claim else None for p in placements
+            ),
+            "o_total": NumericArray(p.priced.total for p in placements),
+            "o_currency": TextArray(p.priced.currency for p in placements),
+            "o_address": JsonbArray(p.shipping_address for p in placements),
+            "o_placed_at": TimestamptzArray(p.placed_at for p in placements),
+            "o_actor": TextArray(p.actor for p in placements),
+            "o_event_id": TextArray(p.created.event_id for p in placements),
+            "o_topic": TextArray(p.created.topic for p in placements),
+            "o_message_key": TextArray(p.created.message_key for p in placements),
+            "o_payload": ByteaArray(p.created.payload for p in placements),
+            "o_trace": JsonbArray(p.created.trace_context for p in placements),
+            "l_order_id": UuidArray(order_id for order_id, _, _ in lines),
+            "l_line_no": IntArray(line_no for _, line_no, _ in lines),
+            "l_product_id": TextArray(line.product_id for _, _, line in lines),
+            "l_sku": TextArray(line.sku for _, _, line in lines),
+            "l_name": TextArray(line.name for _, _, line in lines),
+            "l_quantity": IntArray(line.quantity for _, _, line in lines),
+            "l_unit_price": NumericArray(line.unit_price for _, _, line in lines),
+            "l_line_total": NumericArray(line.line_total for _, _, line in lines),
             "ttl_hours": ttl_hours,
         },
     )
