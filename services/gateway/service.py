@@ -48,6 +48,7 @@ from services.gateway.routes import Policy, Upstream
 from services.gateway.settings import Settings
 from services.kit import http1, tracing
 from services.kit.errors import Forbidden, UpstreamTimeout, UpstreamUnavailable
+from services.kit.metrics import labelled
 from services.kit.security import authenticate
 from services.kit.tokens import Principal
 
@@ -162,8 +163,8 @@ async def forward(
         raise UpstreamUnavailable(
             f"The {upstream} service is unavailable.", upstream=upstream
         ) from exc
-    UPSTREAM_LATENCY.labels(upstream).observe(time.perf_counter() - started)
-    UPSTREAM_REQUESTS.labels(upstream, f"{answer.status // 100}xx").inc()
+    labelled(UPSTREAM_LATENCY, upstream).observe(time.perf_counter() - started)
+    labelled(UPSTREAM_REQUESTS, upstream, f"{answer.status // 100}xx").inc()
     return answer
 
 

@@ -41,7 +41,7 @@ from typing import Any
 from opentelemetry.context import Context
 
 from services.kit import tracing
-from services.kit.metrics import AFTER_COMMIT_EFFECTS
+from services.kit.metrics import AFTER_COMMIT_EFFECTS, labelled
 
 log = logging.getLogger(__name__)
 Effect = Callable[[], Awaitable[object]]
@@ -94,7 +94,7 @@ class AfterCommit:
         for effect in effects:
             if isinstance(effect, Coalesced):
                 if effect in self._waiting:
-                    AFTER_COMMIT_EFFECTS.labels(self.service, "coalesced").inc()
+                    labelled(AFTER_COMMIT_EFFECTS, self.service, "coalesced").inc()
                     continue
                 self._waiting.add(effect)
             if len(self._pending) >= self.capacity:
@@ -159,7 +159,7 @@ class AfterCommit:
             outcome = "done"
         if outcome == "timed_out":
             log.warning("after-commit effect timed out", extra={"effect": _name(effect)})
-        AFTER_COMMIT_EFFECTS.labels(self.service, outcome).inc(count)
+        labelled(AFTER_COMMIT_EFFECTS, self.service, outcome).inc(count)
 
 
 class Runner:

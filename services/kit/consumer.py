@@ -70,7 +70,7 @@ from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer
 from services.kit.logs import order_id_var
-from services.kit.metrics import EVENT_GROUPS, EVENT_PROCESSING, EVENTS_CONSUMED
+from services.kit.metrics import EVENT_GROUPS, EVENT_PROCESSING, EVENTS_CONSUMED, labelled
 from services.kit.outbox import claim_events
 
 log = logging.getLogger(__name__)
@@ -216,12 +216,14 @@ class EventShell(Generic[S]):
             self._settle(topic, envelope, applied)
             return applied
         finally:
-            EVENT_PROCESSING.labels(self.service_name, topic).observe(time.perf_counter() - started)
+            labelled(EVENT_PROCESSING, self.service_name, topic).observe(
+                time.perf_counter() - started
+            )
 
     async def apply_group(self, messages: list[Message]) -> None:
         """Apply `messages` in offset order in one transaction (the module docstring's group
         commit); raises, having kept nothing, if any of them fails."""
-        EVENT_GROUPS.labels(self.service_name).observe(len(messages))
+        labelled(EVENT_GROUPS, self.service_name).observe(len(messages))
         started = time.perf_counter()
         parsed = [
             self._parse(message.topic() or "", message.value() or b"") for message in messages
@@ -245,7 +247,7 @@ class EventShell(Generic[S]):
         committed = time.perf_counter()
         for topic, envelope, applied, started in done:
             self._settle(topic, envelope, applied)
-            EVENT_PROCESSING.labels(self.service_name, topic).observe(committed - started)
+            labelled(EVENT_PROCESSING, self.service_name, topic).observe(committed - started)
 
     async def _apply_many(
         self,
@@ -271,7 +273,7 @@ class EventShell(Generic[S]):
         committed = time.perf_counter()
         for (topic, _, envelope), applied in zip(parsed, results, strict=True):
             self._settle(topic, envelope, applied)
-            EVENT_PROCESSING.labels(self.service_name, topic).observe(committed - started)
+            labelled(EVENT_PROCESSING, self.service_name, topic).observe(committed - started)
 
     def _handler(self, topic: str) -> Handler[S]:
         handler = self.handlers.get(topic)
@@ -314,12 +316,12 @@ class EventShell(Generic[S]):
     def _settle(self, topic: str, envelope: Envelope[Any], applied: Applied | None) -> None:
         """After the commit: count the outcome and submit the effects."""
         if applied is None:
-            EVENTS_CONSUMED.labels(self.service_name, topic, "duplicate").inc()
+            labelled(EVENTS_CONSUMED, self.service_name, topic, "duplicate").inc()
             token = order_id_var.set(envelope.subject)
             log.info("duplicate event ignored", extra={"topic": topic, "event": envelope.id})
             order_id_var.reset(token)
             return
-        EVENTS_CONSUMED.labels(self.service_name, topic, "processed").inc()
+        labelled(EVENTS_CONSUMED, self.service_name, topic, "processed").inc()
         self.after_commit.submit(applied.after_commit)
 
 

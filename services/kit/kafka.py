@@ -45,6 +45,7 @@ from services.kit.metrics import (
     EVENTS_CONSUMED,
     EVENTS_PUBLISHED,
     GROUPS_FAILED,
+    labelled,
 )
 from services.kit.runtime import wait_event
 
@@ -148,7 +149,7 @@ class EventProducer:
                 break
             except BufferError:
                 self._producer.poll(0.01)
-        EVENTS_PUBLISHED.labels(self.service, topic).inc()
+        labelled(EVENTS_PUBLISHED, self.service, topic).inc()
         return future
 
     def close(self, timeout: float = 10.0) -> None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from services.kit import tracing
-from services.kit.metrics import LIVE_PUSHES
+from services.kit.metrics import LIVE_PUSHES, labelled
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class PipelinedEmitter(socketio.AsyncRedisManager):  # type: ignore[misc]
                     )
                     return
             else:
-                LIVE_PUSHES.labels("published").inc(len(batch))
+                labelled(LIVE_PUSHES, "published").inc(len(batch))
                 return
 
 

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def labelled(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up in a dictionary after the first time.
+
+    prometheus_client checks and converts the label values and takes a lock at every
+    `labels()` call: a few microseconds, paid several times per order by the hot paths
+    (requests, events, effects), 2.6% of the orders service's profile. Every metric here has a
+    bounded label set, and no labelled child is ever removed, so the children are kept.
+    """
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",

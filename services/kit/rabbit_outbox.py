@@ -45,6 +45,7 @@ from prometheus_client import Counter
 
 from services.kit import tracing
 from services.kit.db import DictConnection
+from services.kit.metrics import labelled
 from services.kit.rabbit import Outgoing, Publisher, Queue, declare_queues
 from services.kit.relay import NotifiedRelay
 
@@ -153,7 +154,7 @@ class RabbitRelay(NotifiedRelay):
         if done:
             self.leave_unmarked(session, [row.key for row in done])
             for row in done:
-                RABBIT_PUBLISHED.labels(self.service, row.message.routing_key).inc()
+                labelled(RABBIT_PUBLISHED, self.service, row.message.routing_key).inc()
         error = next((e for e in results if e is not None), None)
         if error is not None:
             raise error

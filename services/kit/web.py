@@ -55,7 +55,7 @@ from services.kit.cache import create_redis
 from services.kit.errors import install_error_handlers, problem
 from services.kit.heap import FrozenSurvivors
 from services.kit.logs import request_id_var
-from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, time_gc_pauses
+from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled, time_gc_pauses
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import Revocations, VerifiedTokens
 
@@ -141,8 +141,8 @@ class RequestContextMiddleware:
 def count_request(service: str, method: str, route: str, status: int, started: float) -> None:
     """Record one answered request in the request metrics: by route template and status class,
     timed from `started` (`time.perf_counter()`)."""
-    HTTP_REQUESTS.labels(service, method, route, f"{status // 100}xx").inc()
-    HTTP_LATENCY.labels(service, method, route).observe(time.perf_counter() - started)
+    labelled(HTTP_REQUESTS, service, method, route, f"{status // 100}xx").inc()
+    labelled(HTTP_LATENCY, service, method, route).observe(time.perf_counter() - started)
 
 
 class BodySizeLimitMiddleware:

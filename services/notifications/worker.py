@@ -52,6 +52,7 @@ from pydantic import ValidationError
 from services.kit import tracing
 from services.kit.db import Pool, autocommit, create_pool
 from services.kit.ids import new_id
+from services.kit.metrics import labelled
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
 from services.kit.rabbit_consumer import QueueConsumer
 from services.kit.runtime import Runtime
@@ -194,7 +195,7 @@ class ChannelWorker(QueueConsumer):
             )
         )
         for item in items:
-            metrics.WORKER_DELIVERIES.labels(str(self.channel), item.outcome).inc()
+            labelled(metrics.WORKER_DELIVERIES, str(self.channel), item.outcome).inc()
         clock.lap("ack")
         if failed:
             log.warning(
@@ -227,7 +228,7 @@ class ChannelWorker(QueueConsumer):
             async with self._sending:
                 item.detail = await self.sender.send(message, content)
             item.outcome = "sent"
-            metrics.EVENT_TO_DELIVERY.labels(str(self.channel)).observe(
+            labelled(metrics.EVENT_TO_DELIVERY, str(self.channel)).observe(
                 max((datetime.now(UTC) - message.data.occurred_at).total_seconds(), 0.0)
             )
         except TransientFailure as exc:
@@ -240,7 +241,9 @@ class ChannelWorker(QueueConsumer):
         except (PermanentFailure, RenderFailed) as exc:
             result, item.outcome, item.detail = "permanent", "dead_lettered", str(exc)
         item.duration_ms = (time.perf_counter() - started) * 1000
-        metrics.PROVIDER_SECONDS.labels(str(self.channel), result).observe(item.duration_ms / 1000)
+        labelled(metrics.PROVIDER_SECONDS, str(self.channel), result).observe(
+            item.duration_ms / 1000
+        )
 
     def _records(self, items: list[_Item]) -> tuple[list[store.Attempt], list[store.DeadLetter]]:
         """The attempts and dead letters of a batch; sets what each item republishes."""
@@ -317,7 +320,7 @@ class _StageClock:
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
-        metrics.WORKER_STAGE_SECONDS.labels(self.channel, stage).inc(now - self.last)
+        labelled(metrics.WORKER_STAGE_SECONDS, self.channel, stage).inc(now - self.last)
         self.last = now
 
 

@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 
 from services.kit.changes import FollowedCopy
+from services.kit.metrics import labelled
 from services.orders.domain import CatalogueProduct
 from services.orders.errors import InventoryUnavailable
 from services.orders.metrics import CATALOGUE_LOOKUPS
@@ -86,7 +87,7 @@ class Catalogue(FollowedCopy):
             found = {i: self._kept[i] for i in ids if i in self._kept}
         missing = [product_id for product_id in ids if product_id not in found]
         if not missing:
-            CATALOGUE_LOOKUPS.labels("memory").inc()
+            labelled(CATALOGUE_LOOKUPS, "memory").inc()
             return found
         CATALOGUE_LOOKUPS.labels("inventory").inc()
         epoch = self.epoch

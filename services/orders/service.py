@@ -32,6 +32,7 @@ from services.kit.events import Envelope
 from services.kit.groups import Failed, GroupedCalls
 from services.kit.ids import new_id
 from services.kit.live import OrderUpdate, push_order_update
+from services.kit.metrics import labelled
 from services.kit.order_events import (
     ORDER_CANCELLED,
     ORDER_CREATED,
@@ -261,7 +262,7 @@ class OrderService:
         order, entry = placed
 
         metrics.ORDERS_CREATED.inc()
-        metrics.ORDER_VALUE.labels(priced.currency).observe(float(priced.total))
+        labelled(metrics.ORDER_VALUE, priced.currency).observe(float(priced.total))
         self.after_commit.submit(self._effects(Change(order=order, entry=entry, actor=Actor.OWNER)))
         # One line per order only at DEBUG: counted by ORDERS_CREATED, kept in the timeline.
         log.debug("order created", extra={"order_id": str(order_id), "total": str(priced.total)})
@@ -585,7 +586,7 @@ def _refused(topic: str, target: Status, order: repo.OrderRow | None) -> Applied
 
 
 async def _count_transition(change: Change) -> None:
-    metrics.TRANSITIONS.labels(change.order.status, change.actor).inc()
+    labelled(metrics.TRANSITIONS, change.order.status, change.actor).inc()
 
 
 async def _observe_confirmation(waited_seconds: float) -> None:
