@@ -416,7 +416,7 @@ async def run_rate(
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(place(i)))
-    await asyncio.gather(*tasks)
+    await overload.creates_out(tasks)
     result.placed = len(sent)
     placing_over = True
     if len(done) < result.placed:

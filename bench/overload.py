@@ -8,12 +8,20 @@ with or without Retry-After), how fast the refusals came, whether every accepted
 (its CONFIRMED or FAILED push arrived, or, for one whose push did not, its status read back is
 no longer PENDING), whether every customer's Socket.IO connection stayed up, and how long after
 the burst the orders placed were settled (CONFIRMED or FAILED pushed) within `recovered_ms`
-again.
+again, with the slowest order after the burst.
+
+The latency after the burst is read by the generator, so its own pauses would count as the
+platform's: a full garbage collection of what the burst left in it (tens of thousands of orders
+and their finished tasks) paused it for 100 ms and more, and a gather of every task at the end
+queued a callback per task ahead of the last pushes. So the generator freezes its heap when the
+burst ends (`gc.freeze`: its later collections visit only what is new), awaits only the creates
+still out (`creates_out`), and reports its own collections of 10 ms or more after the burst.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
 from collections.abc import Sequence
@@ -84,6 +92,18 @@ class OverloadResult:
     connected_after: int = 0
     burst_ended: float = 0.0
     cpu_ms_per_attempt: dict[str, float] = field(default_factory=dict)
+    collections: list[tuple[float, int, float]] = field(default_factory=list)
+    """The generator's own garbage collections while creates were placed or awaited: (when,
+    `time.perf_counter()`; generation; pause ms). A pause delays every push the generator reads
+    meanwhile, so it shows in the latency it measures."""
+
+    def collections_after_burst(self) -> list[tuple[float, int, float]]:
+        """(seconds after the burst, generation, ms) of the collections of 10 ms or more."""
+        return [
+            (at - self.burst_ended, generation, ms)
+            for at, generation, ms in self.collections
+            if at >= self.burst_ended and ms >= 10
+        ]
 
     def burst(self) -> list[Placed]:
         return [p for p in self.placed if p.burst]
@@ -198,40 +218,84 @@ async def run_overload(
         else:
             order.cause = problem_cause(status, body)
 
-    result.connected_before = sum(1 for _, sio in customers if sio.connected)
-    roots = cpu.program_pids()
-    cpu_before = cpu.sample(roots)
-    tasks: list[asyncio.Task[None]] = []
-    begin = time.perf_counter()
-    schedule = [(True, rate, seconds), (False, recovery_rate, recovery_seconds)]
-    offset = 0.0
-    for burst, phase_rate, phase_seconds in schedule:
-        for n in range(int(phase_rate * phase_seconds)):
-            due = begin + offset + n / phase_rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            order = Placed(burst=burst, at=time.perf_counter())
-            result.placed.append(order)
-            tasks.append(asyncio.create_task(place(len(result.placed) - 1, order)))
-        offset += phase_seconds
-        if burst:
-            result.burst_ended = begin + offset
-    await asyncio.gather(*tasks)
-    placing_over = True
-    if not all(p.settled_at for p in by_id.values()):
-        await wait_event(all_settled, SETTLE_SECONDS)
-    result.cpu_ms_per_attempt = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(result.placed))
-    for order in by_id.values():
-        if order.settled_at is None:
-            token, _ = customers[result.placed.index(order) % len(customers)]
-            status = await client.status(token, str(order.order_id))
-            if status not in (None, "PENDING"):
-                order.settled_at, order.settled_by = time.perf_counter(), "read back"
-    result.connected_after = sum(1 for _, sio in customers if sio.connected)
-    for _, sio in customers:
-        sio.off("disconnect")
+    collection_started = 0.0
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        nonlocal collection_started
+        if phase == "start":
+            collection_started = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - collection_started) * 1000
+        result.collections.append((collection_started, info["generation"], pause_ms))
+
+    gc.callbacks.append(timed)
+    try:
+        result.connected_before = sum(1 for _, sio in customers if sio.connected)
+        roots = cpu.program_pids()
+        cpu_before = cpu.sample(roots)
+        tasks: list[asyncio.Task[None]] = []
+        begin = time.perf_counter()
+        schedule = [(True, rate, seconds), (False, recovery_rate, recovery_seconds)]
+        offset = 0.0
+        for burst, phase_rate, phase_seconds in schedule:
+            for n in range(int(phase_rate * phase_seconds)):
+                due = begin + offset + n / phase_rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                order = Placed(burst=burst, at=time.perf_counter())
+                result.placed.append(order)
+                tasks.append(asyncio.create_task(place(len(result.placed) - 1, order)))
+            offset += phase_seconds
+            if burst:
+                result.burst_ended = begin + offset
+                # What the burst left in the generator (its orders, their finished tasks) is
+                # alive until the report: frozen, the generator's full collections during the
+                # recovery visit only what is new, instead of pausing the reading of its pushes
+                # for 100 ms or more (the collections are reported).
+                gc.freeze()
+        await creates_out(tasks)
+        placing_over = True
+        if not all(p.settled_at for p in by_id.values()):
+            await wait_event(all_settled, SETTLE_SECONDS)
+        result.cpu_ms_per_attempt = cpu.per_unit_ms(
+            cpu_before, cpu.sample(roots), len(result.placed)
+        )
+        for order in by_id.values():
+            if order.settled_at is None:
+                token, _ = customers[result.placed.index(order) % len(customers)]
+                status = await client.status(token, str(order.order_id))
+                if status not in (None, "PENDING"):
+                    order.settled_at, order.settled_by = time.perf_counter(), "read back"
+        result.connected_after = sum(1 for _, sio in customers if sio.connected)
+        for _, sio in customers:
+            sio.off("disconnect")
+    finally:
+        gc.callbacks.remove(timed)
+        gc.unfreeze()
     return result
+
+
+async def creates_out(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the creates still out. A gather of every task of a run would queue a callback
+    for each of the thousands already done, ahead of the last orders' pushes, whose latency
+    would then be the generator's."""
+    for task in tasks:
+        if task.done():
+            task.result()  # what a create raised, if it did
+    await asyncio.gather(*(task for task in tasks if not task.done()))
+
+
+def _slowest(result: OverloadResult) -> str:
+    after = [
+        (p.at - result.burst_ended, ms)
+        for p in result.placed
+        if not p.burst and (ms := p.pushed_ms()) is not None
+    ]
+    if not after:
+        return "none settled"
+    at, ms = max(after, key=lambda placed: placed[1])
+    return f"{at:.1f} s, {ms:.0f} ms"
 
 
 def refusals_by_cause(refused: list[Placed]) -> str:
@@ -296,6 +360,17 @@ def table(result: OverloadResult) -> list[str]:
             f"{start:.0f}-{start + SHAPE_SECONDS:.0f} s: "
             + (f"{percentile(ms, 50):.0f} / {max(ms):.0f}" if ms else "none settled")
             for start, ms in result.after_burst()
+        )
+        + " |",
+        f"| the slowest order after the burst: s after it, ms | {_slowest(result)} |",
+        "| the generator's own garbage collections of 10 ms or more after the burst: s after "
+        "it, generation, ms | "
+        + (
+            "; ".join(
+                f"{at:.1f} s, {generation}, {ms:.0f} ms"
+                for at, generation, ms in result.collections_after_burst()
+            )
+            or "none"
         )
         + " |",
     ]

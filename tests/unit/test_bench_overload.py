@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from bench.overload import OverloadResult, Placed, table
+from bench.overload import OverloadResult, Placed, creates_out, table
 
 
 def result(*placed: Placed) -> OverloadResult:
@@ -105,3 +107,37 @@ def test_refusal_times_are_given_by_cause_the_most_frequent_first() -> None:
         "| refusal time p50 / p99 ms by cause | 503 overloaded x3: 2.0 / 3.0; "
         "503 pipeline-backlogged x1: 200.0 / 200.0 |"
     )
+
+
+def test_the_slowest_order_and_the_generators_own_long_collections_after_the_burst() -> None:
+    run = result(settled(1001.0, 40), settled(1007.5, 120), settled(1011.0, 30))
+    run.collections = [(995.0, 2, 300.0), (1003.0, 0, 2.0), (1007.4, 2, 105.0)]
+
+    [(after, generation, ms)] = run.collections_after_burst()
+    assert after == pytest.approx(7.4)
+    assert (generation, ms) == (2, 105.0)
+    rows = table(run)
+    slowest = next(line for line in rows if line.startswith("| the slowest order"))
+    assert "7.5 s, 120 ms" in slowest
+    collections = next(line for line in rows if "garbage collections" in line)
+    assert "7.4 s, 2, 105 ms" in collections
+    assert "300" not in collections, "a collection during the burst is not the recovery's"
+
+
+async def test_only_the_creates_still_out_are_awaited_and_a_failed_one_raises() -> None:
+    async def ok() -> None:
+        return None
+
+    async def failing() -> None:
+        raise RuntimeError("lost")
+
+    done = [asyncio.create_task(ok()) for _ in range(3)]
+    await asyncio.sleep(0)
+    out = asyncio.create_task(asyncio.sleep(0.01))
+    await creates_out([*done, out])
+    assert out.done()
+
+    broken = asyncio.create_task(failing())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="lost"):
+        await creates_out([*done, broken])
