@@ -91,11 +91,8 @@ class Created:
 
 
 def _quantities(placement: repo.Placement) -> dict[str, int]:
-    """The units a create asks per product."""
-    asked: dict[str, int] = {}
-    for line in placement.priced.lines:
-        asked[line.product_id] = asked.get(line.product_id, 0) + line.quantity
-    return asked
+    """The units a create asks per product (`price_order` makes one line per product)."""
+    return {line.product_id: line.quantity for line in placement.priced.lines}
 
 
 def _claimed_key(placement: repo.Placement) -> tuple[str, str] | None:
@@ -290,7 +287,7 @@ class OrderService:
         if not limits.enforced:
             async with autocommit(self.pool) as conn:
                 return list(await repo.place_orders(conn, placements, ttl_hours=ttl_hours))
-        claims = [(p.user_id, p.claim.key) for p in placements if p.claim is not None]
+        claims = [key for p in placements if (key := _claimed_key(p)) is not None]
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             held = await repo.lock_and_read_holdings(
                 conn,
@@ -302,11 +299,7 @@ class OrderService:
             )
             # A create whose key a live record holds writes nothing (it is answered with the
             # key's order), so it is neither checked nor counted.
-            new = [
-                p
-                for p in placements
-                if p.claim is None or (p.user_id, p.claim.key) not in held.keys_taken
-            ]
+            new = [p for p in placements if _claimed_key(p) not in held.keys_taken]
             outcomes = admit_within_limits(
                 limits, [(p.user_id, _quantities(p)) for p in new], held.by_user
             )
