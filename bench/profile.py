@@ -49,7 +49,16 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Socket.IO and WebSockets", ("socketio/", "engineio/", "websockets/", "wsproto/")),
     (
         "HTTP server and framework",
-        ("uvicorn/", "starlette/", "fastapi/", "httptools/", "h11/", "services/kit/web.py"),
+        (
+            "uvicorn/",
+            "starlette/",
+            "fastapi/",
+            "httptools/",
+            "h11/",
+            "services/kit/web.py",
+            "services/kit/front.py",
+            "services/kit/request_context.py",
+        ),
     ),
     ("HTTP client", ("aiohttp/", "httpx/", "httpcore/", "yarl/", "multidict/", "aiosignal/")),
     ("validation and JSON", ("pydantic/", "pydantic_core/", "orjson/", "json/")),

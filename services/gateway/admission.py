@@ -53,9 +53,8 @@ creates it had taken: under overload a third of the refusals were orders' own, w
 75 ms against 1 ms for the gateway's (docs/benchmarks-analysis.md).
 
 Both refusals a request can get at once, a held one and a full gate's (every slot held and the
-queue full), are answered before most of the app's middleware (early_refusals.py): under
-overload they are most of the gateway's requests. `Admission.slot` catches those that raced a
-new hold or a filling gate.
+queue full), are given by `Admission.slot` on the proxy's front route, ahead of the app's
+middleware (endpoints.py): under overload they are most of the gateway's requests.
 
 Metrics: `gateway_admission_shed_total{upstream}`, `gateway_upstream_in_flight{upstream}`,
 `gateway_admission_queued{upstream}` and `gateway_refusals_repeated_total{upstream}`.

@@ -30,14 +30,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from services.gateway.admission import Admission
-from services.gateway.early_refusals import EarlyRefusals
-from services.gateway.endpoints import PROXIED_METHODS, NamedMount, proxy_routes
+from services.gateway.endpoints import PROXIED_METHODS, NamedMount, ProxyFront, proxy_routes
 from services.gateway.live import (
     SessionEventsListener,
     create_socket_server,
@@ -56,13 +57,13 @@ from services.kit.heap import FrozenSurvivors
 from services.kit.limits import raise_open_files_limit
 from services.kit.runtime import Runtime
 from services.kit.tokens import Revocations, VerifiedTokens
-from services.kit.web import add_readiness_check, create_service_app
+from services.kit.web import ServiceApp, add_front_route, add_readiness_check, create_service_app
 
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"]
 SOCKET_IO_PATH = "socket.io"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ServiceApp:
     """The gateway as a FastAPI app; the upstream client and Redis open with its lifespan."""
     settings = settings or Settings()
 
@@ -138,24 +139,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(proxy_routes())
     socket_app = socketio.ASGIApp(sockets, socketio_path=SOCKET_IO_PATH)
     app.router.routes.append(NamedMount(f"/{SOCKET_IO_PATH}", socket_app))
-    # Inside CORS, outside the rest (services/gateway/early_refusals.py).
-    app.add_middleware(
-        EarlyRefusals,
-        admission=app.state.admission,
-        service=settings.service_name,
-        body_limit=settings.max_request_body_bytes,
-    )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=PROXIED_METHODS,
-        allow_headers=["*"],
-        expose_headers=EXPOSED_HEADERS,
-        max_age=600,
-    )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": True,
+        "allow_methods": PROXIED_METHODS,
+        "allow_headers": ["*"],
+        "expose_headers": EXPOSED_HEADERS,
+        "max_age": 600,
+    }
+    app.add_middleware(CORSMiddleware, **cors)
+    # The proxied requests are served ahead of all the middleware, with the same CORS answer
+    # (services/gateway/endpoints.py); the middleware's app is never called.
+    add_front_route(app, ProxyFront(CORSMiddleware(app=_unreached, **cors)))
     # Outside CORS and the rest (services/gateway/product_hits.py).
     app.add_middleware(ProductListHits, cache=product_cache, service=settings.service_name)
     # Added last, so the outermost of the app's own middleware (services/gateway/socket_scopes.py).
     app.add_middleware(SocketScopes, sockets=socket_app, path=f"/{SOCKET_IO_PATH}")
     return app
+
+
+async def _unreached(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the proxy's front route answers through CORS, never into it")

@@ -32,7 +32,7 @@ from services.gateway.products import (
     accepts_gzip,
 )
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from services.kit.web import REQUEST_ID_HEADER
+from services.kit.request_context import REQUEST_ID_HEADER
 
 PASSED_ON = frozenset(
     {b"authorization", b"origin", b"content-length", b"transfer-encoding", b"traceparent"}

@@ -121,15 +121,24 @@ def domain_problem(exc: DomainError, instance: str) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render domain errors, validation errors and HTTP errors as problem+json."""
+def too_large(limit: int, instance: str | None) -> JSONResponse:
+    """The 413 answer to a request body over `limit` bytes."""
+    return problem(
+        413,
+        f"The request body exceeds {limit} bytes.",
+        code="payload-too-large",
+        instance=instance,
+        limit=limit,
+    )
 
-    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DomainError)
-        return domain_problem(exc, request.url.path)
 
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+def problem_for(exc: Exception, instance: str) -> JSONResponse:
+    """The answer to an error a request raised, as the app's handlers give it: a domain error's
+    problem, 422 for invalid input, an HTTP error's status, and 500 (logged with its traceback)
+    for anything else."""
+    if isinstance(exc, DomainError):
+        return domain_problem(exc, instance)
+    if isinstance(exc, RequestValidationError):
         errors = [
             {
                 "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
@@ -142,42 +151,46 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
             "The request is not valid.",
             code="invalid-input",
-            instance=request.url.path,
+            instance=instance,
             errors=errors,
         )
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, StarletteHTTPException):
         return problem(
             exc.status_code,
             str(exc.detail),
             code=HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-"),
-            instance=request.url.path,
+            instance=instance,
             headers=dict(exc.headers) if exc.headers else None,
         )
-
-    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, (psycopg.DataError, UnicodeEncodeError)):
         log.warning(
             "input refused by the database or the encoder",
-            extra={"path": request.url.path, "error": type(exc).__name__},
+            extra={"path": instance, "error": type(exc).__name__},
         )
         return problem(
             422,
             "The request holds a value that cannot be stored or compared "
             "(out of range, or a character such as NUL).",
             code="invalid-input",
-            instance=request.url.path,
+            instance=instance,
         )
+    log.exception("unhandled error", extra={"path": instance}, exc_info=exc)
+    return problem(500, "An unexpected error occurred.", code="internal", instance=instance)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(
-            500, "An unexpected error occurred.", code="internal", instance=request.url.path
-        )
 
-    app.add_exception_handler(DomainError, on_domain_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(psycopg.DataError, on_data_error)
-    app.add_exception_handler(UnicodeEncodeError, on_data_error)
-    app.add_exception_handler(Exception, on_unexpected)
+def install_error_handlers(app: FastAPI) -> None:
+    """Render domain errors, validation errors, HTTP errors and the rest as problem+json
+    (`problem_for`)."""
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return problem_for(exc, request.url.path)
+
+    for handled in (
+        DomainError,
+        RequestValidationError,
+        StarletteHTTPException,
+        psycopg.DataError,
+        UnicodeEncodeError,
+        Exception,
+    ):
+        app.add_exception_handler(handled, on_error)

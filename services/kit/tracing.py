@@ -10,7 +10,8 @@ span object is made, nothing is written to a message header or an outbox row.
 
 Where the trace goes, hop by hop (W3C trace context, `traceparent` and `tracestate`):
 
-- HTTP: the kit middleware (kit/web.py) starts a SERVER span from the request's headers; the
+- HTTP: the kit's request context (kit/request_context.py, for the middleware and the front
+  routes) starts a SERVER span from the request's headers; the
   gateway's upstream client starts a CLIENT span per request and sends its context
   (`client_span`).
 - Outboxes: an event written to an outbox stores the context active at that moment with its row

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -44,7 +43,6 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -52,19 +50,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import tracing
 from services.kit.cache import create_redis
-from services.kit.errors import install_error_handlers, problem
+from services.kit.errors import install_error_handlers, too_large
+from services.kit.front import Front, FrontRoute
 from services.kit.heap import FrozenSurvivors
-from services.kit.logs import request_id_var
-from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled, time_gc_pauses
+from services.kit.metrics import time_gc_pauses
+from services.kit.request_context import RequestContextMiddleware
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import Revocations, VerifiedTokens
 
-REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[object]]
 LivenessCheck = Callable[[], Mapping[str, str]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = logging.getLogger(__name__)
-_UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
@@ -73,76 +70,28 @@ NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
 }
 
 
-class RequestContextMiddleware:
-    """Propagates X-Request-ID, records request metrics by route template and, with tracing on,
-    serves the request in a SERVER span."""
+class ServiceApp(FastAPI):
+    """A FastAPI app whose front routes (kit/front.py) serve their requests ahead of its
+    middleware and routing; every other request, and every request they decline, goes through
+    the app as usual."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
+    front: Front
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
-        path = scope.get("path", "")
-        if path in _UNTRACKED_PATHS or tracing.tracer(self.service) is None:
-            await self._serve(scope, receive, send, request_id, None)
-            return
-        method = scope.get("method", "GET")
-        # A trace the caller did not sample gets no span here either (tracing.span).
-        with tracing.span(
-            self.service,
-            method,
-            kind=SpanKind.SERVER,
-            headers=((key.decode("latin-1"), value) for key, value in scope.get("headers", [])),
-            attributes={
-                "http.request.method": method,
-                "url.path": path,
-                "realtimeorder.request_id": request_id,
-            },
-        ) as span:
-            await self._serve(scope, receive, send, request_id, span)
-
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, span: Span | None
-    ) -> None:
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            path = scope.get("path", "")
-            if path not in _UNTRACKED_PATHS:
-                route = getattr(scope.get("route"), "path", "unmatched")
-                method = scope.get("method", "GET")
-                if span is not None:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                count_request(self.service, method, route, status, started)
-            request_id_var.reset(token)
+        if scope["type"] == "http" and self.front.routes:
+            taken = self.front.take(scope)
+            if taken is not None:
+                scope["app"] = self
+                await self.front.serve(*taken, scope, receive, send, super().__call__)
+                return
+        await super().__call__(scope, receive, send)
 
 
-def count_request(service: str, method: str, route: str, status: int, started: float) -> None:
-    """Record one answered request in the request metrics: by route template and status class,
-    timed from `started` (`time.perf_counter()`)."""
-    labelled(HTTP_REQUESTS, service, method, route, f"{status // 100}xx").inc()
-    labelled(HTTP_LATENCY, service, method, route).observe(time.perf_counter() - started)
+def add_front_route(app: FastAPI, route: FrontRoute) -> None:
+    """Serve the requests `route` takes ahead of the app's middleware (kit/front.py)."""
+    if not isinstance(app, ServiceApp):
+        raise TypeError("front routes need the kit's app (create_service_app)")
+    app.front.routes.append(route)
 
 
 class BodySizeLimitMiddleware:
@@ -194,14 +143,7 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited, guarded_send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413,
-            f"The request body exceeds {self.limit} bytes.",
-            code="payload-too-large",
-            instance=scope.get("path"),
-            limit=self.limit,
-        )
-        await response(scope, receive, send)
+        await too_large(self.limit, scope.get("path"))(scope, receive, send)
 
 
 def _header(scope: Scope, name: str) -> str | None:
@@ -309,7 +251,7 @@ async def _readyz(app: Starlette, *, details: bool) -> JSONResponse:
     return JSONResponse(body, status_code=503 if failures else 200)
 
 
-def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan) -> FastAPI:
+def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan) -> ServiceApp:
     """A FastAPI app with the platform's probes, metrics, request ids and error handling."""
     separate_metrics = settings.metrics_port is not None
     tracing.configure(settings.service_name)
@@ -343,11 +285,12 @@ def create_service_app(settings: ServiceSettings, title: str, lifespan: Lifespan
     # The kit traces and measures requests itself (RequestContextMiddleware); FastAPI's own
     # telemetry would add a second SERVER span, and spans per dependency, to every request once
     # a tracer provider is set.
-    app = FastAPI(
+    app = ServiceApp(
         title=title,
         lifespan=asynccontextmanager(wrapped_lifespan),
         telemetry=NO_FRAMEWORK_TELEMETRY,
     )
+    app.front = Front(settings.service_name, settings.max_request_body_bytes)
     app.state.settings = settings
     app.state.verified_tokens = VerifiedTokens(settings)
     app.state.readiness_checks = {}

@@ -27,8 +27,8 @@ from services.kit.after_commit import AfterCommit
 from services.kit.logs import JsonFormatter
 from services.kit.rabbit import Outgoing, Publisher
 from services.kit.rabbit_outbox import OutgoingMessage
+from services.kit.request_context import RequestContextMiddleware
 from services.kit.tracing import TraceHeaders
-from services.kit.web import RequestContextMiddleware
 from tests.unit.leading_relay import LeadingRabbitRelay
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

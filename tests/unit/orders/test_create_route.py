@@ -388,15 +388,45 @@ async def test_a_body_in_chunks_is_read_whole(apps: Apps) -> None:
     assert [call[0] for call in apps.calls()] == ["lean route"]
 
 
-async def test_a_client_gone_before_its_body_ends_is_left_to_the_endpoint(apps: Apps) -> None:
+async def test_a_client_gone_before_its_body_ends_gets_no_answer_and_nothing_is_placed(
+    apps: Apps,
+) -> None:
     content = orjson.dumps(_body())
     messages: list[Message] = [{"type": "http.request", "body": content[:10], "more_body": True}]
     headers = [
         (b"content-type", b"application/json"),
         (b"authorization", f"Bearer {_token(apps)}".encode()),
     ]
-    lean = await _drive(apps.lean, list(messages), headers)
-    endpoint = await _drive(apps.endpoint_only, list(messages), headers)
+    sent = await _drive(apps.lean, list(messages), headers)
 
     assert apps.calls() == []
-    assert [m["type"] for m in lean] == [m["type"] for m in endpoint]
+    assert sent == []
+
+
+async def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_read(
+    apps: Apps,
+) -> None:
+    limit = apps.settings.max_request_body_bytes
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(limit + 1).encode()),
+        (b"x-request-id", b"big-one"),
+    ]
+    sent = await _drive(apps.lean, [], headers)
+
+    assert sent[0]["status"] == 413
+    assert (b"x-request-id", b"big-one") in sent[0]["headers"]
+    assert orjson.loads(sent[1]["body"])["type"].endswith("/payload-too-large")
+    assert apps.calls() == []
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_413(apps: Apps) -> None:
+    limit = apps.settings.max_request_body_bytes
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"x" * (limit // 2 + 1), "more_body": True},
+        {"type": "http.request", "body": b"x" * (limit // 2 + 1), "more_body": True},
+    ]
+    sent = await _drive(apps.lean, messages, [(b"content-type", b"application/json")])
+
+    assert sent[0]["status"] == 413
+    assert apps.calls() == []
