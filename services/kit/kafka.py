@@ -1,9 +1,13 @@
 """Kafka on confluent-kafka: an idempotent producer and a batch consumer that commits after work.
 
 The producer is idempotent with acks=all; a poll thread serves delivery reports, and `publish`
-awaits the broker's acknowledgement. The consumer reads in batches and stores offsets for the
-background commit only once the whole batch is processed, so a crash means a redelivery (which
-consumers dedupe by event id), never a loss. A batch of several messages goes first to the
+awaits the broker's acknowledgement. The reports one poll serves (a relay's batch is
+acknowledged in one produce response) reach the event loop together, in one wake-up, not one
+`call_soon_threadsafe` each: every such call writes to the loop's wake-up pipe.
+
+The consumer reads in batches and stores offsets for the background commit only once the whole
+batch is processed, so a crash means a redelivery (which consumers dedupe by event id), never a
+loss. A batch of several messages goes first to the
 group handler, when there is one, in groups of up to `group_size` in offset order: one
 transaction for the group (kit/consumer.py). A group that fails is applied again message by
 message, as a single message always is: the per-message handler, messages of one key in order,
@@ -18,6 +22,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, Self
 
@@ -110,6 +115,8 @@ class EventProducer:
                 },
             )
         )
+        self._reports: deque[tuple[asyncio.Future[None], KafkaError | None]] = deque()
+        self._wake_pending = False
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
         self._poller.start()
@@ -128,15 +135,8 @@ class EventProducer:
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> asyncio.Future[None]:
         """Send one message; the returned future resolves on the broker's acknowledgement."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                loop.call_soon_threadsafe(_fail, future, KafkaException(err))
-            else:
-                loop.call_soon_threadsafe(_succeed, future)
-
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        on_delivery = functools.partial(self._delivered, future)
         while True:
             try:
                 self._producer.produce(
@@ -152,6 +152,31 @@ class EventProducer:
         labelled(EVENTS_PUBLISHED, self.service, topic).inc()
         return future
 
+    def _delivered(
+        self, future: asyncio.Future[None], err: KafkaError | None, _msg: Message
+    ) -> None:
+        """A delivery report, on the thread that polled: queued for the future's loop, which
+        is woken once for the reports that arrive before it runs."""
+        self._reports.append((future, err))
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                future.get_loop().call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop is closed: nobody waits for these reports
+                self._wake_pending = False
+                self._reports.clear()
+
+    def _settle(self) -> None:
+        """Resolve the futures of the reports queued so far (on the event loop)."""
+        self._wake_pending = False
+        loop = asyncio.get_running_loop()
+        while self._reports:
+            future, err = self._reports.popleft()
+            if future.get_loop() is not loop:  # another loop's: settled there
+                future.get_loop().call_soon_threadsafe(_settle_one, future, err)
+            else:
+                _settle_one(future, err)
+
     def close(self, timeout: float = 10.0) -> None:
         if self._stopping.is_set():
             return
@@ -165,14 +190,13 @@ class EventProducer:
             log.error("producer closed with undelivered messages", extra={"count": remaining})
 
 
-def _succeed(future: asyncio.Future[None]) -> None:
-    if not future.done():
+def _settle_one(future: asyncio.Future[None], err: KafkaError | None) -> None:
+    if future.done():
+        return
+    if err is None:
         future.set_result(None)
-
-
-def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+    else:
+        future.set_exception(KafkaException(err))
 
 
 class BatchConsumer:
