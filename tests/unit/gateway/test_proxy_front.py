@@ -18,6 +18,7 @@ from services.gateway.settings import Settings
 from services.kit import http1
 from services.kit.metrics import HTTP_REQUESTS
 from services.kit.web import ServiceApp
+from tests.asgi import call_app
 
 ORIGIN = "http://localhost:5173"
 BODY = b'{"email":"a@example.com","password":"secret-secret"}'
@@ -55,31 +56,9 @@ async def _call(
     headers: list[tuple[bytes, bytes]],
     body: bytes = b"",
 ) -> list[Message]:
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"gateway"), (b"x-request-id", b"r-1"), *headers],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await app(scope, receive, send)
-    return sent
+    sent_headers = [(b"host", b"gateway"), (b"x-request-id", b"r-1"), *headers]
+    body_message: Message = {"type": "http.request", "body": body, "more_body": False}
+    return await call_app(app, method, path, sent_headers, [body_message])
 
 
 def _answer(sent: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], Any]:

@@ -31,6 +31,7 @@ from services.orders.errors import ProductUnavailable
 from services.orders.schemas import CreateOrderRequest
 from services.orders.service import Created, OrderView
 from services.orders.settings import Settings
+from tests.asgi import call_app
 from tests.signing import sign, token_env
 
 ORDER_ID = uuid.UUID("2f1c7a4e-0c8e-4a43-9d55-7a0f3c2b1e90")
@@ -343,32 +344,8 @@ async def test_a_lean_create_is_counted_under_its_routes_template(apps: Apps) ->
 async def _drive(
     app: FastAPI, messages: list[Message], headers: list[tuple[bytes, bytes]]
 ) -> list[Message]:
-    """Send `messages` to `app` as the request's body, then a disconnect; what it sent back."""
-    pending = list(messages)
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/orders",
-        "raw_path": b"/orders",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"orders"), *headers],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 3002),
-    }
-    await app(scope, receive, send)
-    return sent
+    """A create sent with `messages` as its body, then a disconnect; what the app sent back."""
+    return await call_app(app, "POST", "/orders", [(b"host", b"orders"), *headers], messages)
 
 
 async def test_a_body_in_chunks_is_read_whole(apps: Apps) -> None:
