@@ -3,6 +3,8 @@ marshals for the same message, as aio-pika publishes it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pamqp import commands, frame, header
 from pamqp.body import ContentBody
@@ -21,9 +23,10 @@ def _pamqp(
     app_id: str,
     max_body: int,
 ) -> bytes:
+    table: dict[str, Any] = dict(headers)
     properties = commands.Basic.Properties(
         content_type=content_type,
-        headers=headers,
+        headers=table,
         delivery_mode=2,
         message_id=message_id,
         app_id=app_id,
