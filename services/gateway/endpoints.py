@@ -52,6 +52,7 @@ from services.kit.front import Answer
 from services.kit.logs import request_id_var
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_PROXIED = frozenset(PROXIED_METHODS)
 _NO_BODY_STATUSES = frozenset({204, 304})
 _UNDER = "{prefix}/{{path:path}}"
 
@@ -105,6 +106,8 @@ class ProxyFront:
     def route_of(self, scope: Scope) -> str | None:
         path: str = scope["path"]
         method: str = scope["method"]
+        if method not in _PROXIED:
+            return None  # the app's routes answer 405 with the methods they take
         for prefix, under in self.prefixes:
             if path == prefix or path.startswith(under):
                 break

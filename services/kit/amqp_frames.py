@@ -41,7 +41,8 @@ def publish_frames(
     max_body: int,
 ) -> bytes:
     """The frames that publish `body` to the default exchange on `channel`, mandatory and
-    persistent; body frames carry at most `max_body` bytes (the frame size less 8)."""
+    persistent; body frames carry at most `max_body` bytes (the frame size less 8; the whole
+    body in one frame when the connection set no frame size, `max_body` <= 0)."""
     method = _BASIC_PUBLISH + b"\x00" + _short(routing_key) + _MANDATORY
     properties = (
         _short(content_type) + _table(headers) + PERSISTENT + _short(message_id) + _short(app_id)
@@ -55,8 +56,9 @@ def publish_frames(
         header,
         FRAME_END,
     ]
-    for start in range(0, len(body), max_body):
-        chunk = body[start : start + max_body]
+    step = max_body if max_body > 0 else max(len(body), 1)  # 0: no frame size limit
+    for start in range(0, len(body), step):
+        chunk = body[start : start + step]
         parts += (_METHOD.pack(3, channel, len(chunk)), chunk, FRAME_END)
     return b"".join(parts)
 

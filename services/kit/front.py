@@ -110,11 +110,15 @@ class Front:
             if len(body) > self.body_limit:
                 answer = self._too_large(scope, receive)
             else:
-                accepted = route.accept(scope, body)
-                if accepted is None:
-                    await app(scope, _replay(messages, receive), send)
-                    return
-                answer = accepted
+                try:
+                    accepted = route.accept(scope, body)
+                except Exception as exc:  # answered as an error raised by the answer would be
+                    answer = _problem(exc, scope, receive)
+                else:
+                    if accepted is None:
+                        await app(scope, _replay(messages, receive), send)
+                        return
+                    answer = accepted
         request_id = request_id or uuid.uuid4().hex
         id_header = (_REQUEST_ID, request_id.encode("latin-1"))
         status = 500
@@ -169,6 +173,15 @@ async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes
             if len(messages) == 1:
                 return messages, chunk
             return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _problem(exc: Exception, scope: Scope, receive: Receive) -> Answer:
+    response = problem_for(exc, scope["path"])
+
+    async def answer(send: Send) -> None:
+        await response(scope, receive, send)
+
+    return answer
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

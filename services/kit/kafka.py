@@ -115,8 +115,13 @@ class EventProducer:
                 },
             )
         )
-        self._reports: deque[tuple[asyncio.Future[None], KafkaError | None]] = deque()
-        self._wake_pending = False
+        self._reports: dict[
+            asyncio.AbstractEventLoop, deque[tuple[asyncio.Future[None], KafkaError | None]]
+        ] = {}
+        """Per event loop (a producer is used from one; tests open several), the reports its
+        poll served that the loop has not settled yet."""
+        self._waking: set[asyncio.AbstractEventLoop] = set()
+        """The loops woken to settle their reports, which have not run that yet."""
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
         self._poller.start()
@@ -157,25 +162,28 @@ class EventProducer:
     ) -> None:
         """A delivery report, on the thread that polled: queued for the future's loop, which
         is woken once for the reports that arrive before it runs."""
-        self._reports.append((future, err))
-        if not self._wake_pending:
-            self._wake_pending = True
+        loop = future.get_loop()
+        reports = self._reports.get(loop)
+        if reports is None:
+            reports = self._reports[loop] = deque()
+        reports.append((future, err))
+        if loop not in self._waking:
+            self._waking.add(loop)
             try:
-                future.get_loop().call_soon_threadsafe(self._settle)
-            except RuntimeError:  # the loop is closed: nobody waits for these reports
-                self._wake_pending = False
-                self._reports.clear()
+                loop.call_soon_threadsafe(self._settle, loop, reports)
+            except RuntimeError:  # the loop is closed: nobody waits for its reports
+                self._waking.discard(loop)
+                self._reports.pop(loop, None)
 
-    def _settle(self) -> None:
-        """Resolve the futures of the reports queued so far (on the event loop)."""
-        self._wake_pending = False
-        loop = asyncio.get_running_loop()
-        while self._reports:
-            future, err = self._reports.popleft()
-            if future.get_loop() is not loop:  # another loop's: settled there
-                future.get_loop().call_soon_threadsafe(_settle_one, future, err)
-            else:
-                _settle_one(future, err)
+    def _settle(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reports: deque[tuple[asyncio.Future[None], KafkaError | None]],
+    ) -> None:
+        """Resolve the futures of the loop's reports queued so far (on that loop)."""
+        self._waking.discard(loop)
+        while reports:
+            _settle_one(*reports.popleft())
 
     def close(self, timeout: float = 10.0) -> None:
         if self._stopping.is_set():

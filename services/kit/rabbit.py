@@ -88,59 +88,102 @@ async def publish_confirmed(
 ) -> list[BaseException | None]:
     """Publish every message on `channel` (in confirm mode, `on_return_raises`) before awaiting
     the confirms; per message, None when the broker confirmed it within
-    `CONFIRM_TIMEOUT_SECONDS`, else why not.
+    `CONFIRM_TIMEOUT_SECONDS` (the write included), else why not.
 
     The batch goes to the broker as one write of frames built in one pass (kit/amqp_frames.py),
     under the channel's lock, with the delivery tags and confirmations aiormq keeps for its own
     `basic_publish`, so its reader settles them as it settles its own: an ack confirms, a nack
-    or a return (`mandatory`) refuses, a closed channel fails them all."""
+    or a return (`mandatory`) refuses, a closed channel fails them all. A batch that was not
+    handed to the connection (a cancellation or the time limit while it waited for the lock or
+    for room in the connection's queue) gives its delivery tags back, as `basic_publish` does,
+    so the broker's count and the channel's stay in step."""
     if not messages:
         return []
     amqp = await channel.get_underlay_channel()
     if not isinstance(amqp, aiormq.Channel) or not amqp.publisher_confirms:
         raise TypeError("publishing needs an aiormq channel in confirm mode")
-    confirmations = await _send(amqp, messages, app_id)
-    _, pending = await asyncio.wait(confirmations, timeout=CONFIRM_TIMEOUT_SECONDS)
+    results: list[BaseException | None] = [None] * len(messages)
+    batch: list[tuple[int, Outgoing, bytes]] = []
+    for index, message in enumerate(messages):
+        try:
+            batch.append((index, message, _frames(message, app_id, amqp)))
+        except (TypeError, ValueError) as exc:  # this message cannot be published at all
+            results[index] = _unconfirmed(message, repr(exc), exc)
+    if not batch:
+        return results
+    deadline = asyncio.get_running_loop().time() + CONFIRM_TIMEOUT_SECONDS
+    try:
+        async with asyncio.timeout_at(deadline):
+            confirmations = await _send(amqp, batch)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # aiormq fails what waits on a channel it closes with a cancellation
+        return _fail_all(results, batch, "the channel closed", None)
+    except Exception as exc:  # the time limit, or the channel or connection failing
+        return _fail_all(results, batch, repr(exc), exc)
+    left = max(deadline - asyncio.get_running_loop().time(), 0.0)
+    _, pending = await asyncio.wait(confirmations, timeout=left)
     for late in pending:
         late.cancel()  # a confirm that comes later is ignored
-    results: list[BaseException | None] = []
-    for message, confirmation in zip(messages, confirmations, strict=True):
+    for (index, message, _), confirmation in zip(batch, confirmations, strict=True):
         if confirmation in pending:
-            results.append(Unconfirmed(f"{message.routing_key}: no confirm in time"))
+            results[index] = _unconfirmed(message, "no confirm in time", None)
         elif confirmation.cancelled():
-            results.append(Unconfirmed(f"{message.routing_key}: the channel closed"))
+            results[index] = _unconfirmed(message, "the channel closed", None)
         elif (error := confirmation.exception()) is not None:
-            unconfirmed = Unconfirmed(f"{message.routing_key}: {error!r}")
-            unconfirmed.__cause__ = error
-            results.append(unconfirmed)
-        else:
-            results.append(None)
+            results[index] = _unconfirmed(message, repr(error), error)
+    return results
+
+
+def _frames(message: Outgoing, app_id: str, amqp: aiormq.Channel) -> bytes:
+    return publish_frames(
+        channel=amqp.number,
+        routing_key=message.routing_key,
+        body=message.body,
+        content_type=message.content_type,
+        headers=message.headers,
+        message_id=message.message_id,
+        app_id=app_id,
+        max_body=amqp.max_content_size,
+    )
+
+
+def _unconfirmed(message: Outgoing, why: str, cause: BaseException | None) -> Unconfirmed:
+    unconfirmed = Unconfirmed(f"{message.routing_key}: {why}")
+    unconfirmed.__cause__ = cause
+    return unconfirmed
+
+
+def _fail_all(
+    results: list[BaseException | None],
+    batch: list[tuple[int, Outgoing, bytes]],
+    why: str,
+    cause: BaseException | None,
+) -> list[BaseException | None]:
+    for index, message, _ in batch:
+        results[index] = _unconfirmed(message, why, cause)
     return results
 
 
 async def _send(
-    amqp: aiormq.Channel, messages: Sequence[Outgoing], app_id: str
+    amqp: aiormq.Channel, batch: list[tuple[int, Outgoing, bytes]]
 ) -> list[asyncio.Future[Any]]:
-    """Write the batch's frames in one piece and return each message's confirmation."""
-    confirmations: list[asyncio.Future[Any]] = []
+    """Hand the batch's frames to the connection in one piece and return each message's
+    confirmation; if they were not handed over, the channel's tables are as they were."""
     async with amqp.lock:
         if amqp.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError("the channel is closed")
         first = amqp.delivery_tag + 1
-        frames = []
-        for tag, message in enumerate(messages, start=first):
-            frames.append(
-                publish_frames(
-                    channel=amqp.number,
-                    routing_key=message.routing_key,
-                    body=message.body,
-                    content_type=message.content_type,
-                    headers=message.headers,
-                    message_id=message.message_id,
-                    app_id=app_id,
-                    max_body=amqp.max_content_size,
-                )
-            )
+        written = amqp.create_future()
+        frame = ChannelFrame(
+            payload=b"".join(frames for _, _, frames in batch),
+            should_close=False,
+            drain_future=written,
+        )
+        confirmations: list[asyncio.Future[Any]] = []
+        for tag, (_, message, _) in enumerate(batch, start=first):
             confirmation = amqp.create_future()
             amqp.confirmations[tag] = confirmation
             amqp.message_id_delivery_tag[message.message_id] = tag
@@ -148,11 +191,17 @@ async def _send(
                 functools.partial(_forget, amqp, message.message_id, tag)
             )
             confirmations.append(confirmation)
-        amqp.delivery_tag = first + len(messages) - 1
-        written = amqp.create_future()
-        await amqp.write_queue.put(
-            ChannelFrame(payload=b"".join(frames), should_close=False, drain_future=written)
-        )
+        amqp.delivery_tag = first + len(batch) - 1
+        try:
+            await amqp.write_queue.put(frame)
+        except BaseException:
+            # Not queued, so never sent: the broker will not count these.
+            amqp.delivery_tag = first - 1
+            for tag, confirmation in enumerate(confirmations, start=first):
+                amqp.confirmations.pop(tag, None)
+                confirmation.cancel()
+            written.cancel()
+            raise
         await written
     return confirmations
 

@@ -63,7 +63,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
                 message["headers"] = headers
             await send(message)
 

@@ -90,7 +90,9 @@ CASES: dict[str, tuple[str, str, list[tuple[bytes, bytes]], bytes]] = {
     "no route under the prefix": ("POST", "/inventory/nothing/here/at/all", [], b""),
     "a declared body over the limit": ("POST", "/auth/login", [(b"content-length", b"1025")], b""),
     "a body over the limit": ("POST", "/auth/login", [JSON], b"x" * 1025),
-    "HEAD": ("HEAD", "/auth/me", [], b""),
+    "HEAD, unauthenticated": ("HEAD", "/auth/me", [], b""),
+    "HEAD, forwarded": ("HEAD", "/inventory/products/p-1", [], b""),
+    "a method the proxy does not take": ("TRACE", "/auth/login", [], b""),
 }
 
 
@@ -210,3 +212,24 @@ def test_a_proxied_path_is_taken_under_the_proxys_route_template() -> None:
     assert template("GET", "/orders/123") == "/orders/{path:path}"
     assert template("HEAD", "/inventory/products") == "/inventory/{path:path}"
     assert template("OPTIONS", "/orders") == "/orders", "not a preflight without its headers"
+
+
+def test_an_unexpected_error_is_a_counted_500_problem_with_the_request_id() -> None:
+    class Failing(Upstream):
+        async def request(
+            self, method: str, url: Any, headers: Any, body: bytes = b""
+        ) -> http1.Answer:
+            raise RuntimeError("a bug")
+
+    labels = {"service": "gateway", "method": "POST", "route": "/auth/{path:path}", "status": "5xx"}
+    before = _sample(labels)
+    app = _app(front=True, upstream=Failing())
+
+    status, headers, problem = _answer(
+        asyncio.run(_call(app, "POST", "/auth/login", [JSON, (b"origin", ORIGIN.encode())], BODY))
+    )
+
+    assert (status, problem["type"].rsplit("/", 1)[1]) == (500, "internal")
+    assert (b"x-request-id", b"r-1") in headers
+    assert (b"access-control-allow-origin", ORIGIN.encode()) in headers
+    assert _sample(labels) == before + 1

@@ -112,3 +112,19 @@ def test_a_header_of_another_type_is_refused() -> None:
             app_id="a",
             max_body=100,
         )
+
+
+def test_without_a_frame_size_the_body_is_one_frame() -> None:
+    body = b"x" * 10_000
+    frames = publish_frames(
+        channel=1,
+        routing_key="q",
+        body=body,
+        content_type="application/json",
+        headers={},
+        message_id="m",
+        app_id="a",
+        max_body=-8,  # aiormq's size for a connection whose frame size is 0 (no limit)
+    )
+
+    assert frames.endswith(b"\x03\x00\x01" + len(body).to_bytes(4, "big") + body + b"\xce")

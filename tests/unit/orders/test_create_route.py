@@ -287,6 +287,14 @@ async def test_a_body_the_lean_route_declines_gets_the_endpoints_answer(
     assert response.status_code == 422
 
 
+async def test_json_nested_too_deep_to_parse_gets_the_endpoints_answer(apps: Apps) -> None:
+    content = b"[" * 100_000 + b"]" * 100_000
+    response, served = await _both(apps, "/orders", _json_headers(apps), content)
+
+    assert served == []
+    assert response.status_code < 500
+
+
 async def test_a_json_subtype_goes_to_the_endpoint_which_accepts_it(apps: Apps) -> None:
     headers = _json_headers(apps) | {"Content-Type": "application/vnd.order+json"}
     response, served = await _both(apps, "/orders", headers, orjson.dumps(_body()))
