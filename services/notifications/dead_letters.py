@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
 from services.kit.db import DictConnection, Filters, Pool
-from services.kit.rabbit_consumer import QueueConsumer
+from services.kit.rabbit_consumer import Delivery, QueueConsumer
 from services.notifications.topology import DEAD_LETTER_QUEUE
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ async def counts(conn: DictConnection) -> dict[str, int]:
 # --- the archiver ---------------------------------------------------------------------------
 
 
-def _header(message: AbstractIncomingMessage, name: str) -> Any:
+def _header(message: Delivery, name: str) -> Any:
     value = (message.headers or {}).get(name)
     return value.decode() if isinstance(value, bytes) else value
 
@@ -173,7 +173,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def archive(conn: DictConnection, message: AbstractIncomingMessage) -> bool:
+async def archive(conn: DictConnection, message: Delivery) -> bool:
     """Keep one message of the dead-letter queue; True if a new row was written.
 
     A worker's dead letter (it carries `x-reason`) has its row already, written with the
@@ -225,7 +225,7 @@ class DeadLetterArchiver(QueueConsumer):
         )
         self.pool = pool
 
-    async def handle(self, batch: list[AbstractIncomingMessage], channel: AbstractChannel) -> None:
+    async def handle(self, batch: list[Delivery], channel: AbstractChannel) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             added = [message for message in batch if await archive(conn, message)]
         for message in batch:

@@ -44,7 +44,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 from fastapi import FastAPI
 from opentelemetry.trace import Span
 from pydantic import ValidationError
@@ -54,7 +54,7 @@ from services.kit.db import Pool, autocommit, create_pool
 from services.kit.ids import new_id
 from services.kit.metrics import labelled
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
-from services.kit.rabbit_consumer import QueueConsumer
+from services.kit.rabbit_consumer import Delivery, QueueConsumer
 from services.kit.runtime import Runtime
 from services.kit.web import add_readiness_check, create_service_app
 from services.notifications import attempts as store
@@ -87,7 +87,7 @@ PROCESSORS = 4
 
 @dataclass(slots=True)
 class _Item:
-    incoming: AbstractIncomingMessage
+    incoming: Delivery
     message: NotificationMessage | None = None
     known: bool = True
     """Whether its delivery exists (false: dead-lettered, with no delivery to move on)."""
@@ -100,7 +100,7 @@ class _Item:
     span: Span | None = None
 
 
-def _parse(incoming: AbstractIncomingMessage) -> _Item:
+def _parse(incoming: Delivery) -> _Item:
     item = _Item(incoming)
     try:
         item.message = parse_message(incoming.body)
@@ -144,7 +144,7 @@ class ChannelWorker(QueueConsumer):
         self.renderer = renderer
         self._sending = asyncio.Semaphore(settings.concurrency)
 
-    async def handle(self, batch: list[AbstractIncomingMessage], amqp: AbstractChannel) -> None:
+    async def handle(self, batch: list[Delivery], amqp: AbstractChannel) -> None:
         """Claim, send, record, publish and ack one batch (the module docstring's steps)."""
         clock = _StageClock(str(self.channel))
         items = [_parse(incoming) for incoming in batch]

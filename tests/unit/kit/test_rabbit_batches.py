@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
-from services.kit.rabbit_consumer import QueueConsumer
+from services.kit.rabbit_consumer import Delivery, QueueConsumer
 
 
 class _Consumer(QueueConsumer):
-    async def handle(self, batch: list[AbstractIncomingMessage], channel: AbstractChannel) -> None:
+    async def handle(self, batch: list[Delivery], channel: AbstractChannel) -> None:
         raise AssertionError("not used")
 
 
