@@ -176,10 +176,9 @@ async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes
 
 
 def _problem(exc: Exception, scope: Scope, receive: Receive) -> Answer:
-    response = problem_for(exc, scope["path"])
-
     async def answer(send: Send) -> None:
-        await response(scope, receive, send)
+        # Rendered (and, for an unexpected error, logged) with the request's id and in its span.
+        await problem_for(exc, scope["path"])(scope, receive, send)
 
     return answer
 

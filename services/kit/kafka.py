@@ -163,9 +163,11 @@ class EventProducer:
         """A delivery report, on the thread that polled: queued for the future's loop, which
         is woken once for the reports that arrive before it runs."""
         loop = future.get_loop()
+        # Reports may come from two threads at once (the poll thread, and the loop's while
+        # `publish_nowait` waits for room): `setdefault` makes one deque per loop either way.
         reports = self._reports.get(loop)
         if reports is None:
-            reports = self._reports[loop] = deque()
+            reports = self._reports.setdefault(loop, deque())
         reports.append((future, err))
         if loop not in self._waking:
             self._waking.add(loop)

@@ -187,9 +187,6 @@ async def _send(
             confirmation = amqp.create_future()
             amqp.confirmations[tag] = confirmation
             amqp.message_id_delivery_tag[message.message_id] = tag
-            confirmation.add_done_callback(
-                functools.partial(_forget, amqp, message.message_id, tag)
-            )
             confirmations.append(confirmation)
         amqp.delivery_tag = first + len(batch) - 1
         try:
@@ -197,11 +194,20 @@ async def _send(
         except BaseException:
             # Not queued, so never sent: the broker will not count these.
             amqp.delivery_tag = first - 1
-            for tag, confirmation in enumerate(confirmations, start=first):
+            for tag, ((_, message, _), confirmation) in enumerate(
+                zip(batch, confirmations, strict=True), start=first
+            ):
                 amqp.confirmations.pop(tag, None)
+                _forget(amqp, message.message_id, tag, confirmation)
                 confirmation.cancel()
             written.cancel()
             raise
+        for tag, ((_, message, _), confirmation) in enumerate(
+            zip(batch, confirmations, strict=True), start=first
+        ):
+            confirmation.add_done_callback(
+                functools.partial(_forget, amqp, message.message_id, tag)
+            )
         await written
     return confirmations
 

@@ -73,11 +73,19 @@ class Delivery:
 
     async def ack(self) -> None:
         self._settle()
-        await self.channel.basic_ack(self.delivery_tag)
+        try:
+            await self.channel.basic_ack(self.delivery_tag)
+        except BaseException:
+            self.settled = False  # not acked: it may still be nacked
+            raise
 
     async def nack(self, *, requeue: bool = True) -> None:
         self._settle()
-        await self.channel.basic_nack(self.delivery_tag, requeue=requeue)
+        try:
+            await self.channel.basic_nack(self.delivery_tag, requeue=requeue)
+        except BaseException:
+            self.settled = False
+            raise
 
     def _settle(self) -> None:
         if self.settled:
@@ -152,7 +160,14 @@ class QueueConsumer(ABC):
             ]
             closed = asyncio.ensure_future(connection.closed())
             stopping = asyncio.ensure_future(self._stop.wait())
-            watched: set[asyncio.Future[Any]] = {closed, stopping, *loops}
+            # The broker may end the consumer (its queue deleted) or the channel alone (a
+            # protocol error) and leave the connection up: either ends the job too.
+            cut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            amqp.on_consumer_cancel_callbacks.add(
+                lambda _frame: None if cut.done() else cut.set_result(None)
+            )
+            channel_closed = amqp.closing
+            watched: set[asyncio.Future[Any]] = {closed, stopping, cut, channel_closed, *loops}
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 if stopping in done:
@@ -164,6 +179,10 @@ class QueueConsumer(ABC):
                         raise error
                 if closed in done:
                     raise ConnectionError(f"{self.name}: RabbitMQ connection lost")
+                if cut in done:
+                    raise ConnectionError(f"{self.name}: the broker cancelled the consumer")
+                if channel_closed in done:
+                    raise ConnectionError(f"{self.name}: the broker closed the channel")
             finally:
                 for future in watched:
                     future.cancel()

@@ -94,3 +94,20 @@ def test_a_report_for_a_closed_loop_is_dropped_and_another_loops_still_wake(
 
     asyncio.run(later())
     assert gone not in producer._reports, "the closed loop's reports are not kept"
+
+
+def test_a_loop_that_never_ran_its_wake_up_does_not_hold_up_another_loops_reports(
+    producer: EventProducer,
+) -> None:
+    stopped = asyncio.new_event_loop()
+    waiting = stopped.create_future()
+    _from_thread((waiting, None), to=producer)  # its wake-up is queued on a loop that never runs
+    stopped.close()
+
+    async def elsewhere() -> None:
+        future = asyncio.get_running_loop().create_future()
+        _from_thread((future, None), to=producer)
+        async with asyncio.timeout(5):
+            await future
+
+    asyncio.run(elsewhere())

@@ -76,3 +76,16 @@ async def test_a_closed_channel_takes_nothing() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await _send(channel, _batch("m-1"))  # type: ignore[arg-type]
     assert (channel.delivery_tag, channel.confirmations) == (7, {})
+
+
+async def test_a_batch_cancelled_after_it_was_handed_over_keeps_its_tags() -> None:
+    """Its frames go out whatever happens to the caller: the broker will count them."""
+    channel = Channel()
+    sending = asyncio.create_task(_send(channel, _batch("m-1", "m-2")))  # type: ignore[arg-type]
+    await channel.write_queue.get()  # handed over; its write not yet drained
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+
+    assert channel.delivery_tag == 9
+    assert sorted(channel.confirmations) == [8, 9]
+    assert channel.message_id_delivery_tag == {"m-1": 8, "m-2": 9}
