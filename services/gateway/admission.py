@@ -110,11 +110,6 @@ class Gate:
         self._queued_gauge = ADMISSION_QUEUED.labels(upstream)
         self._shed = ADMISSION_SHED.labels(upstream)
 
-    @property
-    def full(self) -> bool:
-        """Whether a request now would be refused at once: every slot held, the queue full."""
-        return self.in_flight >= self.limit and len(self._waiters) >= self.queue_length
-
     def shed(self) -> Overloaded:
         """The refusal of a request the full gate does not take, counted."""
         self._shed.inc()
@@ -261,25 +256,6 @@ class Admission:
 
         self._gates[route.upstream].turn_away((method, route.pattern), held)
 
-    @property
-    def refusing(self) -> bool:
-        """Whether any request may be refused at once now: when not, none needs a look."""
-        return self.refusals.holding or any(gate.full for gate in self._gates.values())
-
-    def refuses(self, method: str, route: Route) -> bool:
-        """Whether a request to `route` would be refused at once now (not counted): its
-        upstream's refusal is held, or its gate is full."""
-        return self.refusals.held(method, route) is not None or self._gates[route.upstream].full
-
-    def refusal(self, method: str, route: Route) -> Overloaded | None:
-        """The refusal a request to `route` gets at once now, counted as the proxy counts it
-        (a repeated refusal, or a shed one); None when it may go on."""
-        held = self.refusals.refusal(method, route)
-        if held is not None:
-            return held
-        gate = self._gates[route.upstream]
-        return gate.shed() if gate.full else None
-
 
 class Refusals:
     """The routes whose upstream refused a request with 503 and `Retry-After` less than
@@ -289,11 +265,6 @@ class Refusals:
         self.hold_seconds = hold_seconds
         self.clock = clock
         self._held: dict[tuple[str, str], tuple[float, int]] = {}
-
-    @property
-    def holding(self) -> bool:
-        """Whether any refusal may still be held: when not, no request needs a look."""
-        return bool(self._held)
 
     def held(self, method: str, route: Route) -> int | None:
         """The upstream's Retry-After while it refused `method` on `route` moments ago."""

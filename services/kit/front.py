@@ -34,14 +34,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.errors import problem_for, too_large
 from services.kit.logs import request_id_var
 from services.kit.request_context import (
     REQUEST_ID_HEADER,
+    IdentifiedSend,
     count_request,
     finish_span,
     server_span,
@@ -101,60 +103,65 @@ class Front:
                 request_id = value.decode("latin-1")[:128]
             elif name == b"content-length" and declared is None:
                 declared = value
-        if declared is not None and declared.isdigit() and int(declared) > self.body_limit:
-            answer = self._too_large(scope, receive)
-        else:
-            messages, body = await _read_body(receive, self.body_limit)
-            if body is None:
-                return  # the client is gone: nobody to answer
-            if len(body) > self.body_limit:
-                answer = self._too_large(scope, receive)
-            else:
-                try:
-                    accepted = route.accept(scope, body)
-                except Exception as exc:  # answered as an error raised by the answer would be
-                    answer = _problem(exc, scope, receive)
-                else:
-                    if accepted is None:
-                        await app(scope, _replay(messages, receive), send)
-                        return
-                    answer = accepted
+        answer = await self._answer(route, scope, receive, send, app, declared)
+        if answer is None:
+            return  # left to the app, or the client is gone
         request_id = request_id or uuid.uuid4().hex
-        id_header = (_REQUEST_ID, request_id.encode("latin-1"))
-        status = 500
-        answered = False
-        through = route.sending(scope, send)
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, answered
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                answered = True
-                message["headers"] = [*message.get("headers", ()), id_header]
-            await through(message)
-
+        identified = IdentifiedSend(route.sending(scope, send), request_id)
         token = request_id_var.set(request_id)
         try:
             with server_span(self.service, scope, request_id) as span:
                 try:
-                    await answer(send_with_id)
+                    await answer(identified)
                 except Exception as exc:
-                    if answered:
+                    if identified.started:
                         raise  # too late for another answer: the server closes the connection
-                    await problem_for(exc, scope["path"])(scope, receive, send_with_id)
+                    await _responding(problem_for, exc, scope, receive)(identified)
                 finally:
-                    finish_span(span, scope["method"], template, status)
+                    finish_span(span, scope["method"], template, identified.status)
         finally:
-            count_request(self.service, scope["method"], template, status, started)
+            count_request(self.service, scope["method"], template, identified.status, started)
             request_id_var.reset(token)
 
-    def _too_large(self, scope: Scope, receive: Receive) -> Answer:
-        response = too_large(self.body_limit, scope["path"])
+    async def _answer(
+        self,
+        route: FrontRoute,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        declared: bytes | None,
+    ) -> Answer | None:
+        """The request's answer: the 413, the route's, or the problem its refusal to parse is.
+        None once the app has served a request the route declined, or the client went away."""
+        limit = self.body_limit
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _responding(too_large, limit, scope, receive)
+        messages, body = await _read_body(receive, limit)
+        if body is None:
+            return None
+        if len(body) > limit:
+            return _responding(too_large, limit, scope, receive)
+        try:
+            accepted = route.accept(scope, body)
+        except Exception as exc:  # answered as an error raised by the answer would be
+            return _responding(problem_for, exc, scope, receive)
+        if accepted is None:
+            await app(scope, _replay(messages, receive), send)
+            return None
+        return accepted
 
-        async def answer(send: Send) -> None:
-            await response(scope, receive, send)
 
-        return answer
+def _responding(
+    make: Callable[[Any, str], Response], detail: Any, scope: Scope, receive: Receive
+) -> Answer:
+    """An answer that sends `make(detail, path)`, made when it runs: within the request's id
+    and span, so an unexpected error's log line carries them."""
+
+    async def answer(send: Send) -> None:
+        await make(detail, scope["path"])(scope, receive, send)
+
+    return answer
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
@@ -173,14 +180,6 @@ async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes
             if len(messages) == 1:
                 return messages, chunk
             return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _problem(exc: Exception, scope: Scope, receive: Receive) -> Answer:
-    async def answer(send: Send) -> None:
-        # Rendered (and, for an unexpected error, logged) with the request's id and in its span.
-        await problem_for(exc, scope["path"])(scope, receive, send)
-
-    return answer
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -182,37 +182,32 @@ async def _send(
             should_close=False,
             drain_future=written,
         )
-        confirmations: list[asyncio.Future[Any]] = []
-        for tag, (_, message, _) in enumerate(batch, start=first):
-            confirmation = amqp.create_future()
+        registered = [
+            (tag, message.message_id, amqp.create_future())
+            for tag, (_, message, _) in enumerate(batch, start=first)
+        ]
+        for tag, message_id, confirmation in registered:
             amqp.confirmations[tag] = confirmation
-            amqp.message_id_delivery_tag[message.message_id] = tag
-            confirmations.append(confirmation)
+            amqp.message_id_delivery_tag[message_id] = tag
         amqp.delivery_tag = first + len(batch) - 1
         try:
             await amqp.write_queue.put(frame)
         except BaseException:
             # Not queued, so never sent: the broker will not count these.
             amqp.delivery_tag = first - 1
-            for tag, ((_, message, _), confirmation) in enumerate(
-                zip(batch, confirmations, strict=True), start=first
-            ):
+            for tag, message_id, confirmation in registered:
                 amqp.confirmations.pop(tag, None)
-                _forget(amqp, message.message_id, tag, confirmation)
+                _forget(amqp, message_id, tag)
                 confirmation.cancel()
             written.cancel()
             raise
-        for tag, ((_, message, _), confirmation) in enumerate(
-            zip(batch, confirmations, strict=True), start=first
-        ):
-            confirmation.add_done_callback(
-                functools.partial(_forget, amqp, message.message_id, tag)
-            )
+        for tag, message_id, confirmation in registered:
+            confirmation.add_done_callback(functools.partial(_forget, amqp, message_id, tag))
         await written
-    return confirmations
+    return [confirmation for _, _, confirmation in registered]
 
 
-def _forget(amqp: aiormq.Channel, message_id: str, tag: int, _: asyncio.Future[Any]) -> None:
+def _forget(amqp: aiormq.Channel, message_id: str, tag: int, _settled: object = None) -> None:
     """Drop a settled message's id from the channel's table of returns."""
     if amqp.message_id_delivery_tag.get(message_id) == tag:
         del amqp.message_id_delivery_tag[message_id]

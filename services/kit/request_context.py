@@ -28,6 +28,7 @@ from services.kit.logs import request_id_var
 from services.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -56,27 +57,37 @@ class RequestContextMiddleware:
     ) -> None:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
-                message["headers"] = headers
-            await send(message)
-
+        answer = IdentifiedSend(send, request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, answer)
         finally:
             path = scope.get("path", "")
             if path not in UNTRACKED_PATHS:
                 route = getattr(scope.get("route"), "path", "unmatched")
                 method = scope.get("method", "GET")
-                finish_span(span, method, route, status)
-                count_request(self.service, method, route, status, started)
+                finish_span(span, method, route, answer.status)
+                count_request(self.service, method, route, answer.status, started)
             request_id_var.reset(token)
+
+
+class IdentifiedSend:
+    """A `send` that adds the request's `X-Request-ID` to the answer's head and remembers the
+    answer's status (500 until one is sent) and whether it has started."""
+
+    __slots__ = ("header", "send", "started", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self.send = send
+        self.header = (_REQUEST_ID, request_id.encode("latin-1"))
+        self.status = 500
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            message["headers"] = [*message.get("headers", ()), self.header]
+        await self.send(message)
 
 
 @contextmanager
@@ -120,9 +131,8 @@ def count_request(service: str, method: str, route: str, status: int, started: f
 
 
 def _request_id(scope: Scope) -> str:
-    wanted = REQUEST_ID_HEADER.encode()
     for key, value in scope.get("headers", []):
-        if key.lower() == wanted:
+        if key.lower() == _REQUEST_ID:
             found: str = value.decode("latin-1")[:128]
             return found or uuid.uuid4().hex
     return uuid.uuid4().hex

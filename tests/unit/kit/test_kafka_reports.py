@@ -77,6 +77,18 @@ async def test_reports_after_a_wake_get_a_wake_of_their_own(producer: EventProdu
         assert await second is None
 
 
+def _settles_on_another_loop(producer: EventProducer) -> None:
+    """A report for a loop that runs is settled within 5 s."""
+
+    async def elsewhere() -> None:
+        future = asyncio.get_running_loop().create_future()
+        _from_thread((future, None), to=producer)
+        async with asyncio.timeout(5):
+            await future
+
+    asyncio.run(elsewhere())
+
+
 def test_a_report_for_a_closed_loop_is_dropped_and_another_loops_still_wake(
     producer: EventProducer,
 ) -> None:
@@ -86,13 +98,7 @@ def test_a_report_for_a_closed_loop_is_dropped_and_another_loops_still_wake(
 
     _from_thread((orphan, None), to=producer)
 
-    async def later() -> None:
-        future = asyncio.get_running_loop().create_future()
-        _from_thread((future, None), to=producer)
-        async with asyncio.timeout(5):
-            await future
-
-    asyncio.run(later())
+    _settles_on_another_loop(producer)
     assert gone not in producer._reports, "the closed loop's reports are not kept"
 
 
@@ -104,10 +110,4 @@ def test_a_loop_that_never_ran_its_wake_up_does_not_hold_up_another_loops_report
     _from_thread((waiting, None), to=producer)  # its wake-up is queued on a loop that never runs
     stopped.close()
 
-    async def elsewhere() -> None:
-        future = asyncio.get_running_loop().create_future()
-        _from_thread((future, None), to=producer)
-        async with asyncio.timeout(5):
-            await future
-
-    asyncio.run(elsewhere())
+    _settles_on_another_loop(producer)
