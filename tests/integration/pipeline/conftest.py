@@ -222,6 +222,12 @@ async def start_platform(
                 # So is the copy of the catalogue's confirmation window (2 x this): a loaded
                 # machine must not make it ask inventory where a test expects memory.
                 "CATALOGUE_CHECK_SECONDS": 5,
+                # The tests of a module share this platform and place bursts of concurrent
+                # creates that must all be taken; orders an earlier test left unsettled on a
+                # loaded machine must not make the backlog refuse them (503
+                # pipeline-backlogged). Its job still runs (the kill tests stop it); the
+                # refusal has its own tests (tests/integration/orders/test_backlog_admission.py).
+                "MAX_UNSETTLED_ORDERS": 100_000,
                 "KAFKA_CONSUMER_GROUP": fresh_consumer_group(
                     kafka, f"orders-{run}", ORDERS_HANDLERS
                 ),
