@@ -48,12 +48,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from yarl import URL
 
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 TRACE_HEADERS = ("traceparent", "tracestate")
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 INSTRUMENTATION = "realtimeorder"
+EXTRACTED_CONTEXTS = 4096
+"""How many recent `traceparent`s keep their parsed context (`extract`)."""
 TraceHeaders = dict[str, str]
 """`traceparent` (and `tracestate` when there is one): what a message or an outbox row carries."""
 
@@ -179,31 +182,64 @@ def carrying(context: Context | None) -> Iterator[None]:
 def extract(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Context:
     """The trace context carried by message headers (Kafka's list of pairs, AMQP's or an outbox
     row's mapping; values as str or bytes); an empty context when there is none."""
-    carrier: dict[str, str] = {}
+    traceparent: str | None = None
+    tracestate: str | None = None
     if headers:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in pairs:
-            if name in TRACE_HEADERS and value is not None:
-                carrier[name] = value.decode() if isinstance(value, bytes) else str(value)
+            if value is None:
+                continue
+            if name == "traceparent":
+                traceparent = value.decode() if isinstance(value, bytes) else str(value)
+            elif name == "tracestate":
+                tracestate = value.decode() if isinstance(value, bytes) else str(value)
+    if traceparent is None:
+        return Context()
+    return _extracted(traceparent, tracestate)
+
+
+@lru_cache(maxsize=EXTRACTED_CONTEXTS)
+def _extracted(traceparent: str, tracestate: str | None) -> Context:
+    """The context of a `traceparent` (and `tracestate`), parsed once while it is among the
+    last `EXTRACTED_CONTEXTS`: an order's context reaches a service at several hops (its
+    consumer, its outbox, its relay), and a context is immutable, so one object serves them
+    all."""
+    carrier = {"traceparent": traceparent}
+    if tracestate is not None:
+        carrier["tracestate"] = tracestate
     return _propagator.extract(carrier)
+
+
+def _headers(span_context: SpanContext) -> TraceHeaders | None:
+    """`span_context` as W3C headers, as the propagator writes them; None for an invalid one."""
+    if not span_context.is_valid:
+        return None
+    carrier = {
+        "traceparent": _traceparent(
+            span_context.trace_id, span_context.span_id, span_context.trace_flags
+        )
+    }
+    if span_context.trace_state:
+        carrier["tracestate"] = span_context.trace_state.to_header()
+    return carrier
+
+
+@lru_cache(maxsize=EXTRACTED_CONTEXTS)
+def _traceparent(trace_id: int, span_id: int, flags: int) -> str:
+    """The `traceparent` of a span context (written once while it is among the recent ones)."""
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
 def headers_of(span: Span | None) -> TraceHeaders:
     """The headers that make a receiver's span a child of `span` (none for no span)."""
     if span is None:
         return {}
-    carrier: TraceHeaders = {}
-    _propagator.inject(carrier, context=trace.set_span_in_context(span))
-    return carrier
+    return _headers(span.get_span_context()) or {}
 
 
 def current_headers() -> TraceHeaders | None:
     """The active span's context as headers (what an outbox row stores), None without one."""
-    if not trace.get_current_span().get_span_context().is_valid:
-        return None
-    carrier: TraceHeaders = {}
-    _propagator.inject(carrier)
-    return carrier
+    return _headers(trace.get_current_span().get_span_context())
 
 
 def capture() -> Context | None:

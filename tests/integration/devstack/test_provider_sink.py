@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.provider_sink import create_app
+from devstack.provider_sink import serving
 from devstack.testing import ProviderSinkServer
 
 pytestmark = pytest.mark.integration
@@ -147,23 +146,23 @@ def test_the_page_lists_messages_escaped(client: httpx.Client) -> None:
 
 
 async def test_with_a_token_only_its_bearer_is_served() -> None:
-    async with TestClient(TestServer(create_app(token="s3cret"))) as client:
+    async with serving(token="s3cret") as url, httpx.AsyncClient(base_url=url) as client:
         body = _sms("r-1")
         refused = await client.post("/sms", json=body, headers={"Authorization": "Bearer nope"})
-        assert refused.status == 401
+        assert refused.status_code == 401
         accepted = await client.post("/sms", json=body, headers={"Authorization": "Bearer s3cret"})
-        assert accepted.status == 202
-        listed = await (await client.get("/messages")).json()
+        assert accepted.status_code == 202
+        listed = (await client.get("/messages")).json()
         assert [message["request"] for message in listed["messages"]] == [body]
 
 
 async def test_only_the_last_messages_are_kept_but_every_one_is_counted() -> None:
-    async with TestClient(TestServer(create_app(capacity=3))) as client:
+    async with serving(capacity=3) as url, httpx.AsyncClient(base_url=url) as client:
         for number in range(5):
             answer = await client.post("/sms", json=_sms(f"r-{number}"))
-            assert answer.status == 202
-        listed = await (await client.get("/messages", params={"channel": "sms"})).json()
+            assert answer.status_code == 202
+        listed = (await client.get("/messages", params={"channel": "sms"})).json()
         assert [m["request"]["reference"] for m in listed["messages"]] == ["r-4", "r-3", "r-2"]
         assert listed["accepted"] == {"sms": 5, "push": 0}
-        assert (await client.delete("/messages")).status == 204
-        assert (await (await client.get("/messages")).json())["messages"] == []
+        assert (await client.delete("/messages")).status_code == 204
+        assert (await client.get("/messages")).json()["messages"] == []

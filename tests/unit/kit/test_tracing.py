@@ -13,12 +13,14 @@ from typing import Any, cast
 import httpx
 import pytest
 from aiohttp import web
+from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NonRecordingSpan, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from yarl import URL
 
 from services.gateway.service import UpstreamClient
@@ -144,6 +146,43 @@ def test_tracestate_travels_and_garbage_starts_a_new_trace(spans: InMemorySpanEx
     child_span, orphan = _named(spans, "child"), _named(spans, "orphan")
     assert format(child_span.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
     assert orphan.parent is None
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        {"traceparent": TRACEPARENT},
+        {"traceparent": TRACEPARENT.replace("-01", "-00"), "tracestate": "a=1,b=2"},
+        {"traceparent": " " + TRACEPARENT},
+        {"traceparent": TRACEPARENT + "-extra"},
+        {"traceparent": "ff" + TRACEPARENT[2:]},
+        {"traceparent": TRACEPARENT.replace("00f067aa0ba902b7", "0" * 16)},
+        {"traceparent": "not-a-traceparent"},
+        {"tracestate": "a=1"},
+        {},
+    ],
+)
+def test_contexts_and_headers_are_the_propagators_own(carrier: dict[str, str]) -> None:
+    """The parsed contexts kept for reuse and the headers written without the propagator are
+    what the propagator itself reads and writes, for any header it may meet."""
+    propagator = TraceContextTextMapPropagator()
+    expected = trace.get_current_span(propagator.extract(carrier)).get_span_context()
+    as_kafka = [(name, value.encode()) for name, value in carrier.items()]
+    for headers in (carrier, as_kafka, carrier):
+        found = trace.get_current_span(tracing.extract(headers)).get_span_context()
+        assert found == expected
+        assert found.trace_state == expected.trace_state
+    written: dict[str, str] = {}
+    propagator.inject(written, context=trace.set_span_in_context(NonRecordingSpan(expected)))
+    assert tracing.headers_of(NonRecordingSpan(expected)) == written
+    with tracing.carrying(tracing.extract(carrier)):
+        assert tracing.current_headers() == (written or None)
+
+
+def test_a_context_seen_again_is_parsed_once() -> None:
+    first = tracing.extract({"traceparent": TRACEPARENT})
+    assert tracing.extract([("traceparent", TRACEPARENT.encode())]) is first
+    assert tracing.extract({"traceparent": TRACEPARENT, "tracestate": "a=1"}) is not first
 
 
 def test_a_relay_hop_without_a_stored_context_makes_no_trace(spans: InMemorySpanExporter) -> None:
