@@ -87,6 +87,8 @@ async def project_many(
 # The event log is the projection's record of applied events, kept by the statement that
 # applies them (repository.project), for one event or a group: a lone event is a group of one.
 EVENT_HANDLERS: dict[str, Handler[AnalyticsService]] = {
-    topic: Handler.of_many(topic, data_type, project_many, one_statement=True)
+    topic: Handler.of_many(
+        topic, data_type, project_many, one_statement=True, groups_in_one_statement=True
+    )
     for topic, (data_type, _) in FACTS.items()
 }

@@ -29,8 +29,10 @@ A handler for which a redelivery changes nothing by itself (`Handler.dedupes_its
 analytics' event log, notifications' order versions, the orders timeline's event ids) is
 claimed nothing for; a lone event of one whose change is also one statement
 (`Handler.one_statement`: analytics, inventory's answers in orders) is that statement on an
-autocommit connection. A handler that can apply a whole group at once, in fewer statements
-than one per event (`Handler.apply_many`: analytics, notifications), gets the group in one call.
+autocommit connection, and so is a group whose `apply_many` changes it in one statement
+whatever its size (`Handler.groups_in_one_statement`: the same two). A handler that can apply
+a whole group at once, in fewer statements than one per event (`Handler.apply_many`:
+analytics, notifications), gets the group in one call.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
@@ -133,6 +135,12 @@ class Handler(Generic[S]):
     `one_statement`: the handler's change is one statement. A lone event of a handler that also
     dedupes itself then runs on an autocommit connection: no BEGIN and no COMMIT.
 
+    `groups_in_one_statement`: `apply_many` changes any group in one statement (it may read
+    before or after it), so a group it applies runs on an autocommit connection too. Not for
+    one that may write in several statements (a statement per turn of an order's events, a
+    checked path for some events): those must commit together, or a failure between them
+    would keep the group's first changes without their effects.
+
     `apply_many(service, conn, events)`: applies a group of events, in their order, as `apply`
     would one after the other but in fewer statements, and returns what `apply` would have for
     each. A group whose handlers all share it (the topics of one service) is that one call, in
@@ -144,10 +152,13 @@ class Handler(Generic[S]):
     dedupes_itself: bool = False
     one_statement: bool = False
     apply_many: ApplyMany[S] | None = None
+    groups_in_one_statement: bool = False
 
     def __post_init__(self) -> None:
         if self.apply_many is not None and not self.dedupes_itself:
             raise ValueError("apply_many needs a handler that dedupes itself")
+        if self.groups_in_one_statement and not (self.apply_many and self.one_statement):
+            raise ValueError("groups_in_one_statement needs apply_many and one_statement")
 
     @classmethod
     def of_many(
@@ -157,6 +168,7 @@ class Handler(Generic[S]):
         apply_many: ApplyMany[S],
         *,
         one_statement: bool = False,
+        groups_in_one_statement: bool = False,
     ) -> Handler[S]:
         """The handler of `topic` for a service that applies events through `apply_many`
         alone: a lone event is a group of one (so it dedupes itself)."""
@@ -173,6 +185,7 @@ class Handler(Generic[S]):
             dedupes_itself=True,
             one_statement=one_statement,
             apply_many=apply_many,
+            groups_in_one_statement=groups_in_one_statement,
         )
 
 
@@ -256,7 +269,9 @@ class EventShell(Generic[S]):
         parsed: list[tuple[str, Handler[S], Envelope[Any]]],
         started: float,
     ) -> None:
-        """A group as one call in one transaction, each event with its span."""
+        """A group as one call in one transaction, each event with its span; a call whose
+        change is one statement (every handler's `groups_in_one_statement`) is that statement
+        on an autocommit connection."""
         with ExitStack() as spans:
             opened: list[Span | None] = []
             events: list[Consumed] = []
@@ -266,8 +281,12 @@ class EventShell(Generic[S]):
                     span.set_attribute("realtimeorder.order_id", envelope.subject)
                 opened.append(span)
                 events.append(Consumed(topic, envelope, span))
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                results = await apply_many(self.service, conn, events)
+            if all(handler.groups_in_one_statement for _, handler, _ in parsed):
+                async with autocommit(self.pool) as conn:
+                    results = await apply_many(self.service, conn, events)
+            else:
+                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                    results = await apply_many(self.service, conn, events)
             for span, applied in zip(opened, results, strict=True):
                 _mark_outcome(span, applied)
         committed = time.perf_counter()

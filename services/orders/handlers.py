@@ -80,8 +80,14 @@ async def apply_expiry(
 
 EVENT_HANDLERS: dict[str, Handler[OrderService]] = {
     ORDER_CONFIRMED: Handler.of_many(
-        ORDER_CONFIRMED, OrderConfirmed, apply_answers, one_statement=True
+        ORDER_CONFIRMED,
+        OrderConfirmed,
+        apply_answers,
+        one_statement=True,
+        groups_in_one_statement=True,
     ),
-    ORDER_FAILED: Handler.of_many(ORDER_FAILED, OrderFailed, apply_answers, one_statement=True),
+    ORDER_FAILED: Handler.of_many(
+        ORDER_FAILED, OrderFailed, apply_answers, one_statement=True, groups_in_one_statement=True
+    ),
     RESERVATION_EXPIRED: Handler(ReservationExpired, apply_expiry),
 }

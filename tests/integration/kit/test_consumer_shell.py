@@ -314,9 +314,12 @@ class GroupKeepingLedger(KeepingLedger):
         self.effects.append(order_id)
 
 
-async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transaction(
-    pool: Pool,
+@pytest.mark.parametrize("groups_in_one_statement", [False, True])
+async def test_a_group_whose_handlers_share_apply_many_is_one_call(
+    pool: Pool, groups_in_one_statement: bool
 ) -> None:
+    """In the group's transaction, or, for an `apply_many` that changes any group in one
+    statement, on an autocommit connection: the same rows and effects either way."""
     await create_kept_ledger(pool)
     keeping = GroupKeepingLedger()
     handlers = {
@@ -325,6 +328,7 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transa
             ReservationExpired,
             GroupKeepingLedger.keep_many,
             one_statement=True,
+            groups_in_one_statement=groups_in_one_statement,
         )
     }
     after_commit = AfterCommit("shell-test")
@@ -339,7 +343,9 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transa
     await after_commit.drained()
 
     assert keeping.groups == [["o-30"], ["o-31", "o-30", "o-32", "o-31"]], "the group in one call"
-    assert keeping.autocommit == [True, False], "a lone event alone, the group in a transaction"
+    assert keeping.autocommit == [True, groups_in_one_statement], (
+        "a lone event alone, then the group"
+    )
     async with pool.connection() as conn:
         cursor = await conn.execute("SELECT order_id FROM kept_ledger ORDER BY order_id")
         assert [row["order_id"] for row in await cursor.fetchall()] == ["o-30", "o-31", "o-32"]
@@ -349,6 +355,16 @@ async def test_a_group_whose_handlers_share_apply_many_is_one_call_in_one_transa
     assert timed() > seconds
     job.stop()
     await runner
+
+
+def test_groups_in_one_statement_needs_apply_many_in_one_statement() -> None:
+    with pytest.raises(ValueError, match="groups_in_one_statement"):
+        Handler.of_many(
+            RESERVATION_EXPIRED,
+            ReservationExpired,
+            GroupKeepingLedger.keep_many,
+            groups_in_one_statement=True,
+        )
 
 
 def test_apply_many_needs_a_handler_that_dedupes_itself() -> None:
