@@ -54,7 +54,7 @@ from services.kit.db import Pool, autocommit, create_pool
 from services.kit.ids import new_id
 from services.kit.metrics import labelled
 from services.kit.rabbit import Outgoing, Queue, declare_queues, publish_confirmed
-from services.kit.rabbit_consumer import Delivery, QueueConsumer
+from services.kit.rabbit_consumer import Delivery, QueueConsumer, settle
 from services.kit.runtime import Runtime
 from services.kit.web import add_readiness_check, create_service_app
 from services.notifications import attempts as store
@@ -188,11 +188,9 @@ class ChannelWorker(QueueConsumer):
         )
         failed = {id(item) for item, error in zip(republished, results, strict=True) if error}
         clock.lap("publish")
-        await asyncio.gather(
-            *(
-                item.incoming.nack(requeue=True) if id(item) in failed else item.incoming.ack()
-                for item in items
-            )
+        await settle(
+            [item.incoming for item in items if id(item) not in failed],
+            [item.incoming for item in items if id(item) in failed],
         )
         for item in items:
             labelled(metrics.WORKER_DELIVERIES, str(self.channel), item.outcome).inc()

@@ -1,16 +1,19 @@
 """A delivery read from aiormq's consumer callback (services/kit/rabbit_consumer.py): its fields,
-and one ack or nack, never two."""
+and one ack or nack, never two, alone or a batch's in one write."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import ChannelFrame, DeliveredMessage
+from aiormq.exceptions import ChannelInvalidStateError
 from pamqp import commands
+from pamqp.frame import unmarshal
 from pamqp.header import ContentHeader
 
-from services.kit.rabbit_consumer import Delivery
+from services.kit.rabbit_consumer import Delivery, settle
 
 
 class Channel:
@@ -64,3 +67,70 @@ async def test_a_delivery_is_acked_or_nacked_once() -> None:
         await nacked.ack()
 
     assert channel.calls == [("ack", 42, {}), ("nack", 42, {"requeue": True})]
+
+
+class WritingChannel:
+    """What `settle` writes on: the connection's write queue, drained by `drain()`."""
+
+    number = 3
+
+    def __init__(self, *, closed: bool = False) -> None:
+        self.is_closed = closed
+        self.write_queue: asyncio.Queue[ChannelFrame] = asyncio.Queue()
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def drain(self) -> list[list[tuple[str, int, bool]]]:
+        """Each write's frames as (method, tag, requeue), once `settle` waits for them."""
+        writes = []
+        await asyncio.sleep(0)
+        while not self.write_queue.empty():
+            written = self.write_queue.get_nowait()
+            frames, payload = [], written.payload
+            while payload:
+                size, channel, frame = unmarshal(payload)
+                assert channel == self.number
+                assert isinstance(frame, commands.Basic.Ack | commands.Basic.Nack)
+                frames.append((frame.name, frame.delivery_tag, getattr(frame, "requeue", False)))
+                payload = payload[size:]
+            writes.append(frames)
+            assert written.drain_future is not None
+            written.drain_future.set_result(None)
+        return writes
+
+
+def _tagged(channel: WritingChannel, tag: int) -> Delivery:
+    return Delivery(b"{}", {}, None, None, tag, channel)  # type: ignore[arg-type]
+
+
+async def test_a_batch_is_acked_and_nacked_in_one_write_each_tag_alone() -> None:
+    channel = WritingChannel()
+    acked = [_tagged(channel, tag) for tag in (5, 7)]
+    requeued = [_tagged(channel, 6)]
+
+    settling = asyncio.create_task(settle(acked, requeued))
+    writes = await channel.drain()
+    await settling
+
+    assert writes == [[("Basic.Ack", 5, False), ("Basic.Ack", 7, False), ("Basic.Nack", 6, True)]]
+    assert all(delivery.settled for delivery in (*acked, *requeued))
+    with pytest.raises(RuntimeError, match="already"):
+        await settle([acked[0]])
+
+
+async def test_a_batch_on_a_closed_channel_raises_and_stays_unsettled() -> None:
+    deliveries = [_tagged(WritingChannel(closed=True), tag) for tag in (1, 2)]
+
+    with pytest.raises(ChannelInvalidStateError):
+        await settle(deliveries)
+
+    assert not any(delivery.settled for delivery in deliveries)
+
+
+async def test_each_channel_of_a_batch_gets_its_own_write() -> None:
+    first, second = WritingChannel(), WritingChannel()
+    settling = asyncio.create_task(settle([_tagged(first, 1), _tagged(second, 1)]))
+    first_writes, second_writes = await first.drain(), await second.drain()
+    await settling
+    assert first_writes == second_writes == [[("Basic.Ack", 1, False)]]
