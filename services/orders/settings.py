@@ -43,7 +43,7 @@ class Settings(EventServiceSettings):
     inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
     catalogue_check_seconds: float = Field(default=0.5, alias="CATALOGUE_CHECK_SECONDS", gt=0)
 
-    max_unsettled_orders: int = Field(default=60, alias="MAX_UNSETTLED_ORDERS", ge=0)
+    max_unsettled_orders: int = Field(default=100, alias="MAX_UNSETTLED_ORDERS", ge=0)
     backlog_check_seconds: float = Field(default=0.05, alias="BACKLOG_CHECK_SECONDS", gt=0)
     backlog_retry_after_seconds: int = Field(default=2, alias="BACKLOG_RETRY_AFTER_SECONDS", ge=1)
 
