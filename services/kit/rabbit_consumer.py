@@ -28,11 +28,13 @@ while it works on that message (`tracing.use`) and to end (`tracing.end_span`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import aiormq
 from aio_pika.abc import AbstractChannel
@@ -44,6 +46,7 @@ from services.kit import tracing
 from services.kit.rabbit import connect
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True, eq=False)
@@ -142,6 +145,44 @@ async def _write_settlements(group: list[tuple[Delivery, bool]]) -> None:
     await written
 
 
+class Inbox(Generic[T]):
+    """The messages delivered and not yet taken, in order, and the takers waiting for one: a
+    message wakes the longest waiting. Where an `asyncio.Queue` is awaited beside a stop event,
+    each wait took two tasks and an `asyncio.wait`, a few per batch."""
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: T) -> None:
+        self._items.append(item)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def get_nowait(self) -> T:
+        return self._items.popleft()
+
+    async def wait(self, waiter: asyncio.Future[None]) -> None:
+        """Wait on `waiter` until a message arrives (or whoever else holds it resolves it)."""
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)  # a wait that timed out or was stopped
+
+
 class QueueConsumer(ABC):
     def __init__(
         self,
@@ -162,6 +203,7 @@ class QueueConsumer(ABC):
         self.processors = processors
         self.linger = linger
         self._stop = asyncio.Event()
+        self._waiting: set[asyncio.Future[None]] = set()
 
     @abstractmethod
     async def handle(self, batch: list[Delivery], channel: AbstractChannel) -> None:
@@ -169,6 +211,9 @@ class QueueConsumer(ABC):
 
     def stop(self) -> None:
         self._stop.set()
+        for waiter in self._waiting:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def message_span(self, message: Delivery) -> Span | None:
         """A CONSUMER span for `message`, child of the context in its headers (a trace of its
@@ -194,7 +239,7 @@ class QueueConsumer(ABC):
             await channel.set_qos(prefetch_count=self.prefetch)
             await channel.get_queue(self.queue, ensure=True)  # it exists: raises if not
             amqp = await channel.get_underlay_channel()
-            inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+            inbox: Inbox[Delivery] = Inbox()
 
             async def arrived(message: DeliveredMessage) -> None:
                 inbox.put_nowait(Delivery.of(message))
@@ -240,13 +285,13 @@ class QueueConsumer(ABC):
             if not connection.is_closed:
                 await connection.close()
 
-    async def _loop(self, inbox: asyncio.Queue[Delivery], channel: AbstractChannel) -> None:
+    async def _loop(self, inbox: Inbox[Delivery], channel: AbstractChannel) -> None:
         while not self._stop.is_set():
             batch = await self._next_batch(inbox)
             if batch:
                 await self.handle(batch, channel)
 
-    async def _next_batch(self, inbox: asyncio.Queue[Delivery]) -> list[Delivery]:
+    async def _next_batch(self, inbox: Inbox[Delivery]) -> list[Delivery]:
         """What has arrived, up to `batch_size`; waits for one message, or returns [] on stop.
 
         After the first message, waits up to `linger` (and not past a stop) for the batch to
@@ -257,7 +302,7 @@ class QueueConsumer(ABC):
         batch = [first]
         deadline = asyncio.get_running_loop().time() + self.linger
         while len(batch) < self.batch_size:
-            if not inbox.empty():
+            if inbox:
                 batch.append(inbox.get_nowait())
                 continue
             left = deadline - asyncio.get_running_loop().time()
@@ -269,18 +314,25 @@ class QueueConsumer(ABC):
             batch.append(message)
         return batch
 
-    async def _take(self, inbox: asyncio.Queue[Delivery], within: float | None) -> Delivery | None:
+    async def _take(self, inbox: Inbox[Delivery], within: float | None) -> Delivery | None:
         """The next message, or None on stop or when none came `within` seconds."""
-        if not inbox.empty():
-            return inbox.get_nowait()
-        if self._stop.is_set():
-            return None
-        getter = asyncio.ensure_future(inbox.get())
-        stopper = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({getter, stopper}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not getter.done():
-            getter.cancel()
-            await asyncio.gather(getter, return_exceptions=True)
-        # A get that was cancelled took no item; one that finished first keeps its item.
-        return None if getter.cancelled() else getter.result()
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        while True:
+            if inbox:
+                return inbox.get_nowait()
+            if self._stop.is_set():
+                return None
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return None
+            # One future, woken by a message or by `stop()`: no task per wait.
+            waiter = loop.create_future()
+            self._waiting.add(waiter)
+            try:
+                async with asyncio.timeout(left):
+                    await inbox.wait(waiter)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiting.discard(waiter)
