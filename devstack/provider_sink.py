@@ -413,13 +413,32 @@ def _reason(status: int) -> str:
         return "Status"
 
 
-async def serve(sink: Sink, host: str, port: int) -> tuple[asyncio.Server, set[SinkProtocol]]:
-    """The sink listening on (`host`, `port`; 0 picks a free port), and its open connections."""
+@dataclass
+class Listening:
+    """A sink serving, and its open connections (closed with it)."""
+
+    server: asyncio.Server
+    connections: set[SinkProtocol]
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.server.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        await self.server.wait_closed()
+
+
+async def serve(sink: Sink, host: str, port: int) -> Listening:
+    """The sink listening on (`host`, `port`; 0 picks a free port)."""
     connections: set[SinkProtocol] = set()
     server = await asyncio.get_running_loop().create_server(
         lambda: SinkProtocol(sink, connections), host, port, backlog=1024
     )
-    return server, connections
+    return Listening(server, connections)
 
 
 @asynccontextmanager
@@ -427,20 +446,11 @@ async def serving(
     *, token: str | None = None, capacity: int = DEFAULT_CAPACITY
 ) -> AsyncIterator[str]:
     """A sink on a free loopback port for the block; yields its base URL."""
-    server, connections = await serve(Sink(capacity=capacity, token=token), HOST, 0)
-    port = server.sockets[0].getsockname()[1]
+    listening = await serve(Sink(capacity=capacity, token=token), HOST, 0)
     try:
-        yield f"http://{HOST}:{port}"
+        yield f"http://{HOST}:{listening.port}"
     finally:
-        await _close(server, connections)
-
-
-async def _close(server: asyncio.Server, connections: set[SinkProtocol]) -> None:
-    server.close()
-    for connection in list(connections):
-        if connection.transport is not None:
-            connection.transport.close()
-    await server.wait_closed()
+        await listening.close()
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -478,14 +488,14 @@ def run(args: argparse.Namespace) -> None:
 async def _run(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT, then close the listener and every connection."""
     sink = Sink(capacity=args.capacity, token=args.token)
-    server, connections = await serve(sink, args.host, args.port)
+    listening = await serve(sink, args.host, args.port)
     print(f"SMS and push sink on http://{args.host}:{args.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await _close(server, connections)
+    await listening.close()
 
 
 if __name__ == "__main__":

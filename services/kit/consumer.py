@@ -57,8 +57,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -189,6 +203,13 @@ class Handler(Generic[S]):
         )
 
 
+@asynccontextmanager
+async def _transaction(pool: Pool) -> AsyncIterator[DictConnection]:
+    """A pooled connection in a pipelined transaction for the block."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        yield conn
+
+
 class EventShell(Generic[S]):
     """The batch consumer's per-message handler for one service (see the module docstring)."""
 
@@ -217,15 +238,11 @@ class EventShell(Generic[S]):
         started = time.perf_counter()
         try:
             _, handler, envelope = self._parse(topic, raw)
-            if handler.dedupes_itself and handler.one_statement:
-                async with autocommit(self.pool) as conn:
-                    applied = await self._apply_claimed(conn, handler, envelope, claimed=True)
-            else:
-                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                    claimed = handler.dedupes_itself or bool(
-                        await claim_events(conn, [(envelope.id, topic)])
-                    )
-                    applied = await self._apply_claimed(conn, handler, envelope, claimed)
+            async with self._unit(handler.dedupes_itself and handler.one_statement) as conn:
+                claimed = handler.dedupes_itself or bool(
+                    await claim_events(conn, [(envelope.id, topic)])
+                )
+                applied = await self._apply_claimed(conn, handler, envelope, claimed)
             self._settle(topic, envelope, applied)
             return applied
         finally:
@@ -247,7 +264,7 @@ class EventShell(Generic[S]):
             return
         done: list[tuple[str, Envelope[Any], Applied | None, float]] = []
         claims = [(e.id, topic) for topic, handler, e in parsed if not handler.dedupes_itself]
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self._unit(one_statement=False) as conn:
             fresh = await claim_events(conn, claims) if claims else set()
             for message, (topic, handler, envelope) in zip(messages, parsed, strict=True):
                 with self._span(message) as span:
@@ -281,18 +298,20 @@ class EventShell(Generic[S]):
                     span.set_attribute("realtimeorder.order_id", envelope.subject)
                 opened.append(span)
                 events.append(Consumed(topic, envelope, span))
-            if all(handler.groups_in_one_statement for _, handler, _ in parsed):
-                async with autocommit(self.pool) as conn:
-                    results = await apply_many(self.service, conn, events)
-            else:
-                async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                    results = await apply_many(self.service, conn, events)
+            one_statement = all(handler.groups_in_one_statement for _, handler, _ in parsed)
+            async with self._unit(one_statement) as conn:
+                results = await apply_many(self.service, conn, events)
             for span, applied in zip(opened, results, strict=True):
                 _mark_outcome(span, applied)
         committed = time.perf_counter()
         for (topic, _, envelope), applied in zip(parsed, results, strict=True):
             self._settle(topic, envelope, applied)
             labelled(EVENT_PROCESSING, self.service_name, topic).observe(committed - started)
+
+    def _unit(self, one_statement: bool) -> AbstractAsyncContextManager[DictConnection]:
+        """The unit of work's connection: for work that is one statement, an autocommit
+        connection (no BEGIN, no COMMIT); else a pipelined transaction."""
+        return autocommit(self.pool) if one_statement else _transaction(self.pool)
 
     def _handler(self, topic: str) -> Handler[S]:
         handler = self.handlers.get(topic)

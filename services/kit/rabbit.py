@@ -176,12 +176,6 @@ async def _send(
         if amqp.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError("the channel is closed")
         first = amqp.delivery_tag + 1
-        written = amqp.create_future()
-        frame = ChannelFrame(
-            payload=b"".join(frames for _, _, frames in batch),
-            should_close=False,
-            drain_future=written,
-        )
         registered = [
             (tag, message.message_id, amqp.create_future())
             for tag, (_, message, _) in enumerate(batch, start=first)
@@ -191,7 +185,7 @@ async def _send(
             amqp.message_id_delivery_tag[message_id] = tag
         amqp.delivery_tag = first + len(batch) - 1
         try:
-            await amqp.write_queue.put(frame)
+            written = await hand_over(amqp, b"".join(frames for _, _, frames in batch))
         except BaseException:
             # Not queued, so never sent: the broker will not count these.
             amqp.delivery_tag = first - 1
@@ -199,12 +193,26 @@ async def _send(
                 amqp.confirmations.pop(tag, None)
                 _forget(amqp, message_id, tag)
                 confirmation.cancel()
-            written.cancel()
             raise
         for tag, message_id, confirmation in registered:
             confirmation.add_done_callback(functools.partial(_forget, amqp, message_id, tag))
         await written
     return [confirmation for _, _, confirmation in registered]
+
+
+async def hand_over(amqp: aiormq.Channel, payload: bytes) -> asyncio.Future[Any]:
+    """Queue `payload` (whole frames of the channel) for its connection to write in one piece;
+    the future it returns is done once written. Raises, having queued nothing, if the payload
+    could not be queued (the connection's queue is bounded: this may wait for room)."""
+    written = amqp.create_future()
+    try:
+        await amqp.write_queue.put(
+            ChannelFrame(payload=payload, should_close=False, drain_future=written)
+        )
+    except BaseException:
+        written.cancel()
+        raise
+    return written
 
 
 def _forget(amqp: aiormq.Channel, message_id: str, tag: int, _settled: object = None) -> None:

@@ -15,10 +15,10 @@ of ones, and so one database round trip per batch instead of one per message.
 - a handler that raises ends the job the same way.
 
 The messages are `Delivery`s, read from aiormq's consumer callback: its body, headers, message
-id and content type, acked or nacked once, alone or a batch's together in one write
-(`settle`). aio-pika's own consumer wrapped each message in its
-`IncomingMessage` (about twenty properties set one by one through a locked `__setattr__`) and a
-second task, a fifth of the push worker's CPU in the RabbitMQ client.
+id and content type, acked or nacked once, a batch's together in one write (`settle`).
+aio-pika's own consumer wrapped each message in its `IncomingMessage` (about twenty properties
+set one by one through a locked `__setattr__`) and a second task, a fifth of the push worker's
+CPU in the RabbitMQ client.
 
 Tracing: `message_span` starts a message's CONSUMER span, a child of the trace context in its
 headers (the publishing relay's span: kit/rabbit_outbox.py), for the subclass to make active
@@ -38,12 +38,13 @@ from typing import Any, Generic, TypeVar, cast
 
 import aiormq
 from aio_pika.abc import AbstractChannel
-from aiormq.abc import ChannelFrame, DeliveredMessage
+from aiormq.abc import DeliveredMessage
 from opentelemetry.trace import Span, SpanKind
 from pamqp.commands import Basic
+from pamqp.frame import marshal
 
 from services.kit import tracing
-from services.kit.rabbit import connect
+from services.kit.rabbit import connect, hand_over
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,7 +52,7 @@ T = TypeVar("T")
 
 @dataclass(slots=True, eq=False)
 class Delivery:
-    """One message the broker delivered, to be acked or nacked once."""
+    """One message the broker delivered, to be acked or nacked once (`settle`)."""
 
     body: bytes
     headers: Mapping[str, Any]
@@ -76,73 +77,49 @@ class Delivery:
             channel=message.channel,
         )
 
-    async def ack(self) -> None:
-        self._settle()
-        try:
-            await self.channel.basic_ack(self.delivery_tag)
-        except BaseException:
-            self.settled = False  # not acked: it may still be nacked
-            raise
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        self._settle()
-        try:
-            await self.channel.basic_nack(self.delivery_tag, requeue=requeue)
-        except BaseException:
-            self.settled = False
-            raise
-
-    def _settle(self) -> None:
+    def _check_unsettled(self) -> None:
         if self.settled:
             raise RuntimeError(f"delivery {self.delivery_tag} was acked or nacked already")
-        self.settled = True
 
 
 async def settle(acked: Sequence[Delivery], requeued: Sequence[Delivery] = ()) -> None:
     """Ack `acked` and nack `requeued` back to their queue, each channel's in one write: a
-    Basic.Ack (or Basic.Nack) per delivery, their frames joined, where `ack()` on each is a
-    write, a drain and, gathered, a task each. Not `multiple`, which would also settle the
-    channel's earlier deliveries still in another batch's hands. Raises as `ack()` does, and
-    a delivery whose frame was not handed over is not settled (it may still be nacked)."""
+    Basic.Ack (or Basic.Nack) frame per delivery, joined. Not `multiple`, which would also
+    settle the channel's earlier deliveries still in another batch's hands. A delivery acked
+    or nacked before raises, with nothing written; a channel whose write failed raises, and
+    its deliveries and those of the channels after it stay unsettled (they may still be
+    nacked)."""
     chosen = [(delivery, True) for delivery in acked] + [(d, False) for d in requeued]
     for delivery, _ in chosen:
-        delivery._settle()
+        delivery._check_unsettled()
     by_channel: dict[int, list[tuple[Delivery, bool]]] = {}
     for delivery, ack in chosen:
+        delivery.settled = True
         by_channel.setdefault(id(delivery.channel), []).append((delivery, ack))
-    pending = list(by_channel.values())
-    try:
-        while pending:
-            await _write_settlements(pending[0])
-            pending.pop(0)
-    except BaseException:
-        for group in pending:
-            for delivery, _ in group:
+    groups = list(by_channel.values())
+    for written, group in enumerate(groups):
+        try:
+            await _write_settlements(group)
+        except BaseException:
+            for delivery, _ in (pair for later in groups[written:] for pair in later):
                 delivery.settled = False
-        raise
+            raise
 
 
 async def _write_settlements(group: list[tuple[Delivery, bool]]) -> None:
     channel = cast(aiormq.Channel, group[0][0].channel)
     if channel.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
-    frames = [
-        Basic.Ack(delivery_tag=delivery.delivery_tag)
-        if ack
-        else Basic.Nack(delivery_tag=delivery.delivery_tag, requeue=True)
-        for delivery, ack in group
-    ]
-    written = channel.create_future()
-    try:
-        await channel.write_queue.put(
-            ChannelFrame.marshall(
-                frames=frames, channel_number=channel.number, drain_future=written
-            )
+    payload = b"".join(
+        marshal(
+            Basic.Ack(delivery_tag=delivery.delivery_tag)
+            if ack
+            else Basic.Nack(delivery_tag=delivery.delivery_tag, requeue=True),
+            channel.number,
         )
-    except BaseException:
-        written.cancel()
-        raise
-    await written
+        for delivery, ack in group
+    )
+    await (await hand_over(channel, payload))
 
 
 class Inbox(Generic[T]):
@@ -177,8 +154,6 @@ class Inbox(Generic[T]):
         try:
             await waiter
         finally:
-            if not waiter.done():
-                waiter.cancel()
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)  # a wait that timed out or was stopped
 

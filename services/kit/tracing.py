@@ -190,12 +190,16 @@ def extract(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Co
             if value is None:
                 continue
             if name == "traceparent":
-                traceparent = value.decode() if isinstance(value, bytes) else str(value)
+                traceparent = _text(value)
             elif name == "tracestate":
-                tracestate = value.decode() if isinstance(value, bytes) else str(value)
+                tracestate = _text(value)
     if traceparent is None:
         return Context()
     return _extracted(traceparent, tracestate)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @lru_cache(maxsize=EXTRACTED_CONTEXTS)

@@ -28,7 +28,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel
 
 from services.kit.db import DictConnection, Filters, Pool
-from services.kit.rabbit_consumer import Delivery, QueueConsumer
+from services.kit.rabbit_consumer import Delivery, QueueConsumer, settle
 from services.notifications.topology import DEAD_LETTER_QUEUE
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,7 @@ class DeadLetterArchiver(QueueConsumer):
     async def handle(self, batch: list[Delivery], channel: AbstractChannel) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             added = [message for message in batch if await archive(conn, message)]
-        for message in batch:
-            await message.ack()
+        await settle(batch)
         for message in added:
             log.warning(
                 "message dead-lettered by the broker kept",

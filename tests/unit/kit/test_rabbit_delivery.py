@@ -1,5 +1,5 @@
 """A delivery read from aiormq's consumer callback (services/kit/rabbit_consumer.py): its fields,
-and one ack or nack, never two, alone or a batch's in one write."""
+and one ack or nack, never two, a batch's in one write."""
 
 from __future__ import annotations
 
@@ -14,59 +14,6 @@ from pamqp.frame import unmarshal
 from pamqp.header import ContentHeader
 
 from services.kit.rabbit_consumer import Delivery, settle
-
-
-class Channel:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int, dict[str, Any]]] = []
-
-    async def basic_ack(self, delivery_tag: int, **options: Any) -> None:
-        self.calls.append(("ack", delivery_tag, options))
-
-    async def basic_nack(self, delivery_tag: int, **options: Any) -> None:
-        self.calls.append(("nack", delivery_tag, options))
-
-
-def _delivered(channel: Channel, **properties: Any) -> DeliveredMessage:
-    return DeliveredMessage(
-        delivery=commands.Basic.Deliver(consumer_tag="c", delivery_tag=42, routing_key="q"),
-        header=ContentHeader(properties=commands.Basic.Properties(**properties), body_size=2),
-        body=b"{}",
-        channel=channel,  # type: ignore[arg-type]
-    )
-
-
-def test_a_delivery_carries_the_messages_body_properties_and_tag() -> None:
-    delivery = Delivery.of(
-        _delivered(
-            Channel(),
-            headers={"attempt": 2},
-            message_id="m-1",
-            content_type="application/json",
-        )
-    )
-
-    assert (delivery.body, delivery.delivery_tag) == (b"{}", 42)
-    assert (delivery.message_id, delivery.content_type) == ("m-1", "application/json")
-    assert delivery.headers == {"attempt": 2}
-
-
-def test_a_message_without_headers_has_none() -> None:
-    assert Delivery.of(_delivered(Channel())).headers == {}
-
-
-async def test_a_delivery_is_acked_or_nacked_once() -> None:
-    channel = Channel()
-    acked, nacked = Delivery.of(_delivered(channel)), Delivery.of(_delivered(channel))
-
-    await acked.ack()
-    await nacked.nack(requeue=True)
-    with pytest.raises(RuntimeError, match="already"):
-        await acked.nack()
-    with pytest.raises(RuntimeError, match="already"):
-        await nacked.ack()
-
-    assert channel.calls == [("ack", 42, {}), ("nack", 42, {"requeue": True})]
 
 
 class WritingChannel:
@@ -98,6 +45,62 @@ class WritingChannel:
             assert written.drain_future is not None
             written.drain_future.set_result(None)
         return writes
+
+
+def _delivered(channel: WritingChannel, **properties: Any) -> DeliveredMessage:
+    return DeliveredMessage(
+        delivery=commands.Basic.Deliver(consumer_tag="c", delivery_tag=42, routing_key="q"),
+        header=ContentHeader(properties=commands.Basic.Properties(**properties), body_size=2),
+        body=b"{}",
+        channel=channel,  # type: ignore[arg-type]
+    )
+
+
+def test_a_delivery_carries_the_messages_body_properties_and_tag() -> None:
+    delivery = Delivery.of(
+        _delivered(
+            WritingChannel(),
+            headers={"attempt": 2},
+            message_id="m-1",
+            content_type="application/json",
+        )
+    )
+
+    assert (delivery.body, delivery.delivery_tag) == (b"{}", 42)
+    assert (delivery.message_id, delivery.content_type) == ("m-1", "application/json")
+    assert delivery.headers == {"attempt": 2}
+
+
+def test_a_message_without_headers_has_none() -> None:
+    assert Delivery.of(_delivered(WritingChannel())).headers == {}
+
+
+async def test_a_delivery_is_acked_or_nacked_once() -> None:
+    channel = WritingChannel()
+    acked, nacked = Delivery.of(_delivered(channel)), Delivery.of(_delivered(channel))
+
+    settling = asyncio.create_task(settle([acked]))
+    assert await channel.drain() == [[("Basic.Ack", 42, False)]]
+    await settling
+    settling = asyncio.create_task(settle([], [nacked]))
+    assert await channel.drain() == [[("Basic.Nack", 42, True)]]
+    await settling
+    with pytest.raises(RuntimeError, match="already"):
+        await settle([], [acked])
+    with pytest.raises(RuntimeError, match="already"):
+        await settle([nacked])
+
+
+async def test_a_batch_with_a_delivery_settled_before_writes_nothing() -> None:
+    channel = WritingChannel()
+    fresh, settled_before = _tagged(channel, 1), _tagged(channel, 2)
+    settled_before.settled = True
+
+    with pytest.raises(RuntimeError, match="already"):
+        await settle([fresh, settled_before])
+
+    assert not fresh.settled
+    assert await channel.drain() == []
 
 
 def _tagged(channel: WritingChannel, tag: int) -> Delivery:
