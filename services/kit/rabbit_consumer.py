@@ -182,7 +182,7 @@ class QueueConsumer(ABC):
 
     @abstractmethod
     async def handle(self, batch: list[Delivery], channel: AbstractChannel) -> None:
-        """Work on a batch and ack (or nack) each of its messages."""
+        """Work on a batch and settle each of its messages (`settle`)."""
 
     def stop(self) -> None:
         self._stop.set()
