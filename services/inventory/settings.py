@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.kit.settings import EventServiceSettings
+from services.kit.settings import BUSY_GATHER_MS, EventServiceSettings, consumer_busy_gather
 
 
 class Settings(EventServiceSettings):
@@ -17,6 +17,7 @@ class Settings(EventServiceSettings):
 
     service_name: str = "inventory"
     port: int = Field(default=3003, alias="PORT")
+    consumer_busy_gather_ms: int = consumer_busy_gather(BUSY_GATHER_MS)
 
     seed_demo_catalogue: bool = Field(default=True, alias="SEED_DEMO_CATALOGUE")
     reservation_ttl_seconds: int = Field(default=900, alias="RESERVATION_TTL_SECONDS", gt=0)

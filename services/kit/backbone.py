@@ -58,9 +58,15 @@ class Backbone:
             self.settings.service_name, service, self.pool, handlers, self.after_commit
         )
 
-    def consume(self, shell: EventShell[Any], group_id: str, batch_wait_ms: int = 0) -> None:
+    def consume(
+        self,
+        shell: EventShell[Any],
+        group_id: str,
+        batch_wait_ms: int = 0,
+        busy_gather_ms: int = 0,
+    ) -> None:
         """Register the Kafka consumer (register it last: it stops first); `batch_wait_ms`:
-        kafka.fetch_config."""
+        kafka.fetch_config; `busy_gather_ms`: kafka.BusyGather."""
         self.runtime.add(
             "consumer",
             consumer_factory(
@@ -69,6 +75,7 @@ class Backbone:
                 shell=shell,
                 dead_letters=self.producer,
                 batch_wait_ms=batch_wait_ms,
+                busy_gather_ms=busy_gather_ms,
             ),
         )
 
@@ -182,6 +189,7 @@ def event_service_lifespan(
                     app.state.event_shell,
                     settings.consumer_group,
                     settings.consumer_batch_wait_ms,
+                    settings.consumer_busy_gather_ms,
                 )
             backbone.start(app)
             yield

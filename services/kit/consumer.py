@@ -375,6 +375,7 @@ def consumer_factory(
     shell: EventShell[Any],
     dead_letters: EventProducer,
     batch_wait_ms: int = 0,
+    busy_gather_ms: int = 0,
 ) -> Callable[[], BatchConsumer]:
     """What the runtime calls to (re)start the service's consumer: a fresh one each time,
     resuming from the group's committed offsets."""
@@ -390,6 +391,7 @@ def consumer_factory(
             dead_letters=dead_letters,
             group_handler=shell.apply_group,
             batch_wait_ms=batch_wait_ms,
+            busy_gather_ms=busy_gather_ms,
         )
 
     return make

@@ -155,6 +155,17 @@ def consumer_batch_wait(default: int) -> Any:
     return Field(default=default, alias="CONSUMER_BATCH_WAIT_MS", ge=0, le=MAX_BATCH_WAIT_MS)
 
 
+MAX_BUSY_GATHER_MS = 1_000
+BUSY_GATHER_MS = 5
+"""The busy gather of a consumer an order waits on (orders, inventory): under load it waits this
+long for more events before it applies a batch (kafka.BusyGather)."""
+
+
+def consumer_busy_gather(default: int) -> Any:
+    """The CONSUMER_BUSY_GATHER_MS setting with `default`, for a service to set its own."""
+    return Field(default=default, alias="CONSUMER_BUSY_GATHER_MS", ge=0, le=MAX_BUSY_GATHER_MS)
+
+
 class EventServiceSettings(ServiceSettings):
     """Settings of a service that consumes and emits Kafka events (kit/backbone.py).
 
@@ -163,7 +174,10 @@ class EventServiceSettings(ServiceSettings):
     to the service's name. CONSUMER_BATCH_WAIT_MS: how long the broker holds the consumer's
     fetch to gather events into one batch (kafka.fetch_config): 0, the default, for a
     consumer an order waits on; the services no order waits on (notifications, analytics) set
-    `GATHERING_BATCH_WAIT_MS` with `consumer_batch_wait`.
+    `GATHERING_BATCH_WAIT_MS` with `consumer_batch_wait`. CONSUMER_BUSY_GATHER_MS: how long a
+    consumer that fetches at least `kafka.BUSY_FROM_RATE` events a second waits after a
+    fetch's first event for more (kafka.BusyGather): 0, the default, never waits; the services
+    an order waits on (orders, inventory) set `BUSY_GATHER_MS` with `consumer_busy_gather`.
     """
 
     run_relay: bool = Field(default=True, alias="RUN_RELAY")
@@ -172,6 +186,7 @@ class EventServiceSettings(ServiceSettings):
         default=None, alias="KAFKA_CONSUMER_GROUP", min_length=1
     )
     consumer_batch_wait_ms: int = consumer_batch_wait(0)
+    consumer_busy_gather_ms: int = consumer_busy_gather(0)
 
     @property
     def consumer_group(self) -> str:

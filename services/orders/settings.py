@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field
 
-from services.kit.settings import EventServiceSettings
+from services.kit.settings import BUSY_GATHER_MS, EventServiceSettings, consumer_busy_gather
 from services.orders.domain import HoldingLimits
 
 DEFAULT_MAX_OPEN_ORDERS = 20
@@ -35,6 +35,7 @@ class Settings(EventServiceSettings):
 
     service_name: str = "orders"
     port: int = Field(default=3002, alias="PORT")
+    consumer_busy_gather_ms: int = consumer_busy_gather(BUSY_GATHER_MS)
 
     inventory_service_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("http://127.0.0.1:3003"), alias="INVENTORY_SERVICE_URL"

@@ -130,3 +130,23 @@ def test_consumers_no_order_waits_on_gather_their_fetches_and_the_others_do_not(
     monkeypatch.setenv("CONSUMER_BATCH_WAIT_MS", "10000")
     with pytest.raises(ValidationError, match="CONSUMER_BATCH_WAIT_MS"):
         AnalyticsSettings()
+
+
+def test_consumers_an_order_waits_on_gather_under_load_and_the_others_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.analytics.settings import Settings as AnalyticsSettings
+    from services.inventory.settings import Settings as InventorySettings
+    from services.kit.settings import BUSY_GATHER_MS
+    from services.notifications.settings import Settings as NotificationsSettings
+    from services.orders.settings import Settings as OrdersSettings
+
+    assert OrdersSettings().consumer_busy_gather_ms == BUSY_GATHER_MS > 0
+    assert InventorySettings().consumer_busy_gather_ms == BUSY_GATHER_MS
+    assert NotificationsSettings().consumer_busy_gather_ms == 0
+    assert AnalyticsSettings().consumer_busy_gather_ms == 0
+    monkeypatch.setenv("CONSUMER_BUSY_GATHER_MS", "0")
+    assert OrdersSettings().consumer_busy_gather_ms == 0
+    monkeypatch.setenv("CONSUMER_BUSY_GATHER_MS", "5000")
+    with pytest.raises(ValidationError, match="CONSUMER_BUSY_GATHER_MS"):
+        InventorySettings()
