@@ -66,7 +66,7 @@ class Backbone:
         busy_gather_ms: int = 0,
     ) -> None:
         """Register the Kafka consumer (register it last: it stops first); `batch_wait_ms`:
-        kafka.fetch_config; `busy_gather_ms`: kafka.BusyGather."""
+        kafka.fetch_config; `busy_gather_ms`: gather.BusyGather."""
         self.runtime.add(
             "consumer",
             consumer_factory(

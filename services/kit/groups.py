@@ -2,10 +2,13 @@
 
 `GroupedCalls` serves a statement that each request would otherwise run alone (orders' create),
 so that the requests that arrive while one runs share the next one: one statement, one commit
-and one WAL flush for all of them. It waits for nothing to form a group: a call that finds no
-group running starts one at once, alone; the calls that come while it runs wait for it and
-then go together, at most `max_size` of them. One group runs at a time, so a call waits behind
-at most one group before its own starts.
+and one WAL flush for all of them. A call that finds no group running starts one at once,
+alone; the calls that come while it runs wait for it and then go together, at most `max_size`
+of them. One group runs at a time, so a call waits behind at most one group before its own
+starts. With `gather_ms`, a group waits that long for more calls before it runs, but only
+while the groups have been taking at least `gather.BUSY_FROM_RATE` calls a second
+(`gather.BusyGather`): under load, groups of several calls instead of one or two; when calls
+are few, none waits.
 
 `run` gets the group's items and returns one result for each, in their order, or `Failed(exc)`
 for an item that fails on its own (its call raises `exc`; the others' results stand). Two items
@@ -29,6 +32,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from services.kit.gather import BusyGather
 from services.kit.metrics import CALL_GROUPS
 
 T = TypeVar("T")
@@ -61,6 +65,7 @@ class GroupedCalls(Generic[T, R]):
         max_size: int = 32,
         key: Callable[[T], Hashable | None] = _no_key,
         alone_on: tuple[type[Exception], ...] = (),
+        gather_ms: int = 0,
     ) -> None:
         if max_size < 1:
             raise ValueError("a group holds at least one call")
@@ -71,6 +76,7 @@ class GroupedCalls(Generic[T, R]):
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
         self._sizes = CALL_GROUPS.labels(service, name)
+        self._gather = BusyGather(gather_ms)
 
     @property
     def waiting(self) -> int:
@@ -88,9 +94,14 @@ class GroupedCalls(Generic[T, R]):
 
     async def _run_groups(self) -> None:
         while self._waiting:
-            group = self._next_group()
-            self._sizes.observe(len(group))
+            group: list[tuple[T, asyncio.Future[R]]] = []
             try:
+                wait = self._gather.wait_seconds()
+                if wait and len(self._waiting) < self._max_size:
+                    await asyncio.sleep(wait)  # more calls, under load (the module docstring)
+                group = self._next_group()
+                self._gather.took(len(group))
+                self._sizes.observe(len(group))
                 results = await self._run_group(group)
             except Exception as exc:  # every item's failure; the runner goes on
                 results = [Failed(exc)] * len(group)

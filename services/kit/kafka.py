@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -45,6 +44,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.kit.gather import BusyGather
 from services.kit.metrics import (
     CONSUMER_LAG,
     DEAD_LETTER_DEPTH,
@@ -68,11 +68,6 @@ SAMPLE_TIMEOUT_SECONDS = 5.0
 GROUP_SIZE = 50
 MessageHandler = Callable[[Message], Awaitable[None]]
 GroupHandler = Callable[[list[Message]], Awaitable[None]]
-
-
-BUSY_FROM_RATE = 50.0
-"""Events a second (over about the last second) from which a consumer with a busy gather waits
-for more before it applies a batch (`BusyGather`)."""
 
 
 def fetch_config(batch_wait_ms: int) -> dict[str, int]:
@@ -306,7 +301,7 @@ class BatchConsumer:
         if first is None:
             return []
         batch = [first, *self._consumer.consume(self.batch_size - 1, self._gather.wait_seconds())]
-        self._gather.fetched(len(batch))
+        self._gather.took(len(batch))
         return batch
 
     async def _process_batch(self, messages: list[Message]) -> None:
@@ -407,59 +402,6 @@ class BatchConsumer:
             "event dead-lettered",
             extra={"topic": topic, "error": repr(error), "to": dead_letter_topic(topic)},
         )
-
-
-class BusyGather:
-    """How long a consumer waits for more events once a fetch has brought one.
-
-    A consumer an order waits on (orders, inventory) asks the broker to answer as soon as an
-    event arrives (`fetch_config(0)`), so a lone event is applied at once. Under load that makes
-    batches of one or two events, and most of what a batch costs is the same for one event as
-    for ten: the fetch and its thread hop, the group's transaction, its commit and flush, the
-    outbox rows' NOTIFY and the relay's pass that publishes them. With `wait_ms` above 0, a
-    consumer that has been fetching at least `from_rate` events a second (an exponentially
-    weighted count over about `horizon` seconds) waits up to `wait_ms` after a fetch's first
-    event for the rest of its batch; below that rate it does not wait, so a quiet pipeline
-    keeps its latency. An event waits at most `wait_ms` more, once per consumer it passes.
-    """
-
-    def __init__(
-        self,
-        wait_ms: int,
-        from_rate: float = BUSY_FROM_RATE,
-        *,
-        horizon: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if wait_ms < 0 or from_rate < 0 or horizon <= 0:
-            raise ValueError(
-                "a busy gather needs a wait and a rate of 0 or more, a horizon above 0"
-            )
-        self.wait = wait_ms / 1000
-        self.from_rate = from_rate
-        self.horizon = horizon
-        self._clock = clock
-        self._count = 0.0
-        self._at = clock()
-
-    def per_second(self) -> float:
-        """Events fetched a second, over about the last `horizon` seconds."""
-        return self._decayed(self._clock()) / self.horizon
-
-    def wait_seconds(self) -> float:
-        """How long the fetch under way waits for more events: 0 below `from_rate`."""
-        if self.wait == 0 or self.per_second() < self.from_rate:
-            return 0.0
-        return self.wait
-
-    def fetched(self, events: int) -> None:
-        """Count a fetch's events."""
-        now = self._clock()
-        self._count = self._decayed(now) + events
-        self._at = now
-
-    def _decayed(self, now: float) -> float:
-        return self._count * math.exp((self._at - now) / self.horizon)
 
 
 class ConsumerLag:

@@ -158,7 +158,7 @@ def consumer_batch_wait(default: int) -> Any:
 MAX_BUSY_GATHER_MS = 1_000
 BUSY_GATHER_MS = 5
 """The busy gather of a consumer an order waits on (orders, inventory): under load it waits this
-long for more events before it applies a batch (kafka.BusyGather)."""
+long for more events before it applies a batch (gather.BusyGather)."""
 
 
 def consumer_busy_gather(default: int) -> Any:
@@ -175,8 +175,8 @@ class EventServiceSettings(ServiceSettings):
     fetch to gather events into one batch (kafka.fetch_config): 0, the default, for a
     consumer an order waits on; the services no order waits on (notifications, analytics) set
     `GATHERING_BATCH_WAIT_MS` with `consumer_batch_wait`. CONSUMER_BUSY_GATHER_MS: how long a
-    consumer that fetches at least `kafka.BUSY_FROM_RATE` events a second waits after a
-    fetch's first event for more (kafka.BusyGather): 0, the default, never waits; the services
+    consumer that fetches at least `gather.BUSY_FROM_RATE` events a second waits after a
+    fetch's first event for more (gather.BusyGather): 0, the default, never waits; the services
     an order waits on (orders, inventory) set `BUSY_GATHER_MS` with `consumer_busy_gather`.
     """
 

@@ -162,7 +162,8 @@ class OrderService:
         self.after_commit = after_commit
         self.backlog = backlog
         # Creates are placed in groups (kit/groups.py): one statement and one commit for those
-        # that come while the group before them is placed, with holding limits or without.
+        # that come while the group before them is placed (and, under load, within
+        # CREATES_GATHER_MS of the group's first), with holding limits or without.
         # A group a value of one of them fails is placed again one by one.
         self.creates: GroupedCalls[repo.Placement, repo.Placed | None] = GroupedCalls(
             self._place_group,
@@ -170,6 +171,7 @@ class OrderService:
             name="creates",
             key=_claimed_key,
             alone_on=(psycopg.DataError, psycopg.IntegrityError),
+            gather_ms=settings.creates_gather_ms,
         )
 
     # --- create ---------------------------------------------------------------------------

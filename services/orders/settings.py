@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field
 
-from services.kit.settings import BUSY_GATHER_MS, EventServiceSettings, consumer_busy_gather
+from services.kit.settings import (
+    BUSY_GATHER_MS,
+    MAX_BUSY_GATHER_MS,
+    EventServiceSettings,
+    consumer_busy_gather,
+)
 from services.orders.domain import HoldingLimits
 
 DEFAULT_MAX_OPEN_ORDERS = 20
@@ -30,7 +35,11 @@ class Settings(EventServiceSettings):
       across replicas), a create is refused with 503 and Retry-After
       (BACKLOG_RETRY_AFTER_SECONDS); counted every BACKLOG_CHECK_SECONDS. 0 turns it off
       (`backlog.Backlog`).
-    - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP: see `EventServiceSettings`.
+    - CREATES_GATHER_MS: under load (at least `gather.BUSY_FROM_RATE` creates a second) a
+      group of creates waits this long for more before its statement runs (`kit/groups.py`);
+      0 never waits.
+    - RUN_RELAY, RUN_CONSUMERS, KAFKA_CONSUMER_GROUP, CONSUMER_BUSY_GATHER_MS: see
+      `EventServiceSettings`.
     """
 
     service_name: str = "orders"
@@ -44,6 +53,9 @@ class Settings(EventServiceSettings):
     inventory_max_connections: int = Field(default=100, alias="INVENTORY_MAX_CONNECTIONS", gt=0)
     catalogue_check_seconds: float = Field(default=0.5, alias="CATALOGUE_CHECK_SECONDS", gt=0)
 
+    creates_gather_ms: int = Field(
+        default=BUSY_GATHER_MS, alias="CREATES_GATHER_MS", ge=0, le=MAX_BUSY_GATHER_MS
+    )
     max_unsettled_orders: int = Field(default=100, alias="MAX_UNSETTLED_ORDERS", ge=0)
     backlog_check_seconds: float = Field(default=0.05, alias="BACKLOG_CHECK_SECONDS", gt=0)
     backlog_retry_after_seconds: int = Field(default=2, alias="BACKLOG_RETRY_AFTER_SECONDS", ge=1)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.kit.kafka import BUSY_FROM_RATE, BatchConsumer, BusyGather
+from services.kit.gather import BUSY_FROM_RATE, BusyGather
+from services.kit.kafka import BatchConsumer
 
 
 class Clock:
@@ -23,7 +24,7 @@ def _fetching(gather: BusyGather, clock: Clock, rate: float, seconds: float) -> 
     """Fetches of one event each, `rate` a second for `seconds`."""
     for _ in range(int(rate * seconds)):
         clock.now += 1 / rate
-        gather.fetched(1)
+        gather.took(1)
 
 
 def test_a_quiet_consumer_does_not_wait() -> None:
@@ -42,7 +43,7 @@ def test_a_busy_consumer_waits_and_stops_waiting_once_the_load_is_gone() -> None
     assert gather.per_second() == pytest.approx(300, rel=0.1)
     assert gather.wait_seconds() == 0.005
 
-    clock.now += 3.0  # nothing fetched for three horizons
+    clock.now += 3.0  # nothing taken for three horizons
     assert gather.per_second() < BUSY_FROM_RATE
     assert gather.wait_seconds() == 0.0
 
@@ -52,7 +53,7 @@ def test_a_batch_counts_every_event_it_brought() -> None:
     gather = BusyGather(5, clock=clock)
     for _ in range(30):  # 10 fetches a second, 20 events each
         clock.now += 0.1
-        gather.fetched(20)
+        gather.took(20)
     assert gather.per_second() == pytest.approx(200, rel=0.1)
     assert gather.wait_seconds() == 0.005
 

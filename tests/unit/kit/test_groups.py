@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import REGISTRY
 
+from services.kit.gather import BusyGather
 from services.kit.groups import Failed, GroupedCalls
 
 
@@ -206,3 +207,60 @@ async def test_each_group_is_counted_by_its_size() -> None:
 def test_a_group_holds_at_least_one_call() -> None:
     with pytest.raises(ValueError, match="at least one"):
         _calls(Store(), "empty", max_size=0)
+
+
+def _busy(calls: GroupedCalls[str, str], wait_ms: int) -> None:
+    """Give `calls` a gather whose history says 300 calls a second went through."""
+    clock = Clock()
+    gather = BusyGather(wait_ms, clock=clock)
+    for _ in range(600):
+        clock.now += 1 / 300
+        gather.took(1)
+    calls._gather = gather
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_under_load_a_group_waits_for_the_calls_that_come_soon_after_its_first() -> None:
+    store = Store()
+    calls = _calls(store, "gathered", gather_ms=50)
+    _busy(calls, 50)
+
+    first = asyncio.create_task(calls.call("a"))
+    await asyncio.sleep(0.005)  # well within the wait: no group has run yet
+    assert store.groups == []
+    rest = [asyncio.create_task(calls.call(item)) for item in ("b", "c")]
+
+    assert await asyncio.gather(first, *rest) == ["A", "B", "C"]
+    assert store.groups == [["a", "b", "c"]]
+
+
+async def test_when_calls_are_few_a_gathering_group_does_not_wait() -> None:
+    store = Store()
+    calls = _calls(store, "quiet", gather_ms=10_000)  # a wait no test would sit through
+
+    async with asyncio.timeout(5):
+        assert await calls.call("a") == "A"
+    assert store.groups == [["a"]]
+
+
+async def test_a_runner_stopped_while_its_group_gathers_cancels_the_waiting_calls() -> None:
+    store = Store()
+    calls = _calls(store, "stopped", gather_ms=10_000)
+    _busy(calls, 10_000)
+
+    waiting = [asyncio.create_task(calls.call(item)) for item in ("a", "b")]
+    await asyncio.sleep(0.01)  # the runner is in its wait
+    assert calls._runner is not None
+    calls._runner.cancel()
+
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert store.groups == []
+    assert calls.waiting == 0
