@@ -58,24 +58,19 @@ class Backbone:
             self.settings.service_name, service, self.pool, handlers, self.after_commit
         )
 
-    def consume(
-        self,
-        shell: EventShell[Any],
-        group_id: str,
-        batch_wait_ms: int = 0,
-        busy_gather_ms: int = 0,
-    ) -> None:
-        """Register the Kafka consumer (register it last: it stops first); `batch_wait_ms`:
-        kafka.fetch_config; `busy_gather_ms`: gather.BusyGather."""
+    def consume(self, shell: EventShell[Any], settings: EventServiceSettings) -> None:
+        """Register the Kafka consumer (register it last: it stops first) as `settings` say:
+        its group, how long the broker holds a fetch (kafka.fetch_config) and how long a busy
+        consumer waits for more (gather.BusyGather)."""
         self.runtime.add(
             "consumer",
             consumer_factory(
                 bootstrap=self.settings.kafka_broker,
-                group_id=group_id,
+                group_id=settings.consumer_group,
                 shell=shell,
                 dead_letters=self.producer,
-                batch_wait_ms=batch_wait_ms,
-                busy_gather_ms=busy_gather_ms,
+                batch_wait_ms=settings.consumer_batch_wait_ms,
+                busy_gather_ms=settings.consumer_busy_gather_ms,
             ),
         )
 
@@ -185,12 +180,7 @@ def event_service_lifespan(
             service = await setup(app, backbone)
             app.state.event_shell = backbone.shell(service, handlers)
             if settings.run_consumers:
-                backbone.consume(
-                    app.state.event_shell,
-                    settings.consumer_group,
-                    settings.consumer_batch_wait_ms,
-                    settings.consumer_busy_gather_ms,
-                )
+                backbone.consume(app.state.event_shell, settings)
             backbone.start(app)
             yield
 

@@ -294,9 +294,9 @@ class BatchConsumer:
     def _fetch(self) -> list[Message]:
         # `consume(n, timeout)` waits for n messages or the timeout, which adds the whole
         # timeout to every event's latency at low rates. Waiting for the first message with
-        # `poll` and then draining what is already fetched keeps batches without that delay.
+        # `poll` and then draining what is already fetched keeps batches without that delay;
+        # only a busy consumer waits a little for more (`BusyGather`).
         self._lag.sample()
-        # A busy consumer then waits a little for more (`BusyGather`).
         first = self._consumer.poll(self.poll_timeout)
         if first is None:
             return []

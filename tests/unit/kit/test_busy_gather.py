@@ -1,5 +1,5 @@
 """A consumer under load waits a little for more events before it applies a batch; a quiet one
-does not (kit/kafka.py `BusyGather`, `BatchConsumer._fetch`)."""
+does not (kit/gather.py `BusyGather`, kit/kafka.py `BatchConsumer._fetch`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ import pytest
 
 from services.kit.gather import BUSY_FROM_RATE, BusyGather
 from services.kit.kafka import BatchConsumer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock
 
 
 def _fetching(gather: BusyGather, clock: Clock, rate: float, seconds: float) -> None:
@@ -114,14 +107,12 @@ def test_a_fetch_waits_for_the_rest_of_its_batch_only_when_the_consumer_is_busy(
     consumer: BatchConsumer,
 ) -> None:
     real = consumer._consumer
-    clock = Clock()
-    consumer._gather = BusyGather(5, clock=clock)
     fake = FakeConsumer(["first", "first", None])
     consumer._consumer = fake  # type: ignore[assignment]
     consumer._lag = NoLag()  # type: ignore[assignment]
     try:
         fetched: list[list[Any]] = [list(consumer._fetch())]  # quiet so far: no wait
-        _fetching(consumer._gather, clock, rate=300, seconds=2)
+        consumer._gather.took(300)  # as busy as 300 events a second
         fetched.append(list(consumer._fetch()))  # busy: waits for more
         fetched.append(list(consumer._fetch()))  # nothing came: nothing to wait for
     finally:
