@@ -192,18 +192,48 @@ class Notified:
     trace_context: Mapping[str, str] | None
 
 
-def _turns(events: Sequence[Notified]) -> list[list[int]]:
+def _superseded(events: Sequence[Notified]) -> list[bool]:
+    """Which events are stale whatever the statement finds: those with an earlier event of
+    their order in the group at the same version or a newer one. That one goes in an earlier
+    turn, and is recorded or found stale itself: either way the order's notified version is at
+    least its own by then. They are neither made nor written."""
+    newest: dict[str, int] = {}
+    superseded = []
+    for event in events:
+        seen = newest.get(event.facts.order_id)
+        stale = seen is not None and event.facts.version <= seen
+        if not stale:
+            newest[event.facts.order_id] = event.facts.version
+        superseded.append(stale)
+    return superseded
+
+
+def _turns(events: Sequence[Notified], skip: Sequence[bool] = ()) -> list[list[int]]:
     """The events' places in turns: each order's first event in the first turn, its second in
-    the second, and so on, in their order within each turn."""
+    the second, and so on, in their order within each turn (without those `skip` marks)."""
     turns: list[list[int]] = []
     seen: dict[str, int] = {}
     for i, event in enumerate(events):
+        if skip and skip[i]:
+            continue
         turn = seen.get(event.facts.order_id, 0)
         seen[event.facts.order_id] = turn + 1
         if turn == len(turns):
             turns.append([])
         turns[turn].append(i)
     return turns
+
+
+def _stale(facts: OrderFacts) -> Applied:
+    """A stale event's outcome. The usual case of an order's first events when they arrive
+    together (the later status is notified, not the earlier one): counted, and logged only at
+    DEBUG."""
+    event_type = str(facts.event_type)
+    metrics.EVENTS.labels(event_type, "stale").inc()
+    token = order_id_var.set(facts.order_id)
+    log.debug("stale event suppressed", extra={"topic": event_type, "version": facts.version})
+    order_id_var.reset(token)
+    return Applied("stale")
 
 
 class PreferencesChanging(RuntimeError):
@@ -238,9 +268,12 @@ class NotificationService:
         each order in one statement, the next of each in another, and so on (a statement
         moves an order's newest version once). Each is made from its user's preferences as this
         process knows them; the events whose user saved others since (the statement wrote
-        nothing for them) are read again and recorded before any later event of their order."""
+        nothing for them) are read again and recorded before any later event of their order.
+        An event with an earlier one of its order in the group at the same version or a newer
+        one is stale before any statement (`_superseded`): it is neither made nor written."""
         outcomes: list[Applied | None] = [None] * len(events)
-        for turn in _turns(events):
+        superseded = _superseded(events)
+        for turn in _turns(events, superseded):
             for _ in range(PREFERENCE_READS):
                 made = [await self._made(conn, events[i]) for i in turn]
                 recorded = await repo.record_notifications(conn, made)
@@ -256,6 +289,9 @@ class NotificationService:
                 turn = changed
             else:
                 raise PreferencesChanging(events[turn[0]].facts.user_id)
+        for i, stale in enumerate(superseded):
+            if stale:
+                outcomes[i] = _stale(events[i].facts)
         applied = [outcome for outcome in outcomes if outcome is not None]
         assert len(applied) == len(events), "every turn records or refuses each of its events"
         return applied
@@ -270,17 +306,9 @@ class NotificationService:
         return repo.ToRecord(notification, deliveries, known.saved_at, event.trace_context)
 
     def _outcome(self, facts: OrderFacts, record: repo.ToRecord, newer: bool) -> Applied:
-        event_type = str(facts.event_type)
         if not newer:
-            # The usual case of an order's first events when they arrive together (the later
-            # status is notified, not the earlier one): counted, and logged only at DEBUG.
-            metrics.EVENTS.labels(event_type, "stale").inc()
-            token = order_id_var.set(facts.order_id)
-            log.debug(
-                "stale event suppressed", extra={"topic": event_type, "version": facts.version}
-            )
-            order_id_var.reset(token)
-            return Applied("stale")
+            return _stale(facts)
+        event_type = str(facts.event_type)
         effects: tuple[Effect, ...] = (
             partial(_count, event_type, record.deliveries),
             self.live.created(record.notification),

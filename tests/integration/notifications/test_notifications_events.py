@@ -362,8 +362,9 @@ async def test_a_group_is_recorded_turn_by_turn_with_the_preferences_saved_meanw
 
     await shell.apply_group(as_messages(*group))
 
-    # Turns: [first, second, late], grace's two again, [first, second], then the copy.
-    assert statements == [3, 2, 2, 1]
+    # Turns: [first, second, late], grace's two again, [first, second]; the copy, after the
+    # creation it repeats, is stale without a statement.
+    assert statements == [3, 2, 2]
     rows = db.execute(
         """
         SELECT n.order_id::text, n.event_type, n.order_version,
@@ -389,6 +390,39 @@ async def test_a_group_is_recorded_turn_by_turn_with_the_preferences_saved_meanw
     ).fetchall()
     assert {r["order_id"]: r["version"] for r in versions} == {first: 2, second: 2, late: 4}
     assert _consumed(ORDER_CREATED) == processed + 3, "the copy too: stale is its outcome"
+
+
+async def test_an_order_event_after_a_newer_one_in_its_group_is_stale_without_a_statement(
+    shell: EventShell[Any], db: psycopg.Connection[DictRow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A confirmation fetched before its order's creation: the creation is stale, as the
+    statement would find it after the confirmation's, and is neither made nor written."""
+    ada, order = str(uuid.uuid4()), str(uuid.uuid4())
+    statements: list[int] = []
+    record = repo.record_notifications
+
+    async def counted(conn: Any, events: Any) -> Any:
+        statements.append(len(events))
+        return await record(conn, events)
+
+    monkeypatch.setattr(repo, "record_notifications", counted)
+    stale = _stale(ORDER_CREATED)
+
+    await shell.apply_group(as_messages(confirmed(order, ada), created(order, ada)))
+
+    assert statements == [1]
+    rows = db.execute(
+        "SELECT event_type FROM notifications WHERE order_id = %s::uuid", (order,)
+    ).fetchall()
+    assert [r["event_type"] for r in rows] == [ORDER_CONFIRMED]
+    assert _stale(ORDER_CREATED) == stale + 1
+
+
+def _stale(event_type: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "notifications_events_total", {"event_type": event_type, "outcome": "stale"}
+    )
+    return value or 0.0
 
 
 def _consumed(topic: str) -> float:
