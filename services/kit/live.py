@@ -101,12 +101,50 @@ class PipelinedEmitter(socketio.AsyncRedisManager):  # type: ignore[misc]
         for outcome in ("published", "failed", "dropped"):
             LIVE_PUSHES.labels(outcome)
 
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: str | list[str] | None = None,
+        skip_sid: str | list[str] | None = None,
+        callback: Any = None,
+        to: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """The library's emit, without its pass over the data for binary parts and its local
+        delivery (a write-only manager has no clients of its own): the same message, whose
+        encoding refuses bytes, and then the library's own emit encodes them."""
+        if callback is not None or kwargs:
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+            return
+        message = {
+            "method": "emit",
+            "event": event,
+            "data": list(data) if isinstance(data, tuple) else [data],
+            "binary": False,
+            "namespace": namespace or "/",
+            "room": to or room,
+            "skip_sid": skip_sid,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        try:
+            encoded = self.json.dumps(message)
+        except TypeError:  # bytes in the data: sent as the library's binary attachments
+            await super().emit(event, data, namespace, room, skip_sid, None, to)
+            return
+        self._queue(encoded)
+
     async def _publish(self, data: Any) -> None:
+        self._queue(self.json.dumps(data))
+
+    def _queue(self, encoded: str) -> None:
         if len(self._queued) >= self.capacity:
             LIVE_PUSHES.labels("dropped").inc()
             log.warning("live push queue full; push dropped")
             return
-        self._queued.append(self.json.dumps(data))
+        self._queued.append(encoded)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
 

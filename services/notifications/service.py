@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import socketio
@@ -310,7 +309,7 @@ class NotificationService:
             return _stale(facts)
         event_type = str(facts.event_type)
         effects: tuple[Effect, ...] = (
-            partial(_count, event_type, record.deliveries),
+            Batched(_count, (event_type, record.deliveries)),
             self.live.created(record.notification),
         )
         return Applied("notified", effects)
@@ -543,8 +542,10 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidCursor() from exc
 
 
-async def _count(event_type: str, deliveries: Sequence[repo.NewDelivery]) -> None:
-    metrics.EVENTS.labels(event_type, "notified").inc()
-    for delivery in deliveries:
-        outcome = "recorded" if delivery.payload is not None else "skipped"
-        metrics.DELIVERIES.labels(str(delivery.channel), outcome).inc()
+async def _count(notified: list[tuple[str, Sequence[repo.NewDelivery]]]) -> None:
+    """Count notified events (event type, deliveries), those queued together in one effect."""
+    for event_type, deliveries in notified:
+        metrics.EVENTS.labels(event_type, "notified").inc()
+        for delivery in deliveries:
+            outcome = "recorded" if delivery.payload is not None else "skipped"
+            metrics.DELIVERIES.labels(str(delivery.channel), outcome).inc()

@@ -18,13 +18,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import psycopg
 import socketio
 
-from services.kit.after_commit import AfterCommit, Effect
+from services.kit.after_commit import AfterCommit, Batched, Effect
 from services.kit.consumer import Applied
 from services.kit.db import DictConnection, Pool, autocommit
 from services.kit.errors import DomainError, Forbidden
@@ -116,7 +115,8 @@ class Change:
 
 
 class LiveUpdates:
-    """Builds the after-commit effect that pushes an order update to its Socket.IO clients."""
+    """Builds the after-commit effect that pushes an order update to its Socket.IO clients:
+    the pushes queued together run as one effect (`Batched`), in their order."""
 
     def __init__(self, emitter: socketio.AsyncRedisManager) -> None:
         self.emitter = emitter
@@ -130,12 +130,12 @@ class LiveUpdates:
             time=change.entry.at,
             reason=change.entry.reason,
         )
+        return Batched(self.push_orders, update)
 
-        async def push_order() -> None:
-            # A lost push is recovered by the client's order.sync; the change is committed.
+    async def push_orders(self, updates: list[OrderUpdate]) -> None:
+        # A lost push is recovered by the client's order.sync; the change is committed.
+        for update in updates:
             await push_order_update(self.emitter, update)
-
-        return push_order
 
 
 def actor_label(kind: Actor, principal: Principal | None = None) -> str:
@@ -498,7 +498,7 @@ class OrderService:
         effects = self._effects(change)
         if target is Status.CONFIRMED:
             waited = max((change.entry.at - change.order.created_at).total_seconds(), 0.0)
-            effects = (partial(_observe_confirmation, waited), *effects)
+            effects = (Batched(_observe_confirmations, waited), *effects)
         return Applied(str(target), effects)
 
     async def _apply_locked(
@@ -562,8 +562,9 @@ class OrderService:
         return Change(order=updated, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
-        """What a committed change sets off: its count and the live push."""
-        return (partial(_count_transition, change), self.live.push(change))
+        """What a committed change sets off: its count and the live push (each run together
+        with those queued with it)."""
+        return (Batched(_count_transitions, change), self.live.push(change))
 
 
 def _refused(topic: str, target: Status, order: repo.OrderRow | None) -> Applied:
@@ -580,12 +581,14 @@ def _refused(topic: str, target: Status, order: repo.OrderRow | None) -> Applied
     return Applied("stale")
 
 
-async def _count_transition(change: Change) -> None:
-    labelled(metrics.TRANSITIONS, change.order.status, change.actor).inc()
+async def _count_transitions(changes: list[Change]) -> None:
+    for change in changes:
+        labelled(metrics.TRANSITIONS, change.order.status, change.actor).inc()
 
 
-async def _observe_confirmation(waited_seconds: float) -> None:
-    metrics.CONFIRMATION_LATENCY.observe(waited_seconds)
+async def _observe_confirmations(waited_seconds: list[float]) -> None:
+    for waited in waited_seconds:
+        metrics.CONFIRMATION_LATENCY.observe(waited)
 
 
 @dataclass(frozen=True, slots=True)
