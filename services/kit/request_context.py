@@ -102,7 +102,7 @@ def server_span(service: str, scope: Scope, request_id: str) -> Iterator[Span | 
         service,
         method,
         kind=SpanKind.SERVER,
-        headers=((key.decode("latin-1"), value) for key, value in scope.get("headers", [])),
+        headers=scope.get("headers", []),
         attributes={
             "http.request.method": method,
             "url.path": scope.get("path", ""),

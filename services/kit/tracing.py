@@ -48,6 +48,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -179,23 +180,49 @@ def carrying(context: Context | None) -> Iterator[None]:
 # --- the context in headers -------------------------------------------------------------------
 
 
-def extract(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Context:
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """A context read from headers, and its parent span when that belongs to a trace that is
+    not recorded (what `unsampled` finds in it), worked out once with the parse."""
+
+    context: Context
+    unsampled: Span | None
+
+
+_NOTHING_CARRIED = _Carried(Context(), None)
+
+
+def extract(headers: Mapping[str, Any] | Iterable[tuple[str | bytes, Any]] | None) -> Context:
     """The trace context carried by message headers (Kafka's list of pairs, AMQP's or an outbox
-    row's mapping; values as str or bytes); an empty context when there is none."""
+    row's mapping, an ASGI scope's list of byte pairs; values as str or bytes); an empty
+    context when there is none."""
+    return _carried(headers).context
+
+
+def _carried(
+    headers: Mapping[str, Any] | Iterable[tuple[str | bytes, Any]] | None,
+) -> _Carried:
     traceparent: str | None = None
     tracestate: str | None = None
     if headers:
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        # A list first: Kafka's headers and an ASGI scope's, without the ABC's check.
+        pairs = headers if isinstance(headers, list) else _pairs(headers)
         for name, value in pairs:
             if value is None:
                 continue
-            if name == "traceparent":
+            if name == "traceparent" or name == b"traceparent":
                 traceparent = _text(value)
-            elif name == "tracestate":
+            elif name == "tracestate" or name == b"tracestate":
                 tracestate = _text(value)
     if traceparent is None:
-        return Context()
+        return _NOTHING_CARRIED
     return _extracted(traceparent, tracestate)
+
+
+def _pairs(
+    headers: Mapping[str, Any] | Iterable[tuple[str | bytes, Any]],
+) -> Iterable[tuple[str | bytes, Any]]:
+    return headers.items() if isinstance(headers, Mapping) else headers
 
 
 def _text(value: Any) -> str:
@@ -203,7 +230,7 @@ def _text(value: Any) -> str:
 
 
 @lru_cache(maxsize=EXTRACTED_CONTEXTS)
-def _extracted(traceparent: str, tracestate: str | None) -> Context:
+def _extracted(traceparent: str, tracestate: str | None) -> _Carried:
     """The context of a `traceparent` (and `tracestate`), parsed once while it is among the
     last `EXTRACTED_CONTEXTS`: an order's context reaches a service at several hops (its
     consumer, its outbox, its relay), and a context is immutable, so one object serves them
@@ -211,7 +238,11 @@ def _extracted(traceparent: str, tracestate: str | None) -> Context:
     carrier = {"traceparent": traceparent}
     if tracestate is not None:
         carrier["tracestate"] = tracestate
-    return _propagator.extract(carrier)
+    context = _propagator.extract(carrier)
+    parent = trace.get_current_span(context)
+    found = parent.get_span_context()
+    unsampled = found.is_valid and not found.trace_flags.sampled and not parent.is_recording()
+    return _Carried(context, parent if unsampled else None)
 
 
 def _headers(span_context: SpanContext) -> TraceHeaders | None:
@@ -272,7 +303,7 @@ def span(
     name: str,
     *,
     kind: SpanKind = SpanKind.INTERNAL,
-    headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    headers: Mapping[str, Any] | Iterable[tuple[str | bytes, Any]] | None = None,
     parent: Context | None = None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
 ) -> Iterator[Span | None]:
@@ -283,11 +314,21 @@ def span(
     if found is None:
         yield None
         return
-    context = extract(headers) if headers is not None else parent
-    passed = unsampled(service, context)
+    if headers is not None:
+        carried = _carried(headers)
+        context: Context | None = carried.context
+        passed = carried.unsampled if service in _follow_parent else None
+    else:
+        context = parent
+        passed = unsampled(service, context)
     if passed is not None:
-        with carrying(context):
+        # `carrying` without a second generator: this runs for nearly every message and request
+        token = otel_context.attach(context) if context is not None else None
+        try:
             yield passed
+        finally:
+            if token is not None:
+                otel_context.detach(token)
         return
     with found.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as s:
         yield s
@@ -298,7 +339,7 @@ def start_span(
     name: str,
     *,
     kind: SpanKind,
-    parent: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
+    parent: Mapping[str, Any] | Iterable[tuple[str | bytes, Any]] | None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
     root: bool = False,
 ) -> Span | None:
@@ -309,12 +350,12 @@ def start_span(
     found = _tracers.get(service)
     if found is None:
         return None
-    context = extract(parent)
+    carried = _carried(parent)
+    if carried.unsampled is not None and service in _follow_parent:
+        return carried.unsampled  # ending it does nothing; its headers are the parent's
+    context = carried.context
     if not root and not trace.get_current_span(context).get_span_context().is_valid:
         return None
-    passed = unsampled(service, context)
-    if passed is not None:
-        return passed  # ending it does nothing; its headers are the parent's
     return found.start_span(name, context=context, kind=kind, attributes=attributes)
 
 

@@ -168,7 +168,8 @@ def test_contexts_and_headers_are_the_propagators_own(carrier: dict[str, str]) -
     propagator = TraceContextTextMapPropagator()
     expected = trace.get_current_span(propagator.extract(carrier)).get_span_context()
     as_kafka = [(name, value.encode()) for name, value in carrier.items()]
-    for headers in (carrier, as_kafka, carrier):
+    as_asgi = [(name.encode(), value.encode()) for name, value in carrier.items()]
+    for headers in (carrier, as_kafka, as_asgi, carrier):
         found = trace.get_current_span(tracing.extract(headers)).get_span_context()
         assert found == expected
         assert found.trace_state == expected.trace_state
