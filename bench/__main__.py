@@ -194,6 +194,8 @@ class RateResult:
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
+    notified: stages.Notified = field(default_factory=stages.Notified)
+    """The notifications and deliveries made per confirmed order (bench/stages.py)."""
     stages: stages.Breakdown = field(default_factory=stages.Breakdown)
     core_seconds: float | None = None
     """One core's loop (`core_seconds`) on the quiet stack just before the rate: how fast the
@@ -432,6 +434,7 @@ async def run_rate(
         )
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
     result.stages = await asyncio.to_thread(stages.breakdown, walls)
+    result.notified = await asyncio.to_thread(stages.notified_per_order, list(walls))
     return result
 
 
@@ -604,7 +607,35 @@ def cpu_table(results: list[RateResult]) -> list[str]:
         lines.append(f"| {name} | {cells} |")
     totals = " | ".join(f"{sum(r.cpu_ms_per_order.values()):.2f}" for r in results)
     lines.append(f"| **all** | {totals} |")
+    lines += [
+        "",
+        "What the notifications service made per confirmed order at each rate: the order's"
+        " creation is notified only when its confirmation was not recorded first, which"
+        " depends on the order Kafka handed the two events over in, and the notifications"
+        " service's, the push worker's and the gateway's CPU per order follow it.",
+        "",
+        "| per confirmed order | " + " | ".join(f"{r.rate}/s" for r in results) + " |",
+        "|---|" + "---|" * len(results),
+        "| in-app notifications: order.created | "
+        + " | ".join(_notified_cell(r, "order.created") for r in results)
+        + " |",
+        "| in-app notifications: order.confirmed | "
+        + " | ".join(_notified_cell(r, "order.confirmed") for r in results)
+        + " |",
+        "| deliveries handed to a channel | "
+        + " | ".join(
+            r.notified.unavailable or f"{r.notified.deliveries_per_order:.2f}" for r in results
+        )
+        + " |",
+    ]
     return lines
+
+
+def _notified_cell(result: RateResult, event_type: str) -> str:
+    unavailable: str | None = result.notified.unavailable
+    if unavailable is not None:
+        return unavailable
+    return f"{result.notified.per_order.get(event_type, 0.0):.2f}"
 
 
 async def socket_scale(
@@ -829,7 +860,9 @@ async def main(argv: list[str] | None = None) -> None:
                 f"  placed {result.placed}, confirmed {result.confirmed}, "
                 f"{result.throughput:.1f}/s, p50 {percentile(result.latencies_ms, 50):.1f} ms, "
                 f"p99 {percentile(result.latencies_ms, 99):.1f} ms; "
-                f"notified {notified_text(result.notified_after)} s after; "
+                f"notified {notified_text(result.notified_after)} s after"
+                f" (per order: created {_notified_cell(result, 'order.created')},"
+                f" confirmed {_notified_cell(result, 'order.confirmed')}); "
                 + (f"create errors: {errors_text(result)}; " if result.errors_by_status else "")
                 + "CPU ms/order: "
                 + ", ".join(

@@ -147,6 +147,46 @@ def notifications_caught_up(
     return max(0.0, time.perf_counter() - last_push)
 
 
+NOTIFIED_BY_TYPE = """
+SELECT n.event_type, count(DISTINCT n.id) AS notifications,
+       count(d.id) FILTER (WHERE d.status <> 'skipped') AS deliveries
+FROM notifications.notifications n
+LEFT JOIN notifications.deliveries d ON d.notification_id = n.id
+WHERE n.order_id = ANY(%s::uuid[])
+GROUP BY n.event_type
+"""
+
+
+@dataclass
+class Notified:
+    """What the notifications service made for a rate's orders, per order: in-app
+    notifications by event type and the deliveries handed to a channel (not skipped). An
+    order's creation is not notified when its confirmation was recorded first (the stale
+    rule), which depends on the order the two events were fetched in; what the notifications
+    service and the workers spend per order follows it."""
+
+    per_order: dict[str, float] = field(default_factory=dict)
+    deliveries_per_order: float = 0.0
+    unavailable: str | None = None
+
+
+def notified_per_order(order_ids: list[str]) -> Notified:
+    """`Notified` for `order_ids` (read once their notifications caught up)."""
+    info = conninfo()
+    if info is None or not order_ids:
+        return Notified(unavailable="no running stack" if info is None else "no settled order")
+    try:
+        with psycopg.connect(info, row_factory=dict_row) as conn:
+            rows = conn.execute(NOTIFIED_BY_TYPE, (order_ids,)).fetchall()
+    except psycopg.Error as error:
+        return Notified(unavailable=f"database: {error}")
+    orders = len(order_ids)
+    return Notified(
+        per_order={r["event_type"]: r["notifications"] / orders for r in rows},
+        deliveries_per_order=sum(r["deliveries"] for r in rows) / orders,
+    )
+
+
 def _seconds(at: datetime | None) -> float:
     return at.timestamp() if at is not None else float("nan")
 
