@@ -191,42 +191,44 @@ class Notified:
     trace_context: Mapping[str, str] | None
 
 
-def _superseded(events: Sequence[Notified]) -> list[bool]:
-    """Which events are stale whatever the statement finds: those with an earlier event of
-    their order in the group at the same version or a newer one. That one goes in an earlier
-    turn, and is recorded or found stale itself: either way the order's notified version is at
-    least its own by then. They are neither made nor written."""
-    newest: dict[str, int] = {}
-    superseded = []
-    for event in events:
-        seen = newest.get(event.facts.order_id)
-        stale = seen is not None and event.facts.version <= seen
-        if not stale:
-            newest[event.facts.order_id] = event.facts.version
-        superseded.append(stale)
-    return superseded
+@dataclass(frozen=True, slots=True)
+class Turns:
+    """How a group's events are recorded: `turns[k]` holds the places of each order's k-th
+    event by version; `copies` the places of events whose version an earlier event of their
+    order in the group has already (a redelivered copy), stale whatever the statement finds."""
+
+    turns: list[list[int]]
+    copies: list[int]
 
 
-def _turns(events: Sequence[Notified], skip: Sequence[bool] = ()) -> list[list[int]]:
-    """The events' places in turns: each order's first event in the first turn, its second in
-    the second, and so on, in their order within each turn (without those `skip` marks)."""
-    turns: list[list[int]] = []
-    seen: dict[str, int] = {}
+def _turns(events: Sequence[Notified]) -> Turns:
+    """The events' places in turns: each order's events in version order, whatever order they
+    were fetched in (an order's creation and its confirmation come from two topics, and a
+    fetch may hand over the confirmation first), its first in the first turn, its second in the
+    second, and so on; the orders in the order of their first event."""
+    by_order: dict[str, list[int]] = {}
     for i, event in enumerate(events):
-        if skip and skip[i]:
-            continue
-        turn = seen.get(event.facts.order_id, 0)
-        seen[event.facts.order_id] = turn + 1
-        if turn == len(turns):
-            turns.append([])
-        turns[turn].append(i)
-    return turns
+        by_order.setdefault(event.facts.order_id, []).append(i)
+    turns: list[list[int]] = []
+    copies: list[int] = []
+    for places in by_order.values():
+        places.sort(key=lambda i: events[i].facts.version)  # stable: a copy after its original
+        turn = 0
+        for n, i in enumerate(places):
+            if n and events[i].facts.version == events[places[n - 1]].facts.version:
+                copies.append(i)
+                continue
+            if turn == len(turns):
+                turns.append([])
+            turns[turn].append(i)
+            turn += 1
+    return Turns(turns, sorted(copies))
 
 
 def _stale(facts: OrderFacts) -> Applied:
-    """A stale event's outcome. The usual case of an order's first events when they arrive
-    together (the later status is notified, not the earlier one): counted, and logged only at
-    DEBUG."""
+    """A stale event's outcome: a copy, or an event older than one of its order notified
+    before (a creation fetched after its confirmation had been recorded in an earlier group).
+    Counted, and logged only at DEBUG."""
     event_type = str(facts.event_type)
     metrics.EVENTS.labels(event_type, "stale").inc()
     token = order_id_var.set(facts.order_id)
@@ -263,16 +265,16 @@ class NotificationService:
     # --- consumed events ------------------------------------------------------------------
 
     async def notify(self, conn: DictConnection, events: Sequence[Notified]) -> list[Applied]:
-        """Apply order events, in their order, on the consumer's connection: the first event of
-        each order in one statement, the next of each in another, and so on (a statement
+        """Apply order events on the consumer's connection: the first event of each order in
+        one statement, the next of each in another, and so on (a statement
         moves an order's newest version once). Each is made from its user's preferences as this
         process knows them; the events whose user saved others since (the statement wrote
         nothing for them) are read again and recorded before any later event of their order.
-        An event with an earlier one of its order in the group at the same version or a newer
-        one is stale before any statement (`_superseded`): it is neither made nor written."""
+        An order's events go in version order (`_turns`); a copy of one in the group is stale
+        before any statement, neither made nor written."""
         outcomes: list[Applied | None] = [None] * len(events)
-        superseded = _superseded(events)
-        for turn in _turns(events, superseded):
+        planned = _turns(events)
+        for turn in planned.turns:
             for _ in range(PREFERENCE_READS):
                 made = [await self._made(conn, events[i]) for i in turn]
                 recorded = await repo.record_notifications(conn, made)
@@ -288,9 +290,8 @@ class NotificationService:
                 turn = changed
             else:
                 raise PreferencesChanging(events[turn[0]].facts.user_id)
-        for i, stale in enumerate(superseded):
-            if stale:
-                outcomes[i] = _stale(events[i].facts)
+        for i in planned.copies:
+            outcomes[i] = _stale(events[i].facts)
         applied = [outcome for outcome in outcomes if outcome is not None]
         assert len(applied) == len(events), "every turn records or refuses each of its events"
         return applied
