@@ -341,14 +341,7 @@ async def test_a_group_is_recorded_turn_by_turn_with_the_preferences_saved_meanw
         "INSERT INTO preferences (user_id, channels, email, phone) VALUES (%s, %s, %s, NULL)",
         (grace, Jsonb({}), "grace@example.org"),
     )
-    statements: list[int] = []
-    record = repo.record_notifications
-
-    async def counted(conn: Any, events: Any) -> Any:
-        statements.append(len(events))
-        return await record(conn, events)
-
-    monkeypatch.setattr(repo, "record_notifications", counted)
+    statements = _statements_counted(monkeypatch)
     creation = created(first, ada)
     group = [
         creation,
@@ -399,14 +392,7 @@ async def test_a_confirmation_fetched_before_its_creation_still_follows_it(
     confirmation first: the creation is recorded first all the same, so the customer is told
     both, in order, and a copy of the creation in the group is stale without a statement."""
     ada, order = str(uuid.uuid4()), str(uuid.uuid4())
-    statements: list[int] = []
-    record = repo.record_notifications
-
-    async def counted(conn: Any, events: Any) -> Any:
-        statements.append(len(events))
-        return await record(conn, events)
-
-    monkeypatch.setattr(repo, "record_notifications", counted)
+    statements = _statements_counted(monkeypatch)
     stale = _stale(ORDER_CREATED)
     creation = created(order, ada)
 
@@ -419,6 +405,19 @@ async def test_a_confirmation_fetched_before_its_creation_still_follows_it(
     ).fetchall()
     assert [r["event_type"] for r in rows] == [ORDER_CREATED, ORDER_CONFIRMED]
     assert _stale(ORDER_CREATED) == stale + 1, "the copy"
+
+
+def _statements_counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The events of each notifications statement from now on, in a list that grows."""
+    statements: list[int] = []
+    record = repo.record_notifications
+
+    async def counted(conn: Any, events: Any) -> Any:
+        statements.append(len(events))
+        return await record(conn, events)
+
+    monkeypatch.setattr(repo, "record_notifications", counted)
+    return statements
 
 
 def _stale(event_type: str) -> float:
