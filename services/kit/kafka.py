@@ -7,8 +7,8 @@ acknowledged in one produce response) reach the event loop together, in one wake
 
 The consumer reads in batches and stores offsets for the background commit only once the whole
 batch is processed, so a crash means a redelivery (which consumers dedupe by event id), never a
-loss. A batch of several messages goes first to the
-group handler, when there is one, in groups of up to `group_size` in offset order: one
+loss. A batch of several messages goes first to the group handler, when there is one, in
+groups of up to `group_size`, each key's messages in one group (`keyed_groups`): one
 transaction for the group (kit/consumer.py). A group that fails is applied again message by
 message, as a single message always is: the per-message handler, messages of one key in order,
 different keys concurrently. A message whose handler keeps failing goes, with its error, to
@@ -86,6 +86,31 @@ def fetch_config(batch_wait_ms: int) -> dict[str, int]:
     if batch_wait_ms <= 0:
         return {"fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1}
     return {"fetch.wait.max.ms": batch_wait_ms, "fetch.min.bytes": GATHER_MIN_BYTES}
+
+
+def keyed_groups(messages: list[Message], size: int) -> list[list[Message]]:
+    """A batch in groups of up to `size` messages, every key's messages in one group (a key's
+    messages alone may make a bigger one), in their order, the keys in the order of their first
+    message.
+
+    A batch comes partition by partition, so one order's events from two topics (its creation
+    and its confirmation) may sit far apart in it. Cut by position, a group could take the
+    confirmation and the next one the creation; a handler that applies each order's events of
+    a group in version order (notifications) would then find the creation stale behind its own
+    confirmation."""
+    by_key: dict[bytes | str | None, list[Message]] = {}
+    for message in messages:
+        by_key.setdefault(message.key(), []).append(message)
+    groups: list[list[Message]] = []
+    group: list[Message] = []
+    for keyed in by_key.values():
+        if group and len(group) + len(keyed) > size:
+            groups.append(group)
+            group = []
+        group.extend(keyed)
+    if group:
+        groups.append(group)
+    return groups
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -310,8 +335,7 @@ class BatchConsumer:
         if self.group_handler is None or len(messages) == 1:
             await self._process_each(messages)
             return
-        for start in range(0, len(messages), self.group_size):
-            group = messages[start : start + self.group_size]
+        for group in keyed_groups(messages, self.group_size):
             try:
                 await self.group_handler(group)
             except Exception as exc:  # nothing of the group was kept: apply it one by one
