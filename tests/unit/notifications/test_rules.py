@@ -42,6 +42,21 @@ def test_everything_off_leaves_no_channel() -> None:
     assert all(enabled_channels(e, Preferences(channels=off)) == [] for e in EventType)
 
 
+def test_the_enabled_channels_are_the_resolved_matrix_row() -> None:
+    choices = [
+        {},
+        {EventType.SHIPPED: {Channel.SMS: True, Channel.EMAIL: False}},
+        {EventType.CREATED: {Channel.PUSH: False}, EventType.FAILED: {Channel.SMS: True}},
+        {event: {channel: False for channel in Channel} for event in EventType},
+    ]
+    for channels in choices:
+        preferences = Preferences(channels=channels)
+        matrix = resolved_channels(preferences)
+        for event_type in EventType:
+            row = [channel for channel in Channel if matrix[event_type][channel]]
+            assert enabled_channels(event_type, preferences) == row
+
+
 def test_the_resolved_matrix_names_every_event_type_and_channel() -> None:
     matrix = resolved_channels(Preferences(channels={EventType.FAILED: {Channel.PUSH: False}}))
     assert set(matrix) == set(EventType)
