@@ -91,16 +91,18 @@ def fetch_config(batch_wait_ms: int) -> dict[str, int]:
 def keyed_groups(messages: list[Message], size: int) -> list[list[Message]]:
     """A batch in groups of up to `size` messages, every key's messages in one group (a key's
     messages alone may make a bigger one), in their order, the keys in the order of their first
-    message.
+    message; a message without a key keeps its place.
 
     A batch comes partition by partition, so one order's events from two topics (its creation
     and its confirmation) may sit far apart in it. Cut by position, a group could take the
     confirmation and the next one the creation; a handler that applies each order's events of
     a group in version order (notifications) would then find the creation stale behind its own
     confirmation."""
-    by_key: dict[bytes | str | None, list[Message]] = {}
-    for message in messages:
-        by_key.setdefault(message.key(), []).append(message)
+    by_key: dict[object, list[Message]] = {}
+    for n, message in enumerate(messages):
+        key = message.key()
+        # A message without a key is bound to no other: a place of its own.
+        by_key.setdefault(n if key is None else key, []).append(message)
     groups: list[list[Message]] = []
     group: list[Message] = []
     for keyed in by_key.values():

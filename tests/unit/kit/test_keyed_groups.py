@@ -48,3 +48,9 @@ def test_distinct_keys_keep_their_order_in_groups_of_the_size() -> None:
 
     assert names(keyed_groups(fetched, 2)) == [["m0", "m1"], ["m2", "m3"], ["m4"]]
     assert keyed_groups([], 2) == []
+
+
+def test_messages_without_a_key_are_bound_to_none() -> None:
+    fetched = [cast(Message, Fetched(None, f"m{n}")) for n in range(3)]
+
+    assert names(keyed_groups(fetched, 2)) == [["m0", "m1"], ["m2"]]
