@@ -115,8 +115,8 @@ class Change:
 
 
 class LiveUpdates:
-    """Builds the after-commit effect that pushes an order update to its Socket.IO clients:
-    the pushes queued together run as one effect (`Batched`), in their order."""
+    """Builds the after-commit effect that pushes an order update to its Socket.IO clients: one
+    effect per change, so that each push runs in a span of its own order's trace."""
 
     def __init__(self, emitter: socketio.AsyncRedisManager) -> None:
         self.emitter = emitter
@@ -130,12 +130,12 @@ class LiveUpdates:
             time=change.entry.at,
             reason=change.entry.reason,
         )
-        return Batched(self.push_orders, update)
 
-    async def push_orders(self, updates: list[OrderUpdate]) -> None:
-        # A lost push is recovered by the client's order.sync; the change is committed.
-        for update in updates:
+        async def push_order() -> None:
+            # A lost push is recovered by the client's order.sync; the change is committed.
             await push_order_update(self.emitter, update)
+
+        return push_order
 
 
 def actor_label(kind: Actor, principal: Principal | None = None) -> str:
@@ -562,8 +562,8 @@ class OrderService:
         return Change(order=updated, entry=entry, actor=kind)
 
     def _effects(self, change: Change) -> tuple[Effect, ...]:
-        """What a committed change sets off: its count and the live push (each run together
-        with those queued with it)."""
+        """What a committed change sets off: its count (run together with the counts queued
+        with it) and the live push."""
         return (Batched(_count_transitions, change), self.live.push(change))
 
 
