@@ -616,26 +616,27 @@ def cpu_table(results: list[RateResult]) -> list[str]:
         "",
         "| per confirmed order | " + " | ".join(f"{r.rate}/s" for r in results) + " |",
         "|---|" + "---|" * len(results),
-        "| in-app notifications: order.created | "
-        + " | ".join(_notified_cell(r, "order.created") for r in results)
-        + " |",
-        "| in-app notifications: order.confirmed | "
-        + " | ".join(_notified_cell(r, "order.confirmed") for r in results)
-        + " |",
-        "| deliveries handed to a channel | "
-        + " | ".join(
-            r.notified.unavailable or f"{r.notified.deliveries_per_order:.2f}" for r in results
-        )
-        + " |",
     ]
+    for label, kind in (
+        ("in-app notifications: order.created", "order.created"),
+        ("in-app notifications: order.confirmed", "order.confirmed"),
+        ("deliveries handed to a channel", None),
+    ):
+        lines.append(f"| {label} | " + " | ".join(_notified_cell(r, kind) for r in results) + " |")
     return lines
 
 
-def _notified_cell(result: RateResult, event_type: str) -> str:
-    unavailable: str | None = result.notified.unavailable
-    if unavailable is not None:
-        return unavailable
-    return f"{result.notified.per_order.get(event_type, 0.0):.2f}"
+def _notified_cell(result: RateResult, event_type: str | None) -> str:
+    """A rate's in-app notifications of `event_type` per order, its deliveries for None."""
+    notified = result.notified
+    if notified.unavailable is not None:
+        return str(notified.unavailable)
+    per_order = (
+        notified.deliveries_per_order
+        if event_type is None
+        else notified.per_order.get(event_type, 0.0)
+    )
+    return f"{per_order:.2f}"
 
 
 async def socket_scale(

@@ -47,7 +47,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import Token
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -163,18 +164,28 @@ def unsampled(service: str, context: Context | None = None) -> Span | None:
     return None
 
 
-@contextmanager
-def carrying(context: Context | None) -> Iterator[None]:
+def carrying(context: Context | None) -> AbstractContextManager[None]:
     """Make `context` the active one for the block (nothing to do for None: the active one
     stays)."""
-    if context is None:
-        yield
-        return
-    token = otel_context.attach(context)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+    return nullcontext() if context is None else _Attached(context)
+
+
+class _Attached:
+    """`carrying`'s block: a plain context manager, not a generator's, as it runs for nearly
+    every message and request."""
+
+    __slots__ = ("context", "token")
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.token: Token[Context] | None = None
+
+    def __enter__(self) -> None:
+        self.token = otel_context.attach(self.context)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.token is not None:
+            otel_context.detach(self.token)
 
 
 # --- the context in headers -------------------------------------------------------------------
@@ -322,13 +333,8 @@ def span(
         context = parent
         passed = unsampled(service, context)
     if passed is not None:
-        # `carrying` without a second generator: this runs for nearly every message and request
-        token = otel_context.attach(context) if context is not None else None
-        try:
+        with carrying(context):
             yield passed
-        finally:
-            if token is not None:
-                otel_context.detach(token)
         return
     with found.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as s:
         yield s
