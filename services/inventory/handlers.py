@@ -48,7 +48,13 @@ async def _reserve_many(
 
 
 EVENT_HANDLERS: dict[str, Handler[InventoryService]] = {
-    ORDER_CREATED: Handler.of_many(ORDER_CREATED, OrderCreated, _reserve_many, one_statement=True),
+    ORDER_CREATED: Handler.of_many(
+        ORDER_CREATED,
+        OrderCreated,
+        _reserve_many,
+        one_statement=True,
+        groups_in_one_statement=True,
+    ),
     ORDER_CANCELLED: Handler(OrderStatusChanged, _on_data(InventoryService.release)),
     ORDER_SHIPPED: Handler(OrderStatusChanged, _on_data(InventoryService.commit)),
 }

@@ -219,7 +219,7 @@ class InventoryService:
         )
         return StockLevelOut.model_validate(row)
 
-    # reservations (on the consumer's connection, most of them inside its transaction)
+    # reservations (on the consumer's connection)
 
     async def reserve_many(
         self, conn: DictConnection, events: Sequence[Consumed]
@@ -228,12 +228,21 @@ class InventoryService:
         of its lines; answer each with confirmed or failed.
 
         The orders whose lines are well-formed are tried together first: one statement
-        (`reserve_all_if_available`) reserves them all when the units suffice for all of them;
-        for a lone event it commits by itself on the consumer's autocommit connection. It
-        dedupes itself: a copy of an order finds its reservation recorded. When the units fall
-        short, each is tried on its own, in the events' order, so an earlier order comes first.
-        What is left (a refusal, an order known already, a redelivery, a malformed line) takes
-        the checked path, in a transaction that claims the event's id."""
+        (`reserve_all_if_available`) reserves them all when the units suffice for all of them.
+        It dedupes itself: a copy of an order finds its reservation recorded. When the units
+        fall short, each is tried on its own, in the events' order, so an earlier order comes
+        first. What is left (a refusal, an order known already, a redelivery, a malformed line)
+        takes the checked path, in a transaction that claims the event's id.
+
+        On the consumer's autocommit connection (a lone event, or a group: the handler's
+        `groups_in_one_statement`), the statement commits by itself, and most groups are that
+        statement alone. What it leaves to do for more than one event runs in one transaction
+        opened here, as does a whole group with a malformed or repeated order in it: a failure
+        then keeps none of it. The statement's own reservations stay committed; they leave
+        work behind only when some orders were recorded already (a group redelivered in part),
+        and if that work fails, the redelivery finds them recorded and their after-commit
+        effects (the product cache made stale, the counts) are not run again: the cache's
+        `PRODUCT_CACHE_TTL_SECONDS` bounds how stale it stays."""
         expires_at = self._expires_at()
         lines_of = [merge_lines(consumed.event.data.items) for consumed in events]
         wanted: dict[str, tuple[Consumed, repo.NewReservation]] = {}
@@ -243,8 +252,30 @@ class InventoryService:
                 reservation = _reservation(order, lines, expires_at, consumed.trace_context)
                 wanted[order.order_id] = (consumed, reservation)
         together = [reservation for _, reservation in wanted.values()]
+        if conn.autocommit and len(together) < len(events):
+            async with conn.transaction():  # a malformed or repeated order: the group at once
+                return await self._reserve_each(conn, events, lines_of, wanted, None)
         reserved = await repo.reserve_all_if_available(conn, together) if together else set()
-        alone = not reserved and len(together) > 1
+        if conn.autocommit and len(events) - len(reserved) > 1:
+            async with conn.transaction():  # the rest, several units, commit together
+                return await self._reserve_each(conn, events, lines_of, wanted, reserved)
+        return await self._reserve_each(conn, events, lines_of, wanted, reserved)
+
+    async def _reserve_each(
+        self,
+        conn: DictConnection,
+        events: Sequence[Consumed],
+        lines_of: list[list[RequestedLine]],
+        wanted: dict[str, tuple[Consumed, repo.NewReservation]],
+        reserved: set[str] | None,
+    ) -> list[Applied | None]:
+        """Each event's answer once the orders were tried together (`reserved`, or None to
+        try them together first): a reserved order is confirmed; when none was reserved, each
+        is tried on its own; the rest take the checked path."""
+        if reserved is None:
+            together = [reservation for _, reservation in wanted.values()]
+            reserved = await repo.reserve_all_if_available(conn, together) if together else set()
+        alone = not reserved and len(wanted) > 1
         results: list[Applied | None] = []
         for consumed, lines in zip(events, lines_of, strict=True):
             found = wanted.get(consumed.event.data.order_id)

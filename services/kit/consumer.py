@@ -30,9 +30,10 @@ analytics' event log, notifications' order versions, the orders timeline's event
 claimed nothing for; a lone event of one whose change is also one statement
 (`Handler.one_statement`: analytics, inventory's answers in orders) is that statement on an
 autocommit connection, and so is a group whose `apply_many` changes it in one statement
-whatever its size (`Handler.groups_in_one_statement`: the same two). A handler that can apply
-a whole group at once, in fewer statements than one per event (`Handler.apply_many`:
-analytics, notifications), gets the group in one call.
+whatever its size (`Handler.groups_in_one_statement`: the same two, and inventory's
+reservations, which open a transaction of their own when the units fall short). A handler
+that can apply a whole group at once, in fewer statements than one per event
+(`Handler.apply_many`: analytics, notifications), gets the group in one call.
 
 **Group commit.** When the consumer has several messages at once (it is behind, or events come
 fast), `apply_group` applies a group of them, in offset order, in one transaction: one pool
@@ -150,10 +151,12 @@ class Handler(Generic[S]):
     dedupes itself then runs on an autocommit connection: no BEGIN and no COMMIT.
 
     `groups_in_one_statement`: `apply_many` changes any group in one statement (it may read
-    before or after it), so a group it applies runs on an autocommit connection too. Not for
-    one that may write in several statements (a statement per turn of an order's events, a
-    checked path for some events): those must commit together, or a failure between them
-    would keep the group's first changes without their effects.
+    before or after it), or opens a transaction of its own for a group that needs more, so a
+    group it applies runs on an autocommit connection too (inventory's reservations are one
+    statement unless the units fall short). Not for one that writes in several statements
+    without such a transaction (a statement per turn of an order's events): those must commit
+    together, or a failure between them would keep the group's first changes without their
+    effects.
 
     `apply_many(service, conn, events)`: applies a group of events, in their order, as `apply`
     would one after the other but in fewer statements, and returns what `apply` would have for

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from services.inventory.service import InventoryService
 from services.inventory.settings import Settings
 from services.kit.changes import PRODUCT_CHANGES
 from services.kit.consumer import EventShell
-from services.kit.db import connect
+from services.kit.db import DictConnection, connect
 from services.kit.events import Envelope, parse_envelope
 from services.kit.kafka import BatchConsumer, EventProducer, dead_letter_topic
 from services.kit.order_events import (
@@ -212,6 +213,64 @@ async def test_a_group_the_units_do_not_cover_is_reserved_order_by_order_first_c
     assert statuses(db, *group) == ["RESERVED", "REFUSED", "RESERVED"]
     assert await stock_levels(client, product["id"]) == (3, 3, 0)
     assert announced(db, *group) == [[ORDER_CONFIRMED], [ORDER_FAILED], [ORDER_CONFIRMED]]
+
+
+async def test_a_group_that_fits_is_its_one_statement_outside_a_transaction(
+    client: httpx.AsyncClient,
+    admin: Bearer,
+    shell: EventShell[InventoryService],
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product = await create_product(client, admin, stock=5)
+    group = [order_created([(product["id"], quantity)]) for quantity in (1, 2)]
+    seen: list[tuple[bool, str]] = []
+    reserve = repo.reserve_all_if_available
+
+    async def recorded(conn: DictConnection, orders: Sequence[repo.NewReservation]) -> set[str]:
+        seen.append((conn.autocommit, conn.info.transaction_status.name))
+        return await reserve(conn, orders)
+
+    monkeypatch.setattr(repo, "reserve_all_if_available", recorded)
+    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.after_commit.drained()
+
+    assert seen == [(True, "IDLE")], "one statement, committing by itself"
+    assert statuses(db, *group) == ["RESERVED", "RESERVED"]
+    assert await stock_levels(client, product["id"]) == (5, 3, 2)
+    assert announced(db, *group) == [[ORDER_CONFIRMED], [ORDER_CONFIRMED]]
+
+
+async def test_what_a_short_group_leaves_commits_together_or_not_at_all(
+    client: httpx.AsyncClient,
+    admin: Bearer,
+    shell: EventShell[InventoryService],
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product = await create_product(client, admin, stock=3)
+    group = [order_created([(product["id"], quantity)]) for quantity in (2, 2, 1)]
+    calls: list[str] = []
+    reserve = repo.reserve_all_if_available
+
+    async def failing_on_the_last(
+        conn: DictConnection, orders: Sequence[repo.NewReservation]
+    ) -> set[str]:
+        calls.append(conn.info.transaction_status.name)
+        if [o.order_id for o in orders] == [group[-1].subject]:
+            raise RuntimeError("the database went away")
+        return await reserve(conn, orders)
+
+    monkeypatch.setattr(repo, "reserve_all_if_available", failing_on_the_last)
+    with pytest.raises(RuntimeError):
+        await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+
+    # The group together (none fit), then one by one in a transaction: the first order's
+    # reservation and the second's refusal went with it.
+    assert calls == ["IDLE", "INTRANS", "INTRANS", "INTRANS"]
+    assert statuses(db, *group) == [None, None, None]
+    assert await stock_levels(client, product["id"]) == (3, 0, 3)
+    assert announced(db, *group) == [[], [], []]
 
 
 async def test_an_order_that_cannot_be_served_reserves_nothing(
