@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -215,6 +215,20 @@ async def test_a_group_the_units_do_not_cover_is_reserved_order_by_order_first_c
     assert announced(db, *group) == [[ORDER_CONFIRMED], [ORDER_FAILED], [ORDER_CONFIRMED]]
 
 
+def _watch_reservations(
+    monkeypatch: pytest.MonkeyPatch,
+    watch: Callable[[DictConnection, Sequence[repo.NewReservation]], None],
+) -> None:
+    """Call `watch` with each `reserve_all_if_available` call's arguments before it runs."""
+    reserve = repo.reserve_all_if_available
+
+    async def watched(conn: DictConnection, orders: Sequence[repo.NewReservation]) -> set[str]:
+        watch(conn, orders)
+        return await reserve(conn, orders)
+
+    monkeypatch.setattr(repo, "reserve_all_if_available", watched)
+
+
 async def test_a_group_that_fits_is_its_one_statement_outside_a_transaction(
     client: httpx.AsyncClient,
     admin: Bearer,
@@ -225,13 +239,10 @@ async def test_a_group_that_fits_is_its_one_statement_outside_a_transaction(
     product = await create_product(client, admin, stock=5)
     group = [order_created([(product["id"], quantity)]) for quantity in (1, 2)]
     seen: list[tuple[bool, str]] = []
-    reserve = repo.reserve_all_if_available
-
-    async def recorded(conn: DictConnection, orders: Sequence[repo.NewReservation]) -> set[str]:
-        seen.append((conn.autocommit, conn.info.transaction_status.name))
-        return await reserve(conn, orders)
-
-    monkeypatch.setattr(repo, "reserve_all_if_available", recorded)
+    _watch_reservations(
+        monkeypatch,
+        lambda conn, _: seen.append((conn.autocommit, conn.info.transaction_status.name)),
+    )
     await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
     await shell.after_commit.drained()
 
@@ -251,17 +262,13 @@ async def test_what_a_short_group_leaves_commits_together_or_not_at_all(
     product = await create_product(client, admin, stock=3)
     group = [order_created([(product["id"], quantity)]) for quantity in (2, 2, 1)]
     calls: list[str] = []
-    reserve = repo.reserve_all_if_available
 
-    async def failing_on_the_last(
-        conn: DictConnection, orders: Sequence[repo.NewReservation]
-    ) -> set[str]:
+    def failing_on_the_last(conn: DictConnection, orders: Sequence[repo.NewReservation]) -> None:
         calls.append(conn.info.transaction_status.name)
         if [o.order_id for o in orders] == [group[-1].subject]:
             raise RuntimeError("the database went away")
-        return await reserve(conn, orders)
 
-    monkeypatch.setattr(repo, "reserve_all_if_available", failing_on_the_last)
+    _watch_reservations(monkeypatch, failing_on_the_last)
     with pytest.raises(RuntimeError):
         await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
 
