@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -252,29 +253,25 @@ class InventoryService:
                 reservation = _reservation(order, lines, expires_at, consumed.trace_context)
                 wanted[order.order_id] = (consumed, reservation)
         together = [reservation for _, reservation in wanted.values()]
-        if conn.autocommit and len(together) < len(events):
-            async with conn.transaction():  # a malformed or repeated order: the group at once
-                return await self._reserve_each(conn, events, lines_of, wanted, None)
-        reserved = await repo.reserve_all_if_available(conn, together) if together else set()
-        if conn.autocommit and len(events) - len(reserved) > 1:
-            async with conn.transaction():  # the rest, several units, commit together
-                return await self._reserve_each(conn, events, lines_of, wanted, reserved)
-        return await self._reserve_each(conn, events, lines_of, wanted, reserved)
+        whole = conn.autocommit and len(together) < len(events)
+        async with AsyncExitStack() as atomic:
+            if whole:  # a malformed or repeated order: the whole group in one transaction
+                await atomic.enter_async_context(conn.transaction())
+            reserved = await repo.reserve_all_if_available(conn, together) if together else set()
+            if conn.autocommit and not whole and len(events) - len(reserved) > 1:
+                await atomic.enter_async_context(conn.transaction())  # the rest, together
+            return await self._answers(conn, events, lines_of, wanted, reserved)
 
-    async def _reserve_each(
+    async def _answers(
         self,
         conn: DictConnection,
         events: Sequence[Consumed],
         lines_of: list[list[RequestedLine]],
         wanted: dict[str, tuple[Consumed, repo.NewReservation]],
-        reserved: set[str] | None,
+        reserved: set[str],
     ) -> list[Applied | None]:
-        """Each event's answer once the orders were tried together (`reserved`, or None to
-        try them together first): a reserved order is confirmed; when none was reserved, each
-        is tried on its own; the rest take the checked path."""
-        if reserved is None:
-            together = [reservation for _, reservation in wanted.values()]
-            reserved = await repo.reserve_all_if_available(conn, together) if together else set()
+        """Each event's answer once the orders of `wanted` were tried together: confirmed for
+        one `reserved`; when none was, each tried on its own; the rest on the checked path."""
         alone = not reserved and len(wanted) > 1
         results: list[Applied | None] = []
         for consumed, lines in zip(events, lines_of, strict=True):

@@ -69,23 +69,19 @@ class Preferences:
 
 def resolved_channels(preferences: Preferences) -> ChannelMatrix:
     """Every event type and channel, on or off: the user's choice, else the default."""
-    return {
-        event_type: {
-            channel: preferences.channels.get(event_type, {}).get(channel, default)
-            for channel, default in DEFAULT_CHANNELS.items()
-        }
-        for event_type in EventType
-    }
+    return {event_type: _row(event_type, preferences) for event_type in EventType}
 
 
 def enabled_channels(event_type: EventType, preferences: Preferences) -> list[Channel]:
     """The channels (besides in-app) on which `event_type` is sent, in a fixed order: its row
     of `resolved_channels`, without making the others (this runs for every consumed event)."""
+    return [channel for channel, on in _row(event_type, preferences).items() if on]
+
+
+def _row(event_type: EventType, preferences: Preferences) -> dict[Channel, bool]:
+    """`event_type`'s channels, on or off, in `DEFAULT_CHANNELS`' order."""
     chosen = preferences.channels.get(event_type, {})
-    return [channel for channel in _CHANNELS if chosen.get(channel, DEFAULT_CHANNELS[channel])]
-
-
-_CHANNELS = tuple(Channel)
+    return {channel: chosen.get(channel, default) for channel, default in DEFAULT_CHANNELS.items()}
 
 
 def recipient(channel: Channel, preferences: Preferences, user_id: str) -> str | None:
