@@ -60,6 +60,7 @@ from yarl import URL
 
 from bench import (
     cpu,
+    handled,
     overload,
     perf_profile,
     procfs,
@@ -72,7 +73,7 @@ from bench import (
 from bench.live_client import LiveClient, PushClient
 from bench.settlements import Settlements
 from bench.stats import percentile, problem_cause
-from devstack.stack import run_dir
+from devstack.stack import StackConfig, run_dir
 from services.kit import http1, tracing
 from services.kit.limits import raise_open_files_limit
 from services.kit.live import OrjsonCodec
@@ -194,6 +195,8 @@ class RateResult:
     throughput: float = 0.0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per settled order of each process of the stack (bench/cpu.py)."""
+    handled: handled.Counts = field(default_factory=dict)
+    """What each service handled per settled order (bench/handled.py)."""
     notified: stages.Notified = field(default_factory=stages.Notified)
     """The notifications and deliveries made per confirmed order (bench/stages.py)."""
     stages: stages.Breakdown = field(default_factory=stages.Breakdown)
@@ -408,6 +411,8 @@ async def run_rate(
         sent[order_id] = started
         settlements.placed(order_id, order_id)
 
+    config = StackConfig.load(run_dir())
+    counted_before = await asyncio.to_thread(handled.read, config)
     roots = cpu.program_pids()
     cpu_before = cpu.sample(roots)
     tasks = []
@@ -433,6 +438,8 @@ async def run_rate(
             NOTIFIED_WAIT_SECONDS,
         )
     result.cpu_ms_per_order = cpu.per_unit_ms(cpu_before, cpu.sample(roots), len(done))
+    counted_after = await asyncio.to_thread(handled.read, config)
+    result.handled = handled.per_order(counted_before, counted_after, len(done))
     result.stages = await asyncio.to_thread(stages.breakdown, walls)
     result.notified = await asyncio.to_thread(stages.notified_per_order, list(walls))
     return result
@@ -543,6 +550,9 @@ def write_report(
         lines += [f"- {r.rate}/s: {errors_text(r)}" for r in refused]
     lines += stages.table([(r.rate, r.stages) for r in results])
     lines += cpu_table(results)
+    if results:
+        top = max(results, key=lambda r: r.rate)
+        lines += handled.table(top.rate, top.handled, top.cpu_ms_per_order)
     if profiled is not None:
         lines += profile.table(profiled.profiles)
         lines += perf_profile.table(profiled.machine, profiled.profiles)
