@@ -12,7 +12,9 @@ create-admin` against the stack's database. After a warm-up at the lowest rate (
 minute, because a freshly started Kafka's JIT compiler spent 190 ms of CPU a second during the first
 40 s at 20 orders/s and 11 by the third minute), for each arrival rate, once the stack is quiet
 again, it places orders open-loop for the given time while every customer listens on Socket.IO
-(bench/live_client.py), and measures create -> CONFIRMED pushed. Then the profiled run: the best
+(bench/live_client.py), and measures create -> CONFIRMED pushed, each process's CPU per order
+(bench/cpu.py) and, at the highest rate, what each service handled per order, from its own
+counters (bench/handled.py). Then the profiled run: the best
 sustained rate (or --profile-rate) for --profile-seconds while py-spy samples every Python program
 (bench/profile.py) and PostgreSQL counts each statement (bench/statements.py), which says where each
 program's CPU per order goes. Then the overload run (bench/overload.py): twice the best sustained

@@ -26,24 +26,26 @@ GATEWAY = "gateway"
 BUDGET_MS = 1.5
 """The CPU per created order the Python services are to spend at most
 (docs/benchmarks-analysis.md)."""
+PUSHES = "live pushes published"
 KINDS: tuple[tuple[str, str, Mapping[str, str]], ...] = (
     ("requests served", "http_requests_total", {}),
     ("upstream requests", "gateway_upstream_requests_total", {}),
     ("events consumed", "events_consumed_total", {}),
     ("events published", "events_published_total", {}),
-    ("live pushes published", "live_pushes_total", {"outcome": "published"}),
+    (PUSHES, "live_pushes_total", {"outcome": "published"}),
     ("RabbitMQ messages published", "rabbitmq_messages_published_total", {}),
     ("deliveries settled", "notifications_worker_deliveries_total", {}),
 )
 """What is counted, each as (the report's name, the counter, the labels a sample must have)."""
 RELAYED = "live pushes relayed"
 """The gateway's column: what the other services' live pushes published."""
-PUSHES = "live pushes published"
 SERVICES = ("gateway", "orders", "inventory", "notifications", "analytics")
 WORKERS = ("push",)
 """The channel workers an order's deliveries reach on the development stack (its users ask for
 push only)."""
 NEGLIGIBLE = 0.005
+"""Items per order below this are left out: not the orders' work (a page of products the bench
+read)."""
 Counts = dict[str, dict[str, float]]
 """Per program (as bench/cpu.py names it), per kind: a counter's value."""
 
@@ -88,8 +90,8 @@ def read(config: StackConfig | None, timeout: float = 5.0) -> Counts:
 
 def per_order(before: Counts, after: Counts, orders: int) -> Counts:
     """What each program handled per order between two reads (programs read both times), the
-    gateway's relayed pushes included, leaving out kinds under `NEGLIGIBLE` per order (a page
-    of products the bench read); empty for no order."""
+    gateway's relayed pushes included, leaving out kinds under `NEGLIGIBLE` per order; empty
+    for no order."""
     if orders <= 0:
         return {}
     handled: Counts = {}
