@@ -119,16 +119,17 @@ class Row:
     kinds: dict[str, float]
 
     @property
-    def cpu_us_per_item(self) -> float | None:
-        return self.cpu_ms * 1000 / self.items if self.items > 0 else None
+    def cpu_us_per_item(self) -> float:
+        return self.cpu_ms * 1000 / self.items
 
 
 def rows(handled: Counts, cpu_ms_per_order: Mapping[str, float]) -> list[Row]:
-    """One row per program that handled anything, the most CPU per order first."""
+    """One row per program that handled anything (so `items` > 0), the most CPU per order
+    first."""
     found = [
-        Row(program, cpu_ms_per_order.get(program, 0.0), sum(kinds.values()), kinds)
+        Row(program, cpu_ms_per_order.get(program, 0.0), items, kinds)
         for program, kinds in handled.items()
-        if kinds
+        if (items := sum(kinds.values())) > 0
     ]
     return sorted(found, key=lambda row: -row.cpu_ms)
 
@@ -155,13 +156,12 @@ def table(rate: int, handled: Counts, cpu_ms_per_order: Mapping[str, float]) -> 
     ]
     for row in found:
         cells = " | ".join(f"{row.kinds[k]:.2f}" if k in row.kinds else "-" for k in kinds)
-        per_item = row.cpu_us_per_item
         lines.append(
             f"| {row.program} | {row.cpu_ms:.2f} | {cells} | {row.items:.2f} | "
-            f"{'-' if per_item is None else f'{per_item:.0f}'} |"
+            f"{row.cpu_us_per_item:.0f} |"
         )
     cpu_ms = sum(row.cpu_ms for row in found)
-    items = sum(row.items for row in found)  # > 0: every row handled something
+    items = sum(row.items for row in found)
     lines += [
         f"| **all** | {cpu_ms:.2f} | "
         + " | ".join(f"{sum(row.kinds.get(k, 0.0) for row in found):.2f}" for k in kinds)

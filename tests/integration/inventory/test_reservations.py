@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Message
 from fastapi import FastAPI
 
 from services.inventory import repository as repo
@@ -65,6 +66,11 @@ async def answer(reader: TopicReader, order_id: str) -> Received:
 
 async def answers(reader: TopicReader, order_id: str) -> list[Received]:
     return [r for r in reader.received(order_id) if r.topic in (ORDER_CONFIRMED, ORDER_FAILED)]
+
+
+def created_messages(group: Sequence[Envelope[Any]]) -> list[Message]:
+    """The order.created events of `group` as one fetch's messages, in their order."""
+    return as_messages(*((ORDER_CREATED, created) for created in group))
 
 
 def claimed(db: Any, *events: Envelope[Any]) -> list[str]:
@@ -125,7 +131,7 @@ async def test_a_group_of_reservations_makes_the_product_list_stale_once(
     before = await PRODUCT_CHANGES.generation(redis)
     group = [order_created([(product["id"], 1)]) for _ in range(4)]
 
-    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.apply_group(created_messages(group))
     await shell.after_commit.drained()
 
     assert await stock_levels(client, product["id"]) == (10, 4, 6)
@@ -207,7 +213,7 @@ async def test_a_group_the_units_do_not_cover_is_reserved_order_by_order_first_c
     product = await create_product(client, admin, stock=3)
     group = [order_created([(product["id"], quantity)]) for quantity in (2, 2, 1)]
 
-    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.apply_group(created_messages(group))
     await shell.after_commit.drained()
 
     assert statuses(db, *group) == ["RESERVED", "REFUSED", "RESERVED"]
@@ -243,7 +249,7 @@ async def test_a_group_that_fits_is_its_one_statement_outside_a_transaction(
         monkeypatch,
         lambda conn, _: seen.append((conn.autocommit, conn.info.transaction_status.name)),
     )
-    await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+    await shell.apply_group(created_messages(group))
     await shell.after_commit.drained()
 
     assert seen == [(True, "IDLE")], "one statement, committing by itself"
@@ -270,7 +276,7 @@ async def test_what_a_short_group_leaves_commits_together_or_not_at_all(
 
     _watch_reservations(monkeypatch, failing_on_the_last)
     with pytest.raises(RuntimeError):
-        await shell.apply_group(as_messages(*((ORDER_CREATED, created) for created in group)))
+        await shell.apply_group(created_messages(group))
 
     # The group together (none fit), then one by one in a transaction: the first order's
     # reservation and the second's refusal went with it.
